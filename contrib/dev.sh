@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Developer entry point for a fresh Debian 12 machine:
+#   contrib/dev.sh run     install what is missing, build, run corrald on ./.dev-state and show it working
+#   contrib/dev.sh check   install what is missing, build, run the whole test suite
+#   contrib/dev.sh deps    only install what is missing
+#   contrib/dev.sh build   install what is missing and build
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+builddir=${CORRAL_BUILDDIR:-$top/build}
+
+# Build and test dependencies, all from Debian 12's archive.
+packages=(
+        build-essential autoconf automake libtool pkg-config
+        libsystemd-dev libsqlite3-dev libcjson-dev libcmocka-dev
+        libmicrohttpd-dev libcurl4-openssl-dev
+        curl sqlite3 procps
+)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+install_deps() {
+        local missing=() p
+        for p in "${packages[@]}"; do
+                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+        done
+        [ ${#missing[@]} -eq 0 ] && return 0
+        log "installing: ${missing[*]}"
+        local sudo=
+        [ "$(id -u)" -eq 0 ] || sudo=sudo
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+build() {
+        install_deps
+        cd "$top"
+        if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
+                log "autoreconf"
+                autoreconf -fi
+        fi
+        mkdir -p "$builddir"
+        cd "$builddir"
+        if [ ! -f Makefile ] || [ "$top/configure" -nt config.status ]; then
+                log "configure"
+                "$top/configure" --enable-werror ${CORRAL_CONFIGURE_FLAGS:-}
+        fi
+        log "make"
+        make -j"$(nproc)"
+}
+
+cmd_check() {
+        build
+        cd "$builddir"
+        log "make check"
+        if ! make -j"$(nproc)" check; then
+                find . -name '*.log' -path '*tests*' -newer config.status -print0 |
+                        xargs -0 grep -l -E '^(not ok|Bail out|FAIL)' 2>/dev/null |
+                        while read -r f; do echo "---- $f"; tail -n 80 "$f"; done
+                exit 1
+        fi
+}
+
+cmd_run() {
+        build
+        local state=$top/.dev-state sock=$top/.dev-state/corrald.sock
+        local corrald=$builddir/corrald corralctl=$builddir/corralctl
+        mkdir -p "$state"
+        export CORRAL_SOCKET=$sock
+        log "starting corrald --state-dir $state --socket $sock"
+        "$corrald" --state-dir "$state" --socket "$sock" --placement "${CORRAL_PLACEMENT:-none}" &
+        local pid=$!
+        trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT INT TERM
+        local i
+        for i in $(seq 100); do
+                "$corralctl" status >/dev/null 2>&1 && break
+                kill -0 $pid 2>/dev/null || { log "corrald exited"; exit 1; }
+                sleep 0.1
+        done
+        log "corralctl status"
+        "$corralctl" status
+        log "a company, an agent and an issue assigned to it"
+        local company agent
+        company=$("$corralctl" company list --json | sed -n 's/.*"id": *"\([^"]*\)".*"name": *"Demo".*/\1/p' | head -n1)
+        if [ -z "$company" ]; then
+                company=$("$corralctl" company create --name Demo --prefix DEMO --quiet)
+                agent=$("$corralctl" agent create --company "$company" --name demo-agent --role engineer \
+                        --adapter process --config '{"command":"/bin/sh","args":["-c","echo hello from a corral run"]}' --quiet)
+                "$corralctl" issue create --company "$company" --title "Say hello" --assignee "$agent" --status todo >/dev/null
+        fi
+        "$corralctl" company list
+        "$corralctl" agent list --company "$company"
+        "$corralctl" issue list --company "$company"
+        log "corrald is running (pid $pid, socket $sock); try: CORRAL_SOCKET=$sock $corralctl status"
+        log "press Ctrl-C to stop"
+        wait $pid
+}
+
+case "${1:-}" in
+deps) install_deps ;;
+build) build ;;
+check) cmd_check ;;
+run) cmd_run ;;
+*)
+        echo "usage: $0 run|check|build|deps" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * corrald: parse the command line, load the configuration, run the manager.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "log.h"
+#include "manager.h"
+
+static void help(void) {
+        printf("Usage: corrald [OPTIONS...]\n\n"
+               "Supervise AI agent runs: wake agents, run each in its own cgroup, keep all state in SQLite.\n\n"
+               "  -h --help              Show this help\n"
+               "     --version           Show the version\n"
+               "  -c --config=PATH       Configuration file (default %s)\n"
+               "     --state-dir=DIR     Database and per-run files (default %s/lib/corral)\n"
+               "     --socket=PATH       API socket when not socket-activated (default %s/corral/corrald.sock)\n"
+               "     --database=PATH     SQLite database (default STATE-DIR/corral.db)\n"
+               "     --placement=MODE    auto, scope, cgroup or none (default auto)\n"
+               "     --log-level=LEVEL   err, warning, notice, info or debug (default info)\n"
+               "\nSee corrald(8) and corrald.conf(5).\n",
+               CONFIG_DEFAULT_PATH, CORRAL_LOCALSTATEDIR, CORRAL_RUNSTATEDIR);
+}
+
+static int parse_argv(Manager *m, int argc, char *argv[]) {
+        enum { ARG_VERSION = 0x100, ARG_SETTING };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "config", required_argument, NULL, 'c' },
+                { "state-dir", required_argument, NULL, ARG_SETTING },
+                { "socket", required_argument, NULL, ARG_SETTING },
+                { "database", required_argument, NULL, ARG_SETTING },
+                { "placement", required_argument, NULL, ARG_SETTING },
+                { "log-level", required_argument, NULL, ARG_SETTING },
+                {},
+        };
+        int c, idx, r;
+
+        while ((c = getopt_long(argc, argv, "hc:", options, &idx)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("corrald %s\n", PACKAGE_VERSION);
+                        return 0;
+                case 'c':
+                        free(m->config_path);
+                        m->config_path = strdup(optarg);
+                        if (!m->config_path)
+                                return log_oom();
+                        m->config_must_exist = true;
+                        break;
+                case ARG_SETTING: {
+                        /* Validate now so a typo is a usage error, not a startup failure later. */
+                        _cleanup_free_ char *error = NULL;
+                        Config probe;
+                        if (config_init(&probe) < 0)
+                                return log_oom();
+                        r = config_set(&probe, options[idx].name, optarg, &error);
+                        config_done(&probe);
+                        if (r < 0)
+                                return log_error_errno(r, "--%s: %s", options[idx].name, error ?: strerror(-r));
+                        r = manager_add_override(m, options[idx].name, optarg);
+                        if (r < 0)
+                                return log_oom();
+                        break;
+                }
+                case '?':
+                        return -EINVAL;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc)
+                return log_error_errno(-EINVAL, "corrald takes no positional arguments (got '%s').", argv[optind]);
+        return 1;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        sigset_t mask;
+        int r;
+
+        log_setup("corrald", LOG_TARGET_AUTO);
+
+        r = manager_new(&m);
+        if (r < 0) {
+                log_oom();
+                return EXIT_FAILURE;
+        }
+        r = parse_argv(m, argc, argv);
+        if (r <= 0)
+                return r < 0 ? 2 : EXIT_SUCCESS;
+
+        r = manager_load_config(m);
+        if (r < 0)
+                return EXIT_FAILURE;
+
+        /* sd-event takes these through signalfd; they must not be delivered the classic way. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        log_info("corrald %s starting (state in %s).", PACKAGE_VERSION, m->config.state_dir);
+        r = manager_startup(m);
+        if (r < 0)
+                return EXIT_FAILURE;
+        r = manager_run(m);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,894 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Route handlers of the API (SPEC §7): companies, agents, issues, comments,
+ * activity, health. Every change happens in one short transaction together
+ * with its activity row; bad input is refused before anything is written.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api-internal.h"
+#include "basic/util.h"
+#include "issues.h"
+#include "jsonmap.h"
+#include "log.h"
+#include "manager.h"
+#include "model.h"
+
+#define LIST_LIMIT_DEFAULT 200
+#define LIST_LIMIT_MAX 1000
+
+/* Who is calling. Every peer the socket lets in is the board (the operator) for now;
+ * the uid is kept so the activity log says which local user acted. */
+typedef struct Actor {
+        ActorType type;
+        char id[32];
+} Actor;
+
+static Actor request_actor(const ApiRequest *req) {
+        Actor a = { .type = ACTOR_USER };
+
+        if (req->peer_uid == (uid_t) -1)
+                snprintf(a.id, sizeof(a.id), "board");
+        else
+                snprintf(a.id, sizeof(a.id), "uid:%u", (unsigned) req->peer_uid);
+        return a;
+}
+
+static Store *req_store(ApiRequest *req) {
+        return req->manager->store;
+}
+
+static int reply_entity(ApiRequest *req, unsigned status, const Entity *e, const void *obj) {
+        return api_reply(req, status, json_from_entity(e, obj));
+}
+
+static int reply_entities(ApiRequest *req, const Entity *e, void *items, size_t n) {
+        int r = api_reply(req, 200, json_from_entities(e, items, n));
+        entity_array_free(e, items, n);
+        return r;
+}
+
+/* Reply with the input error from json_to_entity(), or pass on an internal one. */
+static int reply_input_error(ApiRequest *req, int r, char *error) {
+        _cleanup_free_ char *e = error;
+
+        if (r == -EINVAL)
+                return api_reply_error(req, 400, "%s", strna(e));
+        return r;
+}
+
+static int require_body(ApiRequest *req) {
+        if (!cJSON_IsObject(req->body)) {
+                (void) api_reply_error(req, 400, "request body must be a JSON object");
+                return 0;
+        }
+        return 1;
+}
+
+/* Load a record by id; replies 404 (and returns 0) when it does not exist. */
+static int load(ApiRequest *req, const Entity *e, const char *id, void *ret) {
+        int r = store_get(req_store(req), e, id, ret);
+
+        if (r == -ENOENT) {
+                (void) api_reply_error(req, 404, "%s '%.64s' not found", e->name, id);
+                return 0;
+        }
+        return r < 0 ? r : 1;
+}
+
+/* Give a new record its id and timestamps. */
+static int stamp_new(char **id, char **created_at, char **updated_at) {
+        char u[UUID_STRING_MAX], now[ISO_TIME_MAX];
+        int r;
+
+        r = uuid_new(u);
+        if (r < 0)
+                return r;
+        r = iso_time_now(now);
+        if (r < 0)
+                return r;
+        if (free_and_strdup(id, u) < 0 || free_and_strdup(created_at, now) < 0 ||
+            (updated_at && free_and_strdup(updated_at, now) < 0))
+                return -ENOMEM;
+        return 0;
+}
+
+static int stamp_updated(char **updated_at) {
+        char now[ISO_TIME_MAX];
+        int r = iso_time_now(now);
+        return r < 0 ? r : free_and_strdup(updated_at, now);
+}
+
+/* Record an action in the activity log; details (may be NULL) is consumed. */
+static int add_activity(ApiRequest *req, const char *company_id, const char *action, const char *entity_type,
+                        const char *entity_id, const char *agent_id, cJSON *details) {
+        _cleanup_json_ cJSON *d = details;
+        _cleanup_(activity_donep) Activity a = {};
+        Actor actor = request_actor(req);
+        int r;
+
+        r = entity_init(&activity_entity, &a);
+        if (r < 0)
+                return r;
+        r = stamp_new(&a.id, &a.created_at, NULL);
+        if (r < 0)
+                return r;
+        a.actor_type = actor.type;
+        if (d) {
+                free(a.details);
+                a.details = cJSON_PrintUnformatted(d);
+        }
+        if (free_and_strdup(&a.company_id, company_id) < 0 || free_and_strdup(&a.actor_id, actor.id) < 0 ||
+            free_and_strdup(&a.action, action) < 0 || free_and_strdup(&a.entity_type, entity_type) < 0 ||
+            free_and_strdup(&a.entity_id, entity_id) < 0 || free_and_strdup(&a.agent_id, agent_id) < 0 || !a.details)
+                return -ENOMEM;
+        return store_insert(req_store(req), &activity_entity, &a);
+}
+
+/* ?limit= within 1..LIST_LIMIT_MAX; replies 400 and returns 0 when invalid. */
+static int parse_limit(ApiRequest *req, size_t *ret) {
+        const char *s = api_query(req, "limit");
+        int64_t v;
+
+        *ret = LIST_LIMIT_DEFAULT;
+        if (!s)
+                return 1;
+        if (safe_atoi64(s, &v) < 0 || v < 1 || v > LIST_LIMIT_MAX) {
+                (void) api_reply_error(req, 400, "limit must be an integer from 1 to %d", LIST_LIMIT_MAX);
+                return 0;
+        }
+        *ret = (size_t) v;
+        return 1;
+}
+
+/* ---- health ---- */
+
+static int count_rows(ApiRequest *req, cJSON *o, const char *name, const char *table, const char *clause) {
+        int64_t n;
+        int r = store_count(req_store(req), table, clause, NULL, &n);
+        if (r < 0)
+                return r;
+        return cJSON_AddNumberToObject(o, name, (double) n) ? 0 : -ENOMEM;
+}
+
+static int handle_health(ApiRequest *req) {
+        Manager *m = req->manager;
+        _cleanup_json_ cJSON *o = cJSON_CreateObject();
+        cJSON *counts;
+        int r;
+
+        if (!o || !cJSON_AddStringToObject(o, "status", "ok") || !cJSON_AddStringToObject(o, "version", PACKAGE_VERSION) ||
+            !cJSON_AddNumberToObject(o, "schemaVersion", store_schema_version(m->store)) ||
+            !cJSON_AddNumberToObject(o, "pid", getpid()) ||
+            !cJSON_AddNumberToObject(o, "uptimeSec", (double) ((now_usec() - m->started_usec) / 1000000)) ||
+            !cJSON_AddStringToObject(o, "placement", placement_to_string(m->config.placement)) ||
+            !cJSON_AddStringToObject(o, "stateDir", m->config.state_dir) ||
+            !cJSON_AddBoolToObject(o, "socketActivated", m->socket_activated))
+                return -ENOMEM;
+        counts = cJSON_AddObjectToObject(o, "counts");
+        if (!counts)
+                return -ENOMEM;
+        if ((r = count_rows(req, counts, "companies", "companies", NULL)) < 0 ||
+            (r = count_rows(req, counts, "agents", "agents", NULL)) < 0 ||
+            (r = count_rows(req, counts, "issues", "issues", NULL)) < 0 ||
+            (r = count_rows(req, counts, "activeRuns", "heartbeat_runs", "WHERE status IN ('queued', 'running')")) < 0)
+                return r;
+        return api_reply(req, 200, TAKE_PTR(o));
+}
+
+/* ---- companies ---- */
+
+static int handle_company_list(ApiRequest *req) {
+        void *items;
+        size_t n;
+        int r = store_list(req_store(req), &company_entity, "ORDER BY created_at, id", NULL, 0, &items, &n);
+        return r < 0 ? r : reply_entities(req, &company_entity, items, n);
+}
+
+static int handle_company_get(ApiRequest *req) {
+        _cleanup_(company_donep) Company c = {};
+        int r = load(req, &company_entity, req->params[0], &c);
+        return r <= 0 ? r : reply_entity(req, 200, &company_entity, &c);
+}
+
+/* A free prefix derived from the name: "ACME", then "ACME2", "ACME3", ... */
+static int pick_issue_prefix(ApiRequest *req, const char *name, char **ret) {
+        _cleanup_free_ char *base = NULL;
+        int r;
+
+        r = issue_prefix_from_name(name, &base);
+        if (r < 0)
+                return r;
+        for (int i = 1; i < 1000; i++) {
+                _cleanup_free_ char *candidate = i == 1 ? strdup(base) : strprintf("%s%d", base, i);
+                int64_t n;
+                if (!candidate)
+                        return -ENOMEM;
+                r = store_count(req_store(req), "companies", "WHERE issue_prefix = ?1",
+                                (const char *const[]) { candidate, NULL }, &n);
+                if (r < 0)
+                        return r;
+                if (n == 0) {
+                        *ret = TAKE_PTR(candidate);
+                        return 0;
+                }
+        }
+        return -EEXIST;
+}
+
+static int validate_company(ApiRequest *req, const Company *c) {
+        if (c->budget_monthly_cents < 0) {
+                (void) api_reply_error(req, 400, "budgetMonthlyCents must not be negative");
+                return 0;
+        }
+        if (c->issue_prefix && !issue_prefix_is_valid(c->issue_prefix)) {
+                (void) api_reply_error(req, 400,
+                                       "issuePrefix must be 1 to 10 upper-case letters or digits, starting with a letter");
+                return 0;
+        }
+        return 1;
+}
+
+static int handle_company_create(ApiRequest *req) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(company_donep) Company c = {};
+        Store *s = req_store(req);
+        char *error = NULL;
+        int r;
+
+        if (!require_body(req))
+                return 0;
+        r = entity_init(&company_entity, &c);
+        if (r < 0)
+                return r;
+        r = json_to_entity(&company_entity, req->body, FIELD_CREATE, NULL, &c, &error);
+        if (r < 0)
+                return reply_input_error(req, r, error);
+        r = validate_company(req, &c);
+        if (r <= 0)
+                return r;
+        r = stamp_new(&c.id, &c.created_at, &c.updated_at);
+        if (r < 0)
+                return r;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        if (!c.issue_prefix) {
+                r = pick_issue_prefix(req, c.name, &c.issue_prefix);
+                if (r < 0)
+                        return r;
+        }
+        r = store_insert(s, &company_entity, &c);
+        if (r == -EEXIST)
+                return api_reply_error(req, 409, "issuePrefix '%s' is already used by another company", c.issue_prefix);
+        if (r < 0)
+                return r;
+        r = add_activity(req, c.id, "company.created", "company", c.id, NULL, NULL);
+        if (r < 0)
+                return r;
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        return reply_entity(req, 201, &company_entity, &c);
+}
+
+static int handle_company_patch(ApiRequest *req) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(company_donep) Company c = {};
+        Store *s = req_store(req);
+        char *error = NULL;
+        int r;
+
+        if (!require_body(req))
+                return 0;
+        r = load(req, &company_entity, req->params[0], &c);
+        if (r <= 0)
+                return r;
+        r = json_to_entity(&company_entity, req->body, FIELD_PATCH, NULL, &c, &error);
+        if (r < 0)
+                return reply_input_error(req, r, error);
+        r = validate_company(req, &c);
+        if (r <= 0)
+                return r;
+        r = stamp_updated(&c.updated_at);
+        if (r < 0)
+                return r;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        r = store_update(s, &company_entity, &c);
+        if (r < 0)
+                return r;
+        r = add_activity(req, c.id, "company.updated", "company", c.id, NULL, cJSON_Duplicate(req->body, true));
+        if (r < 0)
+                return r;
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        return reply_entity(req, 200, &company_entity, &c);
+}
+
+static int handle_company_activity(ApiRequest *req) {
+        _cleanup_(company_donep) Company c = {};
+        size_t limit, n;
+        void *items;
+        int r;
+
+        r = load(req, &company_entity, req->params[0], &c);
+        if (r <= 0)
+                return r;
+        r = parse_limit(req, &limit);
+        if (r <= 0)
+                return r;
+        r = store_list(req_store(req), &activity_entity, "WHERE company_id = ?1 ORDER BY created_at DESC, rowid DESC",
+                       (const char *const[]) { c.id, NULL }, limit, &items, &n);
+        return r < 0 ? r : reply_entities(req, &activity_entity, items, n);
+}
+
+/* ---- agents ---- */
+
+/* Checks of an agent record beyond the field types. */
+static int validate_agent(ApiRequest *req, const Agent *a) {
+        if (strlen(a->name) > 255) {
+                (void) api_reply_error(req, 400, "name must be at most 255 bytes");
+                return 0;
+        }
+        if (isempty(a->role)) {
+                (void) api_reply_error(req, 400, "role must not be empty");
+                return 0;
+        }
+        return 1;
+}
+
+static int handle_agent_list(ApiRequest *req) {
+        _cleanup_(company_donep) Company c = {};
+        size_t n;
+        void *items;
+        int r;
+
+        r = load(req, &company_entity, req->params[0], &c);
+        if (r <= 0)
+                return r;
+        r = store_list(req_store(req), &agent_entity, "WHERE company_id = ?1 ORDER BY created_at, id",
+                       (const char *const[]) { c.id, NULL }, 0, &items, &n);
+        return r < 0 ? r : reply_entities(req, &agent_entity, items, n);
+}
+
+static int handle_agent_get(ApiRequest *req) {
+        _cleanup_(agent_donep) Agent a = {};
+        int r = load(req, &agent_entity, req->params[0], &a);
+        return r <= 0 ? r : reply_entity(req, 200, &agent_entity, &a);
+}
+
+static int handle_agent_create(ApiRequest *req) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(company_donep) Company c = {};
+        _cleanup_(agent_donep) Agent a = {};
+        Store *s = req_store(req);
+        char *error = NULL;
+        int r;
+
+        if (!require_body(req))
+                return 0;
+        r = load(req, &company_entity, req->params[0], &c);
+        if (r <= 0)
+                return r;
+        r = entity_init(&agent_entity, &a);
+        if (r < 0)
+                return r;
+        /* The company comes from the path; a companyId in the body must agree with it. */
+        const cJSON *cid = cJSON_GetObjectItemCaseSensitive(req->body, "companyId");
+        if (cid && (!cJSON_IsString(cid) || !streq(cid->valuestring, c.id)))
+                return api_reply_error(req, 400, "companyId in the body does not match the company in the path");
+        r = json_to_entity(&agent_entity, req->body, FIELD_CREATE, (const char *const[]) { "companyId", NULL }, &a,
+                           &error);
+        if (r < 0)
+                return reply_input_error(req, r, error);
+        r = validate_agent(req, &a);
+        if (r <= 0)
+                return r;
+        r = free_and_strdup(&a.company_id, c.id);
+        if (r < 0)
+                return r;
+        r = stamp_new(&a.id, &a.created_at, &a.updated_at);
+        if (r < 0)
+                return r;
+        if (c.require_board_approval_for_new_agents)
+                a.status = AGENT_PENDING_APPROVAL;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        r = store_insert(s, &agent_entity, &a);
+        if (r < 0)
+                return r;
+        r = add_activity(req, c.id, "agent.created", "agent", a.id, a.id, NULL);
+        if (r < 0)
+                return r;
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        return reply_entity(req, 201, &agent_entity, &a);
+}
+
+static int handle_agent_patch(ApiRequest *req) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(agent_donep) Agent a = {};
+        Store *s = req_store(req);
+        char *error = NULL;
+        int r;
+
+        if (!require_body(req))
+                return 0;
+        r = load(req, &agent_entity, req->params[0], &a);
+        if (r <= 0)
+                return r;
+        r = json_to_entity(&agent_entity, req->body, FIELD_PATCH, NULL, &a, &error);
+        if (r < 0)
+                return reply_input_error(req, r, error);
+        r = validate_agent(req, &a);
+        if (r <= 0)
+                return r;
+        r = stamp_updated(&a.updated_at);
+        if (r < 0)
+                return r;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        r = store_update(s, &agent_entity, &a);
+        if (r < 0)
+                return r;
+        r = add_activity(req, a.company_id, "agent.updated", "agent", a.id, a.id, cJSON_Duplicate(req->body, true));
+        if (r < 0)
+                return r;
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        return reply_entity(req, 200, &agent_entity, &a);
+}
+
+typedef enum AgentAction {
+        AGENT_ACTION_PAUSE,
+        AGENT_ACTION_RESUME,
+        AGENT_ACTION_TERMINATE,
+} AgentAction;
+
+static int agent_transition(ApiRequest *req, AgentAction action) {
+        static const char *const action_names[] = { "agent.paused", "agent.resumed", "agent.terminated" };
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(agent_donep) Agent a = {};
+        Store *s = req_store(req);
+        char now[ISO_TIME_MAX];
+        int r;
+
+        r = load(req, &agent_entity, req->params[0], &a);
+        if (r <= 0)
+                return r;
+        if (req->body && !cJSON_IsObject(req->body))
+                return api_reply_error(req, 400, "request body must be a JSON object");
+        r = iso_time_now(now);
+        if (r < 0)
+                return r;
+
+        switch (action) {
+        case AGENT_ACTION_PAUSE:
+                if (a.status == AGENT_TERMINATED)
+                        return api_reply_error(req, 409, "agent is terminated and cannot be paused");
+                if (a.status != AGENT_PAUSED) {
+                        a.status = AGENT_PAUSED;
+                        a.pause_reason = PAUSE_MANUAL;
+                        r = free_and_strdup(&a.paused_at, now);
+                }
+                break;
+        case AGENT_ACTION_RESUME:
+                if (a.status != AGENT_PAUSED)
+                        return api_reply_error(req, 409, "agent is not paused (status %s)", agent_status_to_string(a.status));
+                a.status = AGENT_IDLE;
+                a.pause_reason = -1;
+                r = free_and_strdup(&a.paused_at, NULL);
+                break;
+        case AGENT_ACTION_TERMINATE:
+                a.status = AGENT_TERMINATED;
+                break;
+        }
+        if (r < 0)
+                return r;
+        r = free_and_strdup(&a.updated_at, now);
+        if (r < 0)
+                return r;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        r = store_update(s, &agent_entity, &a);
+        if (r < 0)
+                return r;
+        r = add_activity(req, a.company_id, action_names[action], "agent", a.id, a.id, NULL);
+        if (r < 0)
+                return r;
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        return reply_entity(req, 200, &agent_entity, &a);
+}
+
+static int handle_agent_pause(ApiRequest *req) {
+        return agent_transition(req, AGENT_ACTION_PAUSE);
+}
+
+static int handle_agent_resume(ApiRequest *req) {
+        return agent_transition(req, AGENT_ACTION_RESUME);
+}
+
+static int handle_agent_terminate(ApiRequest *req) {
+        return agent_transition(req, AGENT_ACTION_TERMINATE);
+}
+
+/* ---- issues ---- */
+
+/* An issue by id or by identifier ("ACME-12"). */
+static int load_issue(ApiRequest *req, const char *key, Issue *ret) {
+        void *items;
+        size_t n;
+        int r;
+
+        if (uuid_is_valid(key))
+                return load(req, &issue_entity, key, ret);
+        r = store_list(req_store(req), &issue_entity, "WHERE identifier = ?1", (const char *const[]) { key, NULL }, 1,
+                       &items, &n);
+        if (r < 0)
+                return r;
+        if (n == 0) {
+                free(items);
+                (void) api_reply_error(req, 404, "issue '%.64s' not found", key);
+                return 0;
+        }
+        memcpy(ret, items, sizeof(Issue));
+        free(items);
+        return 1;
+}
+
+/* References an issue makes must stay inside its company. */
+static int validate_issue(ApiRequest *req, const Issue *issue) {
+        int r;
+
+        if (issue->assignee_agent_id && issue->assignee_user_id) {
+                (void) api_reply_error(req, 422, "an issue has at most one assignee: set assigneeAgentId or assigneeUserId, not both");
+                return 0;
+        }
+        if (issue->assignee_agent_id) {
+                _cleanup_(agent_donep) Agent a = {};
+                r = store_get(req_store(req), &agent_entity, issue->assignee_agent_id, &a);
+                if (r == -ENOENT || (r >= 0 && !streq(a.company_id, issue->company_id))) {
+                        (void) api_reply_error(req, 422, "assigneeAgentId '%.64s': no such agent in this company",
+                                               issue->assignee_agent_id);
+                        return 0;
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (issue->parent_id) {
+                _cleanup_(issue_donep) Issue p = {};
+                if (streq_ptr(issue->parent_id, issue->id)) {
+                        (void) api_reply_error(req, 422, "an issue cannot be its own parent");
+                        return 0;
+                }
+                r = store_get(req_store(req), &issue_entity, issue->parent_id, &p);
+                if (r == -ENOENT || (r >= 0 && !streq(p.company_id, issue->company_id))) {
+                        (void) api_reply_error(req, 422, "parentId '%.64s': no such issue in this company", issue->parent_id);
+                        return 0;
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 1;
+}
+
+static int handle_issue_list(ApiRequest *req) {
+        _cleanup_(company_donep) Company c = {};
+        const char *status = api_query(req, "status"), *assignee = api_query(req, "assigneeAgentId");
+        char clause[256];
+        const char *args[4] = { NULL };
+        size_t n_args = 0, limit, n;
+        void *items;
+        int r;
+
+        r = load(req, &company_entity, req->params[0], &c);
+        if (r <= 0)
+                return r;
+        r = parse_limit(req, &limit);
+        if (r <= 0)
+                return r;
+        if (!api_query(req, "limit"))
+                limit = 0;
+        args[n_args++] = c.id;
+        snprintf(clause, sizeof(clause), "WHERE company_id = ?1");
+        if (status) {
+                if (issue_status_from_string(status) < 0)
+                        return api_reply_error(req, 400, "invalid status '%.64s'", status);
+                args[n_args++] = status;
+                strcat(clause, " AND status = ?2");
+        }
+        if (assignee) {
+                args[n_args++] = assignee;
+                strcat(clause, n_args == 3 ? " AND assignee_agent_id = ?3" : " AND assignee_agent_id = ?2");
+        }
+        strcat(clause, " ORDER BY issue_number");
+        r = store_list(req_store(req), &issue_entity, clause, args, limit, &items, &n);
+        return r < 0 ? r : reply_entities(req, &issue_entity, items, n);
+}
+
+static int handle_issue_get(ApiRequest *req) {
+        _cleanup_(issue_donep) Issue i = {};
+        int r = load_issue(req, req->params[0], &i);
+        return r <= 0 ? r : reply_entity(req, 200, &issue_entity, &i);
+}
+
+static int handle_issue_create(ApiRequest *req) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(company_donep) Company c = {};
+        _cleanup_(issue_donep) Issue i = {};
+        _cleanup_free_ char *prefix = NULL;
+        Store *s = req_store(req);
+        char *error = NULL;
+        int r;
+
+        if (!require_body(req))
+                return 0;
+        r = load(req, &company_entity, req->params[0], &c);
+        if (r <= 0)
+                return r;
+        r = entity_init(&issue_entity, &i);
+        if (r < 0)
+                return r;
+        r = json_to_entity(&issue_entity, req->body, FIELD_CREATE, NULL, &i, &error);
+        if (r < 0)
+                return reply_input_error(req, r, error);
+        r = free_and_strdup(&i.company_id, c.id);
+        if (r < 0)
+                return r;
+        r = stamp_new(&i.id, &i.created_at, &i.updated_at);
+        if (r < 0)
+                return r;
+        r = validate_issue(req, &i);
+        if (r <= 0)
+                return r;
+        r = issue_apply_create_rules(&i, i.created_at);
+        if (r < 0)
+                return r;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        r = store_issue_counter_next(s, c.id, &i.issue_number, &prefix);
+        if (r < 0)
+                return r;
+        i.identifier = strprintf("%s-%" PRIi64, prefix, i.issue_number);
+        if (!i.identifier)
+                return -ENOMEM;
+        r = store_insert(s, &issue_entity, &i);
+        if (r < 0)
+                return r;
+        r = add_activity(req, c.id, "issue.created", "issue", i.id, i.assignee_agent_id, NULL);
+        if (r < 0)
+                return r;
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        return reply_entity(req, 201, &issue_entity, &i);
+}
+
+static int insert_comment(ApiRequest *req, const Issue *issue, const char *body, IssueComment *ret) {
+        _cleanup_(comment_donep) IssueComment c = {};
+        Actor actor = request_actor(req);
+        cJSON *details;
+        int r;
+
+        r = stamp_new(&c.id, &c.created_at, &c.updated_at);
+        if (r < 0)
+                return r;
+        if (free_and_strdup(&c.company_id, issue->company_id) < 0 || free_and_strdup(&c.issue_id, issue->id) < 0 ||
+            free_and_strdup(&c.author_user_id, actor.id) < 0 || free_and_strdup(&c.body, body) < 0)
+                return -ENOMEM;
+        r = store_insert(req_store(req), &comment_entity, &c);
+        if (r < 0)
+                return r;
+        details = cJSON_CreateObject();
+        if (!details || !cJSON_AddStringToObject(details, "commentId", c.id) ||
+            !cJSON_AddStringToObject(details, "identifier", issue->identifier)) {
+                cJSON_Delete(details);
+                return -ENOMEM;
+        }
+        r = add_activity(req, issue->company_id, "issue.comment_added", "issue", issue->id, NULL, details);
+        if (r < 0)
+                return r;
+        if (ret) {
+                memcpy(ret, &c, sizeof(c));
+                memset(&c, 0, sizeof(c));
+        }
+        return 0;
+}
+
+/* An issue update's activity details: the fields asked for and, for a status change, the old status. */
+static cJSON *issue_update_details(const cJSON *body, const Issue *before, const Issue *after) {
+        cJSON *d = cJSON_Duplicate(body, true);
+
+        if (!d)
+                return NULL;
+        cJSON_DeleteItemFromObjectCaseSensitive(d, "comment");
+        cJSON_AddStringToObject(d, "identifier", after->identifier);
+        if (before->status != after->status) {
+                cJSON_DeleteItemFromObjectCaseSensitive(d, "status");
+                cJSON_AddStringToObject(d, "status", issue_status_to_string(after->status));
+                cJSON_AddStringToObject(d, "previousStatus", issue_status_to_string(before->status));
+        }
+        return d;
+}
+
+static int handle_issue_patch(ApiRequest *req) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(issue_donep) Issue before = {}, after = {};
+        Store *s = req_store(req);
+        const cJSON *comment;
+        char *error = NULL;
+        int r;
+
+        if (!require_body(req))
+                return 0;
+        r = load_issue(req, req->params[0], &before);
+        if (r <= 0)
+                return r;
+        comment = cJSON_GetObjectItemCaseSensitive(req->body, "comment");
+        if (comment && (!cJSON_IsString(comment) || isempty(comment->valuestring)))
+                return api_reply_error(req, 400, "field 'comment' must be a non-empty string");
+        r = entity_copy(&issue_entity, &before, &after);
+        if (r < 0)
+                return r;
+        r = json_to_entity(&issue_entity, req->body, FIELD_PATCH, (const char *const[]) { "comment", NULL }, &after, &error);
+        if (r < 0)
+                return reply_input_error(req, r, error);
+        r = validate_issue(req, &after);
+        if (r <= 0)
+                return r;
+        r = stamp_updated(&after.updated_at);
+        if (r < 0)
+                return r;
+        r = issue_apply_update_rules(&before, &after, json_has_field(req->body, "status"), after.updated_at);
+        if (r < 0)
+                return r;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        r = store_update(s, &issue_entity, &after);
+        if (r < 0)
+                return r;
+        r = add_activity(req, after.company_id, "issue.updated", "issue", after.id, after.assignee_agent_id,
+                         issue_update_details(req->body, &before, &after));
+        if (r < 0)
+                return r;
+        if (comment) {
+                r = insert_comment(req, &after, comment->valuestring, NULL);
+                if (r < 0)
+                        return r;
+        }
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        return reply_entity(req, 200, &issue_entity, &after);
+}
+
+/* ---- comments ---- */
+
+static int handle_comment_list(ApiRequest *req) {
+        _cleanup_(issue_donep) Issue i = {};
+        size_t n;
+        void *items;
+        int r;
+
+        r = load_issue(req, req->params[0], &i);
+        if (r <= 0)
+                return r;
+        r = store_list(req_store(req), &comment_entity, "WHERE issue_id = ?1 ORDER BY created_at, rowid",
+                       (const char *const[]) { i.id, NULL }, 0, &items, &n);
+        return r < 0 ? r : reply_entities(req, &comment_entity, items, n);
+}
+
+static int handle_comment_get(ApiRequest *req) {
+        _cleanup_(issue_donep) Issue i = {};
+        _cleanup_(comment_donep) IssueComment c = {};
+        int r;
+
+        r = load_issue(req, req->params[0], &i);
+        if (r <= 0)
+                return r;
+        r = load(req, &comment_entity, req->params[1], &c);
+        if (r <= 0)
+                return r;
+        if (!streq(c.issue_id, i.id))
+                return api_reply_error(req, 404, "comment '%.64s' not found on issue %s", req->params[1], i.identifier);
+        return reply_entity(req, 200, &comment_entity, &c);
+}
+
+static int handle_comment_create(ApiRequest *req) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(issue_donep) Issue i = {};
+        _cleanup_(comment_donep) IssueComment c = {}, input = {};
+        Store *s = req_store(req);
+        char *error = NULL;
+        int r;
+
+        if (!require_body(req))
+                return 0;
+        r = load_issue(req, req->params[0], &i);
+        if (r <= 0)
+                return r;
+        r = json_to_entity(&comment_entity, req->body, FIELD_CREATE, NULL, &input, &error);
+        if (r < 0)
+                return reply_input_error(req, r, error);
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        r = insert_comment(req, &i, input.body, &c);
+        if (r < 0)
+                return r;
+        /* A comment is activity on its issue. */
+        r = free_and_strdup(&i.updated_at, c.created_at);
+        if (r < 0)
+                return r;
+        r = store_update(s, &issue_entity, &i);
+        if (r < 0)
+                return r;
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        return reply_entity(req, 201, &comment_entity, &c);
+}
+
+const ApiRoute api_routes[] = {
+        { "GET", "/api/health", handle_health },
+        { "GET", "/api/companies", handle_company_list },
+        { "POST", "/api/companies", handle_company_create },
+        { "GET", "/api/companies/:id", handle_company_get },
+        { "PATCH", "/api/companies/:id", handle_company_patch },
+        { "GET", "/api/companies/:id/activity", handle_company_activity },
+        { "GET", "/api/companies/:id/agents", handle_agent_list },
+        { "POST", "/api/companies/:id/agents", handle_agent_create },
+        { "GET", "/api/companies/:id/issues", handle_issue_list },
+        { "POST", "/api/companies/:id/issues", handle_issue_create },
+        { "GET", "/api/agents/:id", handle_agent_get },
+        { "PATCH", "/api/agents/:id", handle_agent_patch },
+        { "POST", "/api/agents/:id/pause", handle_agent_pause },
+        { "POST", "/api/agents/:id/resume", handle_agent_resume },
+        { "POST", "/api/agents/:id/terminate", handle_agent_terminate },
+        { "GET", "/api/issues/:id", handle_issue_get },
+        { "PATCH", "/api/issues/:id", handle_issue_patch },
+        { "GET", "/api/issues/:id/comments", handle_comment_list },
+        { "POST", "/api/issues/:id/comments", handle_comment_create },
+        { "GET", "/api/issues/:id/comments/:commentId", handle_comment_get },
+        {},
+};

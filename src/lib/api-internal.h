@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What route handlers see of a request: the method, the path parameters, the
+ * parsed JSON body and the peer's credentials, with no libmicrohttpd types.
+ */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "basic/macro.h"
+
+typedef struct Manager Manager;
+
+#define API_PARAMS_MAX 4
+
+typedef struct ApiRequest {
+        Manager *manager;
+        const char *method;
+        const char *path;
+        char *params[API_PARAMS_MAX]; /* the ":name" segments of the route, in order */
+        cJSON *body;                  /* NULL when the request had no body */
+        uid_t peer_uid;
+        pid_t peer_pid;
+        void *connection; /* opaque, for api_query() */
+
+        unsigned status;  /* response, set by api_reply*() */
+        cJSON *reply;
+} ApiRequest;
+
+/* A route handler replies with api_reply*() and returns >= 0, or returns -errno for an
+ * internal failure, which becomes a 5xx with the error's text. */
+typedef int (*ApiHandler)(ApiRequest *req);
+
+typedef struct ApiRoute {
+        const char *method;
+        const char *pattern; /* "/api/companies/:id/agents" */
+        ApiHandler handler;
+} ApiRoute;
+
+extern const ApiRoute api_routes[];
+
+/* A query-string argument, or NULL. */
+const char *api_query(ApiRequest *req, const char *key);
+
+/* Set the response; takes ownership of body (which may be NULL on allocation failure: then -ENOMEM). */
+int api_reply(ApiRequest *req, unsigned status, cJSON *body);
+int api_reply_error(ApiRequest *req, unsigned status, const char *format, ...) _printf_(3, 4);

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The HTTP/1.1 JSON API on the Unix socket, served by libmicrohttpd from the
+ * daemon's sd-event loop: no thread of its own, so handlers touch state from
+ * the loop like everything else.
+ */
+#pragma once
+
+typedef struct Api Api;
+typedef struct Manager Manager;
+
+/* Largest request body accepted; bigger ones get 413. */
+#define API_BODY_MAX (1024 * 1024)
+
+/* Serve on listen_fd (a bound, listening stream socket; the Api does not close it). */
+int api_new(Manager *m, int listen_fd, Api **ret);
+Api *api_free(Api *a);

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Helpers that do not belong to any one module: identifiers, timestamps,
+ * numbers and files. They return -errno and never log.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define UUID_STRING_MAX 37 /* 36 characters and the NUL */
+#define ISO_TIME_MAX 32
+
+/* A random (version 4) UUID in its canonical lower-case text form. */
+int uuid_new(char ret[static UUID_STRING_MAX]);
+bool uuid_is_valid(const char *s);
+
+/* Wall clock in microseconds since the epoch. */
+int64_t now_usec(void);
+
+/* "2026-11-25T12:00:00.123Z" (always UTC, millisecond precision), so text order is time order. */
+int iso_time_format(int64_t usec, char ret[static ISO_TIME_MAX]);
+int iso_time_now(char ret[static ISO_TIME_MAX]);
+int iso_time_parse(const char *s, int64_t *ret_usec);
+
+int safe_atoi64(const char *s, int64_t *ret);
+int safe_atou64(const char *s, uint64_t *ret);
+
+/* Read a whole (small) file into a NUL-terminated buffer; refuses files over max_size bytes. */
+int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_size);
+
+/* Write a file atomically: temporary file in the same directory, fsync, rename. */
+int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode);
+
+/* mkdir -p with the given mode for every directory created. */
+int mkdir_parents_and_self(const char *path, unsigned mode);
+
+/* Strip leading and trailing whitespace in place; returns s. */
+char *strstrip(char *s);
+
+/* asprintf() that returns NULL on failure instead of leaving the pointer undefined. */
+char *strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

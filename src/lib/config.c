@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Configuration parsing and validation.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/util.h"
+#include "log.h"
+
+static const char *const placement_names[] = { "auto", "scope", "cgroup", "none", NULL };
+
+const char *placement_to_string(Placement p) {
+        return p >= 0 && p < _PLACEMENT_MAX ? placement_names[p] : NULL;
+}
+
+Placement placement_from_string(const char *s) {
+        for (int i = 0; s && placement_names[i]; i++)
+                if (streq(placement_names[i], s))
+                        return (Placement) i;
+        return _PLACEMENT_INVALID;
+}
+
+const char *const config_keys[] = { "state-dir", "socket", "database", "placement", "log-level", NULL };
+
+int config_init(Config *c) {
+        *c = (Config) {
+                .state_dir = strdup(CORRAL_LOCALSTATEDIR "/lib/corral"),
+                .socket_path = strdup(CORRAL_RUNSTATEDIR "/corral/corrald.sock"),
+                .placement = PLACEMENT_AUTO,
+                .log_level = LOG_INFO,
+        };
+        if (!c->state_dir || !c->socket_path) {
+                config_done(c);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+void config_done(Config *c) {
+        free(c->state_dir);
+        free(c->socket_path);
+        free(c->database);
+        *c = (Config) {};
+}
+
+static int set_path(char **field, const char *key, const char *value, char **ret_error) {
+        if (isempty(value) || value[0] != '/') {
+                *ret_error = strprintf("%s must be an absolute path, got '%s'", key, strempty(value));
+                return -EINVAL;
+        }
+        if (strlen(value) >= 4096) {
+                *ret_error = strprintf("%s is too long", key);
+                return -EINVAL;
+        }
+        return free_and_strdup(field, value);
+}
+
+int config_set(Config *c, const char *key, const char *value, char **ret_error) {
+        if (streq(key, "state-dir"))
+                return set_path(&c->state_dir, key, value, ret_error);
+        if (streq(key, "socket")) {
+                /* sun_path holds 108 bytes with the NUL. */
+                if (value && strlen(value) > 107) {
+                        *ret_error = strprintf("socket path '%s' is longer than 107 bytes", value);
+                        return -EINVAL;
+                }
+                return set_path(&c->socket_path, key, value, ret_error);
+        }
+        if (streq(key, "database"))
+                return set_path(&c->database, key, value, ret_error);
+        if (streq(key, "placement")) {
+                Placement p = placement_from_string(value);
+                if (p < 0) {
+                        *ret_error = strprintf("placement must be one of auto, scope, cgroup, none; got '%s'", strempty(value));
+                        return -EINVAL;
+                }
+                c->placement = p;
+                return 0;
+        }
+        if (streq(key, "log-level")) {
+                int l = log_level_from_string(value);
+                if (l < 0) {
+                        *ret_error = strprintf("log-level must be one of err, warning, notice, info, debug; got '%s'",
+                                               strempty(value));
+                        return -EINVAL;
+                }
+                c->log_level = l;
+                return 0;
+        }
+        return -ENOENT;
+}
+
+int config_load_file(Config *c, const char *path, bool must_exist) {
+        _cleanup_free_ char *text = NULL;
+        char *line, *next;
+        unsigned lineno = 0;
+        int r;
+
+        r = read_full_file(path, 1024 * 1024, &text, NULL);
+        if (r == -ENOENT && !must_exist)
+                return 0;
+        if (r < 0)
+                return log_error_errno(r, "Failed to read configuration file %s: %m", path);
+
+        for (line = text; line; line = next) {
+                _cleanup_free_ char *error = NULL;
+                char *l, *eq, *key, *value;
+
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                lineno++;
+                l = strstrip(line);
+
+                if (*l == 0 || *l == '#' || *l == ';')
+                        continue;
+                if (*l == '[') {
+                        if (!streq(l, "[corrald]"))
+                                log_warning("%s:%u: unknown section %s, its keys apply anyway.", path, lineno, l);
+                        continue;
+                }
+                eq = strchr(l, '=');
+                if (!eq)
+                        return log_error_errno(-EINVAL, "%s:%u: expected 'key = value', got '%s'.", path, lineno, l);
+                *eq = 0;
+                key = strstrip(l);
+                value = strstrip(eq + 1);
+                /* Allow values in double quotes for paths with spaces. */
+                size_t n = strlen(value);
+                if (n >= 2 && value[0] == '"' && value[n - 1] == '"') {
+                        value[n - 1] = 0;
+                        value++;
+                }
+
+                r = config_set(c, key, value, &error);
+                if (r == -ENOENT) {
+                        log_warning("%s:%u: unknown key '%s', ignoring.", path, lineno, key);
+                        continue;
+                }
+                if (r == -EINVAL)
+                        return log_error_errno(r, "%s:%u: %s", path, lineno, strna(error));
+                if (r < 0)
+                        return log_error_errno(r, "%s:%u: %m", path, lineno);
+        }
+        return 0;
+}
+
+char *config_database_path(const Config *c) {
+        if (c->database)
+                return strdup(c->database);
+        return strprintf("%s/corral.db", c->state_dir);
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * corrald's configuration: defaults, then /etc/corral/corrald.conf, then the
+ * command line. The file holds "key = value" lines whose keys are the long
+ * option names (state-dir, socket, ...), so every setting is also a flag.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+#include "basic/macro.h"
+
+#define CONFIG_DEFAULT_PATH CORRAL_SYSCONFDIR "/corral/corrald.conf"
+
+typedef enum Placement {
+        PLACEMENT_AUTO,
+        PLACEMENT_SCOPE,
+        PLACEMENT_CGROUP,
+        PLACEMENT_NONE,
+        _PLACEMENT_MAX,
+        _PLACEMENT_INVALID = -EINVAL,
+} Placement;
+
+const char *placement_to_string(Placement p);
+Placement placement_from_string(const char *s);
+
+typedef struct Config {
+        char *state_dir;   /* database and per-run files */
+        char *socket_path; /* API socket (when not socket-activated) */
+        char *database;    /* NULL: <state_dir>/corral.db */
+        Placement placement;
+        int log_level;
+} Config;
+
+/* The keys config_set() knows, in the order the man page lists them. */
+extern const char *const config_keys[];
+
+int config_init(Config *c);
+void config_done(Config *c);
+
+/* Set one key. -ENOENT: unknown key; -EINVAL: bad value, with a message in *ret_error. */
+int config_set(Config *c, const char *key, const char *value, char **ret_error);
+
+/* Read a config file. A missing file is fine unless must_exist. Errors are logged with
+ * the file name and line; unknown keys are warned about and ignored. */
+int config_load_file(Config *c, const char *path, bool must_exist);
+
+/* The database path, derived from state_dir unless set. Returns a new string. */
+char *config_database_path(const Config *c);

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Daemon lifecycle: configuration, store, socket, signals, readiness.
+ */
+#include "manager.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "basic/util.h"
+#include "log.h"
+
+sd_event *manager_event(Manager *m) {
+        return m->event;
+}
+
+int manager_new(Manager **ret) {
+        Manager *m;
+        int r;
+
+        m = calloc(1, sizeof(Manager));
+        if (!m)
+                return -ENOMEM;
+        m->listen_fd = -EBADF;
+        m->started_usec = now_usec();
+        r = config_init(&m->config);
+        if (r < 0) {
+                free(m);
+                return r;
+        }
+        m->config_path = strdup(CONFIG_DEFAULT_PATH);
+        if (!m->config_path) {
+                manager_free(m);
+                return -ENOMEM;
+        }
+        *ret = m;
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        api_free(m->api);
+        if (m->socket_created && m->config.socket_path)
+                (void) unlink(m->config.socket_path);
+        safe_close(m->listen_fd);
+        store_free(m->store);
+        sd_event_source_disable_unref(m->sigterm_source);
+        sd_event_source_disable_unref(m->sigint_source);
+        sd_event_source_disable_unref(m->sighup_source);
+        sd_event_unref(m->event);
+        for (size_t i = 0; i < m->n_overrides * 2; i++)
+                free(m->overrides[i]);
+        free(m->overrides);
+        free(m->config_path);
+        config_done(&m->config);
+        free(m);
+        return NULL;
+}
+
+int manager_add_override(Manager *m, const char *key, const char *value) {
+        char **t = realloc(m->overrides, (m->n_overrides + 1) * 2 * sizeof(char *));
+
+        if (!t)
+                return -ENOMEM;
+        m->overrides = t;
+        t[m->n_overrides * 2] = strdup(key);
+        t[m->n_overrides * 2 + 1] = strdup(value);
+        m->n_overrides++;
+        if (!t[m->n_overrides * 2 - 2] || !t[m->n_overrides * 2 - 1])
+                return -ENOMEM;
+        return 0;
+}
+
+int manager_load_config(Manager *m) {
+        Config c;
+        int r;
+
+        r = config_init(&c);
+        if (r < 0)
+                return log_oom();
+        r = config_load_file(&c, m->config_path, m->config_must_exist);
+        if (r < 0) {
+                config_done(&c);
+                return r;
+        }
+        for (size_t i = 0; i < m->n_overrides; i++) {
+                _cleanup_free_ char *error = NULL;
+                r = config_set(&c, m->overrides[2 * i], m->overrides[2 * i + 1], &error);
+                if (r < 0) {
+                        config_done(&c);
+                        return log_error_errno(r, "--%s: %s", m->overrides[2 * i], error ?: strerror(-r));
+                }
+        }
+        config_done(&m->config);
+        m->config = c;
+        log_set_max_level(m->config.log_level);
+        return 0;
+}
+
+/* Take the API socket from systemd, or create it (directory included, mode 0660). */
+static int manager_open_socket(Manager *m) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *dir = NULL;
+        int n, r;
+
+        n = sd_listen_fds(true);
+        if (n < 0)
+                return log_error_errno(n, "Failed to read sockets passed by systemd: %m");
+        if (n > 1)
+                return log_error_errno(-EINVAL, "Got %d sockets from systemd, expected one (the API socket).", n);
+        if (n == 1) {
+                r = sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to check the socket passed by systemd: %m");
+                if (r == 0)
+                        return log_error_errno(-EINVAL, "The socket passed by systemd is not a listening Unix stream socket.");
+                m->listen_fd = SD_LISTEN_FDS_START;
+                m->socket_activated = true;
+                (void) fcntl(m->listen_fd, F_SETFL, fcntl(m->listen_fd, F_GETFL) | O_NONBLOCK);
+                log_info("Using the API socket passed by systemd.");
+                return 0;
+        }
+
+        strncpy(sa.sun_path, m->config.socket_path, sizeof(sa.sun_path) - 1);
+        dir = strdup(m->config.socket_path);
+        if (!dir)
+                return log_oom();
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+                *slash = 0;
+                r = mkdir_parents_and_self(dir, 0755);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to create socket directory %s: %m", dir);
+        }
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return log_error_errno(-errno, "Failed to create the API socket: %m");
+
+        /* A socket file left by a crashed corrald is replaced; a live one is not stolen. */
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) >= 0)
+                return log_error_errno(-EADDRINUSE, "Another corrald is already listening on %s.", sa.sun_path);
+        if (errno == ECONNREFUSED) {
+                struct stat st;
+                if (lstat(sa.sun_path, &st) >= 0 && !S_ISSOCK(st.st_mode))
+                        return log_error_errno(-EEXIST, "%s exists and is not a socket; refusing to replace it.", sa.sun_path);
+                (void) unlink(sa.sun_path);
+        }
+        safe_close(fd);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return log_error_errno(-errno, "Failed to create the API socket: %m");
+
+        mode_t old = umask(0117);
+        r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+        umask(old);
+        if (r < 0)
+                return log_error_errno(-errno, "Failed to bind the API socket to %s: %m", sa.sun_path);
+        m->socket_created = true;
+        if (chmod(sa.sun_path, 0660) < 0)
+                return log_error_errno(-errno, "Failed to set the mode of %s: %m", sa.sun_path);
+        if (listen(fd, SOMAXCONN) < 0)
+                return log_error_errno(-errno, "Failed to listen on %s: %m", sa.sun_path);
+
+        m->listen_fd = TAKE_FD(fd);
+        log_info("Listening on %s.", sa.sun_path);
+        return 0;
+}
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Received %s, shutting down.", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down...");
+        return sd_event_exit(m->event, 0);
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ char *old_state = strdup(strempty(m->config.state_dir));
+        _cleanup_free_ char *old_socket = strdup(strempty(m->config.socket_path));
+        _cleanup_free_ char *old_db = config_database_path(&m->config);
+        _cleanup_free_ char *new_db = NULL;
+        int r;
+
+        (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration...");
+        r = manager_load_config(m);
+        if (r < 0)
+                log_warning("Reloading %s failed; keeping the previous configuration.", m->config_path);
+        else {
+                new_db = config_database_path(&m->config);
+                if (!streq_ptr(old_state, m->config.state_dir) || !streq_ptr(old_db, new_db))
+                        log_warning("state-dir/database changed in the configuration; the change takes effect on restart.");
+                if (!streq_ptr(old_socket, m->config.socket_path))
+                        log_warning("socket changed in the configuration; the change takes effect on restart.");
+                log_info("Configuration reloaded (log level %s).", log_level_to_string(m->config.log_level));
+        }
+        (void) sd_notify(false, "READY=1\nSTATUS=Running.");
+        return 0;
+}
+
+int manager_startup(Manager *m) {
+        _cleanup_free_ char *db = NULL;
+        int r;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
+
+        r = sd_event_add_signal(m->event, &m->sigterm_source, SIGTERM, on_sigterm, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, &m->sigint_source, SIGINT, on_sigterm, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, &m->sighup_source, SIGHUP, on_sighup, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch signals: %m");
+
+        r = mkdir_parents_and_self(m->config.state_dir, 0750);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create state directory %s: %m", m->config.state_dir);
+
+        db = config_database_path(&m->config);
+        if (!db)
+                return log_oom();
+        r = store_open(db, &m->store);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open database %s: %m", db);
+        log_info("Database %s at schema version %d.", db, store_schema_version(m->store));
+
+        r = manager_open_socket(m);
+        if (r < 0)
+                return r;
+        r = api_new(m, m->listen_fd, &m->api);
+        if (r < 0)
+                return r;
+        return 0;
+}
+
+int manager_run(Manager *m) {
+        int r;
+
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Running, API on %s.",
+                          m->socket_activated ? "the socket passed by systemd" : m->config.socket_path);
+        r = sd_event_loop(m->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        log_info("corrald stopped.");
+        return 0;
+}
