@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * corralctl: the command-line client of corrald's API. Shared state of one
+ * invocation, the verb table's types and the exit codes.
+ */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+/* Exit codes, documented in corralctl(1). */
+#define EXIT_OK 0
+#define EXIT_API_ERROR 1
+#define EXIT_USAGE 2
+#define EXIT_UNREACHABLE 3
+
+typedef struct Ctl {
+        const char *socket_path;
+        bool json;  /* print the API's JSON instead of tables */
+        bool quiet; /* print only ids (create verbs) */
+} Ctl;
+
+typedef int (*VerbFn)(Ctl *ctl, int argc, char *argv[]);
+
+typedef struct Verb {
+        const char *group; /* "company", or NULL for a top-level verb */
+        const char *name;
+        VerbFn run;
+        const char *usage;
+        const char *summary;
+} Verb;
+
+extern const Verb verbs[];
+
+/* How an option of a create/update verb becomes a member of the JSON body. */
+typedef enum OptKind {
+        OPT_STRING,   /* --name X       -> "name": "X" */
+        OPT_INT,      /* --budget N     -> "budgetMonthlyCents": N */
+        OPT_JSON,     /* --config JSON  -> "adapterConfig": {...} */
+        OPT_TRUE,     /* --flag         -> "field": true */
+        OPT_FALSE,    /* --no-flag      -> "field": false */
+        OPT_NULL,     /* --unassign     -> "field": null */
+} OptKind;
+
+typedef struct FieldOpt {
+        const char *option;
+        const char *field;
+        OptKind kind;
+        const char *help;
+} FieldOpt;
+
+/*
+ * Parse argv of a verb: the common options (--json, --quiet, --socket, --help), the
+ * field options (members of *ret_body, created when any is given) and extra options
+ * ("company" -> value in extra_values[i]). Positional arguments are left in
+ * argv[*ret_optind...]. Returns 0, EXIT_USAGE, or -1 after printing help.
+ */
+typedef struct ExtraOpt {
+        const char *option;
+        const char *help;
+        const char *value; /* filled in */
+} ExtraOpt;
+
+int ctl_parse(Ctl *ctl, const Verb *verb, int argc, char *argv[], const FieldOpt *fields, ExtraOpt *extra,
+              cJSON **ret_body, int *ret_optind);
+
+/* Verb implementations, one file per group. */
+int verb_status(Ctl *ctl, int argc, char *argv[]);
+int verb_company_list(Ctl *ctl, int argc, char *argv[]);
+int verb_company_create(Ctl *ctl, int argc, char *argv[]);
+int verb_company_show(Ctl *ctl, int argc, char *argv[]);
+int verb_company_update(Ctl *ctl, int argc, char *argv[]);
+int verb_activity(Ctl *ctl, int argc, char *argv[]);
+int verb_agent_list(Ctl *ctl, int argc, char *argv[]);
+int verb_agent_create(Ctl *ctl, int argc, char *argv[]);
+int verb_agent_show(Ctl *ctl, int argc, char *argv[]);
+int verb_agent_update(Ctl *ctl, int argc, char *argv[]);
+int verb_agent_pause(Ctl *ctl, int argc, char *argv[]);
+int verb_agent_resume(Ctl *ctl, int argc, char *argv[]);
+int verb_agent_terminate(Ctl *ctl, int argc, char *argv[]);
+int verb_issue_list(Ctl *ctl, int argc, char *argv[]);
+int verb_issue_create(Ctl *ctl, int argc, char *argv[]);
+int verb_issue_show(Ctl *ctl, int argc, char *argv[]);
+int verb_issue_update(Ctl *ctl, int argc, char *argv[]);
+int verb_comment_list(Ctl *ctl, int argc, char *argv[]);
+int verb_comment_add(Ctl *ctl, int argc, char *argv[]);
+
+/* The verb table entry of the running verb (for usage messages). */
+const Verb *ctl_find_verb(const char *group, const char *name);
+
+/* Parse a verb's options and check it got exactly n_args positional arguments. Returns
+ * >= 0 (the index of the first positional argument) or the exit code to return (as -1 - code). */
+#define CTL_DONE(code) (-1 - (code))
+int ctl_args(Ctl *ctl, const char *group, const char *name, int argc, char *argv[], const FieldOpt *fields,
+             ExtraOpt *extra, cJSON **ret_body, int n_args);
+
+/* One positional ID: method prefix/ID[suffix] with an optional body, then print the record. */
+int ctl_call_on_id(Ctl *ctl, const char *group, const char *name, int argc, char *argv[], const char *method,
+                   const char *prefix, const char *suffix, const FieldOpt *fields, bool need_body);
+
+/* Check that a required extra option was given. */
+bool ctl_require(const char *verb, const ExtraOpt *extra);
