@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The store: migrations from empty, refusal of a newer schema, every table
+ * round-tripping every column, and the issue counter under concurrent writers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "log.h"
+#include "model.h"
+#include "store.h"
+#include "test-helpers.h"
+
+static char tmpdir[] = "/tmp/corral-test-store-XXXXXX";
+
+static int setup_dir(void **state) {
+        log_set_max_level(LOG_CRIT); /* the refusal test provokes an error on purpose */
+        return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown_dir(void **state) {
+        _cleanup_free_ char *cmd = strprintf("rm -rf '%s'", tmpdir);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_migrate_from_empty(void **state) {
+        _cleanup_(store_freep) Store *s = NULL;
+        int64_t n;
+
+        assert_int_equal(store_open(":memory:", &s), 0);
+        assert_int_equal(store_schema_version(s), store_schema_latest());
+        for (size_t i = 0; all_entities[i]; i++)
+                assert_int_equal(store_count(s, all_entities[i]->table, NULL, NULL, &n), 0);
+        assert_int_equal(store_count(s, "issue_relations", NULL, NULL, &n), 0);
+}
+
+static void test_reopen_keeps_version(void **state) {
+        _cleanup_free_ char *path = strprintf("%s/reopen.db", tmpdir);
+        Store *s = NULL;
+
+        assert_int_equal(store_open(path, &s), 0);
+        s = store_free(s);
+        assert_int_equal(store_open(path, &s), 0);
+        assert_int_equal(store_schema_version(s), store_schema_latest());
+        store_free(s);
+}
+
+/* user_version is the big-endian 32-bit number at byte 60 of an SQLite database file. */
+static void set_user_version(const char *path, uint32_t v) {
+        unsigned char b[4] = { v >> 24, v >> 16, v >> 8, v };
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, b, 4, 60), 4);
+        close(fd);
+}
+
+static void test_refuse_newer_schema(void **state) {
+        _cleanup_free_ char *path = strprintf("%s/newer.db", tmpdir);
+        Store *s = NULL;
+
+        assert_int_equal(store_open(path, &s), 0);
+        s = store_free(s);
+        set_user_version(path, (uint32_t) store_schema_latest() + 1);
+        assert_int_equal(store_open(path, &s), -EPROTONOSUPPORT);
+        assert_null(s);
+}
+
+/* ---- round trips ---- */
+
+typedef struct Fixture {
+        char company[UUID_STRING_MAX], agent[UUID_STRING_MAX], wakeup[UUID_STRING_MAX], run[UUID_STRING_MAX],
+                issue[UUID_STRING_MAX];
+} Fixture;
+
+/* A distinct value in every column, then references pointed at rows that exist. */
+static void fill(const Entity *e, void *obj, int salt, const Fixture *fx) {
+        char buf[128];
+
+        assert_int_equal(entity_init(e, obj), 0);
+        for (size_t i = 0; i < e->n_fields; i++) {
+                const Field *f = &e->fields[i];
+                void *p = field_ptr(f, obj);
+
+                switch (f->type) {
+                case FIELD_TEXT:
+                        snprintf(buf, sizeof(buf), "%s-%d-\xc3\xa9\"'%%", f->column, salt);
+                        assert_int_equal(free_and_strdup(p, buf), 0);
+                        break;
+                case FIELD_TIME:
+                        assert_int_equal(iso_time_format(1764072000000000 + (int64_t) i * 1000 + salt * 1000000, buf), 0);
+                        assert_int_equal(free_and_strdup(p, buf), 0);
+                        break;
+                case FIELD_JSON:
+                        snprintf(buf, sizeof(buf), "{\"column\":\"%s\",\"n\":[%d,true,null]}", f->column, salt);
+                        assert_int_equal(free_and_strdup(p, buf), 0);
+                        break;
+                case FIELD_INT:
+                        if (!(f->flags & FIELD_KEY))
+                                *(int64_t *) p = 1000000000000LL + (int64_t) i * 7 + salt;
+                        break;
+                case FIELD_BOOL:
+                        *(bool *) p = true;
+                        break;
+                case FIELD_ENUM: {
+                        int n = 0;
+                        while (f->enum_names[n])
+                                n++;
+                        *(int *) p = (int) (i + (size_t) salt) % n;
+                        break;
+                }
+                }
+        }
+
+        static const struct {
+                const char *column;
+                size_t offset;
+        } refs[] = {
+                { "company_id", offsetof(Fixture, company) },   { "agent_id", offsetof(Fixture, agent) },
+                { "author_agent_id", offsetof(Fixture, agent) }, { "assignee_agent_id", offsetof(Fixture, agent) },
+                { "wakeup_request_id", offsetof(Fixture, wakeup) }, { "run_id", offsetof(Fixture, run) },
+                { "retry_of_run_id", offsetof(Fixture, run) },  { "checkout_run_id", offsetof(Fixture, run) },
+                { "execution_run_id", offsetof(Fixture, run) }, { "created_by_run_id", offsetof(Fixture, run) },
+                { "issue_id", offsetof(Fixture, issue) },       { "related_issue_id", offsetof(Fixture, issue) },
+                { "parent_id", offsetof(Fixture, issue) },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(refs); i++) {
+                const Field *f = entity_field_by_column(e, refs[i].column);
+                const char *target = (const char *) fx + refs[i].offset;
+                if (!f || f->flags & FIELD_KEY)
+                        continue;
+                /* A reference to a row not made yet (a run retrying itself, an issue its own parent) is NULL. */
+                assert_int_equal(free_and_strdup(field_ptr(f, obj), *target ? target : NULL), 0);
+        }
+        /* An issue has at most one assignee. */
+        if (e == &issue_entity)
+                assert_int_equal(free_and_strdup(&((Issue *) obj)->assignee_user_id, NULL), 0);
+}
+
+static void assert_same(const Entity *e, const void *a, const void *b) {
+        for (size_t i = 0; i < e->n_fields; i++) {
+                const Field *f = &e->fields[i];
+                const void *pa = field_cptr(f, a), *pb = field_cptr(f, b);
+
+                switch (f->type) {
+                case FIELD_TEXT:
+                case FIELD_TIME:
+                case FIELD_JSON:
+                        if (!streq_ptr(*(char *const *) pa, *(char *const *) pb))
+                                fail_msg("%s.%s: '%s' != '%s'", e->table, f->column, strna(*(char *const *) pa),
+                                         strna(*(char *const *) pb));
+                        break;
+                case FIELD_INT:
+                        if (*(const int64_t *) pa != *(const int64_t *) pb)
+                                fail_msg("%s.%s: %" PRIi64 " != %" PRIi64, e->table, f->column, *(const int64_t *) pa,
+                                         *(const int64_t *) pb);
+                        break;
+                case FIELD_BOOL:
+                        assert_int_equal(*(const bool *) pa, *(const bool *) pb);
+                        break;
+                case FIELD_ENUM:
+                        if (*(const int *) pa != *(const int *) pb)
+                                fail_msg("%s.%s: %d != %d", e->table, f->column, *(const int *) pa, *(const int *) pb);
+                        break;
+                }
+        }
+}
+
+static const char *key_text(const Entity *e, const void *obj, char *buf, size_t size) {
+        const Field *k = entity_key(e);
+        if (k->type == FIELD_INT) {
+                snprintf(buf, size, "%" PRIi64, *(const int64_t *) field_cptr(k, obj));
+                return buf;
+        }
+        return *(char *const *) field_cptr(k, obj);
+}
+
+static void test_round_trip_every_table(void **state) {
+        _cleanup_(store_freep) Store *s = NULL;
+        Fixture fx = {};
+        char keybuf[32];
+
+        assert_int_equal(store_open(":memory:", &s), 0);
+
+        /* Insert in reference order, remembering the ids later rows point at. */
+        for (size_t t = 0; all_entities[t]; t++) {
+                const Entity *e = all_entities[t];
+                _cleanup_free_ void *obj = calloc(1, e->size), *back = calloc(1, e->size), *changed = calloc(1, e->size);
+                char id[UUID_STRING_MAX];
+                const Field *k = entity_key(e);
+
+                fill(e, obj, 1, &fx);
+                if (k->type == FIELD_TEXT) {
+                        /* The runtime state's key is its agent's id. */
+                        if (streq(k->column, "agent_id"))
+                                strcpy(id, fx.agent);
+                        else
+                                assert_int_equal(uuid_new(id), 0);
+                        assert_int_equal(free_and_strdup(field_ptr(k, obj), id), 0);
+                } else
+                        *(int64_t *) field_ptr(k, obj) = INT_NULL;
+                if (store_insert(s, e, obj) < 0)
+                        fail_msg("insert into %s failed", e->table);
+                if (k->type == FIELD_INT)
+                        assert_true(*(int64_t *) field_ptr(k, obj) > 0);
+
+                /* Read back equals what went in. */
+                assert_int_equal(store_get(s, e, key_text(e, obj, keybuf, sizeof(keybuf)), back), 0);
+                assert_same(e, obj, back);
+
+                /* Every non-key column changes and reads back changed; nullable ones go NULL. */
+                fill(e, changed, 2, &fx);
+                memcpy(field_ptr(k, changed), field_cptr(k, obj), k->type == FIELD_INT ? sizeof(int64_t) : 0);
+                if (k->type == FIELD_TEXT)
+                        assert_int_equal(free_and_strdup(field_ptr(k, changed), *(char **) field_ptr(k, obj)), 0);
+                for (size_t i = 0; i < e->n_fields; i++) {
+                        const Field *f = &e->fields[i];
+                        if (f->type == FIELD_INT && (f->flags & FIELD_NULLABLE))
+                                *(int64_t *) field_ptr(f, changed) = INT_NULL;
+                        if (f->type == FIELD_ENUM && (f->flags & FIELD_NULLABLE))
+                                *(int *) field_ptr(f, changed) = -1;
+                }
+                assert_int_equal(store_update(s, e, changed), 0);
+                entity_done(e, back);
+                assert_int_equal(store_get(s, e, key_text(e, obj, keybuf, sizeof(keybuf)), back), 0);
+                assert_same(e, changed, back);
+
+                /* And the list API sees the same row. */
+                void *items;
+                size_t n;
+                assert_int_equal(store_list(s, e, NULL, NULL, 0, &items, &n), 0);
+                assert_int_equal(n, 1);
+                assert_same(e, changed, items);
+                entity_array_free(e, items, n);
+
+                if (e == &company_entity)
+                        strcpy(fx.company, id);
+                else if (e == &agent_entity)
+                        strcpy(fx.agent, id);
+                else if (e == &wakeup_entity)
+                        strcpy(fx.wakeup, id);
+                else if (e == &run_entity)
+                        strcpy(fx.run, id);
+                else if (e == &issue_entity)
+                        strcpy(fx.issue, id);
+
+                entity_done(e, obj);
+                entity_done(e, back);
+                entity_done(e, changed);
+        }
+}
+
+static void test_get_missing_and_constraints(void **state) {
+        _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_(company_donep) Company c = {}, d = {}, back = {};
+        _cleanup_(agent_donep) Agent a = {};
+
+        assert_int_equal(store_open(":memory:", &s), 0);
+        assert_int_equal(store_get(s, &company_entity, "00000000-0000-4000-8000-000000000000", &back), -ENOENT);
+        assert_int_equal(store_delete(s, &company_entity, "nope"), -ENOENT);
+
+        assert_int_equal(entity_init(&company_entity, &c), 0);
+        c.id = strdup("c1");
+        c.name = strdup("One");
+        c.issue_prefix = strdup("ONE");
+        c.created_at = strdup("2026-01-01T00:00:00.000Z");
+        c.updated_at = strdup(c.created_at);
+        assert_int_equal(store_insert(s, &company_entity, &c), 0);
+        /* Same prefix: unique constraint. */
+        assert_int_equal(entity_copy(&company_entity, &c, &d), 0);
+        assert_int_equal(free_and_strdup(&d.id, "c2"), 0);
+        assert_int_equal(store_insert(s, &company_entity, &d), -EEXIST);
+        /* An agent of a company that does not exist: foreign key. */
+        assert_int_equal(entity_init(&agent_entity, &a), 0);
+        a.id = strdup("a1");
+        a.company_id = strdup("missing");
+        a.name = strdup("x");
+        a.created_at = strdup(c.created_at);
+        a.updated_at = strdup(c.created_at);
+        assert_int_equal(store_insert(s, &agent_entity, &a), -EINVAL);
+        /* Rolled-back work is gone. */
+        assert_int_equal(store_begin(s), 0);
+        assert_int_equal(store_delete(s, &company_entity, "c1"), 0);
+        store_rollback(s);
+        assert_int_equal(store_get(s, &company_entity, "c1", &back), 0);
+}
+
+/* ---- issue counter under concurrent writers ---- */
+
+#define WRITERS 4
+#define ISSUES_PER_WRITER 100
+
+static int create_issue(Store *s, const char *company_id) {
+        _cleanup_(issue_donep) Issue i = {};
+        _cleanup_free_ char *prefix = NULL;
+        char id[UUID_STRING_MAX], now[ISO_TIME_MAX];
+        int r;
+
+        if (entity_init(&issue_entity, &i) < 0 || uuid_new(id) < 0 || iso_time_now(now) < 0)
+                return -ENOMEM;
+        i.id = strdup(id);
+        i.company_id = strdup(company_id);
+        i.title = strdup("concurrent");
+        i.created_at = strdup(now);
+        i.updated_at = strdup(now);
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        r = store_issue_counter_next(s, company_id, &i.issue_number, &prefix);
+        if (r >= 0) {
+                i.identifier = strprintf("%s-%" PRIi64, prefix, i.issue_number);
+                r = store_insert(s, &issue_entity, &i);
+        }
+        if (r >= 0)
+                r = store_commit(s);
+        if (r < 0)
+                store_rollback(s);
+        return r;
+}
+
+static void test_counter_concurrent(void **state) {
+        _cleanup_free_ char *path = strprintf("%s/counter.db", tmpdir);
+        _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_(company_donep) Company c = {};
+        pid_t pids[WRITERS];
+        int64_t n;
+
+        assert_int_equal(store_open(path, &s), 0);
+        assert_int_equal(entity_init(&company_entity, &c), 0);
+        c.id = strdup("company");
+        c.name = strdup("Counter");
+        c.issue_prefix = strdup("CNT");
+        c.created_at = strdup("2026-01-01T00:00:00.000Z");
+        c.updated_at = strdup(c.created_at);
+        assert_int_equal(store_insert(s, &company_entity, &c), 0);
+
+        for (int w = 0; w < WRITERS; w++) {
+                pids[w] = fork();
+                assert_true(pids[w] >= 0);
+                if (pids[w] == 0) {
+                        Store *mine = NULL;
+                        if (store_open(path, &mine) < 0)
+                                _exit(10);
+                        for (int k = 0; k < ISSUES_PER_WRITER; k++)
+                                if (create_issue(mine, "company") < 0)
+                                        _exit(11);
+                        store_free(mine);
+                        _exit(0);
+                }
+        }
+        for (int w = 0; w < WRITERS; w++) {
+                int status;
+                assert_int_equal(waitpid(pids[w], &status, 0), pids[w]);
+                assert_true(WIFEXITED(status));
+                assert_int_equal(WEXITSTATUS(status), 0);
+        }
+
+        /* Every number used exactly once, no gaps, and the counter agrees. */
+        assert_int_equal(store_count(s, "issues", NULL, NULL, &n), 0);
+        assert_int_equal(n, WRITERS * ISSUES_PER_WRITER);
+        assert_int_equal(store_count(s, "(SELECT DISTINCT issue_number FROM issues)", NULL, NULL, &n), 0);
+        assert_int_equal(n, WRITERS * ISSUES_PER_WRITER);
+        assert_int_equal(store_count(s, "issues", "WHERE issue_number BETWEEN 1 AND ?1",
+                                     (const char *const[]) { "400", NULL }, &n), 0);
+        assert_int_equal(n, WRITERS * ISSUES_PER_WRITER);
+        entity_done(&company_entity, &c);
+        assert_int_equal(store_get(s, &company_entity, "company", &c), 0);
+        assert_int_equal(c.issue_counter, WRITERS * ISSUES_PER_WRITER);
+}
+
+static const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_migrate_from_empty),
+        cmocka_unit_test(test_reopen_keeps_version),
+        cmocka_unit_test(test_refuse_newer_schema),
+        cmocka_unit_test(test_round_trip_every_table),
+        cmocka_unit_test(test_get_missing_and_constraints),
+        cmocka_unit_test(test_counter_concurrent),
+};
+
+int main(void) {
+        cmocka_set_message_output(CM_OUTPUT_TAP);
+        return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}

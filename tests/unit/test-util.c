@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Identifiers, time stamps, number parsing and file helpers. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "test-helpers.h"
+
+static void test_uuid(void **state) {
+        char a[UUID_STRING_MAX], b[UUID_STRING_MAX];
+
+        assert_int_equal(uuid_new(a), 0);
+        assert_int_equal(uuid_new(b), 0);
+        assert_true(uuid_is_valid(a));
+        assert_string_not_equal(a, b);
+        assert_int_equal(a[14], '4'); /* version 4 */
+        assert_true(strchr("89ab", a[19]) != NULL);
+        assert_false(uuid_is_valid("ACME-1"));
+        assert_false(uuid_is_valid(NULL));
+        assert_false(uuid_is_valid("0000000-0000-0000-0000-0000000000000"));
+}
+
+static void test_iso_time(void **state) {
+        char buf[ISO_TIME_MAX];
+        int64_t usec;
+
+        assert_int_equal(iso_time_format(0, buf), 0);
+        assert_string_equal(buf, "1970-01-01T00:00:00.000Z");
+        assert_int_equal(iso_time_format(1764072000123456, buf), 0);
+        assert_string_equal(buf, "2025-11-25T12:00:00.123Z");
+        assert_int_equal(iso_time_parse(buf, &usec), 0);
+        assert_int_equal(usec, 1764072000123000);
+        assert_int_equal(iso_time_parse("2025-11-25T12:00:00Z", &usec), 0);
+        assert_int_equal(usec, 1764072000000000);
+        assert_int_equal(iso_time_parse("2025-11-25T12:00:00.5Z", &usec), 0);
+        assert_int_equal(usec, 1764072000500000);
+        assert_int_equal(iso_time_parse("2025-11-25 12:00:00", &usec), -EINVAL);
+        assert_int_equal(iso_time_parse("2025-11-25T12:00:00+01:00", &usec), -EINVAL);
+        assert_int_equal(iso_time_parse("2025-11-25T12:00:00.Z", &usec), -EINVAL);
+        assert_int_equal(iso_time_parse("yesterday", &usec), -EINVAL);
+        assert_int_equal(iso_time_format(-1, buf), -EINVAL);
+        /* Text order is time order. */
+        char a[ISO_TIME_MAX], b[ISO_TIME_MAX];
+        iso_time_format(999000, a);
+        iso_time_format(1000000, b);
+        assert_true(strcmp(a, b) < 0);
+}
+
+static void test_atoi(void **state) {
+        int64_t v;
+        uint64_t u;
+
+        assert_int_equal(safe_atoi64("42", &v), 0);
+        assert_int_equal(v, 42);
+        assert_int_equal(safe_atoi64("-7", &v), 0);
+        assert_int_equal(v, -7);
+        assert_int_equal(safe_atoi64("", &v), -EINVAL);
+        assert_int_equal(safe_atoi64(" 1", &v), -EINVAL);
+        assert_int_equal(safe_atoi64("1x", &v), -EINVAL);
+        assert_int_equal(safe_atoi64("99999999999999999999", &v), -ERANGE);
+        assert_int_equal(safe_atou64("-1", &u), -ERANGE);
+        assert_int_equal(safe_atou64("1048577", &u), 0);
+        assert_int_equal(u, 1048577);
+}
+
+static void test_files(void **state) {
+        char dir[] = "/tmp/corral-test-util-XXXXXX";
+        _cleanup_free_ char *path = NULL, *deep = NULL, *content = NULL;
+        size_t size;
+        struct stat st;
+
+        assert_non_null(mkdtemp(dir));
+        path = strprintf("%s/status.json", dir);
+        deep = strprintf("%s/a/b/c", dir);
+
+        assert_int_equal(write_file_atomic(path, "{\"exitCode\":0}", 14, 0640), 0);
+        assert_int_equal(read_full_file(path, 1024, &content, &size), 0);
+        assert_int_equal(size, 14);
+        assert_string_equal(content, "{\"exitCode\":0}");
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0640);
+        /* Files over the limit are refused rather than cut. */
+        free(content);
+        content = NULL;
+        assert_int_equal(read_full_file(path, 10, &content, &size), -EFBIG);
+        assert_int_equal(read_full_file("/nonexistent/file", 10, &content, &size), -ENOENT);
+
+        assert_int_equal(mkdir_parents_and_self(deep, 0755), 0);
+        assert_int_equal(mkdir_parents_and_self(deep, 0755), 0);
+        assert_int_equal(stat(deep, &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+
+        _cleanup_free_ char *cmd = strprintf("rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
+static void test_strstrip(void **state) {
+        char a[] = "  key = value \t\n", b[] = "", c[] = "   ";
+
+        assert_string_equal(strstrip(a), "key = value");
+        assert_string_equal(strstrip(b), "");
+        assert_string_equal(strstrip(c), "");
+}
+
+static const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_uuid),
+        cmocka_unit_test(test_iso_time),
+        cmocka_unit_test(test_atoi),
+        cmocka_unit_test(test_files),
+        cmocka_unit_test(test_strstrip),
+};
+
+RUN_TESTS(tests)
