@@ -16,7 +16,7 @@ packages=(
         build-essential autoconf automake libtool pkg-config
         libsystemd-dev libsqlite3-dev libcjson-dev libcmocka-dev
         libmicrohttpd-dev libcurl4-openssl-dev
-        curl sqlite3 procps
+        curl sqlite3 jq procps socat systemd
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -174,9 +174,12 @@ static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *ur
 
         if (pending->size > 0) {
                 const char *end = NULL;
+                char msg[128];
+
                 body = cJSON_ParseWithLengthOpts(pending->body, pending->size, &end, false);
-                if (!body) {
-                        char msg[128];
+                if (body && end)
+                        end += strspn(end, " \t\r\n");
+                if (!body || end != pending->body + pending->size) {
                         params_free(params);
                         snprintf(msg, sizeof(msg), "malformed JSON at byte %td",
                                  end ? end - pending->body : (ptrdiff_t) 0);

@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Shared helpers of the integration tests: TAP output, a private corrald on a
+# temporary state dir and socket (always stopped and removed on exit), and
+# HTTP calls over the socket with curl.
+
+set -u
+
+BUILDDIR=${CORRAL_BUILDDIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
+CORRALD=$BUILDDIR/corrald
+CORRALCTL=$BUILDDIR/corralctl
+
+tap_n=0
+tap_failed=0
+
+skip_all() {
+        echo "1..0 # SKIP $*"
+        exit 77
+}
+
+require() {
+        local cmd
+        for cmd in "$@"; do
+                command -v "$cmd" >/dev/null 2>&1 || skip_all "$cmd is not installed"
+        done
+}
+
+ok() {
+        tap_n=$((tap_n + 1))
+        echo "ok $tap_n - $*"
+}
+
+not_ok() {
+        tap_n=$((tap_n + 1))
+        tap_failed=$((tap_failed + 1))
+        echo "not ok $tap_n - $*"
+}
+
+# check DESCRIPTION COMMAND...: one test point from a command's success.
+check() {
+        local desc=$1
+        shift
+        if "$@" >"$T/check.out" 2>&1; then
+                ok "$desc"
+        else
+                not_ok "$desc"
+                sed 's/^/# /' "$T/check.out" | head -n 20
+        fi
+}
+
+# is DESCRIPTION GOT EXPECTED
+is() {
+        if [ "$2" = "$3" ]; then
+                ok "$1"
+        else
+                not_ok "$1"
+                echo "#   got:      '$2'"
+                echo "#   expected: '$3'"
+        fi
+}
+
+# like DESCRIPTION GOT PATTERN (grep -E)
+like() {
+        if printf '%s' "$2" | grep -Eq -- "$3"; then
+                ok "$1"
+        else
+                not_ok "$1"
+                echo "#   got:     '$2'"
+                echo "#   pattern: '$3'"
+        fi
+}
+
+finish() {
+        echo "1..$tap_n"
+        [ "$tap_failed" -eq 0 ]
+}
+
+T=$(mktemp -d /tmp/corral-it.XXXXXX)
+STATE=$T/state
+SOCK=$T/corrald.sock
+DAEMON_PID=
+export CORRAL_SOCKET=$SOCK
+
+cleanup() {
+        stop_daemon
+        rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# start_daemon [EXTRA ARGS...]: start corrald, wait until it answers.
+start_daemon() {
+        "$CORRALD" --state-dir "$STATE" --socket "$SOCK" --placement none --log-level debug "$@" \
+                >>"$T/corrald.log" 2>&1 &
+        DAEMON_PID=$!
+        local i
+        for i in $(seq 200); do
+                if "$CORRALCTL" status >/dev/null 2>&1; then
+                        return 0
+                fi
+                if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+                        echo "# corrald exited during startup:"
+                        sed 's/^/#   /' "$T/corrald.log" | tail -n 20
+                        DAEMON_PID=
+                        return 1
+                fi
+                sleep 0.05
+        done
+        echo "# corrald did not answer within 10 s"
+        return 1
+}
+
+# stop_daemon: SIGTERM, wait; SIGKILL if it does not stop within 10 s. Sets DAEMON_STATUS.
+stop_daemon() {
+        DAEMON_STATUS=
+        [ -n "$DAEMON_PID" ] || return 0
+        kill -TERM "$DAEMON_PID" 2>/dev/null
+        local i
+        for i in $(seq 200); do
+                kill -0 "$DAEMON_PID" 2>/dev/null || break
+                sleep 0.05
+        done
+        if kill -0 "$DAEMON_PID" 2>/dev/null; then
+                echo "# corrald ignored SIGTERM, killing it"
+                kill -KILL "$DAEMON_PID" 2>/dev/null
+        fi
+        wait "$DAEMON_PID" 2>/dev/null
+        DAEMON_STATUS=$?
+        DAEMON_PID=
+}
+
+# api METHOD PATH [BODY|@FILE]: the reply body goes to stdout, the status code to $T/status.
+api() {
+        local method=$1 path=$2
+        shift 2
+        local data=()
+        [ $# -gt 0 ] && data=(--data-binary "$1" -H 'Content-Type: application/json')
+        curl -sS --unix-socket "$SOCK" -X "$method" "${data[@]}" -o "$T/body" -w '%{http_code}' \
+                "http://localhost$path" >"$T/status"
+        cat "$T/body"
+}
+
+status() {
+        cat "$T/status"
+}
+
+# The database's content, for "nothing changed" comparisons.
+db_dump() {
+        sqlite3 "$STATE/corral.db" .dump
+}

@@ -1,2 +1,113 @@
 #!/bin/bash
-echo "1..0 # SKIP not written yet"
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The API end to end: corralctl and curl against a real corrald on a temporary
+# state dir; then a restart, after which every row is still there.
+. "$(dirname "$0")/lib.sh"
+require curl jq sqlite3
+
+check "corrald starts and answers" start_daemon
+out=$("$CORRALCTL" status)
+like "corralctl status reports the daemon" "$out" "corrald .* is ok"
+like "status shows the schema version" "$out" "schema version 1"
+
+# --- companies ---
+company=$("$CORRALCTL" company create --name "Acme Robotics" --description "Robots" --quiet)
+like "company create prints the new id" "$company" '^[0-9a-f-]{36}$'
+is "prefix derived from the name" "$(api GET /api/companies/$company | jq -r .issuePrefix)" "ACME"
+other=$(api POST /api/companies '{"name":"Other","issuePrefix":"OTH","requireBoardApprovalForNewAgents":true}' | jq -r .id)
+is "POST /api/companies answers 201" "$(status)" 201
+is "two companies listed" "$(api GET /api/companies | jq length)" 2
+api PATCH /api/companies/$company '{"budgetMonthlyCents":5000,"status":"active"}' >/dev/null
+is "PATCH company answers 200" "$(status)" 200
+is "budget changed" "$(api GET /api/companies/$company | jq .budgetMonthlyCents)" 5000
+second=$(api POST /api/companies '{"name":"Acme Industries"}' | jq -r .issuePrefix)
+is "derived prefix avoids a taken one" "$second" "ACME2"
+
+# --- agents ---
+agent=$("$CORRALCTL" agent create --company "$company" --name eng --role engineer \
+        --config '{"command":"/bin/true","timeoutSec":60}' --runtime-config '{"heartbeat":{"enabled":false}}' --quiet)
+like "agent create prints the new id" "$agent" '^[0-9a-f-]{36}$'
+a=$(api GET /api/agents/$agent)
+is "agent is idle" "$(jq -r .status <<<"$a")" idle
+is "agent role" "$(jq -r .role <<<"$a")" engineer
+is "adapter config kept as JSON" "$(jq -c .adapterConfig <<<"$a")" '{"command":"/bin/true","timeoutSec":60}'
+pending=$(api POST /api/companies/$other/agents '{"name":"new-hire"}' | jq -r .status)
+is "agents of a company that requires approval start pending_approval" "$pending" pending_approval
+is "agent list has one agent" "$("$CORRALCTL" --json agent list --company "$company" | jq length)" 1
+"$CORRALCTL" agent update "$agent" --title "Staff engineer" >/dev/null
+is "agent update" "$(api GET /api/agents/$agent | jq -r .title)" "Staff engineer"
+is "pause" "$("$CORRALCTL" --json agent pause "$agent" | jq -r .status)" paused
+is "pause reason" "$(api GET /api/agents/$agent | jq -r .pauseReason)" manual
+is "resume" "$("$CORRALCTL" --json agent resume "$agent" | jq -r .status)" idle
+api POST /api/agents/$agent/resume >/dev/null
+is "resume of an agent that is not paused: 409" "$(status)" 409
+doomed=$(api POST /api/companies/$company/agents '{"name":"temp"}' | jq -r .id)
+is "terminate" "$("$CORRALCTL" --json agent terminate "$doomed" | jq -r .status)" terminated
+api POST /api/agents/$doomed/pause >/dev/null
+is "a terminated agent cannot be paused: 409" "$(status)" 409
+
+# --- issues ---
+i1=$("$CORRALCTL" --json issue create --company "$company" --title "Build the arm" --assignee "$agent" --status todo --priority high)
+is "first issue is ACME-1" "$(jq -r .identifier <<<"$i1")" ACME-1
+i1id=$(jq -r .id <<<"$i1")
+i2=$(api POST /api/companies/$company/issues '{"title":"Second","description":"two"}')
+is "second issue is ACME-2 in backlog" "$(jq -r '.identifier + " " + .status' <<<"$i2")" "ACME-2 backlog"
+is "issue by identifier" "$(api GET /api/issues/ACME-1 | jq -r .id)" "$i1id"
+is "issue by id" "$(api GET /api/issues/$i1id | jq -r .identifier)" ACME-1
+is "list filtered by status" "$(api GET "/api/companies/$company/issues?status=todo" | jq -r '.[].identifier')" ACME-1
+is "list filtered by assignee" "$(api GET "/api/companies/$company/issues?assigneeAgentId=$agent" | jq length)" 1
+p=$(api PATCH /api/issues/ACME-1 '{"status":"in_progress"}')
+like "in_progress sets startedAt" "$(jq -r .startedAt <<<"$p")" '^20[0-9-]+T'
+p=$(api PATCH /api/issues/ACME-1 '{"status":"done","comment":"Shipped."}')
+like "done sets completedAt" "$(jq -r .completedAt <<<"$p")" '^20[0-9-]+T'
+is "PATCH with a comment adds it" "$(api GET /api/issues/ACME-1/comments | jq -r '.[0].body')" "Shipped."
+p=$(api PATCH /api/issues/ACME-1 '{"status":"todo"}')
+is "reopening clears completedAt" "$(jq -r .completedAt <<<"$p")" null
+p=$(api PATCH /api/issues/ACME-1 '{"status":"in_progress"}')
+p=$(api PATCH /api/issues/ACME-1 '{"assigneeAgentId":null}')
+is "unassigning an in_progress issue moves it to todo" "$(jq -r .status <<<"$p")" todo
+"$CORRALCTL" issue update ACME-2 --status cancelled >/dev/null
+like "cancelled sets cancelledAt" "$(api GET /api/issues/ACME-2 | jq -r .cancelledAt)" '^20[0-9-]+T'
+
+# --- comments ---
+c=$("$CORRALCTL" --json comment add ACME-2 "Why was this cancelled?")
+cid=$(jq -r .id <<<"$c")
+echo "Because." | "$CORRALCTL" comment add ACME-2 - >/dev/null
+is "two comments on ACME-2" "$(api GET /api/issues/ACME-2/comments | jq length)" 2
+is "comment body from stdin" "$(api GET /api/issues/ACME-2/comments | jq -r '.[1].body')" "Because."
+is "comment by id" "$(api GET /api/issues/ACME-2/comments/$cid | jq -r .body)" "Why was this cancelled?"
+is "comment author is the local user" "$(jq -r .authorUserId <<<"$c")" "uid:$(id -u)"
+api GET /api/issues/ACME-1/comments/$cid >/dev/null
+is "a comment of another issue is not found there" "$(status)" 404
+
+# --- activity ---
+acts=$(api GET /api/companies/$company/activity)
+for action in company.created company.updated agent.created agent.updated agent.paused agent.resumed agent.terminated \
+        issue.created issue.updated issue.comment_added; do
+        is "activity has $action" "$(jq -r --arg a "$action" '[.[] | select(.action == $a)] | length > 0' <<<"$acts")" true
+done
+is "status change recorded with the previous status" \
+        "$(jq -r '[.[] | select(.action == "issue.updated" and .details.status == "done")][0].details.previousStatus' <<<"$acts")" in_progress
+is "activity limit" "$(api GET "/api/companies/$company/activity?limit=2" | jq length)" 2
+like "corralctl activity prints a table" "$("$CORRALCTL" activity --company "$company" --limit 3)" "issue.comment_added"
+
+# --- tables ---
+like "issue list table" "$("$CORRALCTL" issue list --company "$company")" "ACME-1 +todo +high"
+like "company list table" "$("$CORRALCTL" company list)" "Acme Robotics +ACME"
+
+# --- restart: everything is still there ---
+before=$(for p in /api/companies /api/companies/$company/agents /api/companies/$company/issues \
+        /api/issues/ACME-2/comments /api/companies/$company/activity; do api GET "$p"; echo; done)
+stop_daemon
+is "corrald exits 0 on SIGTERM" "$DAEMON_STATUS" 0
+check "socket removed on exit" test ! -e "$SOCK"
+"$CORRALCTL" status >/dev/null 2>&1
+is "corralctl: exit 3 when corrald is down" "$?" 3
+check "corrald starts again on the same state" start_daemon
+after=$(for p in /api/companies /api/companies/$company/agents /api/companies/$company/issues \
+        /api/issues/ACME-2/comments /api/companies/$company/activity; do api GET "$p"; echo; done)
+is "every row survives the restart" "$(md5sum <<<"$after")" "$(md5sum <<<"$before")"
+i3=$(api POST /api/companies/$company/issues '{"title":"After restart"}' | jq -r .identifier)
+is "the issue counter continues after a restart" "$i3" ACME-3
+
+finish
