@@ -83,16 +83,18 @@ cmd_run() {
         "$corralctl" status
         log "a company, an agent and an issue assigned to it"
         local company agent
-        company=$("$corralctl" company list --json | sed -n 's/.*"id": *"\([^"]*\)".*"name": *"Demo".*/\1/p' | head -n1)
+        company=$("$corralctl" --json company list | jq -r '[.[] | select(.issuePrefix == "DEMO")][0].id // empty')
         if [ -z "$company" ]; then
                 company=$("$corralctl" company create --name Demo --prefix DEMO --quiet)
                 agent=$("$corralctl" agent create --company "$company" --name demo-agent --role engineer \
                         --adapter process --config '{"command":"/bin/sh","args":["-c","echo hello from a corral run"]}' --quiet)
                 "$corralctl" issue create --company "$company" --title "Say hello" --assignee "$agent" --status todo >/dev/null
+                "$corralctl" comment add DEMO-1 "Please say hello." >/dev/null
         fi
         "$corralctl" company list
         "$corralctl" agent list --company "$company"
         "$corralctl" issue list --company "$company"
+        "$corralctl" activity --company "$company" --limit 5
         log "corrald is running (pid $pid, socket $sock); try: CORRAL_SOCKET=$sock $corralctl status"
         log "press Ctrl-C to stop"
         wait $pid
