@@ -16,7 +16,7 @@ packages=(
         build-essential autoconf automake libtool pkg-config
         libsystemd-dev libsqlite3-dev libcjson-dev libcmocka-dev
         libmicrohttpd-dev libcurl4-openssl-dev
-        curl sqlite3 jq procps socat systemd
+        curl sqlite3 jq procps socat systemd clang-format
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -51,16 +51,52 @@ build() {
         make -j"$(nproc)"
 }
 
+# Print the logs of failed tests so CI output says what went wrong.
+show_failures() {
+        find "$1" -name '*.log' -path '*tests*' -print0 |
+                xargs -0 grep -l -E '^(not ok|Bail out|# (FAIL|ERROR): *[1-9])' 2>/dev/null |
+                while read -r f; do
+                        echo "---- $f"
+                        tail -n 80 "$f"
+                done
+}
+
+format_check() {
+        cd "$top"
+        local files
+        if git rev-parse --git-dir >/dev/null 2>&1; then
+                files=$(git ls-files '*.c' '*.h')
+        else
+                files=$(find src tests -name '*.[ch]')
+        fi
+        log "clang-format check"
+        # shellcheck disable=SC2086
+        clang-format --dry-run -Werror $files
+}
+
 cmd_check() {
         build
+        format_check
         cd "$builddir"
         log "make check"
-        if ! make -j"$(nproc)" check; then
-                find . -name '*.log' -path '*tests*' -newer config.status -print0 |
-                        xargs -0 grep -l -E '^(not ok|Bail out|FAIL)' 2>/dev/null |
-                        while read -r f; do echo "---- $f"; tail -n 80 "$f"; done
-                exit 1
+        make -j"$(nproc)" check || { show_failures "$builddir"; exit 1; }
+
+        # The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+        local asan=$top/build-asan
+        mkdir -p "$asan"
+        cd "$asan"
+        if [ ! -f Makefile ] || [ "$top/configure" -nt config.status ]; then
+                log "configure (sanitizers)"
+                "$top/configure" --enable-werror --enable-sanitizers
         fi
+        log "make check (ASan/UBSan)"
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+                make -j"$(nproc)" check || { show_failures "$asan"; exit 1; }
+
+        cd "$builddir"
+        log "make distcheck"
+        make -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror || { show_failures "$builddir"; exit 1; }
+        rm -f corral-*.tar.xz
 }
 
 cmd_run() {

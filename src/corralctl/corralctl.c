@@ -32,7 +32,8 @@ const Verb verbs[] = {
         { "agent", "pause", verb_agent_pause, "agent pause ID", "Pause an agent: it is not woken until resumed" },
         { "agent", "resume", verb_agent_resume, "agent resume ID", "Resume a paused agent" },
         { "agent", "terminate", verb_agent_terminate, "agent terminate ID", "Terminate an agent for good" },
-        { "issue", "list", verb_issue_list, "issue list --company ID [--status S] [--assignee AGENT]", "List a company's issues" },
+        { "issue", "list", verb_issue_list, "issue list --company ID [--status S] [--assignee AGENT]",
+          "List a company's issues" },
         { "issue", "create", verb_issue_create, "issue create --company ID --title TITLE [OPTIONS]", "Create an issue" },
         { "issue", "show", verb_issue_show, "issue show ID|IDENTIFIER", "Show one issue" },
         { "issue", "update", verb_issue_update, "issue update ID|IDENTIFIER [OPTIONS]", "Change an issue" },
@@ -76,9 +77,10 @@ static void verb_help(const Verb *verb, const FieldOpt *fields, const ExtraOpt *
         for (size_t i = 0; extra && extra[i].option; i++)
                 printf("  --%-22s %s\n", extra[i].option, extra[i].help);
         for (size_t i = 0; fields && fields[i].option; i++) {
-                const char *arg = fields[i].kind == OPT_STRING ? " TEXT" :
-                                  fields[i].kind == OPT_INT    ? " N" :
-                                  fields[i].kind == OPT_JSON   ? " JSON" : "";
+                const char *arg = fields[i].kind == OPT_STRING ? " TEXT"
+                        : fields[i].kind == OPT_INT            ? " N"
+                        : fields[i].kind == OPT_JSON           ? " JSON"
+                                                               : "";
                 char opt[64];
                 snprintf(opt, sizeof(opt), "%s%s", fields[i].option, arg);
                 printf("  --%-22s %s\n", opt, fields[i].help);
@@ -132,8 +134,8 @@ static int add_field(cJSON **body, const FieldOpt *f, const char *arg, const cha
         return 0;
 }
 
-int ctl_parse(Ctl *ctl, const Verb *verb, int argc, char *argv[], const FieldOpt *fields, ExtraOpt *extra,
-              cJSON **ret_body, int *ret_optind) {
+int ctl_parse(Ctl *ctl, const Verb *verb, int argc, char *argv[], const FieldOpt *fields, ExtraOpt *extra, cJSON **ret_body,
+              int *ret_optind) {
         enum { OPT_HELP = 'h', OPT_JSON_OUT = 'j', OPT_QUIET = 'q', OPT_SOCKET = 0x100, OPT_EXTRA = 0x200, OPT_FIELD = 0x400 };
         struct option options[64];
         size_t n = 0;
@@ -142,18 +144,18 @@ int ctl_parse(Ctl *ctl, const Verb *verb, int argc, char *argv[], const FieldOpt
         int c;
 
         snprintf(name, sizeof(name), "%s%s%s", verb->group ?: "", verb->group ? " " : "", verb->name);
-        options[n++] = (struct option) { "help", no_argument, NULL, OPT_HELP };
-        options[n++] = (struct option) { "json", no_argument, NULL, OPT_JSON_OUT };
-        options[n++] = (struct option) { "quiet", no_argument, NULL, OPT_QUIET };
-        options[n++] = (struct option) { "socket", required_argument, NULL, OPT_SOCKET };
+        options[n++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
+        options[n++] = (struct option){ "json", no_argument, NULL, OPT_JSON_OUT };
+        options[n++] = (struct option){ "quiet", no_argument, NULL, OPT_QUIET };
+        options[n++] = (struct option){ "socket", required_argument, NULL, OPT_SOCKET };
         for (size_t i = 0; extra && extra[i].option && n < 62; i++)
-                options[n++] = (struct option) { extra[i].option, required_argument, NULL, OPT_EXTRA + (int) i };
+                options[n++] = (struct option){ extra[i].option, required_argument, NULL, OPT_EXTRA + (int) i };
         for (size_t i = 0; fields && fields[i].option && n < 62; i++) {
                 bool takes_arg = fields[i].kind == OPT_STRING || fields[i].kind == OPT_INT || fields[i].kind == OPT_JSON;
-                options[n++] = (struct option) { fields[i].option, takes_arg ? required_argument : no_argument, NULL,
-                                                 OPT_FIELD + (int) i };
+                options[n++] = (struct option){ fields[i].option, takes_arg ? required_argument : no_argument, NULL,
+                                                OPT_FIELD + (int) i };
         }
-        options[n] = (struct option) {};
+        options[n] = (struct option){};
 
         optind = 1;
         opterr = 0;
@@ -248,8 +250,8 @@ int main(int argc, char *argv[]) {
                 }
                 verb = ctl_find_verb(argv[i], argv[i + 1]);
                 if (!verb) {
-                        fprintf(stderr, "corralctl: unknown verb '%s %s'. Try 'corralctl %s --help'.\n", argv[i],
-                                argv[i + 1], argv[i]);
+                        fprintf(stderr, "corralctl: unknown verb '%s %s'. Try 'corralctl %s --help'.\n", argv[i], argv[i + 1],
+                                argv[i]);
                         return EXIT_USAGE;
                 }
                 i++;
@@ -261,8 +263,8 @@ int main(int argc, char *argv[]) {
         return r;
 }
 
-int ctl_args(Ctl *ctl, const char *group, const char *name, int argc, char *argv[], const FieldOpt *fields,
-             ExtraOpt *extra, cJSON **ret_body, int n_args) {
+int ctl_args(Ctl *ctl, const char *group, const char *name, int argc, char *argv[], const FieldOpt *fields, ExtraOpt *extra,
+             cJSON **ret_body, int n_args) {
         const Verb *verb = ctl_find_verb(group, name);
         int r, first;
 
@@ -292,8 +294,8 @@ bool ctl_require(const char *verb, const ExtraOpt *extra) {
         return true;
 }
 
-int ctl_call_on_id(Ctl *ctl, const char *group, const char *name, int argc, char *argv[], const char *method,
-                   const char *prefix, const char *suffix, const FieldOpt *fields, bool need_body) {
+int ctl_call_on_id(Ctl *ctl, const char *group, const char *name, int argc, char *argv[], const char *method, const char *prefix,
+                   const char *suffix, const FieldOpt *fields, bool need_body) {
         _cleanup_free_ char *id = NULL, *path = NULL;
         cJSON *body = NULL, *reply = NULL;
         int first, r;

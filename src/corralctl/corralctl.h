@@ -16,7 +16,7 @@
 
 typedef struct Ctl {
         const char *socket_path;
-        bool json;  /* print the API's JSON instead of tables */
+        bool json; /* print the API's JSON instead of tables */
         bool quiet; /* print only ids (create verbs) */
 } Ctl;
 
@@ -34,12 +34,12 @@ extern const Verb verbs[];
 
 /* How an option of a create/update verb becomes a member of the JSON body. */
 typedef enum OptKind {
-        OPT_STRING,   /* --name X       -> "name": "X" */
-        OPT_INT,      /* --budget N     -> "budgetMonthlyCents": N */
-        OPT_JSON,     /* --config JSON  -> "adapterConfig": {...} */
-        OPT_TRUE,     /* --flag         -> "field": true */
-        OPT_FALSE,    /* --no-flag      -> "field": false */
-        OPT_NULL,     /* --unassign     -> "field": null */
+        OPT_STRING, /* --name X       -> "name": "X" */
+        OPT_INT, /* --budget N     -> "budgetMonthlyCents": N */
+        OPT_JSON, /* --config JSON  -> "adapterConfig": {...} */
+        OPT_TRUE, /* --flag         -> "field": true */
+        OPT_FALSE, /* --no-flag      -> "field": false */
+        OPT_NULL, /* --unassign     -> "field": null */
 } OptKind;
 
 typedef struct FieldOpt {
@@ -61,8 +61,8 @@ typedef struct ExtraOpt {
         const char *value; /* filled in */
 } ExtraOpt;
 
-int ctl_parse(Ctl *ctl, const Verb *verb, int argc, char *argv[], const FieldOpt *fields, ExtraOpt *extra,
-              cJSON **ret_body, int *ret_optind);
+int ctl_parse(Ctl *ctl, const Verb *verb, int argc, char *argv[], const FieldOpt *fields, ExtraOpt *extra, cJSON **ret_body,
+              int *ret_optind);
 
 /* Verb implementations, one file per group. */
 int verb_status(Ctl *ctl, int argc, char *argv[]);
@@ -91,12 +91,12 @@ const Verb *ctl_find_verb(const char *group, const char *name);
 /* Parse a verb's options and check it got exactly n_args positional arguments. Returns
  * >= 0 (the index of the first positional argument) or the exit code to return (as -1 - code). */
 #define CTL_DONE(code) (-1 - (code))
-int ctl_args(Ctl *ctl, const char *group, const char *name, int argc, char *argv[], const FieldOpt *fields,
-             ExtraOpt *extra, cJSON **ret_body, int n_args);
+int ctl_args(Ctl *ctl, const char *group, const char *name, int argc, char *argv[], const FieldOpt *fields, ExtraOpt *extra,
+             cJSON **ret_body, int n_args);
 
 /* One positional ID: method prefix/ID[suffix] with an optional body, then print the record. */
-int ctl_call_on_id(Ctl *ctl, const char *group, const char *name, int argc, char *argv[], const char *method,
-                   const char *prefix, const char *suffix, const FieldOpt *fields, bool need_body);
+int ctl_call_on_id(Ctl *ctl, const char *group, const char *name, int argc, char *argv[], const char *method, const char *prefix,
+                   const char *suffix, const FieldOpt *fields, bool need_body);
 
 /* Check that a required extra option was given. */
 bool ctl_require(const char *verb, const ExtraOpt *extra);

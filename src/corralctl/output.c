@@ -78,7 +78,7 @@ void output_table(const cJSON *array, const Column *columns) {
                 n_cols++;
         for (int i = 0; i < n_cols; i++)
                 widths[i] = display_width(columns[i].header);
-        cJSON_ArrayForEach(row, array)
+        cJSON_ArrayForEach (row, array)
                 for (int i = 0; i < n_cols; i++) {
                         cell(output_value(row, columns[i].field, buf, sizeof(buf)), columns[i].max_width, c, sizeof(c));
                         if (display_width(c) > widths[i])
@@ -87,7 +87,7 @@ void output_table(const cJSON *array, const Column *columns) {
 
         for (int i = 0; i < n_cols; i++)
                 printf("%-*s%s", i + 1 < n_cols ? widths[i] : 0, columns[i].header, i + 1 < n_cols ? "  " : "\n");
-        cJSON_ArrayForEach(row, array)
+        cJSON_ArrayForEach (row, array)
                 for (int i = 0; i < n_cols; i++) {
                         cell(output_value(row, columns[i].field, buf, sizeof(buf)), columns[i].max_width, c, sizeof(c));
                         /* printf pads by bytes: add the bytes that multi-byte characters take beyond one column. */
@@ -103,10 +103,10 @@ void output_record(const cJSON *object) {
         int width = 0;
         char buf[4096];
 
-        cJSON_ArrayForEach(m, object)
+        cJSON_ArrayForEach (m, object)
                 if ((int) strlen(m->string) > width)
                         width = (int) strlen(m->string);
-        cJSON_ArrayForEach(m, object)
+        cJSON_ArrayForEach (m, object)
                 printf("%*s: %s\n", width, m->string, output_value(object, m->string, buf, sizeof(buf)));
 }
 

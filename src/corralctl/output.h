@@ -11,8 +11,8 @@
 
 typedef struct Column {
         const char *header;
-        const char *field;  /* camelCase member of each object */
-        int max_width;      /* longer values are cut with "…"; 0 = no limit */
+        const char *field; /* camelCase member of each object */
+        int max_width; /* longer values are cut with "…"; 0 = no limit */
 } Column;
 
 void output_json(const cJSON *j);

@@ -21,8 +21,13 @@ static const FieldOpt agent_fields[] = {
 };
 
 static const Column agent_columns[] = {
-        { "ID", "id", 0 }, { "NAME", "name", 24 }, { "ROLE", "role", 16 }, { "STATUS", "status", 0 },
-        { "ADAPTER", "adapterType", 0 }, { "LAST HEARTBEAT", "lastHeartbeatAt", 0 }, {},
+        { "ID", "id", 0 },
+        { "NAME", "name", 24 },
+        { "ROLE", "role", 16 },
+        { "STATUS", "status", 0 },
+        { "ADAPTER", "adapterType", 0 },
+        { "LAST HEARTBEAT", "lastHeartbeatAt", 0 },
+        {},
 };
 
 int verb_agent_list(Ctl *ctl, int argc, char *argv[]) {

@@ -14,8 +14,7 @@
 #define COMMENT_MAX (1024 * 1024 - 1024)
 
 static const Column comment_columns[] = {
-        { "TIME", "createdAt", 0 }, { "AUTHOR", "authorUserId", 0 }, { "AGENT", "authorAgentId", 0 },
-        { "BODY", "body", 70 }, {},
+        { "TIME", "createdAt", 0 }, { "AUTHOR", "authorUserId", 0 }, { "AGENT", "authorAgentId", 0 }, { "BODY", "body", 70 }, {},
 };
 
 int verb_comment_list(Ctl *ctl, int argc, char *argv[]) {

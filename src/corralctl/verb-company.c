@@ -22,8 +22,13 @@ static const FieldOpt company_fields[] = {
 };
 
 static const Column company_columns[] = {
-        { "ID", "id", 0 }, { "NAME", "name", 32 }, { "PREFIX", "issuePrefix", 0 }, { "STATUS", "status", 0 },
-        { "ISSUES", "issueCounter", 0 }, { "CREATED", "createdAt", 0 }, {},
+        { "ID", "id", 0 },
+        { "NAME", "name", 32 },
+        { "PREFIX", "issuePrefix", 0 },
+        { "STATUS", "status", 0 },
+        { "ISSUES", "issueCounter", 0 },
+        { "CREATED", "createdAt", 0 },
+        {},
 };
 
 int verb_company_list(Ctl *ctl, int argc, char *argv[]) {
@@ -69,8 +74,13 @@ int verb_company_update(Ctl *ctl, int argc, char *argv[]) {
 }
 
 static const Column activity_columns[] = {
-        { "TIME", "createdAt", 0 }, { "ACTOR", "actorId", 16 }, { "ACTION", "action", 0 },
-        { "ENTITY", "entityType", 0 }, { "ENTITY ID", "entityId", 0 }, { "DETAILS", "details", 60 }, {},
+        { "TIME", "createdAt", 0 },
+        { "ACTOR", "actorId", 16 },
+        { "ACTION", "action", 0 },
+        { "ENTITY", "entityType", 0 },
+        { "ENTITY ID", "entityId", 0 },
+        { "DETAILS", "details", 60 },
+        {},
 };
 
 int verb_activity(Ctl *ctl, int argc, char *argv[]) {

@@ -24,13 +24,15 @@ static const FieldOpt issue_fields[] = {
 };
 
 static const Column issue_columns[] = {
-        { "ISSUE", "identifier", 0 }, { "STATUS", "status", 0 }, { "PRIORITY", "priority", 0 },
-        { "ASSIGNEE", "assigneeAgentId", 0 }, { "TITLE", "title", 48 }, {},
+        { "ISSUE", "identifier", 0 },         { "STATUS", "status", 0 }, { "PRIORITY", "priority", 0 },
+        { "ASSIGNEE", "assigneeAgentId", 0 }, { "TITLE", "title", 48 },  {},
 };
 
 int verb_issue_list(Ctl *ctl, int argc, char *argv[]) {
-        ExtraOpt extra[] = { { "company", "Company id (required)" }, { "status", "Only issues with this status" },
-                             { "assignee", "Only issues assigned to this agent" }, {} };
+        ExtraOpt extra[] = { { "company", "Company id (required)" },
+                             { "status", "Only issues with this status" },
+                             { "assignee", "Only issues assigned to this agent" },
+                             {} };
         _cleanup_free_ char *company = NULL, *status = NULL, *assignee = NULL, *path = NULL;
         cJSON *reply = NULL;
         int first, r;
@@ -46,8 +48,8 @@ int verb_issue_list(Ctl *ctl, int argc, char *argv[]) {
         status = client_escape(extra[1].value ?: "");
         assignee = client_escape(extra[2].value ?: "");
         if (!company || !status || !assignee ||
-            asprintf(&path, "/api/companies/%s/issues?%s%s%s%s", company, extra[1].value ? "status=" : "", extra[1].value ? status : "",
-                     extra[2].value ? "&assigneeAgentId=" : "", extra[2].value ? assignee : "") < 0)
+            asprintf(&path, "/api/companies/%s/issues?%s%s%s%s", company, extra[1].value ? "status=" : "",
+                     extra[1].value ? status : "", extra[2].value ? "&assigneeAgentId=" : "", extra[2].value ? assignee : "") < 0)
                 return EXIT_API_ERROR;
         r = client_call(ctl, "GET", path, NULL, &reply);
         if (r == EXIT_OK)

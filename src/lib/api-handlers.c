@@ -208,8 +208,8 @@ static int pick_issue_prefix(ApiRequest *req, const char *name, char **ret) {
                 int64_t n;
                 if (!candidate)
                         return -ENOMEM;
-                r = store_count(req_store(req), "companies", "WHERE issue_prefix = ?1",
-                                (const char *const[]) { candidate, NULL }, &n);
+                r = store_count(req_store(req), "companies", "WHERE issue_prefix = ?1", (const char *const[]){ candidate, NULL },
+                                &n);
                 if (r < 0)
                         return r;
                 if (n == 0) {
@@ -331,7 +331,7 @@ static int handle_company_activity(ApiRequest *req) {
         if (r <= 0)
                 return r;
         r = store_list(req_store(req), &activity_entity, "WHERE company_id = ?1 ORDER BY created_at DESC, rowid DESC",
-                       (const char *const[]) { c.id, NULL }, limit, &items, &n);
+                       (const char *const[]){ c.id, NULL }, limit, &items, &n);
         return r < 0 ? r : reply_entities(req, &activity_entity, items, n);
 }
 
@@ -360,7 +360,7 @@ static int handle_agent_list(ApiRequest *req) {
         if (r <= 0)
                 return r;
         r = store_list(req_store(req), &agent_entity, "WHERE company_id = ?1 ORDER BY created_at, id",
-                       (const char *const[]) { c.id, NULL }, 0, &items, &n);
+                       (const char *const[]){ c.id, NULL }, 0, &items, &n);
         return r < 0 ? r : reply_entities(req, &agent_entity, items, n);
 }
 
@@ -390,8 +390,7 @@ static int handle_agent_create(ApiRequest *req) {
         const cJSON *cid = cJSON_GetObjectItemCaseSensitive(req->body, "companyId");
         if (cid && (!cJSON_IsString(cid) || !streq(cid->valuestring, c.id)))
                 return api_reply_error(req, 400, "companyId in the body does not match the company in the path");
-        r = json_to_entity(&agent_entity, req->body, FIELD_CREATE, (const char *const[]) { "companyId", NULL }, &a,
-                           &error);
+        r = json_to_entity(&agent_entity, req->body, FIELD_CREATE, (const char *const[]){ "companyId", NULL }, &a, &error);
         if (r < 0)
                 return reply_input_error(req, r, error);
         r = validate_agent(req, &a);
@@ -551,8 +550,7 @@ static int load_issue(ApiRequest *req, const char *key, Issue *ret) {
 
         if (uuid_is_valid(key))
                 return load(req, &issue_entity, key, ret);
-        r = store_list(req_store(req), &issue_entity, "WHERE identifier = ?1", (const char *const[]) { key, NULL }, 1,
-                       &items, &n);
+        r = store_list(req_store(req), &issue_entity, "WHERE identifier = ?1", (const char *const[]){ key, NULL }, 1, &items, &n);
         if (r < 0)
                 return r;
         if (n == 0) {
@@ -570,7 +568,8 @@ static int validate_issue(ApiRequest *req, const Issue *issue) {
         int r;
 
         if (issue->assignee_agent_id && issue->assignee_user_id) {
-                (void) api_reply_error(req, 422, "an issue has at most one assignee: set assigneeAgentId or assigneeUserId, not both");
+                (void) api_reply_error(req, 422,
+                                       "an issue has at most one assignee: set assigneeAgentId or assigneeUserId, not both");
                 return 0;
         }
         if (issue->assignee_agent_id) {
@@ -763,7 +762,7 @@ static int handle_issue_patch(ApiRequest *req) {
         r = entity_copy(&issue_entity, &before, &after);
         if (r < 0)
                 return r;
-        r = json_to_entity(&issue_entity, req->body, FIELD_PATCH, (const char *const[]) { "comment", NULL }, &after, &error);
+        r = json_to_entity(&issue_entity, req->body, FIELD_PATCH, (const char *const[]){ "comment", NULL }, &after, &error);
         if (r < 0)
                 return reply_input_error(req, r, error);
         r = validate_issue(req, &after);
@@ -811,7 +810,7 @@ static int handle_comment_list(ApiRequest *req) {
         if (r <= 0)
                 return r;
         r = store_list(req_store(req), &comment_entity, "WHERE issue_id = ?1 ORDER BY created_at, rowid",
-                       (const char *const[]) { i.id, NULL }, 0, &items, &n);
+                       (const char *const[]){ i.id, NULL }, 0, &items, &n);
         return r < 0 ? r : reply_entities(req, &comment_entity, items, n);
 }
 

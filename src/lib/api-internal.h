@@ -20,12 +20,12 @@ typedef struct ApiRequest {
         const char *method;
         const char *path;
         char *params[API_PARAMS_MAX]; /* the ":name" segments of the route, in order */
-        cJSON *body;                  /* NULL when the request had no body */
+        cJSON *body; /* NULL when the request had no body */
         uid_t peer_uid;
         pid_t peer_pid;
         void *connection; /* opaque, for api_query() */
 
-        unsigned status;  /* response, set by api_reply*() */
+        unsigned status; /* response, set by api_reply*() */
         cJSON *reply;
 } ApiRequest;
 

@@ -145,8 +145,7 @@ static void peer_credentials(struct MHD_Connection *c, ApiRequest *req) {
         }
 }
 
-static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *url, const char *method,
-                                Pending *pending) {
+static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *url, const char *method, Pending *pending) {
         _cleanup_json_ cJSON *body = NULL;
         const ApiRoute *route = NULL;
         bool path_known = false;
@@ -181,8 +180,7 @@ static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *ur
                         end += strspn(end, " \t\r\n");
                 if (!body || end != pending->body + pending->size) {
                         params_free(params);
-                        snprintf(msg, sizeof(msg), "malformed JSON at byte %td",
-                                 end ? end - pending->body : (ptrdiff_t) 0);
+                        snprintf(msg, sizeof(msg), "malformed JSON at byte %td", end ? end - pending->body : (ptrdiff_t) 0);
                         return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
                 }
         }
@@ -212,9 +210,8 @@ static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *ur
         return ret;
 }
 
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                 const char *version, const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls) {
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size, void **con_cls) {
         Api *a = cls;
         Pending *p = *con_cls;
 
@@ -313,13 +310,10 @@ int api_new(Manager *m, int listen_fd, Api **ret) {
         a->manager = m;
 
         MHD_set_panic_func(on_mhd_panic, NULL);
-        a->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, a,
-                                     MHD_OPTION_LISTEN_SOCKET, listen_fd,
-                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 120,
-                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024,
-                                     MHD_OPTION_END);
+        a->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, a, MHD_OPTION_LISTEN_SOCKET,
+                                     listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_CONNECTION_LIMIT,
+                                     (unsigned) 1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 120,
+                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024, MHD_OPTION_END);
         if (!a->daemon) {
                 api_free(a);
                 return log_error_errno(-EIO, "Failed to start the HTTP server on the API socket.");

@@ -28,7 +28,7 @@ Placement placement_from_string(const char *s) {
 const char *const config_keys[] = { "state-dir", "socket", "database", "placement", "log-level", NULL };
 
 int config_init(Config *c) {
-        *c = (Config) {
+        *c = (Config){
                 .state_dir = strdup(CORRAL_LOCALSTATEDIR "/lib/corral"),
                 .socket_path = strdup(CORRAL_RUNSTATEDIR "/corral/corrald.sock"),
                 .placement = PLACEMENT_AUTO,
@@ -45,7 +45,7 @@ void config_done(Config *c) {
         free(c->state_dir);
         free(c->socket_path);
         free(c->database);
-        *c = (Config) {};
+        *c = (Config){};
 }
 
 static int set_path(char **field, const char *key, const char *value, char **ret_error) {

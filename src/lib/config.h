@@ -25,9 +25,9 @@ const char *placement_to_string(Placement p);
 Placement placement_from_string(const char *s);
 
 typedef struct Config {
-        char *state_dir;   /* database and per-run files */
+        char *state_dir; /* database and per-run files */
         char *socket_path; /* API socket (when not socket-activated) */
-        char *database;    /* NULL: <state_dir>/corral.db */
+        char *database; /* NULL: <state_dir>/corral.db */
         Placement placement;
         int log_level;
 } Config;

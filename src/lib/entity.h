@@ -15,20 +15,20 @@
 #define INT_NULL INT64_MIN
 
 typedef enum FieldType {
-        FIELD_TEXT,  /* char *, NULL allowed */
-        FIELD_TIME,  /* char *, ISO-8601 UTC ("...Z") */
-        FIELD_JSON,  /* char *, the JSON text of an object (or array where noted) */
-        FIELD_INT,   /* int64_t, INT_NULL for null */
-        FIELD_BOOL,  /* bool */
-        FIELD_ENUM,  /* int; < 0 is null (only with FIELD_NULLABLE) */
+        FIELD_TEXT, /* char *, NULL allowed */
+        FIELD_TIME, /* char *, ISO-8601 UTC ("...Z") */
+        FIELD_JSON, /* char *, the JSON text of an object (or array where noted) */
+        FIELD_INT, /* int64_t, INT_NULL for null */
+        FIELD_BOOL, /* bool */
+        FIELD_ENUM, /* int; < 0 is null (only with FIELD_NULLABLE) */
 } FieldType;
 
 typedef enum FieldFlags {
-        FIELD_KEY = 1u << 0,       /* primary key */
-        FIELD_CREATE = 1u << 1,    /* may be given when the API creates the record */
-        FIELD_PATCH = 1u << 2,     /* may be changed through the API */
-        FIELD_REQUIRED = 1u << 3,  /* must be given (and non-empty) on create */
-        FIELD_NULLABLE = 1u << 4,  /* JSON null accepted on input */
+        FIELD_KEY = 1u << 0, /* primary key */
+        FIELD_CREATE = 1u << 1, /* may be given when the API creates the record */
+        FIELD_PATCH = 1u << 2, /* may be changed through the API */
+        FIELD_REQUIRED = 1u << 3, /* must be given (and non-empty) on create */
+        FIELD_NULLABLE = 1u << 4, /* JSON null accepted on input */
         FIELD_JSON_ARRAY = 1u << 5, /* FIELD_JSON holding an array rather than an object */
         FIELD_LONG_TEXT = 1u << 6, /* may be up to the whole body size rather than TEXT_MAX */
 } FieldFlags;
@@ -37,7 +37,7 @@ typedef enum FieldFlags {
 #define TEXT_MAX 4096
 
 typedef struct Field {
-        const char *column;          /* snake_case SQL column; the JSON name is its camelCase */
+        const char *column; /* snake_case SQL column; the JSON name is its camelCase */
         FieldType type;
         size_t offset;
         unsigned flags;
@@ -46,8 +46,8 @@ typedef struct Field {
 
 typedef struct Entity {
         const char *table;
-        const char *name;   /* for messages: "company", "agent", ... */
-        size_t size;        /* sizeof the struct */
+        const char *name; /* for messages: "company", "agent", ... */
+        size_t size; /* sizeof the struct */
         const Field *fields;
         size_t n_fields;
         /* Fill in defaults of a freshly zeroed record (enums, counters, default texts). */
@@ -56,9 +56,8 @@ typedef struct Entity {
 
 #define FIELD_DEF(type_, column_, ftype_, flags_) \
         { .column = #column_, .type = ftype_, .offset = offsetof(type_, column_), .flags = flags_ }
-#define FIELD_ENUM_DEF(type_, column_, names_, flags_)                                              \
-        { .column = #column_, .type = FIELD_ENUM, .offset = offsetof(type_, column_), .flags = flags_, \
-          .enum_names = names_ }
+#define FIELD_ENUM_DEF(type_, column_, names_, flags_) \
+        { .column = #column_, .type = FIELD_ENUM, .offset = offsetof(type_, column_), .flags = flags_, .enum_names = names_ }
 
 static inline void *field_ptr(const Field *f, void *obj) {
         return (char *) obj + f->offset;

@@ -51,8 +51,7 @@ int issue_apply_create_rules(Issue *issue, const char *now) {
 }
 
 bool issue_assignee_changed(const Issue *a, const Issue *b) {
-        return !streq_ptr(a->assignee_agent_id, b->assignee_agent_id) ||
-               !streq_ptr(a->assignee_user_id, b->assignee_user_id);
+        return !streq_ptr(a->assignee_agent_id, b->assignee_agent_id) || !streq_ptr(a->assignee_user_id, b->assignee_user_id);
 }
 
 int issue_apply_update_rules(const Issue *before, Issue *after, bool status_given, const char *now) {

@@ -212,8 +212,8 @@ static int apply_member(const Field *f, const char *name, const cJSON *v, void *
                 e = enum_from_string(f->enum_names, v->valuestring);
                 if (e < 0) {
                         enum_expected(f, expected, sizeof(expected));
-                        return fail(ret_error, "invalid value '%.64s' for field '%s' (expected one of: %s)",
-                                    v->valuestring, name, expected);
+                        return fail(ret_error, "invalid value '%.64s' for field '%s' (expected one of: %s)", v->valuestring, name,
+                                    expected);
                 }
                 *(int *) p = e;
                 return 0;
@@ -229,15 +229,14 @@ static bool strv_contains(const char *const *l, const char *s) {
         return false;
 }
 
-int json_to_entity(const Entity *e, const cJSON *in, unsigned allowed, const char *const *ignore, void *obj,
-                   char **ret_error) {
+int json_to_entity(const Entity *e, const cJSON *in, unsigned allowed, const char *const *ignore, void *obj, char **ret_error) {
         const cJSON *m;
         int r;
 
         if (!cJSON_IsObject(in))
                 return fail(ret_error, "request body must be a JSON object");
 
-        cJSON_ArrayForEach(m, in) {
+        cJSON_ArrayForEach (m, in) {
                 const Field *f;
 
                 if (strv_contains(ignore, m->string))

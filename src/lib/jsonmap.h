@@ -26,8 +26,7 @@ cJSON *json_from_entities(const Entity *e, const void *items, size_t n);
  * be NULL) are skipped: the caller handles them itself. On bad input returns -EINVAL
  * and a message in *ret_error (the record may be partly changed: apply onto a copy).
  */
-int json_to_entity(const Entity *e, const cJSON *in, unsigned allowed, const char *const *ignore, void *obj,
-                   char **ret_error);
+int json_to_entity(const Entity *e, const cJSON *in, unsigned allowed, const char *const *ignore, void *obj, char **ret_error);
 
 /* Whether in has the member for this column (by its camelCase name). */
 bool json_has_field(const cJSON *in, const char *column);

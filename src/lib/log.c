@@ -20,9 +20,8 @@ static LogTarget target = LOG_TARGET_STDERR;
 static const char *program = "corral";
 
 static const char *const level_names[] = {
-        [LOG_EMERG] = "emerg",   [LOG_ALERT] = "alert", [LOG_CRIT] = "crit",
-        [LOG_ERR] = "err",       [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
-        [LOG_INFO] = "info",     [LOG_DEBUG] = "debug",
+        [LOG_EMERG] = "emerg",     [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit", [LOG_ERR] = "err",
+        [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
 static bool stderr_is_journal(void) {
@@ -72,8 +71,8 @@ const char *log_level_to_string(int level) {
         return level_names[level];
 }
 
-static void log_to_journal(int level, int error, const char *const *fields, const char *file, int line,
-                           const char *func, const char *message) {
+static void log_to_journal(int level, int error, const char *const *fields, const char *file, int line, const char *func,
+                           const char *message) {
         char prio[32], codeline[32], errnobuf[32];
         _cleanup_free_ char *msg = NULL, *codefile = NULL, *codefunc = NULL;
         struct iovec iov[64];
@@ -103,8 +102,8 @@ static void log_to_journal(int level, int error, const char *const *fields, cons
         (void) sd_journal_sendv(iov, (int) n);
 }
 
-int log_internal(int level, int error, const char *const *fields, const char *file, int line,
-                 const char *func, const char *format, ...) {
+int log_internal(int level, int error, const char *const *fields, const char *file, int line, const char *func,
+                 const char *format, ...) {
         char buf[4096];
         va_list ap;
         int saved_errno = errno;

@@ -12,7 +12,7 @@
 #include "basic/macro.h"
 
 typedef enum LogTarget {
-        LOG_TARGET_AUTO,    /* journal when JOURNAL_STREAM matches stderr, else stderr */
+        LOG_TARGET_AUTO, /* journal when JOURNAL_STREAM matches stderr, else stderr */
         LOG_TARGET_STDERR,
         LOG_TARGET_JOURNAL,
 } LogTarget;
@@ -25,13 +25,11 @@ const char *log_level_to_string(int level);
 
 /* Returns -abs(error) when error != 0, else 0, so callers can "return log_error_errno(r, ...)".
  * fields is NULL or a NULL-terminated list of "KEY=value" strings for the journal. */
-int log_internal(int level, int error, const char *const *fields, const char *file, int line,
-                 const char *func, const char *format, ...) _printf_(7, 8);
+int log_internal(int level, int error, const char *const *fields, const char *file, int line, const char *func,
+                 const char *format, ...) _printf_(7, 8);
 
-#define log_full_errno(level, error, ...) \
-        log_internal(level, error, NULL, __FILE__, __LINE__, __func__, __VA_ARGS__)
-#define log_fields(level, fields, ...) \
-        log_internal(level, 0, fields, __FILE__, __LINE__, __func__, __VA_ARGS__)
+#define log_full_errno(level, error, ...) log_internal(level, error, NULL, __FILE__, __LINE__, __func__, __VA_ARGS__)
+#define log_fields(level, fields, ...) log_internal(level, 0, fields, __FILE__, __LINE__, __func__, __VA_ARGS__)
 
 #define log_debug(...) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
 #define log_info(...) log_full_errno(LOG_INFO, 0, __VA_ARGS__)

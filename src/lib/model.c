@@ -64,8 +64,12 @@ static const Field company_fields[] = {
 };
 
 const Entity company_entity = {
-        .table = "companies", .name = "company", .size = sizeof(Company),
-        .fields = company_fields, .n_fields = ELEMENTSOF(company_fields), .init = company_init,
+        .table = "companies",
+        .name = "company",
+        .size = sizeof(Company),
+        .fields = company_fields,
+        .n_fields = ELEMENTSOF(company_fields),
+        .init = company_init,
 };
 
 static int agent_init(void *obj) {
@@ -102,8 +106,12 @@ static const Field agent_fields[] = {
 };
 
 const Entity agent_entity = {
-        .table = "agents", .name = "agent", .size = sizeof(Agent),
-        .fields = agent_fields, .n_fields = ELEMENTSOF(agent_fields), .init = agent_init,
+        .table = "agents",
+        .name = "agent",
+        .size = sizeof(Agent),
+        .fields = agent_fields,
+        .n_fields = ELEMENTSOF(agent_fields),
+        .init = agent_init,
 };
 
 static int runtime_state_init(void *obj) {
@@ -130,8 +138,12 @@ static const Field runtime_state_fields[] = {
 };
 
 const Entity runtime_state_entity = {
-        .table = "agent_runtime_state", .name = "runtime state", .size = sizeof(AgentRuntimeState),
-        .fields = runtime_state_fields, .n_fields = ELEMENTSOF(runtime_state_fields), .init = runtime_state_init,
+        .table = "agent_runtime_state",
+        .name = "runtime state",
+        .size = sizeof(AgentRuntimeState),
+        .fields = runtime_state_fields,
+        .n_fields = ELEMENTSOF(runtime_state_fields),
+        .init = runtime_state_init,
 };
 
 static int task_session_init(void *obj) {
@@ -154,8 +166,12 @@ static const Field task_session_fields[] = {
 };
 
 const Entity task_session_entity = {
-        .table = "agent_task_sessions", .name = "task session", .size = sizeof(AgentTaskSession),
-        .fields = task_session_fields, .n_fields = ELEMENTSOF(task_session_fields), .init = task_session_init,
+        .table = "agent_task_sessions",
+        .name = "task session",
+        .size = sizeof(AgentTaskSession),
+        .fields = task_session_fields,
+        .n_fields = ELEMENTSOF(task_session_fields),
+        .init = task_session_init,
 };
 
 static int wakeup_init(void *obj) {
@@ -188,8 +204,12 @@ static const Field wakeup_fields[] = {
 };
 
 const Entity wakeup_entity = {
-        .table = "agent_wakeup_requests", .name = "wakeup request", .size = sizeof(WakeupRequest),
-        .fields = wakeup_fields, .n_fields = ELEMENTSOF(wakeup_fields), .init = wakeup_init,
+        .table = "agent_wakeup_requests",
+        .name = "wakeup request",
+        .size = sizeof(WakeupRequest),
+        .fields = wakeup_fields,
+        .n_fields = ELEMENTSOF(wakeup_fields),
+        .init = wakeup_init,
 };
 
 static int run_init(void *obj) {
@@ -249,8 +269,12 @@ static const Field run_fields[] = {
 };
 
 const Entity run_entity = {
-        .table = "heartbeat_runs", .name = "run", .size = sizeof(Run),
-        .fields = run_fields, .n_fields = ELEMENTSOF(run_fields), .init = run_init,
+        .table = "heartbeat_runs",
+        .name = "run",
+        .size = sizeof(Run),
+        .fields = run_fields,
+        .n_fields = ELEMENTSOF(run_fields),
+        .init = run_init,
 };
 
 static int run_event_init(void *obj) {
@@ -277,8 +301,12 @@ static const Field run_event_fields[] = {
 };
 
 const Entity run_event_entity = {
-        .table = "heartbeat_run_events", .name = "run event", .size = sizeof(RunEvent),
-        .fields = run_event_fields, .n_fields = ELEMENTSOF(run_event_fields), .init = run_event_init,
+        .table = "heartbeat_run_events",
+        .name = "run event",
+        .size = sizeof(RunEvent),
+        .fields = run_event_fields,
+        .n_fields = ELEMENTSOF(run_event_fields),
+        .init = run_event_init,
 };
 
 static int issue_init(void *obj) {
@@ -318,8 +346,12 @@ static const Field issue_fields[] = {
 };
 
 const Entity issue_entity = {
-        .table = "issues", .name = "issue", .size = sizeof(Issue),
-        .fields = issue_fields, .n_fields = ELEMENTSOF(issue_fields), .init = issue_init,
+        .table = "issues",
+        .name = "issue",
+        .size = sizeof(Issue),
+        .fields = issue_fields,
+        .n_fields = ELEMENTSOF(issue_fields),
+        .init = issue_init,
 };
 
 static int issue_relation_init(void *obj) {
@@ -328,17 +360,18 @@ static int issue_relation_init(void *obj) {
 }
 
 static const Field issue_relation_fields[] = {
-        FIELD_DEF(IssueRelation, id, FIELD_TEXT, K),
-        FIELD_DEF(IssueRelation, company_id, FIELD_TEXT, 0),
-        FIELD_DEF(IssueRelation, issue_id, FIELD_TEXT, 0),
-        FIELD_DEF(IssueRelation, related_issue_id, FIELD_TEXT, 0),
-        FIELD_DEF(IssueRelation, type, FIELD_TEXT, 0),
-        FIELD_DEF(IssueRelation, created_at, FIELD_TIME, 0),
+        FIELD_DEF(IssueRelation, id, FIELD_TEXT, K),       FIELD_DEF(IssueRelation, company_id, FIELD_TEXT, 0),
+        FIELD_DEF(IssueRelation, issue_id, FIELD_TEXT, 0), FIELD_DEF(IssueRelation, related_issue_id, FIELD_TEXT, 0),
+        FIELD_DEF(IssueRelation, type, FIELD_TEXT, 0),     FIELD_DEF(IssueRelation, created_at, FIELD_TIME, 0),
 };
 
 const Entity issue_relation_entity = {
-        .table = "issue_relations", .name = "issue relation", .size = sizeof(IssueRelation),
-        .fields = issue_relation_fields, .n_fields = ELEMENTSOF(issue_relation_fields), .init = issue_relation_init,
+        .table = "issue_relations",
+        .name = "issue relation",
+        .size = sizeof(IssueRelation),
+        .fields = issue_relation_fields,
+        .n_fields = ELEMENTSOF(issue_relation_fields),
+        .init = issue_relation_init,
 };
 
 static const Field comment_fields[] = {
@@ -354,8 +387,11 @@ static const Field comment_fields[] = {
 };
 
 const Entity comment_entity = {
-        .table = "issue_comments", .name = "comment", .size = sizeof(IssueComment),
-        .fields = comment_fields, .n_fields = ELEMENTSOF(comment_fields),
+        .table = "issue_comments",
+        .name = "comment",
+        .size = sizeof(IssueComment),
+        .fields = comment_fields,
+        .n_fields = ELEMENTSOF(comment_fields),
 };
 
 static int activity_init(void *obj) {
@@ -379,12 +415,15 @@ static const Field activity_fields[] = {
 };
 
 const Entity activity_entity = {
-        .table = "activity_log", .name = "activity", .size = sizeof(Activity),
-        .fields = activity_fields, .n_fields = ELEMENTSOF(activity_fields), .init = activity_init,
+        .table = "activity_log",
+        .name = "activity",
+        .size = sizeof(Activity),
+        .fields = activity_fields,
+        .n_fields = ELEMENTSOF(activity_fields),
+        .init = activity_init,
 };
 
 const Entity *const all_entities[] = {
-        &company_entity, &agent_entity, &runtime_state_entity, &task_session_entity,
-        &wakeup_entity, &run_entity, &run_event_entity, &issue_entity,
-        &issue_relation_entity, &comment_entity, &activity_entity, NULL,
+        &company_entity,   &agent_entity, &runtime_state_entity,  &task_session_entity, &wakeup_entity,   &run_entity,
+        &run_event_entity, &issue_entity, &issue_relation_entity, &comment_entity,      &activity_entity, NULL,
 };

@@ -148,12 +148,12 @@ extern const char *const event_level_names[];
 extern const char *const issue_status_names[];
 extern const char *const issue_priority_names[];
 
-#define DECLARE_ENUM_STRING(name, type)                               \
-        static inline const char *name##_to_string(type v) {          \
-                return enum_to_string(name##_names, (int) v);         \
-        }                                                             \
-        static inline type name##_from_string(const char *s) {       \
-                return (type) enum_from_string(name##_names, s);      \
+#define DECLARE_ENUM_STRING(name, type)                          \
+        static inline const char *name##_to_string(type v) {     \
+                return enum_to_string(name##_names, (int) v);    \
+        }                                                        \
+        static inline type name##_from_string(const char *s) {   \
+                return (type) enum_from_string(name##_names, s); \
         }
 
 DECLARE_ENUM_STRING(company_status, CompanyStatus)
@@ -203,8 +203,8 @@ typedef struct Agent {
         char *title;
         AgentStatus status;
         AdapterType adapter_type;
-        char *adapter_config;  /* JSON object */
-        char *runtime_config;  /* JSON object */
+        char *adapter_config; /* JSON object */
+        char *runtime_config; /* JSON object */
         char *last_heartbeat_at;
         int pause_reason; /* PauseReason or -1 */
         char *paused_at;
@@ -279,8 +279,8 @@ typedef struct Run {
         char *wakeup_request_id;
         int64_t exit_code;
         char *signal;
-        char *usage_json;   /* JSON object */
-        char *result_json;  /* JSON object */
+        char *usage_json; /* JSON object */
+        char *result_json; /* JSON object */
         char *session_id_before;
         char *session_id_after;
         char *log_store;
@@ -342,7 +342,7 @@ typedef struct Issue {
         char *execution_locked_at;
         int64_t issue_number;
         char *identifier;
-        char *execution_state;  /* JSON object */
+        char *execution_state; /* JSON object */
         char *execution_policy; /* JSON object */
         char *origin_kind;
         char *origin_id;
@@ -357,9 +357,9 @@ typedef struct Issue {
 typedef struct IssueRelation {
         char *id;
         char *company_id;
-        char *issue_id;         /* the blocker */
+        char *issue_id; /* the blocker */
         char *related_issue_id; /* the blocked issue */
-        char *type;             /* "blocks" */
+        char *type; /* "blocks" */
         char *created_at;
 } IssueRelation;
 
@@ -405,9 +405,9 @@ extern const Entity activity_entity;
 extern const Entity *const all_entities[];
 
 /* _cleanup_(company_donep) Company c = {}; frees the record's strings on scope exit. */
-#define DEFINE_RECORD_CLEANUP(type, func, entity)          \
-        static inline void func(type *p) {                \
-                entity_done(&(entity), p);                \
+#define DEFINE_RECORD_CLEANUP(type, func, entity) \
+        static inline void func(type *p) {        \
+                entity_done(&(entity), p);        \
         }
 DEFINE_RECORD_CLEANUP(Company, company_donep, company_entity)
 DEFINE_RECORD_CLEANUP(Agent, agent_donep, agent_entity)

@@ -150,8 +150,7 @@ static int migrate(Store *s) {
                         r = store_commit(s);
                 if (r < 0) {
                         store_rollback(s);
-                        return log_error_errno(r, "Failed to migrate database %s to schema version %d: %m",
-                                               s->path, m->version);
+                        return log_error_errno(r, "Failed to migrate database %s to schema version %d: %m", s->path, m->version);
                 }
                 log_debug("Database %s migrated to schema version %d.", s->path, m->version);
         }
@@ -171,8 +170,7 @@ int store_open(const char *path, Store **ret) {
                 return -ENOMEM;
 
         rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
-                             NULL);
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
         if (rc != SQLITE_OK) {
                 r = sqlite_to_errno(rc);
                 return log_error_errno(r, "Failed to open database %s: %s", path,
@@ -312,9 +310,8 @@ static int read_row(sqlite3_stmt *stmt, const Entity *e, void *obj) {
                 case FIELD_ENUM: {
                         int v = null ? -1 : enum_from_string(f->enum_names, (const char *) sqlite3_column_text(stmt, col));
                         if (v < 0 && !(null && (f->flags & FIELD_NULLABLE)))
-                                return log_error_errno(-EBADMSG, "Database holds an invalid %s.%s value '%s'.",
-                                                       e->table, f->column,
-                                                       null ? "NULL" : (const char *) sqlite3_column_text(stmt, col));
+                                return log_error_errno(-EBADMSG, "Database holds an invalid %s.%s value '%s'.", e->table,
+                                                       f->column, null ? "NULL" : (const char *) sqlite3_column_text(stmt, col));
                         *(int *) p = v;
                         break;
                 }
@@ -451,8 +448,8 @@ static int bind_args(sqlite3_stmt *stmt, const char *const *args) {
         return 0;
 }
 
-int store_list(Store *s, const Entity *e, const char *clause, const char *const *args, size_t limit,
-               void **ret_items, size_t *ret_n) {
+int store_list(Store *s, const Entity *e, const char *clause, const char *const *args, size_t limit, void **ret_items,
+               size_t *ret_n) {
         _cleanup_reset_ sqlite3_stmt *stmt = NULL;
         char cols[2048], sql[STORE_SQL_MAX];
         char *items = NULL;

@@ -41,8 +41,8 @@ int store_delete(Store *s, const Entity *e, const char *key);
 /* SELECT of all columns with a trailing clause ("WHERE company_id = ?1 ORDER BY created_at"),
  * text parameters bound in order. Returns a malloc'ed array of records (free with
  * entity_array_free()). limit caps the rows read (0: no cap). */
-int store_list(Store *s, const Entity *e, const char *clause, const char *const *args, size_t limit,
-               void **ret_items, size_t *ret_n);
+int store_list(Store *s, const Entity *e, const char *clause, const char *const *args, size_t limit, void **ret_items,
+               size_t *ret_n);
 /* Number of rows matching clause. */
 int store_count(Store *s, const char *table, const char *clause, const char *const *args, int64_t *ret);
 

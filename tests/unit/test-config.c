@@ -68,7 +68,9 @@ static void test_bad_values(void **state) {
                 "state-dir = relative/path\n",
                 "log-level = chatty\n",
                 "just some words\n",
-                "socket = /a/very/long/path/that/does/not/fit/into/sun_path/because/unix/sockets/are/limited/to/one/hundred/and/eight/bytes\n",
+                "socket = "
+                "/a/very/long/path/that/does/not/fit/into/sun_path/because/unix/sockets/are/limited/to/one/hundred/and/eight/"
+                "bytes\n",
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 _cleanup_free_ char *path = write_conf(bad[i]);

@@ -92,7 +92,8 @@ static void test_bad_input(void **state) {
         expect_error(&issue_entity, "{\"status\":\"todo\"}", FIELD_CREATE, "field 'title' is required");
         expect_error(&issue_entity, "{\"title\":\"  \"}", FIELD_CREATE, "field 'title' must not be empty");
         expect_error(&issue_entity, "{\"title\":\"x\",\"identifier\":\"X-1\"}", FIELD_CREATE, "field 'identifier' cannot be set");
-        expect_error(&issue_entity, "{\"title\":\"x\",\"executionRunId\":\"r\"}", FIELD_PATCH, "field 'executionRunId' cannot be set");
+        expect_error(&issue_entity, "{\"title\":\"x\",\"executionRunId\":\"r\"}", FIELD_PATCH,
+                     "field 'executionRunId' cannot be set");
         expect_error(&issue_entity, "[1,2]", FIELD_CREATE, "request body must be a JSON object");
         expect_error(&company_entity, "{\"name\":\"x\",\"budgetMonthlyCents\":1.5}", FIELD_CREATE,
                      "field 'budgetMonthlyCents' must be an integer");
@@ -144,7 +145,7 @@ static void test_ignore_and_has_field(void **state) {
         char *error = NULL;
 
         assert_int_equal(entity_init(&issue_entity, &i), 0);
-        assert_int_equal(json_to_entity(&issue_entity, in, FIELD_PATCH, (const char *const[]) { "comment", NULL }, &i, &error), 0);
+        assert_int_equal(json_to_entity(&issue_entity, in, FIELD_PATCH, (const char *const[]){ "comment", NULL }, &i, &error), 0);
         assert_true(json_has_field(in, "title"));
         assert_false(json_has_field(in, "assignee_agent_id"));
 }
@@ -165,7 +166,9 @@ static void test_json_round_trip(void **state) {
         assert_non_null(j);
         /* Feed back only what may be written; the result equals the original. */
         writable = cJSON_CreateObject();
-        for (const char *const *k = (const char *const[]) { "name", "role", "title", "adapterType", "adapterConfig", "runtimeConfig", NULL }; *k; k++)
+        for (const char *const *k =
+                     (const char *const[]){ "name", "role", "title", "adapterType", "adapterConfig", "runtimeConfig", NULL };
+             *k; k++)
                 cJSON_AddItemToObject(writable, *k, cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, *k), true));
         assert_int_equal(entity_init(&agent_entity, &b), 0);
         assert_int_equal(json_to_entity(&agent_entity, writable, FIELD_CREATE, NULL, &b, &error), 0);

@@ -124,12 +124,12 @@ static void fill(const Entity *e, void *obj, int salt, const Fixture *fx) {
                 const char *column;
                 size_t offset;
         } refs[] = {
-                { "company_id", offsetof(Fixture, company) },   { "agent_id", offsetof(Fixture, agent) },
-                { "author_agent_id", offsetof(Fixture, agent) }, { "assignee_agent_id", offsetof(Fixture, agent) },
+                { "company_id", offsetof(Fixture, company) },       { "agent_id", offsetof(Fixture, agent) },
+                { "author_agent_id", offsetof(Fixture, agent) },    { "assignee_agent_id", offsetof(Fixture, agent) },
                 { "wakeup_request_id", offsetof(Fixture, wakeup) }, { "run_id", offsetof(Fixture, run) },
-                { "retry_of_run_id", offsetof(Fixture, run) },  { "checkout_run_id", offsetof(Fixture, run) },
-                { "execution_run_id", offsetof(Fixture, run) }, { "created_by_run_id", offsetof(Fixture, run) },
-                { "issue_id", offsetof(Fixture, issue) },       { "related_issue_id", offsetof(Fixture, issue) },
+                { "retry_of_run_id", offsetof(Fixture, run) },      { "checkout_run_id", offsetof(Fixture, run) },
+                { "execution_run_id", offsetof(Fixture, run) },     { "created_by_run_id", offsetof(Fixture, run) },
+                { "issue_id", offsetof(Fixture, issue) },           { "related_issue_id", offsetof(Fixture, issue) },
                 { "parent_id", offsetof(Fixture, issue) },
         };
         for (size_t i = 0; i < ELEMENTSOF(refs); i++) {
@@ -368,8 +368,8 @@ static void test_counter_concurrent(void **state) {
         assert_int_equal(n, WRITERS * ISSUES_PER_WRITER);
         assert_int_equal(store_count(s, "(SELECT DISTINCT issue_number FROM issues)", NULL, NULL, &n), 0);
         assert_int_equal(n, WRITERS * ISSUES_PER_WRITER);
-        assert_int_equal(store_count(s, "issues", "WHERE issue_number BETWEEN 1 AND ?1",
-                                     (const char *const[]) { "400", NULL }, &n), 0);
+        assert_int_equal(
+                store_count(s, "issues", "WHERE issue_number BETWEEN 1 AND ?1", (const char *const[]){ "400", NULL }, &n), 0);
         assert_int_equal(n, WRITERS * ISSUES_PER_WRITER);
         entity_done(&company_entity, &c);
         assert_int_equal(store_get(s, &company_entity, "company", &c), 0);
@@ -377,12 +377,9 @@ static void test_counter_concurrent(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_migrate_from_empty),
-        cmocka_unit_test(test_reopen_keeps_version),
-        cmocka_unit_test(test_refuse_newer_schema),
-        cmocka_unit_test(test_round_trip_every_table),
-        cmocka_unit_test(test_get_missing_and_constraints),
-        cmocka_unit_test(test_counter_concurrent),
+        cmocka_unit_test(test_migrate_from_empty),          cmocka_unit_test(test_reopen_keeps_version),
+        cmocka_unit_test(test_refuse_newer_schema),         cmocka_unit_test(test_round_trip_every_table),
+        cmocka_unit_test(test_get_missing_and_constraints), cmocka_unit_test(test_counter_concurrent),
 };
 
 int main(void) {

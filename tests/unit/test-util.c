@@ -107,11 +107,8 @@ static void test_strstrip(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uuid),
-        cmocka_unit_test(test_iso_time),
-        cmocka_unit_test(test_atoi),
-        cmocka_unit_test(test_files),
-        cmocka_unit_test(test_strstrip),
+        cmocka_unit_test(test_uuid),  cmocka_unit_test(test_iso_time), cmocka_unit_test(test_atoi),
+        cmocka_unit_test(test_files), cmocka_unit_test(test_strstrip),
 };
 
 RUN_TESTS(tests)

@@ -41,24 +41,24 @@ static inline void closep(int *fd) {
 #define _cleanup_close_ _cleanup_(closep)
 
 /* Take ownership away from a cleanup-annotated variable. */
-#define TAKE_PTR(p)                                \
-        ({                                         \
-                __typeof__(p) _taken_ = (p);       \
-                (p) = NULL;                        \
-                _taken_;                           \
+#define TAKE_PTR(p)                          \
+        ({                                   \
+                __typeof__(p) _taken_ = (p); \
+                (p) = NULL;                  \
+                _taken_;                     \
         })
-#define TAKE_FD(fd)                                \
-        ({                                         \
-                int _taken_fd_ = (fd);             \
-                (fd) = -EBADF;                     \
-                _taken_fd_;                        \
+#define TAKE_FD(fd)                    \
+        ({                             \
+                int _taken_fd_ = (fd); \
+                (fd) = -EBADF;         \
+                _taken_fd_;            \
         })
 
 /* Define a cleanup helper for a type with a foo_free() destructor. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)    \
-        static inline void func##p(type *p) {      \
-                if (*p)                            \
-                        func(*p);                  \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+        static inline void func##p(type *p) {   \
+                if (*p)                         \
+                        func(*p);               \
         }
 
 static inline bool streq(const char *a, const char *b) {

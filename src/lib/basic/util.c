@@ -35,10 +35,8 @@ int uuid_new(char ret[static UUID_STRING_MAX]) {
         b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
         b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
 
-        snprintf(ret, UUID_STRING_MAX,
-                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-                 b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+        snprintf(ret, UUID_STRING_MAX, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+                 b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
         return 0;
 }
 
@@ -70,9 +68,8 @@ int iso_time_format(int64_t usec, char ret[static ISO_TIME_MAX]) {
                 return -EINVAL;
         if (tm.tm_year + 1900 > 9999)
                 return -ERANGE;
-        snprintf(ret, ISO_TIME_MAX, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                 (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100,
-                 tm.tm_min % 100, tm.tm_sec % 100, (int) ((usec % 1000000) / 1000));
+        snprintf(ret, ISO_TIME_MAX, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100,
+                 tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100, (int) ((usec % 1000000) / 1000));
         return 0;
 }
 
