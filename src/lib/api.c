@@ -66,7 +66,8 @@ int api_reply_error(ApiRequest *req, unsigned status, const char *format, ...) {
         return api_reply(req, status, o);
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, const cJSON *body) {
+/* Queue a JSON reply; allow (may be NULL) becomes the Allow header of a 405. */
+static enum MHD_Result send_json_allow(struct MHD_Connection *c, unsigned status, const cJSON *body, const char *allow) {
         struct MHD_Response *resp;
         enum MHD_Result ret;
         char *text = NULL;
@@ -84,17 +85,27 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, cons
                 return MHD_NO;
         }
         (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        if (allow)
+                (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
         ret = MHD_queue_response(c, status, resp);
         MHD_destroy_response(resp);
         return ret;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg) {
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, const cJSON *body) {
+        return send_json_allow(c, status, body, NULL);
+}
+
+static enum MHD_Result send_error_allow(struct MHD_Connection *c, unsigned status, const char *msg, const char *allow) {
         _cleanup_json_ cJSON *o = cJSON_CreateObject();
 
         if (o)
                 cJSON_AddStringToObject(o, "error", msg);
-        return send_json(c, status, o);
+        return send_json_allow(c, status, o, allow);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg) {
+        return send_error_allow(c, status, msg, NULL);
 }
 
 /* Match path against a pattern; fills params with copies of the ":x" segments. */
@@ -150,6 +161,7 @@ static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *ur
         const ApiRoute *route = NULL;
         bool path_known = false;
         char *params[API_PARAMS_MAX] = {};
+        char allow[64] = "";
         enum MHD_Result ret;
         int r;
 
@@ -164,10 +176,15 @@ static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *ur
                         break;
                 }
                 params_free(params);
+                if (strlen(allow) + strlen(rt->method) + 3 < sizeof(allow)) {
+                        if (*allow)
+                                strcat(allow, ", ");
+                        strcat(allow, rt->method);
+                }
         }
         if (!route) {
                 log_debug("%s %s: %s", method, url, path_known ? "method not allowed" : "no such route");
-                return path_known ? send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed")
+                return path_known ? send_error_allow(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", allow)
                                   : send_error(c, MHD_HTTP_NOT_FOUND, "no such route");
         }
 

@@ -85,6 +85,9 @@ bad GET /api/nothing '' 404 "no such route"
 bad GET / '' 404 "no such route"
 bad DELETE /api/companies '' 405 "method not allowed"
 bad PUT /api/issues/$issue '{}' 405 "method not allowed"
+allow=$(curl -sS --unix-socket "$SOCK" -X DELETE -D - -o /dev/null http://localhost/api/issues/$issue | tr -d '\r' |
+        sed -n 's/^Allow: //Ip')
+is "405 names the allowed methods" "$allow" "GET, PATCH"
 
 # Over 1 MiB: refused whole, by Content-Length and when streamed without one.
 head -c 1100000 /dev/zero | tr '\0' 'a' | sed 's/^/{"name":"/; s/$/"}/' >"$T/big.json"
@@ -121,6 +124,18 @@ is "corralctl: exit 2 on a missing argument" "$?" 2
 is "corralctl: exit 3 when nothing listens" "$?" 3
 err=$("$CORRALCTL" issue show ACME-999 2>&1)
 like "corralctl prints the API's error" "$err" "issue 'ACME-999' not found \(HTTP 404\)"
+
+# Every verb has a --help that exits 0.
+while read -r verb; do
+        # shellcheck disable=SC2086
+        out=$("$CORRALCTL" $verb --help 2>&1)
+        rc=$?
+        if [ "$rc" -eq 0 ] && grep -q "Usage: corralctl" <<<"$out"; then
+                ok "corralctl $verb --help"
+        else
+                not_ok "corralctl $verb --help (exit $rc)"
+        fi
+done < <("$CORRALCTL" --help | sed -n 's/^  \([a-z]\+\)\( \(list\|create\|show\|update\|pause\|resume\|terminate\|add\)\)\?\b.*/\1\2/p')
 
 stop_daemon
 is "corrald exits 0 after all of it" "$DAEMON_STATUS" 0
