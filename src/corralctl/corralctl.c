@@ -32,7 +32,7 @@ const Verb verbs[] = {
         { "agent", "pause", verb_agent_pause, "agent pause ID", "Pause an agent: it is not woken until resumed" },
         { "agent", "resume", verb_agent_resume, "agent resume ID", "Resume a paused agent" },
         { "agent", "terminate", verb_agent_terminate, "agent terminate ID", "Terminate an agent for good" },
-        { "issue", "list", verb_issue_list, "issue list --company ID [--status S] [--assignee AGENT]",
+        { "issue", "list", verb_issue_list, "issue list --company ID [--status S] [--assignee AGENT] [--limit N]",
           "List a company's issues" },
         { "issue", "create", verb_issue_create, "issue create --company ID --title TITLE [OPTIONS]", "Create an issue" },
         { "issue", "show", verb_issue_show, "issue show ID|IDENTIFIER", "Show one issue" },
@@ -316,6 +316,69 @@ int ctl_call_on_id(Ctl *ctl, const char *group, const char *name, int argc, char
         cJSON_Delete(body);
         if (r == EXIT_OK)
                 output_reply(ctl, reply);
+        cJSON_Delete(reply);
+        return r;
+}
+
+int ctl_company_create(Ctl *ctl, const char *group, const char *collection, int argc, char *argv[], const FieldOpt *fields,
+                       const char *required) {
+        ExtraOpt extra[] = { { "company", "Company id (required)" }, {} };
+        _cleanup_free_ char *company = NULL, *path = NULL;
+        cJSON *body = NULL, *reply = NULL;
+        int first, r;
+
+        first = ctl_args(ctl, group, "create", argc, argv, fields, extra, &body, 0);
+        if (first < 0)
+                return -1 - first;
+        if (!extra[0].value || !cJSON_GetObjectItemCaseSensitive(body, required)) {
+                fprintf(stderr, "corralctl %s create: --%s is required\n", group, extra[0].value ? required : "company");
+                cJSON_Delete(body);
+                return EXIT_USAGE;
+        }
+        company = client_escape(extra[0].value);
+        if (!company || asprintf(&path, "/api/companies/%s/%s", company, collection) < 0) {
+                cJSON_Delete(body);
+                return EXIT_API_ERROR;
+        }
+        r = client_call(ctl, "POST", path, body, &reply);
+        cJSON_Delete(body);
+        if (r == EXIT_OK)
+                output_reply(ctl, reply);
+        cJSON_Delete(reply);
+        return r;
+}
+
+int ctl_company_list(Ctl *ctl, const char *group, const char *name, const char *collection, int argc, char *argv[],
+                     ExtraOpt *filters, const char *const *filter_params, const void *columns) {
+        _cleanup_free_ char *company = NULL, *path = NULL;
+        cJSON *reply = NULL;
+        int first, r;
+
+        /* filters[0] is --company; the others become query parameters. */
+        first = ctl_args(ctl, group, name, argc, argv, NULL, filters, NULL, 0);
+        if (first < 0)
+                return -1 - first;
+        if (!filters[0].value) {
+                fprintf(stderr, "corralctl %s%s%s: --company is required\n", strempty(group), group ? " " : "", name);
+                return EXIT_USAGE;
+        }
+        company = client_escape(filters[0].value);
+        if (!company || asprintf(&path, "/api/companies/%s/%s", company, collection) < 0)
+                return EXIT_API_ERROR;
+        for (size_t i = 1; filters[i].option; i++) {
+                _cleanup_free_ char *v = NULL;
+                char *t;
+                if (!filters[i].value)
+                        continue;
+                v = client_escape(filters[i].value);
+                if (!v || asprintf(&t, "%s%s%s=%s", path, strchr(path, '?') ? "&" : "?", filter_params[i], v) < 0)
+                        return EXIT_API_ERROR;
+                free(path);
+                path = t;
+        }
+        r = client_call(ctl, "GET", path, NULL, &reply);
+        if (r == EXIT_OK)
+                output_list(ctl, reply, columns);
         cJSON_Delete(reply);
         return r;
 }

@@ -98,5 +98,13 @@ int ctl_args(Ctl *ctl, const char *group, const char *name, int argc, char *argv
 int ctl_call_on_id(Ctl *ctl, const char *group, const char *name, int argc, char *argv[], const char *method, const char *prefix,
                    const char *suffix, const FieldOpt *fields, bool need_body);
 
+/* Verbs on a company's collection ("agents", "issues"): --company ID is required.
+ * list: GET /api/companies/ID/COLLECTION[?query] as a table. create: POST with the field
+ * options as the body, required naming the one field that must be given. */
+int ctl_company_list(Ctl *ctl, const char *group, const char *name, const char *collection, int argc, char *argv[],
+                     ExtraOpt *filters, const char *const *filter_params, const void *columns);
+int ctl_company_create(Ctl *ctl, const char *group, const char *collection, int argc, char *argv[], const FieldOpt *fields,
+                       const char *required);
+
 /* Check that a required extra option was given. */
 bool ctl_require(const char *verb, const ExtraOpt *extra);

@@ -31,52 +31,12 @@ static const Column agent_columns[] = {
 };
 
 int verb_agent_list(Ctl *ctl, int argc, char *argv[]) {
-        ExtraOpt extra[] = { { "company", "Company id (required)" }, {} };
-        _cleanup_free_ char *company = NULL, *path = NULL;
-        cJSON *reply = NULL;
-        int first, r;
-
-        first = ctl_args(ctl, "agent", "list", argc, argv, NULL, extra, NULL, 0);
-        if (first < 0)
-                return -1 - first;
-        if (!ctl_require("agent list", extra))
-                return EXIT_USAGE;
-        company = client_escape(extra[0].value);
-        if (!company || asprintf(&path, "/api/companies/%s/agents", company) < 0)
-                return EXIT_API_ERROR;
-        r = client_call(ctl, "GET", path, NULL, &reply);
-        if (r == EXIT_OK)
-                output_list(ctl, reply, agent_columns);
-        cJSON_Delete(reply);
-        return r;
+        ExtraOpt filters[] = { { "company", "Company id (required)" }, {} };
+        return ctl_company_list(ctl, "agent", "list", "agents", argc, argv, filters, NULL, agent_columns);
 }
 
 int verb_agent_create(Ctl *ctl, int argc, char *argv[]) {
-        ExtraOpt extra[] = { { "company", "Company id (required)" }, {} };
-        _cleanup_free_ char *company = NULL, *path = NULL;
-        cJSON *body = NULL, *reply = NULL;
-        int first, r;
-
-        first = ctl_args(ctl, "agent", "create", argc, argv, agent_fields, extra, &body, 0);
-        if (first < 0)
-                return -1 - first;
-        if (!ctl_require("agent create", extra) || !cJSON_GetObjectItemCaseSensitive(body, "name")) {
-                if (extra[0].value)
-                        fprintf(stderr, "corralctl agent create: --name is required\n");
-                cJSON_Delete(body);
-                return EXIT_USAGE;
-        }
-        company = client_escape(extra[0].value);
-        if (!company || asprintf(&path, "/api/companies/%s/agents", company) < 0) {
-                cJSON_Delete(body);
-                return EXIT_API_ERROR;
-        }
-        r = client_call(ctl, "POST", path, body, &reply);
-        cJSON_Delete(body);
-        if (r == EXIT_OK)
-                output_reply(ctl, reply);
-        cJSON_Delete(reply);
-        return r;
+        return ctl_company_create(ctl, "agent", "agents", argc, argv, agent_fields, "name");
 }
 
 int verb_agent_show(Ctl *ctl, int argc, char *argv[]) {

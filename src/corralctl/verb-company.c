@@ -84,25 +84,7 @@ static const Column activity_columns[] = {
 };
 
 int verb_activity(Ctl *ctl, int argc, char *argv[]) {
-        ExtraOpt extra[] = { { "company", "Company id (required)" }, { "limit", "At most N entries (default 200)" }, {} };
-        _cleanup_free_ char *company = NULL, *path = NULL, *limit = NULL;
-        cJSON *reply = NULL;
-        int first, r;
-
-        first = ctl_args(ctl, NULL, "activity", argc, argv, NULL, extra, NULL, 0);
-        if (first < 0)
-                return -1 - first;
-        if (!extra[0].value) {
-                fprintf(stderr, "corralctl activity: --company is required\n");
-                return EXIT_USAGE;
-        }
-        company = client_escape(extra[0].value);
-        limit = extra[1].value ? client_escape(extra[1].value) : NULL;
-        if (!company || asprintf(&path, "/api/companies/%s/activity%s%s", company, limit ? "?limit=" : "", strempty(limit)) < 0)
-                return EXIT_API_ERROR;
-        r = client_call(ctl, "GET", path, NULL, &reply);
-        if (r == EXIT_OK)
-                output_list(ctl, reply, activity_columns);
-        cJSON_Delete(reply);
-        return r;
+        ExtraOpt filters[] = { { "company", "Company id (required)" }, { "limit", "At most N entries (default 200)" }, {} };
+        static const char *const params[] = { NULL, "limit" };
+        return ctl_company_list(ctl, NULL, "activity", "activity", argc, argv, filters, params, activity_columns);
 }

@@ -29,61 +29,17 @@ static const Column issue_columns[] = {
 };
 
 int verb_issue_list(Ctl *ctl, int argc, char *argv[]) {
-        ExtraOpt extra[] = { { "company", "Company id (required)" },
-                             { "status", "Only issues with this status" },
-                             { "assignee", "Only issues assigned to this agent" },
-                             {} };
-        _cleanup_free_ char *company = NULL, *status = NULL, *assignee = NULL, *path = NULL;
-        cJSON *reply = NULL;
-        int first, r;
-
-        first = ctl_args(ctl, "issue", "list", argc, argv, NULL, extra, NULL, 0);
-        if (first < 0)
-                return -1 - first;
-        if (!extra[0].value) {
-                fprintf(stderr, "corralctl issue list: --company is required\n");
-                return EXIT_USAGE;
-        }
-        company = client_escape(extra[0].value);
-        status = client_escape(extra[1].value ?: "");
-        assignee = client_escape(extra[2].value ?: "");
-        if (!company || !status || !assignee ||
-            asprintf(&path, "/api/companies/%s/issues?%s%s%s%s", company, extra[1].value ? "status=" : "",
-                     extra[1].value ? status : "", extra[2].value ? "&assigneeAgentId=" : "", extra[2].value ? assignee : "") < 0)
-                return EXIT_API_ERROR;
-        r = client_call(ctl, "GET", path, NULL, &reply);
-        if (r == EXIT_OK)
-                output_list(ctl, reply, issue_columns);
-        cJSON_Delete(reply);
-        return r;
+        ExtraOpt filters[] = { { "company", "Company id (required)" },
+                               { "status", "Only issues with this status" },
+                               { "assignee", "Only issues assigned to this agent" },
+                               { "limit", "At most N issues" },
+                               {} };
+        static const char *const params[] = { NULL, "status", "assigneeAgentId", "limit" };
+        return ctl_company_list(ctl, "issue", "list", "issues", argc, argv, filters, params, issue_columns);
 }
 
 int verb_issue_create(Ctl *ctl, int argc, char *argv[]) {
-        ExtraOpt extra[] = { { "company", "Company id (required)" }, {} };
-        _cleanup_free_ char *company = NULL, *path = NULL;
-        cJSON *body = NULL, *reply = NULL;
-        int first, r;
-
-        first = ctl_args(ctl, "issue", "create", argc, argv, issue_fields, extra, &body, 0);
-        if (first < 0)
-                return -1 - first;
-        if (!ctl_require("issue create", extra) || !cJSON_GetObjectItemCaseSensitive(body, "title")) {
-                if (extra[0].value)
-                        fprintf(stderr, "corralctl issue create: --title is required\n");
-                cJSON_Delete(body);
-                return EXIT_USAGE;
-        }
-        company = client_escape(extra[0].value);
-        if (!company || asprintf(&path, "/api/companies/%s/issues", company) < 0) {
-                cJSON_Delete(body);
-                return EXIT_API_ERROR;
-        }
-        r = client_call(ctl, "POST", path, body, &reply);
-        cJSON_Delete(body);
-        if (r == EXIT_OK)
-                output_reply(ctl, reply);
-        cJSON_Delete(reply);
-        return r;
+        return ctl_company_create(ctl, "issue", "issues", argc, argv, issue_fields, "title");
 }
 
 int verb_issue_show(Ctl *ctl, int argc, char *argv[]) {

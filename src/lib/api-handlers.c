@@ -129,6 +129,32 @@ static int add_activity(ApiRequest *req, const char *company_id, const char *act
         return store_insert(req_store(req), &activity_entity, &a);
 }
 
+/* Write one record and its activity row in one transaction: insert when is_new, else update.
+ * details (may be NULL) is consumed. */
+static int save_with_activity(ApiRequest *req, const Entity *e, void *obj, bool is_new, const char *company_id,
+                              const char *action, const char *entity_id, const char *agent_id, cJSON *details) {
+        _cleanup_json_ cJSON *d = details;
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        Store *s = req_store(req);
+        int r;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        r = is_new ? store_insert(s, e, obj) : store_update(s, e, obj);
+        if (r < 0)
+                return r;
+        r = add_activity(req, company_id, action, e->name, entity_id, agent_id, TAKE_PTR(d));
+        if (r < 0)
+                return r;
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        return 0;
+}
+
 /* ?limit= within 1..LIST_LIMIT_MAX; replies 400 and returns 0 when invalid. */
 static int parse_limit(ApiRequest *req, size_t *ret) {
         const char *s = api_query(req, "limit");
@@ -280,9 +306,7 @@ static int handle_company_create(ApiRequest *req) {
 }
 
 static int handle_company_patch(ApiRequest *req) {
-        _cleanup_(store_rollbackp) Store *tx = NULL;
         _cleanup_(company_donep) Company c = {};
-        Store *s = req_store(req);
         char *error = NULL;
         int r;
 
@@ -300,22 +324,9 @@ static int handle_company_patch(ApiRequest *req) {
         r = stamp_updated(&c.updated_at);
         if (r < 0)
                 return r;
-
-        r = store_begin(s);
-        if (r < 0)
-                return r;
-        tx = s;
-        r = store_update(s, &company_entity, &c);
-        if (r < 0)
-                return r;
-        r = add_activity(req, c.id, "company.updated", "company", c.id, NULL, cJSON_Duplicate(req->body, true));
-        if (r < 0)
-                return r;
-        r = store_commit(s);
-        if (r < 0)
-                return r;
-        tx = NULL;
-        return reply_entity(req, 200, &company_entity, &c);
+        r = save_with_activity(req, &company_entity, &c, false, c.id, "company.updated", c.id, NULL,
+                               cJSON_Duplicate(req->body, true));
+        return r < 0 ? r : reply_entity(req, 200, &company_entity, &c);
 }
 
 static int handle_company_activity(ApiRequest *req) {
@@ -371,10 +382,8 @@ static int handle_agent_get(ApiRequest *req) {
 }
 
 static int handle_agent_create(ApiRequest *req) {
-        _cleanup_(store_rollbackp) Store *tx = NULL;
         _cleanup_(company_donep) Company c = {};
         _cleanup_(agent_donep) Agent a = {};
-        Store *s = req_store(req);
         char *error = NULL;
         int r;
 
@@ -404,28 +413,12 @@ static int handle_agent_create(ApiRequest *req) {
                 return r;
         if (c.require_board_approval_for_new_agents)
                 a.status = AGENT_PENDING_APPROVAL;
-
-        r = store_begin(s);
-        if (r < 0)
-                return r;
-        tx = s;
-        r = store_insert(s, &agent_entity, &a);
-        if (r < 0)
-                return r;
-        r = add_activity(req, c.id, "agent.created", "agent", a.id, a.id, NULL);
-        if (r < 0)
-                return r;
-        r = store_commit(s);
-        if (r < 0)
-                return r;
-        tx = NULL;
-        return reply_entity(req, 201, &agent_entity, &a);
+        r = save_with_activity(req, &agent_entity, &a, true, c.id, "agent.created", a.id, a.id, NULL);
+        return r < 0 ? r : reply_entity(req, 201, &agent_entity, &a);
 }
 
 static int handle_agent_patch(ApiRequest *req) {
-        _cleanup_(store_rollbackp) Store *tx = NULL;
         _cleanup_(agent_donep) Agent a = {};
-        Store *s = req_store(req);
         char *error = NULL;
         int r;
 
@@ -443,22 +436,9 @@ static int handle_agent_patch(ApiRequest *req) {
         r = stamp_updated(&a.updated_at);
         if (r < 0)
                 return r;
-
-        r = store_begin(s);
-        if (r < 0)
-                return r;
-        tx = s;
-        r = store_update(s, &agent_entity, &a);
-        if (r < 0)
-                return r;
-        r = add_activity(req, a.company_id, "agent.updated", "agent", a.id, a.id, cJSON_Duplicate(req->body, true));
-        if (r < 0)
-                return r;
-        r = store_commit(s);
-        if (r < 0)
-                return r;
-        tx = NULL;
-        return reply_entity(req, 200, &agent_entity, &a);
+        r = save_with_activity(req, &agent_entity, &a, false, a.company_id, "agent.updated", a.id, a.id,
+                               cJSON_Duplicate(req->body, true));
+        return r < 0 ? r : reply_entity(req, 200, &agent_entity, &a);
 }
 
 typedef enum AgentAction {
@@ -469,9 +449,7 @@ typedef enum AgentAction {
 
 static int agent_transition(ApiRequest *req, AgentAction action) {
         static const char *const action_names[] = { "agent.paused", "agent.resumed", "agent.terminated" };
-        _cleanup_(store_rollbackp) Store *tx = NULL;
         _cleanup_(agent_donep) Agent a = {};
-        Store *s = req_store(req);
         char now[ISO_TIME_MAX];
         int r;
 
@@ -510,22 +488,8 @@ static int agent_transition(ApiRequest *req, AgentAction action) {
         r = free_and_strdup(&a.updated_at, now);
         if (r < 0)
                 return r;
-
-        r = store_begin(s);
-        if (r < 0)
-                return r;
-        tx = s;
-        r = store_update(s, &agent_entity, &a);
-        if (r < 0)
-                return r;
-        r = add_activity(req, a.company_id, action_names[action], "agent", a.id, a.id, NULL);
-        if (r < 0)
-                return r;
-        r = store_commit(s);
-        if (r < 0)
-                return r;
-        tx = NULL;
-        return reply_entity(req, 200, &agent_entity, &a);
+        r = save_with_activity(req, &agent_entity, &a, false, a.company_id, action_names[action], a.id, a.id, NULL);
+        return r < 0 ? r : reply_entity(req, 200, &agent_entity, &a);
 }
 
 static int handle_agent_pause(ApiRequest *req) {
