@@ -1,0 +1,508 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * corral-shim. Kept small on purpose: libc only, no allocation in the loop,
+ * one process per run. See shim.h for the protocol.
+ */
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+
+#define READ_MAX (32 * 1024)
+/* After the agent exits, output still in the pipes is read for at most this long:
+ * a descendant that keeps the pipe open must not keep the shim alive. */
+#define DRAIN_IDLE_MS 100
+#define DRAIN_MAX_MS 2000
+
+static void warn(const char *fmt, ...) _printf_(1, 2);
+static void warn(const char *fmt, ...) {
+        char buf[512];
+        va_list ap;
+        int n;
+
+        n = snprintf(buf, sizeof(buf), "corral-shim[%d]: ", (int) getpid());
+        va_start(ap, fmt);
+        vsnprintf(buf + n, sizeof(buf) - (size_t) n, fmt, ap);
+        va_end(ap);
+        strncat(buf, "\n", sizeof(buf) - strlen(buf) - 1);
+        (void) !write(STDERR_FILENO, buf, strlen(buf));
+}
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+size_t shim_utf8_complete_prefix(const char *buf, size_t size) {
+        /* Look back at most 3 bytes for the start of a sequence that runs past the end. */
+        for (size_t back = 1; back <= 3 && back <= size; back++) {
+                unsigned char c = (unsigned char) buf[size - back];
+                size_t need;
+
+                if ((c & 0xc0) == 0x80)
+                        continue; /* continuation byte: keep looking for the lead */
+                if ((c & 0xe0) == 0xc0)
+                        need = 2;
+                else if ((c & 0xf0) == 0xe0)
+                        need = 3;
+                else if ((c & 0xf8) == 0xf0)
+                        need = 4;
+                else
+                        return size; /* ASCII or invalid: nothing to hold back */
+                return need > back ? size - back : size;
+        }
+        return size;
+}
+
+static bool utf8_valid(const unsigned char *s, size_t n) {
+        size_t i = 0;
+
+        while (i < n) {
+                unsigned char c = s[i];
+                size_t len;
+                uint32_t cp;
+
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if ((c & 0xe0) == 0xc0) {
+                        len = 2;
+                        cp = c & 0x1f;
+                } else if ((c & 0xf0) == 0xe0) {
+                        len = 3;
+                        cp = c & 0x0f;
+                } else if ((c & 0xf8) == 0xf0) {
+                        len = 4;
+                        cp = c & 0x07;
+                } else
+                        return false;
+                if (i + len > n)
+                        return false;
+                for (size_t k = 1; k < len; k++) {
+                        if ((s[i + k] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (s[i + k] & 0x3f);
+                }
+                /* Overlong forms, surrogates and code points past U+10FFFF are not UTF-8. */
+                if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+                    (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                i += len;
+        }
+        return true;
+}
+
+size_t shim_line_max(size_t size) {
+        /* Worst case: every byte a \u00XX escape (6 bytes); base64 is smaller. */
+        return size * 6 + 160;
+}
+
+static size_t append(char *out, size_t n, const char *s) {
+        size_t l = strlen(s);
+        memcpy(out + n, s, l);
+        return n + l;
+}
+
+size_t shim_format_line(char *out, const char *ts, const char *stream, const char *chunk, size_t size) {
+        static const char hex[] = "0123456789abcdef";
+        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const unsigned char *s = (const unsigned char *) chunk;
+        bool text = utf8_valid(s, size);
+        size_t n = 0;
+
+        n = append(out, n, "{\"ts\":\"");
+        n = append(out, n, ts);
+        n = append(out, n, "\",\"stream\":\"");
+        n = append(out, n, stream);
+        n = append(out, n, "\",\"chunk\":\"");
+        if (text)
+                for (size_t i = 0; i < size; i++) {
+                        unsigned char c = s[i];
+                        switch (c) {
+                        case '"':
+                                n = append(out, n, "\\\"");
+                                break;
+                        case '\\':
+                                n = append(out, n, "\\\\");
+                                break;
+                        case '\n':
+                                n = append(out, n, "\\n");
+                                break;
+                        case '\r':
+                                n = append(out, n, "\\r");
+                                break;
+                        case '\t':
+                                n = append(out, n, "\\t");
+                                break;
+                        default:
+                                if (c < 0x20 || c == 0x7f) {
+                                        out[n++] = '\\';
+                                        out[n++] = 'u';
+                                        out[n++] = '0';
+                                        out[n++] = '0';
+                                        out[n++] = hex[c >> 4];
+                                        out[n++] = hex[c & 15];
+                                } else
+                                        out[n++] = (char) c;
+                        }
+                }
+        else
+                for (size_t i = 0; i < size; i += 3) {
+                        uint32_t v = (uint32_t) s[i] << 16 | (i + 1 < size ? (uint32_t) s[i + 1] << 8 : 0) |
+                                (i + 2 < size ? s[i + 2] : 0);
+                        out[n++] = b64[(v >> 18) & 63];
+                        out[n++] = b64[(v >> 12) & 63];
+                        out[n++] = i + 1 < size ? b64[(v >> 6) & 63] : '=';
+                        out[n++] = i + 2 < size ? b64[v & 63] : '=';
+                }
+        n = append(out, n, text ? "\"}\n" : "\",\"encoding\":\"base64\"}\n");
+        return n;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+typedef struct Stream {
+        const char *name;
+        int fd; /* read end of the agent's pipe, -1 at EOF */
+        char buf[READ_MAX + 4];
+        size_t held; /* bytes of a split UTF-8 sequence kept for the next read */
+} Stream;
+
+typedef struct Shim {
+        const char *run_dir;
+        int log_fd;
+        bool log_failed;
+        char *line; /* shim_line_max(READ_MAX + 4) bytes */
+        Stream streams[2];
+        pid_t agent;
+        bool agent_exited;
+        int agent_status;
+        char started_at[ISO_TIME_MAX], finished_at[ISO_TIME_MAX];
+} Shim;
+
+static void log_chunk(Shim *s, const char *stream, const char *data, size_t size) {
+        char ts[ISO_TIME_MAX];
+        size_t n;
+        int r;
+
+        if (size == 0 || s->log_failed)
+                return;
+        (void) iso_time_now(ts);
+        n = shim_format_line(s->line, ts, stream, data, size);
+        r = write_all(s->log_fd, s->line, n);
+        if (r < 0) {
+                /* Keep reading so the agent never blocks on a full pipe, but say it once. */
+                warn("Failed to write %s/%s, output is being lost: %s", s->run_dir, SHIM_LOG_FILE, strerror(-r));
+                s->log_failed = true;
+        }
+}
+
+typedef enum PumpResult {
+        PUMP_DATA,
+        PUMP_AGAIN, /* nothing to read right now */
+        PUMP_EOF,
+} PumpResult;
+
+static PumpResult pump(Shim *s, Stream *st) {
+        ssize_t k = read(st->fd, st->buf + st->held, READ_MAX);
+        size_t total, complete;
+
+        if (k < 0 && (errno == EINTR || errno == EAGAIN))
+                return PUMP_AGAIN;
+        if (k <= 0) {
+                /* EOF (or a broken pipe): whatever was held back goes out as it is. */
+                log_chunk(s, st->name, st->buf, st->held);
+                st->held = 0;
+                close(st->fd);
+                st->fd = -1;
+                return PUMP_EOF;
+        }
+        total = st->held + (size_t) k;
+        complete = shim_utf8_complete_prefix(st->buf, total);
+        log_chunk(s, st->name, st->buf, complete);
+        st->held = total - complete;
+        memmove(st->buf, st->buf + complete, st->held);
+        return PUMP_DATA;
+}
+
+static void reap(Shim *s) {
+        int status;
+        pid_t pid;
+
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+                if (pid == s->agent) {
+                        s->agent_exited = true;
+                        s->agent_status = status;
+                        (void) iso_time_now(s->finished_at);
+                }
+}
+
+static const char *signal_name(int sig, char *buf, size_t size) {
+        const char *abbrev = sigabbrev_np(sig);
+        if (abbrev)
+                snprintf(buf, size, "SIG%s", abbrev);
+        else
+                snprintf(buf, size, "%d", sig);
+        return buf;
+}
+
+static int write_status(Shim *s) {
+        char path[4096], json[512], sig[32];
+        int n;
+
+        if (WIFEXITED(s->agent_status))
+                n = snprintf(json, sizeof(json), "{\"exitCode\":%d,\"signal\":null", WEXITSTATUS(s->agent_status));
+        else
+                n = snprintf(json, sizeof(json), "{\"exitCode\":null,\"signal\":\"%s\",\"coreDumped\":%s",
+                             signal_name(WTERMSIG(s->agent_status), sig, sizeof(sig)),
+                             WCOREDUMP(s->agent_status) ? "true" : "false");
+        snprintf(json + n, sizeof(json) - (size_t) n, ",\"agentPid\":%d,\"startedAt\":\"%s\",\"finishedAt\":\"%s\"}\n",
+                 (int) s->agent, s->started_at, s->finished_at);
+        snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_STATUS_FILE);
+        /* The log must be on disk before the status that says the run is over. */
+        if (!s->log_failed)
+                (void) fdatasync(s->log_fd);
+        return write_file_atomic(path, json, strlen(json), 0640);
+}
+
+static bool fd_is_open(int fd) {
+        return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* The agent: its own process group, the pipes as stdout/stderr, the run's stdin file or
+ * /dev/null. Waits for the gate before exec. Only async-signal-safe calls. */
+static _noreturn_ void agent_child(const char *run_dir, char *argv[], int out, int err, int gate, const sigset_t *mask) {
+        char path[4096], byte;
+        int in;
+
+        (void) setpgid(0, 0);
+        (void) signal(SIGPIPE, SIG_DFL);
+        (void) sigprocmask(SIG_SETMASK, mask, NULL);
+        snprintf(path, sizeof(path), "%s/%s", run_dir, SHIM_STDIN_FILE);
+        in = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (in < 0)
+                in = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 || dup2(err, STDERR_FILENO) < 0)
+                _exit(SHIM_EXIT_EXEC_FAILED);
+        /* Nothing but a byte from the shim lets the agent start. */
+        ssize_t k;
+        do
+                k = read(gate, &byte, 1);
+        while (k < 0 && errno == EINTR);
+        if (k != 1)
+                _exit(SHIM_EXIT_EXEC_FAILED);
+        execvp(argv[0], argv);
+        int e = errno;
+        dprintf(STDERR_FILENO, "corral-shim: cannot execute '%s': %s\n", argv[0], strerror(e));
+        _exit(e == EACCES || e == ENOEXEC ? 126 : SHIM_EXIT_EXEC_FAILED);
+}
+
+/* Wait for corrald's go byte on fd 3; SIGTERM while waiting aborts. */
+static bool wait_for_go(int sigfd) {
+        struct pollfd p[2] = { { .fd = SHIM_FD_GO, .events = POLLIN }, { .fd = sigfd, .events = POLLIN } };
+        char byte;
+
+        for (;;) {
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return false;
+                }
+                if (p[1].revents) {
+                        struct signalfd_siginfo si;
+                        if (read(sigfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGCHLD)
+                                return false;
+                }
+                if (p[0].revents) {
+                        ssize_t k = read(SHIM_FD_GO, &byte, 1);
+                        return k == 1;
+                }
+        }
+}
+
+int shim_main(int argc, char *argv[]) {
+        Shim s = { .log_fd = -1 };
+        sigset_t mask, old_mask;
+        int out[2], err[2], gate[2], sigfd;
+        char path[4096], pidline[32];
+        int64_t drain_start = 0, last_data = 0;
+        /* Decide before anything is opened, which could otherwise land on fd 3 or 4. */
+        bool gated = fd_is_open(SHIM_FD_GO), reporting = fd_is_open(SHIM_FD_REPORT);
+
+        if (gated)
+                (void) fcntl(SHIM_FD_GO, F_SETFD, FD_CLOEXEC);
+        if (reporting)
+                (void) fcntl(SHIM_FD_REPORT, F_SETFD, FD_CLOEXEC);
+
+        if (argc < 3) {
+                warn("usage: corral-shim RUN_DIR AGENT [ARGS...]");
+                return 2;
+        }
+        s.run_dir = argv[1];
+        s.streams[0] = (Stream){ .name = "stdout" };
+        s.streams[1] = (Stream){ .name = "stderr" };
+
+        /* Out of corrald's session (a Ctrl-C there must not reach the run), and the parent
+         * of every orphan the agent leaves, so they are reaped here. */
+        (void) setsid();
+        if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+                warn("Failed to become a child subreaper, ignoring: %m");
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, &old_mask);
+        (void) signal(SIGPIPE, SIG_IGN);
+        sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sigfd < 0) {
+                warn("signalfd failed: %m");
+                return 1;
+        }
+
+        snprintf(path, sizeof(path), "%s/%s", s.run_dir, SHIM_LOG_FILE);
+        s.log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (s.log_fd < 0) {
+                warn("Failed to open %s: %m", path);
+                return 1;
+        }
+        s.line = malloc(shim_line_max(READ_MAX + 4));
+        if (!s.line || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(gate, O_CLOEXEC) < 0) {
+                warn("Failed to set up the agent's pipes: %m");
+                return 1;
+        }
+
+        s.agent = fork();
+        if (s.agent < 0) {
+                warn("fork failed: %m");
+                return 1;
+        }
+        if (s.agent == 0) {
+                close(out[0]);
+                close(err[0]);
+                close(gate[1]);
+                agent_child(s.run_dir, argv + 2, out[1], err[1], gate[0], &old_mask);
+        }
+        (void) setpgid(s.agent, s.agent);
+        close(out[1]);
+        close(err[1]);
+        close(gate[0]);
+        s.streams[0].fd = out[0];
+        s.streams[1].fd = err[0];
+
+        if (reporting) {
+                snprintf(pidline, sizeof(pidline), "%d\n", (int) s.agent);
+                (void) write_all(SHIM_FD_REPORT, pidline, strlen(pidline));
+                close(SHIM_FD_REPORT);
+        }
+        if (gated) {
+                bool go = wait_for_go(sigfd);
+                close(SHIM_FD_GO);
+                if (!go) {
+                        /* The launch was called off: the agent never ran. */
+                        kill(s.agent, SIGKILL);
+                        (void) waitpid(s.agent, NULL, 0);
+                        warn("Launch aborted before the agent started.");
+                        return 1;
+                }
+        }
+        (void) iso_time_now(s.started_at);
+        if (write(gate[1], "g", 1) != 1) {
+                warn("Failed to start the agent: %m");
+                kill(s.agent, SIGKILL);
+        }
+        close(gate[1]);
+
+        for (;;) {
+                struct pollfd p[3];
+                nfds_t n = 0;
+                int timeout = -1;
+
+                if (s.agent_exited) {
+                        int64_t now = now_ms();
+                        if (drain_start == 0)
+                                drain_start = last_data = now;
+                        if ((s.streams[0].fd < 0 && s.streams[1].fd < 0) || now - drain_start >= DRAIN_MAX_MS ||
+                            now - last_data >= DRAIN_IDLE_MS)
+                                break;
+                        timeout = DRAIN_IDLE_MS;
+                }
+                p[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
+                for (int i = 0; i < 2; i++)
+                        if (s.streams[i].fd >= 0)
+                                p[n++] = (struct pollfd){ .fd = s.streams[i].fd, .events = POLLIN };
+                if (poll(p, n, timeout) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        warn("poll failed: %m");
+                        break;
+                }
+                if (p[0].revents & POLLIN) {
+                        struct signalfd_siginfo si;
+                        while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+                                if (si.ssi_signo == SIGCHLD)
+                                        continue;
+                                /* Stop requests go to the agent's whole process group. */
+                                if (!s.agent_exited)
+                                        (void) kill(-s.agent, SIGTERM);
+                        }
+                        reap(&s);
+                }
+                for (nfds_t i = 1; i < n; i++) {
+                        if (!p[i].revents)
+                                continue;
+                        Stream *st = p[i].fd == s.streams[0].fd ? &s.streams[0] : &s.streams[1];
+                        (void) pump(&s, st);
+                        last_data = now_ms();
+                }
+        }
+
+        /* Whatever is still in a pipe when draining stops is read now, without waiting. */
+        for (int i = 0; i < 2; i++)
+                if (s.streams[i].fd >= 0) {
+                        (void) fcntl(s.streams[i].fd, F_SETFL, O_NONBLOCK);
+                        while (pump(&s, &s.streams[i]) == PUMP_DATA)
+                                ;
+                        /* Held-back bytes of a split character still belong in the log. */
+                        log_chunk(&s, s.streams[i].name, s.streams[i].buf, s.streams[i].held);
+                }
+        reap(&s);
+
+        if (write_status(&s) < 0) {
+                warn("Failed to write %s/%s: %m", s.run_dir, SHIM_STATUS_FILE);
+                return 1;
+        }
+        return 0;
+}

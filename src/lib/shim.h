@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * corral-shim: the one small monitor per run (SPEC §4.2). It is the parent of
+ * the agent, owns the agent's output pipes and exit status, and writes both to
+ * the run directory, so that nothing is lost while corrald is down.
+ *
+ * Invocation: corral-shim RUN_DIR AGENT [ARGS...], with the agent's environment
+ * and working directory already in place. Two optional descriptors connect it to
+ * corrald during the launch:
+ *   fd 3 (SHIM_FD_GO)     read end: the shim waits for one byte before it lets the
+ *                         agent exec; EOF instead aborts the launch.
+ *   fd 4 (SHIM_FD_REPORT) write end: the shim writes "<agent pid>\n" once the agent
+ *                         process exists (blocked before exec), then closes it.
+ * Files in RUN_DIR: log.ndjson (appended), status.json (written atomically when
+ * the agent has exited), stdin (optional, read by the agent).
+ */
+#pragma once
+
+#include <stddef.h>
+
+#define SHIM_FD_GO 3
+#define SHIM_FD_REPORT 4
+
+#define SHIM_LOG_FILE "log.ndjson"
+#define SHIM_STATUS_FILE "status.json"
+#define SHIM_STDIN_FILE "stdin"
+
+/* The exit status the shim gives an agent it could not execute (as a shell does). */
+#define SHIM_EXIT_EXEC_FAILED 127
+
+int shim_main(int argc, char *argv[]);
+
+/* Encode one chunk of agent output as a log.ndjson line (with the trailing newline).
+ * Valid UTF-8 is written as a JSON string; anything else as base64 with
+ * "encoding":"base64", so the log always holds the exact bytes. Returns the line
+ * length; out must hold shim_line_max(size) bytes. */
+size_t shim_format_line(char *out, const char *ts, const char *stream, const char *chunk, size_t size);
+size_t shim_line_max(size_t size);
+
+/* Length of the longest prefix of buf that does not end inside a UTF-8 sequence
+ * (so a character split across two reads is written whole with the next one). */
+size_t shim_utf8_complete_prefix(const char *buf, size_t size);
