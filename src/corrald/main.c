@@ -22,6 +22,7 @@ static void help(void) {
                "     --socket=PATH       API socket when not socket-activated (default %s/corral/corrald.sock)\n"
                "     --database=PATH     SQLite database (default STATE-DIR/corral.db)\n"
                "     --placement=MODE    auto, scope, cgroup or none (default auto)\n"
+               "     --cgroup-root=PATH  cgroup v2 directory for run cgroups (default OWN-CGROUP/corral)\n"
                "     --log-level=LEVEL   err, warning, notice, info or debug (default info)\n"
                "\nSee corrald(8) and corrald.conf(5).\n",
                CONFIG_DEFAULT_PATH, CORRAL_LOCALSTATEDIR, CORRAL_RUNSTATEDIR);
@@ -37,6 +38,7 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "socket", required_argument, NULL, ARG_SETTING },
                 { "database", required_argument, NULL, ARG_SETTING },
                 { "placement", required_argument, NULL, ARG_SETTING },
+                { "cgroup-root", required_argument, NULL, ARG_SETTING },
                 { "log-level", required_argument, NULL, ARG_SETTING },
                 {},
         };

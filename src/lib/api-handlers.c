@@ -191,7 +191,7 @@ static int handle_health(ApiRequest *req) {
             !cJSON_AddNumberToObject(o, "schemaVersion", store_schema_version(m->store)) ||
             !cJSON_AddNumberToObject(o, "pid", getpid()) ||
             !cJSON_AddNumberToObject(o, "uptimeSec", (double) ((now_usec() - m->started_usec) / 1000000)) ||
-            !cJSON_AddStringToObject(o, "placement", placement_to_string(m->config.placement)) ||
+            !cJSON_AddStringToObject(o, "placement", placement_kind_to_string(m->config.placement)) ||
             !cJSON_AddStringToObject(o, "stateDir", m->config.state_dir) ||
             !cJSON_AddBoolToObject(o, "socketActivated", m->socket_activated))
                 return -ENOMEM;

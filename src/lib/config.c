@@ -14,18 +14,18 @@
 
 static const char *const placement_names[] = { "auto", "scope", "cgroup", "none", NULL };
 
-const char *placement_to_string(Placement p) {
+const char *placement_kind_to_string(PlacementKind p) {
         return p >= 0 && p < _PLACEMENT_MAX ? placement_names[p] : NULL;
 }
 
-Placement placement_from_string(const char *s) {
+PlacementKind placement_kind_from_string(const char *s) {
         for (int i = 0; s && placement_names[i]; i++)
                 if (streq(placement_names[i], s))
-                        return (Placement) i;
+                        return (PlacementKind) i;
         return _PLACEMENT_INVALID;
 }
 
-const char *const config_keys[] = { "state-dir", "socket", "database", "placement", "log-level", NULL };
+const char *const config_keys[] = { "state-dir", "socket", "database", "placement", "cgroup-root", "log-level", NULL };
 
 int config_init(Config *c) {
         *c = (Config){
@@ -73,8 +73,10 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
         }
         if (streq(key, "database"))
                 return set_path(&c->database, key, value, ret_error);
+        if (streq(key, "cgroup-root"))
+                return set_path(&c->cgroup_root, key, value, ret_error);
         if (streq(key, "placement")) {
-                Placement p = placement_from_string(value);
+                PlacementKind p = placement_kind_from_string(value);
                 if (p < 0) {
                         *ret_error = strprintf("placement must be one of auto, scope, cgroup, none; got '%s'", strempty(value));
                         return -EINVAL;

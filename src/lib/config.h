@@ -12,23 +12,24 @@
 
 #define CONFIG_DEFAULT_PATH CORRAL_SYSCONFDIR "/corral/corrald.conf"
 
-typedef enum Placement {
+typedef enum PlacementKind {
         PLACEMENT_AUTO,
         PLACEMENT_SCOPE,
         PLACEMENT_CGROUP,
         PLACEMENT_NONE,
         _PLACEMENT_MAX,
         _PLACEMENT_INVALID = -EINVAL,
-} Placement;
+} PlacementKind;
 
-const char *placement_to_string(Placement p);
-Placement placement_from_string(const char *s);
+const char *placement_kind_to_string(PlacementKind p);
+PlacementKind placement_kind_from_string(const char *s);
 
 typedef struct Config {
         char *state_dir; /* database and per-run files */
         char *socket_path; /* API socket (when not socket-activated) */
         char *database; /* NULL: <state_dir>/corral.db */
-        Placement placement;
+        PlacementKind placement;
+        char *cgroup_root; /* cgroup backend: the subtree corrald owns; NULL: <own cgroup>/corral */
         int log_level;
 } Config;
 

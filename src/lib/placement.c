@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Placement backends: "cgroup" (a child cgroup per run in a cgroup v2 subtree
+ * that corrald owns) and "none" (process groups only, for development).
+ */
+#include "placement.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "cgroup.h"
+#include "log.h"
+
+void run_place_done(RunPlace *p) {
+        free(p->cgroup_path);
+        free(p->unit_name);
+        safe_close(p->cgroup_fd);
+        *p = (RunPlace){ .cgroup_fd = -EBADF };
+}
+
+/* ---- cgroup ---- */
+
+static const char *const limit_controllers[] = { "memory", "pids", "cpu" };
+
+/* Write the limits that the hierarchy supports; collect the names of the others. */
+static int apply_limits(Placement *p, const char *path, const RunLimits *limits, char **ret_warning) {
+        const struct {
+                const char *controller, *attribute, *name;
+                uint64_t value;
+        } l[] = {
+                { "memory", "memory.max", "memoryMax", limits->memory_max },
+                { "pids", "pids.max", "tasksMax", limits->tasks_max },
+                { "cpu", "cpu.weight", "cpuWeight", limits->cpu_weight },
+        };
+        char skipped[128] = "";
+
+        for (size_t i = 0; i < ELEMENTSOF(l); i++) {
+                char value[32];
+                int r;
+
+                if (l[i].value == 0)
+                        continue;
+                snprintf(value, sizeof(value), "%" PRIu64, l[i].value);
+                r = cgroup_write(path, l[i].attribute, value);
+                if (r < 0) {
+                        log_debug("Could not set %s=%s on %s: %s", l[i].attribute, value, path, strerror(-r));
+                        if (*skipped)
+                                strcat(skipped, ", ");
+                        strcat(skipped, l[i].name);
+                }
+        }
+        if (*skipped) {
+                *ret_warning = strprintf("limits not enforced (their cgroup controllers are not available under %s): %s",
+                                         p->cgroup_root, skipped);
+                if (!*ret_warning)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int cgroup_prepare(Placement *p, const char *run_id, const RunLimits *limits, RunPlace *ret, char **ret_warning) {
+        _cleanup_free_ char *path = strprintf("%s/run-%s", p->cgroup_root, run_id);
+        int fd, r;
+
+        if (!path)
+                return -ENOMEM;
+        r = cgroup_create(path);
+        if (r == -EEXIST)
+                /* Left over from an earlier attempt of the same run: reuse only if empty. */
+                r = cgroup_is_populated(path) == 0 ? 0 : -EBUSY;
+        if (r < 0)
+                return r;
+        r = apply_limits(p, path, limits, ret_warning);
+        if (r >= 0)
+                r = cgroup_open(path, &fd);
+        if (r < 0) {
+                (void) cgroup_remove(path);
+                return r;
+        }
+        ret->cgroup_fd = fd;
+        ret->cgroup_path = TAKE_PTR(path);
+        return 0;
+}
+
+static int cgroup_kill_all(Placement *p, const RunPlace *place) {
+        return cgroup_kill(place->cgroup_path);
+}
+
+static int cgroup_populated(Placement *p, const RunPlace *place) {
+        int r = cgroup_is_populated(place->cgroup_path);
+        /* A cgroup that is gone holds nobody. */
+        return r == -ENOENT ? 0 : r;
+}
+
+static int cgroup_count(Placement *p, const RunPlace *place, unsigned *ret) {
+        return cgroup_count_procs(place->cgroup_path, ret);
+}
+
+static int cgroup_oom_kills(Placement *p, const RunPlace *place, uint64_t *ret) {
+        int r = cgroup_read_key(place->cgroup_path, "memory.events", "oom_kill", ret);
+        if (r == -ENOENT) {
+                *ret = 0;
+                return 0;
+        }
+        return r;
+}
+
+static int cgroup_remove_place(Placement *p, const RunPlace *place) {
+        int r = cgroup_remove(place->cgroup_path);
+        return r == -ENOENT ? 0 : r;
+}
+
+static char *cgroup_events_path(Placement *p, const RunPlace *place) {
+        return strprintf("%s/cgroup.events", place->cgroup_path);
+}
+
+static const PlacementOps cgroup_ops = {
+        .name = "cgroup",
+        .prepare = cgroup_prepare,
+        .kill_all = cgroup_kill_all,
+        .populated = cgroup_populated,
+        .count = cgroup_count,
+        .oom_kills = cgroup_oom_kills,
+        .remove = cgroup_remove_place,
+        .events_path = cgroup_events_path,
+};
+
+/* ---- none: process groups only ---- */
+
+static int none_prepare(Placement *p, const char *run_id, const RunLimits *limits, RunPlace *ret, char **ret_warning) {
+        if (limits->memory_max || limits->tasks_max || limits->cpu_weight) {
+                *ret_warning = strdup("limits not enforced: placement=none gives runs no cgroup");
+                if (!*ret_warning)
+                        return -ENOMEM;
+        }
+        ret->cgroup_fd = -EBADF;
+        return 0;
+}
+
+static int none_kill_all(Placement *p, const RunPlace *place) {
+        /* Without a cgroup the agent's process group is all there is to kill; descendants
+         * that left it escape. That is why placement=none is for development only. */
+        if (place->pgid > 0 && kill(-place->pgid, SIGKILL) < 0 && errno != ESRCH)
+                return -errno;
+        return 0;
+}
+
+/* Without a cgroup nothing tells whether descendants live on: the shim, a subreaper,
+ * reaps what stays in its session, and whatever escaped it is not tracked. */
+static int none_populated(Placement *p, const RunPlace *place) {
+        return 0;
+}
+
+static int none_count(Placement *p, const RunPlace *place, unsigned *ret) {
+        *ret = 0;
+        return 0;
+}
+
+static int none_oom_kills(Placement *p, const RunPlace *place, uint64_t *ret) {
+        *ret = 0;
+        return 0;
+}
+
+static int none_remove(Placement *p, const RunPlace *place) {
+        return 0;
+}
+
+static char *none_events_path(Placement *p, const RunPlace *place) {
+        return NULL;
+}
+
+static const PlacementOps none_ops = {
+        .name = "none",
+        .prepare = none_prepare,
+        .kill_all = none_kill_all,
+        .populated = none_populated,
+        .count = none_count,
+        .oom_kills = none_oom_kills,
+        .remove = none_remove,
+        .events_path = none_events_path,
+};
+
+/* ---- setup ---- */
+
+int placement_default_cgroup_root(char **ret) {
+        _cleanup_free_ char *mount = NULL, *self = NULL;
+        int r;
+
+        r = cgroup_find_v2_mount(&mount);
+        if (r < 0)
+                return r;
+        r = cgroup_self_path(&self);
+        if (r < 0)
+                return r;
+        *ret = strprintf("%s%s/corral", mount, streq(self, "/") ? "" : self);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* Make sure the root exists, is a cgroup v2 directory, and enable what limits need. */
+static int setup_cgroup_root(const char *root) {
+        _cleanup_free_ char *parent = NULL;
+        struct stat st;
+        int r;
+
+        r = mkdir(root, 0755) < 0 && errno != EEXIST ? -errno : 0;
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the cgroup root %s: %m", root);
+        if (stat(root, &st) < 0 || cgroup_is_populated(root) < 0)
+                return log_error_errno(-ENOTDIR, "%s is not a cgroup v2 directory.", root);
+
+        /* Limits need their controllers enabled down to the run cgroups; where that is not
+         * possible each run says which limits were not enforced. */
+        parent = strdup(root);
+        if (!parent)
+                return -ENOMEM;
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent)
+                *slash = 0;
+        for (size_t i = 0; i < ELEMENTSOF(limit_controllers); i++) {
+                if (cgroup_controller_available(parent, limit_controllers[i]) > 0)
+                        (void) cgroup_enable_controller(parent, limit_controllers[i]);
+                if (cgroup_controller_available(root, limit_controllers[i]) > 0)
+                        (void) cgroup_enable_controller(root, limit_controllers[i]);
+        }
+        return 0;
+}
+
+int placement_new(PlacementKind kind, const char *cgroup_root, Placement **ret) {
+        _cleanup_free_ char *root = NULL;
+        Placement *p;
+        int r;
+
+        if (kind == PLACEMENT_SCOPE)
+                return log_error_errno(-EOPNOTSUPP,
+                                       "placement=scope is not available in this build yet; use placement=cgroup or auto.");
+
+        if (kind == PLACEMENT_AUTO || kind == PLACEMENT_CGROUP) {
+                if (cgroup_root)
+                        root = strdup(cgroup_root);
+                else {
+                        r = placement_default_cgroup_root(&root);
+                        if (r == -ENOMEDIUM)
+                                return log_error_errno(r,
+                                                       "No cgroup v2 hierarchy is mounted (see /proc/self/mountinfo), so runs "
+                                                       "cannot get a cgroup of their own. Mount cgroup2, or set placement=none "
+                                                       "explicitly to run agents in process groups only.");
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to find corrald's cgroup: %m");
+                }
+                if (!root)
+                        return log_oom();
+                r = setup_cgroup_root(root);
+                if (r < 0)
+                        return log_error_errno(r, "The cgroup backend cannot use %s%s", root,
+                                               kind == PLACEMENT_AUTO ? "; set placement=none explicitly to run without "
+                                                                        "cgroups."
+                                                                      : ".");
+                kind = PLACEMENT_CGROUP;
+        } else
+                log_warning("placement=none: runs get no cgroup of their own. Descendants that leave the agent's process "
+                            "group are not tracked or killed, and limits are not enforced. Use this for development only.");
+
+        p = calloc(1, sizeof(Placement));
+        if (!p)
+                return -ENOMEM;
+        p->kind = kind;
+        p->ops = kind == PLACEMENT_CGROUP ? &cgroup_ops : &none_ops;
+        p->cgroup_root = TAKE_PTR(root);
+        if (p->cgroup_root)
+                log_info("Runs are placed in cgroups under %s.", p->cgroup_root);
+        *ret = p;
+        return 0;
+}
+
+Placement *placement_free(Placement *p) {
+        if (!p)
+                return NULL;
+        /* The root stays: runs that outlive corrald still live below it. */
+        free(p->cgroup_root);
+        free(p);
+        return NULL;
+}

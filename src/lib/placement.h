@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Placement: how a run gets a cgroup of its own before its first instruction
+ * (SPEC §4.1). Backends share one small table of operations; the supervisor
+ * does not know which one it talks to.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+/* Resource limits of a run (adapterConfig.limits); 0 = not set. */
+typedef struct RunLimits {
+        uint64_t memory_max; /* bytes */
+        uint64_t tasks_max;
+        uint64_t cpu_weight; /* 1..10000 */
+} RunLimits;
+
+/* Where one run lives. */
+typedef struct RunPlace {
+        char *cgroup_path; /* filesystem path of the run's cgroup (cgroup backend) */
+        char *unit_name; /* corral-run-<id>.scope (scope backend) */
+        int cgroup_fd; /* O_PATH fd for CLONE_INTO_CGROUP, or -1 */
+        pid_t pgid; /* the agent's process group (none backend) */
+} RunPlace;
+
+void run_place_done(RunPlace *p);
+
+typedef struct Placement Placement;
+
+typedef struct PlacementOps {
+        const char *name;
+        /* Create the run's cgroup before the shim exists. *ret_warning names limits that
+         * could not be enforced (NULL when all were). */
+        int (*prepare)(Placement *p, const char *run_id, const RunLimits *limits, RunPlace *ret, char **ret_warning);
+        /* SIGKILL every process of the run. */
+        int (*kill_all)(Placement *p, const RunPlace *place);
+        /* 1 while any process of the run exists, 0 once none does. */
+        int (*populated)(Placement *p, const RunPlace *place);
+        /* Number of processes in the run (for the leftover event). */
+        int (*count)(Placement *p, const RunPlace *place, unsigned *ret);
+        /* OOM kills in the run so far (0 where not known). */
+        int (*oom_kills)(Placement *p, const RunPlace *place, uint64_t *ret);
+        /* Remove the run's cgroup once it is empty. */
+        int (*remove)(Placement *p, const RunPlace *place);
+        /* A file whose modification means the run's population changed (for inotify), or NULL. */
+        char *(*events_path)(Placement *p, const RunPlace *place);
+} PlacementOps;
+
+struct Placement {
+        const PlacementOps *ops;
+        PlacementKind kind; /* resolved: never PLACEMENT_AUTO */
+        char *cgroup_root; /* cgroup backend */
+};
+
+/* Resolve kind (auto picks what this host offers) and set the backend up. Logs why when
+ * no backend is available. */
+int placement_new(PlacementKind kind, const char *cgroup_root, Placement **ret);
+Placement *placement_free(Placement *p);
+
+/* The cgroup backend's default root: "<cgroup2 mount><own cgroup>/corral". */
+int placement_default_cgroup_root(char **ret);

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The run log: incremental ingestion of the log.ndjson the shim writes
+ * (SPEC §4.6), stdout/stderr excerpts, compaction and credential redaction of
+ * what corrald stores and shows, and the size and SHA-256 of the final file.
+ * The file itself is never changed: it holds the agent's exact bytes.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RUNLOG_EXCERPT_MAX (32 * 1024)
+#define RUNLOG_CHUNK_LIMIT (64 * 1024)
+#define RUNLOG_LINE_MAX (8 * 1024 * 1024)
+
+typedef struct RunLog {
+        char *path;
+        uint64_t offset; /* bytes of complete lines ingested */
+        char *partial; /* an incomplete last line, kept until its newline arrives */
+        size_t partial_size;
+        char *excerpt[2]; /* stdout, stderr: last RUNLOG_EXCERPT_MAX bytes, sanitized */
+        size_t excerpt_size[2];
+        uint64_t chunks;
+        uint64_t bad_lines;
+} RunLog;
+
+int runlog_new(const char *path, uint64_t offset, RunLog **ret);
+RunLog *runlog_free(RunLog *l);
+
+/* Read what was appended since the last call. Returns the number of new chunks (0 when
+ * nothing new), or -errno. A missing file counts as empty. */
+int runlog_ingest(RunLog *l);
+
+/* The excerpt of "stdout" (0) or "stderr" (1) as a NUL-terminated string (never NULL). */
+const char *runlog_excerpt(RunLog *l, int stream);
+
+/* Call cb for every chunk of the log file, decoded (base64 chunks as their bytes), in order.
+ * stream is 0 for stdout, 1 for stderr. Lines that are not log lines are skipped. */
+typedef int (*RunLogChunkFn)(int stream, const char *data, size_t size, void *userdata);
+int runlog_for_each_chunk(const char *path, RunLogChunkFn cb, void *userdata);
+
+/* Size and SHA-256 (lower-case hex) of a file. */
+int runlog_digest(const char *path, uint64_t *ret_size, char ret_sha256[static 65]);
+
+/* Sanitizing what corrald keeps: */
+/* Replace inline base64 image payloads of 1024+ characters with a marker; then, if the
+ * text is still longer than limit, keep the first 60% and the last 25% around a marker. */
+char *runlog_compact(const char *chunk, size_t size, size_t limit, size_t *ret_size);
+/* Replace credentials (Bearer tokens, *_API_KEY=..., "apiKey": "...", --x-api-key=...) with
+ * ***REDACTED***, in place; returns the new length. */
+size_t runlog_redact(char *text, size_t size);

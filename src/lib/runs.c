@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Run events and the outcome mapping of finished runs.
+ */
+#include "runs.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "supervisor.h"
+
+int run_event_append(Store *s, const char *run_id, const char *event_type, EventLevel level, const char *message,
+                     const char *payload_json) {
+        _cleanup_(run_donep) Run run = {};
+        _cleanup_(run_event_donep) RunEvent e = {};
+        char now[ISO_TIME_MAX];
+        int64_t n;
+        int r;
+
+        r = store_get(s, &run_entity, run_id, &run);
+        if (r < 0)
+                return r;
+        r = store_count(s, "heartbeat_run_events", "WHERE run_id = ?1", (const char *const[]){ run_id, NULL }, &n);
+        if (r < 0)
+                return r;
+        r = entity_init(&run_event_entity, &e);
+        if (r < 0)
+                return r;
+        r = iso_time_now(now);
+        if (r < 0)
+                return r;
+        e.seq = n + 1;
+        e.level = level;
+        e.stream = STREAM_SYSTEM;
+        if (free_and_strdup(&e.company_id, run.company_id) < 0 || free_and_strdup(&e.run_id, run_id) < 0 ||
+            free_and_strdup(&e.agent_id, run.agent_id) < 0 || free_and_strdup(&e.event_type, event_type) < 0 ||
+            free_and_strdup(&e.message, message) < 0 || free_and_strdup(&e.created_at, now) < 0 ||
+            (payload_json && free_and_strdup(&e.payload, payload_json) < 0))
+                return -ENOMEM;
+        return store_insert(s, &run_event_entity, &e);
+}
+
+typedef struct Outcome {
+        RunStatus status;
+        const char *error_code;
+        const char *stop_reason;
+} Outcome;
+
+static Outcome outcome_of(const RunResult *result) {
+        switch (result->end) {
+        case RUN_END_EXITED:
+                if (result->exit_code == 0 && !result->signal)
+                        return (Outcome){ RUN_SUCCEEDED, NULL, "completed" };
+                return (Outcome){ RUN_FAILED, "adapter_failed", "adapter_failed" };
+        case RUN_END_CANCELLED:
+                return (Outcome){ RUN_CANCELLED, "cancelled", "cancelled" };
+        case RUN_END_TIMEOUT:
+                return (Outcome){ RUN_TIMED_OUT, "timeout", "timeout" };
+        case RUN_END_IDLE_TIMEOUT:
+                return (Outcome){ RUN_TIMED_OUT, "idle_timeout", "idle_timeout" };
+        case RUN_END_OOM:
+                return (Outcome){ RUN_FAILED, "oom_killed", "oom_killed" };
+        case RUN_END_LAUNCH_FAILED:
+        default:
+                return (Outcome){ RUN_FAILED, "launch_failed", "launch_failed" };
+        }
+}
+
+static char *error_text(const RunResult *result) {
+        switch (result->end) {
+        case RUN_END_EXITED:
+                if (result->exit_code == 0 && !result->signal)
+                        return NULL;
+                if (result->error)
+                        return strdup(result->error);
+                if (result->signal)
+                        return strprintf("Process was killed by %s", result->signal);
+                return strprintf("Process exited with code %" PRIi64, result->exit_code);
+        case RUN_END_CANCELLED:
+                return strdup("Cancelled");
+        case RUN_END_TIMEOUT:
+                return strdup("Timed out");
+        case RUN_END_IDLE_TIMEOUT:
+                return strdup("Timed out: no output for the idle timeout");
+        case RUN_END_OOM:
+                return strdup("Killed by the kernel's OOM killer: the run exceeded its memoryMax");
+        default:
+                return strdup(result->error ?: "The run could not be launched");
+        }
+}
+
+int run_apply_result(Run *run, const RunResult *result) {
+        Outcome o = outcome_of(result);
+        _cleanup_free_ char *error = error_text(result);
+        cJSON *rj;
+        char now[ISO_TIME_MAX];
+        char *text;
+        int r;
+
+        r = iso_time_now(now);
+        if (r < 0)
+                return r;
+        run->status = o.status;
+        run->exit_code = result->exit_code;
+        if (free_and_strdup(&run->signal, result->signal) < 0 || free_and_strdup(&run->error_code, o.error_code) < 0 ||
+            free_and_strdup(&run->finished_at, now) < 0 || free_and_strdup(&run->updated_at, now) < 0 ||
+            free_and_strdup(&run->stdout_excerpt, result->stdout_excerpt) < 0 ||
+            free_and_strdup(&run->stderr_excerpt, result->stderr_excerpt) < 0)
+                return -ENOMEM;
+        free(run->error);
+        run->error = TAKE_PTR(error);
+        run->log_bytes = (int64_t) result->log_bytes;
+        if (free_and_strdup(&run->log_sha256, result->log_sha256[0] ? result->log_sha256 : NULL) < 0)
+                return -ENOMEM;
+
+        /* Stop metadata goes into resultJson next to whatever the adapter put there. */
+        rj = run->result_json ? cJSON_Parse(run->result_json) : NULL;
+        if (!cJSON_IsObject(rj)) {
+                cJSON_Delete(rj);
+                rj = cJSON_CreateObject();
+        }
+        if (!rj)
+                return -ENOMEM;
+        cJSON_DeleteItemFromObjectCaseSensitive(rj, "stopReason");
+        cJSON_DeleteItemFromObjectCaseSensitive(rj, "timeoutFired");
+        cJSON_DeleteItemFromObjectCaseSensitive(rj, "leftoverProcessesKilled");
+        cJSON_AddStringToObject(rj, "stopReason", o.stop_reason);
+        cJSON_AddBoolToObject(rj, "timeoutFired", result->end == RUN_END_TIMEOUT || result->end == RUN_END_IDLE_TIMEOUT);
+        cJSON_AddNumberToObject(rj, "leftoverProcessesKilled", result->leftover);
+        text = cJSON_PrintUnformatted(rj);
+        cJSON_Delete(rj);
+        if (!text)
+                return -ENOMEM;
+        free(run->result_json);
+        run->result_json = text;
+        return 0;
+}
+
+int run_finalize(Store *s, const RunResult *result, Run *ret) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(run_donep) Run run = {};
+        char msg[256];
+        int r;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        r = store_get(s, &run_entity, result->run_id, &run);
+        if (r < 0)
+                return r;
+        if (run_status_is_terminal(run.status))
+                return -ESTALE;
+        r = run_apply_result(&run, result);
+        if (r < 0)
+                return r;
+        r = store_update(s, &run_entity, &run);
+        if (r < 0)
+                return r;
+        snprintf(msg, sizeof(msg), "run %s%s%s", run_status_to_string(run.status), run.error ? ": " : "", strempty(run.error));
+        r = run_event_append(s, run.id, "lifecycle", run.status == RUN_SUCCEEDED ? LEVEL_INFO : LEVEL_WARN, msg, NULL);
+        if (r < 0)
+                return r;
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        if (ret) {
+                *ret = run;
+                run = (Run){};
+        }
+        return 0;
+}

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Run records: their events, and turning how a run ended (a RunResult of the
+ * supervisor) into its terminal status, error code and stop metadata
+ * (reference §2.3 step 7, §6.1, with corral's own codes).
+ */
+#pragma once
+
+#include "model.h"
+#include "store.h"
+
+typedef struct RunResult RunResult;
+
+/* Append an event to a run (seq = max + 1). payload_json may be NULL. */
+int run_event_append(Store *s, const char *run_id, const char *event_type, EventLevel level, const char *message,
+                     const char *payload_json);
+
+/* Apply a result to a run record in memory: status, error, errorCode, exitCode, signal,
+ * finishedAt, log size and digest, excerpts, and stopReason/timeoutFired in resultJson. */
+int run_apply_result(Run *run, const RunResult *result);
+
+/* Load the run, apply the result, write it back in one transaction with a lifecycle event.
+ * -ESTALE when the run is already terminal (it is left as it is). */
+int run_finalize(Store *s, const RunResult *result, Run *ret);

@@ -1,0 +1,815 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Run supervision. Each tracked run moves through one state machine:
+ *
+ *   LAUNCHING --agent pid reported, row written, go sent--> RUNNING
+ *   RUNNING   --stop (cancel/timeout/idle): SIGTERM via shim--> STOPPING
+ *   STOPPING  --grace elapsed: kill the cgroup--> (shim exit)
+ *   any       --shim exited--> DRAINING --cgroup empty--> finished, reported, freed
+ *
+ * Nothing polls: the shim's pidfd, the cgroup's cgroup.events and the run's
+ * log file are event sources, the deadlines are timers.
+ */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "log.h"
+#include "model.h"
+#include "runlog.h"
+#include "runs.h"
+#include "shim.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+#define USEC_PER_SEC UINT64_C(1000000)
+/* Ingestion progress is written to the run row at most this often. */
+#define OFFSET_PERSIST_USEC (1 * USEC_PER_SEC)
+
+typedef enum TrackState {
+        TRACK_LAUNCHING,
+        TRACK_RUNNING,
+        TRACK_STOPPING,
+        TRACK_DRAINING,
+} TrackState;
+
+typedef struct Tracked {
+        Supervisor *supervisor;
+        TrackState state;
+        char *run_id, *agent_id, *issue_id;
+        char *run_dir;
+        RunPlace place;
+
+        pid_t shim_pid;
+        int pidfd;
+        uint64_t shim_start_ticks;
+        pid_t agent_pid;
+        int go_fd, report_fd;
+        bool shim_exited;
+        int shim_status; /* si_code/si_status of the shim, for a shim that died itself */
+
+        RunEnd stop_reason; /* set when corral decided to end the run */
+        bool killed; /* the cgroup was killed */
+        unsigned leftover;
+
+        uint64_t grace_usec, idle_usec, timeout_usec;
+        uint64_t last_output; /* CLOCK_MONOTONIC */
+        uint64_t last_persist;
+
+        RunLog *log;
+        int log_wd, events_wd;
+
+        sd_event_source *pidfd_source, *report_source;
+        sd_event_source *deadline_timer, *grace_timer, *idle_timer, *leftover_timer;
+} Tracked;
+
+struct Supervisor {
+        sd_event *event;
+        Store *store;
+        Placement *placement;
+        char *state_dir, *shim_path;
+        uint64_t leftover_grace_usec;
+        char boot_id[64];
+        SupervisorFinished finished;
+        void *userdata;
+
+        int inotify_fd;
+        sd_event_source *inotify_source;
+        Tracked **runs;
+        size_t n_runs;
+};
+
+static const char *const run_end_names[] = {
+        "exited", "cancelled", "timeout", "idle_timeout", "oom_killed", "launch_failed", NULL,
+};
+
+const char *run_end_to_string(RunEnd e) {
+        return enum_to_string(run_end_names, (int) e);
+}
+
+static uint64_t now_mono(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Journal fields naming the run, so "journalctl CORRAL_RUN_ID=<id>" shows its life. */
+#define RUN_FIELDS(t, name)                                                                          \
+        char name##_run[64], name##_agent[64], name##_issue[64];                                     \
+        snprintf(name##_run, sizeof(name##_run), "CORRAL_RUN_ID=%s", (t)->run_id);                   \
+        snprintf(name##_agent, sizeof(name##_agent), "CORRAL_AGENT_ID=%s", strempty((t)->agent_id)); \
+        snprintf(name##_issue, sizeof(name##_issue), "CORRAL_ISSUE_ID=%s", strempty((t)->issue_id)); \
+        const char *const name[] = { name##_run, name##_agent, (t)->issue_id ? name##_issue : NULL, NULL }
+
+static Tracked *find(Supervisor *s, const char *run_id) {
+        for (size_t i = 0; i < s->n_runs; i++)
+                if (streq(s->runs[i]->run_id, run_id))
+                        return s->runs[i];
+        return NULL;
+}
+
+static void tracked_free(Tracked *t) {
+        if (!t)
+                return;
+        if (t->supervisor && t->supervisor->inotify_fd >= 0) {
+                if (t->log_wd >= 0)
+                        (void) inotify_rm_watch(t->supervisor->inotify_fd, t->log_wd);
+                if (t->events_wd >= 0)
+                        (void) inotify_rm_watch(t->supervisor->inotify_fd, t->events_wd);
+        }
+        sd_event_source_disable_unref(t->pidfd_source);
+        sd_event_source_disable_unref(t->report_source);
+        sd_event_source_disable_unref(t->deadline_timer);
+        sd_event_source_disable_unref(t->grace_timer);
+        sd_event_source_disable_unref(t->idle_timer);
+        sd_event_source_disable_unref(t->leftover_timer);
+        safe_close(t->pidfd);
+        safe_close(t->go_fd);
+        safe_close(t->report_fd);
+        runlog_free(t->log);
+        run_place_done(&t->place);
+        free(t->run_id);
+        free(t->agent_id);
+        free(t->issue_id);
+        free(t->run_dir);
+        free(t);
+}
+
+static void untrack(Supervisor *s, Tracked *t) {
+        for (size_t i = 0; i < s->n_runs; i++)
+                if (s->runs[i] == t) {
+                        s->runs[i] = s->runs[--s->n_runs];
+                        break;
+                }
+        tracked_free(t);
+}
+
+char *supervisor_run_dir(Supervisor *s, const char *run_id) {
+        return strprintf("%s/runs/%s", s->state_dir, run_id);
+}
+
+bool supervisor_tracks(Supervisor *s, const char *run_id) {
+        return find(s, run_id) != NULL;
+}
+
+unsigned supervisor_count(Supervisor *s) {
+        return (unsigned) s->n_runs;
+}
+
+/* ---- ending ---- */
+
+static void event(Tracked *t, EventLevel level, const char *message) {
+        int r = run_event_append(t->supervisor->store, t->run_id, "lifecycle", level, message, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to record run event for %s, ignoring: %m", t->run_id);
+}
+
+/* Read status.json: the agent's real exit status. */
+static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal) {
+        _cleanup_free_ char *path = strprintf("%s/%s", t->run_dir, SHIM_STATUS_FILE), *text = NULL;
+        cJSON *j, *code, *sig;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_full_file(path, 64 * 1024, &text, NULL);
+        if (r < 0)
+                return r;
+        j = cJSON_Parse(text);
+        if (!j)
+                return -EBADMSG;
+        code = cJSON_GetObjectItemCaseSensitive(j, "exitCode");
+        sig = cJSON_GetObjectItemCaseSensitive(j, "signal");
+        *ret_exit = cJSON_IsNumber(code) ? (int64_t) code->valuedouble : INT_NULL;
+        *ret_signal = cJSON_IsString(sig) ? strdup(sig->valuestring) : NULL;
+        cJSON_Delete(j);
+        return 0;
+}
+
+static void persist_progress(Tracked *t, bool force);
+
+/* The cgroup is empty and the shim gone: report and forget the run. */
+static void finish(Tracked *t) {
+        Supervisor *s = t->supervisor;
+        _cleanup_free_ char *signal_name = NULL;
+        char exit_text[32];
+        RunResult result = { .run_id = t->run_id, .exit_code = INT_NULL };
+        int r;
+
+        r = read_status(t, &result.exit_code, &signal_name);
+        if (r < 0 && r != -ENOENT)
+                log_warning_errno(r, "Run %s: unreadable %s, ignoring: %m", t->run_id, SHIM_STATUS_FILE);
+        if (r < 0 && t->killed)
+                /* The shim itself was killed with the cgroup: the agent died of that. */
+                signal_name = strdup("SIGKILL");
+        result.signal = signal_name;
+
+        (void) s->placement->ops->oom_kills(s->placement, &t->place, &result.oom_kills);
+        if (t->stop_reason >= 0)
+                result.end = t->stop_reason;
+        else if (result.oom_kills > 0)
+                result.end = RUN_END_OOM;
+        else
+                result.end = RUN_END_EXITED;
+        if (r == -ENOENT && !t->killed && t->stop_reason < 0)
+                result.error = "the shim exited without writing the agent's exit status";
+
+        (void) runlog_ingest(t->log);
+        persist_progress(t, true);
+        r = runlog_digest(t->log->path, &result.log_bytes, result.log_sha256);
+        if (r < 0 && r != -ENOENT)
+                log_warning_errno(r, "Run %s: failed to hash its log, ignoring: %m", t->run_id);
+        result.stdout_excerpt = runlog_excerpt(t->log, 0);
+        result.stderr_excerpt = runlog_excerpt(t->log, 1);
+        result.leftover = t->leftover;
+
+        r = s->placement->ops->remove(s->placement, &t->place);
+        if (r < 0)
+                log_warning_errno(r, "Run %s: failed to remove %s, ignoring: %m", t->run_id, strna(t->place.cgroup_path));
+
+        if (result.exit_code == INT_NULL)
+                snprintf(exit_text, sizeof(exit_text), "%s", result.signal ? result.signal : "no exit status");
+        else
+                snprintf(exit_text, sizeof(exit_text), "exit code %" PRIi64, result.exit_code);
+        {
+                RUN_FIELDS(t, fields);
+                log_fields(LOG_INFO, fields, "Run %s finished (%s, %s), log %" PRIu64 " bytes.", t->run_id,
+                           run_end_to_string(result.end), exit_text, result.log_bytes);
+        }
+        if (s->finished)
+                s->finished(s, &result, s->userdata);
+        untrack(s, t);
+}
+
+static void maybe_finish(Tracked *t) {
+        int r;
+
+        if (!t->shim_exited)
+                return;
+        r = t->supervisor->placement->ops->populated(t->supervisor->placement, &t->place);
+        if (r < 0)
+                log_warning_errno(r, "Run %s: cannot read whether its cgroup is empty, assuming it is: %m", t->run_id);
+        if (r > 0)
+                return; /* cgroup.events will say when it empties */
+        finish(t);
+}
+
+static void kill_run(Tracked *t) {
+        Supervisor *s = t->supervisor;
+        int r;
+
+        t->killed = true;
+        r = s->placement->ops->kill_all(s->placement, &t->place);
+        if (r < 0)
+                log_error_errno(r, "Run %s: failed to kill its cgroup %s: %m", t->run_id, strna(t->place.cgroup_path));
+        /* The none backend has nothing that reaches the shim: take it down by its pidfd. */
+        if (!t->shim_exited && t->pidfd >= 0)
+                (void) syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0);
+}
+
+static int on_leftover_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        Tracked *t = userdata;
+        Supervisor *s = t->supervisor;
+        unsigned n = 0;
+        char msg[160];
+
+        if (s->placement->ops->populated(s->placement, &t->place) <= 0) {
+                maybe_finish(t);
+                return 0;
+        }
+        (void) s->placement->ops->count(s->placement, &t->place, &n);
+        t->leftover = n;
+        snprintf(msg, sizeof(msg), "The agent exited, but %u process%s it left behind in the run's cgroup %s killed.", n,
+                 n == 1 ? "" : "es", n == 1 ? "was" : "were");
+        event(t, LEVEL_WARN, msg);
+        RUN_FIELDS(t, fields);
+        log_fields(LOG_NOTICE, fields, "Run %s: %s", t->run_id, msg);
+        kill_run(t);
+        maybe_finish(t);
+        return 0;
+}
+
+static int on_shim_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Tracked *t = userdata;
+        siginfo_t si = {};
+
+        /* Our child: reap it. (A re-adopted shim would not be, and waitid says ECHILD.) */
+        if (waitid((idtype_t) P_PIDFD, (id_t) t->pidfd, &si, WEXITED | WNOHANG) < 0 && errno != ECHILD)
+                log_warning_errno(-errno, "Run %s: waitid on the shim failed, ignoring: %m", t->run_id);
+        t->shim_exited = true;
+        t->shim_status = si.si_status;
+        t->pidfd_source = sd_event_source_disable_unref(t->pidfd_source);
+        t->report_source = sd_event_source_disable_unref(t->report_source);
+        t->grace_timer = sd_event_source_disable_unref(t->grace_timer);
+        t->idle_timer = sd_event_source_disable_unref(t->idle_timer);
+        t->deadline_timer = sd_event_source_disable_unref(t->deadline_timer);
+        (void) runlog_ingest(t->log);
+        t->state = TRACK_DRAINING;
+
+        if (t->supervisor->placement->ops->populated(t->supervisor->placement, &t->place) > 0 && !t->killed) {
+                /* Processes the agent left behind get a short grace, then the cgroup is killed. */
+                int r = sd_event_add_time_relative(t->supervisor->event, &t->leftover_timer, CLOCK_MONOTONIC,
+                                                   t->supervisor->leftover_grace_usec, 0, on_leftover_timer, t);
+                if (r < 0) {
+                        log_warning_errno(r, "Run %s: failed to arm the leftover timer, killing now: %m", t->run_id);
+                        (void) on_leftover_timer(NULL, 0, t);
+                }
+                return 0;
+        }
+        maybe_finish(t);
+        return 0;
+}
+
+static int on_grace_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        Tracked *t = userdata;
+
+        RUN_FIELDS(t, fields);
+        log_fields(LOG_NOTICE, fields, "Run %s did not stop within its grace period; killing every process in it.", t->run_id);
+        event(t, LEVEL_WARN, "The run did not stop within its grace period; every process in its cgroup was killed.");
+        kill_run(t);
+        return 0;
+}
+
+int supervisor_stop(Supervisor *s, const char *run_id, RunEnd why) {
+        Tracked *t = find(s, run_id);
+        int r;
+
+        if (!t)
+                return -ENOENT;
+        if (t->state == TRACK_STOPPING || t->state == TRACK_DRAINING)
+                return 0;
+        if (t->stop_reason < 0)
+                t->stop_reason = why;
+        if (t->state == TRACK_LAUNCHING) {
+                /* The agent has not started: closing the go pipe makes the shim give up. */
+                t->go_fd = safe_close(t->go_fd);
+                t->state = TRACK_STOPPING;
+                return 0;
+        }
+        t->state = TRACK_STOPPING;
+        {
+                RUN_FIELDS(t, fields);
+                log_fields(LOG_INFO, fields, "Stopping run %s (%s): SIGTERM to the agent, SIGKILL to all after %" PRIu64 " s.",
+                           t->run_id, run_end_to_string(why), t->grace_usec / USEC_PER_SEC);
+        }
+        /* The shim forwards SIGTERM to the agent's process group. */
+        if (syscall(SYS_pidfd_send_signal, t->pidfd, SIGTERM, NULL, 0) < 0 && errno != ESRCH)
+                log_warning_errno(-errno, "Run %s: failed to signal its shim: %m", t->run_id);
+        r = sd_event_add_time_relative(s->event, &t->grace_timer, CLOCK_MONOTONIC, t->grace_usec, 0, on_grace_timer, t);
+        if (r < 0) {
+                log_warning_errno(r, "Run %s: failed to arm the grace timer, killing now: %m", t->run_id);
+                kill_run(t);
+        }
+        return 0;
+}
+
+static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
+        Tracked *t = userdata;
+
+        event(t, LEVEL_WARN, "The run reached its timeout.");
+        (void) supervisor_stop(t->supervisor, t->run_id, RUN_END_TIMEOUT);
+        return 0;
+}
+
+static int on_idle_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        Tracked *t = userdata;
+        uint64_t now = now_mono();
+
+        if (now - t->last_output < t->idle_usec) {
+                /* Output arrived since the timer was armed: wait for the rest of the interval. */
+                (void) sd_event_source_set_time(src, t->last_output + t->idle_usec);
+                (void) sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+                return 0;
+        }
+        event(t, LEVEL_WARN, "The run produced no output for its idle timeout.");
+        (void) supervisor_stop(t->supervisor, t->run_id, RUN_END_IDLE_TIMEOUT);
+        return 0;
+}
+
+/* ---- log and cgroup events ---- */
+
+static void persist_progress(Tracked *t, bool force) {
+        _cleanup_(run_donep) Run run = {};
+        uint64_t now = now_mono();
+        int r;
+
+        if (!force && now - t->last_persist < OFFSET_PERSIST_USEC)
+                return;
+        t->last_persist = now;
+        r = store_get(t->supervisor->store, &run_entity, t->run_id, &run);
+        if (r < 0)
+                return;
+        run.log_offset = (int64_t) t->log->offset;
+        if (free_and_strdup(&run.stdout_excerpt, runlog_excerpt(t->log, 0)) < 0 ||
+            free_and_strdup(&run.stderr_excerpt, runlog_excerpt(t->log, 1)) < 0)
+                return;
+        r = store_update(t->supervisor->store, &run_entity, &run);
+        if (r < 0)
+                log_warning_errno(r, "Run %s: failed to record log progress, ignoring: %m", t->run_id);
+}
+
+static int on_inotify(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Supervisor *s = userdata;
+        char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+                if (n <= 0)
+                        break;
+                for (char *p = buf; p < buf + n;) {
+                        const struct inotify_event *e = (const struct inotify_event *) p;
+                        p += sizeof(*e) + e->len;
+                        for (size_t i = 0; i < s->n_runs; i++) {
+                                Tracked *t = s->runs[i];
+                                if (e->wd == t->log_wd) {
+                                        if (runlog_ingest(t->log) > 0)
+                                                t->last_output = now_mono();
+                                        persist_progress(t, false);
+                                        break;
+                                }
+                                if (e->wd == t->events_wd) {
+                                        maybe_finish(t); /* may free t */
+                                        break;
+                                }
+                        }
+                }
+        }
+        return 0;
+}
+
+/* ---- launching ---- */
+
+static int read_start_ticks(pid_t pid, uint64_t *ret) {
+        _cleanup_free_ char *path = strprintf("/proc/%d/stat", (int) pid), *text = NULL;
+        char *p;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_full_file(path, 4096, &text, NULL);
+        if (r < 0)
+                return r;
+        /* The command name may hold anything, so count fields after its closing parenthesis:
+         * field 3 follows it, and start time is field 22. */
+        p = strrchr(text, ')');
+        if (!p)
+                return -EBADMSG;
+        p++;
+        for (int field = 3; field < 22; field++) {
+                p = strchr(p + 1, ' ');
+                if (!p)
+                        return -EBADMSG;
+        }
+        *ret = strtoull(p + 1, NULL, 10);
+        return 0;
+}
+
+static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userdata);
+
+/* The shim's process. After clone3 only async-signal-safe calls. */
+static _noreturn_ void shim_child(const char *path, char *const *argv, char *const *env, const char *cwd, int devnull, int go,
+                                  int report) {
+        sigset_t none;
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        (void) sigaction(SIGPIPE, &dfl, NULL);
+        if (dup2(devnull, STDIN_FILENO) < 0 || dup2(go, SHIM_FD_GO) < 0 || dup2(report, SHIM_FD_REPORT) < 0)
+                _exit(SHIM_EXIT_EXEC_FAILED);
+        if (cwd && chdir(cwd) < 0)
+                _exit(SHIM_EXIT_EXEC_FAILED);
+        execve(path, argv, env);
+        _exit(SHIM_EXIT_EXEC_FAILED);
+}
+
+static int write_run_file(const char *dir, const char *name, const char *content) {
+        _cleanup_free_ char *path = strprintf("%s/%s", dir, name);
+        return path ? write_file_atomic(path, content, strlen(content), 0640) : -ENOMEM;
+}
+
+/* Above any fd the child will dup onto (0-4), so dup2 never meets itself. */
+static int fd_high(int fd) {
+        int r = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+        int e = errno;
+        safe_close(fd);
+        errno = e;
+        return r < 0 ? -errno : r;
+}
+
+static int launch_error(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
+static int launch_error(char **ret_error, int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(ret_error, fmt, ap) < 0)
+                *ret_error = NULL;
+        va_end(ap);
+        return r;
+}
+
+static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_error) {
+        _cleanup_close_ int devnull = -EBADF, go_read = -EBADF, report_write = -EBADF;
+        _cleanup_free_ char **argv = NULL;
+        _cleanup_free_ char *warning = NULL;
+        int go[2], report[2], pidfd = -1, r;
+        size_t n_args = 0;
+        pid_t pid;
+
+        r = mkdir_parents_and_self(t->run_dir, 0750);
+        if (r < 0)
+                return launch_error(ret_error, r, "cannot create the run directory %s: %s", t->run_dir, strerror(-r));
+        if (spec->context_json && (r = write_run_file(t->run_dir, "context.json", spec->context_json)) < 0)
+                return launch_error(ret_error, r, "cannot write context.json: %s", strerror(-r));
+        if (spec->stdin_text && (r = write_run_file(t->run_dir, SHIM_STDIN_FILE, spec->stdin_text)) < 0)
+                return launch_error(ret_error, r, "cannot write the stdin file: %s", strerror(-r));
+
+        r = s->placement->ops->prepare(s->placement, t->run_id, &spec->limits, &t->place, &warning);
+        if (r < 0)
+                return launch_error(ret_error, r, "cannot create the run's cgroup under %s: %s", strna(s->placement->cgroup_root),
+                                    strerror(-r));
+        if (warning) {
+                event(t, LEVEL_WARN, warning);
+                RUN_FIELDS(t, fields);
+                log_fields(LOG_WARNING, fields, "Run %s: %s", t->run_id, warning);
+        }
+
+        while (spec->argv[n_args])
+                n_args++;
+        argv = calloc(n_args + 3, sizeof(char *));
+        if (!argv)
+                return -ENOMEM;
+        argv[0] = s->shim_path;
+        argv[1] = t->run_dir;
+        for (size_t i = 0; i < n_args; i++)
+                argv[i + 2] = spec->argv[i];
+
+        if (pipe2(go, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0)
+                return -errno;
+        go_read = fd_high(go[0]);
+        t->go_fd = go[1];
+        report_write = fd_high(report[1]);
+        t->report_fd = report[0];
+        devnull = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (go_read < 0 || report_write < 0 || devnull < 0)
+                return -EMFILE;
+        devnull = fd_high(devnull);
+        if (devnull < 0)
+                return devnull;
+
+        struct clone_args args = {
+                .flags = CLONE_PIDFD | (t->place.cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
+                .pidfd = (uint64_t) (uintptr_t) &pidfd,
+                .exit_signal = SIGCHLD,
+                .cgroup = (uint64_t) (t->place.cgroup_fd >= 0 ? t->place.cgroup_fd : 0),
+        };
+        pid = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
+        if (pid < 0) {
+                r = -errno;
+                return launch_error(ret_error, r, "cannot start the shim: clone3: %s", strerror(-r));
+        }
+        if (pid == 0)
+                shim_child(s->shim_path, argv, spec->env, spec->cwd ?: t->run_dir, devnull, go_read, report_write);
+
+        t->shim_pid = pid;
+        t->pidfd = pidfd;
+        r = read_start_ticks(pid, &t->shim_start_ticks);
+        if (r < 0)
+                log_warning_errno(r, "Run %s: cannot read the shim's start time, ignoring: %m", t->run_id);
+
+        r = sd_event_add_io(s->event, &t->pidfd_source, t->pidfd, EPOLLIN, on_shim_exit, t);
+        if (r >= 0)
+                r = sd_event_add_io(s->event, &t->report_source, t->report_fd, EPOLLIN, on_report, t);
+        if (r < 0) {
+                /* A half-started shim is killed and reaped on every error path. */
+                (void) syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0);
+                (void) waitid((idtype_t) P_PIDFD, (id_t) t->pidfd, NULL, WEXITED);
+                return r;
+        }
+        return 0;
+}
+
+/* The shim reported the agent's pid: record everything, then let the agent run. */
+static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Tracked *t = userdata;
+        Supervisor *s = t->supervisor;
+        _cleanup_(run_donep) Run run = {};
+        char buf[32] = "", now[ISO_TIME_MAX], deadline[ISO_TIME_MAX];
+        ssize_t n;
+        int64_t pid;
+        int r;
+
+        n = read(fd, buf, sizeof(buf) - 1);
+        t->report_source = sd_event_source_disable_unref(t->report_source);
+        t->report_fd = safe_close(t->report_fd);
+        if (n <= 0 || safe_atoi64(strstrip(buf), &pid) < 0 || pid <= 0)
+                /* The shim died before its agent existed; its pidfd says the rest. */
+                return 0;
+        t->agent_pid = (pid_t) pid;
+        t->place.pgid = t->agent_pid;
+        if (t->state != TRACK_LAUNCHING)
+                return 0; /* stopped meanwhile: go_fd is closed, the shim gives up */
+
+        (void) iso_time_now(now);
+        r = store_get(s->store, &run_entity, t->run_id, &run);
+        if (r >= 0) {
+                run.shim_pid = t->shim_pid;
+                run.shim_start_ticks = (int64_t) t->shim_start_ticks;
+                run.process_pid = t->agent_pid;
+                run.process_group_id = t->agent_pid;
+                if (free_and_strdup(&run.boot_id, s->boot_id) < 0 ||
+                    free_and_strdup(&run.cgroup_path, t->place.cgroup_path) < 0 ||
+                    free_and_strdup(&run.unit_name, t->place.unit_name) < 0 || free_and_strdup(&run.log_path, t->log->path) < 0 ||
+                    free_and_strdup(&run.process_started_at, now) < 0 || free_and_strdup(&run.log_ref, t->log->path) < 0)
+                        r = -ENOMEM;
+                if (r >= 0 && t->timeout_usec > 0 && iso_time_format(now_usec() + (int64_t) t->timeout_usec, deadline) >= 0)
+                        r = free_and_strdup(&run.deadline_at, deadline);
+                if (r >= 0)
+                        r = store_update(s->store, &run_entity, &run);
+        }
+        if (r < 0) {
+                /* Without the row naming its processes, the run must not start. */
+                log_error_errno(r, "Run %s: failed to record its processes, not starting it: %m", t->run_id);
+                t->stop_reason = RUN_END_LAUNCH_FAILED;
+                t->go_fd = safe_close(t->go_fd);
+                return 0;
+        }
+
+        if (write(t->go_fd, "g", 1) != 1) {
+                log_error_errno(-errno, "Run %s: failed to start the agent: %m", t->run_id);
+                t->stop_reason = RUN_END_LAUNCH_FAILED;
+        }
+        t->go_fd = safe_close(t->go_fd);
+        t->state = TRACK_RUNNING;
+        t->last_output = now_mono();
+
+        if (t->timeout_usec > 0) {
+                r = sd_event_add_time_relative(s->event, &t->deadline_timer, CLOCK_MONOTONIC, t->timeout_usec, 0, on_deadline, t);
+                if (r < 0)
+                        log_error_errno(r, "Run %s: failed to arm its timeout: %m", t->run_id);
+        }
+        if (t->idle_usec > 0) {
+                r = sd_event_add_time_relative(s->event, &t->idle_timer, CLOCK_MONOTONIC, t->idle_usec, 0, on_idle_timer, t);
+                if (r < 0)
+                        log_error_errno(r, "Run %s: failed to arm its idle timeout: %m", t->run_id);
+        }
+
+        RUN_FIELDS(t, fields);
+        log_fields(LOG_INFO, fields, "Run %s started: shim %d, agent %d, %s %s.", t->run_id, (int) t->shim_pid,
+                   (int) t->agent_pid, t->place.cgroup_path ? "cgroup" : "placement", strna(t->place.cgroup_path));
+        event(t, LEVEL_INFO, "run started");
+        return 0;
+}
+
+int supervisor_launch(Supervisor *s, const LaunchSpec *spec) {
+        _cleanup_free_ char *error = NULL, *log_path = NULL, *events = NULL;
+        Tracked *t, **runs;
+        int r;
+
+        if (find(s, spec->run_id))
+                return -EEXIST;
+        if (!spec->argv || !spec->argv[0])
+                return -EINVAL;
+
+        t = calloc(1, sizeof(Tracked));
+        if (!t)
+                return -ENOMEM;
+        *t = (Tracked){
+                .supervisor = s,
+                .state = TRACK_LAUNCHING,
+                .pidfd = -EBADF,
+                .go_fd = -EBADF,
+                .report_fd = -EBADF,
+                .log_wd = -1,
+                .events_wd = -1,
+                .stop_reason = _RUN_END_INVALID,
+                .place = { .cgroup_fd = -EBADF },
+                .grace_usec = (spec->grace_sec ?: 1) * USEC_PER_SEC,
+                .idle_usec = spec->idle_timeout_sec * USEC_PER_SEC,
+                .timeout_usec = spec->timeout_sec * USEC_PER_SEC,
+        };
+        t->run_id = strdup(spec->run_id);
+        t->agent_id = spec->agent_id ? strdup(spec->agent_id) : NULL;
+        t->issue_id = spec->issue_id ? strdup(spec->issue_id) : NULL;
+        t->run_dir = supervisor_run_dir(s, spec->run_id);
+        log_path = t->run_dir ? strprintf("%s/%s", t->run_dir, SHIM_LOG_FILE) : NULL;
+        runs = realloc(s->runs, (s->n_runs + 1) * sizeof(Tracked *));
+        if (!t->run_id || !t->run_dir || !log_path || !runs || (spec->agent_id && !t->agent_id) ||
+            (spec->issue_id && !t->issue_id) || runlog_new(log_path, 0, &t->log) < 0) {
+                s->runs = runs ?: s->runs;
+                tracked_free(t);
+                return -ENOMEM;
+        }
+        s->runs = runs;
+        s->runs[s->n_runs++] = t;
+
+        r = launch(s, t, spec, &error);
+        if (r < 0) {
+                RUN_FIELDS(t, fields);
+                log_fields(LOG_ERR, fields, "Run %s could not be launched: %s", t->run_id, error ?: strerror(-r));
+                event(t, LEVEL_ERROR, error ?: strerror(-r));
+                (void) s->placement->ops->remove(s->placement, &t->place);
+                untrack(s, t);
+                return r;
+        }
+
+        /* Watch the log (created empty now, so the watch has a file) and the cgroup. */
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+        safe_close(fd);
+        t->log_wd = inotify_add_watch(s->inotify_fd, log_path, IN_MODIFY);
+        if (t->log_wd < 0)
+                log_warning_errno(-errno, "Run %s: cannot watch its log, output is read at the end only: %m", t->run_id);
+        events = s->placement->ops->events_path(s->placement, &t->place);
+        if (events) {
+                t->events_wd = inotify_add_watch(s->inotify_fd, events, IN_MODIFY);
+                if (t->events_wd < 0)
+                        log_warning_errno(-errno, "Run %s: cannot watch %s: %m", t->run_id, events);
+        }
+        return 0;
+}
+
+/* ---- setup ---- */
+
+int supervisor_new(sd_event *event, Store *store, Placement *placement, const SupervisorConfig *config,
+                   SupervisorFinished finished, void *userdata, Supervisor **ret) {
+        _cleanup_free_ char *boot_id = NULL;
+        Supervisor *s;
+        int r;
+
+        s = calloc(1, sizeof(Supervisor));
+        if (!s)
+                return -ENOMEM;
+        s->event = sd_event_ref(event);
+        s->store = store;
+        s->placement = placement;
+        s->finished = finished;
+        s->userdata = userdata;
+        s->inotify_fd = -EBADF;
+        s->leftover_grace_usec = config->leftover_grace_usec ?: USEC_PER_SEC;
+        s->state_dir = strdup(config->state_dir);
+        s->shim_path = strdup(config->shim_path);
+        if (!s->state_dir || !s->shim_path) {
+                supervisor_free(s);
+                return -ENOMEM;
+        }
+        r = read_full_file("/proc/sys/kernel/random/boot_id", 128, &boot_id, NULL);
+        if (r < 0) {
+                supervisor_free(s);
+                return log_error_errno(r, "Failed to read the boot id: %m");
+        }
+        snprintf(s->boot_id, sizeof(s->boot_id), "%s", strstrip(boot_id));
+
+        s->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (s->inotify_fd < 0) {
+                r = -errno;
+                supervisor_free(s);
+                return log_error_errno(r, "Failed to create an inotify instance: %m");
+        }
+        r = sd_event_add_io(event, &s->inotify_source, s->inotify_fd, EPOLLIN, on_inotify, s);
+        if (r < 0) {
+                supervisor_free(s);
+                return log_error_errno(r, "Failed to watch inotify: %m");
+        }
+        if (access(s->shim_path, X_OK) < 0) {
+                r = -errno;
+                supervisor_free(s);
+                return log_error_errno(r, "The shim %s cannot be executed: %m", config->shim_path);
+        }
+        *ret = s;
+        return 0;
+}
+
+Supervisor *supervisor_free(Supervisor *s) {
+        if (!s)
+                return NULL;
+        /* Runs are not stopped: their shims live on and a restarted corrald adopts them. */
+        while (s->n_runs > 0)
+                untrack(s, s->runs[0]);
+        free(s->runs);
+        sd_event_source_disable_unref(s->inotify_source);
+        safe_close(s->inotify_fd);
+        sd_event_unref(s->event);
+        free(s->state_dir);
+        free(s->shim_path);
+        free(s);
+        return NULL;
+}

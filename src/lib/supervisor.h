@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The supervisor (SPEC §4): launches each run's shim inside the run's own
+ * cgroup, tracks it with a pidfd, cgroup.events and the log file through the
+ * event loop, ends it (SIGTERM through the shim, then the whole cgroup killed
+ * after the grace period), and reports how it ended once its cgroup is empty.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "placement.h"
+#include "store.h"
+
+typedef struct Supervisor Supervisor;
+
+typedef struct LaunchSpec {
+        const char *run_id;
+        const char *agent_id;
+        const char *issue_id; /* NULL when the run has no issue */
+        char *const *argv; /* the agent's command line; argv[0] is looked up in PATH */
+        char *const *env; /* the agent's whole environment */
+        const char *cwd; /* NULL: the run directory */
+        const char *stdin_text; /* NULL: /dev/null */
+        const char *context_json; /* written to context.json, may be NULL */
+        uint64_t timeout_sec; /* 0: none */
+        uint64_t grace_sec; /* SIGTERM to SIGKILL; 0 means 1 */
+        uint64_t idle_timeout_sec; /* no output for this long ends the run; 0: none */
+        RunLimits limits;
+} LaunchSpec;
+
+typedef enum RunEnd {
+        RUN_END_EXITED, /* the agent exited (any status) */
+        RUN_END_CANCELLED,
+        RUN_END_TIMEOUT,
+        RUN_END_IDLE_TIMEOUT,
+        RUN_END_OOM,
+        RUN_END_LAUNCH_FAILED,
+        _RUN_END_MAX,
+        _RUN_END_INVALID = -EINVAL,
+} RunEnd;
+
+const char *run_end_to_string(RunEnd e);
+
+typedef struct RunResult {
+        const char *run_id;
+        RunEnd end;
+        int64_t exit_code; /* INT_NULL when the agent did not exit normally */
+        const char *signal; /* "SIGKILL", or NULL */
+        unsigned leftover; /* processes still in the cgroup after the agent exited, killed */
+        uint64_t oom_kills;
+        uint64_t log_bytes;
+        char log_sha256[65];
+        const char *stdout_excerpt;
+        const char *stderr_excerpt;
+        const char *error; /* what went wrong, for launch failures; NULL otherwise */
+} RunResult;
+
+/* Called once per run, after its cgroup is empty and removed. */
+typedef void (*SupervisorFinished)(Supervisor *s, const RunResult *result, void *userdata);
+
+typedef struct SupervisorConfig {
+        const char *state_dir; /* runs/<id>/ lives below */
+        const char *shim_path;
+        uint64_t leftover_grace_usec; /* after the agent exits, how long leftovers may linger */
+} SupervisorConfig;
+
+int supervisor_new(sd_event *event, Store *store, Placement *placement, const SupervisorConfig *config,
+                   SupervisorFinished finished, void *userdata, Supervisor **ret);
+Supervisor *supervisor_free(Supervisor *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Supervisor *, supervisor_free);
+
+/* Start a run whose row exists (status running). The tracking columns are written to the
+ * row before the agent executes its first instruction. On failure nothing is left behind. */
+int supervisor_launch(Supervisor *s, const LaunchSpec *spec);
+
+/* End a run: SIGTERM to the agent's process group through the shim, then after the grace
+ * period every process in its cgroup is killed. why is CANCELLED, TIMEOUT or IDLE_TIMEOUT.
+ * -ENOENT when this supervisor does not track the run. */
+int supervisor_stop(Supervisor *s, const char *run_id, RunEnd why);
+
+bool supervisor_tracks(Supervisor *s, const char *run_id);
+unsigned supervisor_count(Supervisor *s);
+
+/* The run directory of a run: <state_dir>/runs/<id>. */
+char *supervisor_run_dir(Supervisor *s, const char *run_id);
