@@ -352,6 +352,7 @@ static bool wait_for_go(int sigfd) {
 }
 
 int shim_main(int argc, char *argv[]) {
+        _cleanup_free_ char *line = NULL;
         Shim s = { .log_fd = -1 };
         sigset_t mask, old_mask;
         int out[2], err[2], gate[2], sigfd;
@@ -398,7 +399,8 @@ int shim_main(int argc, char *argv[]) {
                 warn("Failed to open %s: %m", path);
                 return 1;
         }
-        s.line = malloc(shim_line_max(READ_MAX + 4));
+        line = malloc(shim_line_max(READ_MAX + 4));
+        s.line = line;
         if (!s.line || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(gate, O_CLOEXEC) < 0) {
                 warn("Failed to set up the agent's pipes: %m");
                 return 1;

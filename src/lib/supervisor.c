@@ -317,6 +317,9 @@ static int on_shim_exit(sd_event_source *src, int fd, uint32_t revents, void *us
                 log_warning_errno(-errno, "Run %s: waitid on the shim failed, ignoring: %m", t->run_id);
         t->shim_exited = true;
         t->shim_status = si.si_status;
+        if (si.si_pid > 0 && (si.si_code != CLD_EXITED || si.si_status != 0) && !t->killed)
+                log_warning("Run %s: the shim %s %d.", t->run_id,
+                            si.si_code == CLD_EXITED ? "exited with status" : "died of signal", si.si_status);
         t->pidfd_source = sd_event_source_disable_unref(t->pidfd_source);
         t->report_source = sd_event_source_disable_unref(t->report_source);
         t->grace_timer = sd_event_source_disable_unref(t->grace_timer);
