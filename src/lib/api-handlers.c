@@ -5,18 +5,23 @@
  * with its activity row; bad input is refused before anything is written.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter.h"
 #include "api-internal.h"
 #include "basic/util.h"
+#include "heartbeat.h"
 #include "issues.h"
 #include "jsonmap.h"
 #include "log.h"
 #include "manager.h"
 #include "model.h"
+#include "runlog.h"
+#include "shim.h"
 
 #define LIST_LIMIT_DEFAULT 200
 #define LIST_LIMIT_MAX 1000
@@ -358,7 +363,13 @@ static int validate_agent(ApiRequest *req, const Agent *a) {
                 (void) api_reply_error(req, 400, "role must not be empty");
                 return 0;
         }
-        return 1;
+        _cleanup_free_ char *error = NULL;
+        int r = adapter_validate_config(a->adapter_type, a->adapter_config, &error);
+        if (r == -EINVAL) {
+                (void) api_reply_error(req, 400, "%s", strna(error));
+                return 0;
+        }
+        return r < 0 ? r : 1;
 }
 
 static int handle_agent_list(ApiRequest *req) {
@@ -489,7 +500,14 @@ static int agent_transition(ApiRequest *req, AgentAction action) {
         if (r < 0)
                 return r;
         r = save_with_activity(req, &agent_entity, &a, false, a.company_id, action_names[action], a.id, a.id, NULL);
-        return r < 0 ? r : reply_entity(req, 200, &agent_entity, &a);
+        if (r < 0)
+                return r;
+        /* A paused or terminated agent keeps nothing running (reference §6.2). */
+        if (action != AGENT_ACTION_RESUME)
+                (void) heartbeat_cancel_agent_runs(req->manager, a.id);
+        else
+                heartbeat_start_next(req->manager, a.id);
+        return reply_entity(req, 200, &agent_entity, &a);
 }
 
 static int handle_agent_pause(ApiRequest *req) {
@@ -832,6 +850,253 @@ static int handle_comment_create(ApiRequest *req) {
         return reply_entity(req, 201, &comment_entity, &c);
 }
 
+/* ---- wakeups and runs ---- */
+
+static int reply_run(ApiRequest *req, unsigned status, const char *run_id) {
+        _cleanup_(run_donep) Run run = {};
+        int r = load(req, &run_entity, run_id, &run);
+        return r <= 0 ? r : reply_entity(req, status, &run_entity, &run);
+}
+
+static int wake(ApiRequest *req, bool invoke) {
+        static const char *const fields[] = { "source", "triggerDetail", "reason", "payload", "idempotencyKey", NULL };
+        _cleanup_(agent_donep) Agent a = {};
+        _cleanup_free_ char *run_id = NULL, *reason = NULL, *payload = NULL;
+        Actor actor = request_actor(req);
+        WakeRequest w = { .source = WAKEUP_SOURCE_ON_DEMAND,
+                          .trigger_detail = TRIGGER_MANUAL,
+                          .actor_type = actor.type,
+                          .actor_id = actor.id };
+        WakeOutcome outcome;
+        const cJSON *m;
+        int r;
+
+        r = load(req, &agent_entity, req->params[0], &a);
+        if (r <= 0)
+                return r;
+        if (req->body && !cJSON_IsObject(req->body))
+                return api_reply_error(req, 400, "request body must be a JSON object");
+        /* invoke takes no options; a body, if any, is ignored like the reference does. */
+        const cJSON *given = invoke ? NULL : req->body;
+        cJSON_ArrayForEach (m, given) {
+                bool known = false;
+                for (size_t i = 0; fields[i]; i++)
+                        known = known || streq(m->string, fields[i]);
+                if (!known)
+                        return api_reply_error(req, 400, "unknown field '%.64s' for a wakeup", m->string);
+        }
+        if (!invoke && req->body) {
+                const cJSON *source = cJSON_GetObjectItemCaseSensitive(req->body, "source"),
+                            *trigger = cJSON_GetObjectItemCaseSensitive(req->body, "triggerDetail"),
+                            *why = cJSON_GetObjectItemCaseSensitive(req->body, "reason"),
+                            *p = cJSON_GetObjectItemCaseSensitive(req->body, "payload"),
+                            *key = cJSON_GetObjectItemCaseSensitive(req->body, "idempotencyKey");
+                if (source && (!cJSON_IsString(source) || (int) (w.source = wakeup_source_from_string(source->valuestring)) < 0))
+                        return api_reply_error(req, 400, "source must be one of timer, assignment, on_demand, automation");
+                if (trigger && !cJSON_IsNull(trigger) &&
+                    (!cJSON_IsString(trigger) || (w.trigger_detail = trigger_detail_from_string(trigger->valuestring)) < 0))
+                        return api_reply_error(req, 400, "triggerDetail must be one of manual, ping, callback, system");
+                if (cJSON_IsNull(trigger))
+                        w.trigger_detail = -1;
+                if (why && !cJSON_IsNull(why) && (!cJSON_IsString(why) || strlen(why->valuestring) > TEXT_MAX))
+                        return api_reply_error(req, 400, "reason must be a string of at most %d bytes", TEXT_MAX);
+                if (cJSON_IsString(why))
+                        w.reason = why->valuestring;
+                if (p && !cJSON_IsNull(p) && !cJSON_IsObject(p))
+                        return api_reply_error(req, 400, "payload must be a JSON object");
+                if (cJSON_IsObject(p)) {
+                        payload = cJSON_PrintUnformatted(p);
+                        if (!payload)
+                                return -ENOMEM;
+                        w.payload_json = payload;
+                }
+                if (key && !cJSON_IsNull(key) &&
+                    (!cJSON_IsString(key) || isempty(key->valuestring) || strlen(key->valuestring) > 255))
+                        return api_reply_error(req, 400, "idempotencyKey must be a non-empty string of at most 255 bytes");
+                if (cJSON_IsString(key))
+                        w.idempotency_key = key->valuestring;
+        }
+
+        r = heartbeat_wakeup(req->manager, a.id, &w, &outcome, &run_id, &reason);
+        if (r == -EPERM)
+                return api_reply_error(req, 409, "Agent is not invokable in its current state (status %s)",
+                                       agent_status_to_string(a.status));
+        if (r == -EOPNOTSUPP)
+                return api_reply_error(req, 501, "issue-scoped wakes (payload.issueId) are not supported yet");
+        if (r < 0)
+                return r;
+
+        _cleanup_json_ cJSON *details = cJSON_CreateObject();
+        if (details) {
+                cJSON_AddStringToObject(details, "source", wakeup_source_to_string(w.source));
+                cJSON_AddStringToObject(details, "outcome",
+                                        outcome == WAKE_SKIPPED             ? "skipped"
+                                                : outcome == WAKE_COALESCED ? "coalesced"
+                                                                            : "queued");
+                if (run_id)
+                        cJSON_AddStringToObject(details, "runId", run_id);
+        }
+        r = add_activity(req, a.company_id, "heartbeat.invoked", "agent", a.id, a.id, TAKE_PTR(details));
+        if (r < 0)
+                return r;
+        if (outcome == WAKE_SKIPPED || !run_id) {
+                cJSON *o = cJSON_CreateObject();
+                if (!o || !cJSON_AddStringToObject(o, "status", "skipped") ||
+                    (reason && !cJSON_AddStringToObject(o, "reason", reason))) {
+                        cJSON_Delete(o);
+                        return -ENOMEM;
+                }
+                return api_reply(req, 202, o);
+        }
+        return reply_run(req, 202, run_id);
+}
+
+static int handle_agent_wakeup(ApiRequest *req) {
+        return wake(req, false);
+}
+
+static int handle_agent_invoke(ApiRequest *req) {
+        return wake(req, true);
+}
+
+static int handle_run_list(ApiRequest *req) {
+        _cleanup_(company_donep) Company c = {};
+        const char *agent = api_query(req, "agentId");
+        size_t limit, n;
+        void *items;
+        int r;
+
+        r = load(req, &company_entity, req->params[0], &c);
+        if (r <= 0)
+                return r;
+        r = parse_limit(req, &limit);
+        if (r <= 0)
+                return r;
+        if (agent)
+                r = store_list(req_store(req), &run_entity,
+                               "WHERE company_id = ?1 AND agent_id = ?2 ORDER BY created_at DESC, rowid DESC",
+                               (const char *const[]){ c.id, agent, NULL }, limit, &items, &n);
+        else
+                r = store_list(req_store(req), &run_entity, "WHERE company_id = ?1 ORDER BY created_at DESC, rowid DESC",
+                               (const char *const[]){ c.id, NULL }, limit, &items, &n);
+        return r < 0 ? r : reply_entities(req, &run_entity, items, n);
+}
+
+static int handle_run_get(ApiRequest *req) {
+        return reply_run(req, 200, req->params[0]);
+}
+
+static int handle_run_cancel(ApiRequest *req) {
+        _cleanup_(run_donep) Run run = {};
+        int r;
+
+        r = load(req, &run_entity, req->params[0], &run);
+        if (r <= 0)
+                return r;
+        r = heartbeat_cancel_run(req->manager, run.id);
+        if (r == -EREMCHG)
+                return api_reply_error(req, 409, "run %s is running but not tracked by this corrald", run.id);
+        if (r < 0 && r != -ESTALE)
+                return r;
+        if (r >= 0) {
+                r = add_activity(req, run.company_id, "heartbeat.cancelled", "heartbeat_run", run.id, run.agent_id, NULL);
+                if (r < 0)
+                        return r;
+        }
+        /* A running run ends once its processes are gone; the reply shows where it is now. */
+        return reply_run(req, 202, run.id);
+}
+
+static int parse_uint_query(ApiRequest *req, const char *name, int64_t def, int64_t min, int64_t max, int64_t *ret) {
+        const char *s = api_query(req, name);
+        int64_t v;
+
+        *ret = def;
+        if (!s)
+                return 1;
+        if (safe_atoi64(s, &v) < 0 || v < min || v > max) {
+                (void) api_reply_error(req, 400, "%s must be an integer from %" PRIi64 " to %" PRIi64, name, min, max);
+                return 0;
+        }
+        *ret = v;
+        return 1;
+}
+
+static int handle_run_events(ApiRequest *req) {
+        _cleanup_(run_donep) Run run = {};
+        int64_t after, limit;
+        char after_text[32];
+        size_t n;
+        void *items;
+        int r;
+
+        r = load(req, &run_entity, req->params[0], &run);
+        if (r <= 0)
+                return r;
+        if ((r = parse_uint_query(req, "afterSeq", 0, 0, INT64_MAX / 2, &after)) <= 0 ||
+            (r = parse_uint_query(req, "limit", 200, 1, LIST_LIMIT_MAX, &limit)) <= 0)
+                return r;
+        snprintf(after_text, sizeof(after_text), "%" PRIi64, after);
+        r = store_list(req_store(req), &run_event_entity, "WHERE run_id = ?1 AND seq > ?2 ORDER BY seq, id",
+                       (const char *const[]){ run.id, after_text, NULL }, (size_t) limit, &items, &n);
+        return r < 0 ? r : reply_entities(req, &run_event_entity, items, n);
+}
+
+#define LOG_READ_DEFAULT 256000
+#define LOG_READ_MAX (1024 * 1024)
+
+static int handle_run_log(ApiRequest *req) {
+        _cleanup_(run_donep) Run run = {};
+        _cleanup_free_ char *path = NULL, *buf = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        int64_t offset, limit;
+        ssize_t n;
+        size_t len;
+        int r;
+
+        r = load(req, &run_entity, req->params[0], &run);
+        if (r <= 0)
+                return r;
+        if ((r = parse_uint_query(req, "offset", 0, 0, INT64_MAX / 2, &offset)) <= 0 ||
+            (r = parse_uint_query(req, "limitBytes", LOG_READ_DEFAULT, 1, LOG_READ_MAX, &limit)) <= 0)
+                return r;
+        path = run.log_path ? strdup(run.log_path) : supervisor_log_path(req->manager->supervisor, run.id);
+        if (!path)
+                return -ENOMEM;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 && errno == ENOENT)
+                return api_reply_error(req, 404, "Run log not found");
+        if (fd < 0)
+                return -errno;
+        buf = malloc((size_t) limit + 1);
+        if (!buf)
+                return -ENOMEM;
+        n = pread(fd, buf, (size_t) limit, (off_t) offset);
+        if (n < 0)
+                return -errno;
+        len = (size_t) n;
+        /* Whole lines when the limit cut one; a single longer line is cut on a character boundary. */
+        if (len == (size_t) limit) {
+                char *nl = memrchr(buf, '\n', len);
+                if (nl)
+                        len = (size_t) (nl - buf) + 1;
+                else
+                        len = shim_utf8_complete_prefix(buf, len);
+        }
+        buf[len] = 0;
+
+        _cleanup_json_ cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddStringToObject(o, "runId", run.id) || !cJSON_AddStringToObject(o, "store", "local_file") ||
+            !cJSON_AddStringToObject(o, "logRef", path) || !cJSON_AddStringToObject(o, "content", buf))
+                return -ENOMEM;
+        if (n > 0 && (len < (size_t) n || (int64_t) len == limit))
+                cJSON_AddNumberToObject(o, "nextOffset", (double) (offset + (int64_t) len));
+        else if (n > 0 && !run_status_is_terminal(run.status))
+                /* More may come while the run lives. */
+                cJSON_AddNumberToObject(o, "nextOffset", (double) (offset + (int64_t) len));
+        return api_reply(req, 200, TAKE_PTR(o));
+}
+
 const ApiRoute api_routes[] = {
         { "GET", "/api/health", handle_health },
         { "GET", "/api/companies", handle_company_list },
@@ -848,6 +1113,13 @@ const ApiRoute api_routes[] = {
         { "POST", "/api/agents/:id/pause", handle_agent_pause },
         { "POST", "/api/agents/:id/resume", handle_agent_resume },
         { "POST", "/api/agents/:id/terminate", handle_agent_terminate },
+        { "POST", "/api/agents/:id/wakeup", handle_agent_wakeup },
+        { "POST", "/api/agents/:id/heartbeat/invoke", handle_agent_invoke },
+        { "GET", "/api/companies/:id/heartbeat-runs", handle_run_list },
+        { "GET", "/api/heartbeat-runs/:id", handle_run_get },
+        { "POST", "/api/heartbeat-runs/:id/cancel", handle_run_cancel },
+        { "GET", "/api/heartbeat-runs/:id/events", handle_run_events },
+        { "GET", "/api/heartbeat-runs/:id/log", handle_run_log },
         { "GET", "/api/issues/:id", handle_issue_get },
         { "PATCH", "/api/issues/:id", handle_issue_patch },
         { "GET", "/api/issues/:id/comments", handle_comment_list },

@@ -17,6 +17,7 @@
 
 #include "api.h"
 #include "basic/util.h"
+#include "heartbeat.h"
 #include "log.h"
 
 sd_event *manager_event(Manager *m) {
@@ -50,6 +51,9 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         api_free(m->api);
+        supervisor_free(m->supervisor);
+        placement_free(m->placement);
+        free(m->socket_path_effective);
         if (m->socket_created && m->config.socket_path)
                 (void) unlink(m->config.socket_path);
         safe_close(m->listen_fd);
@@ -210,6 +214,36 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+/* The shim next to corrald (a build tree) or the installed one. */
+static char *find_shim(void) {
+        _cleanup_free_ char *self = NULL;
+        char *slash, *candidate;
+        ssize_t n;
+
+        self = calloc(1, 4096);
+        if (!self)
+                return NULL;
+        n = readlink("/proc/self/exe", self, 4095);
+        if (n > 0 && (slash = strrchr(self, '/'))) {
+                *slash = 0;
+                candidate = strprintf("%s/corral-shim", self);
+                if (candidate && access(candidate, X_OK) >= 0)
+                        return candidate;
+                free(candidate);
+        }
+        return strdup(CORRAL_LIBEXECDIR "/corral-shim");
+}
+
+/* The socket's path as agents should use it, also when systemd passed it. */
+static char *socket_path_of(Manager *m) {
+        struct sockaddr_un sa = {};
+        socklen_t len = sizeof(sa);
+
+        if (m->socket_activated && getsockname(m->listen_fd, (struct sockaddr *) &sa, &len) >= 0 && sa.sun_path[0])
+                return strndup(sa.sun_path, sizeof(sa.sun_path));
+        return strdup(m->config.socket_path);
+}
+
 int manager_startup(Manager *m) {
         _cleanup_free_ char *db = NULL;
         int r;
@@ -241,9 +275,23 @@ int manager_startup(Manager *m) {
                 return log_error_errno(r, "Failed to open database %s: %m", db);
         log_info("Database %s at schema version %d.", db, store_schema_version(m->store));
 
+        r = placement_new(m->config.placement, m->config.cgroup_root, &m->placement);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *shim = find_shim();
+        if (!shim)
+                return log_oom();
+        SupervisorConfig sc = { .state_dir = m->config.state_dir, .shim_path = shim };
+        r = supervisor_new(m->event, m->store, m->placement, &sc, heartbeat_run_finished, m, &m->supervisor);
+        if (r < 0)
+                return r;
+
         r = manager_open_socket(m);
         if (r < 0)
                 return r;
+        m->socket_path_effective = socket_path_of(m);
+        if (!m->socket_path_effective)
+                return log_oom();
         r = api_new(m, m->listen_fd, &m->api);
         if (r < 0)
                 return r;

@@ -11,7 +11,9 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "placement.h"
 #include "store.h"
+#include "supervisor.h"
 
 typedef struct Api Api;
 
@@ -27,7 +29,10 @@ typedef struct Manager {
         size_t n_overrides;
 
         Store *store;
+        Placement *placement;
+        Supervisor *supervisor;
         Api *api;
+        char *socket_path_effective; /* the API socket as agents reach it (CORRAL_SOCKET) */
         int listen_fd;
         bool socket_activated;
         bool socket_created; /* we made the socket file: remove it on exit */

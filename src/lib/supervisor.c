@@ -167,6 +167,10 @@ char *supervisor_run_dir(Supervisor *s, const char *run_id) {
         return strprintf("%s/runs/%s", s->state_dir, run_id);
 }
 
+char *supervisor_log_path(Supervisor *s, const char *run_id) {
+        return strprintf("%s/runs/%s/%s", s->state_dir, run_id, SHIM_LOG_FILE);
+}
+
 bool supervisor_tracks(Supervisor *s, const char *run_id) {
         return find(s, run_id) != NULL;
 }

@@ -84,5 +84,6 @@ int supervisor_stop(Supervisor *s, const char *run_id, RunEnd why);
 bool supervisor_tracks(Supervisor *s, const char *run_id);
 unsigned supervisor_count(Supervisor *s);
 
-/* The run directory of a run: <state_dir>/runs/<id>. */
+/* The run directory of a run: <state_dir>/runs/<id>, and its log file. */
 char *supervisor_run_dir(Supervisor *s, const char *run_id);
+char *supervisor_log_path(Supervisor *s, const char *run_id);

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Adapters turn an agent's adapterConfig and a run into what the supervisor
+ * launches (SPEC §6): command line, environment, working directory, stdin,
+ * timeouts and limits.
+ */
+#pragma once
+
+#include "model.h"
+#include "supervisor.h"
+
+/* Defaults (SPEC §3 difference 6: a run never holds its agent's slot forever). */
+#define ADAPTER_DEFAULT_TIMEOUT_SEC 3600
+#define ADAPTER_DEFAULT_GRACE_SEC 15
+#define ADAPTER_ARGS_MAX 4096
+#define ADAPTER_ENV_MAX 1024
+
+typedef struct AdapterLaunch {
+        LaunchSpec spec; /* points into the fields below */
+        char **argv;
+        char **env;
+        char *cwd;
+        char *stdin_text;
+        char *context_json;
+        char *issue_id;
+} AdapterLaunch;
+
+void adapter_launch_done(AdapterLaunch *l);
+
+/* Build the launch of run for agent. Invalid configuration: -EINVAL and a message. */
+int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_path, AdapterLaunch *ret, char **ret_error);
+
+/* Check an adapterConfig when an agent is created or changed; -EINVAL and a message. */
+int adapter_validate_config(AdapterType type, const char *config_json, char **ret_error);

@@ -1,0 +1,505 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Wakeups, claiming, launching and finalizing runs. Every state change is one
+ * short transaction that commits before the side effect that depends on it
+ * (a launch, a signal).
+ */
+#include "heartbeat.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter.h"
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "jsonmap.h"
+#include "log.h"
+#include "runs.h"
+
+/* runtimeConfig.heartbeat, with the reference's defaults (§7). */
+typedef struct HeartbeatPolicy {
+        bool enabled;
+        bool wake_on_demand;
+        int max_concurrent;
+} HeartbeatPolicy;
+
+static HeartbeatPolicy policy_of(const Agent *a) {
+        HeartbeatPolicy p = { .enabled = false, .wake_on_demand = true, .max_concurrent = HEARTBEAT_MAX_CONCURRENT_DEFAULT };
+        _cleanup_json_ cJSON *rc = cJSON_Parse(a->runtime_config ?: "{}");
+        const cJSON *hb = cJSON_GetObjectItemCaseSensitive(rc, "heartbeat"), *v;
+
+        if (!cJSON_IsObject(hb))
+                return p;
+        v = cJSON_GetObjectItemCaseSensitive(hb, "enabled");
+        if (cJSON_IsBool(v))
+                p.enabled = cJSON_IsTrue(v);
+        v = cJSON_GetObjectItemCaseSensitive(hb, "wakeOnDemand");
+        if (cJSON_IsBool(v))
+                p.wake_on_demand = cJSON_IsTrue(v);
+        v = cJSON_GetObjectItemCaseSensitive(hb, "maxConcurrentRuns");
+        if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
+                double d = floor(v->valuedouble);
+                p.max_concurrent = d < 1 ? 1 : d > HEARTBEAT_MAX_CONCURRENT_MAX ? HEARTBEAT_MAX_CONCURRENT_MAX : (int) d;
+        }
+        return p;
+}
+
+static int stamp(char **id, char **created, char **updated, const char *now) {
+        char u[UUID_STRING_MAX];
+        int r = uuid_new(u);
+        if (r < 0)
+                return r;
+        if (free_and_strdup(id, u) < 0 || free_and_strdup(created, now) < 0 || free_and_strdup(updated, now) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* The run's context: the wake's reason, source, trigger and task key (reference §3.2 step 1). */
+static char *wake_context(const WakeRequest *req) {
+        _cleanup_json_ cJSON *ctx = cJSON_CreateObject(), *payload = cJSON_Parse(req->payload_json ?: "{}");
+        const cJSON *task = cJSON_GetObjectItemCaseSensitive(payload, "taskKey");
+
+        if (!ctx)
+                return NULL;
+        if (req->reason)
+                cJSON_AddStringToObject(ctx, "wakeReason", req->reason);
+        cJSON_AddStringToObject(ctx, "wakeSource", wakeup_source_to_string(req->source));
+        if (req->trigger_detail >= 0)
+                cJSON_AddStringToObject(ctx, "wakeTriggerDetail", trigger_detail_to_string(req->trigger_detail));
+        if (cJSON_IsString(task))
+                cJSON_AddStringToObject(ctx, "taskKey", task->valuestring);
+        return cJSON_PrintUnformatted(ctx);
+}
+
+static const char *context_task_key(const char *context_json, char *buf, size_t size) {
+        _cleanup_json_ cJSON *ctx = cJSON_Parse(context_json ?: "{}");
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(ctx, "taskKey");
+
+        if (!cJSON_IsString(t))
+                return NULL;
+        snprintf(buf, size, "%s", t->valuestring);
+        return buf;
+}
+
+static int insert_wakeup(Manager *m, const Agent *agent, const WakeRequest *req, WakeupStatus status, const char *reason,
+                         const char *run_id, const char *now, WakeupRequest *ret) {
+        _cleanup_(wakeup_donep) WakeupRequest w = {};
+        int r;
+
+        r = entity_init(&wakeup_entity, &w);
+        if (r < 0)
+                return r;
+        r = stamp(&w.id, &w.created_at, &w.updated_at, now);
+        if (r < 0)
+                return r;
+        w.source = req->source;
+        w.trigger_detail = req->trigger_detail;
+        w.status = status;
+        w.requested_by_actor_type = req->actor_type;
+        if (status == WAKEUP_COALESCED)
+                w.coalesced_count = 1;
+        if (free_and_strdup(&w.company_id, agent->company_id) < 0 || free_and_strdup(&w.agent_id, agent->id) < 0 ||
+            free_and_strdup(&w.reason, reason) < 0 || free_and_strdup(&w.requested_by_actor_id, req->actor_id) < 0 ||
+            free_and_strdup(&w.idempotency_key, req->idempotency_key) < 0 || free_and_strdup(&w.run_id, run_id) < 0 ||
+            free_and_strdup(&w.requested_at, now) < 0 ||
+            (req->payload_json && free_and_strdup(&w.payload, req->payload_json) < 0) ||
+            ((status == WAKEUP_SKIPPED || status == WAKEUP_COALESCED) && free_and_strdup(&w.finished_at, now) < 0))
+                return -ENOMEM;
+        r = store_insert(m->store, &wakeup_entity, &w);
+        if (r < 0)
+                return r;
+        if (ret) {
+                *ret = w;
+                w = (WakeupRequest){};
+        }
+        return 0;
+}
+
+int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, WakeOutcome *ret_outcome, char **ret_run_id,
+                     char **ret_reason) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(agent_donep) Agent agent = {};
+        _cleanup_(wakeup_donep) WakeupRequest w = {};
+        _cleanup_(run_donep) Run run = {};
+        _cleanup_json_ cJSON *payload = NULL;
+        _cleanup_free_ char *context = NULL;
+        char now[ISO_TIME_MAX], key_buf[256];
+        const char *skip = NULL, *task_key;
+        void *items;
+        size_t n;
+        int r;
+
+        r = store_get(m->store, &agent_entity, agent_id, &agent);
+        if (r < 0)
+                return r;
+        if (!agent_status_is_invokable(agent.status))
+                return -EPERM;
+        payload = cJSON_Parse(req->payload_json ?: "{}");
+        if (cJSON_GetObjectItemCaseSensitive(payload, "issueId"))
+                return -EOPNOTSUPP;
+        r = iso_time_now(now);
+        if (r < 0)
+                return r;
+
+        HeartbeatPolicy p = policy_of(&agent);
+        if (req->source == WAKEUP_SOURCE_TIMER && !p.enabled)
+                skip = "heartbeat.disabled";
+        else if (req->source != WAKEUP_SOURCE_TIMER && !p.wake_on_demand)
+                skip = "heartbeat.wakeOnDemand.disabled";
+
+        r = store_begin(m->store);
+        if (r < 0)
+                return r;
+        tx = m->store;
+
+        /* The same idempotency key twice is the same wake. */
+        if (req->idempotency_key) {
+                r = store_list(m->store, &wakeup_entity,
+                               "WHERE agent_id = ?1 AND idempotency_key = ?2 ORDER BY created_at LIMIT 1",
+                               (const char *const[]){ agent.id, req->idempotency_key, NULL }, 1, &items, &n);
+                if (r < 0)
+                        return r;
+                if (n > 0) {
+                        WakeupRequest *prev = items;
+                        *ret_outcome = prev->status == WAKEUP_SKIPPED ? WAKE_SKIPPED : WAKE_COALESCED;
+                        *ret_run_id = prev->run_id ? strdup(prev->run_id) : NULL;
+                        *ret_reason = prev->reason ? strdup(prev->reason) : NULL;
+                        entity_array_free(&wakeup_entity, items, n);
+                        return 0;
+                }
+                free(items);
+        }
+
+        if (skip) {
+                r = insert_wakeup(m, &agent, req, WAKEUP_SKIPPED, skip, NULL, now, NULL);
+                if (r < 0)
+                        return r;
+                r = store_commit(m->store);
+                if (r < 0)
+                        return r;
+                tx = NULL;
+                *ret_outcome = WAKE_SKIPPED;
+                *ret_run_id = NULL;
+                *ret_reason = strdup(skip);
+                return 0;
+        }
+
+        context = wake_context(req);
+        if (!context)
+                return -ENOMEM;
+        task_key = context_task_key(context, key_buf, sizeof(key_buf));
+
+        /* A queued run of the same task absorbs the wake (reference §3.2 step 10). */
+        r = store_list(m->store, &run_entity, "WHERE agent_id = ?1 AND status = 'queued' ORDER BY created_at DESC",
+                       (const char *const[]){ agent.id, NULL }, 0, &items, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                Run *q = (Run *) items + i;
+                char qbuf[256];
+                if (!streq_ptr(context_task_key(q->context_snapshot, qbuf, sizeof(qbuf)), task_key))
+                        continue;
+                r = insert_wakeup(m, &agent, req, WAKEUP_COALESCED, req->reason, q->id, now, NULL);
+                if (r >= 0)
+                        r = store_commit(m->store);
+                if (r >= 0) {
+                        tx = NULL;
+                        *ret_outcome = WAKE_COALESCED;
+                        *ret_run_id = strdup(q->id);
+                        *ret_reason = NULL;
+                }
+                entity_array_free(&run_entity, items, n);
+                return r;
+        }
+        entity_array_free(&run_entity, items, n);
+
+        /* A new queued run, linked both ways with its wakeup. */
+        r = entity_init(&run_entity, &run);
+        if (r < 0)
+                return r;
+        r = stamp(&run.id, &run.created_at, &run.updated_at, now);
+        if (r < 0)
+                return r;
+        r = insert_wakeup(m, &agent, req, WAKEUP_QUEUED, req->reason, NULL, now, &w);
+        if (r < 0)
+                return r;
+        run.invocation_source = req->source;
+        run.trigger_detail = req->trigger_detail;
+        free(run.context_snapshot);
+        run.context_snapshot = TAKE_PTR(context);
+        if (free_and_strdup(&run.company_id, agent.company_id) < 0 || free_and_strdup(&run.agent_id, agent.id) < 0 ||
+            free_and_strdup(&run.wakeup_request_id, w.id) < 0)
+                return -ENOMEM;
+        r = store_insert(m->store, &run_entity, &run);
+        if (r < 0)
+                return r;
+        r = free_and_strdup(&w.run_id, run.id);
+        if (r < 0)
+                return r;
+        r = store_update(m->store, &wakeup_entity, &w);
+        if (r < 0)
+                return r;
+        r = store_commit(m->store);
+        if (r < 0)
+                return r;
+        tx = NULL;
+
+        *ret_outcome = WAKE_QUEUED;
+        *ret_run_id = strdup(run.id);
+        *ret_reason = NULL;
+        if (!*ret_run_id)
+                return -ENOMEM;
+        heartbeat_start_next(m, agent.id);
+        return 0;
+}
+
+static int set_wakeup_status(Manager *m, const char *wakeup_id, WakeupStatus status, const char *error, const char *now) {
+        _cleanup_(wakeup_donep) WakeupRequest w = {};
+        int r;
+
+        if (!wakeup_id)
+                return 0;
+        r = store_get(m->store, &wakeup_entity, wakeup_id, &w);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        w.status = status;
+        if (free_and_strdup(&w.updated_at, now) < 0 ||
+            (status == WAKEUP_CLAIMED ? free_and_strdup(&w.claimed_at, now) : free_and_strdup(&w.finished_at, now)) < 0 ||
+            (error && free_and_strdup(&w.error, error) < 0))
+                return -ENOMEM;
+        return store_update(m->store, &wakeup_entity, &w);
+}
+
+/* Finalize a run that never reached the supervisor (launch refused or failed). */
+static void fail_launch(Manager *m, const char *run_id, const char *agent_id, const char *error) {
+        RunResult result = { .run_id = run_id, .end = RUN_END_LAUNCH_FAILED, .exit_code = INT_NULL, .error = error };
+
+        log_error("Run %s could not be launched: %s", run_id, error);
+        heartbeat_run_finished(m->supervisor, &result, m);
+}
+
+/* Move one queued run to running (guarded: only if it is still queued). */
+static int claim(Manager *m, Run *run, Agent *agent, bool *ret_claimed) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        char now[ISO_TIME_MAX];
+        int r;
+
+        *ret_claimed = false;
+        r = iso_time_now(now);
+        if (r < 0)
+                return r;
+        r = store_begin(m->store);
+        if (r < 0)
+                return r;
+        tx = m->store;
+        /* Re-read inside the transaction: the run may have changed since it was listed. */
+        _cleanup_free_ char *id = strdup(run->id);
+        if (!id)
+                return -ENOMEM;
+        entity_done(&run_entity, run);
+        r = store_get(m->store, &run_entity, id, run);
+        if (r < 0)
+                return r;
+        if (run->status != RUN_QUEUED)
+                return 0;
+        run->status = RUN_RUNNING;
+        if ((!run->started_at && free_and_strdup(&run->started_at, now) < 0) || free_and_strdup(&run->updated_at, now) < 0)
+                return -ENOMEM;
+        r = store_update(m->store, &run_entity, run);
+        if (r < 0)
+                return r;
+        r = set_wakeup_status(m, run->wakeup_request_id, WAKEUP_CLAIMED, NULL, now);
+        if (r < 0)
+                return r;
+        if (agent->status != AGENT_RUNNING) {
+                agent->status = AGENT_RUNNING;
+                if (free_and_strdup(&agent->updated_at, now) < 0)
+                        return -ENOMEM;
+                r = store_update(m->store, &agent_entity, agent);
+                if (r < 0)
+                        return r;
+        }
+        r = store_commit(m->store);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        *ret_claimed = true;
+        return 0;
+}
+
+void heartbeat_start_next(Manager *m, const char *agent_id) {
+        _cleanup_(agent_donep) Agent agent = {};
+        int64_t running;
+        void *items;
+        size_t n;
+        int r;
+
+        r = store_get(m->store, &agent_entity, agent_id, &agent);
+        if (r < 0 || !agent_status_is_invokable(agent.status))
+                return;
+        r = store_count(m->store, "heartbeat_runs", "WHERE agent_id = ?1 AND status = 'running'",
+                        (const char *const[]){ agent.id, NULL }, &running);
+        if (r < 0)
+                return;
+        int slots = policy_of(&agent).max_concurrent - (int) running;
+        if (slots <= 0)
+                return;
+        r = store_list(m->store, &run_entity, "WHERE agent_id = ?1 AND status = 'queued' ORDER BY created_at, rowid",
+                       (const char *const[]){ agent.id, NULL }, (size_t) slots, &items, &n);
+        if (r < 0) {
+                log_error_errno(r, "Failed to list queued runs of agent %s: %m", agent.id);
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                Run *run = (Run *) items + i;
+                _cleanup_(adapter_launch_done) AdapterLaunch launch = {};
+                _cleanup_free_ char *error = NULL;
+                bool claimed;
+
+                r = claim(m, run, &agent, &claimed);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to claim run %s: %m", strna(run->id));
+                        break;
+                }
+                if (!claimed)
+                        continue;
+                r = adapter_build_launch(&agent, run, m->socket_path_effective, &launch, &error);
+                if (r >= 0)
+                        r = supervisor_launch(m->supervisor, &launch.spec);
+                if (r < 0)
+                        fail_launch(m, run->id, agent.id, error ?: strerror(-r));
+        }
+        entity_array_free(&run_entity, items, n);
+}
+
+/* Agent status after a run of it ended (reference §2.4). */
+static int finalize_agent(Manager *m, const Run *run, const char *now) {
+        _cleanup_(agent_donep) Agent agent = {};
+        _cleanup_(runtime_state_donep) AgentRuntimeState rs = {};
+        int64_t running;
+        int r;
+
+        r = store_get(m->store, &agent_entity, run->agent_id, &agent);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        r = store_count(m->store, "heartbeat_runs", "WHERE agent_id = ?1 AND status = 'running'",
+                        (const char *const[]){ agent.id, NULL }, &running);
+        if (r < 0)
+                return r;
+        if (agent.status != AGENT_PAUSED && agent.status != AGENT_TERMINATED) {
+                if (running > 0)
+                        agent.status = AGENT_RUNNING;
+                else
+                        agent.status = run->status == RUN_SUCCEEDED || run->status == RUN_CANCELLED ? AGENT_IDLE : AGENT_ERROR;
+                if (free_and_strdup(&agent.last_heartbeat_at, now) < 0 || free_and_strdup(&agent.updated_at, now) < 0)
+                        return -ENOMEM;
+                r = store_update(m->store, &agent_entity, &agent);
+                if (r < 0)
+                        return r;
+        }
+
+        /* Runtime state: created on first use, then overwritten with the latest run. */
+        r = store_get(m->store, &runtime_state_entity, agent.id, &rs);
+        bool is_new = r == -ENOENT;
+        if (r < 0 && !is_new)
+                return r;
+        if (is_new) {
+                r = entity_init(&runtime_state_entity, &rs);
+                if (r < 0)
+                        return r;
+                if (free_and_strdup(&rs.agent_id, agent.id) < 0 || free_and_strdup(&rs.company_id, agent.company_id) < 0 ||
+                    free_and_strdup(&rs.created_at, now) < 0)
+                        return -ENOMEM;
+        }
+        rs.adapter_type = agent.adapter_type;
+        rs.last_run_status = run->status;
+        if (free_and_strdup(&rs.last_run_id, run->id) < 0 || free_and_strdup(&rs.last_error, run->error) < 0 ||
+            free_and_strdup(&rs.updated_at, now) < 0)
+                return -ENOMEM;
+        return is_new ? store_insert(m->store, &runtime_state_entity, &rs) : store_update(m->store, &runtime_state_entity, &rs);
+}
+
+void heartbeat_run_finished(Supervisor *s, const RunResult *result, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(run_donep) Run run = {};
+        char now[ISO_TIME_MAX];
+        WakeupStatus ws;
+        int r;
+
+        r = run_finalize(m->store, result, &run);
+        if (r == -ESTALE)
+                return; /* already terminal: someone else finalized it */
+        if (r < 0) {
+                log_error_errno(r, "Failed to finalize run %s: %m", result->run_id);
+                return;
+        }
+        (void) iso_time_now(now);
+        ws = run.status == RUN_SUCCEEDED ? WAKEUP_COMPLETED : run.status == RUN_CANCELLED ? WAKEUP_CANCELLED : WAKEUP_FAILED;
+
+        r = store_begin(m->store);
+        if (r >= 0) {
+                tx = m->store;
+                r = set_wakeup_status(m, run.wakeup_request_id, ws, run.error, now);
+        }
+        if (r >= 0)
+                r = finalize_agent(m, &run, now);
+        if (r >= 0)
+                r = store_commit(m->store);
+        if (r < 0) {
+                log_error_errno(r, "Failed to record the end of run %s for its agent: %m", run.id);
+                return;
+        }
+        tx = NULL;
+        heartbeat_start_next(m, run.agent_id);
+}
+
+static int cancel_queued(Manager *m, const char *run_id, const char *agent_id) {
+        RunResult result = { .run_id = run_id, .end = RUN_END_CANCELLED, .exit_code = INT_NULL };
+
+        heartbeat_run_finished(m->supervisor, &result, m);
+        return 0;
+}
+
+int heartbeat_cancel_run(Manager *m, const char *run_id) {
+        _cleanup_(run_donep) Run run = {};
+        int r;
+
+        r = store_get(m->store, &run_entity, run_id, &run);
+        if (r < 0)
+                return r;
+        if (run_status_is_terminal(run.status))
+                return -ESTALE;
+        if (run.status == RUN_QUEUED)
+                return cancel_queued(m, run.id, run.agent_id);
+        r = supervisor_stop(m->supervisor, run.id, RUN_END_CANCELLED);
+        return r == -ENOENT ? -EREMCHG : r;
+}
+
+int heartbeat_cancel_agent_runs(Manager *m, const char *agent_id) {
+        void *items;
+        size_t n;
+        int r;
+
+        r = store_list(m->store, &run_entity, "WHERE agent_id = ?1 AND status IN ('queued', 'running') ORDER BY created_at",
+                       (const char *const[]){ agent_id, NULL }, 0, &items, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                Run *run = (Run *) items + i;
+                r = heartbeat_cancel_run(m, run->id);
+                if (r < 0 && r != -ESTALE)
+                        log_warning_errno(r, "Failed to cancel run %s, ignoring: %m", run->id);
+        }
+        entity_array_free(&run_entity, items, n);
+        return 0;
+}

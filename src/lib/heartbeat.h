@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The heartbeat control plane (SPEC §3, reference §2-§3): wakeups become
+ * queued runs, queued runs are claimed within the agent's concurrency limit and
+ * launched through the supervisor, finished runs update the run, its wakeup,
+ * the agent and its runtime state.
+ *
+ * This covers wakes that are not bound to an issue; issue-scoped wakes (issue
+ * execution locks, deferral, promotion) come with the control-plane issue.
+ */
+#pragma once
+
+#include "manager.h"
+#include "model.h"
+#include "supervisor.h"
+
+#define HEARTBEAT_MAX_CONCURRENT_DEFAULT 1
+#define HEARTBEAT_MAX_CONCURRENT_MAX 10
+
+typedef struct WakeRequest {
+        WakeupSource source;
+        int trigger_detail; /* TriggerDetail or -1 */
+        const char *reason; /* may be NULL */
+        const char *payload_json; /* object text, may be NULL */
+        const char *idempotency_key; /* may be NULL */
+        ActorType actor_type;
+        const char *actor_id;
+} WakeRequest;
+
+typedef enum WakeOutcome {
+        WAKE_QUEUED, /* a new run */
+        WAKE_COALESCED, /* merged into a queued run */
+        WAKE_SKIPPED, /* policy said no; *ret_reason says which */
+} WakeOutcome;
+
+/* -EPERM: the agent is not invokable (paused, terminated, pending approval).
+ * -EOPNOTSUPP: an issue-scoped wake (payload.issueId), not handled yet. */
+int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, WakeOutcome *ret_outcome, char **ret_run_id,
+                     char **ret_reason);
+
+/* Claim and launch queued runs of the agent while it has free slots. */
+void heartbeat_start_next(Manager *m, const char *agent_id);
+
+/* The supervisor's callback: a run ended and its cgroup is gone. */
+void heartbeat_run_finished(Supervisor *s, const RunResult *result, void *userdata);
+
+/* Cancel one run: a queued run at once, a running one through the supervisor (it ends
+ * after SIGTERM and the grace period). -ENOENT unknown, -ESTALE already terminal,
+ * -EREMCHG running but not tracked by this corrald. */
+int heartbeat_cancel_run(Manager *m, const char *run_id);
+
+/* Cancel every queued and running run of an agent (pause, terminate). */
+int heartbeat_cancel_agent_runs(Manager *m, const char *agent_id);
