@@ -63,7 +63,8 @@ typedef struct ProcessConfig {
         RunLimits limits;
 } ProcessConfig;
 
-static int parse_config(const cJSON *c, ProcessConfig *ret, char **ret_error) {
+/* require_command: an agent may be created before its command is known; a launch may not. */
+static int parse_config(const cJSON *c, bool require_command, ProcessConfig *ret, char **ret_error) {
         const cJSON *m, *limits;
         int r;
 
@@ -76,7 +77,7 @@ static int parse_config(const cJSON *c, ProcessConfig *ret, char **ret_error) {
                 .env = cJSON_GetObjectItemCaseSensitive(c, "env"),
                 .stdin_text = cJSON_GetObjectItemCaseSensitive(c, "stdin"),
         };
-        if (!cJSON_IsString(ret->command) || isempty(ret->command->valuestring))
+        if ((ret->command || require_command) && (!cJSON_IsString(ret->command) || isempty(ret->command->valuestring)))
                 return invalid(ret_error, "adapterConfig.command must be a non-empty string");
         if (ret->args && !cJSON_IsArray(ret->args))
                 return invalid(ret_error, "adapterConfig.args must be an array of strings");
@@ -123,7 +124,7 @@ int adapter_validate_config(AdapterType type, const char *config_json, char **re
         if (type != ADAPTER_PROCESS)
                 return 0; /* checked when the coding-CLI adapters exist */
         c = cJSON_Parse(config_json ?: "{}");
-        r = parse_config(c, &pc, ret_error);
+        r = parse_config(c, false, &pc, ret_error);
         cJSON_Delete(c);
         return r;
 }
@@ -177,7 +178,7 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
                 return invalid(ret_error, "the %s adapter is not available in this build yet",
                                adapter_type_to_string(agent->adapter_type));
         config = cJSON_Parse(agent->adapter_config ?: "{}");
-        r = parse_config(config, &pc, ret_error);
+        r = parse_config(config, true, &pc, ret_error);
         if (r < 0)
                 return r;
         context = cJSON_Parse(run->context_snapshot ?: "{}");
