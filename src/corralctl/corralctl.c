@@ -39,6 +39,12 @@ const Verb verbs[] = {
         { "issue", "update", verb_issue_update, "issue update ID|IDENTIFIER [OPTIONS]", "Change an issue" },
         { "comment", "list", verb_comment_list, "comment list ISSUE", "List an issue's comments" },
         { "comment", "add", verb_comment_add, "comment add ISSUE TEXT|-", "Comment on an issue (- reads the text from stdin)" },
+        { NULL, "wake", verb_wake, "wake AGENT [--reason TEXT] [--payload JSON]", "Wake an agent: queue a run" },
+        { NULL, "runs", verb_runs, "runs --company ID [--agent ID] [--limit N]", "List runs, newest first" },
+        { NULL, "run", verb_run, "run RUN", "Show one run" },
+        { NULL, "events", verb_events, "events RUN", "Show a run's events" },
+        { NULL, "logs", verb_logs, "logs [-f] RUN", "Print a run's output; -f follows it until the run ends" },
+        { NULL, "cancel", verb_cancel, "cancel RUN", "Cancel a queued or running run" },
         {},
 };
 

@@ -84,6 +84,12 @@ int verb_issue_show(Ctl *ctl, int argc, char *argv[]);
 int verb_issue_update(Ctl *ctl, int argc, char *argv[]);
 int verb_comment_list(Ctl *ctl, int argc, char *argv[]);
 int verb_comment_add(Ctl *ctl, int argc, char *argv[]);
+int verb_wake(Ctl *ctl, int argc, char *argv[]);
+int verb_runs(Ctl *ctl, int argc, char *argv[]);
+int verb_run(Ctl *ctl, int argc, char *argv[]);
+int verb_events(Ctl *ctl, int argc, char *argv[]);
+int verb_logs(Ctl *ctl, int argc, char *argv[]);
+int verb_cancel(Ctl *ctl, int argc, char *argv[]);
 
 /* The verb table entry of the running verb (for usage messages). */
 const Verb *ctl_find_verb(const char *group, const char *name);

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * corralctl wake|runs|run|events|logs|cancel
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "client.h"
+#include "corralctl.h"
+#include "output.h"
+
+static const Column run_columns[] = {
+        { "RUN", "id", 0 },
+        { "AGENT", "agentId", 0 },
+        { "STATUS", "status", 0 },
+        { "EXIT", "exitCode", 0 },
+        { "ERROR", "errorCode", 0 },
+        { "CREATED", "createdAt", 0 },
+        {},
+};
+
+static const Column event_columns[] = {
+        { "SEQ", "seq", 0 },        { "TIME", "createdAt", 0 },   { "LEVEL", "level", 0 },
+        { "TYPE", "eventType", 0 }, { "MESSAGE", "message", 80 }, {},
+};
+
+static const FieldOpt wake_fields[] = {
+        { "source", "source", OPT_STRING, "timer, assignment, on_demand (default) or automation" },
+        { "trigger", "triggerDetail", OPT_STRING, "manual (default), ping, callback or system" },
+        { "reason", "reason", OPT_STRING, "Why the agent is woken" },
+        { "payload", "payload", OPT_JSON, "Wake payload, a JSON object" },
+        { "idempotency-key", "idempotencyKey", OPT_STRING, "A second wake with the same key is the same wake" },
+        {},
+};
+
+int verb_wake(Ctl *ctl, int argc, char *argv[]) {
+        return ctl_call_on_id(ctl, NULL, "wake", argc, argv, "POST", "/api/agents", "/wakeup", wake_fields, false);
+}
+
+int verb_runs(Ctl *ctl, int argc, char *argv[]) {
+        ExtraOpt filters[] = { { "company", "Company id (required)" },
+                               { "agent", "Only runs of this agent" },
+                               { "limit", "At most N runs, newest first (default 200)" },
+                               {} };
+        static const char *const params[] = { NULL, "agentId", "limit" };
+        return ctl_company_list(ctl, NULL, "runs", "heartbeat-runs", argc, argv, filters, params, run_columns);
+}
+
+int verb_run(Ctl *ctl, int argc, char *argv[]) {
+        return ctl_call_on_id(ctl, NULL, "run", argc, argv, "GET", "/api/heartbeat-runs", NULL, NULL, false);
+}
+
+int verb_cancel(Ctl *ctl, int argc, char *argv[]) {
+        return ctl_call_on_id(ctl, NULL, "cancel", argc, argv, "POST", "/api/heartbeat-runs", "/cancel", NULL, false);
+}
+
+int verb_events(Ctl *ctl, int argc, char *argv[]) {
+        _cleanup_free_ char *id = NULL, *path = NULL;
+        cJSON *reply = NULL;
+        int first, r;
+
+        first = ctl_args(ctl, NULL, "events", argc, argv, NULL, NULL, NULL, 1);
+        if (first < 0)
+                return -1 - first;
+        id = client_escape(argv[first]);
+        if (!id || asprintf(&path, "/api/heartbeat-runs/%s/events?limit=1000", id) < 0)
+                return EXIT_API_ERROR;
+        r = client_call(ctl, "GET", path, NULL, &reply);
+        if (r == EXIT_OK)
+                output_list(ctl, reply, event_columns);
+        cJSON_Delete(reply);
+        return r;
+}
+
+static const char *run_status(Ctl *ctl, const char *id_escaped, int *ret) {
+        _cleanup_free_ char *path = NULL;
+        static char status[32];
+        cJSON *reply = NULL;
+        const cJSON *s;
+
+        *ret = EXIT_API_ERROR;
+        if (asprintf(&path, "/api/heartbeat-runs/%s", id_escaped) < 0)
+                return NULL;
+        *ret = client_call(ctl, "GET", path, NULL, &reply);
+        if (*ret != EXIT_OK)
+                return NULL;
+        s = cJSON_GetObjectItemCaseSensitive(reply, "status");
+        snprintf(status, sizeof(status), "%s", cJSON_IsString(s) ? s->valuestring : "");
+        cJSON_Delete(reply);
+        return status;
+}
+
+/* Print one page of log lines: with --json as they are, else the decoded output. */
+static int print_log_content(Ctl *ctl, const char *content) {
+        const char *line = content;
+
+        if (ctl->json) {
+                fputs(content, stdout);
+                return 0;
+        }
+        while (*line) {
+                const char *nl = strchr(line, '\n');
+                size_t len = nl ? (size_t) (nl - line) : strlen(line);
+                cJSON *j = cJSON_ParseWithLength(line, len);
+                const cJSON *stream = cJSON_GetObjectItemCaseSensitive(j, "stream"),
+                            *chunk = cJSON_GetObjectItemCaseSensitive(j, "chunk"),
+                            *encoding = cJSON_GetObjectItemCaseSensitive(j, "encoding");
+                if (cJSON_IsString(chunk)) {
+                        FILE *out = cJSON_IsString(stream) && streq(stream->valuestring, "stderr") ? stderr : stdout;
+                        if (cJSON_IsString(encoding))
+                                fprintf(out, "[%zu bytes of binary output]\n", strlen(chunk->valuestring) / 4 * 3);
+                        else
+                                fputs(chunk->valuestring, out);
+                }
+                cJSON_Delete(j);
+                if (!nl)
+                        break;
+                line = nl + 1;
+        }
+        fflush(stdout);
+        fflush(stderr);
+        return 0;
+}
+
+int verb_logs(Ctl *ctl, int argc, char *argv[]) {
+        _cleanup_free_ char *id = NULL;
+        bool follow = false;
+        int64_t offset = 0;
+        int first, r;
+
+        /* -f is the common spelling; turn it into the long option before parsing. */
+        for (int i = 1; i < argc; i++)
+                if (streq(argv[i], "-f")) {
+                        follow = true;
+                        memmove(argv + i, argv + i + 1, (size_t) (argc - i) * sizeof(char *));
+                        argc--;
+                        i--;
+                }
+        for (int i = 1; i < argc; i++)
+                if (streq(argv[i], "--follow")) {
+                        follow = true;
+                        memmove(argv + i, argv + i + 1, (size_t) (argc - i) * sizeof(char *));
+                        argc--;
+                        i--;
+                }
+        first = ctl_args(ctl, NULL, "logs", argc, argv, NULL, NULL, NULL, 1);
+        if (first < 0)
+                return -1 - first;
+        id = client_escape(argv[first]);
+        if (!id)
+                return EXIT_API_ERROR;
+
+        for (;;) {
+                _cleanup_free_ char *path = NULL;
+                cJSON *reply = NULL;
+                const cJSON *content, *next;
+
+                if (asprintf(&path, "/api/heartbeat-runs/%s/log?offset=%" PRIi64, id, offset) < 0)
+                        return EXIT_API_ERROR;
+                r = client_call(ctl, "GET", path, NULL, &reply);
+                if (r != EXIT_OK)
+                        return r;
+                content = cJSON_GetObjectItemCaseSensitive(reply, "content");
+                next = cJSON_GetObjectItemCaseSensitive(reply, "nextOffset");
+                if (cJSON_IsString(content))
+                        print_log_content(ctl, content->valuestring);
+                bool more = cJSON_IsNumber(next) && (int64_t) next->valuedouble > offset;
+                if (cJSON_IsNumber(next))
+                        offset = (int64_t) next->valuedouble;
+                else if (cJSON_IsString(content))
+                        offset += (int64_t) strlen(content->valuestring);
+                cJSON_Delete(reply);
+                if (more)
+                        continue; /* the next page is already there */
+                if (!follow)
+                        return EXIT_OK;
+                const char *status = run_status(ctl, id, &r);
+                if (!status)
+                        return r;
+                if (!streq(status, "queued") && !streq(status, "running")) {
+                        /* Ended: one last read catches what came before the end. */
+                        follow = false;
+                        continue;
+                }
+                usleep(200 * 1000);
+        }
+}
