@@ -24,6 +24,8 @@ static void help(void) {
                "     --placement=MODE    auto, scope, cgroup or none (default auto)\n"
                "     --cgroup-root=PATH  cgroup v2 directory for run cgroups (default OWN-CGROUP/corral)\n"
                "     --log-level=LEVEL   err, warning, notice, info or debug (default info)\n"
+               "     --sweep-interval-sec=N   recover untracked running runs every N s (default 30)\n"
+               "     --process-loss-retries=N automatic retries of a lost run (default 1)\n"
                "\nSee corrald(8) and corrald.conf(5).\n",
                CONFIG_DEFAULT_PATH, CORRAL_LOCALSTATEDIR, CORRAL_RUNSTATEDIR);
 }
@@ -39,6 +41,8 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "database", required_argument, NULL, ARG_SETTING },
                 { "placement", required_argument, NULL, ARG_SETTING },
                 { "cgroup-root", required_argument, NULL, ARG_SETTING },
+                { "sweep-interval-sec", required_argument, NULL, ARG_SETTING },
+                { "process-loss-retries", required_argument, NULL, ARG_SETTING },
                 { "log-level", required_argument, NULL, ARG_SETTING },
                 {},
         };

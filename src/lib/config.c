@@ -25,7 +25,9 @@ PlacementKind placement_kind_from_string(const char *s) {
         return _PLACEMENT_INVALID;
 }
 
-const char *const config_keys[] = { "state-dir", "socket", "database", "placement", "cgroup-root", "log-level", NULL };
+const char *const config_keys[] = { "state-dir",   "socket",    "database",           "placement",
+                                    "cgroup-root", "log-level", "sweep-interval-sec", "process-loss-retries",
+                                    NULL };
 
 int config_init(Config *c) {
         *c = (Config){
@@ -33,6 +35,8 @@ int config_init(Config *c) {
                 .socket_path = strdup(CORRAL_RUNSTATEDIR "/corral/corrald.sock"),
                 .placement = PLACEMENT_AUTO,
                 .log_level = LOG_INFO,
+                .sweep_interval_sec = 30,
+                .process_loss_retries = 1,
         };
         if (!c->state_dir || !c->socket_path) {
                 config_done(c);
@@ -82,6 +86,17 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
                         return -EINVAL;
                 }
                 c->placement = p;
+                return 0;
+        }
+        if (streq(key, "sweep-interval-sec") || streq(key, "process-loss-retries")) {
+                bool sweep = streq(key, "sweep-interval-sec");
+                unsigned min = sweep ? 1 : 0, max = sweep ? 86400 : 10;
+                uint64_t v;
+                if (safe_atou64(value, &v) < 0 || v < min || v > max) {
+                        *ret_error = strprintf("%s must be an integer from %u to %u; got '%s'", key, min, max, strempty(value));
+                        return -EINVAL;
+                }
+                *(sweep ? &c->sweep_interval_sec : &c->process_loss_retries) = (unsigned) v;
                 return 0;
         }
         if (streq(key, "log-level")) {

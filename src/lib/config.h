@@ -31,6 +31,8 @@ typedef struct Config {
         PlacementKind placement;
         char *cgroup_root; /* cgroup backend: the subtree corrald owns; NULL: <own cgroup>/corral */
         int log_level;
+        unsigned sweep_interval_sec; /* how often running runs nobody tracks are recovered */
+        unsigned process_loss_retries; /* automatic retries of a run whose process was lost */
 } Config;
 
 /* The keys config_set() knows, in the order the man page lists them. */

@@ -49,5 +49,9 @@ void heartbeat_run_finished(Supervisor *s, const RunResult *result, void *userda
  * -EREMCHG running but not tracked by this corrald. */
 int heartbeat_cancel_run(Manager *m, const char *run_id);
 
+/* Take up runs in status running that this corrald does not track (SPEC §5): at startup
+ * and on every sweep. Returns how many were examined. Then queued runs are started. */
+int heartbeat_recover(Manager *m);
+
 /* Cancel every queued and running run of an agent (pause, terminate). */
 int heartbeat_cancel_agent_runs(Manager *m, const char *agent_id);

@@ -61,6 +61,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->sigterm_source);
         sd_event_source_disable_unref(m->sigint_source);
         sd_event_source_disable_unref(m->sighup_source);
+        sd_event_source_disable_unref(m->sweep_timer);
         sd_event_unref(m->event);
         for (size_t i = 0; i < m->n_overrides * 2; i++)
                 free(m->overrides[i]);
@@ -244,6 +245,25 @@ static char *socket_path_of(Manager *m) {
         return strdup(m->config.socket_path);
 }
 
+static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        r = heartbeat_recover(m);
+        if (r > 0)
+                log_info("Sweep: %d running run%s taken up.", r, r == 1 ? "" : "s");
+        r = sd_event_source_set_time_relative(s, (uint64_t) m->config.sweep_interval_sec * 1000000);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_error_errno(r, "Failed to re-arm the sweep timer: %m");
+        return 0;
+}
+
+int manager_sweep(Manager *m) {
+        return heartbeat_recover(m);
+}
+
 int manager_startup(Manager *m) {
         _cleanup_free_ char *db = NULL;
         int r;
@@ -292,6 +312,15 @@ int manager_startup(Manager *m) {
         m->socket_path_effective = socket_path_of(m);
         if (!m->socket_path_effective)
                 return log_oom();
+
+        /* Runs a previous corrald left running are taken up before anything new starts. */
+        r = heartbeat_recover(m);
+        if (r > 0)
+                log_notice("Recovered %d run%s left running by a previous corrald.", r, r == 1 ? "" : "s");
+        r = sd_event_add_time_relative(m->event, &m->sweep_timer, CLOCK_MONOTONIC,
+                                       (uint64_t) m->config.sweep_interval_sec * 1000000, 0, on_sweep, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to arm the sweep timer: %m");
         r = api_new(m, m->listen_fd, &m->api);
         if (r < 0)
                 return r;

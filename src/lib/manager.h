@@ -20,6 +20,7 @@ typedef struct Api Api;
 typedef struct Manager {
         sd_event *event;
         sd_event_source *sigterm_source, *sigint_source, *sighup_source;
+        sd_event_source *sweep_timer;
 
         /* Configuration: defaults, then the file, then the command-line overrides (key, value pairs). */
         Config config;
@@ -50,6 +51,8 @@ int manager_load_config(Manager *m);
 
 /* Open the store and the API socket, start serving. */
 int manager_startup(Manager *m);
+/* Recover running runs nobody tracks and start queued ones now (also done on a timer). */
+int manager_sweep(Manager *m);
 /* Run until SIGTERM/SIGINT. */
 int manager_run(Manager *m);
 

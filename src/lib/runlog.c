@@ -146,6 +146,10 @@ static int decode_line(const char *line, size_t size, int *ret_stream, char **re
         return 1;
 }
 
+int runlog_seed_excerpt(RunLog *l, int stream, const char *text) {
+        return excerpt_append(l, stream, text, strlen(text));
+}
+
 static int ingest_line(RunLog *l, const char *line, size_t size) {
         _cleanup_free_ char *data = NULL, *compact = NULL;
         size_t n, csize;

@@ -33,6 +33,9 @@ RunLog *runlog_free(RunLog *l);
  * nothing new), or -errno. A missing file counts as empty. */
 int runlog_ingest(RunLog *l);
 
+/* Start an excerpt with text kept from before (after a restart). */
+int runlog_seed_excerpt(RunLog *l, int stream, const char *text);
+
 /* The excerpt of "stdout" (0) or "stderr" (1) as a NUL-terminated string (never NULL). */
 const char *runlog_excerpt(RunLog *l, int stream);
 

@@ -66,6 +66,8 @@ static Outcome outcome_of(const RunResult *result) {
                 return (Outcome){ RUN_TIMED_OUT, "idle_timeout", "idle_timeout" };
         case RUN_END_OOM:
                 return (Outcome){ RUN_FAILED, "oom_killed", "oom_killed" };
+        case RUN_END_LOST:
+                return (Outcome){ RUN_FAILED, "process_lost", "process_lost" };
         case RUN_END_LAUNCH_FAILED:
         default:
                 return (Outcome){ RUN_FAILED, "launch_failed", "launch_failed" };
@@ -90,6 +92,8 @@ static char *error_text(const RunResult *result) {
                 return strdup("Timed out: no output for the idle timeout");
         case RUN_END_OOM:
                 return strdup("Killed by the kernel's OOM killer: the run exceeded its memoryMax");
+        case RUN_END_LOST:
+                return strdup(result->error ?: "Process lost");
         default:
                 return strdup(result->error ?: "The run could not be launched");
         }

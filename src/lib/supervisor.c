@@ -31,6 +31,7 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "jsonmap.h"
 #include "log.h"
 #include "model.h"
 #include "runlog.h"
@@ -68,6 +69,8 @@ typedef struct Tracked {
         int shim_status; /* si_code/si_status of the shim, for a shim that died itself */
 
         RunEnd stop_reason; /* set when corral decided to end the run */
+        bool adopted; /* taken up after a restart: the shim is not our child */
+        bool detached; /* the row says process_detached until the run shows life */
         bool killed; /* the cgroup was killed */
         unsigned leftover;
 
@@ -99,7 +102,7 @@ struct Supervisor {
 };
 
 static const char *const run_end_names[] = {
-        "exited", "cancelled", "timeout", "idle_timeout", "oom_killed", "launch_failed", NULL,
+        "exited", "cancelled", "timeout", "idle_timeout", "oom_killed", "launch_failed", "process_lost", NULL,
 };
 
 const char *run_end_to_string(RunEnd e) {
@@ -234,8 +237,22 @@ static void finish(Tracked *t) {
                 result.end = RUN_END_OOM;
         else
                 result.end = RUN_END_EXITED;
-        if (r == -ENOENT && !t->killed && t->stop_reason < 0)
-                result.error = "the shim exited without writing the agent's exit status";
+        char lost[256];
+        if (r == -ENOENT && t->stop_reason < 0) {
+                /* No exit status: the shim died with the agent (SPEC §5, the last two rows). */
+                result.end = RUN_END_LOST;
+                if (t->leftover > 0)
+                        snprintf(lost, sizeof(lost),
+                                 "Process lost -- shim pid %d exited, but %u descendant process%s of the run %s still alive in "
+                                 "its "
+                                 "cgroup and %s killed",
+                                 (int) t->shim_pid, t->leftover, t->leftover == 1 ? "" : "es", t->leftover == 1 ? "was" : "were",
+                                 t->leftover == 1 ? "was" : "were");
+                else
+                        snprintf(lost, sizeof(lost), "Process lost -- child pid %d is no longer running",
+                                 (int) (t->agent_pid > 0 ? t->agent_pid : t->shim_pid));
+                result.error = lost;
+        }
 
         (void) runlog_ingest(t->log);
         persist_progress(t, true);
@@ -434,6 +451,23 @@ static void persist_progress(Tracked *t, bool force) {
                 log_warning_errno(r, "Run %s: failed to record log progress, ignoring: %m", t->run_id);
 }
 
+/* New output from a re-adopted run: it is alive, so the detached warning goes (the
+ * reference's reportRunActivity). */
+static void clear_detached(Tracked *t) {
+        _cleanup_(run_donep) Run run = {};
+        int r;
+
+        t->detached = false;
+        r = store_get(t->supervisor->store, &run_entity, t->run_id, &run);
+        if (r < 0 || run.status != RUN_RUNNING || !streq_ptr(run.error_code, "process_detached"))
+                return;
+        run.error = mfree(run.error);
+        run.error_code = mfree(run.error_code);
+        r = store_update(t->supervisor->store, &run_entity, &run);
+        if (r >= 0)
+                event(t, LEVEL_INFO, "Detached child process reported activity; cleared detached warning");
+}
+
 static int on_inotify(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Supervisor *s = userdata;
         char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -448,8 +482,11 @@ static int on_inotify(sd_event_source *src, int fd, uint32_t revents, void *user
                         for (size_t i = 0; i < s->n_runs; i++) {
                                 Tracked *t = s->runs[i];
                                 if (e->wd == t->log_wd) {
-                                        if (runlog_ingest(t->log) > 0)
+                                        if (runlog_ingest(t->log) > 0) {
                                                 t->last_output = now_mono();
+                                                if (t->detached)
+                                                        clear_detached(t);
+                                        }
                                         persist_progress(t, false);
                                         break;
                                 }
@@ -465,6 +502,8 @@ static int on_inotify(sd_event_source *src, int fd, uint32_t revents, void *user
 
 /* ---- launching ---- */
 
+/* Start time (field 22 of /proc/PID/stat) of a living process: -ESRCH for a zombie, which
+ * is as dead as it gets but keeps its pid until somebody reaps it. */
 static int read_start_ticks(pid_t pid, uint64_t *ret) {
         _cleanup_free_ char *path = strprintf("/proc/%d/stat", (int) pid), *text = NULL;
         char *p;
@@ -474,12 +513,14 @@ static int read_start_ticks(pid_t pid, uint64_t *ret) {
                 return -ENOMEM;
         r = read_full_file(path, 4096, &text, NULL);
         if (r < 0)
-                return r;
+                return r == -ENOENT ? -ESRCH : r;
         /* The command name may hold anything, so count fields after its closing parenthesis:
-         * field 3 follows it, and start time is field 22. */
+         * the state (field 3) follows it, and the start time is field 22. */
         p = strrchr(text, ')');
-        if (!p)
+        if (!p || p[1] != ' ' || !p[2])
                 return -EBADMSG;
+        if (p[2] == 'Z' || p[2] == 'X')
+                return -ESRCH;
         p++;
         for (int field = 3; field < 22; field++) {
                 p = strchr(p + 1, ' ');
@@ -687,15 +728,11 @@ static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userd
         return 0;
 }
 
-int supervisor_launch(Supervisor *s, const LaunchSpec *spec) {
-        _cleanup_free_ char *error = NULL, *log_path = NULL, *events = NULL;
+/* A new tracked run, registered with the supervisor. */
+static int tracked_new(Supervisor *s, const char *run_id, const char *agent_id, const char *issue_id, uint64_t log_offset,
+                       Tracked **ret) {
+        _cleanup_free_ char *log_path = NULL;
         Tracked *t, **runs;
-        int r;
-
-        if (find(s, spec->run_id))
-                return -EEXIST;
-        if (!spec->argv || !spec->argv[0])
-                return -EINVAL;
 
         t = calloc(1, sizeof(Tracked));
         if (!t)
@@ -710,24 +747,60 @@ int supervisor_launch(Supervisor *s, const LaunchSpec *spec) {
                 .events_wd = -1,
                 .stop_reason = _RUN_END_INVALID,
                 .place = { .cgroup_fd = -EBADF },
-                .grace_usec = (spec->grace_sec ?: 1) * USEC_PER_SEC,
-                .idle_usec = spec->idle_timeout_sec * USEC_PER_SEC,
-                .timeout_usec = spec->timeout_sec * USEC_PER_SEC,
+                .grace_usec = USEC_PER_SEC,
         };
-        t->run_id = strdup(spec->run_id);
-        t->agent_id = spec->agent_id ? strdup(spec->agent_id) : NULL;
-        t->issue_id = spec->issue_id ? strdup(spec->issue_id) : NULL;
-        t->run_dir = supervisor_run_dir(s, spec->run_id);
-        log_path = t->run_dir ? strprintf("%s/%s", t->run_dir, SHIM_LOG_FILE) : NULL;
+        t->run_id = strdup(run_id);
+        t->agent_id = agent_id ? strdup(agent_id) : NULL;
+        t->issue_id = issue_id ? strdup(issue_id) : NULL;
+        t->run_dir = supervisor_run_dir(s, run_id);
+        log_path = supervisor_log_path(s, run_id);
         runs = realloc(s->runs, (s->n_runs + 1) * sizeof(Tracked *));
-        if (!t->run_id || !t->run_dir || !log_path || !runs || (spec->agent_id && !t->agent_id) ||
-            (spec->issue_id && !t->issue_id) || runlog_new(log_path, 0, &t->log) < 0) {
-                s->runs = runs ?: s->runs;
+        if (runs)
+                s->runs = runs;
+        if (!t->run_id || !t->run_dir || !log_path || !runs || (agent_id && !t->agent_id) || (issue_id && !t->issue_id) ||
+            runlog_new(log_path, log_offset, &t->log) < 0) {
                 tracked_free(t);
                 return -ENOMEM;
         }
-        s->runs = runs;
         s->runs[s->n_runs++] = t;
+        *ret = t;
+        return 0;
+}
+
+/* inotify on the log (created empty if missing, so there is a file to watch) and on the cgroup. */
+static void watch(Tracked *t) {
+        Supervisor *s = t->supervisor;
+        _cleanup_free_ char *events = NULL;
+        int fd;
+
+        fd = open(t->log->path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+        safe_close(fd);
+        t->log_wd = inotify_add_watch(s->inotify_fd, t->log->path, IN_MODIFY);
+        if (t->log_wd < 0)
+                log_warning_errno(-errno, "Run %s: cannot watch its log, output is read at the end only: %m", t->run_id);
+        events = s->placement->ops->events_path(s->placement, &t->place);
+        if (events) {
+                t->events_wd = inotify_add_watch(s->inotify_fd, events, IN_MODIFY);
+                if (t->events_wd < 0)
+                        log_warning_errno(-errno, "Run %s: cannot watch %s: %m", t->run_id, events);
+        }
+}
+
+int supervisor_launch(Supervisor *s, const LaunchSpec *spec) {
+        _cleanup_free_ char *error = NULL;
+        Tracked *t;
+        int r;
+
+        if (find(s, spec->run_id))
+                return -EEXIST;
+        if (!spec->argv || !spec->argv[0])
+                return -EINVAL;
+        r = tracked_new(s, spec->run_id, spec->agent_id, spec->issue_id, 0, &t);
+        if (r < 0)
+                return r;
+        t->grace_usec = (spec->grace_sec ?: 1) * USEC_PER_SEC;
+        t->idle_usec = spec->idle_timeout_sec * USEC_PER_SEC;
+        t->timeout_usec = spec->timeout_sec * USEC_PER_SEC;
 
         r = launch(s, t, spec, &error);
         if (r < 0) {
@@ -739,18 +812,134 @@ int supervisor_launch(Supervisor *s, const LaunchSpec *spec) {
                 return r;
         }
 
-        /* Watch the log (created empty now, so the watch has a file) and the cgroup. */
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-        safe_close(fd);
-        t->log_wd = inotify_add_watch(s->inotify_fd, log_path, IN_MODIFY);
-        if (t->log_wd < 0)
-                log_warning_errno(-errno, "Run %s: cannot watch its log, output is read at the end only: %m", t->run_id);
-        events = s->placement->ops->events_path(s->placement, &t->place);
-        if (events) {
-                t->events_wd = inotify_add_watch(s->inotify_fd, events, IN_MODIFY);
-                if (t->events_wd < 0)
-                        log_warning_errno(-errno, "Run %s: cannot watch %s: %m", t->run_id, events);
+        watch(t);
+        return 0;
+}
+
+/* ---- recovery ---- */
+
+/* The shim of a run as a pidfd, only if it is the same process that was launched. */
+static int open_shim(const Run *run, int *ret_pidfd) {
+        uint64_t ticks;
+        int fd, r;
+
+        if (run->shim_pid == INT_NULL || run->shim_pid <= 0 || run->shim_start_ticks == INT_NULL)
+                return -ESRCH;
+        fd = (int) syscall(SYS_pidfd_open, (pid_t) run->shim_pid, 0);
+        if (fd < 0)
+                return -errno;
+        /* A pid alone never identifies a process: its start time must match too. */
+        r = read_start_ticks((pid_t) run->shim_pid, &ticks);
+        if (r < 0 || ticks != (uint64_t) run->shim_start_ticks) {
+                safe_close(fd);
+                return -ESRCH;
         }
+        *ret_pidfd = fd;
+        return 0;
+}
+
+/* Seed the excerpts with what the row kept, so a restart does not empty them. */
+static void seed_excerpts(RunLog *l, const Run *run) {
+        if (run->stdout_excerpt)
+                (void) runlog_seed_excerpt(l, 0, run->stdout_excerpt);
+        if (run->stderr_excerpt)
+                (void) runlog_seed_excerpt(l, 1, run->stderr_excerpt);
+}
+
+int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, RecoverOutcome *ret) {
+        _cleanup_json_ cJSON *ctx = NULL;
+        const cJSON *issue;
+        Tracked *t;
+        int pidfd = -EBADF, r;
+
+        if (find(s, run->id))
+                return -EEXIST;
+        if (!streq_ptr(run->boot_id, s->boot_id)) {
+                /* Everything of an earlier boot died with it; only its exit status may be on disk. */
+                RunResult result = { .run_id = run->id,
+                                     .end = RUN_END_LOST,
+                                     .exit_code = INT_NULL,
+                                     .error = "Process lost -- the machine rebooted while the run was running" };
+                *ret = RECOVER_REBOOTED;
+                if (s->finished)
+                        s->finished(s, &result, s->userdata);
+                return 0;
+        }
+
+        ctx = cJSON_Parse(run->context_snapshot ?: "{}");
+        issue = cJSON_GetObjectItemCaseSensitive(ctx, "issueId");
+        r = tracked_new(s, run->id, run->agent_id, cJSON_IsString(issue) ? issue->valuestring : NULL,
+                        run->log_offset > 0 ? (uint64_t) run->log_offset : 0, &t);
+        if (r < 0)
+                return r;
+        seed_excerpts(t->log, run);
+        t->adopted = true;
+        t->shim_pid = run->shim_pid != INT_NULL ? (pid_t) run->shim_pid : 0;
+        t->agent_pid = run->process_pid != INT_NULL ? (pid_t) run->process_pid : 0;
+        t->place.pgid = t->agent_pid;
+        t->grace_usec = (spec->grace_sec ?: 1) * USEC_PER_SEC;
+        t->idle_usec = spec->idle_timeout_sec * USEC_PER_SEC;
+        t->last_output = now_mono();
+        if (run->cgroup_path && !(t->place.cgroup_path = strdup(run->cgroup_path))) {
+                untrack(s, t);
+                return -ENOMEM;
+        }
+        watch(t);
+        (void) runlog_ingest(t->log);
+
+        r = open_shim(run, &pidfd);
+        if (r >= 0) {
+                RUN_FIELDS(t, fields);
+                t->pidfd = pidfd;
+                t->state = TRACK_RUNNING;
+                t->detached = true;
+                r = sd_event_add_io(s->event, &t->pidfd_source, t->pidfd, EPOLLIN, on_shim_exit, t);
+                if (r < 0) {
+                        untrack(s, t);
+                        return r;
+                }
+                /* The deadline holds across restarts (SPEC §3 difference 5). */
+                int64_t deadline;
+                if (run->deadline_at && iso_time_parse(run->deadline_at, &deadline) >= 0) {
+                        int64_t left = deadline - now_usec();
+                        r = sd_event_add_time_relative(s->event, &t->deadline_timer, CLOCK_MONOTONIC,
+                                                       left > 0 ? (uint64_t) left : 0, 0, on_deadline, t);
+                        if (r < 0)
+                                log_error_errno(r, "Run %s: failed to arm its timeout: %m", t->run_id);
+                }
+                if (t->idle_usec > 0) {
+                        r = sd_event_add_time_relative(s->event, &t->idle_timer, CLOCK_MONOTONIC, t->idle_usec, 0, on_idle_timer,
+                                                       t);
+                        if (r < 0)
+                                log_error_errno(r, "Run %s: failed to arm its idle timeout: %m", t->run_id);
+                }
+                log_fields(LOG_NOTICE, fields, "Run %s re-adopted: its shim %d is alive.", t->run_id, (int) t->shim_pid);
+                *ret = RECOVER_ADOPTED;
+                return 0;
+        }
+
+        /* The shim is gone: finish from what it left (status.json, the log, the cgroup). */
+        t->shim_exited = true;
+        t->state = TRACK_DRAINING;
+        *ret = RECOVER_FINISHING;
+        {
+                RUN_FIELDS(t, fields);
+                log_fields(LOG_NOTICE, fields, "Run %s: its shim %d is gone; finishing it from what it left.", t->run_id,
+                           (int) t->shim_pid);
+        }
+        if (s->placement->ops->populated(s->placement, &t->place) > 0) {
+                _cleanup_free_ char *status = strprintf("%s/%s", t->run_dir, SHIM_STATUS_FILE);
+                /* Without the shim nothing else will end these processes. */
+                (void) s->placement->ops->count(s->placement, &t->place, &t->leftover);
+                if (status && access(status, F_OK) < 0) {
+                        char msg[160];
+                        snprintf(msg, sizeof(msg), "The shim is gone; %u process%s left in the run's cgroup %s killed.",
+                                 t->leftover, t->leftover == 1 ? "" : "es", t->leftover == 1 ? "was" : "were");
+                        event(t, LEVEL_WARN, msg);
+                }
+                kill_run(t);
+        }
+        maybe_finish(t); /* may report and free t at once */
         return 0;
 }
 

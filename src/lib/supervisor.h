@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "model.h"
 #include "placement.h"
 #include "store.h"
 
@@ -38,6 +39,7 @@ typedef enum RunEnd {
         RUN_END_IDLE_TIMEOUT,
         RUN_END_OOM,
         RUN_END_LAUNCH_FAILED,
+        RUN_END_LOST, /* found after a restart with its shim gone and no exit status */
         _RUN_END_MAX,
         _RUN_END_INVALID = -EINVAL,
 } RunEnd;
@@ -75,6 +77,24 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Supervisor *, supervisor_free);
 /* Start a run whose row exists (status running). The tracking columns are written to the
  * row before the agent executes its first instruction. On failure nothing is left behind. */
 int supervisor_launch(Supervisor *s, const LaunchSpec *spec);
+
+/* Timing of a run being recovered (from its agent's adapter configuration). */
+typedef struct RecoverSpec {
+        uint64_t grace_sec;
+        uint64_t idle_timeout_sec;
+} RecoverSpec;
+
+typedef enum RecoverOutcome {
+        RECOVER_ADOPTED, /* the shim lives: tracked again, it ends as any run */
+        RECOVER_FINISHING, /* the shim is gone: the run is being finished from what it left */
+        RECOVER_REBOOTED, /* the run belongs to an earlier boot: reported lost at once */
+} RecoverOutcome;
+
+/* Take up a run in status running that no supervisor tracks (after a restart of corrald),
+ * following SPEC §5: a live shim (pidfd opens, start ticks match) is re-adopted with its
+ * watchers and deadline; a dead one is finished with the exit status it wrote, or as lost,
+ * after the run's cgroup is killed and empty. The finished callback reports the end. */
+int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, RecoverOutcome *ret);
 
 /* End a run: SIGTERM to the agent's process group through the shim, then after the grace
  * period every process in its cgroup is killed. why is CANCELLED, TIMEOUT or IDLE_TIMEOUT.

@@ -87,6 +87,11 @@ static inline int negative_errno(void) {
         return errno > 0 ? -errno : -EIO;
 }
 
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
 /* Replace *p with a copy of s (NULL allowed). */
 static inline int free_and_strdup(char **p, const char *s) {
         char *t = NULL;
