@@ -45,6 +45,7 @@ const Verb verbs[] = {
         { NULL, "events", verb_events, "events RUN", "Show a run's events" },
         { NULL, "logs", verb_logs, "logs [-f] RUN", "Print a run's output; -f follows it until the run ends" },
         { NULL, "cancel", verb_cancel, "cancel RUN", "Cancel a queued or running run" },
+        { NULL, "sweep", verb_sweep, "sweep", "Take up running runs nobody tracks now, not at the next sweep" },
         {},
 };
 

@@ -192,3 +192,22 @@ int verb_logs(Ctl *ctl, int argc, char *argv[]) {
                 usleep(200 * 1000);
         }
 }
+
+int verb_sweep(Ctl *ctl, int argc, char *argv[]) {
+        cJSON *reply = NULL;
+        char buf[32];
+        int first, r;
+
+        first = ctl_args(ctl, NULL, "sweep", argc, argv, NULL, NULL, NULL, 0);
+        if (first < 0)
+                return -1 - first;
+        r = client_call(ctl, "POST", "/api/sweep", NULL, &reply);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json)
+                output_json(reply);
+        else
+                printf("Sweep done: %s running run(s) taken up.\n", output_value(reply, "runsRecovered", buf, sizeof(buf)));
+        cJSON_Delete(reply);
+        return EXIT_OK;
+}

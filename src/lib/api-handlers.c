@@ -1097,8 +1097,20 @@ static int handle_run_log(ApiRequest *req) {
         return api_reply(req, 200, TAKE_PTR(o));
 }
 
+static int handle_sweep(ApiRequest *req) {
+        _cleanup_json_ cJSON *o = cJSON_CreateObject();
+        int r = manager_sweep(req->manager);
+
+        if (r < 0)
+                return r;
+        if (!o || !cJSON_AddNumberToObject(o, "runsRecovered", r))
+                return -ENOMEM;
+        return api_reply(req, 200, TAKE_PTR(o));
+}
+
 const ApiRoute api_routes[] = {
         { "GET", "/api/health", handle_health },
+        { "POST", "/api/sweep", handle_sweep },
         { "GET", "/api/companies", handle_company_list },
         { "POST", "/api/companies", handle_company_create },
         { "GET", "/api/companies/:id", handle_company_get },

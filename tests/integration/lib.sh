@@ -82,6 +82,9 @@ export CORRAL_SOCKET=$SOCK
 
 cleanup() {
         stop_daemon
+        if declare -F extra_cleanup >/dev/null; then
+                extra_cleanup
+        fi
         rm -rf "$T"
 }
 trap cleanup EXIT
@@ -146,4 +149,33 @@ status() {
 # The database's content, for "nothing changed" comparisons.
 db_dump() {
         sqlite3 "$STATE/corral.db" .dump
+}
+
+# wait_run RUN [SECONDS]: until the run is terminal; prints its final JSON.
+wait_run() {
+        local run=$1 limit=${2:-30} i status
+        for i in $(seq $((limit * 20))); do
+                status=$(api GET "/api/heartbeat-runs/$run" | jq -r .status)
+                case "$status" in
+                succeeded | failed | cancelled | timed_out)
+                        api GET "/api/heartbeat-runs/$run"
+                        return 0
+                        ;;
+                esac
+                sleep 0.05
+        done
+        echo "# run $run still $status after $limit s" >&2
+        api GET "/api/heartbeat-runs/$run"
+        return 1
+}
+
+# The cgroup v2 mount point, from mountinfo (never assumed).
+cgroup2_mount() {
+        awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' /proc/self/mountinfo | head -n 1
+}
+
+# Processes whose command line holds a marker (tests only: corrald never scans pids).
+marker_procs() {
+        # "[c]orral-..." matches the marker but not grep's own command line.
+        grep -l -a -- "[${1:0:1}]${1:1}" /proc/[0-9]*/cmdline 2>/dev/null | grep -v "/proc/$$/" | wc -l
 }

@@ -1,0 +1,166 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Runs through the daemon with the cgroup backend: wakes, the process adapter,
+# logs, timeouts, cancel, concurrency, and corrald killed while runs live.
+. "$(dirname "$0")/lib.sh"
+require curl jq sqlite3 sha256sum
+
+[ "$(id -u)" -eq 0 ] || skip_all "needs root to create cgroups"
+MOUNT=$(cgroup2_mount)
+[ -n "$MOUNT" ] || skip_all "no cgroup v2 hierarchy is mounted"
+CG=$MOUNT/corral-it-$$
+
+extra_cleanup() {
+        local d
+        for d in "$CG"/run-*; do
+                [ -d "$d" ] || continue
+                echo 1 >"$d/cgroup.kill" 2>/dev/null
+                for _ in $(seq 20); do rmdir "$d" 2>/dev/null && break; sleep 0.05; done
+        done
+        rmdir "$CG" 2>/dev/null
+}
+
+start() {
+        start_daemon --placement cgroup --cgroup-root "$CG" --sweep-interval-sec 1
+}
+
+check "corrald starts with the cgroup backend" start
+like "the cgroup root is used" "$(cat "$T/corrald.log")" "Runs are placed in cgroups under $CG"
+company=$(api POST /api/companies '{"name":"Runs","issuePrefix":"RUN"}' | jq -r .id)
+
+# agent NAME CONFIG-JSON [RUNTIME-JSON]
+agent() {
+        api POST "/api/companies/$company/agents" \
+                "{\"name\":\"$1\",\"adapterConfig\":$2,\"runtimeConfig\":${3:-{\}}}" | jq -r .id
+}
+
+# --- a run from wake to end ---
+a=$(agent hello '{"command":"/bin/sh","args":["-c","echo run=$CORRAL_RUN_ID agent=$CORRAL_AGENT_ID; cat; echo to-stderr >&2"],"stdin":"from stdin\n","timeoutSec":60}')
+run=$("$CORRALCTL" wake "$a" --reason "test wake" --quiet)
+like "corralctl wake prints the run id" "$run" '^[0-9a-f-]{36}$'
+final=$(wait_run "$run")
+is "the run succeeded" "$(jq -r .status <<<"$final")" succeeded
+is "exit code 0" "$(jq -r .exitCode <<<"$final")" 0
+out=$("$CORRALCTL" logs "$run" 2>/dev/null)
+is "corralctl logs prints stdout" "$out" "$(printf 'run=%s agent=%s\nfrom stdin' "$run" "$a")"
+like "stderr is in the excerpt" "$(jq -r .stderrExcerpt <<<"$final")" "to-stderr"
+log=$STATE/runs/$run/log.ndjson
+is "logBytes is the file's size" "$(jq -r .logBytes <<<"$final")" "$(stat -c %s "$log")"
+is "logSha256 is the file's digest" "$(jq -r .logSha256 <<<"$final")" "$(sha256sum "$log" | cut -d' ' -f1)"
+check "context.json is in the run directory" test -s "$STATE/runs/$run/context.json"
+is "the wake reason reached the context" "$(jq -r .wakeReason "$STATE/runs/$run/context.json")" "test wake"
+check "the run's cgroup is gone" test ! -e "$CG/run-$run"
+a_json=$(api GET /api/agents/$a)
+is "the agent is idle again" "$(jq -r .status <<<"$a_json")" idle
+like "lastHeartbeatAt is set" "$(jq -r .lastHeartbeatAt <<<"$a_json")" '^20'
+ev=$(api GET /api/heartbeat-runs/$run/events)
+is "events: started, then succeeded" "$(jq -r '[.[].message] | join(",")' <<<"$ev")" "run started,run succeeded"
+page=$(api GET "/api/heartbeat-runs/$run/log?offset=0&limitBytes=10")
+like "a log page holds whole lines or is cut on a character" "$(jq -r .nextOffset <<<"$page")" '^[0-9]+$'
+like "corralctl runs lists it" "$("$CORRALCTL" runs --company "$company")" "$run +[0-9a-f-]+ +succeeded"
+
+# --- failures ---
+a=$(agent fails '{"command":"/bin/sh","args":["-c","exit 3"]}')
+final=$(wait_run "$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)")
+is "exit 3: failed/adapter_failed" "$(jq -r '.status + "/" + .errorCode + "/" + (.exitCode|tostring)' <<<"$final")" "failed/adapter_failed/3"
+is "the agent is in error" "$(api GET /api/agents/$a | jq -r .status)" error
+a=$(agent missing '{"command":"/nonexistent/agent"}')
+final=$(wait_run "$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)")
+is "a command that does not exist exits 127" "$(jq -r .exitCode <<<"$final")" 127
+a=$(agent unset '{}')
+final=$(wait_run "$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)")
+is "no command: launch_failed" "$(jq -r .errorCode <<<"$final")" launch_failed
+like "... saying why" "$(jq -r .error <<<"$final")" "adapterConfig.command must be a non-empty string"
+
+# --- timeout, with an agent that ignores SIGTERM and leaves a child ---
+a=$(agent stubborn '{"command":"/bin/sh","args":["-c","trap \"\" TERM; sh -c \"sleep 300; : corral-it-timeout-'$$'\" & while :; do sleep 0.1; done"],"timeoutSec":1,"graceSec":1}')
+final=$(wait_run "$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)")
+is "timeout: timed_out/timeout" "$(jq -r '.status + "/" + .errorCode' <<<"$final")" "timed_out/timeout"
+is "killed after the grace period" "$(jq -r .signal <<<"$final")" SIGKILL
+is "no process of the run is left" "$(marker_procs "corral-it-timeout-$$")" 0
+
+# --- idle timeout ---
+a=$(agent quiet '{"command":"/bin/sh","args":["-c","echo hi; exec sleep 300"],"idleTimeoutSec":1,"graceSec":1}')
+final=$(wait_run "$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)")
+is "idle: timed_out/idle_timeout" "$(jq -r '.status + "/" + .errorCode' <<<"$final")" "timed_out/idle_timeout"
+
+# --- cancel, concurrency, coalescing, policy ---
+a=$(agent sleeper '{"command":"/bin/sleep","args":["300"],"graceSec":1}')
+r1=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
+r2=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
+r3=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
+is "second wake queues a run" "$(api GET /api/heartbeat-runs/$r2 | jq -r .status)" queued
+is "third wake coalesces into the queued run" "$r3" "$r2"
+sleep 0.3
+is "one run at a time (maxConcurrentRuns 1)" "$(api GET /api/heartbeat-runs/$r1 | jq -r .status)" running
+"$CORRALCTL" cancel "$r1" >/dev/null
+final=$(wait_run "$r1")
+is "cancelled" "$(jq -r '.status + "/" + .errorCode' <<<"$final")" "cancelled/cancelled"
+sleep 0.3
+is "the queued run starts when the slot frees" "$(api GET /api/heartbeat-runs/$r2 | jq -r .status)" running
+"$CORRALCTL" agent pause "$a" >/dev/null
+final=$(wait_run "$r2")
+is "pausing the agent cancels its run" "$(jq -r .status <<<"$final")" cancelled
+api POST /api/agents/$a/heartbeat/invoke >/dev/null
+is "a paused agent cannot be woken: 409" "$(status)" 409
+a=$(agent nodemand '{"command":"/bin/true"}' '{"heartbeat":{"wakeOnDemand":false}}')
+is "wakeOnDemand false: skipped" "$(api POST /api/agents/$a/wakeup '{}' | jq -r '.status + " " + .reason')" "skipped heartbeat.wakeOnDemand.disabled"
+a=$(agent idem '{"command":"/bin/sh","args":["-c","sleep 0.5"]}')
+k1=$(api POST /api/agents/$a/wakeup '{"idempotencyKey":"k-1"}' | jq -r .id)
+k2=$(api POST /api/agents/$a/wakeup '{"idempotencyKey":"k-1"}' | jq -r .id)
+is "the same idempotency key gives the same run" "$k2" "$k1"
+wait_run "$k1" >/dev/null
+
+# --- corrald SIGKILLed while an agent writes: the run is re-adopted and ends for real ---
+a=$(agent chatty '{"command":"/bin/sh","args":["-c","for i in $(seq 40); do echo line $i; sleep 0.05; done; exit 7"]}')
+run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
+sleep 0.6
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+check "corrald starts again" start
+final=$(wait_run "$run")
+is "the re-adopted run ends with its real exit code" "$(jq -r '.status + "/" + (.exitCode|tostring)' <<<"$final")" "failed/7"
+is "every line is in the log" "$("$CORRALCTL" logs "$run" | grep -c '^line ')" 40
+ev=$(api GET /api/heartbeat-runs/$run/events | jq -r '[.[].message] | join("|")')
+like "it was marked detached, then cleared by its output" "$ev" "still alive.*cleared detached warning"
+
+# --- the run ended while corrald was down: finalized from status.json, no retry ---
+a=$(agent short '{"command":"/bin/sh","args":["-c","sleep 0.5; echo done; exit 5"]}')
+run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
+sleep 0.2
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+sleep 1
+check "corrald starts after the run ended" start
+final=$(wait_run "$run")
+is "finalized with its true exit code" "$(jq -r '.status + "/" + (.exitCode|tostring)' <<<"$final")" "failed/5"
+is "... and no retry" "$(api GET "/api/companies/$company/heartbeat-runs?agentId=$a" | jq length)" 1
+
+# --- the shim killed while corrald was down: process lost, one retry ---
+a=$(agent lost '{"command":"/bin/sh","args":["-c","sleep 1; echo hi"]}')
+run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
+sleep 0.3
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+shim=$(sqlite3 "$STATE/corral.db" "SELECT shim_pid FROM heartbeat_runs WHERE id = '$run'")
+kill -KILL "$shim"
+sleep 0.2
+check "corrald starts after the shim died" start
+final=$(wait_run "$run")
+is "process lost" "$(jq -r '.status + "/" + .errorCode' <<<"$final")" "failed/process_lost"
+like "the error says a retry follows" "$(jq -r .error <<<"$final")" "Process lost -- .*; retrying once"
+runs=$(api GET "/api/companies/$company/heartbeat-runs?agentId=$a")
+retry=$(jq -r --arg r "$run" '.[] | select(.retryOfRunId == $r) | .id' <<<"$runs")
+like "exactly one retry was queued" "$retry" '^[0-9a-f-]{36}$'
+is "the retry counts the loss" "$(api GET /api/heartbeat-runs/$retry | jq -r .processLossRetryCount)" 1
+final=$(wait_run "$retry")
+is "the retry runs and succeeds" "$(jq -r .status <<<"$final")" succeeded
+
+is "POST /api/sweep answers" "$(api POST /api/sweep | jq -r '.runsRecovered | type')" number
+stop_daemon
+is "corrald exits 0" "$DAEMON_STATUS" 0
+is "no run cgroup is left" "$(find "$CG" -mindepth 1 -maxdepth 1 -type d | wc -l)" 0
+finish
