@@ -105,8 +105,17 @@ cmd_run() {
         local corrald=$builddir/corrald corralctl=$builddir/corralctl
         mkdir -p "$state"
         export CORRAL_SOCKET=$sock
-        log "starting corrald --state-dir $state --socket $sock"
-        "$corrald" --state-dir "$state" --socket "$sock" --placement "${CORRAL_PLACEMENT:-none}" &
+        # Runs get cgroups of their own where that is possible; elsewhere process groups.
+        local placement=${CORRAL_PLACEMENT:-}
+        if [ -z "$placement" ]; then
+                if [ "$(id -u)" -eq 0 ] && grep -q ' - cgroup2 ' /proc/self/mountinfo; then
+                        placement=cgroup
+                else
+                        placement=none
+                fi
+        fi
+        log "starting corrald --state-dir $state --socket $sock --placement $placement"
+        "$corrald" --state-dir "$state" --socket "$sock" --placement "$placement" &
         local pid=$!
         trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT INT TERM
         local i
@@ -123,7 +132,8 @@ cmd_run() {
         if [ -z "$company" ]; then
                 company=$("$corralctl" company create --name Demo --prefix DEMO --quiet)
                 agent=$("$corralctl" agent create --company "$company" --name demo-agent --role engineer \
-                        --adapter process --config '{"command":"/bin/sh","args":["-c","echo hello from a corral run"]}' --quiet)
+                        --adapter process --quiet --config \
+                        '{"command":"/bin/sh","args":["-c","echo hello from run $CORRAL_RUN_ID; echo in cgroup $(cat /proc/self/cgroup | tail -n 1)"],"timeoutSec":60}')
                 "$corralctl" issue create --company "$company" --title "Say hello" --assignee "$agent" --status todo >/dev/null
                 "$corralctl" comment add DEMO-1 "Please say hello." >/dev/null
         fi
@@ -131,6 +141,12 @@ cmd_run() {
         "$corralctl" agent list --company "$company"
         "$corralctl" issue list --company "$company"
         "$corralctl" activity --company "$company" --limit 5
+        agent=$("$corralctl" --json agent list --company "$company" | jq -r '.[0].id')
+        log "waking the agent"
+        local run
+        run=$("$corralctl" wake "$agent" --reason "demo" --quiet)
+        "$corralctl" logs -f "$run"
+        "$corralctl" runs --company "$company" --limit 3
         log "corrald is running (pid $pid, socket $sock); try: CORRAL_SOCKET=$sock $corralctl status"
         log "press Ctrl-C to stop"
         wait $pid

@@ -49,6 +49,7 @@ void config_done(Config *c) {
         free(c->state_dir);
         free(c->socket_path);
         free(c->database);
+        free(c->cgroup_root);
         *c = (Config){};
 }
 
