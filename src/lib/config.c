@@ -25,9 +25,9 @@ PlacementKind placement_kind_from_string(const char *s) {
         return _PLACEMENT_INVALID;
 }
 
-const char *const config_keys[] = { "state-dir",   "socket",    "database",           "placement",
-                                    "cgroup-root", "log-level", "sweep-interval-sec", "process-loss-retries",
-                                    NULL };
+const char *const config_keys[] = { "state-dir",    "socket",    "database",           "placement",
+                                    "cgroup-root",  "log-level", "sweep-interval-sec", "process-loss-retries",
+                                    "boot-id-file", NULL };
 
 int config_init(Config *c) {
         *c = (Config){
@@ -50,6 +50,7 @@ void config_done(Config *c) {
         free(c->socket_path);
         free(c->database);
         free(c->cgroup_root);
+        free(c->boot_id_file);
         *c = (Config){};
 }
 
@@ -80,6 +81,8 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
                 return set_path(&c->database, key, value, ret_error);
         if (streq(key, "cgroup-root"))
                 return set_path(&c->cgroup_root, key, value, ret_error);
+        if (streq(key, "boot-id-file"))
+                return set_path(&c->boot_id_file, key, value, ret_error);
         if (streq(key, "placement")) {
                 PlacementKind p = placement_kind_from_string(value);
                 if (p < 0) {

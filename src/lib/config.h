@@ -33,6 +33,7 @@ typedef struct Config {
         int log_level;
         unsigned sweep_interval_sec; /* how often running runs nobody tracks are recovered */
         unsigned process_loss_retries; /* automatic retries of a run whose process was lost */
+        char *boot_id_file; /* NULL: the kernel's; a file here lets tests simulate a reboot */
 } Config;
 
 /* The keys config_set() knows, in the order the man page lists them. */

@@ -70,6 +70,7 @@ typedef struct Tracked {
 
         RunEnd stop_reason; /* set when corral decided to end the run */
         bool adopted; /* taken up after a restart: the shim is not our child */
+        bool rebooted; /* taken up after a reboot: its processes belonged to another boot */
         bool detached; /* the row says process_detached until the run shows life */
         bool killed; /* the cgroup was killed */
         unsigned leftover;
@@ -241,7 +242,9 @@ static void finish(Tracked *t) {
         if (r == -ENOENT && t->stop_reason < 0) {
                 /* No exit status: the shim died with the agent (SPEC §5, the last two rows). */
                 result.end = RUN_END_LOST;
-                if (t->leftover > 0)
+                if (t->rebooted)
+                        snprintf(lost, sizeof(lost), "Process lost -- the machine rebooted while the run was running");
+                else if (t->leftover > 0)
                         snprintf(lost, sizeof(lost),
                                  "Process lost -- shim pid %d exited, but %u descendant process%s of the run %s still alive in "
                                  "its "
@@ -854,18 +857,6 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
 
         if (find(s, run->id))
                 return -EEXIST;
-        if (!streq_ptr(run->boot_id, s->boot_id)) {
-                /* Everything of an earlier boot died with it; only its exit status may be on disk. */
-                RunResult result = { .run_id = run->id,
-                                     .end = RUN_END_LOST,
-                                     .exit_code = INT_NULL,
-                                     .error = "Process lost -- the machine rebooted while the run was running" };
-                *ret = RECOVER_REBOOTED;
-                if (s->finished)
-                        s->finished(s, &result, s->userdata);
-                return 0;
-        }
-
         ctx = cJSON_Parse(run->context_snapshot ?: "{}");
         issue = cJSON_GetObjectItemCaseSensitive(ctx, "issueId");
         r = tracked_new(s, run->id, run->agent_id, cJSON_IsString(issue) ? issue->valuestring : NULL,
@@ -887,7 +878,10 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
         watch(t);
         (void) runlog_ingest(t->log);
 
-        r = open_shim(run, &pidfd);
+        /* Pids of an earlier boot name nothing of this one: the run's processes died with it,
+         * and only what it wrote to disk (its log, perhaps its status.json) is left. */
+        t->rebooted = !streq_ptr(run->boot_id, s->boot_id);
+        r = t->rebooted ? -ESRCH : open_shim(run, &pidfd);
         if (r >= 0) {
                 RUN_FIELDS(t, fields);
                 t->pidfd = pidfd;
@@ -921,7 +915,7 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
         /* The shim is gone: finish from what it left (status.json, the log, the cgroup). */
         t->shim_exited = true;
         t->state = TRACK_DRAINING;
-        *ret = RECOVER_FINISHING;
+        *ret = t->rebooted ? RECOVER_REBOOTED : RECOVER_FINISHING;
         {
                 RUN_FIELDS(t, fields);
                 log_fields(LOG_NOTICE, fields, "Run %s: its shim %d is gone; finishing it from what it left.", t->run_id,
@@ -967,10 +961,11 @@ int supervisor_new(sd_event *event, Store *store, Placement *placement, const Su
                 supervisor_free(s);
                 return -ENOMEM;
         }
-        r = read_full_file("/proc/sys/kernel/random/boot_id", 128, &boot_id, NULL);
+        const char *boot_id_path = config->boot_id_path ?: "/proc/sys/kernel/random/boot_id";
+        r = read_full_file(boot_id_path, 128, &boot_id, NULL);
         if (r < 0) {
                 supervisor_free(s);
-                return log_error_errno(r, "Failed to read the boot id: %m");
+                return log_error_errno(r, "Failed to read the boot id from %s: %m", boot_id_path);
         }
         snprintf(s->boot_id, sizeof(s->boot_id), "%s", strstrip(boot_id));
 

@@ -67,6 +67,7 @@ typedef struct SupervisorConfig {
         const char *state_dir; /* runs/<id>/ lives below */
         const char *shim_path;
         uint64_t leftover_grace_usec; /* after the agent exits, how long leftovers may linger */
+        const char *boot_id_path; /* NULL: /proc/sys/kernel/random/boot_id (tests simulate reboots) */
 } SupervisorConfig;
 
 int supervisor_new(sd_event *event, Store *store, Placement *placement, const SupervisorConfig *config,

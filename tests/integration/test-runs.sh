@@ -20,8 +20,10 @@ extra_cleanup() {
         rmdir "$CG" 2>/dev/null
 }
 
+# The boot id comes from a file the test controls, so a reboot can be simulated.
+cat /proc/sys/kernel/random/boot_id >"$T/boot_id"
 start() {
-        start_daemon --placement cgroup --cgroup-root "$CG" --sweep-interval-sec 1
+        start_daemon --placement cgroup --cgroup-root "$CG" --sweep-interval-sec 1 --boot-id-file "$T/boot_id"
 }
 
 check "corrald starts with the cgroup backend" start
@@ -158,6 +160,25 @@ like "exactly one retry was queued" "$retry" '^[0-9a-f-]{36}$'
 is "the retry counts the loss" "$(api GET /api/heartbeat-runs/$retry | jq -r .processLossRetryCount)" 1
 final=$(wait_run "$retry")
 is "the retry runs and succeeds" "$(jq -r .status <<<"$final")" succeeded
+
+# --- a simulated reboot: the run's processes belong to another boot ---
+a=$(agent rebooted '{"command":"/bin/sh","args":["-c","echo up; sh -c \"sleep 300; : corral-it-reboot-'$$'\"; echo again"]}')
+run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
+sleep 0.3
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+echo 00000000-0000-4000-8000-000000000001 >"$T/boot_id"
+check "corrald starts in the new boot" start
+final=$(wait_run "$run")
+is "a run of an earlier boot is lost" "$(jq -r '.status + "/" + .errorCode' <<<"$final")" "failed/process_lost"
+like "... because of the reboot" "$(jq -r .error <<<"$final")" "the machine rebooted"
+check "its cgroup is gone" test ! -e "$CG/run-$run"
+retry=$(api GET "/api/companies/$company/heartbeat-runs?agentId=$a" | jq -r --arg r "$run" '.[] | select(.retryOfRunId == $r) | .id')
+like "it gets its one retry" "$retry" '^[0-9a-f-]{36}$'
+api POST /api/heartbeat-runs/$retry/cancel >/dev/null
+wait_run "$retry" >/dev/null
+is "with the retry cancelled, nothing of either is left" "$(marker_procs "corral-it-reboot-$$")" 0
 
 is "POST /api/sweep answers" "$(api POST /api/sweep | jq -r '.runsRecovered | type')" number
 stop_daemon
