@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The run log: the shim's line format (UTF-8 as text, anything else as base64,
+ * split characters held back), ingestion with excerpts, compaction of images
+ * and oversized chunks, credential redaction, and the digest.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "runlog.h"
+#include "shim.h"
+#include "test-helpers.h"
+
+static char dir[] = "/tmp/corral-test-runlog-XXXXXX";
+
+static int setup(void **state) {
+        return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+        _cleanup_free_ char *cmd = strprintf("rm -rf '%s'", dir);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *line(const char *stream, const char *chunk, size_t size) {
+        char *out = malloc(shim_line_max(size));
+        size_t n = shim_format_line(out, "2026-01-01T00:00:00.000Z", stream, chunk, size);
+        out[n] = 0;
+        return out;
+}
+
+static void test_format_text(void **state) {
+        const char *text = "say \"hi\"\\\n\t\x01 caf\xc3\xa9";
+        _cleanup_free_ char *l = line("stdout", text, strlen(text));
+
+        assert_string_equal(
+                l,
+                "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"stream\":\"stdout\",\"chunk\":\"say \\\"hi\\\"\\\\\\n\\t\\u0001 "
+                "caf\xc3\xa9\"}\n");
+}
+
+static void test_format_binary(void **state) {
+        _cleanup_free_ char *l = line("stderr", "\xff\xfe\x00z", 4);
+
+        assert_string_equal(
+                l,
+                "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"stream\":\"stderr\",\"chunk\":\"//4Aeg==\",\"encoding\":\"base64\"}\n");
+        /* Overlong encodings and surrogates are not UTF-8 either. */
+        _cleanup_free_ char *overlong = line("stdout", "\xc0\xaf", 2), *surrogate = line("stdout", "\xed\xa0\x80", 3);
+        assert_non_null(strstr(overlong, "base64"));
+        assert_non_null(strstr(surrogate, "base64"));
+}
+
+static void test_utf8_prefix(void **state) {
+        assert_int_equal(shim_utf8_complete_prefix("abc", 3), 3);
+        assert_int_equal(shim_utf8_complete_prefix("ab\xc3", 3), 2); /* 2-byte lead cut */
+        assert_int_equal(shim_utf8_complete_prefix("ab\xc3\xa9", 4), 4); /* complete */
+        assert_int_equal(shim_utf8_complete_prefix("a\xe2\x82", 3), 1); /* 3-byte sequence cut */
+        assert_int_equal(shim_utf8_complete_prefix("a\xf0\x9f\x98", 4), 1); /* 4-byte sequence cut */
+        assert_int_equal(shim_utf8_complete_prefix("a\xf0\x9f\x98\x80", 5), 5);
+        assert_int_equal(shim_utf8_complete_prefix("a\xff", 2), 2); /* invalid: nothing to wait for */
+        assert_int_equal(shim_utf8_complete_prefix("", 0), 0);
+}
+
+static void write_log(const char *path, const char *content) {
+        FILE *f = fopen(path, "ae");
+        assert_non_null(f);
+        fputs(content, f);
+        fclose(f);
+}
+
+static void test_ingest_incremental(void **state) {
+        _cleanup_free_ char *path = strprintf("%s/log.ndjson", dir), *l1 = line("stdout", "one\n", 4),
+                            *l2 = line("stderr", "two\n", 4), *l3 = line("stdout", "\xff", 1);
+        RunLog *log = NULL;
+
+        assert_int_equal(runlog_new(path, 0, &log), 0);
+        assert_int_equal(runlog_ingest(log), 0); /* no file yet */
+        write_log(path, l1);
+        /* Half a line is kept until its newline arrives. */
+        char half[16];
+        memcpy(half, l2, 10);
+        half[10] = 0;
+        write_log(path, half);
+        assert_int_equal(runlog_ingest(log), 1);
+        assert_string_equal(runlog_excerpt(log, 0), "one\n");
+        assert_string_equal(runlog_excerpt(log, 1), "");
+        assert_int_equal(log->offset, strlen(l1));
+        write_log(path, l2 + 10);
+        write_log(path, "not json at all\n");
+        write_log(path, l3);
+        assert_int_equal(runlog_ingest(log), 2);
+        assert_string_equal(runlog_excerpt(log, 1), "two\n");
+        assert_int_equal(log->bad_lines, 1);
+        assert_int_equal(log->offset, strlen(l1) + strlen(l2) + strlen("not json at all\n") + strlen(l3));
+        assert_memory_equal(runlog_excerpt(log, 0), "one\n\xff", 5);
+        runlog_free(log);
+
+        /* Resuming from an offset reads only what came after it. */
+        RunLog *again = NULL;
+        assert_int_equal(runlog_new(path, strlen(l1), &again), 0);
+        assert_int_equal(runlog_ingest(again), 2);
+        assert_string_equal(runlog_excerpt(again, 1), "two\n");
+        runlog_free(again);
+}
+
+static void test_excerpt_tail(void **state) {
+        _cleanup_free_ char *path = strprintf("%s/big.ndjson", dir), *chunk = malloc(10000);
+        RunLog *log = NULL;
+
+        unlink(path);
+        /* 5 chunks of 10000 bytes, each "é" (2 bytes) repeated: the tail is 32 KiB on a character boundary. */
+        for (int i = 0; i < 10000; i += 2)
+                memcpy(chunk + i, "\xc3\xa9", 2);
+        for (int i = 0; i < 5; i++) {
+                _cleanup_free_ char *l = line("stdout", chunk, 10000);
+                write_log(path, l);
+        }
+        assert_int_equal(runlog_new(path, 0, &log), 0);
+        assert_int_equal(runlog_ingest(log), 5);
+        const char *e = runlog_excerpt(log, 0);
+        assert_true(strlen(e) <= RUNLOG_EXCERPT_MAX);
+        assert_true(strlen(e) >= RUNLOG_EXCERPT_MAX - 1);
+        assert_int_equal((unsigned char) e[0], 0xc3);
+        runlog_free(log);
+}
+
+static void test_compact(void **state) {
+        _cleanup_free_ char *img = malloc(4096), *big = malloc(90001);
+        size_t n;
+
+        /* An inline base64 image is replaced; short base64 data is not. */
+        int k = snprintf(img, 4096,
+                         "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/png\",\"data\":\"");
+        memset(img + k, 'A', 2000);
+        strcpy(img + k + 2000, "\"}}");
+        _cleanup_free_ char *c = runlog_compact(img, strlen(img), RUNLOG_CHUNK_LIMIT, &n);
+        assert_non_null(strstr(c, "[omitted base64 image data: 2000 chars]\"}}"));
+        assert_null(strstr(c, "AAAA"));
+        const char *small = "{\"type\":\"base64\",\"data\":\"QUJD\"}";
+        _cleanup_free_ char *d = runlog_compact(small, strlen(small), RUNLOG_CHUNK_LIMIT, &n);
+        assert_string_equal(d, small);
+
+        /* A 90 000-character chunk over a 16384 limit keeps 60% head and 25% tail around a marker. */
+        for (int i = 0; i < 90000; i++)
+                big[i] = (char) ('a' + i % 26);
+        big[90000] = 0;
+        _cleanup_free_ char *t = runlog_compact(big, 90000, 16384, &n);
+        assert_non_null(strstr(t, "[corral truncated run log chunk: omitted"));
+        assert_int_equal(memcmp(t, big, 16384 * 60 / 100), 0);
+        assert_int_equal(memcmp(t + n - 16384 * 25 / 100, big + 90000 - 16384 * 25 / 100, 16384 * 25 / 100), 0);
+}
+
+static void redacts(const char *in, const char *expected) {
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s", in);
+        size_t n = runlog_redact(buf, strlen(buf));
+        assert_int_equal(n, strlen(buf));
+        if (!streq(buf, expected))
+                fail_msg("redact('%s') = '%s', expected '%s'", in, buf, expected);
+}
+
+static void test_redact(void **state) {
+        redacts("Authorization: Bearer abcdef123456789", "Authorization: Bearer ***REDACTED***");
+        redacts("export ANTHROPIC_API_KEY=sk-ant-0123456789abcdef more", "export ANTHROPIC_API_KEY=***REDACTED*** more");
+        redacts("{\"apiKey\": \"s3cr3t-value-xyz\", \"x\": 1}", "{\"apiKey\": \"***REDACTED***\", \"x\": 1}");
+        redacts("run --paperclip-api-key=abcdefghijklmnopq", "run --paperclip-api-key=***REDACTED***");
+        redacts("GITHUB_TOKEN=ghp_0123456789abcdef", "GITHUB_TOKEN=***REDACTED***");
+        redacts("password: hunter2hunter2", "password: ***REDACTED***");
+        /* Short values are starred in place; ordinary text stays. */
+        redacts("token=abcd", "token=****");
+        redacts("the tokenizer works; secretary=bob", "the tokenizer works; secretary=bob");
+        redacts("nothing to see", "nothing to see");
+}
+
+static void test_digest(void **state) {
+        _cleanup_free_ char *path = strprintf("%s/abc", dir);
+        char sha[65];
+        uint64_t size;
+
+        assert_int_equal(write_file_atomic(path, "abc", 3, 0644), 0);
+        assert_int_equal(runlog_digest(path, &size, sha), 0);
+        assert_int_equal(size, 3);
+        assert_string_equal(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_int_equal(runlog_digest("/nonexistent", &size, sha), -ENOENT);
+}
+
+static const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_format_text),  cmocka_unit_test(test_format_binary),
+        cmocka_unit_test(test_utf8_prefix),  cmocka_unit_test(test_ingest_incremental),
+        cmocka_unit_test(test_excerpt_tail), cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_redact),       cmocka_unit_test(test_digest),
+};
+
+int main(void) {
+        cmocka_set_message_output(CM_OUTPUT_TAP);
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
