@@ -4,6 +4,7 @@
  * activity, health. Every change happens in one short transaction together
  * with its activity row; bad input is refused before anything is written.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "activity.h"
 #include "adapter.h"
 #include "api-internal.h"
 #include "basic/util.h"
@@ -108,30 +110,12 @@ static int stamp_updated(char **updated_at) {
         return r < 0 ? r : free_and_strdup(updated_at, now);
 }
 
-/* Record an action in the activity log; details (may be NULL) is consumed. */
+/* Record an action by the caller in the activity log; details (may be NULL) is consumed. */
 static int add_activity(ApiRequest *req, const char *company_id, const char *action, const char *entity_type,
                         const char *entity_id, const char *agent_id, cJSON *details) {
-        _cleanup_json_ cJSON *d = details;
-        _cleanup_(activity_donep) Activity a = {};
         Actor actor = request_actor(req);
-        int r;
-
-        r = entity_init(&activity_entity, &a);
-        if (r < 0)
-                return r;
-        r = stamp_new(&a.id, &a.created_at, NULL);
-        if (r < 0)
-                return r;
-        a.actor_type = actor.type;
-        if (d) {
-                free(a.details);
-                a.details = cJSON_PrintUnformatted(d);
-        }
-        if (free_and_strdup(&a.company_id, company_id) < 0 || free_and_strdup(&a.actor_id, actor.id) < 0 ||
-            free_and_strdup(&a.action, action) < 0 || free_and_strdup(&a.entity_type, entity_type) < 0 ||
-            free_and_strdup(&a.entity_id, entity_id) < 0 || free_and_strdup(&a.agent_id, agent_id) < 0 || !a.details)
-                return -ENOMEM;
-        return store_insert(req_store(req), &activity_entity, &a);
+        return activity_record(req_store(req), company_id, actor.type, actor.id, action, entity_type, entity_id, agent_id, NULL,
+                               details);
 }
 
 /* Write one record and its activity row in one transaction: insert when is_new, else update.
@@ -522,6 +506,115 @@ static int handle_agent_terminate(ApiRequest *req) {
         return agent_transition(req, AGENT_ACTION_TERMINATE);
 }
 
+/* ---- issue-driven wakes (reference §3.6) ---- */
+
+/* Wake an agent about an issue; fire-and-forget: a wake that fails is logged, the change
+ * that caused it stands. */
+static void wake_for_issue(ApiRequest *req, const char *agent_id, WakeupSource source, const char *reason, const Issue *issue,
+                           const char *mutation, const char *comment_id, const char *context_source) {
+        _cleanup_json_ cJSON *payload = cJSON_CreateObject(), *ctx = cJSON_CreateObject();
+        _cleanup_free_ char *p = NULL, *c = NULL, *run_id = NULL, *skip = NULL;
+        Actor actor = request_actor(req);
+        WakeOutcome outcome;
+        int r;
+
+        if (!payload || !ctx)
+                return;
+        cJSON_AddStringToObject(payload, "issueId", issue->id);
+        if (mutation)
+                cJSON_AddStringToObject(payload, "mutation", mutation);
+        if (comment_id)
+                cJSON_AddStringToObject(payload, "commentId", comment_id);
+        cJSON_AddStringToObject(ctx, "source", context_source);
+        p = cJSON_PrintUnformatted(payload);
+        c = cJSON_PrintUnformatted(ctx);
+        if (!p || !c)
+                return;
+        WakeRequest w = { .source = source,
+                          .trigger_detail = -1,
+                          .reason = reason,
+                          .payload_json = p,
+                          .context_json = c,
+                          .actor_type = actor.type,
+                          .actor_id = actor.id };
+        r = heartbeat_wakeup(req->manager, agent_id, &w, &outcome, &run_id, &skip);
+        if (r == -EPERM)
+                log_debug("Not waking agent %s about %s: it is not invokable.", agent_id, issue->identifier);
+        else if (r < 0)
+                log_warning_errno(r, "Failed to wake agent %s about %s, ignoring: %m", agent_id, issue->identifier);
+        else
+                log_debug("Woke agent %s about %s (%s): %s.", agent_id, issue->identifier, reason,
+                          wake_outcome_to_string(outcome));
+}
+
+static bool issue_closed(IssueStatus s) {
+        return s == ISSUE_DONE || s == ISSUE_CANCELLED;
+}
+
+/* Whether body names the agent as "@name" (compared without case, ending at a non-name character). */
+static bool mentions(const char *body, const char *name) {
+        size_t len = strlen(name);
+
+        for (const char *p = strchr(body, '@'); p; p = strchr(p + 1, '@')) {
+                char after = p[1 + len];
+                if (strncasecmp(p + 1, name, len) == 0 && !(isalnum((unsigned char) after) || after == '_' || after == '-'))
+                        return true;
+        }
+        return false;
+}
+
+/* Wake the agents of the company a comment mentions. */
+static void wake_mentions(ApiRequest *req, const Issue *issue, const char *body, const char *comment_id,
+                          const char *author_agent_id) {
+        void *items;
+        size_t n;
+
+        if (!strchr(body, '@') ||
+            store_list(req_store(req), &agent_entity, "WHERE company_id = ?1", (const char *const[]){ issue->company_id, NULL },
+                       0, &items, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                const Agent *a = (const Agent *) items + i;
+                bool mentioned = mentions(body, a->name);
+                /* An agent's own comment never wakes it (SPEC §3 difference 2); the assignee got its wake. */
+                if (mentioned && !streq_ptr(a->id, author_agent_id) && !streq_ptr(a->id, issue->assignee_agent_id))
+                        wake_for_issue(req, a->id, WAKEUP_SOURCE_AUTOMATION, "issue_comment_mentioned", issue, "comment",
+                                       comment_id, "comment.mention");
+        }
+        entity_array_free(&agent_entity, items, n);
+}
+
+/* The wakes an issue change causes: assignment, status changes that resume work, comments
+ * and mentions. before is NULL for a new issue. */
+static void issue_wakes(ApiRequest *req, const Issue *before, const Issue *after, const char *comment_id, const char *body,
+                        const char *author_agent_id) {
+        const char *assignee = after->assignee_agent_id;
+        bool mentioned_assignee = false;
+
+        if (body && assignee) {
+                _cleanup_(agent_donep) Agent a = {};
+                if (store_get(req_store(req), &agent_entity, assignee, &a) >= 0)
+                        mentioned_assignee = mentions(body, a.name);
+        }
+        if (assignee && !streq_ptr(assignee, author_agent_id)) {
+                bool assigned = !before || !streq_ptr(before->assignee_agent_id, assignee);
+                if (assigned && after->status != ISSUE_BACKLOG)
+                        wake_for_issue(req, assignee, WAKEUP_SOURCE_ASSIGNMENT, "issue_assigned", after,
+                                       before ? "update" : "create", comment_id, before ? "issue.update" : "issue.create");
+                else if (!assigned && before->status != after->status &&
+                         ((before->status == ISSUE_BACKLOG && !issue_closed(after->status)) ||
+                          (after->status == ISSUE_TODO && (before->status == ISSUE_BLOCKED || issue_closed(before->status)))))
+                        wake_for_issue(req, assignee, WAKEUP_SOURCE_AUTOMATION, "issue_status_changed", after, "update",
+                                       comment_id, "issue.status_change");
+                else if (!assigned && comment_id && !issue_closed(after->status))
+                        wake_for_issue(req, assignee, WAKEUP_SOURCE_AUTOMATION,
+                                       mentioned_assignee ? "issue_comment_mentioned" : "issue_commented", after, "comment",
+                                       comment_id, "issue.comment");
+        }
+        if (body && comment_id)
+                wake_mentions(req, after, body, comment_id, author_agent_id);
+}
+
 /* ---- issues ---- */
 
 /* An issue by id or by identifier ("ACME-12"). */
@@ -580,6 +673,13 @@ static int validate_issue(ApiRequest *req, const Issue *issue) {
                         return r;
         }
         return 1;
+}
+
+/* The issue as it is now: a wake caused by the change may have taken its lock. */
+static int reply_issue(ApiRequest *req, unsigned status, const char *id) {
+        _cleanup_(issue_donep) Issue i = {};
+        int r = load(req, &issue_entity, id, &i);
+        return r <= 0 ? r : reply_entity(req, status, &issue_entity, &i);
 }
 
 static int handle_issue_list(ApiRequest *req) {
@@ -675,7 +775,8 @@ static int handle_issue_create(ApiRequest *req) {
         if (r < 0)
                 return r;
         tx = NULL;
-        return reply_entity(req, 201, &issue_entity, &i);
+        issue_wakes(req, NULL, &i, NULL, NULL, NULL);
+        return reply_issue(req, 201, i.id);
 }
 
 static int insert_comment(ApiRequest *req, const Issue *issue, const char *body, IssueComment *ret) {
@@ -768,8 +869,9 @@ static int handle_issue_patch(ApiRequest *req) {
                          issue_update_details(req->body, &before, &after));
         if (r < 0)
                 return r;
+        _cleanup_(comment_donep) IssueComment added = {};
         if (comment) {
-                r = insert_comment(req, &after, comment->valuestring, NULL);
+                r = insert_comment(req, &after, comment->valuestring, &added);
                 if (r < 0)
                         return r;
         }
@@ -777,7 +879,8 @@ static int handle_issue_patch(ApiRequest *req) {
         if (r < 0)
                 return r;
         tx = NULL;
-        return reply_entity(req, 200, &issue_entity, &after);
+        issue_wakes(req, &before, &after, added.id, comment ? comment->valuestring : NULL, NULL);
+        return reply_issue(req, 200, after.id);
 }
 
 /* ---- comments ---- */
@@ -847,6 +950,7 @@ static int handle_comment_create(ApiRequest *req) {
         if (r < 0)
                 return r;
         tx = NULL;
+        issue_wakes(req, &i, &i, c.id, c.body, c.author_agent_id);
         return reply_entity(req, 201, &comment_entity, &c);
 }
 
@@ -921,27 +1025,24 @@ static int wake(ApiRequest *req, bool invoke) {
         if (r == -EPERM)
                 return api_reply_error(req, 409, "Agent is not invokable in its current state (status %s)",
                                        agent_status_to_string(a.status));
-        if (r == -EOPNOTSUPP)
-                return api_reply_error(req, 501, "issue-scoped wakes (payload.issueId) are not supported yet");
+        if (r == -EINVAL)
+                return api_reply_error(req, 400, "payload.issueId must be a string");
         if (r < 0)
                 return r;
 
         _cleanup_json_ cJSON *details = cJSON_CreateObject();
         if (details) {
                 cJSON_AddStringToObject(details, "source", wakeup_source_to_string(w.source));
-                cJSON_AddStringToObject(details, "outcome",
-                                        outcome == WAKE_SKIPPED             ? "skipped"
-                                                : outcome == WAKE_COALESCED ? "coalesced"
-                                                                            : "queued");
+                cJSON_AddStringToObject(details, "outcome", wake_outcome_to_string(outcome));
                 if (run_id)
                         cJSON_AddStringToObject(details, "runId", run_id);
         }
         r = add_activity(req, a.company_id, "heartbeat.invoked", "agent", a.id, a.id, TAKE_PTR(details));
         if (r < 0)
                 return r;
-        if (outcome == WAKE_SKIPPED || !run_id) {
+        if (outcome == WAKE_SKIPPED || outcome == WAKE_DEFERRED || !run_id) {
                 cJSON *o = cJSON_CreateObject();
-                if (!o || !cJSON_AddStringToObject(o, "status", "skipped") ||
+                if (!o || !cJSON_AddStringToObject(o, "status", wake_outcome_to_string(outcome)) ||
                     (reason && !cJSON_AddStringToObject(o, "reason", reason))) {
                         cJSON_Delete(o);
                         return -ENOMEM;

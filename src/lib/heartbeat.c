@@ -14,12 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "activity.h"
 #include "adapter.h"
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "jsonmap.h"
 #include "log.h"
 #include "runs.h"
+
+const char *wake_outcome_to_string(WakeOutcome o) {
+        static const char *const names[] = { "queued", "coalesced", "skipped", "deferred" };
+        return o >= 0 && (size_t) o < ELEMENTSOF(names) ? names[o] : NULL;
+}
 
 /* runtimeConfig.heartbeat, with the reference's defaults (§7). */
 typedef struct HeartbeatPolicy {
@@ -60,9 +66,68 @@ static int stamp(char **id, char **created, char **updated, const char *now) {
 }
 
 /* The run's context: the wake's reason, source, trigger and task key (reference §3.2 step 1). */
-static char *wake_context(const WakeRequest *req) {
-        _cleanup_json_ cJSON *ctx = cJSON_CreateObject(), *payload = cJSON_Parse(req->payload_json ?: "{}");
-        const cJSON *task = cJSON_GetObjectItemCaseSensitive(payload, "taskKey");
+static cJSON *parse_object(const char *text) {
+        cJSON *o = cJSON_Parse(text ?: "{}");
+        if (cJSON_IsObject(o))
+                return o;
+        cJSON_Delete(o);
+        return cJSON_CreateObject();
+}
+
+/* Add id to an array of comment ids unless it is there (order kept). */
+static void add_comment_id(cJSON *ids, const char *id) {
+        const cJSON *e;
+
+        cJSON_ArrayForEach (e, ids) {
+                if (cJSON_IsString(e) && streq(e->valuestring, id))
+                        return;
+        }
+        cJSON_AddItemToArray(ids, cJSON_CreateString(id));
+}
+
+/* Merge from into into: incoming keys win, comment id lists are unioned in order and the
+ * latest comment id follows them (reference §3.2, coalescing and deferral). */
+static void merge_context(cJSON *into, const cJSON *from) {
+        cJSON *ids = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(into, "wakeCommentIds"), true);
+        const cJSON *m, *e;
+
+        if (!cJSON_IsArray(ids)) {
+                cJSON_Delete(ids);
+                ids = cJSON_CreateArray();
+        }
+        if (!ids)
+                return;
+        cJSON_ArrayForEach (m, from) {
+                if (streq(m->string, "wakeCommentIds")) {
+                        cJSON_ArrayForEach (e, m) {
+                                if (cJSON_IsString(e))
+                                        add_comment_id(ids, e->valuestring);
+                        }
+                        continue;
+                }
+                cJSON_DeleteItemFromObjectCaseSensitive(into, m->string);
+                cJSON_AddItemToObject(into, m->string, cJSON_Duplicate(m, true));
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(into, "wakeCommentIds");
+        if (cJSON_GetArraySize(ids) == 0) {
+                cJSON_Delete(ids);
+                return;
+        }
+        const char *last = cJSON_GetArrayItem(ids, cJSON_GetArraySize(ids) - 1)->valuestring;
+        cJSON_DeleteItemFromObjectCaseSensitive(into, "commentId");
+        cJSON_DeleteItemFromObjectCaseSensitive(into, "wakeCommentId");
+        cJSON_AddStringToObject(into, "commentId", last);
+        cJSON_AddStringToObject(into, "wakeCommentId", last);
+        cJSON_AddItemToObject(into, "wakeCommentIds", ids);
+}
+
+/* The run's context: the wake's reason, source, trigger, issue, task key and comment ids
+ * (reference §3.2 step 1), over the caller's extra keys. */
+static cJSON *wake_context(const WakeRequest *req, const cJSON *payload) {
+        cJSON *ctx = parse_object(req->context_json);
+        const cJSON *task = cJSON_GetObjectItemCaseSensitive(payload, "taskKey"),
+                    *issue = cJSON_GetObjectItemCaseSensitive(payload, "issueId"),
+                    *comment = cJSON_GetObjectItemCaseSensitive(payload, "commentId");
 
         if (!ctx)
                 return NULL;
@@ -71,9 +136,30 @@ static char *wake_context(const WakeRequest *req) {
         cJSON_AddStringToObject(ctx, "wakeSource", wakeup_source_to_string(req->source));
         if (req->trigger_detail >= 0)
                 cJSON_AddStringToObject(ctx, "wakeTriggerDetail", trigger_detail_to_string(req->trigger_detail));
+        if (cJSON_IsString(issue)) {
+                cJSON_AddStringToObject(ctx, "issueId", issue->valuestring);
+                cJSON_AddStringToObject(ctx, "taskId", issue->valuestring);
+        }
         if (cJSON_IsString(task))
                 cJSON_AddStringToObject(ctx, "taskKey", task->valuestring);
-        return cJSON_PrintUnformatted(ctx);
+        else if (cJSON_IsString(issue))
+                cJSON_AddStringToObject(ctx, "taskKey", issue->valuestring);
+        if (cJSON_IsString(comment)) {
+                cJSON *ids = cJSON_AddArrayToObject(ctx, "wakeCommentIds");
+                cJSON_AddItemToArray(ids, cJSON_CreateString(comment->valuestring));
+                cJSON_AddStringToObject(ctx, "commentId", comment->valuestring);
+                cJSON_AddStringToObject(ctx, "wakeCommentId", comment->valuestring);
+        }
+        return ctx;
+}
+
+static bool context_has_comment(const cJSON *ctx) {
+        return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ctx, "wakeCommentIds")) > 0;
+}
+
+static const char *context_string(const cJSON *ctx, const char *key) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(ctx, key);
+        return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 static const char *context_task_key(const char *context_json, char *buf, size_t size) {
@@ -120,6 +206,215 @@ static int insert_wakeup(Manager *m, const Agent *agent, const WakeRequest *req,
         return 0;
 }
 
+/* ---- issue execution locks (reference §3.2 step 9, §3.4; SPEC §3 differences 1-3) ---- */
+
+static bool run_is_active(const Run *r) {
+        return r->status == RUN_QUEUED || r->status == RUN_RUNNING;
+}
+
+static int stamp_lock(Manager *m, Issue *issue, const char *run_id, const char *agent_id, const char *now) {
+        if (free_and_strdup(&issue->execution_run_id, run_id) < 0 ||
+            free_and_strdup(&issue->execution_agent_id, run_id ? agent_id : NULL) < 0 ||
+            free_and_strdup(&issue->execution_locked_at, run_id ? now : NULL) < 0 || free_and_strdup(&issue->updated_at, now) < 0)
+                return -ENOMEM;
+        return store_update(m->store, &issue_entity, issue);
+}
+
+/* The run holding the issue's lock, if it is still queued or running. A pointer to a run
+ * that ended is cleared; an issue without one adopts an active run of it (running first,
+ * then the oldest), so runs queued before locks existed are respected. */
+static int lock_holder(Manager *m, Issue *issue, const char *now, Run *ret, bool *ret_found) {
+        void *items;
+        size_t n;
+        int r;
+
+        *ret_found = false;
+        if (issue->execution_run_id) {
+                r = store_get(m->store, &run_entity, issue->execution_run_id, ret);
+                if (r >= 0 && run_is_active(ret)) {
+                        *ret_found = true;
+                        return 0;
+                }
+                if (r >= 0)
+                        entity_done(&run_entity, ret);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                r = stamp_lock(m, issue, NULL, NULL, now);
+                if (r < 0)
+                        return r;
+        }
+        r = store_list(
+                m->store, &run_entity,
+                "WHERE company_id = ?1 AND status IN ('queued', 'running') AND json_extract(context_snapshot, '$.issueId') = ?2 "
+                "ORDER BY status = 'running' DESC, created_at LIMIT 1",
+                (const char *const[]){ issue->company_id, issue->id, NULL }, 1, &items, &n);
+        if (r < 0)
+                return r;
+        if (n > 0) {
+                memcpy(ret, items, sizeof(Run));
+                free(items);
+                *ret_found = true;
+                return stamp_lock(m, issue, ret->id, ret->agent_id, now);
+        }
+        free(items);
+        return 0;
+}
+
+/* Park a wake behind the lock: one deferred row per agent and issue, later wakes merged in. */
+static int defer_wake(Manager *m, const Agent *agent, const Issue *issue, const WakeRequest *req, const cJSON *ctx,
+                      const char *now) {
+        _cleanup_json_ cJSON *payload = NULL, *stored = NULL;
+        void *items;
+        size_t n;
+        int r;
+
+        r = store_list(m->store, &wakeup_entity,
+                       "WHERE company_id = ?1 AND agent_id = ?2 AND status = 'deferred_issue_execution' "
+                       "AND json_extract(payload, '$.issueId') = ?3 ORDER BY requested_at LIMIT 1",
+                       (const char *const[]){ agent->company_id, agent->id, issue->id, NULL }, 1, &items, &n);
+        if (r < 0)
+                return r;
+        if (n > 0) {
+                WakeupRequest *w = items;
+                payload = parse_object(w->payload);
+                stored = cJSON_DetachItemFromObjectCaseSensitive(payload, "_paperclipWakeContext");
+                if (!cJSON_IsObject(stored)) {
+                        cJSON_Delete(stored);
+                        stored = cJSON_CreateObject();
+                }
+                merge_context(stored, ctx);
+                _cleanup_json_ cJSON *incoming = parse_object(req->payload_json);
+                merge_context(payload, incoming);
+                cJSON_AddItemToObject(payload, "_paperclipWakeContext", TAKE_PTR(stored));
+                char *text = cJSON_PrintUnformatted(payload);
+                if (!text) {
+                        entity_array_free(&wakeup_entity, items, n);
+                        return -ENOMEM;
+                }
+                free(w->payload);
+                w->payload = text;
+                w->coalesced_count++;
+                r = free_and_strdup(&w->updated_at, now);
+                if (r >= 0)
+                        r = store_update(m->store, &wakeup_entity, w);
+                entity_array_free(&wakeup_entity, items, n);
+                return r;
+        }
+        free(items);
+
+        payload = parse_object(req->payload_json);
+        if (!payload)
+                return -ENOMEM;
+        cJSON_DeleteItemFromObjectCaseSensitive(payload, "issueId");
+        cJSON_AddStringToObject(payload, "issueId", issue->id);
+        cJSON_AddItemToObject(payload, "_paperclipWakeContext", cJSON_Duplicate(ctx, true));
+        _cleanup_free_ char *text = cJSON_PrintUnformatted(payload);
+        if (!text)
+                return -ENOMEM;
+        WakeRequest deferred = *req;
+        deferred.payload_json = text;
+        return insert_wakeup(m, agent, &deferred, WAKEUP_DEFERRED_ISSUE_EXECUTION, "issue_execution_deferred", NULL, now, NULL);
+}
+
+/* A queued run and its wakeup, linked both ways; with an issue, the run takes its lock. */
+static int queue_run(Manager *m, const Agent *agent, const WakeRequest *req, WakeupStatus wstatus, const char *context,
+                     const char *now, WakeupRequest *wakeup, Run *ret) {
+        _cleanup_(run_donep) Run run = {};
+        int r;
+
+        r = entity_init(&run_entity, &run);
+        if (r < 0)
+                return r;
+        r = stamp(&run.id, &run.created_at, &run.updated_at, now);
+        if (r < 0)
+                return r;
+        run.invocation_source = req->source;
+        run.trigger_detail = req->trigger_detail;
+        if (free_and_strdup(&run.context_snapshot, context) < 0 || free_and_strdup(&run.company_id, agent->company_id) < 0 ||
+            free_and_strdup(&run.agent_id, agent->id) < 0 || free_and_strdup(&run.wakeup_request_id, wakeup->id) < 0)
+                return -ENOMEM;
+        r = store_insert(m->store, &run_entity, &run);
+        if (r < 0)
+                return r;
+        wakeup->status = wstatus;
+        if (free_and_strdup(&wakeup->run_id, run.id) < 0 || free_and_strdup(&wakeup->updated_at, now) < 0)
+                return -ENOMEM;
+        r = store_update(m->store, &wakeup_entity, wakeup);
+        if (r < 0)
+                return r;
+        if (ret) {
+                *ret = run;
+                run = (Run){};
+        }
+        return 0;
+}
+
+/* An issue-scoped wake inside the caller's transaction. */
+static int wake_issue(Manager *m, const Agent *agent, Issue *issue, const WakeRequest *req, cJSON *ctx, const char *now,
+                      WakeOutcome *ret_outcome, char **ret_run_id) {
+        _cleanup_(run_donep) Run holder = {}, run = {};
+        _cleanup_(wakeup_donep) WakeupRequest w = {};
+        _cleanup_free_ char *context = NULL;
+        bool found;
+        int r;
+
+        r = lock_holder(m, issue, now, &holder, &found);
+        if (r < 0)
+                return r;
+        if (found) {
+                /* Lock identity is the agent id, not its name (SPEC §3 difference 1). */
+                bool same = streq(issue->execution_agent_id ?: holder.agent_id, agent->id);
+                bool follow_up = (context_has_comment(ctx) || streq_ptr(req->reason, "approval_approved")) &&
+                        holder.status == RUN_RUNNING && same;
+
+                if (same && !follow_up) {
+                        /* Join the run that will do the work anyway. */
+                        _cleanup_json_ cJSON *hctx = parse_object(holder.context_snapshot);
+                        merge_context(hctx, ctx);
+                        char *text = cJSON_PrintUnformatted(hctx);
+                        if (!text)
+                                return -ENOMEM;
+                        free(holder.context_snapshot);
+                        holder.context_snapshot = text;
+                        if (free_and_strdup(&holder.updated_at, now) < 0)
+                                return -ENOMEM;
+                        r = store_update(m->store, &run_entity, &holder);
+                        if (r < 0)
+                                return r;
+                        r = insert_wakeup(m, agent, req, WAKEUP_COALESCED, "issue_execution_same_name", holder.id, now, NULL);
+                        if (r < 0)
+                                return r;
+                        *ret_outcome = WAKE_COALESCED;
+                        *ret_run_id = strdup(holder.id);
+                        return *ret_run_id ? 0 : -ENOMEM;
+                }
+                r = defer_wake(m, agent, issue, req, ctx, now);
+                if (r < 0)
+                        return r;
+                *ret_outcome = WAKE_DEFERRED;
+                *ret_run_id = NULL;
+                return 0;
+        }
+
+        /* Nobody holds the issue: a new run takes the lock in this same transaction, so a
+         * second wake can never start a second run (SPEC §3 difference 1). */
+        context = cJSON_PrintUnformatted(ctx);
+        if (!context)
+                return -ENOMEM;
+        r = insert_wakeup(m, agent, req, WAKEUP_QUEUED, req->reason, NULL, now, &w);
+        if (r < 0)
+                return r;
+        r = queue_run(m, agent, req, WAKEUP_QUEUED, context, now, &w, &run);
+        if (r < 0)
+                return r;
+        r = stamp_lock(m, issue, run.id, agent->id, now);
+        if (r < 0)
+                return r;
+        *ret_outcome = WAKE_QUEUED;
+        *ret_run_id = strdup(run.id);
+        return *ret_run_id ? 0 : -ENOMEM;
+}
+
 int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, WakeOutcome *ret_outcome, char **ret_run_id,
                      char **ret_reason) {
         _cleanup_(store_rollbackp) Store *tx = NULL;
@@ -128,6 +423,7 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
         _cleanup_(run_donep) Run run = {};
         _cleanup_json_ cJSON *payload = NULL;
         _cleanup_free_ char *context = NULL;
+        _cleanup_json_ cJSON *ctx = NULL;
         char now[ISO_TIME_MAX], key_buf[256];
         const char *skip = NULL, *task_key;
         void *items;
@@ -139,9 +435,12 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
                 return r;
         if (!agent_status_is_invokable(agent.status))
                 return -EPERM;
-        payload = cJSON_Parse(req->payload_json ?: "{}");
-        if (cJSON_GetObjectItemCaseSensitive(payload, "issueId"))
-                return -EOPNOTSUPP;
+        payload = parse_object(req->payload_json);
+        if (!payload)
+                return -ENOMEM;
+        const cJSON *issue_id = cJSON_GetObjectItemCaseSensitive(payload, "issueId");
+        if (issue_id && !cJSON_IsString(issue_id))
+                return -EINVAL;
         r = iso_time_now(now);
         if (r < 0)
                 return r;
@@ -189,9 +488,45 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
                 return 0;
         }
 
-        context = wake_context(req);
+        ctx = wake_context(req, payload);
+        context = ctx ? cJSON_PrintUnformatted(ctx) : NULL;
         if (!context)
                 return -ENOMEM;
+
+        if (issue_id) {
+                _cleanup_(issue_donep) Issue issue = {};
+                WakeOutcome outcome;
+
+                r = store_get(m->store, &issue_entity, issue_id->valuestring, &issue);
+                if (r == -ENOENT || (r >= 0 && !streq(issue.company_id, agent.company_id))) {
+                        r = insert_wakeup(m, &agent, req, WAKEUP_SKIPPED, "issue_execution_issue_not_found", NULL, now, NULL);
+                        if (r >= 0)
+                                r = store_commit(m->store);
+                        if (r < 0)
+                                return r;
+                        tx = NULL;
+                        *ret_outcome = WAKE_SKIPPED;
+                        *ret_run_id = NULL;
+                        *ret_reason = strdup("issue_execution_issue_not_found");
+                        return 0;
+                }
+                if (r < 0)
+                        return r;
+                r = wake_issue(m, &agent, &issue, req, ctx, now, &outcome, ret_run_id);
+                if (r < 0)
+                        return r;
+                r = store_commit(m->store);
+                if (r < 0) {
+                        *ret_run_id = mfree(*ret_run_id);
+                        return r;
+                }
+                tx = NULL;
+                *ret_outcome = outcome;
+                *ret_reason = outcome == WAKE_DEFERRED ? strdup("issue_execution_deferred") : NULL;
+                if (outcome == WAKE_QUEUED)
+                        heartbeat_start_next(m, agent.id);
+                return 0;
+        }
         task_key = context_task_key(context, key_buf, sizeof(key_buf));
 
         /* A queued run of the same task absorbs the wake (reference §3.2 step 10). */
@@ -285,6 +620,77 @@ static void fail_launch(Manager *m, const char *run_id, const char *agent_id, co
         heartbeat_run_finished(m->supervisor, &result, m);
 }
 
+/* An issue's blockers that are not done (reference §1.8: dependency readiness). */
+static int unresolved_blockers(Manager *m, const char *issue_id, int64_t *ret) {
+        return store_count(m->store, "issue_relations r JOIN issues b ON b.id = r.issue_id",
+                           "WHERE r.related_issue_id = ?1 AND r.type = 'blocks' AND b.status != 'done'",
+                           (const char *const[]){ issue_id, NULL }, ret);
+}
+
+/* The issue side of claiming an issue run, inside the claim's transaction: it stays queued
+ * while blockers are open or another active run holds the issue; otherwise it holds the
+ * lock, and the harness checks the issue out for it when it is the assignee's work
+ * (reference §2.3 step 2). Returns 1 to go on, 0 to leave the run queued. */
+static int claim_issue(Manager *m, Run *run, const Agent *agent, const char *now) {
+        _cleanup_json_ cJSON *ctx = parse_object(run->context_snapshot);
+        _cleanup_(issue_donep) Issue issue = {};
+        const char *issue_id = context_string(ctx, "issueId"), *reason = context_string(ctx, "wakeReason");
+        int64_t blockers;
+        int r;
+
+        if (!issue_id)
+                return 1;
+        r = store_get(m->store, &issue_entity, issue_id, &issue);
+        if (r == -ENOENT)
+                return 1;
+        if (r < 0)
+                return r;
+        r = unresolved_blockers(m, issue.id, &blockers);
+        if (r < 0)
+                return r;
+        if (blockers > 0)
+                return 0;
+        if (issue.execution_run_id && !streq(issue.execution_run_id, run->id)) {
+                _cleanup_(run_donep) Run holder = {};
+                r = store_get(m->store, &run_entity, issue.execution_run_id, &holder);
+                if (r >= 0 && run_is_active(&holder))
+                        return 0;
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+
+        bool checkout = streq_ptr(issue.assignee_agent_id, agent->id) &&
+                (issue.status == ISSUE_TODO || issue.status == ISSUE_BACKLOG || issue.status == ISSUE_BLOCKED ||
+                 issue.status == ISSUE_IN_PROGRESS) &&
+                reason && !streq(reason, "issue_comment_mentioned") && strncmp(reason, "execution_", 10) != 0;
+        if (checkout) {
+                IssueStatus previous = issue.status;
+                issue.status = ISSUE_IN_PROGRESS;
+                if ((!issue.started_at && free_and_strdup(&issue.started_at, now) < 0) ||
+                    free_and_strdup(&issue.checkout_run_id, run->id) < 0)
+                        return -ENOMEM;
+                cJSON *details = cJSON_CreateObject();
+                if (details) {
+                        cJSON_AddStringToObject(details, "identifier", issue.identifier);
+                        cJSON_AddStringToObject(details, "previousStatus", issue_status_to_string(previous));
+                        cJSON_AddStringToObject(details, "source", "heartbeat.harness_checkout");
+                }
+                r = activity_record(m->store, issue.company_id, ACTOR_AGENT, agent->id, "issue.checked_out", "issue", issue.id,
+                                    agent->id, run->id, details);
+                if (r < 0)
+                        return r;
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(ctx, "paperclipHarnessCheckedOut");
+        cJSON_AddBoolToObject(ctx, "paperclipHarnessCheckedOut", checkout);
+        char *text = cJSON_PrintUnformatted(ctx);
+        if (!text)
+                return -ENOMEM;
+        free(run->context_snapshot);
+        run->context_snapshot = text;
+        r = stamp_lock(m, &issue, run->id, agent->id, now);
+        return r < 0 ? r : 1;
+}
+
 /* Move one queued run to running (guarded: only if it is still queued). */
 static int claim(Manager *m, Run *run, Agent *agent, bool *ret_claimed) {
         _cleanup_(store_rollbackp) Store *tx = NULL;
@@ -309,6 +715,9 @@ static int claim(Manager *m, Run *run, Agent *agent, bool *ret_claimed) {
                 return r;
         if (run->status != RUN_QUEUED)
                 return 0;
+        r = claim_issue(m, run, agent, now);
+        if (r <= 0)
+                return r; /* stays queued (blocked, or another run holds the issue) */
         run->status = RUN_RUNNING;
         if ((!run->started_at && free_and_strdup(&run->started_at, now) < 0) || free_and_strdup(&run->updated_at, now) < 0)
                 return -ENOMEM;
@@ -428,6 +837,158 @@ static int finalize_agent(Manager *m, const Run *run, const char *now) {
         return is_new ? store_insert(m->store, &runtime_state_entity, &rs) : store_update(m->store, &runtime_state_entity, &rs);
 }
 
+/* Promote one deferred wake: its run is queued (reference §3.4 step 4). */
+static int promote(Manager *m, Issue *issue, WakeupRequest *w, const Agent *agent, const char *now, bool *ret_locked) {
+        _cleanup_json_ cJSON *payload = parse_object(w->payload), *ctx = NULL;
+        _cleanup_free_ char *context = NULL;
+        _cleanup_(run_donep) Run run = {};
+        int r;
+
+        ctx = cJSON_DetachItemFromObjectCaseSensitive(payload, "_paperclipWakeContext");
+        if (!cJSON_IsObject(ctx)) {
+                cJSON_Delete(ctx);
+                ctx = cJSON_CreateObject();
+        }
+        if (!payload || !ctx)
+                return -ENOMEM;
+
+        /* Comments on a closed issue reopen it for the agent they wake. */
+        if (context_has_comment(ctx) && (issue->status == ISSUE_DONE || issue->status == ISSUE_CANCELLED)) {
+                IssueStatus from = issue->status;
+                issue->status = ISSUE_TODO;
+                issue->execution_state = mfree(issue->execution_state);
+                issue->completed_at = mfree(issue->completed_at);
+                issue->cancelled_at = mfree(issue->cancelled_at);
+                cJSON_AddStringToObject(ctx, "reopenedFrom", issue_status_to_string(from));
+                r = store_update(m->store, &issue_entity, issue);
+                if (r < 0)
+                        return r;
+                cJSON *d = cJSON_CreateObject();
+                if (d) {
+                        cJSON_AddStringToObject(d, "identifier", issue->identifier);
+                        cJSON_AddStringToObject(d, "status", "todo");
+                        cJSON_AddBoolToObject(d, "reopened", true);
+                        cJSON_AddStringToObject(d, "reopenedFrom", issue_status_to_string(from));
+                        cJSON_AddStringToObject(d, "source", "deferred_comment_wake");
+                }
+                r = activity_record(m->store, issue->company_id, ACTOR_SYSTEM, "heartbeat", "issue.updated", "issue", issue->id,
+                                    NULL, NULL, d);
+                if (r < 0)
+                        return r;
+        }
+
+        context = cJSON_PrintUnformatted(ctx);
+        char *p = cJSON_PrintUnformatted(payload);
+        if (!context || !p) {
+                free(p);
+                return -ENOMEM;
+        }
+        free(w->payload);
+        w->payload = p;
+        w->claimed_at = mfree(w->claimed_at);
+        w->finished_at = mfree(w->finished_at);
+        w->error = mfree(w->error);
+        if (free_and_strdup(&w->reason, "issue_execution_promoted") < 0)
+                return -ENOMEM;
+        WakeRequest req = { .source = w->source, .trigger_detail = w->trigger_detail };
+        r = queue_run(m, agent, &req, WAKEUP_QUEUED, context, now, w, &run);
+        if (r < 0)
+                return r;
+        /* The first promoted run takes the lock; the others wait for it at claim time. */
+        if (!issue->execution_run_id) {
+                r = stamp_lock(m, issue, run.id, agent->id, now);
+                if (r < 0)
+                        return r;
+                *ret_locked = true;
+        }
+        return 0;
+}
+
+/* On every terminal path: release the issue's lock if this run holds it, then promote the
+ * oldest deferred wake of every agent waiting on the issue (SPEC §3 difference 3). The ids
+ * of agents with new queued runs are appended to *agents. */
+static int release_and_promote(Manager *m, const Run *run, const char *now, char ***agents, size_t *n_agents) {
+        _cleanup_json_ cJSON *ctx = parse_object(run->context_snapshot);
+        _cleanup_(issue_donep) Issue issue = {};
+        const char *issue_id = context_string(ctx, "issueId");
+        void *items;
+        size_t n;
+        int r;
+
+        if (issue_id)
+                r = store_get(m->store, &issue_entity, issue_id, &issue);
+        else {
+                r = store_list(m->store, &issue_entity, "WHERE execution_run_id = ?1", (const char *const[]){ run->id, NULL }, 1,
+                               &items, &n);
+                if (r < 0)
+                        return r;
+                if (n == 0) {
+                        free(items);
+                        return 0;
+                }
+                memcpy(&issue, items, sizeof(Issue));
+                free(items);
+        }
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (issue.execution_run_id && !streq(issue.execution_run_id, run->id))
+                return 0; /* another run holds it */
+        if (issue.execution_run_id) {
+                r = stamp_lock(m, &issue, NULL, NULL, now);
+                if (r < 0)
+                        return r;
+        }
+
+        r = store_list(
+                m->store, &wakeup_entity,
+                "WHERE company_id = ?1 AND status = 'deferred_issue_execution' AND json_extract(payload, '$.issueId') = ?2 "
+                "ORDER BY requested_at, rowid",
+                (const char *const[]){ issue.company_id, issue.id, NULL }, 0, &items, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                WakeupRequest *w = (WakeupRequest *) items + i;
+                _cleanup_(agent_donep) Agent agent = {};
+                bool seen = false, locked = false;
+
+                for (size_t k = 0; k < *n_agents; k++)
+                        seen = seen || streq((*agents)[k], w->agent_id);
+                if (seen)
+                        continue; /* one promotion per agent and release; the next waits its turn */
+                r = store_get(m->store, &agent_entity, w->agent_id, &agent);
+                if (r < 0 && r != -ENOENT)
+                        break;
+                if (r == -ENOENT || !streq(agent.company_id, issue.company_id) || !agent_status_is_invokable(agent.status)) {
+                        w->status = WAKEUP_FAILED;
+                        if (free_and_strdup(&w->error, "Deferred wake could not be promoted: agent is not invokable") < 0 ||
+                            free_and_strdup(&w->finished_at, now) < 0 || free_and_strdup(&w->updated_at, now) < 0)
+                                r = -ENOMEM;
+                        else
+                                r = store_update(m->store, &wakeup_entity, w);
+                        continue;
+                }
+                r = promote(m, &issue, w, &agent, now, &locked);
+                if (r < 0)
+                        break;
+                char **t = realloc(*agents, (*n_agents + 1) * sizeof(char *));
+                if (!t) {
+                        r = -ENOMEM;
+                        break;
+                }
+                *agents = t;
+                t[*n_agents] = strdup(agent.id);
+                if (!t[*n_agents]) {
+                        r = -ENOMEM;
+                        break;
+                }
+                (*n_agents)++;
+        }
+        entity_array_free(&wakeup_entity, items, n);
+        return r < 0 ? r : 0;
+}
+
 /* One automatic retry of a run whose process was lost (reference §4 step 10). */
 static int enqueue_retry(Manager *m, const Run *lost, char **ret_retry_id) {
         _cleanup_(run_donep) Run retry = {};
@@ -500,6 +1061,16 @@ static int enqueue_retry(Manager *m, const Run *lost, char **ret_retry_id) {
         r = store_update(m->store, &wakeup_entity, &w);
         if (r < 0)
                 return r;
+        /* The issue's execution lock moves to the retry; checkoutRunId stays (reference §4 step 10). */
+        const char *issue_id = context_string(ctx, "issueId");
+        if (issue_id) {
+                _cleanup_(issue_donep) Issue issue = {};
+                r = store_get(m->store, &issue_entity, issue_id, &issue);
+                if (r >= 0 && streq_ptr(issue.execution_run_id, lost->id))
+                        r = stamp_lock(m, &issue, retry.id, lost->agent_id, now);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
         r = run_event_append(m->store, retry.id, "lifecycle", LEVEL_INFO,
                              "Queued automatic retry after orphaned child process was confirmed dead", NULL);
         if (r < 0)
@@ -516,22 +1087,25 @@ void heartbeat_run_finished(Supervisor *s, const RunResult *result, void *userda
         WakeupStatus ws;
         int r;
 
-        r = run_finalize(m->store, result, &run);
+        (void) iso_time_now(now);
+        /* The run's end, its wakeup, the issue's lock and the agent change in one transaction. */
+        r = store_begin(m->store);
+        if (r < 0) {
+                log_error_errno(r, "Failed to finalize run %s: %m", result->run_id);
+                return;
+        }
+        tx = m->store;
+        r = run_finalize_in_transaction(m->store, result, &run);
         if (r == -ESTALE)
                 return; /* already terminal: someone else finalized it */
         if (r < 0) {
                 log_error_errno(r, "Failed to finalize run %s: %m", result->run_id);
                 return;
         }
-        (void) iso_time_now(now);
         ws = run.status == RUN_SUCCEEDED ? WAKEUP_COMPLETED : run.status == RUN_CANCELLED ? WAKEUP_CANCELLED : WAKEUP_FAILED;
 
         _cleanup_free_ char *retry_id = NULL;
-        r = store_begin(m->store);
-        if (r >= 0) {
-                tx = m->store;
-                r = set_wakeup_status(m, run.wakeup_request_id, ws, run.error, now);
-        }
+        r = set_wakeup_status(m, run.wakeup_request_id, ws, run.error, now);
         if (r >= 0 && result->end == RUN_END_LOST && run.process_loss_retry_count < m->config.process_loss_retries) {
                 r = enqueue_retry(m, &run, &retry_id);
                 if (r >= 0) {
@@ -546,16 +1120,28 @@ void heartbeat_run_finished(Supervisor *s, const RunResult *result, void *userda
                         }
                 }
         }
+        char **promoted = NULL;
+        size_t n_promoted = 0;
+        if (r >= 0 && !retry_id)
+                r = release_and_promote(m, &run, now, &promoted, &n_promoted);
         if (r >= 0)
                 r = finalize_agent(m, &run, now);
         if (r >= 0)
                 r = store_commit(m->store);
         if (r < 0) {
                 log_error_errno(r, "Failed to record the end of run %s for its agent: %m", run.id);
+                for (size_t i = 0; i < n_promoted; i++)
+                        free(promoted[i]);
+                free(promoted);
                 return;
         }
         tx = NULL;
         heartbeat_start_next(m, run.agent_id);
+        for (size_t i = 0; i < n_promoted; i++) {
+                heartbeat_start_next(m, promoted[i]);
+                free(promoted[i]);
+        }
+        free(promoted);
 }
 
 static int cancel_queued(Manager *m, const char *run_id, const char *agent_id) {

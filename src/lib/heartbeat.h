@@ -5,8 +5,10 @@
  * launched through the supervisor, finished runs update the run, its wakeup,
  * the agent and its runtime state.
  *
- * This covers wakes that are not bound to an issue; issue-scoped wakes (issue
- * execution locks, deferral, promotion) come with the control-plane issue.
+ * An issue-scoped wake (payload.issueId) takes the issue's execution lock when
+ * its run is queued, in the same transaction (SPEC §3 difference 1); while
+ * another run holds the lock, the wake joins that run (same agent) or waits as a
+ * deferred wake until the lock is released.
  */
 #pragma once
 
@@ -23,6 +25,7 @@ typedef struct WakeRequest {
         const char *reason; /* may be NULL */
         const char *payload_json; /* object text, may be NULL */
         const char *idempotency_key; /* may be NULL */
+        const char *context_json; /* extra context keys (e.g. "source"), may be NULL */
         ActorType actor_type;
         const char *actor_id;
 } WakeRequest;
@@ -31,10 +34,13 @@ typedef enum WakeOutcome {
         WAKE_QUEUED, /* a new run */
         WAKE_COALESCED, /* merged into a queued run */
         WAKE_SKIPPED, /* policy said no; *ret_reason says which */
+        WAKE_DEFERRED, /* another run holds the issue; the wake waits for its release */
 } WakeOutcome;
 
+const char *wake_outcome_to_string(WakeOutcome o);
+
 /* -EPERM: the agent is not invokable (paused, terminated, pending approval).
- * -EOPNOTSUPP: an issue-scoped wake (payload.issueId), not handled yet. */
+ * -EINVAL: payload.issueId is not a string. */
 int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, WakeOutcome *ret_outcome, char **ret_run_id,
                      char **ret_reason);
 

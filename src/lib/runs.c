@@ -146,16 +146,11 @@ int run_apply_result(Run *run, const RunResult *result) {
         return 0;
 }
 
-int run_finalize(Store *s, const RunResult *result, Run *ret) {
-        _cleanup_(store_rollbackp) Store *tx = NULL;
+int run_finalize_in_transaction(Store *s, const RunResult *result, Run *ret) {
         _cleanup_(run_donep) Run run = {};
         char msg[256];
         int r;
 
-        r = store_begin(s);
-        if (r < 0)
-                return r;
-        tx = s;
         r = store_get(s, &run_entity, result->run_id, &run);
         if (r < 0)
                 return r;
@@ -169,6 +164,25 @@ int run_finalize(Store *s, const RunResult *result, Run *ret) {
                 return r;
         snprintf(msg, sizeof(msg), "run %s%s%s", run_status_to_string(run.status), run.error ? ": " : "", strempty(run.error));
         r = run_event_append(s, run.id, "lifecycle", run.status == RUN_SUCCEEDED ? LEVEL_INFO : LEVEL_WARN, msg, NULL);
+        if (r < 0)
+                return r;
+        if (ret) {
+                *ret = run;
+                run = (Run){};
+        }
+        return 0;
+}
+
+int run_finalize(Store *s, const RunResult *result, Run *ret) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(run_donep) Run run = {};
+        int r;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        r = run_finalize_in_transaction(s, result, &run);
         if (r < 0)
                 return r;
         r = store_commit(s);

@@ -22,3 +22,5 @@ int run_apply_result(Run *run, const RunResult *result);
 /* Load the run, apply the result, write it back in one transaction with a lifecycle event.
  * -ESTALE when the run is already terminal (it is left as it is). */
 int run_finalize(Store *s, const RunResult *result, Run *ret);
+/* The same inside the caller's transaction. */
+int run_finalize_in_transaction(Store *s, const RunResult *result, Run *ret);

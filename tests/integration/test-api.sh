@@ -25,7 +25,7 @@ is "derived prefix avoids a taken one" "$second" "ACME2"
 
 # --- agents ---
 agent=$("$CORRALCTL" agent create --company "$company" --name eng --role engineer \
-        --config '{"command":"/bin/true","timeoutSec":60}' --runtime-config '{"heartbeat":{"enabled":false}}' --quiet)
+        --config '{"command":"/bin/true","timeoutSec":60}' --runtime-config '{"heartbeat":{"enabled":false,"wakeOnDemand":false}}' --quiet)
 like "agent create prints the new id" "$agent" '^[0-9a-f-]{36}$'
 a=$(api GET /api/agents/$agent)
 is "agent is idle" "$(jq -r .status <<<"$a")" idle
