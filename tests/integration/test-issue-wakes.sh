@@ -1,0 +1,126 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Issue-driven wakes through the daemon: assignment, the execution lock, harness
+# checkout, comment-wake batching (reference §3.3), mentions, status changes,
+# and promotion of every deferred wake on release (SPEC §3 difference 3).
+. "$(dirname "$0")/lib.sh"
+require curl jq sqlite3
+
+check "corrald starts" start_daemon --sweep-interval-sec 1
+company=$(api POST /api/companies '{"name":"Wakes","issuePrefix":"WK"}' | jq -r .id)
+
+# agent NAME SECONDS: an agent whose run sleeps, then prints its wake context.
+agent() {
+        api POST "/api/companies/$company/agents" "{\"name\":\"$1\",\"adapterConfig\":{\"command\":\"/bin/sh\",\"args\":[\"-c\",\"sleep $2; echo issue=\$CORRAL_ISSUE_ID reason=\$CORRAL_WAKE_REASON\"]}}" | jq -r .id
+}
+
+runs_of() {
+        api GET "/api/companies/$company/heartbeat-runs?agentId=$1"
+}
+
+# wait_idle AGENT: until the agent has no queued or running run.
+wait_idle() {
+        local i
+        for i in $(seq 200); do
+                [ "$(runs_of "$1" | jq '[.[] | select(.status == "queued" or .status == "running")] | length')" = 0 ] && return 0
+                sleep 0.05
+        done
+        return 1
+}
+
+# --- assignment: one run, the lock at enqueue, checkout at claim, release at the end ---
+eng=$(agent eng 0.5)
+issue=$(api POST /api/companies/$company/issues "{\"title\":\"Build it\",\"status\":\"todo\",\"assigneeAgentId\":\"$eng\"}")
+iid=$(jq -r .id <<<"$issue")
+run=$(jq -r .executionRunId <<<"$issue")
+like "creating an assigned todo issue queues a run that holds its lock" "$run" '^[0-9a-f-]{36}$'
+is "the lock names the agent" "$(jq -r .executionAgentId <<<"$issue")" "$eng"
+sleep 0.2
+i=$(api GET /api/issues/$iid)
+is "the harness checked the issue out" "$(jq -r '.status + " " + .checkoutRunId' <<<"$i")" "in_progress $run"
+final=$(wait_run "$run")
+is "the run succeeded" "$(jq -r .status <<<"$final")" succeeded
+is "its context names the issue and the reason" "$(jq -r '.contextSnapshot | .issueId + " " + .wakeReason + " " + (.paperclipHarnessCheckedOut|tostring)' <<<"$final")" "$iid issue_assigned true"
+like "the agent saw them in its environment" "$(jq -r .stdoutExcerpt <<<"$final")" "issue=$iid reason=issue_assigned"
+i=$(api GET /api/issues/$iid)
+is "the lock is released at the end" "$(jq -r .executionRunId <<<"$i")" null
+is "the checkout stays with the run" "$(jq -r .checkoutRunId <<<"$i")" "$run"
+is "one run in all" "$(runs_of "$eng" | jq length)" 1
+
+# --- two simultaneous assignment wakes for one issue: exactly one run ---
+iid2=$(api POST /api/companies/$company/issues '{"title":"Race","status":"todo"}' | jq -r .id)
+pids=()
+for k in 1 2 3 4; do
+        curl -sS --unix-socket "$SOCK" -X POST -H 'Content-Type: application/json' \
+                -d "{\"source\":\"assignment\",\"reason\":\"issue_assigned\",\"payload\":{\"issueId\":\"$iid2\"}}" \
+                "http://localhost/api/agents/$eng/wakeup" >"$T/race.$k" &
+        pids+=($!)
+done
+wait "${pids[@]}"
+wait_idle "$eng"
+is "four concurrent wakes for one issue made one run" \
+        "$(runs_of "$eng" | jq --arg i "$iid2" '[.[] | select(.contextSnapshot.issueId == $i)] | length')" 1
+
+# --- comment-wake batching (reference §3.3) ---
+slow=$(agent slow 1.5)
+iid3=$(api POST /api/companies/$company/issues "{\"title\":\"Batch\",\"status\":\"todo\",\"assigneeAgentId\":\"$slow\"}" | jq -r .id)
+sleep 0.3
+r1=$(api GET /api/issues/$iid3 | jq -r .executionRunId)
+is "the first run is running" "$(api GET /api/heartbeat-runs/$r1 | jq -r .status)" running
+c1=$(api POST /api/issues/$iid3/comments '{"body":"first comment"}' | jq -r .id)
+c2=$(api POST /api/issues/$iid3/comments '{"body":"second comment"}' | jq -r .id)
+deferred=$(sqlite3 "$STATE/corral.db" "SELECT payload FROM agent_wakeup_requests WHERE agent_id = '$slow' AND status = 'deferred_issue_execution'")
+is "both comment wakes wait in one deferred row" "$(jq -c '._paperclipWakeContext.wakeCommentIds' <<<"$deferred")" "[\"$c1\",\"$c2\"]"
+wait_run "$r1" >/dev/null
+wait_idle "$slow"
+runs=$(runs_of "$slow")
+is "two runs in all" "$(jq length <<<"$runs")" 2
+r2=$(jq -r --arg r "$r1" '[.[] | select(.id != $r)][0].id' <<<"$runs")
+is "the promoted run carries both comments, in order" "$(api GET /api/heartbeat-runs/$r2 | jq -c '.contextSnapshot.wakeCommentIds')" "[\"$c1\",\"$c2\"]"
+is "... and the latest as commentId" "$(api GET /api/heartbeat-runs/$r2 | jq -r '.contextSnapshot.commentId')" "$c2"
+is "both runs succeeded" "$(jq -r '[.[].status] | unique | join(",")' <<<"$runs")" succeeded
+is "the deferred row became the promoted run's wakeup" \
+        "$(sqlite3 "$STATE/corral.db" "SELECT status || ' ' || reason FROM agent_wakeup_requests WHERE run_id = '$r2' AND reason = 'issue_execution_promoted'")" \
+        "completed issue_execution_promoted"
+
+# --- mentions, and a deferred wake of another agent promoted on release ---
+rev=$(agent reviewer 0.1)
+iid4=$(api POST /api/companies/$company/issues "{\"title\":\"Mention\",\"status\":\"todo\",\"assigneeAgentId\":\"$slow\"}" | jq -r .id)
+sleep 0.3
+holder=$(api GET /api/issues/$iid4 | jq -r .executionRunId)
+api POST /api/issues/$iid4/comments '{"body":"@Reviewer please have a look"}' >/dev/null
+is "the mentioned agent waits while another agent holds the issue" \
+        "$(sqlite3 "$STATE/corral.db" "SELECT count(*) FROM agent_wakeup_requests WHERE agent_id = '$rev' AND status = 'deferred_issue_execution'")" 1
+wait_run "$holder" >/dev/null
+wait_idle "$rev"
+wait_idle "$slow"
+rrun=$(runs_of "$rev" | jq -r '.[0].id')
+final=$(api GET /api/heartbeat-runs/$rrun)
+is "after the release the mentioned agent ran" "$(jq -r '.status + " " + .contextSnapshot.wakeReason' <<<"$final")" "succeeded issue_comment_mentioned"
+is "a mention run does not check the issue out" "$(jq -r '.contextSnapshot.paperclipHarnessCheckedOut' <<<"$final")" false
+
+# --- status changes that resume work ---
+# (The assignee is paused while the issue is made, so that wake is refused and it stays blocked.)
+"$CORRALCTL" agent pause "$eng" >/dev/null
+iid5=$(api POST /api/companies/$company/issues "{\"title\":\"Blocked\",\"status\":\"blocked\",\"assigneeAgentId\":\"$eng\"}" | jq -r .id)
+"$CORRALCTL" agent resume "$eng" >/dev/null
+before=$(runs_of "$eng" | jq length)
+is "a wake for a paused agent is refused" "$(api GET /api/issues/$iid5 | jq -r '.status + " " + (.executionRunId|tostring)')" "blocked null"
+api PATCH /api/issues/$iid5 '{"status":"todo"}' >/dev/null
+wait_idle "$eng"
+last=$(runs_of "$eng" | jq -r '.[0].contextSnapshot.wakeReason')
+is "blocked -> todo wakes the assignee" "$(( $(runs_of "$eng" | jq length) - before ))/$last" "1/issue_status_changed"
+iid6=$(api POST /api/companies/$company/issues "{\"title\":\"Later\",\"status\":\"backlog\",\"assigneeAgentId\":\"$eng\"}" | jq -r .id)
+is "an assigned backlog issue wakes nobody" "$(api GET /api/issues/$iid6 | jq -r .executionRunId)" null
+
+# --- a wake naming an issue of another company is skipped ---
+other=$(api POST /api/companies '{"name":"Elsewhere","issuePrefix":"EL"}' | jq -r .id)
+foreign=$(api POST /api/companies/$other/issues '{"title":"Not yours"}' | jq -r .id)
+reply=$(api POST /api/agents/$eng/wakeup "{\"payload\":{\"issueId\":\"$foreign\"}}")
+is "a wake for another company's issue is skipped" "$(jq -r '.status + " " + .reason' <<<"$reply")" "skipped issue_execution_issue_not_found"
+api POST /api/agents/$eng/wakeup '{"payload":{"issueId":42}}' >/dev/null
+is "payload.issueId must be a string: 400" "$(status)" 400
+
+stop_daemon
+is "corrald exits 0" "$DAEMON_STATUS" 0
+finish
