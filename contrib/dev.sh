@@ -117,7 +117,8 @@ cmd_run() {
         log "starting corrald --state-dir $state --socket $sock --placement $placement"
         "$corrald" --state-dir "$state" --socket "$sock" --placement "$placement" &
         local pid=$!
-        trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT INT TERM
+        # shellcheck disable=SC2064 # expand $pid now: the trap may run after this function returned
+        trap "kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null" EXIT INT TERM
         local i
         for i in $(seq 100); do
                 "$corralctl" status >/dev/null 2>&1 && break
@@ -132,21 +133,24 @@ cmd_run() {
         if [ -z "$company" ]; then
                 company=$("$corralctl" company create --name Demo --prefix DEMO --quiet)
                 agent=$("$corralctl" agent create --company "$company" --name demo-agent --role engineer \
-                        --adapter process --quiet --config \
-                        '{"command":"/bin/sh","args":["-c","echo hello from run $CORRAL_RUN_ID; echo in cgroup $(cat /proc/self/cgroup | tail -n 1)"],"timeoutSec":60}')
+                        --adapter process --quiet --config "{\"command\":\"$top/contrib/example-agent.sh\",\"timeoutSec\":60}")
+                # Assigning a todo issue wakes the agent: it comments and moves the issue to done.
                 "$corralctl" issue create --company "$company" --title "Say hello" --assignee "$agent" --status todo >/dev/null
-                "$corralctl" comment add DEMO-1 "Please say hello." >/dev/null
         fi
         "$corralctl" company list
         "$corralctl" agent list --company "$company"
         "$corralctl" issue list --company "$company"
         "$corralctl" activity --company "$company" --limit 5
-        agent=$("$corralctl" --json agent list --company "$company" | jq -r '.[0].id')
-        log "waking the agent"
         local run
-        run=$("$corralctl" wake "$agent" --reason "demo" --quiet)
-        "$corralctl" logs -f "$run"
-        "$corralctl" runs --company "$company" --limit 3
+        run=$("$corralctl" --json runs --company "$company" --limit 1 | jq -r '.[0].id // empty')
+        if [ -n "$run" ]; then
+                log "the agent's run $run"
+                "$corralctl" logs -f "$run"
+                "$corralctl" runs --company "$company" --limit 3
+        fi
+        log "the issue and its comments"
+        "$corralctl" issue list --company "$company"
+        "$corralctl" comment list DEMO-1
         log "corrald is running (pid $pid, socket $sock); try: CORRAL_SOCKET=$sock $corralctl status"
         log "press Ctrl-C to stop"
         wait $pid

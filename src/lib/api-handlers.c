@@ -28,17 +28,20 @@
 #define LIST_LIMIT_DEFAULT 200
 #define LIST_LIMIT_MAX 1000
 
-/* Who is calling. Every peer the socket lets in is the board (the operator) for now;
- * the uid is kept so the activity log says which local user acted. */
+/* Who is calling: a process inside a run's cgroup acts as that run's agent (SPEC §7); any
+ * other peer the socket lets in is the board, recorded with its uid. */
 typedef struct Actor {
         ActorType type;
-        char id[32];
+        char id[UUID_STRING_MAX + 8]; /* an agent id, or "uid:N" */
 } Actor;
 
 static Actor request_actor(const ApiRequest *req) {
         Actor a = { .type = ACTOR_USER };
 
-        if (req->peer_uid == (uid_t) -1)
+        if (req->caller_agent_id) {
+                a.type = ACTOR_AGENT;
+                snprintf(a.id, sizeof(a.id), "%s", req->caller_agent_id);
+        } else if (req->peer_uid == (uid_t) -1)
                 snprintf(a.id, sizeof(a.id), "board");
         else
                 snprintf(a.id, sizeof(a.id), "uid:%u", (unsigned) req->peer_uid);
@@ -76,15 +79,41 @@ static int require_body(ApiRequest *req) {
         return 1;
 }
 
-/* Load a record by id; replies 404 (and returns 0) when it does not exist. */
+/* An agent may act only within its own company; replies 403 (and returns 0) otherwise. */
+static int check_company(ApiRequest *req, const char *company_id) {
+        if (!req->caller_agent_id || streq_ptr(company_id, req->caller_company_id))
+                return 1;
+        (void) api_reply_error(req, 403, "agents may act only within their own company");
+        return 0;
+}
+
+/* Operator actions: a run's agent gets 403. */
+static int require_board(ApiRequest *req, const char *what) {
+        if (!req->caller_agent_id)
+                return 1;
+        (void) api_reply_error(req, 403, "only the board may %s", what);
+        return 0;
+}
+
+/* Load a record by id; replies 404 (and returns 0) when it does not exist, 403 when the
+ * caller is an agent of another company. */
 static int load(ApiRequest *req, const Entity *e, const char *id, void *ret) {
+        const Field *company = entity_field_by_column(e, "company_id");
         int r = store_get(req_store(req), e, id, ret);
 
         if (r == -ENOENT) {
                 (void) api_reply_error(req, 404, "%s '%.64s' not found", e->name, id);
                 return 0;
         }
-        return r < 0 ? r : 1;
+        if (r < 0)
+                return r;
+        r = check_company(req,
+                          e == &company_entity ? ((Company *) ret)->id
+                                  : company    ? *(char *const *) field_cptr(company, ret)
+                                               : NULL);
+        if (r == 0)
+                entity_done(e, ret);
+        return r;
 }
 
 /* Give a new record its id and timestamps. */
@@ -255,6 +284,8 @@ static int handle_company_create(ApiRequest *req) {
         char *error = NULL;
         int r;
 
+        if (!require_board(req, "create companies"))
+                return 0;
         if (!require_body(req))
                 return 0;
         r = entity_init(&company_entity, &c);
@@ -299,6 +330,8 @@ static int handle_company_patch(ApiRequest *req) {
         char *error = NULL;
         int r;
 
+        if (!require_board(req, "change companies"))
+                return 0;
         if (!require_body(req))
                 return 0;
         r = load(req, &company_entity, req->params[0], &c);
@@ -382,6 +415,8 @@ static int handle_agent_create(ApiRequest *req) {
         char *error = NULL;
         int r;
 
+        if (!require_board(req, "create agents"))
+                return 0;
         if (!require_body(req))
                 return 0;
         r = load(req, &company_entity, req->params[0], &c);
@@ -417,6 +452,8 @@ static int handle_agent_patch(ApiRequest *req) {
         char *error = NULL;
         int r;
 
+        if (!require_board(req, "change agents"))
+                return 0;
         if (!require_body(req))
                 return 0;
         r = load(req, &agent_entity, req->params[0], &a);
@@ -448,6 +485,8 @@ static int agent_transition(ApiRequest *req, AgentAction action) {
         char now[ISO_TIME_MAX];
         int r;
 
+        if (!require_board(req, "pause, resume or terminate agents"))
+                return 0;
         r = load(req, &agent_entity, req->params[0], &a);
         if (r <= 0)
                 return r;
@@ -789,7 +828,12 @@ static int insert_comment(ApiRequest *req, const Issue *issue, const char *body,
         if (r < 0)
                 return r;
         if (free_and_strdup(&c.company_id, issue->company_id) < 0 || free_and_strdup(&c.issue_id, issue->id) < 0 ||
-            free_and_strdup(&c.author_user_id, actor.id) < 0 || free_and_strdup(&c.body, body) < 0)
+            free_and_strdup(&c.body, body) < 0)
+                return -ENOMEM;
+        /* An agent's comment names the agent and the run that wrote it; the board's names the user. */
+        if (actor.type == ACTOR_AGENT ? free_and_strdup(&c.author_agent_id, actor.id) < 0 ||
+                            free_and_strdup(&c.created_by_run_id, req->caller_run_id) < 0
+                                      : free_and_strdup(&c.author_user_id, actor.id) < 0)
                 return -ENOMEM;
         r = store_insert(req_store(req), &comment_entity, &c);
         if (r < 0)
@@ -879,7 +923,7 @@ static int handle_issue_patch(ApiRequest *req) {
         if (r < 0)
                 return r;
         tx = NULL;
-        issue_wakes(req, &before, &after, added.id, comment ? comment->valuestring : NULL, NULL);
+        issue_wakes(req, &before, &after, added.id, comment ? comment->valuestring : NULL, req->caller_agent_id);
         return reply_issue(req, 200, after.id);
 }
 
@@ -978,6 +1022,8 @@ static int wake(ApiRequest *req, bool invoke) {
         r = load(req, &agent_entity, req->params[0], &a);
         if (r <= 0)
                 return r;
+        if (req->caller_agent_id && !streq(req->caller_agent_id, a.id))
+                return api_reply_error(req, 403, "an agent may wake only itself");
         if (req->body && !cJSON_IsObject(req->body))
                 return api_reply_error(req, 400, "request body must be a JSON object");
         /* invoke takes no options; a body, if any, is ignored like the reference does. */
@@ -1091,6 +1137,8 @@ static int handle_run_cancel(ApiRequest *req) {
         _cleanup_(run_donep) Run run = {};
         int r;
 
+        if (!require_board(req, "cancel runs"))
+                return 0;
         r = load(req, &run_entity, req->params[0], &run);
         if (r <= 0)
                 return r;
@@ -1199,9 +1247,13 @@ static int handle_run_log(ApiRequest *req) {
 }
 
 static int handle_sweep(ApiRequest *req) {
-        _cleanup_json_ cJSON *o = cJSON_CreateObject();
-        int r = manager_sweep(req->manager);
+        _cleanup_json_ cJSON *o = NULL;
+        int r;
 
+        if (!require_board(req, "force a sweep"))
+                return 0;
+        r = manager_sweep(req->manager);
+        o = cJSON_CreateObject();
         if (r < 0)
                 return r;
         if (!o || !cJSON_AddNumberToObject(o, "runsRecovered", r))

@@ -25,6 +25,11 @@ typedef struct ApiRequest {
         pid_t peer_pid;
         void *connection; /* opaque, for api_query() */
 
+        /* Set when the peer is a process of a run: it acts as that run's agent. */
+        char *caller_run_id;
+        char *caller_agent_id;
+        char *caller_company_id;
+
         unsigned status; /* response, set by api_reply*() */
         cJSON *reply;
 } ApiRequest;

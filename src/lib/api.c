@@ -211,6 +211,10 @@ static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *ur
         };
         memcpy(req.params, params, sizeof(params));
         peer_credentials(c, &req);
+        r = manager_identify_caller(a->manager, req.peer_pid, &req.caller_run_id, &req.caller_agent_id, &req.caller_company_id);
+        if (r < 0)
+                log_warning_errno(r, "Failed to tell whether peer %d is a run's process, treating it as the board: %m",
+                                  (int) req.peer_pid);
 
         r = route->handler(&req);
         if (r < 0) {
@@ -224,6 +228,9 @@ static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *ur
         ret = send_json(c, req.status ?: MHD_HTTP_INTERNAL_SERVER_ERROR, req.reply);
         cJSON_Delete(req.reply);
         params_free(req.params);
+        free(req.caller_run_id);
+        free(req.caller_agent_id);
+        free(req.caller_company_id);
         return ret;
 }
 

@@ -260,6 +260,29 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+int manager_identify_caller(Manager *m, pid_t pid, char **ret_run_id, char **ret_agent_id, char **ret_company_id) {
+        _cleanup_free_ char *run_id = NULL;
+        _cleanup_(run_donep) Run run = {};
+        int r;
+
+        *ret_run_id = *ret_agent_id = *ret_company_id = NULL;
+        if (!m->placement)
+                return 0;
+        r = placement_run_of_pid(m->placement, pid, &run_id);
+        if (r < 0 || !run_id)
+                return r;
+        r = store_get(m->store, &run_entity, run_id, &run);
+        if (r == -ENOENT || (r >= 0 && run.status != RUN_RUNNING))
+                return 0; /* a leftover of a finished run speaks for nobody */
+        if (r < 0)
+                return r;
+        supervisor_report_activity(m->supervisor, run.id);
+        *ret_run_id = TAKE_PTR(run.id);
+        *ret_agent_id = TAKE_PTR(run.agent_id);
+        *ret_company_id = TAKE_PTR(run.company_id);
+        return 0;
+}
+
 int manager_sweep(Manager *m) {
         return heartbeat_recover(m);
 }

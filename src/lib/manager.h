@@ -51,6 +51,10 @@ int manager_load_config(Manager *m);
 
 /* Open the store and the API socket, start serving. */
 int manager_startup(Manager *m);
+/* Is the process pid part of a running run? Then its run, agent and company (each NULL
+ * otherwise). Such a request counts as activity of the run. */
+int manager_identify_caller(Manager *m, pid_t pid, char **ret_run_id, char **ret_agent_id, char **ret_company_id);
+
 /* Recover running runs nobody tracks and start queued ones now (also done on a timer). */
 int manager_sweep(Manager *m);
 /* Run until SIGTERM/SIGINT. */

@@ -274,6 +274,13 @@ int placement_new(PlacementKind kind, const char *cgroup_root, Placement **ret) 
         p->kind = kind;
         p->ops = kind == PLACEMENT_CGROUP ? &cgroup_ops : &none_ops;
         p->cgroup_root = TAKE_PTR(root);
+        if (kind == PLACEMENT_CGROUP) {
+                r = cgroup_find_v2_mount(&p->cgroup_mount);
+                if (r < 0) {
+                        placement_free(p);
+                        return log_error_errno(r, "Failed to find the cgroup v2 mount: %m");
+                }
+        }
         if (p->cgroup_root)
                 log_info("Runs are placed in cgroups under %s.", p->cgroup_root);
         *ret = p;
@@ -285,6 +292,39 @@ Placement *placement_free(Placement *p) {
                 return NULL;
         /* The root stays: runs that outlive corrald still live below it. */
         free(p->cgroup_root);
+        free(p->cgroup_mount);
         free(p);
         return NULL;
+}
+
+int placement_run_of_pid(Placement *p, pid_t pid, char **ret) {
+        _cleanup_free_ char *path = NULL, *text = NULL, *full = NULL, *prefix = NULL;
+        int r;
+
+        *ret = NULL;
+        if (p->kind != PLACEMENT_CGROUP || pid <= 0)
+                return 0;
+        path = strprintf("/proc/%d/cgroup", (int) pid);
+        if (!path)
+                return -ENOMEM;
+        r = read_full_file(path, 64 * 1024, &text, NULL);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;
+        for (char *line = text, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                if (strncmp(line, "0::", 3) != 0)
+                        continue;
+                full = strprintf("%s%s", p->cgroup_mount, line + 3);
+                prefix = strprintf("%s/run-", p->cgroup_root);
+                if (!full || !prefix)
+                        return -ENOMEM;
+                if (strncmp(full, prefix, strlen(prefix)) != 0)
+                        return 0;
+                const char *id = full + strlen(prefix);
+                *ret = strndup(id, strcspn(id, "/"));
+                return *ret ? 0 : -ENOMEM;
+        }
+        return 0;
 }

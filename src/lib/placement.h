@@ -54,12 +54,17 @@ struct Placement {
         const PlacementOps *ops;
         PlacementKind kind; /* resolved: never PLACEMENT_AUTO */
         char *cgroup_root; /* cgroup backend */
+        char *cgroup_mount; /* cgroup backend: where the v2 hierarchy is mounted */
 };
 
 /* Resolve kind (auto picks what this host offers) and set the backend up. Logs why when
  * no backend is available. */
 int placement_new(PlacementKind kind, const char *cgroup_root, Placement **ret);
 Placement *placement_free(Placement *p);
+
+/* The run a process belongs to, from its cgroup: *ret is NULL when it belongs to none (or
+ * the backend cannot tell, as with placement=none). */
+int placement_run_of_pid(Placement *p, pid_t pid, char **ret);
 
 /* The cgroup backend's default root: "<cgroup2 mount><own cgroup>/corral". */
 int placement_default_cgroup_root(char **ret);

@@ -471,6 +471,13 @@ static void clear_detached(Tracked *t) {
                 event(t, LEVEL_INFO, "Detached child process reported activity; cleared detached warning");
 }
 
+void supervisor_report_activity(Supervisor *s, const char *run_id) {
+        Tracked *t = find(s, run_id);
+
+        if (t && t->detached)
+                clear_detached(t);
+}
+
 static int on_inotify(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Supervisor *s = userdata;
         char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));

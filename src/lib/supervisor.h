@@ -103,6 +103,9 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
 int supervisor_stop(Supervisor *s, const char *run_id, RunEnd why);
 
 bool supervisor_tracks(Supervisor *s, const char *run_id);
+
+/* The run's agent did something (an API request): a detached warning is cleared. */
+void supervisor_report_activity(Supervisor *s, const char *run_id);
 unsigned supervisor_count(Supervisor *s);
 
 /* The run directory of a run: <state_dir>/runs/<id>, and its log file. */

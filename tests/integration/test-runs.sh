@@ -180,6 +180,34 @@ api POST /api/heartbeat-runs/$retry/cancel >/dev/null
 wait_run "$retry" >/dev/null
 is "with the retry cancelled, nothing of either is left" "$(marker_procs "corral-it-reboot-$$")" 0
 
+# --- agents calling back: a run's process acts as its agent ---
+cat >"$T/callback.sh" <<'AGENT'
+#!/bin/sh
+call() { curl -s --unix-socket "$CORRAL_SOCKET" -o /dev/null -w '%{http_code}\n' -X "$1" -H 'Content-Type: application/json' ${3:+--data-binary "$3"} "http://localhost$2"; }
+echo "comment $(call POST "/api/issues/$CORRAL_ISSUE_ID/comments" '{"body":"on it, @caller"}')"
+echo "pause $(call POST "/api/agents/$CORRAL_AGENT_ID/pause")"
+echo "wake-other $(call POST "/api/agents/$OTHER_AGENT/wakeup" '{}')"
+echo "other-company $(call GET "/api/companies/$OTHER_COMPANY")"
+echo "done $(call PATCH "/api/issues/$CORRAL_ISSUE_ID" '{"status":"done"}')"
+AGENT
+chmod +x "$T/callback.sh"
+other_company=$(api POST /api/companies '{"name":"Other","issuePrefix":"OTHER"}' | jq -r .id)
+other_agent=$(agent bystander '{"command":"/bin/true"}')
+cb=$(agent caller "{\"command\":\"$T/callback.sh\",\"env\":{\"OTHER_AGENT\":\"$other_agent\",\"OTHER_COMPANY\":\"$other_company\"}}")
+issue=$(api POST /api/companies/$company/issues "{\"title\":\"Call back\",\"status\":\"todo\",\"assigneeAgentId\":\"$cb\"}")
+run=$(jq -r .executionRunId <<<"$issue")
+final=$(wait_run "$run")
+out=$(jq -r .stdoutExcerpt <<<"$final")
+like "the agent may comment on its issue" "$out" "comment 201"
+like "the agent may not pause itself (board only)" "$out" "pause 403"
+like "the agent may wake only itself" "$out" "wake-other 403"
+like "the agent stays within its company" "$out" "other-company 403"
+like "the agent may close its issue" "$out" "done 200"
+c=$(api GET "/api/issues/$(jq -r .id <<<"$issue")/comments" | jq '.[0]')
+is "the comment names the agent and its run" "$(jq -r '.authorAgentId + " " + .createdByRunId' <<<"$c")" "$cb $run"
+is "its own comment (even mentioning itself) did not wake it" "$(api GET "/api/companies/$company/heartbeat-runs?agentId=$cb" | jq length)" 1
+is "the issue is done" "$(api GET "/api/issues/$(jq -r .id <<<"$issue")" | jq -r .status)" done
+
 is "POST /api/sweep answers" "$(api POST /api/sweep | jq -r '.runsRecovered | type')" number
 stop_daemon
 is "corrald exits 0" "$DAEMON_STATUS" 0
