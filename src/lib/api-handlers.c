@@ -595,8 +595,11 @@ static bool mentions(const char *body, const char *name) {
         size_t len = strlen(name);
 
         for (const char *p = strchr(body, '@'); p; p = strchr(p + 1, '@')) {
+                /* Only a full match may look at the character after it. */
+                if (strncasecmp(p + 1, name, len) != 0)
+                        continue;
                 char after = p[1 + len];
-                if (strncasecmp(p + 1, name, len) == 0 && !(isalnum((unsigned char) after) || after == '_' || after == '-'))
+                if (!(isalnum((unsigned char) after) || after == '_' || after == '-'))
                         return true;
         }
         return false;

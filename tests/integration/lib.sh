@@ -85,7 +85,12 @@ cleanup() {
         if declare -F extra_cleanup >/dev/null; then
                 extra_cleanup
         fi
-        rm -rf "$T"
+        # A failed test shows the end of corrald's log; CORRAL_KEEP=1 keeps the whole directory.
+        if [ "$tap_failed" -gt 0 ] && [ -f "$T/corrald.log" ]; then
+                echo "# last lines of corrald's log:"
+                tail -n 30 "$T/corrald.log" | sed 's/^/#   /'
+        fi
+        [ -n "${CORRAL_KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
