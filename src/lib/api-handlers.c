@@ -23,6 +23,7 @@
 #include "manager.h"
 #include "model.h"
 #include "runlog.h"
+#include "scheduler.h"
 #include "shim.h"
 
 #define LIST_LIMIT_DEFAULT 200
@@ -444,7 +445,10 @@ static int handle_agent_create(ApiRequest *req) {
         if (c.require_board_approval_for_new_agents)
                 a.status = AGENT_PENDING_APPROVAL;
         r = save_with_activity(req, &agent_entity, &a, true, c.id, "agent.created", a.id, a.id, NULL);
-        return r < 0 ? r : reply_entity(req, 201, &agent_entity, &a);
+        if (r < 0)
+                return r;
+        scheduler_reschedule(req->manager->scheduler);
+        return reply_entity(req, 201, &agent_entity, &a);
 }
 
 static int handle_agent_patch(ApiRequest *req) {
@@ -470,7 +474,10 @@ static int handle_agent_patch(ApiRequest *req) {
                 return r;
         r = save_with_activity(req, &agent_entity, &a, false, a.company_id, "agent.updated", a.id, a.id,
                                cJSON_Duplicate(req->body, true));
-        return r < 0 ? r : reply_entity(req, 200, &agent_entity, &a);
+        if (r < 0)
+                return r;
+        scheduler_reschedule(req->manager->scheduler);
+        return reply_entity(req, 200, &agent_entity, &a);
 }
 
 typedef enum AgentAction {
@@ -528,8 +535,10 @@ static int agent_transition(ApiRequest *req, AgentAction action) {
         /* A paused or terminated agent keeps nothing running (reference §6.2). */
         if (action != AGENT_ACTION_RESUME)
                 (void) heartbeat_cancel_agent_runs(req->manager, a.id);
-        else
+        else {
                 heartbeat_start_next(req->manager, a.id);
+                scheduler_reschedule(req->manager->scheduler);
+        }
         return reply_entity(req, 200, &agent_entity, &a);
 }
 

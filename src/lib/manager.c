@@ -19,6 +19,7 @@
 #include "basic/util.h"
 #include "heartbeat.h"
 #include "log.h"
+#include "scheduler.h"
 
 sd_event *manager_event(Manager *m) {
         return m->event;
@@ -51,6 +52,7 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         api_free(m->api);
+        scheduler_free(m->scheduler);
         supervisor_free(m->supervisor);
         placement_free(m->placement);
         free(m->socket_path_effective);
@@ -340,6 +342,9 @@ int manager_startup(Manager *m) {
         r = heartbeat_recover(m);
         if (r > 0)
                 log_notice("Recovered %d run%s left running by a previous corrald.", r, r == 1 ? "" : "s");
+        r = scheduler_new(m, &m->scheduler);
+        if (r < 0)
+                return r;
         r = sd_event_add_time_relative(m->event, &m->sweep_timer, CLOCK_MONOTONIC,
                                        (uint64_t) m->config.sweep_interval_sec * 1000000, 0, on_sweep, m);
         if (r < 0)

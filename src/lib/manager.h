@@ -16,6 +16,7 @@
 #include "supervisor.h"
 
 typedef struct Api Api;
+typedef struct Scheduler Scheduler;
 
 typedef struct Manager {
         sd_event *event;
@@ -32,6 +33,7 @@ typedef struct Manager {
         Store *store;
         Placement *placement;
         Supervisor *supervisor;
+        Scheduler *scheduler;
         Api *api;
         char *socket_path_effective; /* the API socket as agents reach it (CORRAL_SOCKET) */
         int listen_fd;

@@ -121,6 +121,28 @@ is "a wake for another company's issue is skipped" "$(jq -r '.status + " " + .re
 api POST /api/agents/$eng/wakeup '{"payload":{"issueId":42}}' >/dev/null
 is "payload.issueId must be a string: 400" "$(status)" 400
 
+# --- timer heartbeats ---
+timed=$(api POST "/api/companies/$company/agents" '{"name":"timed","adapterConfig":{"command":"/bin/sh","args":["-c","sleep 0.1"]},"runtimeConfig":{"heartbeat":{"enabled":true,"intervalSec":1}}}' | jq -r .id)
+off=$(api POST "/api/companies/$company/agents" '{"name":"off","adapterConfig":{"command":"/bin/true"},"runtimeConfig":{"heartbeat":{"enabled":false,"intervalSec":1}}}' | jq -r .id)
+sleep 3.5
+runs=$(runs_of "$timed")
+like "an agent with a 1 s heartbeat was woken by the timer, more than once" "$(jq '[.[] | select(.invocationSource == "timer" and .contextSnapshot.wakeReason == "heartbeat_timer")] | length' <<<"$runs")" '^[2-5]$'
+is "an agent with heartbeats disabled was not" "$(runs_of "$off" | jq length)" 0
+"$CORRALCTL" agent pause "$timed" >/dev/null
+
+# A timer wake during an issue run never starts a second concurrent run.
+busy=$(api POST "/api/companies/$company/agents" '{"name":"busy","adapterConfig":{"command":"/bin/sh","args":["-c","sleep 2"]},"runtimeConfig":{"heartbeat":{"enabled":true,"intervalSec":1}}}' | jq -r .id)
+iid7=$(api POST /api/companies/$company/issues "{\"title\":\"Long\",\"status\":\"todo\",\"assigneeAgentId\":\"$busy\"}" | jq -r .id)
+most=0
+for i in $(seq 30); do
+        n=$(runs_of "$busy" | jq '[.[] | select(.status == "running")] | length')
+        [ "$n" -gt "$most" ] && most=$n
+        sleep 0.1
+done
+is "never more than one run of the agent at a time" "$most" 1
+like "the timer wake waited as a queued run" "$(runs_of "$busy" | jq -r '[.[] | select(.invocationSource == "timer")] | length')" '^[1-9]'
+"$CORRALCTL" agent pause "$busy" >/dev/null
+
 stop_daemon
 is "corrald exits 0" "$DAEMON_STATUS" 0
 finish
