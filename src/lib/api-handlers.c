@@ -939,6 +939,247 @@ static int handle_issue_patch(ApiRequest *req) {
         return reply_issue(req, 200, after.id);
 }
 
+/* ---- checkout, release, live runs (reference §8) ---- */
+
+static bool run_active(const Run *r) {
+        return r->status == RUN_QUEUED || r->status == RUN_RUNNING;
+}
+
+/* A run id in a lock field that names no active run is stale and may be taken over. */
+static int held_by_other(ApiRequest *req, const char *holder, const char *run_id, bool *ret) {
+        _cleanup_(run_donep) Run r = {};
+        int k;
+
+        *ret = false;
+        if (!holder || streq_ptr(holder, run_id))
+                return 0;
+        k = store_get(req_store(req), &run_entity, holder, &r);
+        if (k == -ENOENT)
+                return 0;
+        if (k < 0)
+                return k;
+        *ret = run_active(&r);
+        return 0;
+}
+
+static int reply_conflict(ApiRequest *req, const char *error, const Issue *i) {
+        cJSON *o = cJSON_CreateObject();
+
+        if (!o || !cJSON_AddStringToObject(o, "error", error) ||
+            !cJSON_AddStringToObject(o, "status", issue_status_to_string(i->status)) ||
+            !cJSON_AddItemToObject(o, "assigneeAgentId",
+                                   i->assignee_agent_id ? cJSON_CreateString(i->assignee_agent_id) : cJSON_CreateNull()) ||
+            !cJSON_AddItemToObject(o, "checkoutRunId",
+                                   i->checkout_run_id ? cJSON_CreateString(i->checkout_run_id) : cJSON_CreateNull()) ||
+            !cJSON_AddItemToObject(o, "executionRunId",
+                                   i->execution_run_id ? cJSON_CreateString(i->execution_run_id) : cJSON_CreateNull())) {
+                cJSON_Delete(o);
+                return -ENOMEM;
+        }
+        return api_reply(req, 409, o);
+}
+
+static int handle_issue_checkout(ApiRequest *req) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(issue_donep) Issue i = {};
+        _cleanup_(agent_donep) Agent a = {};
+        Store *s = req_store(req);
+        const cJSON *agent_id, *expected, *e;
+        const char *run_id = req->caller_run_id;
+        bool status_ok = false, checkout_taken, lock_taken;
+        int r;
+
+        if (!require_body(req))
+                return 0;
+        agent_id = cJSON_GetObjectItemCaseSensitive(req->body, "agentId");
+        expected = cJSON_GetObjectItemCaseSensitive(req->body, "expectedStatuses");
+        if (!cJSON_IsString(agent_id))
+                return api_reply_error(req, 400, "agentId must be a string");
+        if (expected && !cJSON_IsArray(expected))
+                return api_reply_error(req, 400, "expectedStatuses must be an array of issue statuses");
+        cJSON_ArrayForEach (e, expected) {
+                if (!cJSON_IsString(e) || issue_status_from_string(e->valuestring) < 0)
+                        return api_reply_error(req, 400, "expectedStatuses must be an array of issue statuses");
+        }
+        if (req->caller_agent_id && !streq(req->caller_agent_id, agent_id->valuestring))
+                return api_reply_error(req, 403, "an agent may check issues out only for itself");
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        r = load_issue(req, req->params[0], &i);
+        if (r <= 0)
+                return r;
+        r = load(req, &agent_entity, agent_id->valuestring, &a);
+        if (r <= 0)
+                return r;
+        if (!streq(a.company_id, i.company_id))
+                return api_reply_error(req, 422, "agentId: no such agent in this issue's company");
+
+        if (!expected)
+                status_ok = i.status == ISSUE_TODO || i.status == ISSUE_BACKLOG || i.status == ISSUE_BLOCKED;
+        cJSON_ArrayForEach (e, expected)
+                status_ok = status_ok || issue_status_from_string(e->valuestring) == i.status;
+        /* Checking out again by the run that holds it is fine. */
+        if (run_id && streq_ptr(i.checkout_run_id, run_id) && i.status == ISSUE_IN_PROGRESS)
+                status_ok = true;
+        r = held_by_other(req, i.checkout_run_id, run_id, &checkout_taken);
+        if (r >= 0)
+                r = held_by_other(req, i.execution_run_id, run_id, &lock_taken);
+        if (r < 0)
+                return r;
+        if (!status_ok || checkout_taken || lock_taken ||
+            (i.assignee_agent_id && !streq(i.assignee_agent_id, a.id) && i.status == ISSUE_IN_PROGRESS))
+                return reply_conflict(req, "Issue checkout conflict", &i);
+
+        IssueStatus previous = i.status;
+        bool reassigned = !streq_ptr(i.assignee_agent_id, a.id);
+        char now[ISO_TIME_MAX];
+        if ((r = iso_time_now(now)) < 0)
+                return r;
+        i.status = ISSUE_IN_PROGRESS;
+        if ((!i.started_at && free_and_strdup(&i.started_at, now) < 0) || free_and_strdup(&i.assignee_agent_id, a.id) < 0 ||
+            free_and_strdup(&i.assignee_user_id, NULL) < 0 || free_and_strdup(&i.checkout_run_id, run_id) < 0 ||
+            free_and_strdup(&i.updated_at, now) < 0)
+                return -ENOMEM;
+        if (run_id &&
+            (free_and_strdup(&i.execution_run_id, run_id) < 0 || free_and_strdup(&i.execution_agent_id, a.id) < 0 ||
+             free_and_strdup(&i.execution_locked_at, now) < 0))
+                return -ENOMEM;
+        r = store_update(s, &issue_entity, &i);
+        if (r < 0)
+                return r;
+        cJSON *d = cJSON_CreateObject();
+        if (d) {
+                cJSON_AddStringToObject(d, "identifier", i.identifier);
+                cJSON_AddStringToObject(d, "previousStatus", issue_status_to_string(previous));
+        }
+        r = add_activity(req, i.company_id, "issue.checked_out", "issue", i.id, a.id, d);
+        if (r < 0)
+                return r;
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        /* Checked out on an agent's behalf: tell the agent. */
+        if (!req->caller_agent_id && reassigned)
+                wake_for_issue(req, a.id, WAKEUP_SOURCE_ASSIGNMENT, "issue_checked_out", &i, "checkout", NULL, "issue.checkout");
+        return reply_issue(req, 200, i.id);
+}
+
+static int handle_issue_release(ApiRequest *req) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(issue_donep) Issue i = {};
+        Store *s = req_store(req);
+        char now[ISO_TIME_MAX];
+        int r;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        r = load_issue(req, req->params[0], &i);
+        if (r <= 0)
+                return r;
+        if (req->caller_agent_id) {
+                if (!streq_ptr(i.assignee_agent_id, req->caller_agent_id))
+                        return reply_conflict(req, "Only assignee can release issue", &i);
+                if (i.status == ISSUE_IN_PROGRESS && i.checkout_run_id && !streq(i.checkout_run_id, req->caller_run_id))
+                        return reply_conflict(req, "Only checkout run can release issue", &i);
+        }
+        if ((r = iso_time_now(now)) < 0)
+                return r;
+        i.status = ISSUE_TODO;
+        i.assignee_agent_id = mfree(i.assignee_agent_id);
+        i.assignee_user_id = mfree(i.assignee_user_id);
+        i.checkout_run_id = mfree(i.checkout_run_id);
+        i.execution_run_id = mfree(i.execution_run_id);
+        i.execution_agent_id = mfree(i.execution_agent_id);
+        i.execution_locked_at = mfree(i.execution_locked_at);
+        i.completed_at = mfree(i.completed_at);
+        i.cancelled_at = mfree(i.cancelled_at);
+        if (free_and_strdup(&i.updated_at, now) < 0)
+                return -ENOMEM;
+        r = store_update(s, &issue_entity, &i);
+        if (r < 0)
+                return r;
+        cJSON *d = cJSON_CreateObject();
+        if (d)
+                cJSON_AddStringToObject(d, "identifier", i.identifier);
+        r = add_activity(req, i.company_id, "issue.released", "issue", i.id, req->caller_agent_id, d);
+        if (r < 0)
+                return r;
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        return reply_issue(req, 200, i.id);
+}
+
+static int handle_issue_live_runs(ApiRequest *req) {
+        _cleanup_(issue_donep) Issue i = {};
+        size_t n;
+        void *items;
+        int r;
+
+        r = load_issue(req, req->params[0], &i);
+        if (r <= 0)
+                return r;
+        r = store_list(
+                req_store(req), &run_entity,
+                "WHERE company_id = ?1 AND status IN ('queued', 'running') AND json_extract(context_snapshot, '$.issueId') = ?2 "
+                "ORDER BY created_at",
+                (const char *const[]){ i.company_id, i.id, NULL }, 0, &items, &n);
+        return r < 0 ? r : reply_entities(req, &run_entity, items, n);
+}
+
+/* The run holding the lock if it is active, else the assignee's running run on this
+ * in_progress issue, else null. */
+static int handle_issue_active_run(ApiRequest *req) {
+        _cleanup_(issue_donep) Issue i = {};
+        _cleanup_(run_donep) Run run = {};
+        void *items;
+        size_t n;
+        int r;
+
+        r = load_issue(req, req->params[0], &i);
+        if (r <= 0)
+                return r;
+        if (i.execution_run_id && store_get(req_store(req), &run_entity, i.execution_run_id, &run) >= 0 && run_active(&run))
+                return reply_entity(req, 200, &run_entity, &run);
+        if (i.status == ISSUE_IN_PROGRESS && i.assignee_agent_id) {
+                r = store_list(req_store(req), &run_entity,
+                               "WHERE agent_id = ?1 AND status = 'running' AND json_extract(context_snapshot, '$.issueId') = ?2 "
+                               "ORDER BY created_at LIMIT 1",
+                               (const char *const[]){ i.assignee_agent_id, i.id, NULL }, 1, &items, &n);
+                if (r < 0)
+                        return r;
+                if (n > 0) {
+                        r = reply_entity(req, 200, &run_entity, items);
+                        entity_array_free(&run_entity, items, n);
+                        return r;
+                }
+                free(items);
+        }
+        return api_reply(req, 200, cJSON_CreateNull());
+}
+
+static int handle_company_live_runs(ApiRequest *req) {
+        _cleanup_(company_donep) Company c = {};
+        size_t n;
+        void *items;
+        int r;
+
+        r = load(req, &company_entity, req->params[0], &c);
+        if (r <= 0)
+                return r;
+        r = store_list(req_store(req), &run_entity,
+                       "WHERE company_id = ?1 AND status IN ('queued', 'running') ORDER BY created_at",
+                       (const char *const[]){ c.id, NULL }, 0, &items, &n);
+        return r < 0 ? r : reply_entities(req, &run_entity, items, n);
+}
+
 /* ---- comments ---- */
 
 static int handle_comment_list(ApiRequest *req) {
@@ -1299,6 +1540,11 @@ const ApiRoute api_routes[] = {
         { "GET", "/api/heartbeat-runs/:id/log", handle_run_log },
         { "GET", "/api/issues/:id", handle_issue_get },
         { "PATCH", "/api/issues/:id", handle_issue_patch },
+        { "POST", "/api/issues/:id/checkout", handle_issue_checkout },
+        { "POST", "/api/issues/:id/release", handle_issue_release },
+        { "GET", "/api/issues/:id/active-run", handle_issue_active_run },
+        { "GET", "/api/issues/:id/live-runs", handle_issue_live_runs },
+        { "GET", "/api/companies/:id/live-runs", handle_company_live_runs },
         { "GET", "/api/issues/:id/comments", handle_comment_list },
         { "POST", "/api/issues/:id/comments", handle_comment_create },
         { "GET", "/api/issues/:id/comments/:commentId", handle_comment_get },

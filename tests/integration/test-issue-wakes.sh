@@ -121,6 +121,26 @@ is "a wake for another company's issue is skipped" "$(jq -r '.status + " " + .re
 api POST /api/agents/$eng/wakeup '{"payload":{"issueId":42}}' >/dev/null
 is "payload.issueId must be a string: 400" "$(status)" 400
 
+# --- checkout, release, active and live runs ---
+quiet=$(api POST "/api/companies/$company/agents" '{"name":"quiet","adapterConfig":{"command":"/bin/true"},"runtimeConfig":{"heartbeat":{"wakeOnDemand":false}}}' | jq -r .id)
+iid8=$(api POST /api/companies/$company/issues '{"title":"Check me out","status":"todo"}' | jq -r .id)
+co=$(api POST /api/issues/$iid8/checkout "{\"agentId\":\"$quiet\"}")
+is "the board checks an issue out for an agent" "$(jq -r '.status + " " + .assigneeAgentId' <<<"$co")" "in_progress $quiet"
+conflict=$(api POST /api/issues/$iid8/checkout "{\"agentId\":\"$eng\",\"expectedStatuses\":[\"todo\"]}")
+is "a second checkout conflicts: 409" "$(status) $(jq -r '.error + " " + .status' <<<"$conflict")" "409 Issue checkout conflict in_progress"
+api POST /api/issues/$iid8/checkout '{"agentId":"x","expectedStatuses":["finished"]}' >/dev/null
+is "unknown expected status: 400" "$(status)" 400
+rel=$(api POST /api/issues/$iid8/release)
+is "release: back to todo, unassigned" "$(jq -r '.status + " " + (.assigneeAgentId|tostring) + " " + (.checkoutRunId|tostring)' <<<"$rel")" "todo null null"
+is "no active run on a quiet issue" "$(api GET /api/issues/$iid8/active-run)" null
+iid9=$(api POST /api/companies/$company/issues "{\"title\":\"Live\",\"status\":\"todo\",\"assigneeAgentId\":\"$slow\"}")
+lr=$(jq -r .executionRunId <<<"$iid9")
+iid9=$(jq -r .id <<<"$iid9")
+is "active-run is the lock holder" "$(api GET /api/issues/$iid9/active-run | jq -r .id)" "$lr"
+is "live-runs lists it" "$(api GET /api/issues/$iid9/live-runs | jq -r '.[0].id')" "$lr"
+like "the company's live runs include it" "$(api GET /api/companies/$company/live-runs | jq -r '.[].id')" "$lr"
+wait_run "$lr" >/dev/null
+
 # --- timer heartbeats ---
 timed=$(api POST "/api/companies/$company/agents" '{"name":"timed","adapterConfig":{"command":"/bin/sh","args":["-c","sleep 0.1"]},"runtimeConfig":{"heartbeat":{"enabled":true,"intervalSec":1}}}' | jq -r .id)
 off=$(api POST "/api/companies/$company/agents" '{"name":"off","adapterConfig":{"command":"/bin/true"},"runtimeConfig":{"heartbeat":{"enabled":false,"intervalSec":1}}}' | jq -r .id)
