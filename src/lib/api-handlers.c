@@ -666,6 +666,27 @@ static void issue_wakes(ApiRequest *req, const Issue *before, const Issue *after
                 wake_mentions(req, after, body, comment_id, author_agent_id);
 }
 
+/* An issue became done: every issue it blocked whose blockers are now all done wakes its
+ * assignee (reference §3.6, issue_blockers_resolved). */
+static void wake_unblocked(ApiRequest *req, const Issue *done) {
+        size_t n;
+        void *items;
+
+        if (store_list(req_store(req), &issue_entity,
+                       "WHERE id IN (SELECT related_issue_id FROM issue_relations WHERE issue_id = ?1 AND type = 'blocks') "
+                       "AND assignee_agent_id IS NOT NULL AND status NOT IN ('backlog', 'done', 'cancelled') "
+                       "AND NOT EXISTS (SELECT 1 FROM issue_relations rel JOIN issues b ON b.id = rel.issue_id "
+                       "WHERE rel.related_issue_id = issues.id AND rel.type = 'blocks' AND b.status != 'done')",
+                       (const char *const[]){ done->id, NULL }, 0, &items, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                const Issue *d = (const Issue *) items + i;
+                wake_for_issue(req, d->assignee_agent_id, WAKEUP_SOURCE_AUTOMATION, "issue_blockers_resolved", d,
+                               "blockers_resolved", NULL, "issue.blockers_resolved");
+        }
+        entity_array_free(&issue_entity, items, n);
+}
+
 /* ---- issues ---- */
 
 /* An issue by id or by identifier ("ACME-12"). */
@@ -936,7 +957,101 @@ static int handle_issue_patch(ApiRequest *req) {
                 return r;
         tx = NULL;
         issue_wakes(req, &before, &after, added.id, comment ? comment->valuestring : NULL, req->caller_agent_id);
+        if (after.status == ISSUE_DONE && before.status != ISSUE_DONE)
+                wake_unblocked(req, &after);
         return reply_issue(req, 200, after.id);
+}
+
+/* ---- blockers (issue_relations of type "blocks") ---- */
+
+static int handle_blocker_list(ApiRequest *req) {
+        _cleanup_(issue_donep) Issue i = {};
+        size_t n;
+        void *items;
+        int r;
+
+        r = load_issue(req, req->params[0], &i);
+        if (r <= 0)
+                return r;
+        r = store_list(req_store(req), &issue_entity,
+                       "WHERE id IN (SELECT issue_id FROM issue_relations WHERE related_issue_id = ?1 AND type = 'blocks') "
+                       "ORDER BY issue_number",
+                       (const char *const[]){ i.id, NULL }, 0, &items, &n);
+        return r < 0 ? r : reply_entities(req, &issue_entity, items, n);
+}
+
+/* Does issue wait, directly or through other blockers, for other? */
+static int waits_for(ApiRequest *req, const char *issue, const char *other, bool *ret) {
+        int64_t n = 0;
+        int r = store_count(req_store(req),
+                            "(WITH RECURSIVE up(id) AS (SELECT ?1 UNION SELECT rel.issue_id FROM issue_relations rel "
+                            "JOIN up ON rel.related_issue_id = up.id WHERE rel.type = 'blocks') SELECT id FROM up)",
+                            "WHERE id = ?2", (const char *const[]){ issue, other, NULL }, &n);
+        *ret = n > 0;
+        return r;
+}
+
+static int handle_blocker_add(ApiRequest *req) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(issue_donep) Issue i = {}, b = {};
+        _cleanup_(issue_relation_donep) IssueRelation rel = {};
+        const cJSON *blocker;
+        Store *s = req_store(req);
+        bool cycle;
+        int r;
+
+        if (!require_body(req))
+                return 0;
+        blocker = cJSON_GetObjectItemCaseSensitive(req->body, "blockerIssueId");
+        if (!cJSON_IsString(blocker) || cJSON_GetArraySize(req->body) != 1)
+                return api_reply_error(req, 400, "the body must be {\"blockerIssueId\": \"<issue id or identifier>\"}");
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        r = load_issue(req, req->params[0], &i);
+        if (r <= 0)
+                return r;
+        r = load_issue(req, blocker->valuestring, &b);
+        if (r <= 0)
+                return r;
+        if (!streq(i.company_id, b.company_id))
+                return api_reply_error(req, 422, "blockerIssueId: no such issue in this company");
+        if (streq(i.id, b.id))
+                return api_reply_error(req, 422, "an issue cannot block itself");
+        /* b is to block i: if b already waits for i, that closes a cycle. */
+        r = waits_for(req, b.id, i.id, &cycle);
+        if (r < 0)
+                return r;
+        if (cycle)
+                return api_reply_error(req, 422, "%s already waits for %s: this would make a cycle", b.identifier, i.identifier);
+        r = entity_init(&issue_relation_entity, &rel);
+        if (r < 0)
+                return r;
+        r = stamp_new(&rel.id, &rel.created_at, NULL);
+        if (r < 0)
+                return r;
+        if (free_and_strdup(&rel.company_id, i.company_id) < 0 || free_and_strdup(&rel.issue_id, b.id) < 0 ||
+            free_and_strdup(&rel.related_issue_id, i.id) < 0)
+                return -ENOMEM;
+        r = store_insert(s, &issue_relation_entity, &rel);
+        if (r == -EEXIST)
+                return api_reply_error(req, 409, "%s already blocks %s", b.identifier, i.identifier);
+        if (r < 0)
+                return r;
+        cJSON *d = cJSON_CreateObject();
+        if (d) {
+                cJSON_AddStringToObject(d, "identifier", i.identifier);
+                cJSON_AddStringToObject(d, "blockedBy", b.identifier);
+        }
+        r = add_activity(req, i.company_id, "issue.updated", "issue", i.id, NULL, d);
+        if (r < 0)
+                return r;
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        return reply_entity(req, 201, &issue_relation_entity, &rel);
 }
 
 /* ---- checkout, release, live runs (reference §8) ---- */
@@ -1540,6 +1655,8 @@ const ApiRoute api_routes[] = {
         { "GET", "/api/heartbeat-runs/:id/log", handle_run_log },
         { "GET", "/api/issues/:id", handle_issue_get },
         { "PATCH", "/api/issues/:id", handle_issue_patch },
+        { "GET", "/api/issues/:id/blockers", handle_blocker_list },
+        { "POST", "/api/issues/:id/blockers", handle_blocker_add },
         { "POST", "/api/issues/:id/checkout", handle_issue_checkout },
         { "POST", "/api/issues/:id/release", handle_issue_release },
         { "GET", "/api/issues/:id/active-run", handle_issue_active_run },

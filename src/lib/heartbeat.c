@@ -760,13 +760,26 @@ void heartbeat_start_next(Manager *m, const char *agent_id) {
         int slots = policy_of(&agent).max_concurrent - (int) running;
         if (slots <= 0)
                 return;
-        r = store_list(m->store, &run_entity, "WHERE agent_id = ?1 AND status = 'queued' ORDER BY created_at, rowid",
-                       (const char *const[]){ agent.id, NULL }, (size_t) slots, &items, &n);
+        /* Claim order (reference §3.7): runs on in_progress issues first, then other issue runs,
+         * then runs without an issue, and runs whose issue has open blockers last; within a rank
+         * by issue priority, then oldest first. A run that stays queued makes room for the next. */
+        r = store_list(m->store, &run_entity,
+                       "WHERE agent_id = ?1 AND status = 'queued' ORDER BY "
+                       "CASE WHEN json_extract(context_snapshot, '$.issueId') IS NULL THEN 2 "
+                       "WHEN EXISTS (SELECT 1 FROM issue_relations rel JOIN issues b ON b.id = rel.issue_id "
+                       "WHERE rel.related_issue_id = json_extract(heartbeat_runs.context_snapshot, '$.issueId') "
+                       "AND rel.type = 'blocks' AND b.status != 'done') THEN 3 "
+                       "WHEN (SELECT status FROM issues WHERE id = json_extract(heartbeat_runs.context_snapshot, '$.issueId')) "
+                       "= 'in_progress' THEN 0 ELSE 1 END, "
+                       "CASE (SELECT priority FROM issues WHERE id = json_extract(heartbeat_runs.context_snapshot, '$.issueId')) "
+                       "WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3 ELSE 4 END, "
+                       "created_at, rowid",
+                       (const char *const[]){ agent.id, NULL }, 0, &items, &n);
         if (r < 0) {
                 log_error_errno(r, "Failed to list queued runs of agent %s: %m", agent.id);
                 return;
         }
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && slots > 0; i++) {
                 Run *run = (Run *) items + i;
                 _cleanup_(adapter_launch_done) AdapterLaunch launch = {};
                 _cleanup_free_ char *error = NULL;
@@ -779,6 +792,7 @@ void heartbeat_start_next(Manager *m, const char *agent_id) {
                 }
                 if (!claimed)
                         continue;
+                slots--;
                 r = adapter_build_launch(&agent, run, m->socket_path_effective, &launch, &error);
                 if (r >= 0)
                         r = supervisor_launch(m->supervisor, &launch.spec);

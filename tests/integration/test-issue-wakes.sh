@@ -141,6 +141,24 @@ is "live-runs lists it" "$(api GET /api/issues/$iid9/live-runs | jq -r '.[0].id'
 like "the company's live runs include it" "$(api GET /api/companies/$company/live-runs | jq -r '.[].id')" "$lr"
 wait_run "$lr" >/dev/null
 
+# --- blockers hold runs; the last blocker done wakes the assignee ---
+blocker=$(api POST /api/companies/$company/issues '{"title":"First this","status":"todo"}' | jq -r .id)
+blocked=$(api POST /api/companies/$company/issues '{"title":"Then this","status":"todo"}' | jq -r .id)
+rel=$(api POST /api/issues/$blocked/blockers "{\"blockerIssueId\":\"$blocker\"}")
+is "a blocker is recorded" "$(status) $(jq -r '.issueId + " " + .relatedIssueId' <<<"$rel")" "201 $blocker $blocked"
+api POST /api/issues/$blocker/blockers "{\"blockerIssueId\":\"$blocked\"}" >/dev/null
+is "a cycle of blockers is refused: 422" "$(status)" 422
+api POST /api/issues/$blocked/blockers "{\"blockerIssueId\":\"$blocked\"}" >/dev/null
+is "an issue cannot block itself: 422" "$(status)" 422
+is "the blockers of an issue" "$(api GET /api/issues/$blocked/blockers | jq -r '.[].id')" "$blocker"
+api PATCH /api/issues/$blocked "{\"assigneeAgentId\":\"$eng\"}" >/dev/null
+sleep 0.4
+held=$(api GET /api/issues/$blocked/live-runs | jq -r '.[0].status')
+is "a run of a blocked issue stays queued" "$held" queued
+api PATCH /api/issues/$blocker '{"status":"done"}' >/dev/null
+wait_idle "$eng"
+is "with its blocker done, the issue's run ran" "$(api GET "/api/companies/$company/heartbeat-runs?agentId=$eng" | jq -r --arg i "$blocked" '[.[] | select(.contextSnapshot.issueId == $i and .status == "succeeded")] | length')" 1
+
 # --- timer heartbeats ---
 timed=$(api POST "/api/companies/$company/agents" '{"name":"timed","adapterConfig":{"command":"/bin/sh","args":["-c","sleep 0.1"]},"runtimeConfig":{"heartbeat":{"enabled":true,"intervalSec":1}}}' | jq -r .id)
 off=$(api POST "/api/companies/$company/agents" '{"name":"off","adapterConfig":{"command":"/bin/true"},"runtimeConfig":{"heartbeat":{"enabled":false,"intervalSec":1}}}' | jq -r .id)
