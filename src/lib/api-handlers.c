@@ -957,8 +957,14 @@ static int handle_issue_patch(ApiRequest *req) {
                 return r;
         tx = NULL;
         issue_wakes(req, &before, &after, added.id, comment ? comment->valuestring : NULL, req->caller_agent_id);
-        if (after.status == ISSUE_DONE && before.status != ISSUE_DONE)
+        if (after.status == ISSUE_DONE && before.status != ISSUE_DONE) {
                 wake_unblocked(req, &after);
+                if (req->caller_agent_id) {
+                        _cleanup_(agent_donep) Agent a = {};
+                        if (store_get(s, &agent_entity, req->caller_agent_id, &a) >= 0)
+                                telemetry_task_completed(&req->manager->telemetry, &a, &after);
+                }
+        }
         return reply_issue(req, 200, after.id);
 }
 
@@ -1629,9 +1635,62 @@ static int handle_sweep(ApiRequest *req) {
         return api_reply(req, 200, TAKE_PTR(o));
 }
 
+/* ---- metrics (Prometheus text format) ---- */
+
+static int metric_counts(ApiRequest *req, FILE *f, const char *name, const char *help, const char *table, const char *column) {
+        const char *const *names = streq(table, "heartbeat_runs") ? run_status_names
+                : streq(table, "agents")                          ? agent_status_names
+                                                                  : issue_status_names;
+        fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+        for (size_t i = 0; names[i]; i++) {
+                int64_t n;
+                char clause[128];
+                snprintf(clause, sizeof(clause), "WHERE %s = ?1", column);
+                int r = store_count(req_store(req), table, clause, (const char *const[]){ names[i], NULL }, &n);
+                if (r < 0)
+                        return r;
+                fprintf(f, "%s{status=\"%s\"} %" PRIi64 "\n", name, names[i], n);
+        }
+        return 0;
+}
+
+static int handle_metrics(ApiRequest *req) {
+        Manager *m = req->manager;
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f;
+        int r;
+
+        f = open_memstream(&text, &size);
+        if (!f)
+                return -ENOMEM;
+        fprintf(f,
+                "# HELP corral_telemetry_events_total Telemetry events since corrald started.\n"
+                "# TYPE corral_telemetry_events_total counter\n"
+                "corral_telemetry_events_total{event=\"agent.first_heartbeat\"} %" PRIu64 "\n"
+                "corral_telemetry_events_total{event=\"agent.task_completed\"} %" PRIu64 "\n"
+                "# HELP corral_supervised_runs Runs whose processes this corrald tracks now.\n"
+                "# TYPE corral_supervised_runs gauge\n"
+                "corral_supervised_runs %u\n",
+                m->telemetry.first_heartbeat, m->telemetry.task_completed, supervisor_count(m->supervisor));
+        r = metric_counts(req, f, "corral_runs", "Runs by status.", "heartbeat_runs", "status");
+        if (r >= 0)
+                r = metric_counts(req, f, "corral_agents", "Agents by status.", "agents", "status");
+        if (r >= 0)
+                r = metric_counts(req, f, "corral_issues", "Issues by status.", "issues", "status");
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0) {
+                free(text);
+                return r;
+        }
+        return api_reply_text(req, 200, text, "text/plain; version=0.0.4");
+}
+
 const ApiRoute api_routes[] = {
         { "GET", "/api/health", handle_health },
         { "POST", "/api/sweep", handle_sweep },
+        { "GET", "/metrics", handle_metrics },
         { "GET", "/api/companies", handle_company_list },
         { "POST", "/api/companies", handle_company_create },
         { "GET", "/api/companies/:id", handle_company_get },

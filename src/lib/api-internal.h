@@ -32,6 +32,8 @@ typedef struct ApiRequest {
 
         unsigned status; /* response, set by api_reply*() */
         cJSON *reply;
+        char *reply_text; /* instead of reply: a plain-text body (GET /metrics) */
+        const char *reply_content_type;
 } ApiRequest;
 
 /* A route handler replies with api_reply*() and returns >= 0, or returns -errno for an
@@ -52,3 +54,5 @@ const char *api_query(ApiRequest *req, const char *key);
 /* Set the response; takes ownership of body (which may be NULL on allocation failure: then -ENOMEM). */
 int api_reply(ApiRequest *req, unsigned status, cJSON *body);
 int api_reply_error(ApiRequest *req, unsigned status, const char *format, ...) _printf_(3, 4);
+/* A body that is not JSON; takes ownership of text. */
+int api_reply_text(ApiRequest *req, unsigned status, char *text, const char *content_type);

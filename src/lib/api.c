@@ -49,6 +49,16 @@ int api_reply(ApiRequest *req, unsigned status, cJSON *body) {
         return 0;
 }
 
+int api_reply_text(ApiRequest *req, unsigned status, char *text, const char *content_type) {
+        if (!text)
+                return -ENOMEM;
+        free(req->reply_text);
+        req->reply_text = text;
+        req->reply_content_type = content_type;
+        req->status = status;
+        return 0;
+}
+
 int api_reply_error(ApiRequest *req, unsigned status, const char *format, ...) {
         char msg[1024];
         cJSON *o;
@@ -87,6 +97,21 @@ static enum MHD_Result send_json_allow(struct MHD_Connection *c, unsigned status
         (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
         if (allow)
                 (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+        ret = MHD_queue_response(c, status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+/* Queue a plain-text reply; takes ownership of text. */
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, char *text, const char *content_type) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        enum MHD_Result ret;
+
+        if (!resp) {
+                free(text);
+                return MHD_NO;
+        }
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type ?: "text/plain");
         ret = MHD_queue_response(c, status, resp);
         MHD_destroy_response(resp);
         return ret;
@@ -221,11 +246,15 @@ static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *ur
                 log_error_errno(r, "%s %s failed: %m", method, url);
                 (void) api_reply_error(&req, r == -EBUSY ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_INTERNAL_SERVER_ERROR,
                                        "internal error: %s", strerror(-r));
-        } else if (!req.reply)
+        } else if (!req.reply && !req.reply_text)
                 (void) api_reply_error(&req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error: handler gave no reply");
 
         log_debug("%s %s -> %u", method, url, req.status);
-        ret = send_json(c, req.status ?: MHD_HTTP_INTERNAL_SERVER_ERROR, req.reply);
+        if (req.reply_text && !req.reply)
+                ret = send_text(c, req.status, TAKE_PTR(req.reply_text), req.reply_content_type);
+        else
+                ret = send_json(c, req.status ?: MHD_HTTP_INTERNAL_SERVER_ERROR, req.reply);
+        free(req.reply_text);
         cJSON_Delete(req.reply);
         params_free(req.params);
         free(req.caller_run_id);

@@ -819,6 +819,8 @@ static int finalize_agent(Manager *m, const Run *run, const char *now) {
         if (r < 0)
                 return r;
         if (agent.status != AGENT_PAUSED && agent.status != AGENT_TERMINATED) {
+                if (!agent.last_heartbeat_at)
+                        telemetry_first_heartbeat(&m->telemetry, &agent);
                 if (running > 0)
                         agent.status = AGENT_RUNNING;
                 else

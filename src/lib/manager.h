@@ -14,6 +14,7 @@
 #include "placement.h"
 #include "store.h"
 #include "supervisor.h"
+#include "telemetry.h"
 
 typedef struct Api Api;
 typedef struct Scheduler Scheduler;
@@ -34,6 +35,7 @@ typedef struct Manager {
         Placement *placement;
         Supervisor *supervisor;
         Scheduler *scheduler;
+        Telemetry telemetry;
         Api *api;
         char *socket_path_effective; /* the API socket as agents reach it (CORRAL_SOCKET) */
         int listen_fd;

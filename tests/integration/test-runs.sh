@@ -208,6 +208,12 @@ is "the comment names the agent and its run" "$(jq -r '.authorAgentId + " " + .c
 is "its own comment (even mentioning itself) did not wake it" "$(api GET "/api/companies/$company/heartbeat-runs?agentId=$cb" | jq length)" 1
 is "the issue is done" "$(api GET "/api/issues/$(jq -r .id <<<"$issue")" | jq -r .status)" done
 
+metrics=$(curl -sS --unix-socket "$SOCK" http://localhost/metrics)
+like "metrics: first heartbeats counted" "$metrics" 'corral_telemetry_events_total\{event="agent.first_heartbeat"\} [1-9]'
+like "metrics: the callback agent's done issue counted" "$metrics" 'corral_telemetry_events_total\{event="agent.task_completed"\} 1'
+like "metrics: runs by status" "$metrics" 'corral_runs\{status="succeeded"\} [1-9]'
+like "telemetry went to the log with the agent's role" "$(cat "$T/corrald.log")" "Telemetry agent.first_heartbeat: agent .* \(role general\)"
+
 is "POST /api/sweep answers" "$(api POST /api/sweep | jq -r '.runsRecovered | type')" number
 stop_daemon
 is "corrald exits 0" "$DAEMON_STATUS" 0
