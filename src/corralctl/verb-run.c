@@ -206,8 +206,15 @@ int verb_sweep(Ctl *ctl, int argc, char *argv[]) {
                 return r;
         if (ctl->json)
                 output_json(reply);
-        else
-                printf("Sweep done: %s running run(s) taken up.\n", output_value(reply, "runsRecovered", buf, sizeof(buf)));
+        else {
+                char b2[32], b3[32], b4[32], b5[32];
+                printf("Sweep done: %s running run(s) taken up; stranded issues: %s dispatch requeued, %s continuation "
+                       "requeued, %s escalated to blocked, %s skipped.\n",
+                       output_value(reply, "runsRecovered", buf, sizeof(buf)),
+                       output_value(reply, "dispatchRequeued", b2, sizeof(b2)),
+                       output_value(reply, "continuationRequeued", b3, sizeof(b3)),
+                       output_value(reply, "escalated", b4, sizeof(b4)), output_value(reply, "skipped", b5, sizeof(b5)));
+        }
         cJSON_Delete(reply);
         return EXIT_OK;
 }

@@ -27,6 +27,7 @@ static void help(void) {
                "     --sweep-interval-sec=N   recover untracked running runs every N s (default 30)\n"
                "     --process-loss-retries=N automatic retries of a lost run (default 1)\n"
                "     --boot-id-file=PATH read the boot id here (tests simulate reboots)\n"
+               "     --max-continuation-retries=N  continuations without progress before escalation (default 2)\n"
                "\nSee corrald(8) and corrald.conf(5).\n",
                CONFIG_DEFAULT_PATH, CORRAL_LOCALSTATEDIR, CORRAL_RUNSTATEDIR);
 }
@@ -45,6 +46,7 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "sweep-interval-sec", required_argument, NULL, ARG_SETTING },
                 { "process-loss-retries", required_argument, NULL, ARG_SETTING },
                 { "boot-id-file", required_argument, NULL, ARG_SETTING },
+                { "max-continuation-retries", required_argument, NULL, ARG_SETTING },
                 { "log-level", required_argument, NULL, ARG_SETTING },
                 {},
         };

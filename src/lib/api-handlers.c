@@ -22,6 +22,7 @@
 #include "log.h"
 #include "manager.h"
 #include "model.h"
+#include "recovery.h"
 #include "runlog.h"
 #include "scheduler.h"
 #include "shim.h"
@@ -1621,17 +1622,25 @@ static int handle_run_log(ApiRequest *req) {
 }
 
 static int handle_sweep(ApiRequest *req) {
+        _cleanup_(stranded_counters_done) StrandedCounters c = {};
         _cleanup_json_ cJSON *o = NULL;
+        cJSON *ids;
         int r;
 
         if (!require_board(req, "force a sweep"))
                 return 0;
-        r = manager_sweep(req->manager);
-        o = cJSON_CreateObject();
+        r = manager_sweep(req->manager, &c);
         if (r < 0)
                 return r;
-        if (!o || !cJSON_AddNumberToObject(o, "runsRecovered", r))
+        o = cJSON_CreateObject();
+        if (!o || !cJSON_AddNumberToObject(o, "runsRecovered", r) ||
+            !cJSON_AddNumberToObject(o, "dispatchRequeued", c.dispatch_requeued) ||
+            !cJSON_AddNumberToObject(o, "continuationRequeued", c.continuation_requeued) ||
+            !cJSON_AddNumberToObject(o, "escalated", c.escalated) || !cJSON_AddNumberToObject(o, "skipped", c.skipped) ||
+            !(ids = cJSON_AddArrayToObject(o, "issueIds")))
                 return -ENOMEM;
+        for (size_t i = 0; i < c.n_issue_ids; i++)
+                cJSON_AddItemToArray(ids, cJSON_CreateString(c.issue_ids[i]));
         return api_reply(req, 200, TAKE_PTR(o));
 }
 

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +26,17 @@ PlacementKind placement_kind_from_string(const char *s) {
         return _PLACEMENT_INVALID;
 }
 
-const char *const config_keys[] = { "state-dir",    "socket",    "database",           "placement",
-                                    "cgroup-root",  "log-level", "sweep-interval-sec", "process-loss-retries",
-                                    "boot-id-file", NULL };
+const char *const config_keys[] = { "state-dir",
+                                    "socket",
+                                    "database",
+                                    "placement",
+                                    "cgroup-root",
+                                    "log-level",
+                                    "sweep-interval-sec",
+                                    "process-loss-retries",
+                                    "boot-id-file",
+                                    "max-continuation-retries",
+                                    NULL };
 
 int config_init(Config *c) {
         *c = (Config){
@@ -37,6 +46,7 @@ int config_init(Config *c) {
                 .log_level = LOG_INFO,
                 .sweep_interval_sec = 30,
                 .process_loss_retries = 1,
+                .max_continuation_retries = 2,
         };
         if (!c->state_dir || !c->socket_path) {
                 config_done(c);
@@ -92,15 +102,25 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
                 c->placement = p;
                 return 0;
         }
-        if (streq(key, "sweep-interval-sec") || streq(key, "process-loss-retries")) {
-                bool sweep = streq(key, "sweep-interval-sec");
-                unsigned min = sweep ? 1 : 0, max = sweep ? 86400 : 10;
+        static const struct {
+                const char *key;
+                unsigned min, max;
+                size_t offset;
+        } numbers[] = {
+                { "sweep-interval-sec", 1, 86400, offsetof(Config, sweep_interval_sec) },
+                { "process-loss-retries", 0, 10, offsetof(Config, process_loss_retries) },
+                { "max-continuation-retries", 1, 100, offsetof(Config, max_continuation_retries) },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(numbers); i++) {
                 uint64_t v;
-                if (safe_atou64(value, &v) < 0 || v < min || v > max) {
-                        *ret_error = strprintf("%s must be an integer from %u to %u; got '%s'", key, min, max, strempty(value));
+                if (!streq(key, numbers[i].key))
+                        continue;
+                if (safe_atou64(value, &v) < 0 || v < numbers[i].min || v > numbers[i].max) {
+                        *ret_error = strprintf("%s must be an integer from %u to %u; got '%s'", key, numbers[i].min,
+                                               numbers[i].max, strempty(value));
                         return -EINVAL;
                 }
-                *(sweep ? &c->sweep_interval_sec : &c->process_loss_retries) = (unsigned) v;
+                *(unsigned *) ((char *) c + numbers[i].offset) = (unsigned) v;
                 return 0;
         }
         if (streq(key, "log-level")) {

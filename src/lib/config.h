@@ -33,6 +33,7 @@ typedef struct Config {
         int log_level;
         unsigned sweep_interval_sec; /* how often running runs nobody tracks are recovered */
         unsigned process_loss_retries; /* automatic retries of a run whose process was lost */
+        unsigned max_continuation_retries; /* successful continuations without progress before escalation */
         char *boot_id_file; /* NULL: the kernel's; a file here lets tests simulate a reboot */
 } Config;
 

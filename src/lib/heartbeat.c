@@ -212,10 +212,12 @@ static bool run_is_active(const Run *r) {
         return r->status == RUN_QUEUED || r->status == RUN_RUNNING;
 }
 
+/* The lock fields are bookkeeping, not a change of the issue: updatedAt stays, so it keeps
+ * telling when the issue last moved (stranded-issue reconciliation reads it). */
 static int stamp_lock(Manager *m, Issue *issue, const char *run_id, const char *agent_id, const char *now) {
         if (free_and_strdup(&issue->execution_run_id, run_id) < 0 ||
             free_and_strdup(&issue->execution_agent_id, run_id ? agent_id : NULL) < 0 ||
-            free_and_strdup(&issue->execution_locked_at, run_id ? now : NULL) < 0 || free_and_strdup(&issue->updated_at, now) < 0)
+            free_and_strdup(&issue->execution_locked_at, run_id ? now : NULL) < 0)
                 return -ENOMEM;
         return store_update(m->store, &issue_entity, issue);
 }
@@ -667,7 +669,8 @@ static int claim_issue(Manager *m, Run *run, const Agent *agent, const char *now
                 IssueStatus previous = issue.status;
                 issue.status = ISSUE_IN_PROGRESS;
                 if ((!issue.started_at && free_and_strdup(&issue.started_at, now) < 0) ||
-                    free_and_strdup(&issue.checkout_run_id, run->id) < 0)
+                    free_and_strdup(&issue.checkout_run_id, run->id) < 0 ||
+                    (previous != ISSUE_IN_PROGRESS && free_and_strdup(&issue.updated_at, now) < 0))
                         return -ENOMEM;
                 cJSON *details = cJSON_CreateObject();
                 if (details) {

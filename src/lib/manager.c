@@ -19,6 +19,7 @@
 #include "basic/util.h"
 #include "heartbeat.h"
 #include "log.h"
+#include "recovery.h"
 #include "scheduler.h"
 
 sd_event *manager_event(Manager *m) {
@@ -251,7 +252,7 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         int r;
 
-        r = heartbeat_recover(m);
+        r = manager_sweep(m, NULL);
         if (r > 0)
                 log_info("Sweep: %d running run%s taken up.", r, r == 1 ? "" : "s");
         r = sd_event_source_set_time_relative(s, (uint64_t) m->config.sweep_interval_sec * 1000000);
@@ -285,8 +286,22 @@ int manager_identify_caller(Manager *m, pid_t pid, char **ret_run_id, char **ret
         return 0;
 }
 
-int manager_sweep(Manager *m) {
-        return heartbeat_recover(m);
+int manager_sweep(Manager *m, StrandedCounters *ret) {
+        StrandedCounters c = {};
+        int recovered, r;
+
+        /* In the reference's order (§7): lost runs first, then queued work, then issues left without either. */
+        recovered = heartbeat_recover(m);
+        if (recovered < 0)
+                return recovered;
+        r = recovery_reconcile_stranded(m, &c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to reconcile stranded issues: %m");
+        if (ret)
+                *ret = c;
+        else
+                stranded_counters_done(&c);
+        return recovered;
 }
 
 int manager_startup(Manager *m) {
@@ -339,7 +354,7 @@ int manager_startup(Manager *m) {
                 return log_oom();
 
         /* Runs a previous corrald left running are taken up before anything new starts. */
-        r = heartbeat_recover(m);
+        r = manager_sweep(m, NULL);
         if (r > 0)
                 log_notice("Recovered %d run%s left running by a previous corrald.", r, r == 1 ? "" : "s");
         r = scheduler_new(m, &m->scheduler);

@@ -59,8 +59,12 @@ int manager_startup(Manager *m);
  * otherwise). Such a request counts as activity of the run. */
 int manager_identify_caller(Manager *m, pid_t pid, char **ret_run_id, char **ret_agent_id, char **ret_company_id);
 
-/* Recover running runs nobody tracks and start queued ones now (also done on a timer). */
-int manager_sweep(Manager *m);
+typedef struct StrandedCounters StrandedCounters;
+
+/* A sweep (also done on a timer): recover running runs nobody tracks, start queued ones,
+ * reconcile stranded issues. Returns the number of runs taken up; *ret (may be NULL) gets
+ * the reconciliation's counters. */
+int manager_sweep(Manager *m, StrandedCounters *ret);
 /* Run until SIGTERM/SIGINT. */
 int manager_run(Manager *m);
 
