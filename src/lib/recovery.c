@@ -55,12 +55,11 @@ char *recovery_failure_line(const char *error_code, const char *error) {
                 }
                 if (!summary)
                         return NULL;
-                if (strlen(summary) > 240)
-                        strcpy(summary + 237, "...");
-                /* The sentence gets its own full stop. */
                 size_t n = strlen(summary);
-                while (n > 0 && summary[n - 1] == '.')
-                        summary[--n] = 0;
+                if (n > 240)
+                        strcpy(summary + 237, "...");
+                else if (n > 0 && summary[n - 1] == '.')
+                        summary[n - 1] = 0; /* the sentence gets its own full stop */
         }
         if (!isempty(error_code) && !isempty(summary))
                 return strprintf(" Latest retry failure: `%s` - %s.", error_code, summary);

@@ -6,7 +6,9 @@
 . "$(dirname "$0")/lib.sh"
 require curl jq sqlite3
 
-check "corrald starts" start_daemon --sweep-interval-sec 1
+# Sweeps would reconcile the in_progress issues these runs leave behind (test-stranded.sh covers
+# that); here only the wakes under test create runs.
+check "corrald starts" start_daemon --sweep-interval-sec 86400
 company=$(api POST /api/companies '{"name":"Wakes","issuePrefix":"WK"}' | jq -r .id)
 
 # agent NAME SECONDS: an agent whose run sleeps, then prints its wake context.
