@@ -525,7 +525,8 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
                 tx = NULL;
                 *ret_outcome = outcome;
                 *ret_reason = outcome == WAKE_DEFERRED ? strdup("issue_execution_deferred") : NULL;
-                if (outcome == WAKE_QUEUED)
+                /* A joined run may have become startable too (its blockers resolved, say). */
+                if (outcome == WAKE_QUEUED || outcome == WAKE_COALESCED)
                         heartbeat_start_next(m, agent.id);
                 return 0;
         }
@@ -1005,6 +1006,34 @@ static int release_and_promote(Manager *m, const Run *run, const char *now, char
                 (*n_agents)++;
         }
         entity_array_free(&wakeup_entity, items, n);
+        if (r < 0)
+                return r;
+
+        /* Runs already queued on the issue waited for this lock: their agents go next. */
+        r = store_list(m->store, &agent_entity,
+                       "WHERE id IN (SELECT agent_id FROM heartbeat_runs WHERE company_id = ?1 AND status = 'queued' "
+                       "AND json_extract(context_snapshot, '$.issueId') = ?2)",
+                       (const char *const[]){ issue.company_id, issue.id, NULL }, 0, &items, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                const Agent *a = (const Agent *) items + i;
+                bool seen = false;
+                for (size_t k = 0; k < *n_agents; k++)
+                        seen = seen || streq((*agents)[k], a->id);
+                if (seen)
+                        continue;
+                char **t = realloc(*agents, (*n_agents + 1) * sizeof(char *));
+                if (!t || !(t[*n_agents] = strdup(a->id))) {
+                        if (t)
+                                *agents = t;
+                        r = -ENOMEM;
+                        break;
+                }
+                *agents = t;
+                (*n_agents)++;
+        }
+        entity_array_free(&agent_entity, items, n);
         return r < 0 ? r : 0;
 }
 
