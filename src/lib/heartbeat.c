@@ -318,7 +318,7 @@ static int defer_wake(Manager *m, const Agent *agent, const Issue *issue, const 
         return insert_wakeup(m, agent, &deferred, WAKEUP_DEFERRED_ISSUE_EXECUTION, "issue_execution_deferred", NULL, now, NULL);
 }
 
-/* A queued run and its wakeup, linked both ways; with an issue, the run takes its lock. */
+/* A queued run for a wakeup, linked both ways. */
 static int queue_run(Manager *m, const Agent *agent, const WakeRequest *req, WakeupStatus wstatus, const char *context,
                      const char *now, WakeupRequest *wakeup, Run *ret) {
         _cleanup_(run_donep) Run run = {};
@@ -557,29 +557,10 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
         entity_array_free(&run_entity, items, n);
 
         /* A new queued run, linked both ways with its wakeup. */
-        r = entity_init(&run_entity, &run);
-        if (r < 0)
-                return r;
-        r = stamp(&run.id, &run.created_at, &run.updated_at, now);
-        if (r < 0)
-                return r;
         r = insert_wakeup(m, &agent, req, WAKEUP_QUEUED, req->reason, NULL, now, &w);
         if (r < 0)
                 return r;
-        run.invocation_source = req->source;
-        run.trigger_detail = req->trigger_detail;
-        free(run.context_snapshot);
-        run.context_snapshot = TAKE_PTR(context);
-        if (free_and_strdup(&run.company_id, agent.company_id) < 0 || free_and_strdup(&run.agent_id, agent.id) < 0 ||
-            free_and_strdup(&run.wakeup_request_id, w.id) < 0)
-                return -ENOMEM;
-        r = store_insert(m->store, &run_entity, &run);
-        if (r < 0)
-                return r;
-        r = free_and_strdup(&w.run_id, run.id);
-        if (r < 0)
-                return r;
-        r = store_update(m->store, &wakeup_entity, &w);
+        r = queue_run(m, &agent, req, WAKEUP_QUEUED, context, now, &w, &run);
         if (r < 0)
                 return r;
         r = store_commit(m->store);
