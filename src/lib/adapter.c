@@ -37,8 +37,7 @@ static int invalid(char **ret_error, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        if (vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
+        *ret_error = strvprintf(fmt, ap);
         va_end(ap);
         return -EINVAL;
 }
@@ -135,8 +134,7 @@ static int env_add(char ***env, size_t *n, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
+        s = strvprintf(fmt, ap);
         va_end(ap);
         if (!s)
                 return -ENOMEM;

@@ -118,11 +118,10 @@ bool json_has_field(const cJSON *in, const char *column) {
 static int fail(char **ret_error, const char *fmt, ...) _printf_(2, 3);
 static int fail(char **ret_error, const char *fmt, ...) {
         va_list ap;
-        char *s = NULL;
+        char *s;
 
         va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
+        s = strvprintf(fmt, ap);
         va_end(ap);
         if (!s)
                 return -ENOMEM;

@@ -579,8 +579,7 @@ static int launch_error(char **ret_error, int r, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        if (vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
+        *ret_error = strvprintf(fmt, ap);
         va_end(ap);
         return r;
 }

@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,3 +43,4 @@ char *strstrip(char *s);
 
 /* asprintf() that returns NULL on failure instead of leaving the pointer undefined. */
 char *strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *strvprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
