@@ -161,6 +161,28 @@ is "the retry counts the loss" "$(api GET /api/heartbeat-runs/$retry | jq -r .pr
 final=$(wait_run "$retry")
 is "the retry runs and succeeds" "$(jq -r .status <<<"$final")" succeeded
 
+# --- shim and agent gone, a descendant still in the cgroup: killed through it, lost, retried ---
+a=$(agent orphan '{"command":"/bin/sh","args":["-c","setsid sh -c \"sleep 300; : corral-it-orphan-'$$'\" </dev/null >/dev/null 2>&1 & sleep 300"],"graceSec":1}')
+run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
+sleep 0.4
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+read -r shim agentpid < <(sqlite3 -separator ' ' "$STATE/corral.db" "SELECT shim_pid, process_pid FROM heartbeat_runs WHERE id = '$run'")
+kill -KILL "$shim" "$agentpid"
+sleep 0.2
+like "the descendant outlived shim and agent" "$(marker_procs "corral-it-orphan-$$")" '^[1-9]$'
+check "corrald starts" start
+final=$(wait_run "$run")
+is "the run is lost" "$(jq -r '.status + "/" + .errorCode' <<<"$final")" "failed/process_lost"
+like "the error names the descendants killed" "$(jq -r .error <<<"$final")" "descendant process.* killed; retrying once"
+check "its cgroup is gone" test ! -e "$CG/run-$run"
+retry=$(api GET "/api/companies/$company/heartbeat-runs?agentId=$a" | jq -r --arg r "$run" '.[] | select(.retryOfRunId == $r) | .id')
+like "and retried once" "$retry" '^[0-9a-f-]{36}$'
+"$CORRALCTL" agent pause "$a" >/dev/null
+wait_run "$retry" >/dev/null
+is "with the retry cancelled, every process of both is gone" "$(marker_procs "corral-it-orphan-$$")" 0
+
 # --- a simulated reboot: the run's processes belong to another boot ---
 a=$(agent rebooted '{"command":"/bin/sh","args":["-c","echo up; sh -c \"sleep 300; : corral-it-reboot-'$$'\"; echo again"]}')
 run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
