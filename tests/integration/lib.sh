@@ -181,6 +181,11 @@ cgroup2_mount() {
 
 # Processes whose command line holds a marker (tests only: corrald never scans pids).
 marker_procs() {
+        local f n=0
         # "[c]orral-..." matches the marker but not grep's own command line.
-        grep -l -a -- "[${1:0:1}]${1:1}" /proc/[0-9]*/cmdline 2>/dev/null | grep -v "/proc/$$/" | wc -l
+        for f in $(grep -l -a -- "[${1:0:1}]${1:1}" /proc/[0-9]*/cmdline 2>/dev/null | grep -v "/proc/$$/"); do
+                n=$((n + 1))
+                echo "# left: ${f%/cmdline} $(tr '\0' ' ' <"$f" 2>/dev/null) in $(tail -n 1 "${f%/cmdline}/cgroup" 2>/dev/null)" >&2
+        done
+        echo "$n"
 }
