@@ -161,6 +161,40 @@ is "the retry counts the loss" "$(api GET /api/heartbeat-runs/$retry | jq -r .pr
 final=$(wait_run "$retry")
 is "the retry runs and succeeds" "$(jq -r .status <<<"$final")" succeeded
 
+# --- an issue run lost twice: the lock follows the one retry, the checkout stays (seed scenarios 2 and 4) ---
+# As in the reference's fixture the agent is paused while corrald is down, so what recovery
+# did can be seen before anything else runs.
+a=$(agent issuelost '{"command":"/bin/sh","args":["-c","exec sleep 300"],"graceSec":1}')
+issue=$(api POST /api/companies/$company/issues "{\"title\":\"Lost twice\",\"status\":\"todo\",\"assigneeAgentId\":\"$a\"}" | jq -r .id)
+sleep 0.4
+first=$(api GET /api/issues/$issue | jq -r .executionRunId)
+lose() { # kill corrald and the run's shim and agent, pause the agent, start again
+        kill -KILL "$DAEMON_PID"
+        wait "$DAEMON_PID" 2>/dev/null
+        DAEMON_PID=
+        read -r s p < <(sqlite3 -separator ' ' "$STATE/corral.db" "SELECT shim_pid, process_pid FROM heartbeat_runs WHERE id = '$1'")
+        kill -KILL "$s" "$p" 2>/dev/null
+        sqlite3 "$STATE/corral.db" "UPDATE agents SET status = 'paused' WHERE id = '$a'"
+        sleep 0.2
+        start >/dev/null
+}
+lose "$first"
+wait_run "$first" >/dev/null
+i=$(api GET /api/issues/$issue)
+second=$(jq -r .executionRunId <<<"$i")
+is "the lost run's retry holds the lock" "$(api GET /api/heartbeat-runs/$second | jq -r '.retryOfRunId + " " + .status')" "$first queued"
+is "the checkout stayed with the lost run" "$(jq -r .checkoutRunId <<<"$i")" "$first"
+"$CORRALCTL" agent resume "$a" >/dev/null
+for k in $(seq 40); do [ "$(api GET /api/heartbeat-runs/$second | jq -r .status)" = running ] && break; sleep 0.05; done
+is "the retry adopts the stale checkout when it starts" "$(api GET /api/issues/$issue | jq -r .checkoutRunId)" "$second"
+lose "$second"
+final=$(wait_run "$second")
+is "the retry lost too: no second retry" "$(jq -r '.status + "/" + .errorCode + " " + (.error | test("retrying") | tostring)' <<<"$final")" "failed/process_lost false"
+is "nothing retries the retry" "$(api GET "/api/companies/$company/heartbeat-runs?agentId=$a" | jq --arg r "$second" '[.[] | select(.retryOfRunId == $r)] | length')" 0
+i=$(api GET /api/issues/$issue)
+is "the lock is released" "$(jq -r .executionRunId <<<"$i")" null
+is "the checkout is unchanged" "$(jq -r .checkoutRunId <<<"$i")" "$second"
+
 # --- shim and agent gone, a descendant still in the cgroup: killed through it, lost, retried ---
 a=$(agent orphan '{"command":"/bin/sh","args":["-c","setsid sh -c \"sleep 300; : corral-it-orphan-'$$'\" </dev/null >/dev/null 2>&1 & sleep 300"],"graceSec":1}')
 run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
