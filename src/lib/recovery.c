@@ -144,6 +144,19 @@ static int escalate(Manager *m, const Issue *issue, const Run *latest, const cha
         return 0;
 }
 
+/* Escalate and count it; text NULL means formatting it ran out of memory. */
+static int escalate_counted(Manager *m, StrandedCounters *c, const Issue *issue, const Run *latest, const char *text) {
+        int r;
+
+        if (!text)
+                return -ENOMEM;
+        r = escalate(m, issue, latest, text);
+        if (r < 0)
+                return r;
+        c->escalated++;
+        return note_issue(c, issue->id);
+}
+
 /* One recovery wake; the new run names the run it retries. Returns 1 when a run was queued. */
 static int requeue(Manager *m, const Issue *issue, const char *reason, const char *retry_reason, const char *source,
                    const char *retry_of) {
@@ -255,11 +268,7 @@ static int reconcile_one(Manager *m, const Issue *issue, StrandedCounters *c) {
                                             "`blocked` so someone can intervene.",
                                             failure)
                                 : NULL;
-                        r = text ? escalate(m, issue, latest, text) : -ENOMEM;
-                        if (r >= 0) {
-                                c->escalated++;
-                                r = note_issue(c, issue->id);
-                        }
+                        r = escalate_counted(m, c, issue, latest, text);
                 } else {
                         r = requeue(m, issue, "issue_assignment_recovery", "assignment_recovery", "issue.assignment_recovery",
                                     latest->id);
@@ -285,22 +294,14 @@ static int reconcile_one(Manager *m, const Issue *issue, StrandedCounters *c) {
                                     "to `blocked` so someone can intervene.",
                                     failure)
                         : NULL;
-                r = text ? escalate(m, issue, latest, text) : -ENOMEM;
-                if (r >= 0) {
-                        c->escalated++;
-                        r = note_issue(c, issue->id);
-                }
+                r = escalate_counted(m, c, issue, latest, text);
         } else if ((r = continuations_without_progress(m, issue, &idle_successes)) >= 0 &&
                    idle_successes >= m->config.max_continuation_retries) {
                 /* Continuations that succeed but change nothing do not go on forever (SPEC §3 difference 7). */
                 text = strprintf("corral retried continuation of this `in_progress` issue %" PRIi64 " times; each run "
                                  "succeeded without progress on the issue. Moving it to `blocked` so someone can intervene.",
                                  idle_successes);
-                r = text ? escalate(m, issue, latest, text) : -ENOMEM;
-                if (r >= 0) {
-                        c->escalated++;
-                        r = note_issue(c, issue->id);
-                }
+                r = escalate_counted(m, c, issue, latest, text);
         } else if (r >= 0) {
                 r = requeue(m, issue, "issue_continuation_needed", "issue_continuation_needed", "issue.continuation_recovery",
                             latest ? latest->id : issue->checkout_run_id);
