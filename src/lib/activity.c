@@ -15,21 +15,20 @@ int activity_record(Store *s, const char *company_id, ActorType actor_type, cons
                     const char *entity_type, const char *entity_id, const char *agent_id, const char *run_id, cJSON *details) {
         _cleanup_json_ cJSON *d = details;
         _cleanup_(activity_donep) Activity a = {};
-        char id[UUID_STRING_MAX], now[ISO_TIME_MAX];
         int r;
 
         r = entity_init(&activity_entity, &a);
         if (r < 0)
                 return r;
-        if ((r = uuid_new(id)) < 0 || (r = iso_time_now(now)) < 0)
+        r = record_stamp(&a.id, &a.created_at, NULL, NULL);
+        if (r < 0)
                 return r;
         a.actor_type = actor_type;
         if (d) {
                 free(a.details);
                 a.details = cJSON_PrintUnformatted(d);
         }
-        if (!a.details || free_and_strdup(&a.id, id) < 0 || free_and_strdup(&a.created_at, now) < 0 ||
-            free_and_strdup(&a.company_id, company_id) < 0 || free_and_strdup(&a.actor_id, actor_id) < 0 ||
+        if (!a.details || free_and_strdup(&a.company_id, company_id) < 0 || free_and_strdup(&a.actor_id, actor_id) < 0 ||
             free_and_strdup(&a.action, action) < 0 || free_and_strdup(&a.entity_type, entity_type) < 0 ||
             free_and_strdup(&a.entity_id, entity_id) < 0 || free_and_strdup(&a.agent_id, agent_id) < 0 ||
             free_and_strdup(&a.run_id, run_id) < 0)

@@ -118,23 +118,6 @@ static int load(ApiRequest *req, const Entity *e, const char *id, void *ret) {
         return r;
 }
 
-/* Give a new record its id and timestamps. */
-static int stamp_new(char **id, char **created_at, char **updated_at) {
-        char u[UUID_STRING_MAX], now[ISO_TIME_MAX];
-        int r;
-
-        r = uuid_new(u);
-        if (r < 0)
-                return r;
-        r = iso_time_now(now);
-        if (r < 0)
-                return r;
-        if (free_and_strdup(id, u) < 0 || free_and_strdup(created_at, now) < 0 ||
-            (updated_at && free_and_strdup(updated_at, now) < 0))
-                return -ENOMEM;
-        return 0;
-}
-
 static int stamp_updated(char **updated_at) {
         char now[ISO_TIME_MAX];
         int r = iso_time_now(now);
@@ -299,7 +282,7 @@ static int handle_company_create(ApiRequest *req) {
         r = validate_company(req, &c);
         if (r <= 0)
                 return r;
-        r = stamp_new(&c.id, &c.created_at, &c.updated_at);
+        r = record_stamp(&c.id, &c.created_at, &c.updated_at, NULL);
         if (r < 0)
                 return r;
 
@@ -440,7 +423,7 @@ static int handle_agent_create(ApiRequest *req) {
         r = free_and_strdup(&a.company_id, c.id);
         if (r < 0)
                 return r;
-        r = stamp_new(&a.id, &a.created_at, &a.updated_at);
+        r = record_stamp(&a.id, &a.created_at, &a.updated_at, NULL);
         if (r < 0)
                 return r;
         if (c.require_board_approval_for_new_agents)
@@ -818,7 +801,7 @@ static int handle_issue_create(ApiRequest *req) {
         r = free_and_strdup(&i.company_id, c.id);
         if (r < 0)
                 return r;
-        r = stamp_new(&i.id, &i.created_at, &i.updated_at);
+        r = record_stamp(&i.id, &i.created_at, &i.updated_at, NULL);
         if (r < 0)
                 return r;
         r = validate_issue(req, &i);
@@ -858,7 +841,7 @@ static int insert_comment(ApiRequest *req, const Issue *issue, const char *body,
         cJSON *details;
         int r;
 
-        r = stamp_new(&c.id, &c.created_at, &c.updated_at);
+        r = record_stamp(&c.id, &c.created_at, &c.updated_at, NULL);
         if (r < 0)
                 return r;
         if (free_and_strdup(&c.company_id, issue->company_id) < 0 || free_and_strdup(&c.issue_id, issue->id) < 0 ||
@@ -1035,7 +1018,7 @@ static int handle_blocker_add(ApiRequest *req) {
         r = entity_init(&issue_relation_entity, &rel);
         if (r < 0)
                 return r;
-        r = stamp_new(&rel.id, &rel.created_at, NULL);
+        r = record_stamp(&rel.id, &rel.created_at, NULL, NULL);
         if (r < 0)
                 return r;
         if (free_and_strdup(&rel.company_id, i.company_id) < 0 || free_and_strdup(&rel.issue_id, b.id) < 0 ||
@@ -1063,10 +1046,6 @@ static int handle_blocker_add(ApiRequest *req) {
 
 /* ---- checkout, release, live runs (reference §8) ---- */
 
-static bool run_active(const Run *r) {
-        return r->status == RUN_QUEUED || r->status == RUN_RUNNING;
-}
-
 /* A run id in a lock field that names no active run is stale and may be taken over. */
 static int held_by_other(ApiRequest *req, const char *holder, const char *run_id, bool *ret) {
         _cleanup_(run_donep) Run r = {};
@@ -1080,7 +1059,7 @@ static int held_by_other(ApiRequest *req, const char *holder, const char *run_id
                 return 0;
         if (k < 0)
                 return k;
-        *ret = run_active(&r);
+        *ret = run_status_is_active(r.status);
         return 0;
 }
 
@@ -1268,7 +1247,8 @@ static int handle_issue_active_run(ApiRequest *req) {
         r = load_issue(req, req->params[0], &i);
         if (r <= 0)
                 return r;
-        if (i.execution_run_id && store_get(req_store(req), &run_entity, i.execution_run_id, &run) >= 0 && run_active(&run))
+        if (i.execution_run_id && store_get(req_store(req), &run_entity, i.execution_run_id, &run) >= 0 &&
+            run_status_is_active(run.status))
                 return reply_entity(req, 200, &run_entity, &run);
         if (i.status == ISSUE_IN_PROGRESS && i.assignee_agent_id) {
                 r = store_list(req_store(req), &run_entity,

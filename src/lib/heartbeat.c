@@ -55,16 +55,6 @@ static HeartbeatPolicy policy_of(const Agent *a) {
         return p;
 }
 
-static int stamp(char **id, char **created, char **updated, const char *now) {
-        char u[UUID_STRING_MAX];
-        int r = uuid_new(u);
-        if (r < 0)
-                return r;
-        if (free_and_strdup(id, u) < 0 || free_and_strdup(created, now) < 0 || free_and_strdup(updated, now) < 0)
-                return -ENOMEM;
-        return 0;
-}
-
 /* The run's context: the wake's reason, source, trigger and task key (reference §3.2 step 1). */
 static cJSON *parse_object(const char *text) {
         cJSON *o = cJSON_Parse(text ?: "{}");
@@ -180,7 +170,7 @@ static int insert_wakeup(Manager *m, const Agent *agent, const WakeRequest *req,
         r = entity_init(&wakeup_entity, &w);
         if (r < 0)
                 return r;
-        r = stamp(&w.id, &w.created_at, &w.updated_at, now);
+        r = record_stamp(&w.id, &w.created_at, &w.updated_at, now);
         if (r < 0)
                 return r;
         w.source = req->source;
@@ -208,10 +198,6 @@ static int insert_wakeup(Manager *m, const Agent *agent, const WakeRequest *req,
 
 /* ---- issue execution locks (reference §3.2 step 9, §3.4; SPEC §3 differences 1-3) ---- */
 
-static bool run_is_active(const Run *r) {
-        return r->status == RUN_QUEUED || r->status == RUN_RUNNING;
-}
-
 /* The lock fields are bookkeeping, not a change of the issue: updatedAt stays, so it keeps
  * telling when the issue last moved (stranded-issue reconciliation reads it). */
 static int stamp_lock(Manager *m, Issue *issue, const char *run_id, const char *agent_id, const char *now) {
@@ -233,7 +219,7 @@ static int lock_holder(Manager *m, Issue *issue, const char *now, Run *ret, bool
         *ret_found = false;
         if (issue->execution_run_id) {
                 r = store_get(m->store, &run_entity, issue->execution_run_id, ret);
-                if (r >= 0 && run_is_active(ret)) {
+                if (r >= 0 && run_status_is_active(ret->status)) {
                         *ret_found = true;
                         return 0;
                 }
@@ -327,7 +313,7 @@ static int queue_run(Manager *m, const Agent *agent, const WakeRequest *req, Wak
         r = entity_init(&run_entity, &run);
         if (r < 0)
                 return r;
-        r = stamp(&run.id, &run.created_at, &run.updated_at, now);
+        r = record_stamp(&run.id, &run.created_at, &run.updated_at, now);
         if (r < 0)
                 return r;
         run.invocation_source = req->source;
@@ -637,7 +623,7 @@ static int claim_issue(Manager *m, Run *run, const Agent *agent, const char *now
         if (issue.execution_run_id && !streq(issue.execution_run_id, run->id)) {
                 _cleanup_(run_donep) Run holder = {};
                 r = store_get(m->store, &run_entity, issue.execution_run_id, &holder);
-                if (r >= 0 && run_is_active(&holder))
+                if (r >= 0 && run_status_is_active(holder.status))
                         return 0;
                 if (r < 0 && r != -ENOENT)
                         return r;
@@ -905,6 +891,30 @@ static int promote(Manager *m, Issue *issue, WakeupRequest *w, const Agent *agen
         return 0;
 }
 
+/* The ids of agents to start once a transaction commits: a short list without repeats. */
+static bool agent_list_has(char **agents, size_t n, const char *id) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(agents[i], id))
+                        return true;
+        return false;
+}
+
+static int agent_list_add(char ***agents, size_t *n, const char *id) {
+        char **t;
+
+        if (agent_list_has(*agents, *n, id))
+                return 0;
+        t = realloc(*agents, (*n + 1) * sizeof(char *));
+        if (!t)
+                return -ENOMEM;
+        *agents = t;
+        t[*n] = strdup(id);
+        if (!t[*n])
+                return -ENOMEM;
+        (*n)++;
+        return 0;
+}
+
 /* On every terminal path: release the issue's lock if this run holds it, then promote the
  * oldest deferred wake of every agent waiting on the issue (SPEC §3 difference 3). The ids
  * of agents with new queued runs are appended to *agents. */
@@ -952,11 +962,9 @@ static int release_and_promote(Manager *m, const Run *run, const char *now, char
         for (size_t i = 0; i < n && r >= 0; i++) {
                 WakeupRequest *w = (WakeupRequest *) items + i;
                 _cleanup_(agent_donep) Agent agent = {};
-                bool seen = false, locked = false;
+                bool locked = false;
 
-                for (size_t k = 0; k < *n_agents; k++)
-                        seen = seen || streq((*agents)[k], w->agent_id);
-                if (seen)
+                if (agent_list_has(*agents, *n_agents, w->agent_id))
                         continue; /* one promotion per agent and release; the next waits its turn */
                 r = store_get(m->store, &agent_entity, w->agent_id, &agent);
                 if (r < 0 && r != -ENOENT)
@@ -971,20 +979,8 @@ static int release_and_promote(Manager *m, const Run *run, const char *now, char
                         continue;
                 }
                 r = promote(m, &issue, w, &agent, now, &locked);
-                if (r < 0)
-                        break;
-                char **t = realloc(*agents, (*n_agents + 1) * sizeof(char *));
-                if (!t) {
-                        r = -ENOMEM;
-                        break;
-                }
-                *agents = t;
-                t[*n_agents] = strdup(agent.id);
-                if (!t[*n_agents]) {
-                        r = -ENOMEM;
-                        break;
-                }
-                (*n_agents)++;
+                if (r >= 0)
+                        r = agent_list_add(agents, n_agents, agent.id);
         }
         entity_array_free(&wakeup_entity, items, n);
         if (r < 0)
@@ -997,23 +993,8 @@ static int release_and_promote(Manager *m, const Run *run, const char *now, char
                        (const char *const[]){ issue.company_id, issue.id, NULL }, 0, &items, &n);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                const Agent *a = (const Agent *) items + i;
-                bool seen = false;
-                for (size_t k = 0; k < *n_agents; k++)
-                        seen = seen || streq((*agents)[k], a->id);
-                if (seen)
-                        continue;
-                char **t = realloc(*agents, (*n_agents + 1) * sizeof(char *));
-                if (!t || !(t[*n_agents] = strdup(a->id))) {
-                        if (t)
-                                *agents = t;
-                        r = -ENOMEM;
-                        break;
-                }
-                *agents = t;
-                (*n_agents)++;
-        }
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = agent_list_add(agents, n_agents, ((const Agent *) items + i)->id);
         entity_array_free(&agent_entity, items, n);
         return r < 0 ? r : 0;
 }
@@ -1035,9 +1016,9 @@ static int enqueue_retry(Manager *m, const Run *lost, char **ret_retry_id) {
         r = entity_init(&wakeup_entity, &w);
         if (r < 0)
                 return r;
-        r = stamp(&retry.id, &retry.created_at, &retry.updated_at, now);
+        r = record_stamp(&retry.id, &retry.created_at, &retry.updated_at, now);
         if (r >= 0)
-                r = stamp(&w.id, &w.created_at, &w.updated_at, now);
+                r = record_stamp(&w.id, &w.created_at, &w.updated_at, now);
         if (r < 0)
                 return r;
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "basic/util.h"
 
 const char *const company_status_names[] = { "active", "paused", "archived", NULL };
 const char *const agent_status_names[] = { "pending_approval", "idle", "running", "error", "paused", "terminated", NULL };
@@ -427,3 +428,22 @@ const Entity *const all_entities[] = {
         &company_entity,   &agent_entity, &runtime_state_entity,  &task_session_entity, &wakeup_entity,   &run_entity,
         &run_event_entity, &issue_entity, &issue_relation_entity, &comment_entity,      &activity_entity, NULL,
 };
+
+int record_stamp(char **id, char **created_at, char **updated_at, const char *now) {
+        char u[UUID_STRING_MAX], t[ISO_TIME_MAX];
+        int r;
+
+        r = uuid_new(u);
+        if (r < 0)
+                return r;
+        if (!now) {
+                r = iso_time_now(t);
+                if (r < 0)
+                        return r;
+                now = t;
+        }
+        if (free_and_strdup(id, u) < 0 || free_and_strdup(created_at, now) < 0 ||
+            (updated_at && free_and_strdup(updated_at, now) < 0))
+                return -ENOMEM;
+        return 0;
+}

@@ -175,6 +175,10 @@ static inline bool agent_status_is_invokable(AgentStatus s) {
         return s != AGENT_PAUSED && s != AGENT_TERMINATED && s != AGENT_PENDING_APPROVAL;
 }
 
+static inline bool run_status_is_active(RunStatus s) {
+        return s == RUN_QUEUED || s == RUN_RUNNING;
+}
+
 static inline bool run_status_is_terminal(RunStatus s) {
         return s == RUN_SUCCEEDED || s == RUN_FAILED || s == RUN_CANCELLED || s == RUN_TIMED_OUT;
 }
@@ -400,6 +404,10 @@ extern const Entity issue_entity;
 extern const Entity issue_relation_entity;
 extern const Entity comment_entity;
 extern const Entity activity_entity;
+
+/* Give a new record a fresh id and its creation (and, unless updated_at is NULL, update)
+ * time: now, or the given ISO time. */
+int record_stamp(char **id, char **created_at, char **updated_at, const char *now);
 
 /* Every entity, for code that works on all tables (tests, dumps). */
 extern const Entity *const all_entities[];
