@@ -12,6 +12,8 @@
 /* Defaults (SPEC §3 difference 6: a run never holds its agent's slot forever). */
 #define ADAPTER_DEFAULT_TIMEOUT_SEC 3600
 #define ADAPTER_DEFAULT_GRACE_SEC 15
+#define ADAPTER_CLI_DEFAULT_GRACE_SEC 20
+#define ADAPTER_CLI_DEFAULT_IDLE_TIMEOUT_SEC 900
 #define ADAPTER_ARGS_MAX 4096
 #define ADAPTER_ENV_MAX 1024
 
@@ -27,7 +29,8 @@ typedef struct AdapterLaunch {
 
 void adapter_launch_done(AdapterLaunch *l);
 
-/* Build the launch of run for agent. Invalid configuration: -EINVAL and a message. */
+/* Build the launch of run for agent; a coding CLI resumes run->session_id_before when set.
+ * Invalid configuration: -EINVAL and a message. */
 int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_path, AdapterLaunch *ret, char **ret_error);
 
 /* Check an adapterConfig when an agent is created or changed; -EINVAL and a message. */

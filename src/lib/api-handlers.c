@@ -1484,6 +1484,138 @@ static int handle_run_list(ApiRequest *req) {
         return r < 0 ? r : reply_entities(req, &run_entity, items, n);
 }
 
+/* An agent's runtime state (reference §1.3): created at its first finished run; before
+ * that, an empty one with zero counters. */
+static int load_runtime_state(ApiRequest *req, const Agent *a, AgentRuntimeState *ret) {
+        int r = store_get(req_store(req), &runtime_state_entity, a->id, ret);
+
+        if (r != -ENOENT)
+                return r;
+        r = entity_init(&runtime_state_entity, ret);
+        if (r < 0)
+                return r;
+        ret->adapter_type = a->adapter_type;
+        if (free_and_strdup(&ret->agent_id, a->id) < 0 || free_and_strdup(&ret->company_id, a->company_id) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static int handle_agent_runtime_state(ApiRequest *req) {
+        _cleanup_(agent_donep) Agent a = {};
+        _cleanup_(runtime_state_donep) AgentRuntimeState rs = {};
+        int r;
+
+        r = load(req, &agent_entity, req->params[0], &a);
+        if (r <= 0)
+                return r;
+        r = load_runtime_state(req, &a, &rs);
+        return r < 0 ? r : reply_entity(req, 200, &runtime_state_entity, &rs);
+}
+
+static int handle_agent_task_sessions(ApiRequest *req) {
+        _cleanup_(agent_donep) Agent a = {};
+        void *items;
+        size_t n;
+        int r;
+
+        r = load(req, &agent_entity, req->params[0], &a);
+        if (r <= 0)
+                return r;
+        r = store_list(req_store(req), &task_session_entity, "WHERE agent_id = ?1 ORDER BY updated_at DESC, rowid DESC",
+                       (const char *const[]){ a.id, NULL }, 0, &items, &n);
+        return r < 0 ? r : reply_entities(req, &task_session_entity, items, n);
+}
+
+/* Forget saved sessions so the next run starts fresh: those of one task ({"taskKey"}), or
+ * all of them with the agent's session, last error and state (reference §1.3). */
+static int handle_agent_reset_session(ApiRequest *req) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(agent_donep) Agent a = {};
+        _cleanup_(runtime_state_donep) AgentRuntimeState rs = {};
+        const cJSON *task_key = req->body ? cJSON_GetObjectItemCaseSensitive(req->body, "taskKey") : NULL;
+        Store *s = req_store(req);
+        void *items;
+        size_t n;
+        int r;
+
+        if (req->body && !cJSON_IsObject(req->body))
+                return api_reply_error(req, 400, "the body must be a JSON object");
+        if (task_key && !cJSON_IsString(task_key))
+                return api_reply_error(req, 400, "taskKey must be a string");
+        r = load(req, &agent_entity, req->params[0], &a);
+        if (r <= 0)
+                return r;
+        if (req->caller_agent_id && !streq(req->caller_agent_id, a.id))
+                return api_reply_error(req, 403, "an agent may reset only its own sessions");
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        tx = s;
+        if (task_key)
+                r = store_list(s, &task_session_entity, "WHERE agent_id = ?1 AND task_key = ?2",
+                               (const char *const[]){ a.id, task_key->valuestring, NULL }, 0, &items, &n);
+        else
+                r = store_list(s, &task_session_entity, "WHERE agent_id = ?1", (const char *const[]){ a.id, NULL }, 0, &items,
+                               &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = store_delete(s, &task_session_entity, ((AgentTaskSession *) items)[i].id);
+        entity_array_free(&task_session_entity, items, n);
+        if (r < 0)
+                return r;
+        r = load_runtime_state(req, &a, &rs);
+        if (r < 0)
+                return r;
+        if (!task_key && rs.created_at) {
+                rs.session_id = mfree(rs.session_id);
+                rs.last_error = mfree(rs.last_error);
+                if (free_and_strdup(&rs.state_json, "{}") < 0)
+                        return -ENOMEM;
+                r = stamp_updated(&rs.updated_at);
+                if (r < 0)
+                        return r;
+                r = store_update(s, &runtime_state_entity, &rs);
+                if (r < 0)
+                        return r;
+        }
+        r = add_activity(req, a.company_id, "agent.runtime_session_reset", "agent", a.id, a.id, NULL);
+        if (r < 0)
+                return r;
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        return reply_entity(req, 200, &runtime_state_entity, &rs);
+}
+
+/* The durable log of an agent's wakes, newest first; ?status= filters. */
+static int handle_agent_wakeups(ApiRequest *req) {
+        _cleanup_(agent_donep) Agent a = {};
+        const char *status = api_query(req, "status");
+        size_t limit, n;
+        void *items;
+        int r;
+
+        r = load(req, &agent_entity, req->params[0], &a);
+        if (r <= 0)
+                return r;
+        r = parse_limit(req, &limit);
+        if (r <= 0)
+                return r;
+        if (status && wakeup_status_from_string(status) < 0)
+                return api_reply_error(req, 400, "status must be a wakeup status, not '%s'", status);
+        if (status)
+                r = store_list(req_store(req), &wakeup_entity,
+                               "WHERE agent_id = ?1 AND status = ?2 ORDER BY requested_at DESC, rowid DESC",
+                               (const char *const[]){ a.id, status, NULL }, limit, &items, &n);
+        else
+                r = store_list(req_store(req), &wakeup_entity, "WHERE agent_id = ?1 ORDER BY requested_at DESC, rowid DESC",
+                               (const char *const[]){ a.id, NULL }, limit, &items, &n);
+        return r < 0 ? r : reply_entities(req, &wakeup_entity, items, n);
+}
+
 static int handle_run_get(ApiRequest *req) {
         return reply_run(req, 200, req->params[0]);
 }
@@ -1696,6 +1828,10 @@ const ApiRoute api_routes[] = {
         { "POST", "/api/agents/:id/terminate", handle_agent_terminate },
         { "POST", "/api/agents/:id/wakeup", handle_agent_wakeup },
         { "POST", "/api/agents/:id/heartbeat/invoke", handle_agent_invoke },
+        { "GET", "/api/agents/:id/runtime-state", handle_agent_runtime_state },
+        { "POST", "/api/agents/:id/runtime-state/reset-session", handle_agent_reset_session },
+        { "GET", "/api/agents/:id/task-sessions", handle_agent_task_sessions },
+        { "GET", "/api/agents/:id/wakeup-requests", handle_agent_wakeups },
         { "GET", "/api/companies/:id/heartbeat-runs", handle_run_list },
         { "GET", "/api/heartbeat-runs/:id", handle_run_get },
         { "POST", "/api/heartbeat-runs/:id/cancel", handle_run_cancel },

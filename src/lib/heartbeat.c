@@ -16,11 +16,14 @@
 
 #include "activity.h"
 #include "adapter.h"
+#include "agent-session.h"
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "cli-output.h"
 #include "jsonmap.h"
 #include "log.h"
 #include "runs.h"
+#include "wake-payload.h"
 
 const char *wake_outcome_to_string(WakeOutcome o) {
         static const char *const names[] = { "queued", "coalesced", "skipped", "deferred" };
@@ -653,6 +656,13 @@ static int claim_issue(Manager *m, Run *run, const Agent *agent, const char *now
         }
         cJSON_DeleteItemFromObjectCaseSensitive(ctx, "paperclipHarnessCheckedOut");
         cJSON_AddBoolToObject(ctx, "paperclipHarnessCheckedOut", checkout);
+        cJSON *wake = NULL;
+        r = wake_payload_build(m->store, ctx, &issue, checkout, &wake);
+        if (r < 0)
+                return r;
+        cJSON_DeleteItemFromObjectCaseSensitive(ctx, "paperclipWake");
+        if (wake)
+                cJSON_AddItemToObject(ctx, "paperclipWake", wake);
         char *text = cJSON_PrintUnformatted(ctx);
         if (!text)
                 return -ENOMEM;
@@ -690,6 +700,10 @@ static int claim(Manager *m, Run *run, Agent *agent, bool *ret_claimed) {
         if (r <= 0)
                 return r; /* stays queued (blocked, or another run holds the issue) */
         run->status = RUN_RUNNING;
+        run->session_id_before = mfree(run->session_id_before);
+        r = agent_session_resume_id(m->store, agent, run->context_snapshot, &run->session_id_before);
+        if (r < 0)
+                return r;
         if ((!run->started_at && free_and_strdup(&run->started_at, now) < 0) || free_and_strdup(&run->updated_at, now) < 0)
                 return -ENOMEM;
         r = store_update(m->store, &run_entity, run);
@@ -818,6 +832,9 @@ static int finalize_agent(Manager *m, const Run *run, const char *now) {
         }
         rs.adapter_type = agent.adapter_type;
         rs.last_run_status = run->status;
+        r = agent_session_record(m->store, &agent, run, &rs, now);
+        if (r < 0)
+                return r;
         if (free_and_strdup(&rs.last_run_id, run->id) < 0 || free_and_strdup(&rs.last_error, run->error) < 0 ||
             free_and_strdup(&rs.updated_at, now) < 0)
                 return -ENOMEM;
@@ -1089,15 +1106,93 @@ static int enqueue_retry(Manager *m, const Run *lost, char **ret_retry_id) {
         return *ret_retry_id ? 0 : -ENOMEM;
 }
 
+/* What a coding CLI printed (SPEC §6), read back from its log: 1 when the run's agent is
+ * one, 0 otherwise. Read before the transaction: the log may be large. */
+static int read_cli_output(Manager *m, const char *run_id, CliOutput *ret) {
+        _cleanup_(run_donep) Run run = {};
+        _cleanup_(agent_donep) Agent agent = {};
+        int r;
+
+        if (store_get(m->store, &run_entity, run_id, &run) < 0 || !run.log_path ||
+            store_get(m->store, &agent_entity, run.agent_id, &agent) < 0 ||
+            (agent.adapter_type != ADAPTER_CLAUDE_LOCAL && agent.adapter_type != ADAPTER_CODEX_LOCAL))
+                return 0;
+        r = cli_output_parse_log(run.log_path, agent.adapter_type, ret);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to read the output of run %s, finalizing it without: %m", run_id);
+                cli_output_done(ret);
+                return 0;
+        }
+        return 1;
+}
+
+/* Lines of a coding CLI's stdout that were not JSON were skipped: say so on the run. */
+static int warn_malformed(Manager *m, const char *run_id, const CliOutput *cli) {
+        _cleanup_free_ char *msg = NULL;
+
+        if (cli->malformed == 0)
+                return 0;
+        msg = strprintf("%u line(s) of %s output were not JSON and were skipped (the first began: %s)", cli->malformed,
+                        adapter_type_to_string(cli->type), strempty(cli->first_malformed));
+        if (!msg)
+                return -ENOMEM;
+        log_warning("Run %s: %s", run_id, msg);
+        return run_event_append(m->store, run_id, "adapter.output", LEVEL_WARN, msg, NULL);
+}
+
+/* A run that succeeded without commenting on its issue leaves its final text there, as
+ * its agent (reference §2.3 step 9). */
+static int post_result_comment(Manager *m, const Run *run, const char *now) {
+        _cleanup_json_ cJSON *ctx = parse_object(run->context_snapshot), *rj = parse_object(run->result_json);
+        _cleanup_(comment_donep) IssueComment c = {};
+        _cleanup_(issue_donep) Issue issue = {};
+        const char *issue_id = context_string(ctx, "issueId"), *text = context_string(rj, "result");
+        int64_t own;
+        int r;
+
+        if (run->status != RUN_SUCCEEDED || !issue_id || isempty(text))
+                return 0;
+        r = store_count(m->store, "issue_comments", "WHERE created_by_run_id = ?1", (const char *const[]){ run->id, NULL }, &own);
+        if (r < 0 || own > 0)
+                return r;
+        r = store_get(m->store, &issue_entity, issue_id, &issue);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (record_stamp(&c.id, &c.created_at, &c.updated_at, now) < 0 || free_and_strdup(&c.company_id, issue.company_id) < 0 ||
+            free_and_strdup(&c.issue_id, issue.id) < 0 || free_and_strdup(&c.author_agent_id, run->agent_id) < 0 ||
+            free_and_strdup(&c.created_by_run_id, run->id) < 0 || free_and_strdup(&c.body, text) < 0)
+                return -ENOMEM;
+        r = store_insert(m->store, &comment_entity, &c);
+        if (r < 0)
+                return r;
+        cJSON *d = cJSON_CreateObject();
+        if (d) {
+                cJSON_AddStringToObject(d, "commentId", c.id);
+                cJSON_AddStringToObject(d, "identifier", issue.identifier);
+                cJSON_AddStringToObject(d, "source", "heartbeat.run_result");
+        }
+        return activity_record(m->store, issue.company_id, ACTOR_AGENT, run->agent_id, "issue.comment_added", "issue", issue.id,
+                               run->agent_id, run->id, d);
+}
+
 void heartbeat_run_finished(Supervisor *s, const RunResult *result, void *userdata) {
         Manager *m = userdata;
         _cleanup_(store_rollbackp) Store *tx = NULL;
         _cleanup_(run_donep) Run run = {};
+        _cleanup_(cli_output_done) CliOutput cli = {};
+        RunResult with_cli;
         char now[ISO_TIME_MAX];
         WakeupStatus ws;
         int r;
 
         (void) iso_time_now(now);
+        if (read_cli_output(m, result->run_id, &cli) > 0) {
+                with_cli = *result;
+                with_cli.cli = &cli;
+                result = &with_cli;
+        }
         /* The run's end, its wakeup, the issue's lock and the agent change in one transaction. */
         r = store_begin(m->store);
         if (r < 0) {
@@ -1108,6 +1203,13 @@ void heartbeat_run_finished(Supervisor *s, const RunResult *result, void *userda
         r = run_finalize_in_transaction(m->store, result, &run);
         if (r == -ESTALE)
                 return; /* already terminal: someone else finalized it */
+        if (r < 0) {
+                log_error_errno(r, "Failed to finalize run %s: %m", result->run_id);
+                return;
+        }
+        r = warn_malformed(m, run.id, &cli);
+        if (r >= 0)
+                r = post_result_comment(m, &run, now);
         if (r < 0) {
                 log_error_errno(r, "Failed to finalize run %s: %m", result->run_id);
                 return;

@@ -13,6 +13,7 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "cli-output.h"
 #include "supervisor.h"
 
 int run_event_append(Store *s, const char *run_id, const char *event_type, EventLevel level, const char *message,
@@ -55,6 +56,11 @@ typedef struct Outcome {
 static Outcome outcome_of(const RunResult *result) {
         switch (result->end) {
         case RUN_END_EXITED:
+                /* A coding CLI may say it failed even when it exits 0 (reference §2.3 step 7). */
+                if (result->cli && result->cli->error_code)
+                        return (Outcome){ RUN_FAILED, result->cli->error_code, result->cli->error_code };
+                if (result->cli && result->cli->is_error)
+                        return (Outcome){ RUN_FAILED, "adapter_failed", "adapter_failed" };
                 if (result->exit_code == 0 && !result->signal)
                         return (Outcome){ RUN_SUCCEEDED, NULL, "completed" };
                 return (Outcome){ RUN_FAILED, "adapter_failed", "adapter_failed" };
@@ -77,6 +83,8 @@ static Outcome outcome_of(const RunResult *result) {
 static char *error_text(const RunResult *result) {
         switch (result->end) {
         case RUN_END_EXITED:
+                if (result->cli && result->cli->error_message && (result->cli->is_error || result->exit_code != 0))
+                        return strdup(result->cli->error_message);
                 if (result->exit_code == 0 && !result->signal)
                         return NULL;
                 if (result->error)
@@ -97,6 +105,33 @@ static char *error_text(const RunResult *result) {
         default:
                 return strdup(result->error ?: "The run could not be launched");
         }
+}
+
+/* What a coding CLI reported: the session to resume next, usage, and its final text. */
+static int apply_cli_output(Run *run, cJSON *rj, const CliOutput *cli) {
+        if (!cli)
+                return 0;
+        if (free_and_strdup(&run->session_id_after, cli->session_id ?: run->session_id_before) < 0)
+                return -ENOMEM;
+        char *usage = cli_output_usage_json(cli);
+        if (!usage)
+                return -ENOMEM;
+        free(run->usage_json);
+        run->usage_json = usage;
+        if (cli->result_text) {
+                _cleanup_free_ char *text = strndup(cli->result_text, utf8_prefix_size(cli->result_text, RUN_RESULT_TEXT_MAX));
+                if (!text)
+                        return -ENOMEM;
+                cJSON_DeleteItemFromObjectCaseSensitive(rj, "result");
+                cJSON_AddStringToObject(rj, "result", text);
+        }
+        if (cli->model) {
+                cJSON_DeleteItemFromObjectCaseSensitive(rj, "model");
+                cJSON_AddStringToObject(rj, "model", cli->model);
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(rj, "numTurns");
+        cJSON_AddNumberToObject(rj, "numTurns", (double) cli->num_turns);
+        return 0;
 }
 
 int run_apply_result(Run *run, const RunResult *result) {
@@ -137,6 +172,11 @@ int run_apply_result(Run *run, const RunResult *result) {
         cJSON_AddStringToObject(rj, "stopReason", o.stop_reason);
         cJSON_AddBoolToObject(rj, "timeoutFired", result->end == RUN_END_TIMEOUT || result->end == RUN_END_IDLE_TIMEOUT);
         cJSON_AddNumberToObject(rj, "leftoverProcessesKilled", result->leftover);
+        r = apply_cli_output(run, rj, result->cli);
+        if (r < 0) {
+                cJSON_Delete(rj);
+                return r;
+        }
         text = cJSON_PrintUnformatted(rj);
         cJSON_Delete(rj);
         if (!text)

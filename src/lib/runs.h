@@ -11,6 +11,9 @@
 
 typedef struct RunResult RunResult;
 
+/* How much of a coding CLI's final text resultJson keeps. */
+#define RUN_RESULT_TEXT_MAX (64 * 1024)
+
 /* Append an event to a run (seq = max + 1). payload_json may be NULL. */
 int run_event_append(Store *s, const char *run_id, const char *event_type, EventLevel level, const char *message,
                      const char *payload_json);

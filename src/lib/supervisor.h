@@ -58,6 +58,7 @@ typedef struct RunResult {
         const char *stdout_excerpt;
         const char *stderr_excerpt;
         const char *error; /* what went wrong, for launch failures; NULL otherwise */
+        const struct CliOutput *cli; /* what a coding CLI reported; set by the control plane */
 } RunResult;
 
 /* Called once per run, after its cgroup is empty and removed. */

@@ -262,3 +262,14 @@ char *strprintf(const char *fmt, ...) {
         va_end(ap);
         return s;
 }
+
+size_t utf8_prefix_size(const char *s, size_t max) {
+        size_t n = strlen(s);
+
+        if (n <= max)
+                return n;
+        n = max;
+        while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
+                n--;
+        return n;
+}

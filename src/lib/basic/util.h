@@ -44,3 +44,7 @@ char *strstrip(char *s);
 /* asprintf() that returns NULL on failure instead of leaving the pointer undefined. */
 char *strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *strvprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+/* The length of the longest prefix of s of at most max bytes that does not split a UTF-8
+ * sequence. */
+size_t utf8_prefix_size(const char *s, size_t max);

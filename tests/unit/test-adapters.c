@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The coding-CLI adapters: the command lines they build, their prompt, their
+ * configuration checks, and the JSON-lines parsers against fixture files of
+ * realistic claude and codex output (malformed lines skipped, never a crash).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adapter.h"
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "cli-output.h"
+#include "shim.h"
+#include "test-helpers.h"
+
+static char *fixture_path(const char *name) {
+        const char *srcdir = getenv("CORRAL_SRCDIR");
+        return strprintf("%s/tests/fixtures/%s", srcdir ?: ".", name);
+}
+
+/* Feed a fixture line by line, as a CLI printed it. */
+static void parse_fixture(const char *name, AdapterType type, CliOutput *o) {
+        _cleanup_free_ char *path = fixture_path(name), *text = NULL;
+        size_t size;
+
+        assert_int_equal(read_full_file(path, 1 << 20, &text, &size), 0);
+        for (char *p = text, *nl; p < text + size; p = nl + 1) {
+                nl = memchr(p, '\n', (size_t) (text + size - p));
+                if (!nl)
+                        nl = text + size;
+                int r = cli_output_feed_line(o, type, p, (size_t) (nl - p));
+                assert_true(r == 0 || r == -EBADMSG);
+        }
+}
+
+static void test_claude_success(void **state) {
+        _cleanup_(cli_output_done) CliOutput o = {};
+
+        parse_fixture("claude-success.jsonl", ADAPTER_CLAUDE_LOCAL, &o);
+        assert_string_equal(o.session_id, "5b0f7d1e-2c3a-4f1e-9d3b-7a1c2e4f6a80");
+        assert_string_equal(o.model, "claude-sonnet-4-5-20250929");
+        assert_string_equal(o.result_text, "Fixed the off-by-one in store_list and the suite passes.");
+        assert_true(o.saw_result);
+        assert_false(o.is_error);
+        assert_null(o.error_code);
+        assert_null(o.error_message);
+        /* The result line's totals: input + cache writes, cache reads, output. */
+        assert_int_equal(o.input_tokens, 14 + 5430);
+        assert_int_equal(o.cached_input_tokens, 38180);
+        assert_int_equal(o.output_tokens, 173);
+        assert_true(o.has_cost);
+        assert_true(o.cost_usd > 0.0431 && o.cost_usd < 0.0432);
+        assert_int_equal(o.num_turns, 4);
+        assert_int_equal(o.lines, 6);
+        assert_int_equal(o.malformed, 0);
+
+        _cleanup_free_ char *usage = cli_output_usage_json(&o);
+        assert_non_null(strstr(usage, "\"inputTokens\":5444"));
+        assert_non_null(strstr(usage, "\"provider\":\"anthropic\""));
+        assert_non_null(strstr(usage, "\"model\":\"claude-sonnet-4-5-20250929\""));
+}
+
+static void test_claude_max_turns(void **state) {
+        _cleanup_(cli_output_done) CliOutput o = {};
+
+        parse_fixture("claude-max-turns.jsonl", ADAPTER_CLAUDE_LOCAL, &o);
+        assert_true(o.is_error);
+        assert_string_equal(o.error_code, "max_turns_exhausted");
+        assert_non_null(strstr(o.error_message, "maximum number of turns (3)"));
+        assert_string_equal(o.session_id, "9c1d2e3f-4a5b-4c6d-8e7f-901a2b3c4d5e");
+        assert_string_equal(o.model, "claude-opus-4-1-20250805");
+        /* No result text in the final line: the last assistant message stands. */
+        assert_string_equal(o.result_text, "Let me read the scheduler.");
+}
+
+static void test_claude_malformed(void **state) {
+        _cleanup_(cli_output_done) CliOutput o = {};
+
+        parse_fixture("claude-malformed.jsonl", ADAPTER_CLAUDE_LOCAL, &o);
+        assert_int_equal(o.malformed, 4); /* banner, cut line, shell noise, an array; not the blank line */
+        assert_string_equal(o.first_malformed, "Warning: no stdin data received in 3s, proceeding without it.");
+        assert_int_equal(o.lines, 3);
+        assert_false(o.is_error);
+        assert_string_equal(o.result_text, "Done despite the noise.");
+        assert_string_equal(o.session_id, "11111111-2222-4333-8444-555555555555");
+}
+
+static void test_codex_success(void **state) {
+        _cleanup_(cli_output_done) CliOutput o = {};
+
+        parse_fixture("codex-success.jsonl", ADAPTER_CODEX_LOCAL, &o);
+        assert_string_equal(o.session_id, "0199a213-81c0-7800-8aa1-bbab2a035a53");
+        assert_string_equal(o.result_text, "The build is fixed: a missing semicolon in store.c.");
+        assert_false(o.is_error);
+        assert_int_equal(o.input_tokens, 24763);
+        assert_int_equal(o.cached_input_tokens, 24448);
+        assert_int_equal(o.output_tokens, 122);
+        assert_false(o.has_cost);
+        assert_int_equal(o.num_turns, 1);
+        assert_int_equal(o.malformed, 0);
+        _cleanup_free_ char *usage = cli_output_usage_json(&o);
+        assert_non_null(strstr(usage, "\"provider\":\"openai\""));
+        assert_null(strstr(usage, "costUsd"));
+}
+
+static void test_codex_failed(void **state) {
+        _cleanup_(cli_output_done) CliOutput o = {};
+
+        parse_fixture("codex-failed.jsonl", ADAPTER_CODEX_LOCAL, &o);
+        assert_true(o.is_error);
+        assert_null(o.error_code);
+        assert_string_equal(o.error_message, "exceeded retry limit, last status: 429 Too Many Requests");
+        assert_string_equal(o.session_id, "0199b7c4-1a2b-7c3d-9e4f-5a6b7c8d9e0f");
+}
+
+static void test_garbage_never_crashes(void **state) {
+        static const char *const lines[] = { "",
+                                             "{",
+                                             "}",
+                                             "null",
+                                             "42",
+                                             "\"str\"",
+                                             "{\"type\":null}",
+                                             "{\"type\":\"result\"}",
+                                             "{\"type\":\"result\",\"usage\":[1,2],\"total_cost_usd\":\"x\",\"num_turns\":-5}",
+                                             "{\"type\":\"assistant\",\"message\":{\"content\":\"not an array\"}}",
+                                             "{\"type\":\"item.completed\",\"item\":7}",
+                                             "{\"type\":\"turn.failed\",\"error\":1}",
+                                             "{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":-3}}",
+                                             "\xff\xfe\x00" };
+        for (AdapterType t = ADAPTER_CLAUDE_LOCAL; t <= ADAPTER_CODEX_LOCAL; t++) {
+                _cleanup_(cli_output_done) CliOutput o = {};
+                for (size_t i = 0; i < ELEMENTSOF(lines); i++)
+                        (void) cli_output_feed_line(&o, t, lines[i], strlen(lines[i]));
+                assert_true(o.input_tokens >= 0 && o.output_tokens >= 0 && o.num_turns >= 0);
+        }
+}
+
+/* The log path: chunks in log.ndjson split lines anywhere; stderr is not parsed. */
+static void test_parse_log(void **state) {
+        _cleanup_free_ char *path = fixture_path("claude-success.jsonl"), *text = NULL;
+        char dir[] = "/tmp/corral-test-adapters-XXXXXX";
+        size_t size;
+        FILE *f;
+
+        assert_non_null(mkdtemp(dir));
+        _cleanup_free_ char *log = strprintf("%s/log.ndjson", dir);
+        assert_int_equal(read_full_file(path, 1 << 20, &text, &size), 0);
+        f = fopen(log, "we");
+        assert_non_null(f);
+        for (size_t off = 0; off < size;) {
+                size_t n = MIN(size - off, (size_t) 97);
+                char line[4096];
+                size_t k = shim_format_line(line, "2026-01-01T00:00:00.000Z", "stdout", text + off, n);
+                fwrite(line, 1, k, f);
+                k = shim_format_line(line, "2026-01-01T00:00:00.000Z", "stderr", "{\"type\":\"result\",\"result\":\"x\"}\n", 31);
+                fwrite(line, 1, k, f);
+                off += n;
+        }
+        fclose(f);
+
+        _cleanup_(cli_output_done) CliOutput o = {};
+        assert_int_equal(cli_output_parse_log(log, ADAPTER_CLAUDE_LOCAL, &o), 0);
+        assert_string_equal(o.result_text, "Fixed the off-by-one in store_list and the suite passes.");
+        assert_int_equal(o.lines, 6);
+        assert_int_equal(o.malformed, 0);
+
+        _cleanup_(cli_output_done) CliOutput missing = {};
+        assert_int_equal(cli_output_parse_log("/nonexistent/log.ndjson", ADAPTER_CLAUDE_LOCAL, &missing), 0);
+        assert_int_equal(missing.lines, 0);
+        unlink(log);
+        rmdir(dir);
+}
+
+static bool argv_equal(char **argv, const char *const *expected) {
+        size_t i;
+        for (i = 0; argv[i] && expected[i]; i++)
+                if (!streq(argv[i], expected[i]))
+                        return false;
+        return !argv[i] && !expected[i];
+}
+
+static void build(AdapterType type, const char *config, const char *session, AdapterLaunch *l) {
+        Agent agent = { .id = (char *) "agent-1",
+                        .company_id = (char *) "co-1",
+                        .name = (char *) "Ada",
+                        .adapter_type = type,
+                        .adapter_config = (char *) config };
+        Run run = { .id = (char *) "run-1",
+                    .session_id_before = (char *) session,
+                    .context_snapshot =
+                            (char *) "{\"wakeReason\":\"issue_assigned\",\"issueId\":\"iss-1\","
+                                     "\"paperclipWake\":{\"issue\":{\"identifier\":\"ENG-7\",\"title\":\"Fix it\"}}}" };
+        _cleanup_free_ char *error = NULL;
+
+        assert_int_equal(adapter_build_launch(&agent, &run, "/run/corral/corrald.sock", l, &error), 0);
+}
+
+static void test_claude_command_line(void **state) {
+        _cleanup_(adapter_launch_done) AdapterLaunch fresh = {}, resumed = {};
+
+        build(ADAPTER_CLAUDE_LOCAL, "{}", NULL, &fresh);
+        assert_true(argv_equal(
+                fresh.argv,
+                (const char *const[]){ "claude", "--print", "-", "--output-format", "stream-json", "--verbose", NULL }));
+        assert_non_null(strstr(fresh.stdin_text, "You are Ada (agent agent-1)"));
+        assert_non_null(strstr(fresh.stdin_text, "Issue: ENG-7 Fix it"));
+        assert_non_null(strstr(fresh.stdin_text, "Wake reason: issue_assigned."));
+        /* SPEC §3 difference 6: coding CLIs time out, and go idle, by default. */
+        assert_int_equal(fresh.spec.timeout_sec, 3600);
+        assert_int_equal(fresh.spec.idle_timeout_sec, 900);
+        assert_int_equal(fresh.spec.grace_sec, 20);
+
+        build(ADAPTER_CLAUDE_LOCAL,
+              "{\"command\":\"/opt/claude\",\"model\":\"claude-opus-4-1\",\"maxTurnsPerRun\":12,"
+              "\"dangerouslySkipPermissions\":true,\"extraArgs\":[\"--add-dir\",\"/srv\"],"
+              "\"promptTemplate\":\"run {{run.id}} for {{issue.identifier}} {{unknown}} {{\",\"idleTimeoutSec\":0}",
+              "sess-9", &resumed);
+        assert_true(
+                argv_equal(resumed.argv,
+                           (const char *const[]){ "/opt/claude", "--print", "-", "--output-format", "stream-json", "--verbose",
+                                                  "--resume", "sess-9", "--model", "claude-opus-4-1", "--max-turns", "12",
+                                                  "--dangerously-skip-permissions", "--add-dir", "/srv", NULL }));
+        assert_string_equal(resumed.stdin_text, "run run-1 for ENG-7 {{unknown}} {{");
+        assert_int_equal(resumed.spec.idle_timeout_sec, 0);
+}
+
+static void test_codex_command_line(void **state) {
+        _cleanup_(adapter_launch_done) AdapterLaunch fresh = {}, resumed = {};
+
+        build(ADAPTER_CODEX_LOCAL, "{\"model\":\"gpt-5-codex\",\"dangerouslyBypassApprovalsAndSandbox\":true}", NULL, &fresh);
+        assert_true(argv_equal(fresh.argv,
+                               (const char *const[]){ "codex", "exec", "--json", "--model", "gpt-5-codex",
+                                                      "--dangerously-bypass-approvals-and-sandbox", "-", NULL }));
+        build(ADAPTER_CODEX_LOCAL, "{\"extraArgs\":[\"--skip-git-repo-check\"]}", "0199a213", &resumed);
+        assert_true(argv_equal(
+                resumed.argv,
+                (const char *const[]){ "codex", "exec", "--json", "--skip-git-repo-check", "resume", "0199a213", "-", NULL }));
+        assert_non_null(resumed.stdin_text);
+}
+
+static void test_config_errors(void **state) {
+        static const struct {
+                AdapterType type;
+                const char *config, *error;
+        } cases[] = {
+                { ADAPTER_CLAUDE_LOCAL, "{\"args\":[\"x\"]}",
+                  "adapterConfig.args is for the process adapter; claude_local takes extraArgs" },
+                { ADAPTER_CLAUDE_LOCAL, "{\"stdin\":\"x\"}", "adapterConfig.stdin is for the process adapter" },
+                { ADAPTER_CLAUDE_LOCAL, "{\"model\":\"\"}", "adapterConfig.model must be a non-empty string" },
+                { ADAPTER_CLAUDE_LOCAL, "{\"maxTurnsPerRun\":-1}", "adapterConfig.maxTurnsPerRun must be an integer" },
+                { ADAPTER_CLAUDE_LOCAL, "{\"dangerouslySkipPermissions\":\"yes\"}",
+                  "adapterConfig.dangerouslySkipPermissions must be true or false" },
+                { ADAPTER_CODEX_LOCAL, "{\"extraArgs\":[1]}", "adapterConfig.extraArgs must be an array of strings" },
+                { ADAPTER_CODEX_LOCAL, "{\"promptTemplate\":7}", "adapterConfig.promptTemplate must be a string" },
+                { ADAPTER_CODEX_LOCAL, "[]", "adapterConfig must be a JSON object" },
+                { ADAPTER_PROCESS, "{\"command\":\"\"}", "adapterConfig.command must be a non-empty string" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *error = NULL;
+                assert_int_equal(adapter_validate_config(cases[i].type, cases[i].config, &error), -EINVAL);
+                assert_non_null(error);
+                if (strncmp(error, cases[i].error, strlen(cases[i].error)) != 0)
+                        fail_msg("config %s: got \"%s\", expected \"%s\"", cases[i].config, error, cases[i].error);
+        }
+        _cleanup_free_ char *error = NULL;
+        assert_int_equal(adapter_validate_config(ADAPTER_CLAUDE_LOCAL, "{}", &error), 0);
+        assert_int_equal(adapter_validate_config(ADAPTER_CODEX_LOCAL, "{\"model\":\"o3\",\"extraArgs\":[]}", &error), 0);
+}
+
+static const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_claude_success),     cmocka_unit_test(test_claude_max_turns),
+        cmocka_unit_test(test_claude_malformed),   cmocka_unit_test(test_codex_success),
+        cmocka_unit_test(test_codex_failed),       cmocka_unit_test(test_garbage_never_crashes),
+        cmocka_unit_test(test_parse_log),          cmocka_unit_test(test_claude_command_line),
+        cmocka_unit_test(test_codex_command_line), cmocka_unit_test(test_config_errors),
+};
+
+RUN_TESTS(tests)
