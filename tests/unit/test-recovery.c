@@ -22,126 +22,26 @@
 #include "model.h"
 #include "recovery.h"
 #include "runs.h"
-#include "test-helpers.h"
+#include "manager-fixture.h"
 
-static char dir[] = "/tmp/corral-test-recovery-XXXXXX";
-static Manager *m;
-static char company[UUID_STRING_MAX], agent[UUID_STRING_MAX];
-static char boot_id[64];
+/* The current boot, which runs left by an earlier corrald of this boot carry. */
+static const char *boot_id(void) {
+        static char id[64];
+        _cleanup_free_ char *text = NULL;
 
-static void now(char buf[static ISO_TIME_MAX]) {
-        assert_int_equal(iso_time_now(buf), 0);
-}
-
-static void insert(const Entity *e, void *obj) {
-        assert_int_equal(store_insert(m->store, e, obj), 0);
-}
-
-static int setup(void **state) {
-        log_set_max_level(LOG_ERR);
-        return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-        _cleanup_free_ char *cmd = strprintf("rm -rf '%s'", dir);
-        return system(cmd) == 0 ? 0 : -1;
-}
-
-static int fixture(void **state);
-
-/* Every test gets its own daemon state: a manager on a fresh in-memory store. */
-static int manager_setup(void **state) {
-        _cleanup_free_ char *shim = NULL, *text = NULL;
-        const char *builddir = getenv("CORRAL_BUILDDIR");
-
-        assert_int_equal(manager_new(&m), 0);
-        assert_int_equal(sd_event_new(&m->event), 0);
-        assert_int_equal(store_open(":memory:", &m->store), 0);
-        assert_int_equal(placement_new(PLACEMENT_NONE, NULL, &m->placement), 0);
-        shim = strprintf("%s/corral-shim", builddir ?: ".");
-        SupervisorConfig sc = { .state_dir = dir, .shim_path = shim };
-        assert_int_equal(supervisor_new(m->event, m->store, m->placement, &sc, heartbeat_run_finished, m, &m->supervisor), 0);
-        m->socket_path_effective = strdup("/nonexistent/corrald.sock");
-        assert_int_equal(read_full_file("/proc/sys/kernel/random/boot_id", 128, &text, NULL), 0);
-        snprintf(boot_id, sizeof(boot_id), "%s", strstrip(text));
-        return fixture(state);
-}
-
-static void drain(void);
-
-static int manager_teardown(void **state) {
-        drain();
-        m = manager_free(m);
-        return 0;
-}
-
-/* Run the loop until no run is supervised (launched retries finish quickly). */
-static void drain(void) {
-        for (int i = 0; i < 400 && supervisor_count(m->supervisor) > 0; i++)
-                assert_true(sd_event_run(m->event, 50000) >= 0);
-        assert_int_equal(supervisor_count(m->supervisor), 0);
-}
-
-/* A fresh company and agent ("engineer", process adapter running /bin/true) per test. */
-static int fixture(void **state) {
-        _cleanup_(company_donep) Company c = {};
-        _cleanup_(agent_donep) Agent a = {};
-        char t[ISO_TIME_MAX];
-
-        now(t);
-        uuid_new(company);
-        uuid_new(agent);
-        assert_int_equal(entity_init(&company_entity, &c), 0);
-        c.id = strdup(company);
-        c.name = strdup("Fixture");
-        c.issue_prefix = strprintf("F%.6s", company);
-        for (char *p = c.issue_prefix; *p; p++)
-                *p = *p >= 'a' && *p <= 'z' ? (char) (*p - 32) : *p >= '0' && *p <= '9' ? (char) ('A' + *p - '0') : *p;
-        c.created_at = strdup(t);
-        c.updated_at = strdup(t);
-        insert(&company_entity, &c);
-        assert_int_equal(entity_init(&agent_entity, &a), 0);
-        a.id = strdup(agent);
-        a.company_id = strdup(company);
-        a.name = strdup("worker");
-        free(a.role);
-        a.role = strdup("engineer");
-        free(a.adapter_config);
-        a.adapter_config = strdup("{\"command\":\"/bin/true\"}");
-        a.created_at = strdup(t);
-        a.updated_at = strdup(t);
-        insert(&agent_entity, &a);
-        return 0;
-}
-
-static void set_agent_status(AgentStatus s) {
-        _cleanup_(agent_donep) Agent a = {};
-        assert_int_equal(store_get(m->store, &agent_entity, agent, &a), 0);
-        a.status = s;
-        assert_int_equal(store_update(m->store, &agent_entity, &a), 0);
+        if (!id[0]) {
+                assert_int_equal(read_full_file("/proc/sys/kernel/random/boot_id", 128, &text, NULL), 0);
+                snprintf(id, sizeof(id), "%s", strstrip(text));
+        }
+        return id;
 }
 
 static void new_issue(char id[static UUID_STRING_MAX], IssueStatus status, bool user_assigned) {
-        _cleanup_(issue_donep) Issue i = {};
-        static int number = 0;
-        char t[ISO_TIME_MAX];
+        fixture_new_issue(id, status, user_assigned ? NULL : agent);
+}
 
-        now(t);
-        uuid_new(id);
-        assert_int_equal(entity_init(&issue_entity, &i), 0);
-        i.id = strdup(id);
-        i.company_id = strdup(company);
-        i.title = strdup("stranded");
-        i.status = status;
-        if (user_assigned)
-                i.assignee_user_id = strdup("user-1");
-        else
-                i.assignee_agent_id = strdup(agent);
-        i.issue_number = ++number;
-        i.identifier = strprintf("T-%d", number);
-        i.created_at = strdup(t);
-        i.updated_at = strdup(t);
-        insert(&issue_entity, &i);
+static void set_agent_status(AgentStatus s) {
+        fixture_set_agent_status(agent, s);
 }
 
 /* A run of the agent on an issue (may be NULL), with its claimed wakeup. */
@@ -151,7 +51,7 @@ static void new_run(char id[static UUID_STRING_MAX], RunStatus status, const cha
         _cleanup_(wakeup_donep) WakeupRequest w = {};
         char t[ISO_TIME_MAX];
 
-        now(t);
+        fixture_now(t);
         uuid_new(id);
         assert_int_equal(entity_init(&wakeup_entity, &w), 0);
         w.id = malloc(UUID_STRING_MAX);
@@ -163,7 +63,7 @@ static void new_run(char id[static UUID_STRING_MAX], RunStatus status, const cha
         w.requested_at = strdup(t);
         w.created_at = strdup(t);
         w.updated_at = strdup(t);
-        insert(&wakeup_entity, &w);
+        fixture_insert(&wakeup_entity, &w);
 
         assert_int_equal(entity_init(&run_entity, &r), 0);
         r.id = strdup(id);
@@ -180,21 +80,15 @@ static void new_run(char id[static UUID_STRING_MAX], RunStatus status, const cha
                 r.context_snapshot = strdup("{}");
         r.error_code = error_code ? strdup(error_code) : NULL;
         r.error = error ? strdup(error) : NULL;
-        r.boot_id = strdup(boot_id);
+        r.boot_id = strdup(boot_id());
         r.started_at = strdup(t);
         r.created_at = strdup(t);
         r.updated_at = strdup(t);
-        insert(&run_entity, &r);
+        fixture_insert(&run_entity, &r);
 }
 
 static void get_run(const char *id, Run *ret) {
         assert_int_equal(store_get(m->store, &run_entity, id, ret), 0);
-}
-
-static int64_t count(const char *table, const char *clause, const char *arg) {
-        int64_t n;
-        assert_int_equal(store_count(m->store, table, clause, (const char *const[]){ arg, NULL }, &n), 0);
-        return n;
 }
 
 /* Make the run's shim this (live or dead) process. */
@@ -247,10 +141,10 @@ static void test_alive_pid_detached(void **state) {
         char pid_text[16];
         snprintf(pid_text, sizeof(pid_text), "%d", (int) child);
         assert_non_null(strstr(r.error, pid_text));
-        assert_int_equal(count("agent_wakeup_requests",
-                               "WHERE id = (SELECT wakeup_request_id FROM heartbeat_runs WHERE id = ?1) "
-                               "AND status = 'claimed'",
-                               run),
+        assert_int_equal(fixture_count("agent_wakeup_requests",
+                                       "WHERE id = (SELECT wakeup_request_id FROM heartbeat_runs WHERE id = ?1) "
+                                       "AND status = 'claimed'",
+                                       run),
                          1);
 
         /* Activity clears the warning (reportRunActivity). */
@@ -263,11 +157,11 @@ static void test_alive_pid_detached(void **state) {
         /* The process ends: the run is finished for real (and, having no status file, lost). */
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
-        drain();
+        fixture_drain();
         entity_done(&run_entity, &r);
         get_run(run, &r);
         assert_int_equal(r.status, RUN_FAILED);
-        drain();
+        fixture_drain();
 }
 
 static pid_t dead_pid(void) {
@@ -292,7 +186,7 @@ static void test_dead_pid_one_retry(void **state) {
         lock_issue(issue, run);
 
         heartbeat_recover(m);
-        drain();
+        fixture_drain();
         get_run(run, &r);
         assert_int_equal(r.status, RUN_FAILED);
         assert_string_equal(r.error_code, "process_lost");
@@ -330,9 +224,10 @@ static void test_no_second_retry(void **state) {
         lock_issue(issue, run);
 
         heartbeat_recover(m);
-        drain();
-        assert_int_equal(count("heartbeat_runs", "WHERE agent_id = ?1", agent), 1);
-        assert_int_equal(count("heartbeat_runs", "WHERE id = ?1 AND status = 'failed' AND error_code = 'process_lost'", run), 1);
+        fixture_drain();
+        assert_int_equal(fixture_count("heartbeat_runs", "WHERE agent_id = ?1", agent), 1);
+        assert_int_equal(
+                fixture_count("heartbeat_runs", "WHERE id = ?1 AND status = 'failed' AND error_code = 'process_lost'", run), 1);
         assert_int_equal(store_get(m->store, &issue_entity, issue, &i), 0);
         assert_null(i.execution_run_id);
         assert_string_equal(i.checkout_run_id, run);
@@ -388,9 +283,9 @@ static void test_stranded_todo_requeued(void **state) {
         assert_int_equal(c.escalated, 0);
         assert_int_equal(c.n_issue_ids, 1);
         assert_string_equal(c.issue_ids[0], issue);
-        assert_int_equal(count("heartbeat_runs", "WHERE agent_id = ?1", agent), 2);
+        assert_int_equal(fixture_count("heartbeat_runs", "WHERE agent_id = ?1", agent), 2);
         assert_string_equal(retry_reason_of_newest(buf), "assignment_recovery");
-        drain();
+        fixture_drain();
 }
 
 static void test_stranded_todo_escalated(void **state) {
@@ -428,9 +323,9 @@ static void test_stranded_in_progress_requeued(void **state) {
         assert_int_equal(c.dispatch_requeued, 0);
         assert_int_equal(c.continuation_requeued, 1);
         assert_int_equal(c.escalated, 0);
-        assert_int_equal(count("heartbeat_runs", "WHERE agent_id = ?1", agent), 2);
+        assert_int_equal(fixture_count("heartbeat_runs", "WHERE agent_id = ?1", agent), 2);
         assert_string_equal(retry_reason_of_newest(buf), "issue_continuation_needed");
-        drain();
+        fixture_drain();
 }
 
 static void test_stranded_in_progress_escalated(void **state) {
@@ -445,7 +340,7 @@ static void test_stranded_in_progress_escalated(void **state) {
         assert_int_equal(c.escalated, 1);
         assert_int_equal(store_get(m->store, &issue_entity, issue, &i), 0);
         assert_int_equal(i.status, ISSUE_BLOCKED);
-        assert_int_equal(count("issue_comments", "WHERE issue_id = ?1 AND body LIKE '%retried continuation%'", issue), 1);
+        assert_int_equal(fixture_count("issue_comments", "WHERE issue_id = ?1 AND body LIKE '%retried continuation%'", issue), 1);
 }
 
 static void test_stranded_untouched(void **state) {
@@ -460,16 +355,16 @@ static void test_stranded_untouched(void **state) {
         set_agent_status(AGENT_PAUSED);
         new_run(live, RUN_QUEUED, busy, NULL, NULL, NULL); /* a live execution path */
         set_agent_status(AGENT_IDLE);
-        int64_t runs = count("heartbeat_runs", "WHERE agent_id = ?1", agent);
+        int64_t runs = fixture_count("heartbeat_runs", "WHERE agent_id = ?1", agent);
 
         reconcile(&c);
         assert_int_equal(c.dispatch_requeued + c.continuation_requeued + c.escalated, 0);
         assert_true(c.skipped >= 2);
-        assert_int_equal(count("heartbeat_runs", "WHERE agent_id = ?1", agent), runs);
+        assert_int_equal(fixture_count("heartbeat_runs", "WHERE agent_id = ?1", agent), runs);
         assert_int_equal(store_get(m->store, &issue_entity, user, &u), 0);
         assert_int_equal(u.status, ISSUE_TODO);
         heartbeat_start_next(m, agent);
-        drain();
+        fixture_drain();
 }
 
 static void test_failure_line(void **state) {
@@ -492,7 +387,7 @@ static void test_failure_line(void **state) {
         assert_non_null(strstr(f, "aaa....")); /* cut to 237 characters and "..." */
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, manager_setup, manager_teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, fixture_manager_setup, fixture_manager_teardown)
 static const struct CMUnitTest tests[] = {
         T(test_alive_pid_detached),
         T(test_dead_pid_one_retry),
@@ -508,5 +403,5 @@ static const struct CMUnitTest tests[] = {
 
 int main(void) {
         cmocka_set_message_output(CM_OUTPUT_TAP);
-        return cmocka_run_group_tests(tests, setup, teardown);
+        return cmocka_run_group_tests(tests, fixture_group_setup, fixture_group_teardown);
 }
