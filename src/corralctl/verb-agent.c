@@ -58,3 +58,12 @@ int verb_agent_resume(Ctl *ctl, int argc, char *argv[]) {
 int verb_agent_terminate(Ctl *ctl, int argc, char *argv[]) {
         return ctl_call_on_id(ctl, "agent", "terminate", argc, argv, "POST", "/api/agents", "/terminate", NULL, false);
 }
+
+int verb_agent_state(Ctl *ctl, int argc, char *argv[]) {
+        return ctl_call_on_id(ctl, "agent", "state", argc, argv, "GET", "/api/agents", "/runtime-state", NULL, false);
+}
+
+int verb_agent_reset_session(Ctl *ctl, int argc, char *argv[]) {
+        return ctl_call_on_id(ctl, "agent", "reset-session", argc, argv, "POST", "/api/agents", "/runtime-state/reset-session",
+                              NULL, false);
+}

@@ -557,6 +557,8 @@ static void wake_for_issue(ApiRequest *req, const char *agent_id, WakeupSource s
                 cJSON_AddStringToObject(payload, "mutation", mutation);
         if (comment_id)
                 cJSON_AddStringToObject(payload, "commentId", comment_id);
+        if (req->interrupted_run_id)
+                cJSON_AddStringToObject(payload, "interruptedRunId", req->interrupted_run_id);
         cJSON_AddStringToObject(ctx, "source", context_source);
         p = cJSON_PrintUnformatted(payload);
         c = cJSON_PrintUnformatted(ctx);
@@ -622,9 +624,19 @@ static void wake_mentions(ApiRequest *req, const Issue *issue, const char *body,
 /* The wakes an issue change causes: assignment, status changes that resume work, comments
  * and mentions. before is NULL for a new issue. */
 static void issue_wakes(ApiRequest *req, const Issue *before, const Issue *after, const char *comment_id, const char *body,
-                        const char *author_agent_id) {
+                        const char *author_agent_id, bool reopened) {
         const char *assignee = after->assignee_agent_id;
         bool mentioned_assignee = false;
+
+        /* A comment that reopened a closed issue wakes its assignee for that reason alone. */
+        if (reopened && assignee && !streq_ptr(assignee, author_agent_id))
+                wake_for_issue(req, assignee, WAKEUP_SOURCE_AUTOMATION, "issue_reopened_via_comment", after, "comment",
+                               comment_id, "issue.comment.reopen");
+        if (reopened) {
+                if (body && comment_id)
+                        wake_mentions(req, after, body, comment_id, author_agent_id);
+                return;
+        }
 
         if (body && assignee) {
                 _cleanup_(agent_donep) Agent a = {};
@@ -831,7 +843,7 @@ static int handle_issue_create(ApiRequest *req) {
         if (r < 0)
                 return r;
         tx = NULL;
-        issue_wakes(req, NULL, &i, NULL, NULL, NULL);
+        issue_wakes(req, NULL, &i, NULL, NULL, NULL, false);
         return reply_issue(req, 201, i.id);
 }
 
@@ -887,12 +899,97 @@ static cJSON *issue_update_details(const cJSON *body, const Issue *before, const
         return d;
 }
 
+/* The reopen and interrupt flags of a comment or an issue update (reference §8). Replies
+ * and returns 0 when they are wrong. */
+static int parse_comment_flags(ApiRequest *req, bool *ret_reopen, bool *ret_interrupt) {
+        const cJSON *reopen = cJSON_GetObjectItemCaseSensitive(req->body, "reopen"),
+                    *interrupt = cJSON_GetObjectItemCaseSensitive(req->body, "interrupt");
+
+        if (reopen && !cJSON_IsBool(reopen))
+                return api_reply_error(req, 400, "field 'reopen' must be true or false"), 0;
+        if (interrupt && !cJSON_IsBool(interrupt))
+                return api_reply_error(req, 400, "field 'interrupt' must be true or false"), 0;
+        if (cJSON_IsTrue(interrupt) && req->caller_agent_id)
+                return api_reply_error(req, 403, "only the board may interrupt a run"), 0;
+        *ret_reopen = cJSON_IsTrue(reopen);
+        *ret_interrupt = cJSON_IsTrue(interrupt);
+        return 1;
+}
+
+/* Reopening a closed issue: back to todo, as the issue's update rules say. */
+static int reopen_issue(Issue *issue, const char *now) {
+        _cleanup_(issue_donep) Issue before = {};
+        int r;
+
+        r = entity_copy(&issue_entity, issue, &before);
+        if (r < 0)
+                return r;
+        issue->status = ISSUE_TODO;
+        return issue_apply_update_rules(&before, issue, true, now);
+}
+
+static cJSON *reopen_details(const Issue *issue, IssueStatus from, const char *source) {
+        cJSON *d = cJSON_CreateObject();
+
+        if (!d)
+                return NULL;
+        cJSON_AddStringToObject(d, "identifier", issue->identifier);
+        cJSON_AddStringToObject(d, "status", "todo");
+        cJSON_AddBoolToObject(d, "reopened", true);
+        cJSON_AddStringToObject(d, "reopenedFrom", issue_status_to_string(from));
+        if (source)
+                cJSON_AddStringToObject(d, "source", source);
+        return d;
+}
+
+/* interrupt: cancel the issue's running execution run, or else its assignee's running run on
+ * it (reference §6.2); the wakes of this request then name the run. */
+static int interrupt_issue_run(ApiRequest *req, const Issue *issue, char run_id[static UUID_STRING_MAX]) {
+        void *items;
+        size_t n;
+        int r;
+
+        run_id[0] = '\0';
+        r = store_list(
+                req_store(req), &run_entity,
+                "WHERE status = 'running' AND (id = ?1 OR (agent_id = ?2 AND json_extract(context_snapshot, '$.issueId') = ?3)) "
+                "ORDER BY id = ?1 DESC, created_at",
+                (const char *const[]){ strempty(issue->execution_run_id), strempty(issue->assignee_agent_id), issue->id, NULL },
+                1, &items, &n);
+        if (r < 0)
+                return r;
+        if (n > 0)
+                snprintf(run_id, UUID_STRING_MAX, "%s", ((Run *) items)->id);
+        entity_array_free(&run_entity, items, n);
+        if (!run_id[0])
+                return 0;
+        r = heartbeat_cancel_run(req->manager, run_id);
+        if (r == -EREMCHG) {
+                log_warning("Run %s is running but not tracked by this corrald: not interrupting it.", run_id);
+                run_id[0] = '\0';
+                return 0;
+        }
+        if (r < 0 && r != -ESTALE)
+                return r;
+        cJSON *d = cJSON_CreateObject();
+        if (d) {
+                cJSON_AddStringToObject(d, "source", "issue_comment_interrupt");
+                cJSON_AddStringToObject(d, "issueId", issue->id);
+        }
+        r = add_activity(req, issue->company_id, "heartbeat.cancelled", "heartbeat_run", run_id, NULL, d);
+        if (r < 0)
+                return r;
+        req->interrupted_run_id = run_id;
+        return 0;
+}
+
 static int handle_issue_patch(ApiRequest *req) {
         _cleanup_(store_rollbackp) Store *tx = NULL;
         _cleanup_(issue_donep) Issue before = {}, after = {};
         Store *s = req_store(req);
         const cJSON *comment;
-        char *error = NULL;
+        char *error = NULL, interrupted[UUID_STRING_MAX];
+        bool reopen, interrupt;
         int r;
 
         if (!require_body(req))
@@ -903,19 +1000,26 @@ static int handle_issue_patch(ApiRequest *req) {
         comment = cJSON_GetObjectItemCaseSensitive(req->body, "comment");
         if (comment && (!cJSON_IsString(comment) || isempty(comment->valuestring)))
                 return api_reply_error(req, 400, "field 'comment' must be a non-empty string");
+        if (!parse_comment_flags(req, &reopen, &interrupt))
+                return 0;
         r = entity_copy(&issue_entity, &before, &after);
         if (r < 0)
                 return r;
-        r = json_to_entity(&issue_entity, req->body, FIELD_PATCH, (const char *const[]){ "comment", NULL }, &after, &error);
+        r = json_to_entity(&issue_entity, req->body, FIELD_PATCH, (const char *const[]){ "comment", "reopen", "interrupt", NULL },
+                           &after, &error);
         if (r < 0)
                 return reply_input_error(req, r, error);
+        /* reopen with a comment moves a closed issue back to todo, unless the update sets a status. */
+        bool reopened = reopen && comment && issue_closed(before.status) && !json_has_field(req->body, "status");
+        if (reopened)
+                after.status = ISSUE_TODO;
         r = validate_issue(req, &after);
         if (r <= 0)
                 return r;
         r = stamp_updated(&after.updated_at);
         if (r < 0)
                 return r;
-        r = issue_apply_update_rules(&before, &after, json_has_field(req->body, "status"), after.updated_at);
+        r = issue_apply_update_rules(&before, &after, json_has_field(req->body, "status") || reopened, after.updated_at);
         if (r < 0)
                 return r;
 
@@ -926,8 +1030,15 @@ static int handle_issue_patch(ApiRequest *req) {
         r = store_update(s, &issue_entity, &after);
         if (r < 0)
                 return r;
-        r = add_activity(req, after.company_id, "issue.updated", "issue", after.id, after.assignee_agent_id,
-                         issue_update_details(req->body, &before, &after));
+        cJSON *details = issue_update_details(req->body, &before, &after);
+        if (details && reopened) {
+                cJSON_DeleteItemFromObjectCaseSensitive(details, "reopen");
+                cJSON_AddBoolToObject(details, "reopened", true);
+                cJSON_AddStringToObject(details, "reopenedFrom", issue_status_to_string(before.status));
+                cJSON_DeleteItemFromObjectCaseSensitive(details, "status");
+                cJSON_AddStringToObject(details, "status", "todo");
+        }
+        r = add_activity(req, after.company_id, "issue.updated", "issue", after.id, after.assignee_agent_id, details);
         if (r < 0)
                 return r;
         _cleanup_(comment_donep) IssueComment added = {};
@@ -940,7 +1051,12 @@ static int handle_issue_patch(ApiRequest *req) {
         if (r < 0)
                 return r;
         tx = NULL;
-        issue_wakes(req, &before, &after, added.id, comment ? comment->valuestring : NULL, req->caller_agent_id);
+        if (interrupt) {
+                r = interrupt_issue_run(req, &after, interrupted);
+                if (r < 0)
+                        return r;
+        }
+        issue_wakes(req, &before, &after, added.id, comment ? comment->valuestring : NULL, req->caller_agent_id, reopened);
         if (after.status == ISSUE_DONE && before.status != ISSUE_DONE) {
                 wake_unblocked(req, &after);
                 if (req->caller_agent_id) {
@@ -1316,10 +1432,11 @@ static int handle_comment_get(ApiRequest *req) {
 
 static int handle_comment_create(ApiRequest *req) {
         _cleanup_(store_rollbackp) Store *tx = NULL;
-        _cleanup_(issue_donep) Issue i = {};
+        _cleanup_(issue_donep) Issue i = {}, before = {};
         _cleanup_(comment_donep) IssueComment c = {}, input = {};
         Store *s = req_store(req);
-        char *error = NULL;
+        char *error = NULL, interrupted[UUID_STRING_MAX];
+        bool reopen, interrupt;
         int r;
 
         if (!require_body(req))
@@ -1327,7 +1444,10 @@ static int handle_comment_create(ApiRequest *req) {
         r = load_issue(req, req->params[0], &i);
         if (r <= 0)
                 return r;
-        r = json_to_entity(&comment_entity, req->body, FIELD_CREATE, NULL, &input, &error);
+        if (!parse_comment_flags(req, &reopen, &interrupt))
+                return 0;
+        r = json_to_entity(&comment_entity, req->body, FIELD_CREATE, (const char *const[]){ "reopen", "interrupt", NULL }, &input,
+                           &error);
         if (r < 0)
                 return reply_input_error(req, r, error);
 
@@ -1335,10 +1455,23 @@ static int handle_comment_create(ApiRequest *req) {
         if (r < 0)
                 return r;
         tx = s;
+        r = entity_copy(&issue_entity, &i, &before);
+        if (r < 0)
+                return r;
         r = insert_comment(req, &i, input.body, &c);
         if (r < 0)
                 return r;
-        /* A comment is activity on its issue. */
+        /* A comment is activity on its issue; with reopen, a closed issue is open again. */
+        bool reopened = reopen && issue_closed(i.status);
+        if (reopened) {
+                r = reopen_issue(&i, c.created_at);
+                if (r < 0)
+                        return r;
+                r = add_activity(req, i.company_id, "issue.updated", "issue", i.id, i.assignee_agent_id,
+                                 reopen_details(&i, before.status, "comment"));
+                if (r < 0)
+                        return r;
+        }
         r = free_and_strdup(&i.updated_at, c.created_at);
         if (r < 0)
                 return r;
@@ -1349,7 +1482,12 @@ static int handle_comment_create(ApiRequest *req) {
         if (r < 0)
                 return r;
         tx = NULL;
-        issue_wakes(req, &i, &i, c.id, c.body, c.author_agent_id);
+        if (interrupt) {
+                r = interrupt_issue_run(req, &i, interrupted);
+                if (r < 0)
+                        return r;
+        }
+        issue_wakes(req, &before, &i, c.id, c.body, c.author_agent_id, reopened);
         return reply_entity(req, 201, &comment_entity, &c);
 }
 

@@ -29,6 +29,7 @@ typedef struct ApiRequest {
         char *caller_run_id;
         char *caller_agent_id;
         char *caller_company_id;
+        const char *interrupted_run_id; /* a run this request interrupted: its wakes name it */
 
         unsigned status; /* response, set by api_reply*() */
         cJSON *reply;

@@ -78,8 +78,13 @@ is "the wakeups list shows both wakes, newest first" \
         "$(api GET "/api/agents/$claude/wakeup-requests" | jq -r '[.[] | .reason] | join(" ")')" "issue_commented issue_assigned"
 is "a bad wakeup status filter is refused" "$(code GET "/api/agents/$claude/wakeup-requests?status=bogus")" 400
 
+is "corralctl agent state shows the totals" "$("$CORRALCTL" --json agent state "$claude" | jq -c '[.totalInputTokens, .totalCostCents]')" "[10888,8]"
+like "and as a table" "$("$CORRALCTL" agent state "$claude")" "5b0f7d1e-2c3a-4f1e-9d3b-7a1c2e4f6a80"
+
 # Resetting the session makes the next run start fresh.
-is "reset-session answers 200" "$(code POST "/api/agents/$claude/runtime-state/reset-session" '{}')" 200
+is "reset-session answers 200" "$(code POST "/api/agents/$claude/runtime-state/reset-session" '{"taskKey":"nothing"}')" 200
+is "a reset of another task keeps the issue's session" "$(api GET "/api/agents/$claude/task-sessions" | jq length)" 1
+is "corralctl agent reset-session forgets them all" "$("$CORRALCTL" --json agent reset-session "$claude" | jq -r .agentId)" "$claude"
 is "the session is forgotten" "$(api GET "/api/agents/$claude/runtime-state" | jq -r .sessionId)" null
 is "so are the task sessions" "$(api GET "/api/agents/$claude/task-sessions" | jq length)" 0
 is "a bad taskKey is refused" "$(code POST "/api/agents/$claude/runtime-state/reset-session" '{"taskKey":5}')" 400

@@ -183,6 +183,53 @@ is "never more than one run of the agent at a time" "$most" 1
 like "the timer wake waited as a queued run" "$(runs_of "$busy" | jq -r '[.[] | select(.invocationSource == "timer")] | length')" '^[1-9]'
 "$CORRALCTL" agent pause "$busy" >/dev/null
 
+# --- reopen and interrupt (reference §8) ---
+closer=$(agent closer 0)
+done_issue=$(api POST /api/companies/$company/issues "{\"title\":\"Closed\",\"status\":\"backlog\",\"assigneeAgentId\":\"$closer\"}" | jq -r .id)
+api PATCH /api/issues/$done_issue '{"status":"done"}' >/dev/null
+wait_idle "$closer"
+before=$(runs_of "$closer" | jq length)
+api POST /api/issues/$done_issue/comments '{"body":"Still broken on arm64.","reopen":true}' >/dev/null
+is "a comment with reopen answers 201" "$(status)" 201
+# Reopened to todo, the woken assignee's harness may already have checked it out.
+like "it reopened the closed issue" "$(api GET /api/issues/$done_issue | jq -r .status)" '^(todo|in_progress)$'
+is "the activity says it was reopened, from done, by a comment" \
+        "$(api GET "/api/companies/$company/activity" | jq -c --arg i "$done_issue" '[.[] | select(.entityId == $i and .details.reopened == true)] | .[0].details | [.reopenedFrom, .status, .source]')" \
+        '["done","todo","comment"]'
+wait_idle "$closer"
+is "the assignee was woken once, as issue_reopened_via_comment" \
+        "$(runs_of "$closer" | jq -r --argjson n "$before" '.[0:(length - $n)] | map(.contextSnapshot.wakeReason) | join(" ")')" issue_reopened_via_comment
+api POST /api/issues/$done_issue/comments '{"body":"Noted.","reopen":true}' >/dev/null
+is "reopen on an open issue changes nothing" \
+        "$(api GET "/api/companies/$company/activity" | jq --arg i "$done_issue" '[.[] | select(.entityId == $i and .details.reopened == true)] | length')" 1
+api POST /api/issues/$done_issue/comments '{"body":"x","reopen":"yes"}' >/dev/null
+is "reopen must be a boolean" "$(status)" 400
+api PATCH /api/issues/$done_issue '{"interrupt":1}' >/dev/null
+is "interrupt must be a boolean" "$(status)" 400
+api PATCH /api/issues/$done_issue '{"status":"cancelled"}' >/dev/null
+wait_idle "$closer"
+api PATCH /api/issues/$done_issue '{"comment":"Reopening: the fix was reverted.","reopen":true}' >/dev/null
+like "PATCH with a comment and reopen reopens a cancelled issue" "$(api GET /api/issues/$done_issue | jq -r .status)" '^(todo|in_progress)$'
+wait_idle "$closer"
+
+long=$(agent long 30)
+long_issue=$(api POST /api/companies/$company/issues "{\"title\":\"Interrupt me\",\"status\":\"todo\",\"assigneeAgentId\":\"$long\"}")
+long_run=$(jq -r .executionRunId <<<"$long_issue")
+long_issue=$(jq -r .id <<<"$long_issue")
+for i in $(seq 100); do [ "$(api GET /api/heartbeat-runs/$long_run | jq -r .status)" = running ] && break; sleep 0.05; done
+api POST /api/issues/$long_issue/comments '{"body":"Stop, the spec changed.","interrupt":true}' >/dev/null
+is "an interrupting comment answers 201" "$(status)" 201
+is "the running run was cancelled" "$(wait_run "$long_run" | jq -r '.status + " " + .errorCode')" "cancelled cancelled"
+is "the cancel is in the activity log as an interrupt" \
+        "$(api GET "/api/companies/$company/activity" | jq -r --arg r "$long_run" '[.[] | select(.action == "heartbeat.cancelled" and .entityId == $r)] | .[0].details.source')" \
+        issue_comment_interrupt
+for i in $(seq 100); do [ "$(runs_of "$long" | jq length)" -ge 2 ] && break; sleep 0.05; done
+next=$(runs_of "$long" | jq '.[0]')
+is "the comment's wake names the interrupted run" "$(jq -r .contextSnapshot.wakeReason <<<"$next")" issue_commented
+is "its wake request carries interruptedRunId" \
+        "$(api GET "/api/agents/$long/wakeup-requests" | jq -r '[.[] | select(.reason == "issue_commented" or .reason == "issue_execution_promoted")] | .[0].payload.interruptedRunId')" "$long_run"
+"$CORRALCTL" agent pause "$long" >/dev/null
+
 stop_daemon
 is "corrald exits 0" "$DAEMON_STATUS" 0
 finish
