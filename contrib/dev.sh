@@ -19,11 +19,17 @@ packages=(
         curl sqlite3 jq procps socat systemd clang-format
 )
 
+# What only the full check needs: package builds and the VM with a real systemd.
+check_packages=(
+        debhelper dpkg-dev fakeroot lintian bash-completion rpm
+        mmdebstrap qemu-system-x86 qemu-utils e2fsprogs
+)
+
 log() { printf '==> %s\n' "$*" >&2; }
 
 install_deps() {
         local missing=() p
-        for p in "${packages[@]}"; do
+        for p in "${packages[@]}" "$@"; do
                 dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
         done
         [ ${#missing[@]} -eq 0 ] && return 0
@@ -75,6 +81,7 @@ format_check() {
 }
 
 cmd_check() {
+        install_deps "${check_packages[@]}"
         build
         format_check
         cd "$builddir"
@@ -96,7 +103,17 @@ cmd_check() {
         cd "$builddir"
         log "make distcheck"
         make -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror || { show_failures "$builddir"; exit 1; }
-        rm -f corral-*.tar.xz
+
+        # Packages from the release tarball distcheck just approved.
+        local tarball packages=$builddir/packages deb rpm
+        tarball=$(ls "$builddir"/corral-*.tar.xz)
+        rm -rf "$packages"
+        log "Debian package (dpkg-buildpackage, lintian)"
+        deb=$("$top/contrib/packaging/build-deb.sh" "$tarball" "$packages")
+        log "RPM package (rpmbuild)"
+        rpm=$("$top/contrib/packaging/build-rpm.sh" "$tarball" "$packages")
+        log "built $deb and $rpm"
+        rm -f "$tarball"
 }
 
 cmd_run() {
