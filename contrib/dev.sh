@@ -114,6 +114,10 @@ cmd_check() {
         rpm=$("$top/contrib/packaging/build-rpm.sh" "$tarball" "$packages")
         log "built $deb and $rpm"
         rm -f "$tarball"
+
+        # The scope backend, limits, units and the package under a real systemd.
+        log "VM with systemd as PID 1 (tests/vm)"
+        "$top/tests/vm/run.sh" --deb "$deb" --cache "${CORRAL_VM_CACHE:-$builddir/vm-cache}"
 }
 
 cmd_run() {

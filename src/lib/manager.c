@@ -64,6 +64,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->sigterm_source);
         sd_event_source_disable_unref(m->sigint_source);
         sd_event_source_disable_unref(m->sighup_source);
+        sd_event_source_disable_unref(m->stall_source);
         sd_event_source_disable_unref(m->sweep_timer);
         sd_event_unref(m->event);
         for (size_t i = 0; i < m->n_overrides * 2; i++)
@@ -194,6 +195,15 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
         return sd_event_exit(m->event, 0);
 }
 
+/* Test hook (CORRAL_TEST_HOOKS=1): SIGUSR2 blocks the loop for good, so that tests can
+ * see the watchdog restart a stuck corrald. */
+static int on_stall(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        log_warning("Test hook: SIGUSR2 received, the event loop stalls now (the watchdog should end this).");
+        for (;;)
+                pause();
+        return 0;
+}
+
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
         _cleanup_free_ char *old_state = strdup(strempty(m->config.state_dir));
@@ -320,6 +330,13 @@ int manager_startup(Manager *m) {
                 r = sd_event_add_signal(m->event, &m->sigint_source, SIGINT, on_sigterm, m);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, &m->sighup_source, SIGHUP, on_sighup, m);
+        if (r >= 0 && streq_ptr(getenv("CORRAL_TEST_HOOKS"), "1")) {
+                sigset_t usr2;
+                sigemptyset(&usr2);
+                sigaddset(&usr2, SIGUSR2);
+                (void) sigprocmask(SIG_BLOCK, &usr2, NULL);
+                r = sd_event_add_signal(m->event, &m->stall_source, SIGUSR2, on_stall, m);
+        }
         if (r < 0)
                 return log_error_errno(r, "Failed to watch signals: %m");
 
@@ -335,7 +352,7 @@ int manager_startup(Manager *m) {
                 return log_error_errno(r, "Failed to open database %s: %m", db);
         log_info("Database %s at schema version %d.", db, store_schema_version(m->store));
 
-        r = placement_new(m->config.placement, m->config.cgroup_root, &m->placement);
+        r = placement_new(m->config.placement, m->config.cgroup_root, m->event, &m->placement);
         if (r < 0)
                 return r;
         _cleanup_free_ char *shim = find_shim();

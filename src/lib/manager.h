@@ -21,7 +21,7 @@ typedef struct Scheduler Scheduler;
 
 typedef struct Manager {
         sd_event *event;
-        sd_event_source *sigterm_source, *sigint_source, *sighup_source;
+        sd_event_source *sigterm_source, *sigint_source, *sighup_source, *stall_source;
         sd_event_source *sweep_timer;
 
         /* Configuration: defaults, then the file, then the command-line overrides (key, value pairs). */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Placement backends: "cgroup" (a child cgroup per run in a cgroup v2 subtree
- * that corrald owns) and "none" (process groups only, for development).
+ * that corrald owns) and "none" (process groups only, for development); the
+ * "scope" backend is in placement-scope.c. This file picks one.
  */
 #include "placement.h"
 
@@ -18,8 +19,10 @@
 #include "basic/util.h"
 #include "cgroup.h"
 #include "log.h"
+#include "placement-scope.h"
 
 void run_place_done(RunPlace *p) {
+        scope_start_free(p->pending);
         free(p->cgroup_path);
         free(p->unit_name);
         safe_close(p->cgroup_fd);
@@ -233,14 +236,47 @@ static int setup_cgroup_root(const char *root) {
         return 0;
 }
 
-int placement_new(PlacementKind kind, const char *cgroup_root, Placement **ret) {
+static int new_scope_placement(sd_event *event, Placement **ret) {
+        Placement *p;
+        int r;
+
+        p = calloc(1, sizeof(Placement));
+        if (!p)
+                return -ENOMEM;
+        p->kind = PLACEMENT_SCOPE;
+        p->ops = &scope_ops;
+        p->event = sd_event_ref(event);
+        r = cgroup_find_v2_mount(&p->cgroup_mount);
+        if (r < 0) {
+                placement_free(p);
+                return log_error_errno(r, "Failed to find the cgroup v2 mount: %m");
+        }
+        r = scope_setup(p);
+        if (r < 0) {
+                placement_free(p);
+                return r;
+        }
+        log_info("Runs are placed in scopes of %s.", SCOPE_SLICE);
+        *ret = p;
+        return 0;
+}
+
+int placement_new(PlacementKind kind, const char *cgroup_root, sd_event *event, Placement **ret) {
         _cleanup_free_ char *root = NULL;
         Placement *p;
         int r;
 
-        if (kind == PLACEMENT_SCOPE)
-                return log_error_errno(-EOPNOTSUPP,
-                                       "placement=scope is not available in this build yet; use placement=cgroup or auto.");
+        if (kind == PLACEMENT_SCOPE || kind == PLACEMENT_AUTO) {
+                r = scope_available();
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return new_scope_placement(event, ret);
+                if (kind == PLACEMENT_SCOPE)
+                        return log_error_errno(-EOPNOTSUPP,
+                                               "placement=scope needs systemd as PID 1, answering on the system bus; "
+                                               "use placement=cgroup or auto here.");
+        }
 
         if (kind == PLACEMENT_AUTO || kind == PLACEMENT_CGROUP) {
                 if (cgroup_root)
@@ -291,6 +327,9 @@ Placement *placement_free(Placement *p) {
         if (!p)
                 return NULL;
         /* The root stays: runs that outlive corrald still live below it. */
+        if (p->kind == PLACEMENT_SCOPE)
+                scope_teardown(p);
+        sd_event_unref(p->event);
         free(p->cgroup_root);
         free(p->cgroup_mount);
         free(p);
@@ -302,7 +341,7 @@ int placement_run_of_pid(Placement *p, pid_t pid, char **ret) {
         int r;
 
         *ret = NULL;
-        if (p->kind != PLACEMENT_CGROUP || pid <= 0)
+        if ((p->kind != PLACEMENT_CGROUP && p->kind != PLACEMENT_SCOPE) || pid <= 0)
                 return 0;
         path = strprintf("/proc/%d/cgroup", (int) pid);
         if (!path)
@@ -316,6 +355,17 @@ int placement_run_of_pid(Placement *p, pid_t pid, char **ret) {
                         *next++ = 0;
                 if (strncmp(line, "0::", 3) != 0)
                         continue;
+                if (p->kind == PLACEMENT_SCOPE) {
+                        /* .../corral.slice/corral-run-<id>.scope[/...] */
+                        const char *unit = strstr(line + 3, "/corral-run-");
+                        if (!unit)
+                                return 0;
+                        _cleanup_free_ char *name = strndup(unit + 1, strcspn(unit + 1, "/"));
+                        if (!name)
+                                return -ENOMEM;
+                        *ret = scope_run_id(name);
+                        return 0;
+                }
                 full = strprintf("%s%s", p->cgroup_mount, line + 3);
                 prefix = strprintf("%s/run-", p->cgroup_root);
                 if (!full || !prefix)

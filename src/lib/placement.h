@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
 
 #include "config.h"
 
@@ -19,13 +21,29 @@ typedef struct RunLimits {
         uint64_t cpu_weight; /* 1..10000 */
 } RunLimits;
 
+typedef struct ScopeStart ScopeStart;
+
 /* Where one run lives. */
 typedef struct RunPlace {
-        char *cgroup_path; /* filesystem path of the run's cgroup (cgroup backend) */
+        char *cgroup_path; /* filesystem path of the run's cgroup (both backends, once known) */
         char *unit_name; /* corral-run-<id>.scope (scope backend) */
         int cgroup_fd; /* O_PATH fd for CLONE_INTO_CGROUP, or -1 */
         pid_t pgid; /* the agent's process group (none backend) */
+        ScopeStart *pending; /* scope backend: the unit's start job, until it is done */
 } RunPlace;
+
+/* attach() is done: r < 0 with a message when the run could not be placed. */
+typedef void (*PlacementAttached)(int r, const char *error, void *userdata);
+
+typedef struct PlacementAttach {
+        const pid_t *pids; /* the shim and its agent, not yet started */
+        size_t n_pids;
+        const RunLimits *limits;
+        const char *description;
+        uint64_t runtime_max_usec; /* a deadline that holds without corrald; 0 for none */
+        PlacementAttached done;
+        void *userdata;
+} PlacementAttach;
 
 void run_place_done(RunPlace *p);
 
@@ -36,6 +54,10 @@ typedef struct PlacementOps {
         /* Create the run's cgroup before the shim exists. *ret_warning names limits that
          * could not be enforced (NULL when all were). */
         int (*prepare)(Placement *p, const char *run_id, const RunLimits *limits, RunPlace *ret, char **ret_warning);
+        /* Move the run's first processes into its place, asynchronously: a->done is called
+         * from the event loop once, unless the place is freed first. NULL for backends whose
+         * prepare() already placed the run (the shim is cloned into its cgroup). */
+        int (*attach)(Placement *p, RunPlace *place, const PlacementAttach *a);
         /* SIGKILL every process of the run. */
         int (*kill_all)(Placement *p, const RunPlace *place);
         /* 1 while any process of the run exists, 0 once none does. */
@@ -54,12 +76,18 @@ struct Placement {
         const PlacementOps *ops;
         PlacementKind kind; /* resolved: never PLACEMENT_AUTO */
         char *cgroup_root; /* cgroup backend */
-        char *cgroup_mount; /* cgroup backend: where the v2 hierarchy is mounted */
+        char *cgroup_mount; /* where the v2 hierarchy is mounted */
+        /* scope backend */
+        sd_event *event;
+        sd_bus *bus;
+        sd_bus_slot *job_removed_slot;
+        ScopeStart *starts; /* start jobs in flight */
+        uint64_t start_timeout_usec;
 };
 
-/* Resolve kind (auto picks what this host offers) and set the backend up. Logs why when
- * no backend is available. */
-int placement_new(PlacementKind kind, const char *cgroup_root, Placement **ret);
+/* Resolve kind (auto picks scope when systemd is PID 1 and its bus answers, else cgroup)
+ * and set the backend up. Logs why when no backend is available. */
+int placement_new(PlacementKind kind, const char *cgroup_root, sd_event *event, Placement **ret);
 Placement *placement_free(Placement *p);
 
 /* The run a process belongs to, from its cgroup: *ret is NULL when it belongs to none (or

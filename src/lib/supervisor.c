@@ -76,6 +76,9 @@ typedef struct Tracked {
         unsigned leftover;
 
         uint64_t grace_usec, idle_usec, timeout_usec;
+        int64_t deadline_usec; /* CLOCK_REALTIME, of a re-adopted run; 0 for none */
+        RunLimits limits;
+        char *error; /* why the run could not be launched or placed */
         uint64_t last_output; /* CLOCK_MONOTONIC */
         uint64_t last_persist;
 
@@ -155,6 +158,7 @@ static void tracked_free(Tracked *t) {
         free(t->agent_id);
         free(t->issue_id);
         free(t->run_dir);
+        free(t->error);
         free(t);
 }
 
@@ -192,9 +196,9 @@ static void event(Tracked *t, EventLevel level, const char *message) {
 }
 
 /* Read status.json: the agent's real exit status. */
-static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal) {
+static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal, int64_t *ret_finished_usec) {
         _cleanup_free_ char *path = strprintf("%s/%s", t->run_dir, SHIM_STATUS_FILE), *text = NULL;
-        cJSON *j, *code, *sig;
+        cJSON *j, *code, *sig, *finished;
         int r;
 
         if (!path)
@@ -209,6 +213,9 @@ static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal) {
         sig = cJSON_GetObjectItemCaseSensitive(j, "signal");
         *ret_exit = cJSON_IsNumber(code) ? (int64_t) code->valuedouble : INT_NULL;
         *ret_signal = cJSON_IsString(sig) ? strdup(sig->valuestring) : NULL;
+        finished = cJSON_GetObjectItemCaseSensitive(j, "finishedAt");
+        if (!cJSON_IsString(finished) || iso_time_parse(finished->valuestring, ret_finished_usec) < 0)
+                *ret_finished_usec = 0;
         cJSON_Delete(j);
         return 0;
 }
@@ -220,26 +227,32 @@ static void finish(Tracked *t) {
         Supervisor *s = t->supervisor;
         _cleanup_free_ char *signal_name = NULL;
         char exit_text[32];
+        int64_t finished_usec = 0;
         RunResult result = { .run_id = t->run_id, .exit_code = INT_NULL };
         int r;
 
-        r = read_status(t, &result.exit_code, &signal_name);
+        r = read_status(t, &result.exit_code, &signal_name, &finished_usec);
         if (r < 0 && r != -ENOENT)
                 log_warning_errno(r, "Run %s: unreadable %s, ignoring: %m", t->run_id, SHIM_STATUS_FILE);
         if (r < 0 && t->killed)
                 /* The shim itself was killed with the cgroup: the agent died of that. */
                 signal_name = strdup("SIGKILL");
         result.signal = signal_name;
+        result.error = t->error;
 
         (void) s->placement->ops->oom_kills(s->placement, &t->place, &result.oom_kills);
         if (t->stop_reason >= 0)
                 result.end = t->stop_reason;
+        else if (t->adopted && result.signal && t->deadline_usec > 0 && finished_usec >= t->deadline_usec)
+                /* Killed past its deadline while corrald was away: the scope's RuntimeMaxUSec
+                 * held the run's timeout (SPEC §4.1). */
+                result.end = RUN_END_TIMEOUT;
         else if (result.oom_kills > 0)
                 result.end = RUN_END_OOM;
         else
                 result.end = RUN_END_EXITED;
         char lost[256];
-        if (r == -ENOENT && t->stop_reason < 0) {
+        if (r == -ENOENT && t->stop_reason < 0 && result.oom_kills == 0) {
                 /* No exit status: the shim died with the agent (SPEC §5, the last two rows). */
                 result.end = RUN_END_LOST;
                 if (t->rebooted)
@@ -542,6 +555,9 @@ static int read_start_ticks(pid_t pid, uint64_t *ret) {
 }
 
 static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userdata);
+static void on_attached(int r, const char *error, void *userdata);
+static void start_agent(Tracked *t);
+static void watch_cgroup(Tracked *t);
 
 /* The shim's process. After clone3 only async-signal-safe calls. */
 static _noreturn_ void shim_child(const char *path, char *const *argv, char *const *env, const char *cwd, int devnull, int go,
@@ -665,12 +681,11 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
         return 0;
 }
 
-/* The shim reported the agent's pid: record everything, then let the agent run. */
+/* The shim reported the agent's pid: place the run, record everything, then let the agent run. */
 static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Tracked *t = userdata;
         Supervisor *s = t->supervisor;
-        _cleanup_(run_donep) Run run = {};
-        char buf[32] = "", now[ISO_TIME_MAX], deadline[ISO_TIME_MAX];
+        char buf[32] = "";
         ssize_t n;
         int64_t pid;
         int r;
@@ -685,6 +700,56 @@ static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userd
         t->place.pgid = t->agent_pid;
         if (t->state != TRACK_LAUNCHING)
                 return 0; /* stopped meanwhile: go_fd is closed, the shim gives up */
+        if (!s->placement->ops->attach) {
+                start_agent(t);
+                return 0;
+        }
+
+        /* The scope backend moves the shim and its waiting agent into the run's unit; the
+         * agent starts once systemd has done that. */
+        _cleanup_free_ char *description = strprintf("corral run %s of agent %s", t->run_id, strna(t->agent_id));
+        pid_t pids[] = { t->shim_pid, t->agent_pid };
+        PlacementAttach a = {
+                .pids = pids,
+                .n_pids = ELEMENTSOF(pids),
+                .limits = &t->limits,
+                .description = description ?: t->run_id,
+                .runtime_max_usec = t->timeout_usec > 0 ? t->timeout_usec + t->grace_usec : 0,
+                .done = on_attached,
+                .userdata = t,
+        };
+        r = s->placement->ops->attach(s->placement, &t->place, &a);
+        if (r < 0)
+                on_attached(r, "cannot ask systemd for the run's scope", t);
+        return 0;
+}
+
+/* The run's place is ready (or could not be made): start the agent, or let the shim give up. */
+static void on_attached(int r, const char *error, void *userdata) {
+        Tracked *t = userdata;
+
+        if (r < 0) {
+                RUN_FIELDS(t, fields);
+                log_fields(LOG_ERR, fields, "Run %s could not be placed: %s (%s)", t->run_id, error, strerror(-r));
+                event(t, LEVEL_ERROR, error);
+                if (!t->error)
+                        t->error = strdup(error);
+                t->stop_reason = RUN_END_LAUNCH_FAILED;
+                t->go_fd = safe_close(t->go_fd); /* the shim and its agent give up */
+                return;
+        }
+        if (t->state != TRACK_LAUNCHING)
+                return;
+        watch_cgroup(t);
+        start_agent(t);
+}
+
+/* Record everything about the run's processes, then let the agent run. */
+static void start_agent(Tracked *t) {
+        Supervisor *s = t->supervisor;
+        _cleanup_(run_donep) Run run = {};
+        char now[ISO_TIME_MAX], deadline[ISO_TIME_MAX];
+        int r;
 
         (void) iso_time_now(now);
         r = store_get(s->store, &run_entity, t->run_id, &run);
@@ -708,7 +773,7 @@ static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userd
                 log_error_errno(r, "Run %s: failed to record its processes, not starting it: %m", t->run_id);
                 t->stop_reason = RUN_END_LAUNCH_FAILED;
                 t->go_fd = safe_close(t->go_fd);
-                return 0;
+                return;
         }
 
         if (write(t->go_fd, "g", 1) != 1) {
@@ -732,9 +797,12 @@ static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userd
 
         RUN_FIELDS(t, fields);
         log_fields(LOG_INFO, fields, "Run %s started: shim %d, agent %d, %s %s.", t->run_id, (int) t->shim_pid,
-                   (int) t->agent_pid, t->place.cgroup_path ? "cgroup" : "placement", strna(t->place.cgroup_path));
+                   (int) t->agent_pid,
+                   t->place.unit_name             ? "unit"
+                           : t->place.cgroup_path ? "cgroup"
+                                                  : "placement",
+                   t->place.unit_name ?: strna(t->place.cgroup_path));
         event(t, LEVEL_INFO, "run started");
-        return 0;
 }
 
 /* A new tracked run, registered with the supervisor. */
@@ -777,9 +845,23 @@ static int tracked_new(Supervisor *s, const char *run_id, const char *agent_id, 
 }
 
 /* inotify on the log (created empty if missing, so there is a file to watch) and on the cgroup. */
-static void watch(Tracked *t) {
+/* The run's cgroup.events, once the run's cgroup is known. */
+static void watch_cgroup(Tracked *t) {
         Supervisor *s = t->supervisor;
         _cleanup_free_ char *events = NULL;
+
+        if (t->events_wd >= 0)
+                return;
+        events = s->placement->ops->events_path(s->placement, &t->place);
+        if (events) {
+                t->events_wd = inotify_add_watch(s->inotify_fd, events, IN_MODIFY);
+                if (t->events_wd < 0)
+                        log_warning_errno(-errno, "Run %s: cannot watch %s: %m", t->run_id, events);
+        }
+}
+
+static void watch(Tracked *t) {
+        Supervisor *s = t->supervisor;
         int fd;
 
         fd = open(t->log->path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
@@ -787,12 +869,7 @@ static void watch(Tracked *t) {
         t->log_wd = inotify_add_watch(s->inotify_fd, t->log->path, IN_MODIFY);
         if (t->log_wd < 0)
                 log_warning_errno(-errno, "Run %s: cannot watch its log, output is read at the end only: %m", t->run_id);
-        events = s->placement->ops->events_path(s->placement, &t->place);
-        if (events) {
-                t->events_wd = inotify_add_watch(s->inotify_fd, events, IN_MODIFY);
-                if (t->events_wd < 0)
-                        log_warning_errno(-errno, "Run %s: cannot watch %s: %m", t->run_id, events);
-        }
+        watch_cgroup(t);
 }
 
 int supervisor_launch(Supervisor *s, const LaunchSpec *spec) {
@@ -810,6 +887,7 @@ int supervisor_launch(Supervisor *s, const LaunchSpec *spec) {
         t->grace_usec = (spec->grace_sec ?: 1) * USEC_PER_SEC;
         t->idle_usec = spec->idle_timeout_sec * USEC_PER_SEC;
         t->timeout_usec = spec->timeout_sec * USEC_PER_SEC;
+        t->limits = spec->limits;
 
         r = launch(s, t, spec, &error);
         if (r < 0) {
@@ -877,7 +955,10 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
         t->grace_usec = (spec->grace_sec ?: 1) * USEC_PER_SEC;
         t->idle_usec = spec->idle_timeout_sec * USEC_PER_SEC;
         t->last_output = now_mono();
-        if (run->cgroup_path && !(t->place.cgroup_path = strdup(run->cgroup_path))) {
+        if (run->deadline_at && iso_time_parse(run->deadline_at, &t->deadline_usec) < 0)
+                t->deadline_usec = 0;
+        if ((run->cgroup_path && !(t->place.cgroup_path = strdup(run->cgroup_path))) ||
+            (run->unit_name && !(t->place.unit_name = strdup(run->unit_name)))) {
                 untrack(s, t);
                 return -ENOMEM;
         }

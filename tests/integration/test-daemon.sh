@@ -23,6 +23,13 @@ err=$("$CORRALD" --config "$T/bad.conf" --socket "$SOCK" 2>&1)
 is "bad config value: exit 1" "$?" 1
 like "bad config value names file and line" "$err" "bad.conf:2: placement must be one of"
 
+# Without systemd as PID 1 there are no scopes: an explicit placement=scope is refused.
+if [ ! -d /run/systemd/system ]; then
+        err=$("$CORRALD" --state-dir "$STATE" --socket "$SOCK" --placement scope 2>&1)
+        is "placement=scope without systemd: exit 1" "$?" 1
+        like "and says why" "$err" "placement=scope needs systemd as PID 1"
+fi
+
 # --- configuration file plus flags, readiness ---
 printf '# test\n[corrald]\nstate-dir = %s\nlog-level = info\nplacement = cgroup\nunknown-key = 1\n' "$STATE" >"$T/corrald.conf"
 rm -f "$T/notify.sock"

@@ -86,7 +86,7 @@ static int setup(void **state) {
 
         assert_int_equal(sd_event_new(&event), 0);
         assert_int_equal(store_open(":memory:", &store), 0);
-        assert_int_equal(placement_new(PLACEMENT_CGROUP, cgroup_root, &placement), 0);
+        assert_int_equal(placement_new(PLACEMENT_CGROUP, cgroup_root, event, &placement), 0);
         SupervisorConfig config = { .state_dir = state_dir, .shim_path = shim, .leftover_grace_usec = 300000 };
         assert_int_equal(supervisor_new(event, store, placement, &config, on_finished, NULL, &supervisor), 0);
 

@@ -91,7 +91,7 @@ int fixture_manager_setup(void **state) {
         assert_int_equal(manager_new(&m), 0);
         assert_int_equal(sd_event_new(&m->event), 0);
         assert_int_equal(store_open(":memory:", &m->store), 0);
-        assert_int_equal(placement_new(PLACEMENT_NONE, NULL, &m->placement), 0);
+        assert_int_equal(placement_new(PLACEMENT_NONE, NULL, m->event, &m->placement), 0);
         shim = strprintf("%s/corral-shim", builddir ?: ".");
         SupervisorConfig sc = { .state_dir = fixture_dir, .shim_path = shim };
         assert_int_equal(supervisor_new(m->event, m->store, m->placement, &sc, heartbeat_run_finished, m, &m->supervisor), 0);

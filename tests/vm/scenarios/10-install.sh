@@ -1,0 +1,15 @@
+#!/bin/bash
+# Installing the package: group, units enabled and started, units verified.
+. "$(dirname "$0")/lib.sh"
+out=$(dpkg -i "$VM_SHARE/corral.deb" 2>&1)
+check "dpkg -i corral.deb" test $? = 0 || echo "$out" | sed 's/^/#   /'
+check "group corral exists" getent group corral
+is "corrald.socket is enabled" "$(systemctl is-enabled corrald.socket)" enabled
+is "corrald.service is enabled" "$(systemctl is-enabled corrald.service)" enabled
+is "corrald.socket is listening" "$(systemctl is-active corrald.socket)" active
+like "the socket belongs to root:corral, mode 0660" "$(stat -c '%U:%G %a' /run/corral/corrald.sock)" '^root:corral 660$'
+is "systemd-analyze verify has nothing to say" "$(systemd-analyze verify corrald.service corrald.socket corral.slice 2>&1)" ""
+echo "# systemd-analyze security: $(systemd-analyze security corrald.service 2>/dev/null | tail -n 1)"
+check "corralctl status answers" retry 10 corralctl status
+is "corrald runs under systemd" "$(systemctl is-active corrald.service)" active
+like "it placed runs in scopes" "$(journalctl -u corrald.service -b --no-pager -o cat | grep -m1 'Runs are placed')" "scopes of corral.slice"
