@@ -83,7 +83,8 @@ typedef struct Tracked {
         uint64_t last_persist;
 
         RunLog *log;
-        int log_wd, events_wd;
+        int log_wd, events_wd, memory_wd;
+        uint64_t oom_kills; /* seen in memory.events while the run's cgroup existed */
 
         sd_event_source *pidfd_source, *report_source;
         sd_event_source *deadline_timer, *grace_timer, *idle_timer, *leftover_timer;
@@ -142,6 +143,8 @@ static void tracked_free(Tracked *t) {
                         (void) inotify_rm_watch(t->supervisor->inotify_fd, t->log_wd);
                 if (t->events_wd >= 0)
                         (void) inotify_rm_watch(t->supervisor->inotify_fd, t->events_wd);
+                if (t->memory_wd >= 0)
+                        (void) inotify_rm_watch(t->supervisor->inotify_fd, t->memory_wd);
         }
         sd_event_source_disable_unref(t->pidfd_source);
         sd_event_source_disable_unref(t->report_source);
@@ -241,6 +244,7 @@ static void finish(Tracked *t) {
         result.error = t->error;
 
         (void) s->placement->ops->oom_kills(s->placement, &t->place, &result.oom_kills);
+        result.oom_kills = MAX(result.oom_kills, t->oom_kills);
         if (t->stop_reason >= 0)
                 result.end = t->stop_reason;
         else if (t->adopted && result.signal && t->deadline_usec > 0 && finished_usec >= t->deadline_usec)
@@ -511,6 +515,12 @@ static int on_inotify(sd_event_source *src, int fd, uint32_t revents, void *user
                                                         clear_detached(t);
                                         }
                                         persist_progress(t, false);
+                                        break;
+                                }
+                                if (e->wd == t->memory_wd) {
+                                        uint64_t kills = 0;
+                                        if (s->placement->ops->oom_kills(s->placement, &t->place, &kills) >= 0)
+                                                t->oom_kills = MAX(t->oom_kills, kills);
                                         break;
                                 }
                                 if (e->wd == t->events_wd) {
@@ -822,6 +832,7 @@ static int tracked_new(Supervisor *s, const char *run_id, const char *agent_id, 
                 .report_fd = -EBADF,
                 .log_wd = -1,
                 .events_wd = -1,
+                .memory_wd = -1,
                 .stop_reason = _RUN_END_INVALID,
                 .place = { .cgroup_fd = -EBADF },
                 .grace_usec = USEC_PER_SEC,
@@ -857,6 +868,14 @@ static void watch_cgroup(Tracked *t) {
                 t->events_wd = inotify_add_watch(s->inotify_fd, events, IN_MODIFY);
                 if (t->events_wd < 0)
                         log_warning_errno(-errno, "Run %s: cannot watch %s: %m", t->run_id, events);
+        }
+        /* OOM kills are counted as they happen: a scope's cgroup may be gone (collected by
+         * systemd) by the time the run is finalized. Without the memory controller there
+         * is no such file, and no OOM kill of the run's own. */
+        if (t->place.cgroup_path && t->memory_wd < 0) {
+                _cleanup_free_ char *memory = strprintf("%s/memory.events", t->place.cgroup_path);
+                if (memory)
+                        t->memory_wd = inotify_add_watch(s->inotify_fd, memory, IN_MODIFY);
         }
 }
 

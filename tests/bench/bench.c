@@ -1,0 +1,568 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * corral's benchmarks (`make bench`): every figure is measured side by side with a
+ * reference in the same run, and printed as medians and ratios. Nothing here is a
+ * test: no figure fails the run.
+ *
+ *   bench --corrald PATH --agent PATH [--placement KIND] [--runs N] [--seconds S]
+ *         [--recovery-runs N] [--log-bytes N] [--only NAME]
+ *
+ * It starts its own corrald on a temporary state directory and socket, and stops it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "runlog.h"
+
+extern char **environ;
+
+static const char *corrald_path, *agent_path, *placement = "cgroup", *only;
+static char state_dir[] = "/tmp/corral-bench-XXXXXX";
+static char socket_path[100], fifo_path[160];
+static pid_t corrald_pid;
+static unsigned n_runs = 1000, seconds = 30, recovery_runs = 1000;
+static uint64_t log_bytes = UINT64_C(1) << 30;
+
+static int64_t now_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void sleep_us(long us) {
+        struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000 };
+        nanosleep(&ts, NULL);
+}
+
+static _noreturn_ void die(const char *fmt, ...) _printf_(1, 2);
+static _noreturn_ void die(const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("bench: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+        if (corrald_pid > 0)
+                kill(corrald_pid, SIGTERM);
+        exit(1);
+}
+
+/* ---- a small HTTP/1.1 client on the Unix socket: one connection per request ---- */
+
+static int http(const char *method, const char *path, const char *body, char **ret_body) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_free_ char *request = NULL, *reply = NULL;
+        size_t size = 0, allocated = 0;
+        int fd, status = -1;
+
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", socket_path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                safe_close(fd);
+                return -errno;
+        }
+        request = strprintf("%s %s HTTP/1.1\r\nHost: corral\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                            "Content-Length: %zu\r\n\r\n%s",
+                            method, path, body ? strlen(body) : 0, body ?: "");
+        if (!request || write(fd, request, strlen(request)) != (ssize_t) strlen(request)) {
+                safe_close(fd);
+                return -EIO;
+        }
+        for (;;) {
+                if (size + 4096 + 1 > allocated) {
+                        allocated = (size + 4096 + 1) * 2;
+                        char *t = realloc(reply, allocated);
+                        if (!t)
+                                die("out of memory");
+                        reply = t;
+                }
+                ssize_t k = read(fd, reply + size, allocated - size - 1);
+                if (k <= 0)
+                        break;
+                size += (size_t) k;
+        }
+        safe_close(fd);
+        if (!reply)
+                return -EIO;
+        reply[size] = 0;
+        if (sscanf(reply, "HTTP/1.1 %d", &status) != 1)
+                return -EIO;
+        if (ret_body) {
+                char *b = strstr(reply, "\r\n\r\n");
+                *ret_body = strdup(b ? b + 4 : "");
+        }
+        return status;
+}
+
+/* The string value of "key" in a JSON object text (good enough for ids and statuses). */
+static char *json_string(const char *json, const char *key) {
+        _cleanup_free_ char *needle = strprintf("\"%s\":\"", key);
+        const char *p = json && needle ? strstr(json, needle) : NULL;
+        if (!p)
+                return NULL;
+        p += strlen(needle);
+        return strndup(p, strcspn(p, "\""));
+}
+
+static int64_t json_int(const char *json, const char *key) {
+        _cleanup_free_ char *needle = strprintf("\"%s\":", key);
+        const char *p = json && needle ? strstr(json, needle) : NULL;
+        return p ? strtoll(p + strlen(needle), NULL, 10) : -1;
+}
+
+static char *post_id(const char *path, const char *body) {
+        _cleanup_free_ char *reply = NULL;
+        int status = http("POST", path, body, &reply);
+        if (status < 200 || status >= 300)
+                die("POST %s: %d %s", path, status, strempty(reply));
+        return json_string(reply, "id");
+}
+
+static int64_t active_runs(void) {
+        _cleanup_free_ char *reply = NULL;
+        if (http("GET", "/api/health", NULL, &reply) != 200)
+                return -1;
+        return json_int(reply, "activeRuns");
+}
+
+/* The count of runs with a status, from /metrics. */
+static int64_t runs_with_status(const char *status) {
+        _cleanup_free_ char *reply = NULL, *needle = strprintf("corral_runs{status=\"%s\"} ", status);
+        if (http("GET", "/metrics", NULL, &reply) != 200 || !needle)
+                return -1;
+        const char *p = strstr(reply, needle);
+        return p ? strtoll(p + strlen(needle), NULL, 10) : 0;
+}
+
+static bool run_terminal(const char *run_id) {
+        _cleanup_free_ char *path = strprintf("/api/heartbeat-runs/%s", run_id), *reply = NULL, *status = NULL;
+        if (http("GET", path, NULL, &reply) != 200)
+                return false;
+        status = json_string(reply, "status");
+        return status && !streq(status, "queued") && !streq(status, "running");
+}
+
+static void wait_idle(void) {
+        for (int i = 0; i < 600000 && active_runs() != 0; i++)
+                sleep_us(1000);
+}
+
+/* ---- corrald ---- */
+
+static void start_corrald(void) {
+        char *argv[] = { (char *) corrald_path,
+                         "--state-dir",
+                         state_dir,
+                         "--socket",
+                         socket_path,
+                         "--placement",
+                         (char *) placement,
+                         "--log-level",
+                         "warning",
+                         "--sweep-interval-sec",
+                         "86400",
+                         NULL };
+        if (posix_spawn(&corrald_pid, corrald_path, NULL, NULL, argv, environ) != 0)
+                die("cannot start %s", corrald_path);
+        for (int i = 0; i < 20000; i++) {
+                if (http("GET", "/api/health", NULL, NULL) == 200)
+                        return;
+                sleep_us(500);
+        }
+        die("corrald did not answer");
+}
+
+static void stop_corrald(int sig) {
+        kill(corrald_pid, sig);
+        waitpid(corrald_pid, NULL, 0);
+        corrald_pid = 0;
+}
+
+/* ---- statistics ---- */
+
+static int cmp_i64(const void *a, const void *b) {
+        int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static int64_t percentile(int64_t *v, size_t n, double p) {
+        qsort(v, n, sizeof(int64_t), cmp_i64);
+        size_t i = (size_t) (p * (double) (n - 1) + 0.5);
+        return v[i];
+}
+
+static void row(const char *what, const char *corral, const char *reference, const char *ratio, const char *goal) {
+        printf("| %-34s | %-22s | %-22s | %-8s | %-20s |\n", what, corral, reference, ratio, goal);
+        fflush(stdout);
+}
+
+static bool want(const char *name) {
+        return !only || streq(only, name);
+}
+
+static char company[64];
+
+static char *new_agent(const char *name, const char *config, const char *runtime) {
+        _cleanup_free_ char *path = strprintf("/api/companies/%s/agents", company),
+                            *body = strprintf("{\"name\":\"%s\",\"adapterConfig\":%s,\"runtimeConfig\":%s}", name, config,
+                                              runtime ?: "{}");
+        return post_id(path, body);
+}
+
+static char *wake(const char *agent, unsigned key) {
+        _cleanup_free_ char *path = strprintf("/api/agents/%s/wakeup", agent),
+                            *body = strprintf("{\"payload\":{\"taskKey\":\"k%u\"}}", key);
+        return post_id(path, body);
+}
+
+/* ---- 1. launch latency ---- */
+
+static int64_t read_stamp(int fifo) {
+        int64_t t;
+        if (read(fifo, &t, sizeof(t)) != sizeof(t))
+                die("the agent's stamp did not arrive");
+        return t;
+}
+
+static void bench_launch(int fifo) {
+        _cleanup_free_ int64_t *corral = calloc(n_runs, sizeof(int64_t)), *spawn = calloc(n_runs, sizeof(int64_t));
+        _cleanup_free_ char *config = strprintf("{\"command\":\"%s\",\"env\":{\"BENCH_FIFO\":\"%s\"}}", agent_path, fifo_path);
+        _cleanup_free_ char *agent = new_agent("launch", config, NULL);
+        _cleanup_free_ char *env_fifo = strprintf("BENCH_FIFO=%s", fifo_path);
+        char *argv[] = { (char *) agent_path, NULL }, *envp[] = { env_fifo, NULL };
+        char a[64], b[64], c[32];
+
+        for (unsigned i = 0; i < n_runs; i++) {
+                int64_t t0 = now_ns();
+                _cleanup_free_ char *run = wake(agent, i);
+                corral[i] = read_stamp(fifo) - t0;
+                while (!run_terminal(run))
+                        sleep_us(200);
+        }
+        for (unsigned i = 0; i < n_runs; i++) {
+                pid_t pid;
+                int64_t t0 = now_ns();
+                if (posix_spawn(&pid, agent_path, NULL, NULL, argv, envp) != 0)
+                        die("posix_spawn failed");
+                spawn[i] = read_stamp(fifo) - t0;
+                waitpid(pid, NULL, 0);
+        }
+        int64_t cm = percentile(corral, n_runs, 0.5), c99 = percentile(corral, n_runs, 0.99);
+        int64_t sm = percentile(spawn, n_runs, 0.5), s99 = percentile(spawn, n_runs, 0.99);
+        snprintf(a, sizeof(a), "%.3f / %.3f ms", cm / 1e6, c99 / 1e6);
+        snprintf(b, sizeof(b), "%.3f / %.3f ms", sm / 1e6, s99 / 1e6);
+        snprintf(c, sizeof(c), "%.1fx", (double) cm / (double) sm);
+        row("launch: wake → first instruction", a, b, c, "≤ 2 ms and ≤ 3x");
+        printf("|   (median / p99 over %u runs; reference: posix_spawn of the same binary) |\n", n_runs);
+}
+
+/* ---- 3. throughput ---- */
+
+static void bench_throughput(void) {
+        enum { AGENTS = 8, IN_FLIGHT = 160 };
+        char *agents[AGENTS];
+        unsigned wakes = 0;
+        char a[64], b[64], c[32];
+
+        for (int i = 0; i < AGENTS; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "true-%d", i);
+                agents[i] = new_agent(name, "{\"command\":\"/bin/true\"}", "{\"heartbeat\":{\"maxConcurrentRuns\":10}}");
+        }
+        int64_t t0 = now_ns(), end = t0 + (int64_t) seconds * 1000000000;
+        while (now_ns() < end) {
+                free(wake(agents[wakes % AGENTS], wakes));
+                wakes++;
+                if (wakes % 40 == 0)
+                        while (active_runs() > IN_FLIGHT)
+                                sleep_us(1000);
+        }
+        wait_idle();
+        double corral_rate = wakes / ((now_ns() - t0) / 1e9);
+        for (int i = 0; i < AGENTS; i++)
+                free(agents[i]);
+
+        /* Reference: /bin/true spawned and reaped with as many in flight as cores. */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        unsigned spawned = 0, running = 0;
+        char *argv[] = { (char *) "/bin/true", NULL };
+        t0 = now_ns();
+        end = t0 + (int64_t) seconds * 1000000000;
+        while (now_ns() < end || running > 0) {
+                if (now_ns() < end && running < (unsigned) cores * 2) {
+                        pid_t pid;
+                        if (posix_spawn(&pid, "/bin/true", NULL, NULL, argv, environ) == 0) {
+                                running++;
+                                spawned++;
+                        }
+                        continue;
+                }
+                if (wait(NULL) > 0)
+                        running--;
+        }
+        double spawn_rate = spawned / ((now_ns() - t0) / 1e9);
+        snprintf(a, sizeof(a), "%.0f runs/s", corral_rate);
+        snprintf(b, sizeof(b), "%.0f spawns/s", spawn_rate);
+        snprintf(c, sizeof(c), "%.2f", corral_rate / spawn_rate);
+        row("throughput: /bin/true wake → end", a, b, c, "≥ 500 runs/s");
+        printf("|   (%u runs over %u s, 8 agents x 10 slots; reference: posix_spawn + wait, 2 per core) |\n", wakes, seconds);
+}
+
+/* ---- 5. log ingestion ---- */
+
+typedef struct Count {
+        uint64_t bytes;
+} Count;
+
+static int count_chunk(int stream, const char *data, size_t size, void *userdata) {
+        ((Count *) userdata)->bytes += stream == 0 ? size : 0;
+        return 0;
+}
+
+static void bench_log(void) {
+        _cleanup_free_ char *config =
+                strprintf("{\"command\":\"%s\",\"args\":[\"%" PRIu64 "\"],\"timeoutSec\":0}", agent_path, log_bytes);
+        _cleanup_free_ char *agent = new_agent("writer", config, NULL);
+        _cleanup_free_ char *file = strprintf("%s/reference.out", state_dir), *count = strprintf("%" PRIu64, log_bytes);
+        char a[64], b[64], c[32];
+
+        int64_t t0 = now_ns();
+        _cleanup_free_ char *run = wake(agent, 0);
+        while (!run_terminal(run))
+                sleep_us(2000);
+        double corral_s = (now_ns() - t0) / 1e9;
+        _cleanup_free_ char *log = strprintf("%s/runs/%s/log.ndjson", state_dir, run);
+        Count n = {};
+        (void) runlog_for_each_chunk(log, count_chunk, &n);
+
+        /* Reference: the same stream into a file ("cat > file"). */
+        pid_t pid;
+        posix_spawn_file_actions_t fa;
+        char *argv[] = { (char *) agent_path, count, NULL };
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        t0 = now_ns();
+        if (posix_spawn(&pid, agent_path, &fa, NULL, argv, environ) != 0)
+                die("posix_spawn failed");
+        waitpid(pid, NULL, 0);
+        if (fsync(open(file, O_RDONLY)) < 0) {
+        }
+        double ref_s = (now_ns() - t0) / 1e9;
+        posix_spawn_file_actions_destroy(&fa);
+        unlink(file);
+        double mb = log_bytes / 1e6;
+        snprintf(a, sizeof(a), "%.0f MB/s", mb / corral_s);
+        snprintf(b, sizeof(b), "%.0f MB/s", mb / ref_s);
+        snprintf(c, sizeof(c), "%.2f", ref_s / corral_s);
+        row("log ingestion: one agent, flat out", a, b, c, "≥ 200 MB/s");
+        printf("|   (%" PRIu64 " bytes written, %" PRIu64 " in the log%s; reference: the same stream > file) |\n", log_bytes,
+               n.bytes, n.bytes == log_bytes ? ", nothing lost" : ", BYTES MISSING");
+        unlink(log);
+}
+
+/* ---- 6. memory and 4. recovery ---- */
+
+static long status_kb(pid_t pid, const char *key) {
+        _cleanup_free_ char *path = strprintf("/proc/%d/status", (int) pid), *text = NULL;
+        if (read_full_file(path, 1 << 16, &text, NULL) < 0)
+                return -1;
+        const char *p = strstr(text, key);
+        return p ? strtol(p + strlen(key) + 1, NULL, 10) : -1;
+}
+
+static long pss_kb(pid_t pid) {
+        _cleanup_free_ char *path = strprintf("/proc/%d/smaps_rollup", (int) pid), *text = NULL;
+        if (read_full_file(path, 1 << 16, &text, NULL) < 0)
+                return -1;
+        const char *p = strstr(text, "\nPss:");
+        return p ? strtol(p + 5, NULL, 10) : -1;
+}
+
+/* Pids of processes whose command line starts with prefix (benchmark only: corral never scans pids). */
+static size_t find_procs(const char *exe_suffix, pid_t *ret, size_t max) {
+        size_t n = 0;
+        for (pid_t pid = 2; pid < 4194304 && n < max; pid++) {
+                char path[64];
+                snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+                _cleanup_free_ char *comm = NULL;
+                if (access(path, F_OK) < 0 || read_full_file(path, 64, &comm, NULL) < 0)
+                        continue;
+                if (streq(strstrip(comm), exe_suffix))
+                        ret[n++] = pid;
+        }
+        return n;
+}
+
+static void bench_recovery(void) {
+        unsigned agents = (recovery_runs + 9) / 10;
+        char **ids = calloc(agents, sizeof(char *));
+        char a[64], b[64], c[32];
+        long idle_rss = status_kb(corrald_pid, "VmRSS:");
+
+        for (unsigned i = 0; i < agents; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "sleeper-%u", i);
+                /* Half sleep for long, half end while corrald is down. */
+                ids[i] = new_agent(name,
+                                   i % 2 ? "{\"command\":\"/bin/sleep\",\"args\":[\"3600\"]}"
+                                         : "{\"command\":\"/bin/sleep\",\"args\":[\"4\"]}",
+                                   "{\"heartbeat\":{\"maxConcurrentRuns\":10}}");
+        }
+        for (unsigned k = 0; k < recovery_runs; k++)
+                free(wake(ids[k % agents], k));
+        for (int i = 0; i < 60000 && runs_with_status("running") < recovery_runs; i++)
+                sleep_us(1000);
+        int64_t running = runs_with_status("running");
+
+        /* 6. memory, with every run alive. */
+        long rss = status_kb(corrald_pid, "VmRSS:");
+        pid_t *shims = calloc(recovery_runs + 16, sizeof(pid_t)), *sleeps = calloc(recovery_runs + 16, sizeof(pid_t));
+        size_t n_shims = find_procs("corral-shim", shims, recovery_runs + 16), n_sleeps = find_procs("sleep", sleeps, 64);
+        int64_t *pss = calloc(n_shims + 1, sizeof(int64_t)), *spss = calloc(n_sleeps + 1, sizeof(int64_t));
+        for (size_t i = 0; i < n_shims; i++)
+                pss[i] = pss_kb(shims[i]);
+        for (size_t i = 0; i < n_sleeps; i++)
+                spss[i] = pss_kb(sleeps[i]);
+        snprintf(a, sizeof(a), "%.1f MiB", rss / 1024.0);
+        snprintf(b, sizeof(b), "%.1f MiB idle", idle_rss / 1024.0);
+        snprintf(c, sizeof(c), "%.1f", (double) rss / (double) idle_rss);
+        row("corrald RSS, runs alive", a, b, c, "≤ 64 MiB");
+        printf("|   (%" PRIi64 " runs running) |\n", running);
+        snprintf(a, sizeof(a), "%" PRIi64 " KiB", n_shims ? percentile(pss, n_shims, 0.5) : -1);
+        snprintf(b, sizeof(b), "%" PRIi64 " KiB (sleep)", n_sleeps ? percentile(spss, n_sleeps, 0.5) : -1);
+        snprintf(c, sizeof(c), "%.2f",
+                 n_shims && n_sleeps ? (double) percentile(pss, n_shims, 0.5) / (double) percentile(spss, n_sleeps, 0.5) : 0);
+        row("shim PSS (smaps_rollup, median)", a, b, c, "≤ 256 KiB");
+        free(pss), free(spss), free(shims), free(sleeps);
+
+        /* 4. recovery: SIGKILL corrald, let half the runs end, restart. */
+        int64_t succeeded_before = runs_with_status("succeeded");
+        stop_corrald(SIGKILL);
+        sleep(6);
+        int64_t t0 = now_ns();
+        start_corrald();
+        while (runs_with_status("running") > (int64_t) recovery_runs / 2)
+                sleep_us(500);
+        double recover_s = (now_ns() - t0) / 1e9;
+        int64_t done = runs_with_status("succeeded") - succeeded_before;
+
+        /* Reference: the same corrald starting on an empty database. */
+        stop_corrald(SIGTERM);
+        _cleanup_free_ char *saved = strprintf("%s.saved", state_dir);
+        rename(state_dir, saved);
+        mkdir(state_dir, 0750);
+        t0 = now_ns();
+        start_corrald();
+        double empty_s = (now_ns() - t0) / 1e9;
+        stop_corrald(SIGTERM);
+        _cleanup_free_ char *rm = strprintf("rm -rf '%s'", state_dir);
+        (void) system(rm);
+        rename(saved, state_dir);
+        start_corrald();
+
+        snprintf(a, sizeof(a), "%.0f ms", recover_s * 1000);
+        snprintf(b, sizeof(b), "%.0f ms (empty db)", empty_s * 1000);
+        snprintf(c, sizeof(c), "%.1f", recover_s / empty_s);
+        row("recovery after SIGKILL", a, b, c, "≤ 1 s");
+        printf("|   (%u runs: %" PRIi64 " finished while corrald was down, the rest re-adopted) |\n", recovery_runs, done);
+
+        for (unsigned i = 0; i < agents; i++) {
+                _cleanup_free_ char *path = strprintf("/api/agents/%s/pause", ids[i]);
+                (void) http("POST", path, "{}", NULL);
+                free(ids[i]);
+        }
+        free(ids);
+        wait_idle();
+}
+
+int main(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "corrald", required_argument, NULL, 'c' },
+                { "agent", required_argument, NULL, 'a' },
+                { "placement", required_argument, NULL, 'p' },
+                { "runs", required_argument, NULL, 'n' },
+                { "seconds", required_argument, NULL, 's' },
+                { "recovery-runs", required_argument, NULL, 'r' },
+                { "log-bytes", required_argument, NULL, 'l' },
+                { "only", required_argument, NULL, 'o' },
+                {},
+        };
+        int c, fifo;
+
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 'c':
+                        corrald_path = optarg;
+                        break;
+                case 'a':
+                        agent_path = optarg;
+                        break;
+                case 'p':
+                        placement = optarg;
+                        break;
+                case 'n':
+                        n_runs = (unsigned) atoi(optarg);
+                        break;
+                case 's':
+                        seconds = (unsigned) atoi(optarg);
+                        break;
+                case 'r':
+                        recovery_runs = (unsigned) atoi(optarg);
+                        break;
+                case 'l':
+                        log_bytes = strtoull(optarg, NULL, 10);
+                        break;
+                case 'o':
+                        only = optarg;
+                        break;
+                default:
+                        return 2;
+                }
+        if (!corrald_path || !agent_path || n_runs == 0) {
+                fprintf(stderr,
+                        "usage: bench --corrald PATH --agent PATH [--placement KIND] [--runs N] [--seconds S] "
+                        "[--recovery-runs N] [--log-bytes N] [--only launch|throughput|log|recovery]\n");
+                return 2;
+        }
+        if (!mkdtemp(state_dir))
+                die("mkdtemp: %m");
+        snprintf(socket_path, sizeof(socket_path), "%s/corrald.sock", state_dir);
+        snprintf(fifo_path, sizeof(fifo_path), "%s/stamp.fifo", state_dir);
+        if (mkfifo(fifo_path, 0600) < 0 || (fifo = open(fifo_path, O_RDWR | O_CLOEXEC)) < 0)
+                die("fifo: %m");
+        signal(SIGPIPE, SIG_IGN);
+        start_corrald();
+        _cleanup_free_ char *co = post_id("/api/companies", "{\"name\":\"Bench\",\"issuePrefix\":\"BEN\"}");
+        snprintf(company, sizeof(company), "%s", co);
+
+        printf("corral benchmarks: placement %s, %ld cores\n\n", placement, sysconf(_SC_NPROCESSORS_ONLN));
+        row("what", "corral", "reference", "ratio", "goal");
+        row("---", "---", "---", "---", "---");
+        if (want("launch"))
+                bench_launch(fifo);
+        if (want("log"))
+                bench_log();
+        if (want("throughput"))
+                bench_throughput();
+        if (want("recovery"))
+                bench_recovery();
+        stop_corrald(SIGTERM);
+        _cleanup_free_ char *rm = strprintf("rm -rf '%s'", state_dir);
+        (void) system(rm);
+        return 0;
+}
