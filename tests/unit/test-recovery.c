@@ -16,6 +16,7 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "cgroup.h"
 #include "heartbeat.h"
 #include "log.h"
 #include "manager.h"
@@ -213,6 +214,76 @@ static void test_dead_pid_one_retry(void **state) {
         assert_string_equal(i.checkout_run_id, run);
 }
 
+/* The manager with the cgroup backend instead of none, below a cgroup of this test's own;
+ * NULL where this machine offers no cgroup v2 hierarchy to root. */
+static char *use_cgroup_backend(void) {
+        _cleanup_free_ char *base = NULL, *shim = NULL;
+        char *root;
+
+        if (geteuid() != 0 || placement_default_cgroup_root(&base) < 0)
+                return NULL;
+        root = strprintf("%s-test-%d", base, (int) getpid());
+        assert_non_null(root);
+        m->supervisor = supervisor_free(m->supervisor);
+        m->placement = placement_free(m->placement);
+        if (placement_new(PLACEMENT_CGROUP, root, m->event, &m->placement) < 0) {
+                free(root);
+                return NULL;
+        }
+        shim = strprintf("%s/corral-shim", getenv("CORRAL_BUILDDIR") ?: ".");
+        SupervisorConfig sc = { .state_dir = fixture_dir, .shim_path = shim };
+        assert_int_equal(supervisor_new(m->event, m->store, m->placement, &sc, heartbeat_run_finished, m, &m->supervisor), 0);
+        return root;
+}
+
+/* Seed scenario: shim and agent are gone but a descendant lives on in the run's cgroup. It
+ * is killed through the cgroup, the run is lost with an error naming it, one retry queued. */
+static void test_orphaned_descendant_killed(void **state) {
+        _cleanup_free_ char *root = use_cgroup_backend(), *cgroup = NULL, *procs = NULL, *pid_text = NULL;
+        char run[UUID_STRING_MAX], issue[UUID_STRING_MAX];
+        _cleanup_(run_donep) Run r = {};
+        int status;
+
+        if (!root)
+                skip(); /* needs root and a cgroup v2 hierarchy: CI has both */
+        set_agent_status(AGENT_PAUSED); /* the retry stays queued */
+        new_issue(issue, ISSUE_IN_PROGRESS, false);
+        new_run(run, RUN_RUNNING, issue, NULL, NULL, NULL);
+        set_shim(run, dead_pid(), 1, 0);
+        lock_issue(issue, run);
+
+        /* The descendant: a process in the run's cgroup that outlived shim and agent. */
+        cgroup = strprintf("%s/run-%s", root, run);
+        assert_int_equal(cgroup_create(cgroup), 0);
+        pid_t descendant = fork();
+        if (descendant == 0) {
+                execl("/bin/sleep", "sleep", "300", NULL);
+                _exit(127);
+        }
+        pid_text = strprintf("%d", (int) descendant);
+        assert_int_equal(cgroup_write(cgroup, "cgroup.procs", pid_text), 0);
+        {
+                _cleanup_(run_donep) Run row = {};
+                get_run(run, &row);
+                row.cgroup_path = strdup(cgroup);
+                assert_int_equal(store_update(m->store, &run_entity, &row), 0);
+        }
+
+        heartbeat_recover(m);
+        fixture_drain();
+        assert_int_equal(waitpid(descendant, &status, 0), descendant);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        assert_int_equal(access(cgroup, F_OK), -1); /* the run's cgroup is gone */
+
+        get_run(run, &r);
+        assert_int_equal(r.status, RUN_FAILED);
+        assert_string_equal(r.error_code, "process_lost");
+        assert_non_null(strstr(r.error, "1 descendant process of the run was still alive in its cgroup and was killed"));
+        assert_non_null(strstr(r.error, "retrying once"));
+        assert_int_equal(fixture_count("heartbeat_runs", "WHERE retry_of_run_id = ?1 AND status = 'queued'", run), 1);
+        (void) cgroup_remove(root);
+}
+
 static void test_no_second_retry(void **state) {
         char run[UUID_STRING_MAX], issue[UUID_STRING_MAX];
         _cleanup_(issue_donep) Issue i = {};
@@ -391,6 +462,7 @@ static void test_failure_line(void **state) {
 static const struct CMUnitTest tests[] = {
         T(test_alive_pid_detached),
         T(test_dead_pid_one_retry),
+        T(test_orphaned_descendant_killed),
         T(test_no_second_retry),
         T(test_cancel_first_heartbeat),
         T(test_stranded_todo_requeued),
