@@ -117,7 +117,8 @@ cmd_check() {
 
         # The scope backend, limits, units and the package under a real systemd.
         log "VM with systemd as PID 1 (tests/vm)"
-        "$top/tests/vm/run.sh" --deb "$deb" --cache "${CORRAL_VM_CACHE:-$builddir/vm-cache}"
+        make -C "$builddir" -j"$(nproc)" tests/bench/bench tests/bench/bench-agent >/dev/null
+        "$top/tests/vm/run.sh" --deb "$deb" --cache "${CORRAL_VM_CACHE:-$builddir/vm-cache}" --bench "$builddir/tests/bench"
 }
 
 cmd_run() {

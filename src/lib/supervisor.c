@@ -588,7 +588,10 @@ static _noreturn_ void shim_child(const char *path, char *const *argv, char *con
 
 static int write_run_file(const char *dir, const char *name, const char *content) {
         _cleanup_free_ char *path = strprintf("%s/%s", dir, name);
-        return path ? write_file_atomic(path, content, strlen(content), 0640) : -ENOMEM;
+        /* Not synced: these files serve a run that is alive, and a run does not outlive the
+         * machine (its context is in the database too). An fsync here costs a journal commit
+         * on every launch. */
+        return path ? write_file_replace(path, content, strlen(content), 0640, false) : -ENOMEM;
 }
 
 /* Above any fd the child will dup onto (0-4), so dup2 never meets itself. */

@@ -2,20 +2,24 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Boot the VM image with a real systemd as PID 1, install corral's .deb in it, run the
 # scenarios of tests/vm/scenarios there, and print their TAP.
-#   run.sh --deb PATH [--cache DIR] [--timeout SECONDS]
+#   run.sh --deb PATH [--cache DIR] [--timeout SECONDS] [--bench DIR]
+# --bench DIR: the built tests/bench programs, for the scope launch benchmark; its table
+# is left in bench-scope.txt beside --deb.
 # Exits 0 when every scenario passed, 1 otherwise.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${CORRAL_VM_CACHE:-/var/tmp/corral-vm-cache}
 deb=
+bench=
 limit=1200
 while [ $# -gt 0 ]; do
         case $1 in
         --deb) deb=$(realpath "$2"); shift 2 ;;
         --cache) cache=$2; shift 2 ;;
         --timeout) limit=$2; shift 2 ;;
-        *) echo "usage: $0 --deb PATH [--cache DIR] [--timeout SECONDS]" >&2; exit 2 ;;
+        --bench) bench=$(realpath "$2"); shift 2 ;;
+        *) echo "usage: $0 --deb PATH [--cache DIR] [--timeout SECONDS] [--bench DIR]" >&2; exit 2 ;;
         esac
 done
 [ -f "$deb" ] || { echo "run.sh: --deb must name corral's .deb" >&2; exit 2; }
@@ -32,6 +36,10 @@ trap cleanup EXIT
 cp -r "$here/scenarios" "$share/"
 cp "$here/run-in-vm.sh" "$share/"
 cp "$deb" "$share/corral.deb"
+if [ -n "$bench" ]; then
+        mkdir -p "$share/bench"
+        cp "$bench/bench" "$bench/bench-agent" "$share/bench/"
+fi
 repack=$(mktemp -d /tmp/corral-vm-repack.XXXXXX)
 dpkg-deb -R "$deb" "$repack/pkg"
 sed -i 's/^Version: \(.*\)$/Version: \1+vmupgrade1/' "$repack/pkg/DEBIAN/control"
@@ -78,6 +86,7 @@ if [ ! -f "$share/results.tap" ]; then
         exit 1
 fi
 cat "$share/results.tap"
+[ -f "$share/bench-scope.txt" ] && cp "$share/bench-scope.txt" "$(dirname "$deb")/"
 if [ -s "$share/results.err" ]; then
         echo "# scenario stderr:"
         tail -n 40 "$share/results.err" | sed 's/^/#   /'

@@ -199,6 +199,10 @@ static int write_all(int fd, const void *data, size_t size) {
 }
 
 int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode) {
+        return write_file_replace(path, data, size, mode, true);
+}
+
+int write_file_replace(const char *path, const void *data, size_t size, unsigned mode, bool durable) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -EBADF;
         int r;
@@ -210,7 +214,7 @@ int write_file_atomic(const char *path, const void *data, size_t size, unsigned 
         if (fd < 0)
                 return -errno;
         r = write_all(fd, data, size);
-        if (r >= 0 && fsync(fd) < 0)
+        if (r >= 0 && durable && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && rename(tmp, path) < 0)
                 r = -errno;

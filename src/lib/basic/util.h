@@ -34,6 +34,9 @@ int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_si
 
 /* Write a file atomically: temporary file in the same directory, fsync, rename. */
 int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode);
+/* The same, durable only when asked: without fsync a crash of the machine may leave the old
+ * content (or none), never a partial one. */
+int write_file_replace(const char *path, const void *data, size_t size, unsigned mode, bool durable);
 
 /* mkdir -p with the given mode for every directory created. */
 int mkdir_parents_and_self(const char *path, unsigned mode);
