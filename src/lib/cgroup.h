@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,3 +35,8 @@ int cgroup_enable_controller(const char *path, const char *controller);
 int cgroup_write(const char *path, const char *attribute, const char *value);
 /* The value of "key N" in a flat-keyed file such as memory.events; -ENOENT without it. */
 int cgroup_read_key(const char *path, const char *attribute, const char *key, uint64_t *ret);
+
+/* A cgroup that was removed answers ENOENT, or ENODEV through a file opened before. */
+static inline bool cgroup_gone(int r) {
+        return r == -ENOENT || r == -ENODEV;
+}

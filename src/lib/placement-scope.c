@@ -227,7 +227,7 @@ static int scope_kill_all(Placement *p, const RunPlace *place) {
          * corrald has not learned yet. */
         if (place->cgroup_path) {
                 r = cgroup_kill(place->cgroup_path);
-                if (r == -ENOENT)
+                if (cgroup_gone(r))
                         r = 0;
         }
         if (place->unit_name)
@@ -240,7 +240,7 @@ static int scope_populated(Placement *p, const RunPlace *place) {
         if (!place->cgroup_path)
                 return 0;
         int r = cgroup_is_populated(place->cgroup_path);
-        return r == -ENOENT ? 0 : r;
+        return cgroup_gone(r) ? 0 : r;
 }
 
 static int scope_count(Placement *p, const RunPlace *place, unsigned *ret) {
@@ -248,7 +248,7 @@ static int scope_count(Placement *p, const RunPlace *place, unsigned *ret) {
         if (!place->cgroup_path)
                 return 0;
         int r = cgroup_count_procs(place->cgroup_path, ret);
-        return r == -ENOENT ? 0 : r;
+        return cgroup_gone(r) ? 0 : r;
 }
 
 static int scope_oom_kills(Placement *p, const RunPlace *place, uint64_t *ret) {
@@ -256,7 +256,7 @@ static int scope_oom_kills(Placement *p, const RunPlace *place, uint64_t *ret) {
         if (!place->cgroup_path)
                 return 0;
         int r = cgroup_read_key(place->cgroup_path, "memory.events", "oom_kill", ret);
-        return r == -ENOENT ? 0 : r;
+        return cgroup_gone(r) ? 0 : r;
 }
 
 /* An empty scope stops, and CollectMode=inactive-or-failed makes systemd forget it. */

@@ -100,7 +100,7 @@ static int cgroup_kill_all(Placement *p, const RunPlace *place) {
 static int cgroup_populated(Placement *p, const RunPlace *place) {
         int r = cgroup_is_populated(place->cgroup_path);
         /* A cgroup that is gone holds nobody. */
-        return r == -ENOENT ? 0 : r;
+        return cgroup_gone(r) ? 0 : r;
 }
 
 static int cgroup_count(Placement *p, const RunPlace *place, unsigned *ret) {
@@ -109,7 +109,7 @@ static int cgroup_count(Placement *p, const RunPlace *place, unsigned *ret) {
 
 static int cgroup_oom_kills(Placement *p, const RunPlace *place, uint64_t *ret) {
         int r = cgroup_read_key(place->cgroup_path, "memory.events", "oom_kill", ret);
-        if (r == -ENOENT) {
+        if (cgroup_gone(r)) {
                 *ret = 0;
                 return 0;
         }
@@ -118,7 +118,7 @@ static int cgroup_oom_kills(Placement *p, const RunPlace *place, uint64_t *ret) 
 
 static int cgroup_remove_place(Placement *p, const RunPlace *place) {
         int r = cgroup_remove(place->cgroup_path);
-        return r == -ENOENT ? 0 : r;
+        return cgroup_gone(r) ? 0 : r;
 }
 
 static char *cgroup_events_path(Placement *p, const RunPlace *place) {

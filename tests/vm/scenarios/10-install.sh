@@ -4,6 +4,7 @@
 out=$(dpkg -i "$VM_SHARE/corral.deb" 2>&1)
 check "dpkg -i corral.deb" test $? = 0 || echo "$out" | sed 's/^/#   /'
 check "group corral exists" getent group corral
+check "systemctl enable --now corrald" systemctl enable --now corrald.service
 is "corrald.socket is enabled" "$(systemctl is-enabled corrald.socket)" enabled
 is "corrald.service is enabled" "$(systemctl is-enabled corrald.service)" enabled
 is "corrald.socket is listening" "$(systemctl is-active corrald.socket)" active
