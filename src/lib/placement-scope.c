@@ -268,6 +268,18 @@ static char *scope_events_path(Placement *p, const RunPlace *place) {
         return place->cgroup_path ? strprintf("%s/cgroup.events", place->cgroup_path) : NULL;
 }
 
+static int scope_locate(Placement *p, const char *run_id, RunPlace *ret) {
+        _cleanup_free_ char *unit = strprintf("corral-run-%s.scope", run_id),
+                            *path = unit ? strprintf("%s/" SCOPE_SLICE "/%s", p->cgroup_mount, unit) : NULL;
+
+        if (!path)
+                return -ENOMEM;
+        ret->unit_name = TAKE_PTR(unit);
+        if (access(path, F_OK) >= 0)
+                ret->cgroup_path = TAKE_PTR(path);
+        return 0;
+}
+
 const PlacementOps scope_ops = {
         .name = "scope",
         .prepare = scope_prepare,
@@ -278,6 +290,7 @@ const PlacementOps scope_ops = {
         .oom_kills = scope_oom_kills,
         .remove = scope_remove,
         .events_path = scope_events_path,
+        .locate = scope_locate,
 };
 
 int scope_available(void) {

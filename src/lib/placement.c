@@ -125,6 +125,17 @@ static char *cgroup_events_path(Placement *p, const RunPlace *place) {
         return strprintf("%s/cgroup.events", place->cgroup_path);
 }
 
+static int cgroup_locate(Placement *p, const char *run_id, RunPlace *ret) {
+        _cleanup_free_ char *path = strprintf("%s/run-%s", p->cgroup_root, run_id);
+
+        if (!path)
+                return -ENOMEM;
+        if (access(path, F_OK) < 0)
+                return 0;
+        ret->cgroup_path = TAKE_PTR(path);
+        return 0;
+}
+
 static const PlacementOps cgroup_ops = {
         .name = "cgroup",
         .prepare = cgroup_prepare,
@@ -134,6 +145,7 @@ static const PlacementOps cgroup_ops = {
         .oom_kills = cgroup_oom_kills,
         .remove = cgroup_remove_place,
         .events_path = cgroup_events_path,
+        .locate = cgroup_locate,
 };
 
 /* ---- none: process groups only ---- */

@@ -70,6 +70,9 @@ typedef struct PlacementOps {
         int (*remove)(Placement *p, const RunPlace *place);
         /* A file whose modification means the run's population changed (for inotify), or NULL. */
         char *(*events_path)(Placement *p, const RunPlace *place);
+        /* The place prepare() makes for a run id, if it exists: for runs whose row never
+         * learned it (corrald died between creating it and recording it). */
+        int (*locate)(Placement *p, const char *run_id, RunPlace *ret);
 } PlacementOps;
 
 struct Placement {

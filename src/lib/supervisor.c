@@ -984,6 +984,15 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
                 untrack(s, t);
                 return -ENOMEM;
         }
+        /* A crash between creating the run's place and recording it leaves the row without
+         * it; the place may still exist (with a shim that gave up) and must not leak. */
+        if (!t->place.cgroup_path && !t->place.unit_name && s->placement->ops->locate) {
+                r = s->placement->ops->locate(s->placement, run->id, &t->place);
+                if (r < 0) {
+                        untrack(s, t);
+                        return r;
+                }
+        }
         watch(t);
         (void) runlog_ingest(t->log);
 

@@ -284,6 +284,29 @@ static void test_orphaned_descendant_killed(void **state) {
         (void) cgroup_remove(root);
 }
 
+/* corrald died after creating a run's cgroup but before recording it in the row: the
+ * recovery finds the cgroup by the run's id and removes it, so nothing leaks. */
+static void test_unrecorded_cgroup_removed(void **state) {
+        _cleanup_free_ char *root = use_cgroup_backend(), *cgroup = NULL;
+        char run[UUID_STRING_MAX];
+        _cleanup_(run_donep) Run r = {};
+
+        if (!root)
+                skip(); /* needs root and a cgroup v2 hierarchy: CI has both */
+        set_agent_status(AGENT_PAUSED);
+        new_run(run, RUN_RUNNING, NULL, NULL, NULL, NULL);
+        cgroup = strprintf("%s/run-%s", root, run);
+        assert_int_equal(cgroup_create(cgroup), 0);
+
+        heartbeat_recover(m);
+        fixture_drain();
+        get_run(run, &r);
+        assert_int_equal(r.status, RUN_FAILED);
+        assert_string_equal(r.error_code, "process_lost");
+        assert_int_equal(access(cgroup, F_OK), -1);
+        (void) cgroup_remove(root);
+}
+
 static void test_no_second_retry(void **state) {
         char run[UUID_STRING_MAX], issue[UUID_STRING_MAX];
         _cleanup_(issue_donep) Issue i = {};
@@ -463,6 +486,7 @@ static const struct CMUnitTest tests[] = {
         T(test_alive_pid_detached),
         T(test_dead_pid_one_retry),
         T(test_orphaned_descendant_killed),
+        T(test_unrecorded_cgroup_removed),
         T(test_no_second_retry),
         T(test_cancel_first_heartbeat),
         T(test_stranded_todo_requeued),
