@@ -218,11 +218,6 @@ static int env_add(char ***env, size_t *n, const char *fmt, ...) {
         return 0;
 }
 
-static const char *json_str(const cJSON *o, const char *name) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-        return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* Append a copy of s to a NULL-terminated argv of *n entries. */
 static int argv_add(char ***argv, size_t *n, const char *s) {
         char **t = realloc(*argv, (*n + 2) * sizeof(char *));
@@ -353,7 +348,7 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
                 if (!context)
                         return -ENOMEM;
         }
-        issue_id = json_str(context, "issueId");
+        issue_id = json_string_member(context, "issueId");
         payload = cJSON_GetObjectItemCaseSensitive(context, "paperclipWake");
         payload_text = payload ? cJSON_PrintUnformatted(payload) : strdup("{}");
         if (!payload_text)
@@ -369,15 +364,15 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
                         "run.id",
                         run->id,
                         "wake.reason",
-                        json_str(context, "wakeReason") ?: "none",
+                        json_string_member(context, "wakeReason") ?: "none",
                         "wake.payload",
                         payload_text,
                         "issue.id",
                         strempty(issue_id),
                         "issue.identifier",
-                        json_str(issue, "identifier") ?: "(none)",
+                        json_string_member(issue, "identifier") ?: "(none)",
                         "issue.title",
-                        strempty(json_str(issue, "title")),
+                        strempty(json_string_member(issue, "title")),
                         NULL,
                 };
                 r = cli_argv(&ac, run->session_id_before, &l.argv, &n_args);
@@ -398,7 +393,7 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
             env_add(&l.env, &n_env, "CORRAL_AGENT_ID=%s", agent->id) < 0 ||
             env_add(&l.env, &n_env, "CORRAL_COMPANY_ID=%s", agent->company_id) < 0 ||
             env_add(&l.env, &n_env, "CORRAL_ISSUE_ID=%s", strempty(issue_id)) < 0 ||
-            env_add(&l.env, &n_env, "CORRAL_WAKE_REASON=%s", strempty(json_str(context, "wakeReason"))) < 0 ||
+            env_add(&l.env, &n_env, "CORRAL_WAKE_REASON=%s", strempty(json_string_member(context, "wakeReason"))) < 0 ||
             env_add(&l.env, &n_env, "CORRAL_WAKE_PAYLOAD_JSON=%s", payload_text) < 0 ||
             env_add(&l.env, &n_env, "CORRAL_SOCKET=%s", socket_path) < 0)
                 return -ENOMEM;

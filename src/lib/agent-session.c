@@ -10,13 +10,8 @@
 #include "basic/util.h"
 #include "jsonmap.h"
 
-static const char *str_member(const cJSON *o, const char *name) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-        return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static const char *task_key_of(const cJSON *ctx) {
-        return str_member(ctx, "taskKey") ?: str_member(ctx, "taskId") ?: str_member(ctx, "issueId") ?: AGENT_SESSION_HEARTBEAT_TASK;
+        return json_string_member(ctx, "taskKey") ?: json_string_member(ctx, "taskId") ?: json_string_member(ctx, "issueId") ?: AGENT_SESSION_HEARTBEAT_TASK;
 }
 
 static int find_task_session(Store *s, const Agent *agent, const char *task_key, AgentTaskSession *ret) {
@@ -43,7 +38,7 @@ int agent_session_resume_id(Store *s, const Agent *agent, const char *context_js
                                                      "execution_approval_requested", "execution_changes_requested", NULL };
         _cleanup_json_ cJSON *ctx = cJSON_Parse(context_json ?: "{}");
         _cleanup_(task_session_donep) AgentTaskSession ts = {};
-        const char *reason = str_member(ctx, "wakeReason");
+        const char *reason = json_string_member(ctx, "wakeReason");
         int r;
 
         *ret = NULL;
@@ -61,11 +56,6 @@ int agent_session_resume_id(Store *s, const Agent *agent, const char *context_js
         return 0;
 }
 
-static int64_t usage_int(const cJSON *u, const char *name) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(u, name);
-        return cJSON_IsNumber(v) && v->valuedouble > 0 ? (int64_t) v->valuedouble : 0;
-}
-
 int agent_session_record(Store *s, const Agent *agent, const Run *run, AgentRuntimeState *rs, const char *now) {
         _cleanup_json_ cJSON *ctx = cJSON_Parse(run->context_snapshot ?: "{}"), *usage = cJSON_Parse(run->usage_json ?: "{}");
         _cleanup_(task_session_donep) AgentTaskSession ts = {};
@@ -73,11 +63,11 @@ int agent_session_record(Store *s, const Agent *agent, const Run *run, AgentRunt
         int r;
 
         /* Usage adds up (reference §6.7); a subscription costs nothing per run. */
-        rs->total_input_tokens += usage_int(usage, "inputTokens");
-        rs->total_cached_input_tokens += usage_int(usage, "cachedInputTokens");
-        rs->total_output_tokens += usage_int(usage, "outputTokens");
+        rs->total_input_tokens += json_count_member(usage, "inputTokens");
+        rs->total_cached_input_tokens += json_count_member(usage, "cachedInputTokens");
+        rs->total_output_tokens += json_count_member(usage, "outputTokens");
         if (cJSON_IsNumber(cost) && cost->valuedouble > 0 &&
-            !streq_ptr(str_member(usage, "billingType"), "subscription_included"))
+            !streq_ptr(json_string_member(usage, "billingType"), "subscription_included"))
                 rs->total_cost_cents += (int64_t) llround(cost->valuedouble * 100.0);
         if (!run->session_id_after)
                 return 0;

@@ -928,20 +928,6 @@ static int reopen_issue(Issue *issue, const char *now) {
         return issue_apply_update_rules(&before, issue, true, now);
 }
 
-static cJSON *reopen_details(const Issue *issue, IssueStatus from, const char *source) {
-        cJSON *d = cJSON_CreateObject();
-
-        if (!d)
-                return NULL;
-        cJSON_AddStringToObject(d, "identifier", issue->identifier);
-        cJSON_AddStringToObject(d, "status", "todo");
-        cJSON_AddBoolToObject(d, "reopened", true);
-        cJSON_AddStringToObject(d, "reopenedFrom", issue_status_to_string(from));
-        if (source)
-                cJSON_AddStringToObject(d, "source", source);
-        return d;
-}
-
 /* interrupt: cancel the issue's running execution run, or else its assignee's running run on
  * it (reference §6.2); the wakes of this request then name the run. */
 static int interrupt_issue_run(ApiRequest *req, const Issue *issue, char run_id[static UUID_STRING_MAX]) {
@@ -1468,7 +1454,7 @@ static int handle_comment_create(ApiRequest *req) {
                 if (r < 0)
                         return r;
                 r = add_activity(req, i.company_id, "issue.updated", "issue", i.id, i.assignee_agent_id,
-                                 reopen_details(&i, before.status, "comment"));
+                                 issue_reopen_details(&i, before.status, "comment"));
                 if (r < 0)
                         return r;
         }

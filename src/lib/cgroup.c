@@ -67,11 +67,18 @@ int cgroup_find_v2_mount(char **ret) {
 }
 
 int cgroup_self_path(char **ret) {
-        _cleanup_free_ char *text = NULL;
+        return cgroup_pid_path(0, ret);
+}
+
+int cgroup_pid_path(pid_t pid, char **ret) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
         char *line, *next;
         int r;
 
-        r = read_full_file("/proc/self/cgroup", 1024 * 1024, &text, NULL);
+        path = pid > 0 ? strprintf("/proc/%d/cgroup", (int) pid) : strdup("/proc/self/cgroup");
+        if (!path)
+                return -ENOMEM;
+        r = read_full_file(path, 1024 * 1024, &text, NULL);
         if (r < 0)
                 return r;
         for (line = text; line && *line; line = next) {

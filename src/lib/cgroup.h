@@ -9,11 +9,14 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Mount point of the cgroup v2 hierarchy; -ENOMEDIUM when there is none. */
 int cgroup_find_v2_mount(char **ret);
 /* This process's cgroup v2 path relative to the hierarchy ("/" or "/system.slice/x.service"). */
 int cgroup_self_path(char **ret);
+/* The same for process pid (0: this process); -ENOENT when it is gone. */
+int cgroup_pid_path(pid_t pid, char **ret);
 
 int cgroup_create(const char *path);
 /* O_PATH descriptor of the cgroup directory, for CLONE_INTO_CGROUP. */

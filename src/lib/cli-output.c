@@ -21,16 +21,6 @@ void cli_output_done(CliOutput *o) {
         *o = (CliOutput){};
 }
 
-static const char *str_member(const cJSON *o, const char *name) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-        return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int64_t int_member(const cJSON *o, const char *name) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-        return cJSON_IsNumber(v) && v->valuedouble > 0 ? (int64_t) v->valuedouble : 0;
-}
-
 /* Replace *p with a copy of s when s is set; a later line wins. */
 static int set(char **p, const char *s) {
         return s ? free_and_strdup(p, s) : 0;
@@ -42,7 +32,7 @@ static char *claude_message_text(const cJSON *message) {
         char *text = NULL;
 
         cJSON_ArrayForEach (block, cJSON_GetObjectItemCaseSensitive(message, "content")) {
-                const char *t = streq_ptr(str_member(block, "type"), "text") ? str_member(block, "text") : NULL;
+                const char *t = streq_ptr(json_string_member(block, "type"), "text") ? json_string_member(block, "text") : NULL;
                 if (!t)
                         continue;
                 char *joined = text ? strprintf("%s\n%s", text, t) : strdup(t);
@@ -57,16 +47,16 @@ static char *claude_message_text(const cJSON *message) {
 /* claude --print --output-format stream-json --verbose: "system" (init), "assistant",
  * "user" (tool results) and a final "result" line with the totals. */
 static int claude_line(CliOutput *o, const cJSON *j) {
-        const char *type = str_member(j, "type");
+        const char *type = json_string_member(j, "type");
         int r;
 
-        if ((r = set(&o->session_id, str_member(j, "session_id"))) < 0)
+        if ((r = set(&o->session_id, json_string_member(j, "session_id"))) < 0)
                 return r;
         if (streq_ptr(type, "system"))
-                return set(&o->model, str_member(j, "model"));
+                return set(&o->model, json_string_member(j, "model"));
         if (streq_ptr(type, "assistant")) {
                 const cJSON *message = cJSON_GetObjectItemCaseSensitive(j, "message");
-                if (!o->model && (r = set(&o->model, str_member(message, "model"))) < 0)
+                if (!o->model && (r = set(&o->model, json_string_member(message, "model"))) < 0)
                         return r;
                 _cleanup_free_ char *text = claude_message_text(message);
                 if (text && !o->saw_result)
@@ -76,7 +66,7 @@ static int claude_line(CliOutput *o, const cJSON *j) {
         if (!streq_ptr(type, "result"))
                 return 0;
 
-        const char *subtype = str_member(j, "subtype"), *result = str_member(j, "result");
+        const char *subtype = json_string_member(j, "subtype"), *result = json_string_member(j, "result");
         const cJSON *usage = cJSON_GetObjectItemCaseSensitive(j, "usage"),
                     *cost = cJSON_GetObjectItemCaseSensitive(j, "total_cost_usd"),
                     *is_error = cJSON_GetObjectItemCaseSensitive(j, "is_error");
@@ -85,10 +75,10 @@ static int claude_line(CliOutput *o, const cJSON *j) {
         o->is_error = cJSON_IsTrue(is_error) || (subtype && !streq(subtype, "success"));
         /* The result line carries the invocation's totals: they replace, not add. Tokens
          * written to the prompt cache are billed as input, so they count as input here. */
-        o->input_tokens = int_member(usage, "input_tokens") + int_member(usage, "cache_creation_input_tokens");
-        o->cached_input_tokens = int_member(usage, "cache_read_input_tokens");
-        o->output_tokens = int_member(usage, "output_tokens");
-        o->num_turns = int_member(j, "num_turns");
+        o->input_tokens = json_count_member(usage, "input_tokens") + json_count_member(usage, "cache_creation_input_tokens");
+        o->cached_input_tokens = json_count_member(usage, "cache_read_input_tokens");
+        o->output_tokens = json_count_member(usage, "output_tokens");
+        o->num_turns = json_count_member(j, "num_turns");
         if (cJSON_IsNumber(cost) && cost->valuedouble >= 0) {
                 o->cost_usd = cost->valuedouble;
                 o->has_cost = true;
@@ -112,20 +102,22 @@ static int claude_line(CliOutput *o, const cJSON *j) {
 /* codex exec --json: "thread.started", "turn.started", "item.*", "turn.completed" with the
  * turn's usage, "turn.failed" and "error". */
 static int codex_line(CliOutput *o, const cJSON *j) {
-        const char *type = str_member(j, "type");
+        const char *type = json_string_member(j, "type");
 
         if (streq_ptr(type, "thread.started"))
-                return set(&o->session_id, str_member(j, "thread_id"));
+                return set(&o->session_id, json_string_member(j, "thread_id"));
         if (streq_ptr(type, "item.completed")) {
                 const cJSON *item = cJSON_GetObjectItemCaseSensitive(j, "item");
-                return streq_ptr(str_member(item, "type"), "agent_message") ? set(&o->result_text, str_member(item, "text")) : 0;
+                return streq_ptr(json_string_member(item, "type"), "agent_message")
+                        ? set(&o->result_text, json_string_member(item, "text"))
+                        : 0;
         }
         if (streq_ptr(type, "turn.completed")) {
                 const cJSON *usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
                 /* Each turn reports its own usage: they add up over the invocation. */
-                o->input_tokens += int_member(usage, "input_tokens");
-                o->cached_input_tokens += int_member(usage, "cached_input_tokens");
-                o->output_tokens += int_member(usage, "output_tokens");
+                o->input_tokens += json_count_member(usage, "input_tokens");
+                o->cached_input_tokens += json_count_member(usage, "cached_input_tokens");
+                o->output_tokens += json_count_member(usage, "output_tokens");
                 o->num_turns++;
                 o->saw_result = true;
                 o->is_error = false;
@@ -136,10 +128,11 @@ static int codex_line(CliOutput *o, const cJSON *j) {
                 o->saw_result = true;
                 o->is_error = true;
                 return set(&o->error_message,
-                           str_member(cJSON_GetObjectItemCaseSensitive(j, "error"), "message") ?: "codex reported a failed turn");
+                           json_string_member(cJSON_GetObjectItemCaseSensitive(j, "error"), "message")
+                                   ?: "codex reported a failed turn");
         }
         if (streq_ptr(type, "error")) /* may be followed by a retry that succeeds */
-                return set(&o->error_message, str_member(j, "message"));
+                return set(&o->error_message, json_string_member(j, "message"));
         return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "cli-output.h"
+#include "issues.h"
 #include "jsonmap.h"
 #include "log.h"
 #include "runs.h"
@@ -148,11 +149,6 @@ static cJSON *wake_context(const WakeRequest *req, const cJSON *payload) {
 
 static bool context_has_comment(const cJSON *ctx) {
         return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ctx, "wakeCommentIds")) > 0;
-}
-
-static const char *context_string(const cJSON *ctx, const char *key) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(ctx, key);
-        return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 static const char *context_task_key(const char *context_json, char *buf, size_t size) {
@@ -607,7 +603,7 @@ static int unresolved_blockers(Manager *m, const char *issue_id, int64_t *ret) {
 static int claim_issue(Manager *m, Run *run, const Agent *agent, const char *now) {
         _cleanup_json_ cJSON *ctx = parse_object(run->context_snapshot);
         _cleanup_(issue_donep) Issue issue = {};
-        const char *issue_id = context_string(ctx, "issueId"), *reason = context_string(ctx, "wakeReason");
+        const char *issue_id = json_string_member(ctx, "issueId"), *reason = json_string_member(ctx, "wakeReason");
         int64_t blockers;
         int r;
 
@@ -867,16 +863,8 @@ static int promote(Manager *m, Issue *issue, WakeupRequest *w, const Agent *agen
                 r = store_update(m->store, &issue_entity, issue);
                 if (r < 0)
                         return r;
-                cJSON *d = cJSON_CreateObject();
-                if (d) {
-                        cJSON_AddStringToObject(d, "identifier", issue->identifier);
-                        cJSON_AddStringToObject(d, "status", "todo");
-                        cJSON_AddBoolToObject(d, "reopened", true);
-                        cJSON_AddStringToObject(d, "reopenedFrom", issue_status_to_string(from));
-                        cJSON_AddStringToObject(d, "source", "deferred_comment_wake");
-                }
                 r = activity_record(m->store, issue->company_id, ACTOR_SYSTEM, "heartbeat", "issue.updated", "issue", issue->id,
-                                    NULL, NULL, d);
+                                    NULL, NULL, issue_reopen_details(issue, from, "deferred_comment_wake"));
                 if (r < 0)
                         return r;
         }
@@ -938,7 +926,7 @@ static int agent_list_add(char ***agents, size_t *n, const char *id) {
 static int release_and_promote(Manager *m, const Run *run, const char *now, char ***agents, size_t *n_agents) {
         _cleanup_json_ cJSON *ctx = parse_object(run->context_snapshot);
         _cleanup_(issue_donep) Issue issue = {};
-        const char *issue_id = context_string(ctx, "issueId");
+        const char *issue_id = json_string_member(ctx, "issueId");
         void *items;
         size_t n;
         int r;
@@ -1089,7 +1077,7 @@ static int enqueue_retry(Manager *m, const Run *lost, char **ret_retry_id) {
         if (r < 0)
                 return r;
         /* The issue's execution lock moves to the retry; checkoutRunId stays (reference §4 step 10). */
-        const char *issue_id = context_string(ctx, "issueId");
+        const char *issue_id = json_string_member(ctx, "issueId");
         if (issue_id) {
                 _cleanup_(issue_donep) Issue issue = {};
                 r = store_get(m->store, &issue_entity, issue_id, &issue);
@@ -1146,7 +1134,7 @@ static int post_result_comment(Manager *m, const Run *run, const char *now) {
         _cleanup_json_ cJSON *ctx = parse_object(run->context_snapshot), *rj = parse_object(run->result_json);
         _cleanup_(comment_donep) IssueComment c = {};
         _cleanup_(issue_donep) Issue issue = {};
-        const char *issue_id = context_string(ctx, "issueId"), *text = context_string(rj, "result");
+        const char *issue_id = json_string_member(ctx, "issueId"), *text = json_string_member(rj, "result");
         int64_t own;
         int r;
 

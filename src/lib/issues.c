@@ -4,6 +4,7 @@
  */
 #include "issues.h"
 
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -108,4 +109,18 @@ int issue_prefix_from_name(const char *name, char **ret) {
         buf[n] = 0;
         *ret = strdup(n > 0 ? buf : "CRL");
         return *ret ? 0 : -ENOMEM;
+}
+
+cJSON *issue_reopen_details(const Issue *issue, IssueStatus from, const char *source) {
+        cJSON *d = cJSON_CreateObject();
+
+        if (!d)
+                return NULL;
+        cJSON_AddStringToObject(d, "identifier", issue->identifier);
+        cJSON_AddStringToObject(d, "status", "todo");
+        cJSON_AddBoolToObject(d, "reopened", true);
+        cJSON_AddStringToObject(d, "reopenedFrom", issue_status_to_string(from));
+        if (source)
+                cJSON_AddStringToObject(d, "source", source);
+        return d;
 }

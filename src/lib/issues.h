@@ -27,3 +27,7 @@ bool issue_prefix_is_valid(const char *prefix);
 /* A prefix derived from a company name: its first four letters or digits, upper-cased
  * ("Acme Robotics" -> "ACME"); "CRL" when the name has none. */
 int issue_prefix_from_name(const char *name, char **ret);
+
+/* The activity details of reopening a closed issue to todo (reference §8): identifier,
+ * status, reopened, reopenedFrom and, when given, source. NULL on allocation failure. */
+struct cJSON *issue_reopen_details(const Issue *issue, IssueStatus from, const char *source);

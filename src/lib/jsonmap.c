@@ -17,6 +17,16 @@
 /* Largest integer a JSON number (IEEE double) carries exactly. */
 #define JSON_INT_MAX 9007199254740991.0
 
+const char *json_string_member(const cJSON *o, const char *name) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+        return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int64_t json_count_member(const cJSON *o, const char *name) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+        return cJSON_IsNumber(v) && v->valuedouble > 0 ? (int64_t) v->valuedouble : 0;
+}
+
 cJSON *json_parse_object(const char *text) {
         cJSON *j;
 

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "basic/macro.h"
@@ -33,3 +34,9 @@ bool json_has_field(const cJSON *in, const char *column);
 
 /* Parse text that must be a JSON object; NULL when it is not. */
 cJSON *json_parse_object(const char *text);
+
+/* The string value of member name of o; NULL when o has no such member or it is not a string. */
+const char *json_string_member(const cJSON *o, const char *name);
+
+/* A member as a count: its value when it is a positive number, else 0. */
+int64_t json_count_member(const cJSON *o, const char *name);

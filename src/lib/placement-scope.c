@@ -59,24 +59,14 @@ static void start_done(ScopeStart *s, int r, const char *error) {
 
 /* The scope's cgroup is wherever systemd put the shim. */
 static int cgroup_of_pid(Placement *p, pid_t pid, char **ret) {
-        _cleanup_free_ char *path = strprintf("/proc/%d/cgroup", (int) pid), *text = NULL;
+        _cleanup_free_ char *cg = NULL;
         int r;
 
-        if (!path)
-                return -ENOMEM;
-        r = read_full_file(path, 64 * 1024, &text, NULL);
+        r = cgroup_pid_path(pid, &cg);
         if (r < 0)
                 return r;
-        for (char *line = text, *next; line && *line; line = next) {
-                next = strchr(line, '\n');
-                if (next)
-                        *next++ = 0;
-                if (strncmp(line, "0::", 3) == 0) {
-                        *ret = strprintf("%s%s", p->cgroup_mount, line + 3);
-                        return *ret ? 0 : -ENOMEM;
-                }
-        }
-        return -ENOMEDIUM;
+        *ret = strprintf("%s%s", p->cgroup_mount, cg);
+        return *ret ? 0 : -ENOMEM;
 }
 
 static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *error) {

@@ -349,44 +349,35 @@ Placement *placement_free(Placement *p) {
 }
 
 int placement_run_of_pid(Placement *p, pid_t pid, char **ret) {
-        _cleanup_free_ char *path = NULL, *text = NULL, *full = NULL, *prefix = NULL;
+        _cleanup_free_ char *cg = NULL, *full = NULL, *prefix = NULL;
         int r;
 
         *ret = NULL;
         if ((p->kind != PLACEMENT_CGROUP && p->kind != PLACEMENT_SCOPE) || pid <= 0)
                 return 0;
-        path = strprintf("/proc/%d/cgroup", (int) pid);
-        if (!path)
-                return -ENOMEM;
-        r = read_full_file(path, 64 * 1024, &text, NULL);
+        r = cgroup_pid_path(pid, &cg);
+        if (r == -ENOENT || r == -ENOMEDIUM)
+                return 0; /* gone, or in no cgroup v2: no run's */
         if (r < 0)
-                return r == -ENOENT ? 0 : r;
-        for (char *line = text, *next; line && *line; line = next) {
-                next = strchr(line, '\n');
-                if (next)
-                        *next++ = 0;
-                if (strncmp(line, "0::", 3) != 0)
-                        continue;
-                if (p->kind == PLACEMENT_SCOPE) {
-                        /* .../corral.slice/corral-run-<id>.scope[/...] */
-                        const char *unit = strstr(line + 3, "/corral-run-");
-                        if (!unit)
-                                return 0;
-                        _cleanup_free_ char *name = strndup(unit + 1, strcspn(unit + 1, "/"));
-                        if (!name)
-                                return -ENOMEM;
-                        *ret = scope_run_id(name);
+                return r;
+        if (p->kind == PLACEMENT_SCOPE) {
+                /* .../corral.slice/corral-run-<id>.scope[/...] */
+                const char *unit = strstr(cg, "/corral-run-");
+                if (!unit)
                         return 0;
-                }
-                full = strprintf("%s%s", p->cgroup_mount, line + 3);
-                prefix = strprintf("%s/run-", p->cgroup_root);
-                if (!full || !prefix)
+                _cleanup_free_ char *name = strndup(unit + 1, strcspn(unit + 1, "/"));
+                if (!name)
                         return -ENOMEM;
-                if (strncmp(full, prefix, strlen(prefix)) != 0)
-                        return 0;
-                const char *id = full + strlen(prefix);
-                *ret = strndup(id, strcspn(id, "/"));
-                return *ret ? 0 : -ENOMEM;
+                *ret = scope_run_id(name);
+                return 0;
         }
-        return 0;
+        full = strprintf("%s%s", p->cgroup_mount, cg);
+        prefix = strprintf("%s/run-", p->cgroup_root);
+        if (!full || !prefix)
+                return -ENOMEM;
+        if (strncmp(full, prefix, strlen(prefix)) != 0)
+                return 0;
+        const char *id = full + strlen(prefix);
+        *ret = strndup(id, strcspn(id, "/"));
+        return *ret ? 0 : -ENOMEM;
 }
