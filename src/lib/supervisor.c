@@ -30,6 +30,7 @@
 #include <cjson/cJSON.h>
 
 #include "basic/macro.h"
+#include "basic/spawn.h"
 #include "basic/util.h"
 #include "jsonmap.h"
 #include "log.h"
@@ -569,20 +570,30 @@ static void on_attached(int r, const char *error, void *userdata);
 static void start_agent(Tracked *t);
 static void watch_cgroup(Tracked *t);
 
-/* The shim's process. After clone3 only async-signal-safe calls. */
-static _noreturn_ void shim_child(const char *path, char *const *argv, char *const *env, const char *cwd, int devnull, int go,
-                                  int report) {
+/* What the shim's process needs between clone3 and execve. */
+typedef struct ShimExec {
+        const char *path, *cwd;
+        char *const *argv, *const *env;
+        int devnull, go, report;
+} ShimExec;
+
+/* The shim's process. It shares corrald's memory until execve (clone3_spawn), so only
+ * async-signal-safe calls that change nothing but this process's own state. corrald
+ * installs no signal handlers of its own (sd-event reads signals from a signalfd), so
+ * none can run here once the mask is cleared. */
+static _noreturn_ void shim_child(void *userdata) {
+        const ShimExec *x = userdata;
         sigset_t none;
         struct sigaction dfl = { .sa_handler = SIG_DFL };
 
         sigemptyset(&none);
-        (void) sigprocmask(SIG_SETMASK, &none, NULL);
         (void) sigaction(SIGPIPE, &dfl, NULL);
-        if (dup2(devnull, STDIN_FILENO) < 0 || dup2(go, SHIM_FD_GO) < 0 || dup2(report, SHIM_FD_REPORT) < 0)
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        if (dup2(x->devnull, STDIN_FILENO) < 0 || dup2(x->go, SHIM_FD_GO) < 0 || dup2(x->report, SHIM_FD_REPORT) < 0)
                 _exit(SHIM_EXIT_EXEC_FAILED);
-        if (cwd && chdir(cwd) < 0)
+        if (x->cwd && chdir(x->cwd) < 0)
                 _exit(SHIM_EXIT_EXEC_FAILED);
-        execve(path, argv, env);
+        execve(x->path, x->argv, x->env);
         _exit(SHIM_EXIT_EXEC_FAILED);
 }
 
@@ -668,13 +679,18 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
                 .exit_signal = SIGCHLD,
                 .cgroup = (uint64_t) (t->place.cgroup_fd >= 0 ? t->place.cgroup_fd : 0),
         };
-        pid = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
-        if (pid < 0) {
-                r = -errno;
-                return launch_error(ret_error, r, "cannot start the shim: clone3: %s", strerror(-r));
-        }
-        if (pid == 0)
-                shim_child(s->shim_path, argv, spec->env, spec->cwd ?: t->run_dir, devnull, go_read, report_write);
+        ShimExec x = {
+                .path = s->shim_path,
+                .cwd = spec->cwd ?: t->run_dir,
+                .argv = argv,
+                .env = spec->env,
+                .devnull = devnull,
+                .go = go_read,
+                .report = report_write,
+        };
+        pid = clone3_spawn(&args, shim_child, &x);
+        if (pid < 0)
+                return launch_error(ret_error, pid, "cannot start the shim: clone3: %s", strerror(-pid));
 
         t->shim_pid = pid;
         t->pidfd = pidfd;
