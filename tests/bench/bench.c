@@ -5,7 +5,7 @@
  * test: no figure fails the run.
  *
  *   bench --corrald PATH --agent PATH [--placement KIND] [--runs N] [--seconds S]
- *         [--recovery-runs N] [--log-bytes N] [--only NAME] [--reference-scope]
+ *         [--recovery-runs N] [--log-bytes N] [--only NAME] [--reference-scope] [--keep-state]
  *
  * It starts its own corrald on a temporary state directory and socket, and stops it.
  */
@@ -33,7 +33,13 @@ extern char **environ;
 
 static const char *corrald_path, *agent_path, *placement = "cgroup", *only;
 static bool reference_scope; /* the launch reference is systemd-run --scope, not posix_spawn */
-static char state_dir[] = "/tmp/corral-bench-XXXXXX";
+/* Leave the state directory behind: to look at it, and because on an ext4 without a
+ * journal, deleting thousands of files makes every file created in the same block group
+ * for a while after slow (ext4 scans past recently deleted inodes), which would slow the
+ * next benchmark run. */
+static bool keep_state;
+/* On disk like /var/lib/corral, which /tmp need not be (it is a tmpfs on many systems). */
+static char state_dir[] = "/var/tmp/corral-bench-XXXXXX";
 static char socket_path[100], fifo_path[160];
 static pid_t corrald_pid;
 static unsigned n_runs = 1000, seconds = 30, recovery_runs = 1000;
@@ -507,11 +513,17 @@ static void bench_recovery(void) {
 
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
-                { "corrald", required_argument, NULL, 'c' },   { "agent", required_argument, NULL, 'a' },
-                { "placement", required_argument, NULL, 'p' }, { "runs", required_argument, NULL, 'n' },
-                { "seconds", required_argument, NULL, 's' },   { "recovery-runs", required_argument, NULL, 'r' },
-                { "log-bytes", required_argument, NULL, 'l' }, { "only", required_argument, NULL, 'o' },
-                { "reference-scope", no_argument, NULL, 'S' }, {},
+                { "corrald", required_argument, NULL, 'c' },
+                { "agent", required_argument, NULL, 'a' },
+                { "placement", required_argument, NULL, 'p' },
+                { "runs", required_argument, NULL, 'n' },
+                { "seconds", required_argument, NULL, 's' },
+                { "recovery-runs", required_argument, NULL, 'r' },
+                { "log-bytes", required_argument, NULL, 'l' },
+                { "only", required_argument, NULL, 'o' },
+                { "reference-scope", no_argument, NULL, 'S' },
+                { "keep-state", no_argument, NULL, 'k' },
+                {},
         };
         int c, fifo;
 
@@ -544,13 +556,17 @@ int main(int argc, char *argv[]) {
                 case 'S':
                         reference_scope = true;
                         break;
+                case 'k':
+                        keep_state = true;
+                        break;
                 default:
                         return 2;
                 }
         if (!corrald_path || !agent_path || n_runs == 0) {
                 fprintf(stderr,
                         "usage: bench --corrald PATH --agent PATH [--placement KIND] [--runs N] [--seconds S] "
-                        "[--recovery-runs N] [--log-bytes N] [--only launch|throughput|log|recovery] [--reference-scope]\n");
+                        "[--recovery-runs N] [--log-bytes N] [--only launch|throughput|log|recovery] [--reference-scope] "
+                        "[--keep-state]\n");
                 return 2;
         }
         if (!mkdtemp(state_dir))
@@ -576,6 +592,10 @@ int main(int argc, char *argv[]) {
         if (want("recovery"))
                 bench_recovery();
         stop_corrald(SIGTERM);
+        if (keep_state) {
+                printf("\nstate directory left in %s\n", state_dir);
+                return 0;
+        }
         _cleanup_free_ char *rm = strprintf("rm -rf '%s'", state_dir);
         (void) system(rm);
         return 0;
