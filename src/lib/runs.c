@@ -155,6 +155,8 @@ int run_apply_result(Run *run, const RunResult *result) {
         free(run->error);
         run->error = TAKE_PTR(error);
         run->log_bytes = (int64_t) result->log_bytes;
+        if (result->log_offset > 0)
+                run->log_offset = (int64_t) result->log_offset;
         if (free_and_strdup(&run->log_sha256, result->log_sha256[0] ? result->log_sha256 : NULL) < 0)
                 return -ENOMEM;
 

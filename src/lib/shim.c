@@ -178,20 +178,6 @@ size_t shim_format_line(char *out, const char *ts, const char *stream, const cha
         return n;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 typedef struct Stream {
         const char *name;
         int fd; /* read end of the agent's pipe, -1 at EOF */
@@ -220,7 +206,7 @@ static void log_chunk(Shim *s, const char *stream, const char *data, size_t size
                 return;
         (void) iso_time_now(ts);
         n = shim_format_line(s->line, ts, stream, data, size);
-        r = write_all(s->log_fd, s->line, n);
+        r = write_full(s->log_fd, s->line, n);
         if (r < 0) {
                 /* Keep reading so the agent never blocks on a full pipe, but say it once. */
                 warn("Failed to write %s/%s, output is being lost: %s", s->run_dir, SHIM_LOG_FILE, strerror(-r));
@@ -426,7 +412,7 @@ int shim_main(int argc, char *argv[]) {
 
         if (reporting) {
                 snprintf(pidline, sizeof(pidline), "%d\n", (int) s.agent);
-                (void) write_all(SHIM_FD_REPORT, pidline, strlen(pidline));
+                (void) write_full(SHIM_FD_REPORT, pidline, strlen(pidline));
                 close(SHIM_FD_REPORT);
         }
         if (gated) {

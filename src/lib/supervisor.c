@@ -224,8 +224,6 @@ static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal, int64_t
         return 0;
 }
 
-static void persist_progress(Tracked *t, bool force);
-
 /* The cgroup is empty and the shim gone: report and forget the run. */
 static void finish(Tracked *t) {
         Supervisor *s = t->supervisor;
@@ -275,8 +273,9 @@ static void finish(Tracked *t) {
                 result.error = lost;
         }
 
+        /* Offset and excerpts go into the row with the run's end, in one transaction. */
         (void) runlog_ingest(t->log);
-        persist_progress(t, true);
+        result.log_offset = t->log->offset;
         r = runlog_digest(t->log->path, &result.log_bytes, result.log_sha256);
         if (r < 0 && r != -ENOENT)
                 log_warning_errno(r, "Run %s: failed to hash its log, ignoring: %m", t->run_id);
@@ -452,12 +451,14 @@ static int on_idle_timer(sd_event_source *src, uint64_t usec, void *userdata) {
 
 /* ---- log and cgroup events ---- */
 
-static void persist_progress(Tracked *t, bool force) {
+/* Ingestion progress of a running run, at most every OFFSET_PERSIST_USEC: a corrald that
+ * restarts resumes from there. */
+static void persist_progress(Tracked *t) {
         _cleanup_(run_donep) Run run = {};
         uint64_t now = now_mono();
         int r;
 
-        if (!force && now - t->last_persist < OFFSET_PERSIST_USEC)
+        if (now - t->last_persist < OFFSET_PERSIST_USEC)
                 return;
         t->last_persist = now;
         r = store_get(t->supervisor->store, &run_entity, t->run_id, &run);
@@ -515,7 +516,7 @@ static int on_inotify(sd_event_source *src, int fd, uint32_t revents, void *user
                                                 if (t->detached)
                                                         clear_detached(t);
                                         }
-                                        persist_progress(t, false);
+                                        persist_progress(t);
                                         break;
                                 }
                                 if (e->wd == t->memory_wd) {
@@ -599,10 +600,17 @@ static _noreturn_ void shim_child(void *userdata) {
 
 static int write_run_file(const char *dir, const char *name, const char *content) {
         _cleanup_free_ char *path = strprintf("%s/%s", dir, name);
-        /* Not synced: these files serve a run that is alive, and a run does not outlive the
-         * machine (its context is in the database too). An fsync here costs a journal commit
-         * on every launch. */
-        return path ? write_file_replace(path, content, strlen(content), 0640, false) : -ENOMEM;
+        _cleanup_close_ int fd = -EBADF;
+
+        /* Written in place, not synced: nothing reads these files before the shim starts, a
+         * run does not outlive the machine, and its context is in the database too. A temp
+         * file and rename, or an fsync, would cost every launch for nothing. */
+        if (!path)
+                return -ENOMEM;
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (fd < 0)
+                return -errno;
+        return write_full(fd, content, strlen(content));
 }
 
 /* Above any fd the child will dup onto (0-4), so dup2 never meets itself. */
@@ -776,12 +784,18 @@ static void on_attached(int r, const char *error, void *userdata) {
 /* Record everything about the run's processes, then let the agent run. */
 static void start_agent(Tracked *t) {
         Supervisor *s = t->supervisor;
+        _cleanup_(store_rollbackp) Store *tx = NULL;
         _cleanup_(run_donep) Run run = {};
         char now[ISO_TIME_MAX], deadline[ISO_TIME_MAX];
         int r;
 
         (void) iso_time_now(now);
-        r = store_get(s->store, &run_entity, t->run_id, &run);
+        /* The row and its "run started" event in one transaction. */
+        r = store_begin(s->store);
+        if (r >= 0) {
+                tx = s->store;
+                r = store_get(s->store, &run_entity, t->run_id, &run);
+        }
         if (r >= 0) {
                 run.shim_pid = t->shim_pid;
                 run.shim_start_ticks = (int64_t) t->shim_start_ticks;
@@ -796,6 +810,12 @@ static void start_agent(Tracked *t) {
                         r = free_and_strdup(&run.deadline_at, deadline);
                 if (r >= 0)
                         r = store_update(s->store, &run_entity, &run);
+                if (r >= 0)
+                        r = run_event_append(s->store, t->run_id, "lifecycle", LEVEL_INFO, "run started", NULL);
+                if (r >= 0)
+                        r = store_commit(s->store);
+                if (r >= 0)
+                        tx = NULL;
         }
         if (r < 0) {
                 /* Without the row naming its processes, the run must not start. */
@@ -831,7 +851,6 @@ static void start_agent(Tracked *t) {
                            : t->place.cgroup_path ? "cgroup"
                                                   : "placement",
                    t->place.unit_name ?: strna(t->place.cgroup_path));
-        event(t, LEVEL_INFO, "run started");
 }
 
 /* A new tracked run, registered with the supervisor. */

@@ -54,6 +54,7 @@ typedef struct RunResult {
         unsigned leftover; /* processes still in the cgroup after the agent exited, killed */
         uint64_t oom_kills;
         uint64_t log_bytes;
+        uint64_t log_offset; /* how much of log.ndjson was ingested; 0 leaves the row's as it is */
         char log_sha256[65];
         const char *stdout_excerpt;
         const char *stderr_excerpt;

@@ -182,7 +182,7 @@ int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_si
         return 0;
 }
 
-static int write_all(int fd, const void *data, size_t size) {
+int write_full(int fd, const void *data, size_t size) {
         const char *p = data;
 
         while (size > 0) {
@@ -199,10 +199,6 @@ static int write_all(int fd, const void *data, size_t size) {
 }
 
 int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode) {
-        return write_file_replace(path, data, size, mode, true);
-}
-
-int write_file_replace(const char *path, const void *data, size_t size, unsigned mode, bool durable) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -EBADF;
         int r;
@@ -213,8 +209,8 @@ int write_file_replace(const char *path, const void *data, size_t size, unsigned
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
                 return -errno;
-        r = write_all(fd, data, size);
-        if (r >= 0 && durable && fsync(fd) < 0)
+        r = write_full(fd, data, size);
+        if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && rename(tmp, path) < 0)
                 r = -errno;
@@ -224,8 +220,14 @@ int write_file_replace(const char *path, const void *data, size_t size, unsigned
 }
 
 int mkdir_parents_and_self(const char *path, unsigned mode) {
-        _cleanup_free_ char *p = strdup(path);
+        _cleanup_free_ char *p = NULL;
 
+        /* Usually only the last component is missing: one mkdir, no walk from the root. */
+        if (mkdir(path, mode) >= 0 || errno == EEXIST)
+                return 0;
+        if (errno != ENOENT)
+                return -errno;
+        p = strdup(path);
         if (!p)
                 return -ENOMEM;
         for (char *s = p + 1; *s; s++) {

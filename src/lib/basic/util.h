@@ -33,10 +33,9 @@ int safe_atou64(const char *s, uint64_t *ret);
 int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_size);
 
 /* Write a file atomically: temporary file in the same directory, fsync, rename. */
+/* write(2) until all of data is written, through EINTR and short writes: 0 or -errno. */
+int write_full(int fd, const void *data, size_t size);
 int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode);
-/* The same, durable only when asked: without fsync a crash of the machine may leave the old
- * content (or none), never a partial one. */
-int write_file_replace(const char *path, const void *data, size_t size, unsigned mode, bool durable);
 
 /* mkdir -p with the given mode for every directory created. */
 int mkdir_parents_and_self(const char *path, unsigned mode);
