@@ -41,14 +41,36 @@ RunLog *runlog_free(RunLog *l) {
                 return NULL;
         free(l->path);
         free(l->partial);
-        free(l->excerpt[0]);
-        free(l->excerpt[1]);
+        for (int i = 0; i < 2; i++) {
+                free(l->tail[i]);
+                free(l->excerpt[i]);
+        }
         free(l);
         return NULL;
 }
 
 const char *runlog_excerpt(RunLog *l, int stream) {
-        return l->excerpt[stream] ?: "";
+        size_t n = l->tail_size[stream], cut, skip = 0;
+        char *e;
+
+        if (!l->excerpt_stale[stream])
+                return l->excerpt[stream] ?: "";
+        e = malloc(n + 1);
+        if (!e)
+                return l->excerpt[stream] ?: ""; /* the last one made */
+        memcpy(e, l->tail[stream], n);
+        e[n] = 0;
+        n = runlog_redact(e, n);
+        cut = n > RUNLOG_EXCERPT_MAX ? n - RUNLOG_EXCERPT_MAX : 0;
+        /* Do not start in the middle of a UTF-8 sequence. */
+        while (cut + skip < n && skip < 3 && ((unsigned char) e[cut + skip] & 0xc0) == 0x80)
+                skip++;
+        cut += skip;
+        memmove(e, e + cut, n - cut + 1);
+        free(l->excerpt[stream]);
+        l->excerpt[stream] = e;
+        l->excerpt_stale[stream] = false;
+        return e;
 }
 
 static size_t base64_decode(const char *in, size_t n, unsigned char *out) {
@@ -80,36 +102,30 @@ static size_t base64_decode(const char *in, size_t n, unsigned char *out) {
         return o;
 }
 
-/* Append to an excerpt, keeping its last RUNLOG_EXCERPT_MAX bytes and starting on a
- * character boundary. */
+/* Append to a stream's tail, keeping its last RUNLOG_EXCERPT_MAX + RUNLOG_REDACT_MARGIN bytes. */
 static int excerpt_append(RunLog *l, int stream, const char *data, size_t size) {
-        size_t have = l->excerpt_size[stream], keep, drop;
-        char *e;
+        const size_t max = RUNLOG_EXCERPT_MAX + RUNLOG_REDACT_MARGIN;
+        size_t have = l->tail_size[stream], keep;
 
-        if (size >= RUNLOG_EXCERPT_MAX) {
-                data += size - RUNLOG_EXCERPT_MAX;
-                size = RUNLOG_EXCERPT_MAX;
-                have = 0;
+        if (size == 0)
+                return 0;
+        if (size >= max) {
+                data += size - max;
+                size = max;
         }
-        keep = have + size > RUNLOG_EXCERPT_MAX ? RUNLOG_EXCERPT_MAX - size : have;
-        drop = have - keep;
-        e = malloc(keep + size + 1);
-        if (!e)
-                return -ENOMEM;
-        if (keep)
-                memcpy(e, l->excerpt[stream] + drop, keep);
-        memcpy(e + keep, data, size);
-        keep += size;
-        /* Do not start in the middle of a UTF-8 sequence. */
-        size_t skip = 0;
-        while (skip < keep && skip < 3 && ((unsigned char) e[skip] & 0xc0) == 0x80)
-                skip++;
-        memmove(e, e + skip, keep - skip);
-        keep -= skip;
-        e[keep] = 0;
-        free(l->excerpt[stream]);
-        l->excerpt[stream] = e;
-        l->excerpt_size[stream] = keep;
+        keep = MIN(have, max - size);
+        if (keep + size > have) {
+                /* Grows up to max, then stays there: a quiet run holds little. */
+                char *t = realloc(l->tail[stream], keep + size + 1);
+                if (!t)
+                        return -ENOMEM;
+                l->tail[stream] = t;
+        }
+        memmove(l->tail[stream], l->tail[stream] + have - keep, keep);
+        memcpy(l->tail[stream] + keep, data, size);
+        l->tail_size[stream] = keep + size;
+        l->tail[stream][keep + size] = 0;
+        l->excerpt_stale[stream] = true;
         return 0;
 }
 
@@ -164,7 +180,6 @@ static int ingest_line(RunLog *l, const char *line, size_t size) {
         compact = runlog_compact(data, n, RUNLOG_CHUNK_LIMIT, &csize);
         if (!compact)
                 return -ENOMEM;
-        csize = runlog_redact(compact, csize);
         r = excerpt_append(l, stream, compact, csize);
         if (r < 0)
                 return r;

@@ -12,6 +12,9 @@
 #include <stdint.h>
 
 #define RUNLOG_EXCERPT_MAX (32 * 1024)
+/* Output kept before an excerpt's start, so that a credential whose key word is there is
+ * still found when its value reaches into the excerpt. */
+#define RUNLOG_REDACT_MARGIN (4 * 1024)
 #define RUNLOG_CHUNK_LIMIT (64 * 1024)
 #define RUNLOG_LINE_MAX (8 * 1024 * 1024)
 
@@ -20,8 +23,13 @@ typedef struct RunLog {
         uint64_t offset; /* bytes of complete lines ingested */
         char *partial; /* an incomplete last line, kept until its newline arrives */
         size_t partial_size;
-        char *excerpt[2]; /* stdout, stderr: last RUNLOG_EXCERPT_MAX bytes, sanitized */
-        size_t excerpt_size[2];
+        /* stdout, stderr: the last RUNLOG_EXCERPT_MAX + RUNLOG_REDACT_MARGIN bytes, compacted.
+         * Redaction runs when an excerpt is asked for, over this tail, not over every byte
+         * an agent prints: only the excerpt is kept. */
+        char *tail[2];
+        size_t tail_size[2];
+        char *excerpt[2]; /* the tail redacted and cut to RUNLOG_EXCERPT_MAX, made when asked for */
+        bool excerpt_stale[2];
         uint64_t chunks;
         uint64_t bad_lines;
 } RunLog;
@@ -36,7 +44,9 @@ int runlog_ingest(RunLog *l);
 /* Start an excerpt with text kept from before (after a restart). */
 int runlog_seed_excerpt(RunLog *l, int stream, const char *text);
 
-/* The excerpt of "stdout" (0) or "stderr" (1) as a NUL-terminated string (never NULL). */
+/* The excerpt of "stdout" (0) or "stderr" (1): the last RUNLOG_EXCERPT_MAX bytes, compacted
+ * and redacted, starting on a character boundary, NUL-terminated (never NULL). Valid until
+ * the next call on this log. */
 const char *runlog_excerpt(RunLog *l, int stream);
 
 /* Call cb for every chunk of the log file, decoded (base64 chunks as their bytes), in order.

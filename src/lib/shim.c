@@ -81,7 +81,12 @@ static bool utf8_valid(const unsigned char *s, size_t n) {
                 uint32_t cp;
 
                 if (c < 0x80) {
-                        i++;
+                        /* Most output is ASCII: skip it eight bytes at a time. */
+                        uint64_t w;
+                        while (i + 8 <= n && (memcpy(&w, s + i, 8), (w & UINT64_C(0x8080808080808080)) == 0))
+                                i += 8;
+                        if (i < n && s[i] < 0x80)
+                                i++;
                         continue;
                 }
                 if ((c & 0xe0) == 0xc0) {
@@ -122,6 +127,13 @@ static size_t append(char *out, size_t n, const char *s) {
         return n + l;
 }
 
+/* What a byte becomes in a JSON string: 0 for itself, else the letter after the backslash
+ * ('u' for \u00XX). */
+static const char json_escape[256] = {
+        [0x00 ... 0x08] = 'u', ['\t'] = 't', ['\n'] = 'n',  [0x0b ... 0x0c] = 'u', ['\r'] = 'r',
+        [0x0e ... 0x1f] = 'u', ['"'] = '"',  ['\\'] = '\\', [0x7f] = 'u',
+};
+
 size_t shim_format_line(char *out, const char *ts, const char *stream, const char *chunk, size_t size) {
         static const char hex[] = "0123456789abcdef";
         static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -135,35 +147,25 @@ size_t shim_format_line(char *out, const char *ts, const char *stream, const cha
         n = append(out, n, stream);
         n = append(out, n, "\",\"chunk\":\"");
         if (text)
-                for (size_t i = 0; i < size; i++) {
-                        unsigned char c = s[i];
-                        switch (c) {
-                        case '"':
-                                n = append(out, n, "\\\"");
+                for (size_t i = 0; i < size;) {
+                        /* Copy the run of bytes that stand for themselves, then escape one. */
+                        size_t plain = i;
+                        while (plain < size && !json_escape[s[plain]])
+                                plain++;
+                        memcpy(out + n, s + i, plain - i);
+                        n += plain - i;
+                        if (plain == size)
                                 break;
-                        case '\\':
-                                n = append(out, n, "\\\\");
-                                break;
-                        case '\n':
-                                n = append(out, n, "\\n");
-                                break;
-                        case '\r':
-                                n = append(out, n, "\\r");
-                                break;
-                        case '\t':
-                                n = append(out, n, "\\t");
-                                break;
-                        default:
-                                if (c < 0x20 || c == 0x7f) {
-                                        out[n++] = '\\';
-                                        out[n++] = 'u';
-                                        out[n++] = '0';
-                                        out[n++] = '0';
-                                        out[n++] = hex[c >> 4];
-                                        out[n++] = hex[c & 15];
-                                } else
-                                        out[n++] = (char) c;
+                        unsigned char c = s[plain];
+                        out[n++] = '\\';
+                        out[n++] = json_escape[c];
+                        if (json_escape[c] == 'u') {
+                                out[n++] = '0';
+                                out[n++] = '0';
+                                out[n++] = hex[c >> 4];
+                                out[n++] = hex[c & 15];
                         }
+                        i = plain + 1;
                 }
         else
                 for (size_t i = 0; i < size; i += 3) {

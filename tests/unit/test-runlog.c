@@ -42,6 +42,16 @@ static void test_format_text(void **state) {
                 l,
                 "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"stream\":\"stdout\",\"chunk\":\"say \\\"hi\\\"\\\\\\n\\t\\u0001 "
                 "caf\xc3\xa9\"}\n");
+
+        /* Long plain runs, the other escapes, and invalid UTF-8 after eight-byte ASCII blocks. */
+        const char *more = "0123456789abcdefghij\r\b\x7f\x1f end";
+        _cleanup_free_ char *m = line("stderr", more, strlen(more));
+        assert_string_equal(m,
+                            "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"stream\":\"stderr\",\"chunk\":\"0123456789abcdefghij"
+                            "\\r\\u0008\\u007f\\u001f end\"}\n");
+        const char *bad = "0123456789abcdefghij\xc3";
+        _cleanup_free_ char *b = line("stdout", bad, strlen(bad));
+        assert_non_null(strstr(b, "\"encoding\":\"base64\""));
 }
 
 static void test_format_binary(void **state) {
@@ -130,6 +140,37 @@ static void test_excerpt_tail(void **state) {
         runlog_free(log);
 }
 
+/* Credentials are redacted in the excerpt even when a chunk boundary or the excerpt's
+ * start falls between a key word and its value. */
+static void test_excerpt_redacted(void **state) {
+        _cleanup_free_ char *path = strprintf("%s/secret.ndjson", dir), *filler = malloc(RUNLOG_EXCERPT_MAX);
+        _cleanup_free_ char *l1 = line("stderr", "export OPENAI_API_KEY=", 22), *l2 = line("stderr", "sk-live-1234567890\n", 19);
+        RunLog *log = NULL;
+
+        unlink(path);
+        write_log(path, l1);
+        write_log(path, l2);
+        assert_int_equal(runlog_new(path, 0, &log), 0);
+        assert_int_equal(runlog_ingest(log), 2);
+        assert_null(strstr(runlog_excerpt(log, 1), "sk-live"));
+        assert_non_null(strstr(runlog_excerpt(log, 1), "***REDACTED***"));
+
+        /* Push the key word out of the excerpt: its value, still inside, stays hidden. */
+        _cleanup_free_ char *l3 = line("stderr", "Bearer ", 7);
+        _cleanup_free_ char *l4 = line("stderr", "tok-abcdefghijklmnop", 20);
+        memset(filler, 'x', RUNLOG_EXCERPT_MAX - 10);
+        _cleanup_free_ char *l5 = line("stderr", filler, RUNLOG_EXCERPT_MAX - 10);
+        write_log(path, l3);
+        write_log(path, l4);
+        write_log(path, l5);
+        assert_int_equal(runlog_ingest(log), 3);
+        const char *e = runlog_excerpt(log, 1);
+        assert_true(strlen(e) <= RUNLOG_EXCERPT_MAX);
+        assert_null(strstr(e, "mnop")); /* the token's end, which the last 32 KiB would show */
+        assert_non_null(strstr(e, "***"));
+        runlog_free(log);
+}
+
 static void test_compact(void **state) {
         _cleanup_free_ char *img = malloc(4096), *big = malloc(90001);
         size_t n;
@@ -193,8 +234,9 @@ static void test_digest(void **state) {
 static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_text),  cmocka_unit_test(test_format_binary),
         cmocka_unit_test(test_utf8_prefix),  cmocka_unit_test(test_ingest_incremental),
-        cmocka_unit_test(test_excerpt_tail), cmocka_unit_test(test_compact),
-        cmocka_unit_test(test_redact),       cmocka_unit_test(test_digest),
+        cmocka_unit_test(test_excerpt_tail), cmocka_unit_test(test_excerpt_redacted),
+        cmocka_unit_test(test_compact),      cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_digest),
 };
 
 int main(void) {
