@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * SQLite store. Statements are prepared once (SQLITE_PREPARE_PERSISTENT) and
- * kept in a small cache keyed by their SQL text; every use resets them.
+ * kept in a small cache keyed by their SQL text, or for an entity's get, insert, update and
+ * delete by entity and kind, so that their SQL is built once; every use resets them.
  */
 #include "store.h"
 
@@ -20,8 +21,18 @@
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_SQL_MAX 8192
 
+typedef enum EntityStatement {
+        STATEMENT_OTHER,
+        STATEMENT_GET,
+        STATEMENT_INSERT,
+        STATEMENT_UPDATE,
+        STATEMENT_DELETE,
+} EntityStatement;
+
 typedef struct CachedStatement {
         char *sql;
+        const Entity *entity; /* with kind, for an entity's own statements */
+        EntityStatement kind;
         sqlite3_stmt *stmt;
 } CachedStatement;
 
@@ -82,13 +93,21 @@ static int store_exec(Store *s, const char *sql) {
         return rc == SQLITE_OK ? 0 : store_error(s, rc, sql);
 }
 
-static int store_prepare(Store *s, const char *sql, sqlite3_stmt **ret) {
+/* An entity's own statement, if it was prepared before. */
+static sqlite3_stmt *entity_statement(Store *s, const Entity *e, EntityStatement kind) {
+        for (size_t i = 0; i < s->n_cache; i++)
+                if (s->cache[i].entity == e && s->cache[i].kind == kind)
+                        return s->cache[i].stmt;
+        return NULL;
+}
+
+static int store_prepare_entity(Store *s, const char *sql, const Entity *e, EntityStatement kind, sqlite3_stmt **ret) {
         sqlite3_stmt *stmt = NULL;
         CachedStatement *c;
         int rc;
 
-        for (size_t i = 0; i < s->n_cache; i++)
-                if (streq(s->cache[i].sql, sql)) {
+        for (size_t i = 0; !e && i < s->n_cache; i++)
+                if (!s->cache[i].entity && streq(s->cache[i].sql, sql)) {
                         *ret = s->cache[i].stmt;
                         return 0;
                 }
@@ -108,9 +127,15 @@ static int store_prepare(Store *s, const char *sql, sqlite3_stmt **ret) {
                 sqlite3_finalize(stmt);
                 return -ENOMEM;
         }
+        s->cache[s->n_cache].entity = e;
+        s->cache[s->n_cache].kind = kind;
         s->cache[s->n_cache++].stmt = stmt;
         *ret = stmt;
         return 0;
+}
+
+static int store_prepare(Store *s, const char *sql, sqlite3_stmt **ret) {
+        return store_prepare_entity(s, sql, NULL, STATEMENT_OTHER, ret);
 }
 
 static void stmt_resetp(sqlite3_stmt **stmt) {
@@ -337,15 +362,17 @@ int store_insert(Store *s, const Entity *e, void *obj) {
         size_t n;
         int r, rc;
 
-        column_list(e, cols, sizeof(cols));
-        n = (size_t) snprintf(sql, sizeof(sql), "INSERT INTO %s (%s) VALUES (", e->table, cols);
-        for (size_t i = 0; i < e->n_fields; i++)
-                n += (size_t) snprintf(sql + n, sizeof(sql) - n, "%s?%zu", i ? ", " : "", i + 1);
-        snprintf(sql + n, sizeof(sql) - n, ")");
-
-        r = store_prepare(s, sql, &stmt);
-        if (r < 0)
-                return r;
+        stmt = entity_statement(s, e, STATEMENT_INSERT);
+        if (!stmt) {
+                column_list(e, cols, sizeof(cols));
+                n = (size_t) snprintf(sql, sizeof(sql), "INSERT INTO %s (%s) VALUES (", e->table, cols);
+                for (size_t i = 0; i < e->n_fields; i++)
+                        n += (size_t) snprintf(sql + n, sizeof(sql) - n, "%s?%zu", i ? ", " : "", i + 1);
+                snprintf(sql + n, sizeof(sql) - n, ")");
+                r = store_prepare_entity(s, sql, e, STATEMENT_INSERT, &stmt);
+                if (r < 0)
+                        return r;
+        }
         for (size_t i = 0; i < e->n_fields; i++) {
                 r = bind_field(stmt, (int) i + 1, &e->fields[i], obj);
                 if (r < 0)
@@ -366,11 +393,14 @@ int store_get(Store *s, const Entity *e, const char *key, void *ret) {
         char cols[2048], sql[STORE_SQL_MAX];
         int r, rc;
 
-        column_list(e, cols, sizeof(cols));
-        snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE %s = ?1", cols, e->table, entity_key(e)->column);
-        r = store_prepare(s, sql, &stmt);
-        if (r < 0)
-                return r;
+        stmt = entity_statement(s, e, STATEMENT_GET);
+        if (!stmt) {
+                column_list(e, cols, sizeof(cols));
+                snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE %s = ?1", cols, e->table, entity_key(e)->column);
+                r = store_prepare_entity(s, sql, e, STATEMENT_GET, &stmt);
+                if (r < 0)
+                        return r;
+        }
         if (sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC) != SQLITE_OK)
                 return -ENOMEM;
         rc = sqlite3_step(stmt);
@@ -398,18 +428,21 @@ int store_update(Store *s, const Entity *e, const void *obj) {
         size_t n;
         int r, rc, idx = 1;
 
-        n = (size_t) snprintf(sql, sizeof(sql), "UPDATE %s SET ", e->table);
-        for (size_t i = 0, k = 1; i < e->n_fields; i++) {
-                if (&e->fields[i] == key)
-                        continue;
-                n += (size_t) snprintf(sql + n, sizeof(sql) - n, "%s%s = ?%zu", k > 1 ? ", " : "", e->fields[i].column, k);
-                k++;
+        stmt = entity_statement(s, e, STATEMENT_UPDATE);
+        if (!stmt) {
+                n = (size_t) snprintf(sql, sizeof(sql), "UPDATE %s SET ", e->table);
+                for (size_t i = 0, k = 1; i < e->n_fields; i++) {
+                        if (&e->fields[i] == key)
+                                continue;
+                        n += (size_t) snprintf(sql + n, sizeof(sql) - n, "%s%s = ?%zu", k > 1 ? ", " : "", e->fields[i].column,
+                                               k);
+                        k++;
+                }
+                snprintf(sql + n, sizeof(sql) - n, " WHERE %s = ?%zu", key->column, e->n_fields);
+                r = store_prepare_entity(s, sql, e, STATEMENT_UPDATE, &stmt);
+                if (r < 0)
+                        return r;
         }
-        snprintf(sql + n, sizeof(sql) - n, " WHERE %s = ?%zu", key->column, e->n_fields);
-
-        r = store_prepare(s, sql, &stmt);
-        if (r < 0)
-                return r;
         for (size_t i = 0; i < e->n_fields; i++) {
                 if (&e->fields[i] == key)
                         continue;
@@ -431,10 +464,13 @@ int store_delete(Store *s, const Entity *e, const char *key) {
         char sql[256];
         int r, rc;
 
-        snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE %s = ?1", e->table, entity_key(e)->column);
-        r = store_prepare(s, sql, &stmt);
-        if (r < 0)
-                return r;
+        stmt = entity_statement(s, e, STATEMENT_DELETE);
+        if (!stmt) {
+                snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE %s = ?1", e->table, entity_key(e)->column);
+                r = store_prepare_entity(s, sql, e, STATEMENT_DELETE, &stmt);
+                if (r < 0)
+                        return r;
+        }
         if (sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC) != SQLITE_OK)
                 return -ENOMEM;
         rc = sqlite3_step(stmt);
