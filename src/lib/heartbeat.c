@@ -517,16 +517,26 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
         }
         task_key = context_task_key(context, key_buf, sizeof(key_buf));
 
-        /* A queued run of the same task absorbs the wake (reference §3.2 step 10). */
-        r = store_list(m->store, &run_entity, "WHERE agent_id = ?1 AND status = 'queued' ORDER BY created_at DESC",
-                       (const char *const[]){ agent.id, NULL }, 0, &items, &n);
+        /* A queued run of the same task absorbs the wake (reference §3.2 step 10): the newest
+         * queued run whose taskKey (a string, or none) is the wake's. */
+#define QUEUED_TASK_KEY                                                                                    \
+        "CASE WHEN json_type(context_snapshot, '$.taskKey') = 'text' THEN json_extract(context_snapshot, " \
+        "'$.taskKey') END"
+        if (task_key)
+                r = store_list(m->store, &run_entity,
+                               "WHERE agent_id = ?1 AND status = 'queued' AND " QUEUED_TASK_KEY " = ?2 "
+                               "ORDER BY created_at DESC, rowid DESC",
+                               (const char *const[]){ agent.id, task_key, NULL }, 1, &items, &n);
+        else
+                r = store_list(m->store, &run_entity,
+                               "WHERE agent_id = ?1 AND status = 'queued' AND " QUEUED_TASK_KEY " IS NULL "
+                               "ORDER BY created_at DESC, rowid DESC",
+                               (const char *const[]){ agent.id, NULL }, 1, &items, &n);
+#undef QUEUED_TASK_KEY
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < n; i++) {
-                Run *q = (Run *) items + i;
-                char qbuf[256];
-                if (!streq_ptr(context_task_key(q->context_snapshot, qbuf, sizeof(qbuf)), task_key))
-                        continue;
+        if (n > 0) {
+                Run *q = items;
                 r = insert_wakeup(m, &agent, req, WAKEUP_COALESCED, req->reason, q->id, now, NULL);
                 if (r >= 0)
                         r = store_commit(m->store);

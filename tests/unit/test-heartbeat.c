@@ -262,6 +262,31 @@ static void test_concurrency_limit(void **state) {
         cancel_all(one);
 }
 
+/* Reference §3.2 step 10: a wake joins the newest queued run of the same taskKey (a string,
+ * or none at all); a running run of that task does not absorb it. */
+static void test_task_key_coalescing(void **state) {
+        _cleanup_free_ char *a = NULL, *b = NULL, *b2 = NULL, *none = NULL, *none2 = NULL, *num = NULL, *a2 = NULL;
+        char one[UUID_STRING_MAX];
+
+        fixture_new_agent(one, "one", SLEEPER, NULL);
+        assert_int_equal(wake(one, WAKEUP_SOURCE_ON_DEMAND, "r", "{\"taskKey\":\"a\"}", NULL, &a), WAKE_QUEUED);
+        assert_int_equal(run_status(a), RUN_RUNNING);
+        assert_int_equal(wake(one, WAKEUP_SOURCE_ON_DEMAND, "r", "{\"taskKey\":\"b\"}", NULL, &b), WAKE_QUEUED);
+        assert_int_equal(wake(one, WAKEUP_SOURCE_ON_DEMAND, "r", "{\"taskKey\":\"b\"}", NULL, &b2), WAKE_COALESCED);
+        assert_string_equal(b2, b);
+        assert_int_equal(wake(one, WAKEUP_SOURCE_ON_DEMAND, "r", "{}", NULL, &none), WAKE_QUEUED);
+        assert_string_not_equal(none, b);
+        assert_int_equal(wake(one, WAKEUP_SOURCE_ON_DEMAND, "r", "{}", NULL, &none2), WAKE_COALESCED);
+        assert_string_equal(none2, none);
+        /* A taskKey that is not a string is no key. */
+        assert_int_equal(wake(one, WAKEUP_SOURCE_ON_DEMAND, "r", "{\"taskKey\":5}", NULL, &num), WAKE_COALESCED);
+        assert_string_equal(num, none);
+        assert_int_equal(wake(one, WAKEUP_SOURCE_ON_DEMAND, "r", "{\"taskKey\":\"a\"}", NULL, &a2), WAKE_QUEUED);
+        assert_string_not_equal(a2, a);
+        assert_int_equal(fixture_count("heartbeat_runs", "WHERE agent_id = ?1 AND status = 'queued'", one), 3);
+        cancel_all(one);
+}
+
 /* Reference §3.7: in_progress issue runs first, then other issue runs by priority, then runs
  * without an issue. */
 static void test_claim_order(void **state) {
@@ -414,6 +439,7 @@ static const struct CMUnitTest tests[] = {
         T(test_release_promotes_every_agent),
         T(test_blockers_keep_run_queued),
         T(test_concurrency_limit),
+        T(test_task_key_coalescing),
         T(test_claim_order),
         T(test_timer_during_issue_run),
         T(test_policy_skips),
