@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "basic/macro.h"
@@ -32,6 +33,14 @@ int runlog_new(const char *path, uint64_t offset, RunLog **ret) {
                 return -ENOMEM;
         }
         l->offset = offset;
+        if (offset == 0) {
+                /* Without it the digest is made by reading the file at the end. */
+                l->digest = EVP_MD_CTX_new();
+                if (l->digest && EVP_DigestInit_ex(l->digest, EVP_sha256(), NULL) != 1) {
+                        EVP_MD_CTX_free(l->digest);
+                        l->digest = NULL;
+                }
+        }
         *ret = l;
         return 0;
 }
@@ -45,6 +54,7 @@ RunLog *runlog_free(RunLog *l) {
                 free(l->tail[i]);
                 free(l->excerpt[i]);
         }
+        EVP_MD_CTX_free(l->digest);
         free(l);
         return NULL;
 }
@@ -225,7 +235,8 @@ int runlog_ingest(RunLog *l) {
                 return errno == ENOENT ? 0 : -errno;
 
         for (;;) {
-                ssize_t k = pread(fd, buf, sizeof(buf), (off_t) (l->offset + l->partial_size));
+                uint64_t at = l->offset + l->partial_size;
+                ssize_t k = pread(fd, buf, sizeof(buf), (off_t) at);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -233,6 +244,12 @@ int runlog_ingest(RunLog *l) {
                 }
                 if (k == 0)
                         break;
+                if (l->digest && (at != l->digested || EVP_DigestUpdate(l->digest, buf, (size_t) k) != 1)) {
+                        /* Not read in one sequence: the final digest reads the file instead. */
+                        EVP_MD_CTX_free(l->digest);
+                        l->digest = NULL;
+                }
+                l->digested = at + (uint64_t) k;
                 size_t start = 0;
                 for (size_t i = 0; i < (size_t) k; i++) {
                         if (buf[i] != '\n')
@@ -278,6 +295,12 @@ int runlog_ingest(RunLog *l) {
         return new_chunks;
 }
 
+static void hex_digest(const unsigned char *md, unsigned md_len, char ret[static 65]) {
+        ret[0] = 0;
+        for (unsigned i = 0; i < md_len && i < 32; i++)
+                snprintf(ret + 2 * i, 3, "%02x", md[i]);
+}
+
 int runlog_digest(const char *path, uint64_t *ret_size, char ret_sha256[static 65]) {
         _cleanup_close_ int fd = -EBADF;
         unsigned char md[EVP_MAX_MD_SIZE];
@@ -313,9 +336,24 @@ int runlog_digest(const char *path, uint64_t *ret_size, char ret_sha256[static 6
         EVP_MD_CTX_free(ctx);
         if (r < 0)
                 return r;
-        for (unsigned i = 0; i < md_len && i < 32; i++)
-                snprintf(ret_sha256 + 2 * i, 3, "%02x", md[i]);
+        hex_digest(md, md_len, ret_sha256);
         *ret_size = size;
+        return 0;
+}
+
+int runlog_digest_final(RunLog *l, uint64_t *ret_size, char ret_sha256[static 65]) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned md_len = 0;
+        struct stat st;
+
+        /* Usable only if ingestion read every byte there is. */
+        if (!l->digest || stat(l->path, &st) < 0 || (uint64_t) st.st_size != l->digested ||
+            EVP_DigestFinal_ex(l->digest, md, &md_len) != 1)
+                return runlog_digest(l->path, ret_size, ret_sha256);
+        EVP_MD_CTX_free(l->digest);
+        l->digest = NULL;
+        hex_digest(md, md_len, ret_sha256);
+        *ret_size = l->digested;
         return 0;
 }
 

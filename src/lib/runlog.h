@@ -32,6 +32,11 @@ typedef struct RunLog {
         bool excerpt_stale[2];
         uint64_t chunks;
         uint64_t bad_lines;
+        /* SHA-256 of the file as it is read, from its first byte: the final digest needs no
+         * second pass over a log that may be gigabytes. NULL when ingestion started past the
+         * beginning (after a restart). */
+        struct evp_md_ctx_st *digest;
+        uint64_t digested;
 } RunLog;
 
 int runlog_new(const char *path, uint64_t offset, RunLog **ret);
@@ -56,6 +61,9 @@ int runlog_for_each_chunk(const char *path, RunLogChunkFn cb, void *userdata);
 
 /* Size and SHA-256 (lower-case hex) of a file. */
 int runlog_digest(const char *path, uint64_t *ret_size, char ret_sha256[static 65]);
+/* The same for the log's file once nothing writes it any more: from what ingestion hashed
+ * when it read the whole file, else by reading it. */
+int runlog_digest_final(RunLog *l, uint64_t *ret_size, char ret_sha256[static 65]);
 
 /* Sanitizing what corrald keeps: */
 /* Replace inline base64 image payloads of 1024+ characters with a marker; then, if the

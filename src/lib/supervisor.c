@@ -276,7 +276,7 @@ static void finish(Tracked *t) {
         /* Offset and excerpts go into the row with the run's end, in one transaction. */
         (void) runlog_ingest(t->log);
         result.log_offset = t->log->offset;
-        r = runlog_digest(t->log->path, &result.log_bytes, result.log_sha256);
+        r = runlog_digest_final(t->log, &result.log_bytes, result.log_sha256);
         if (r < 0 && r != -ENOENT)
                 log_warning_errno(r, "Run %s: failed to hash its log, ignoring: %m", t->run_id);
         result.stdout_excerpt = runlog_excerpt(t->log, 0);

@@ -109,13 +109,26 @@ static void test_ingest_incremental(void **state) {
         assert_int_equal(log->bad_lines, 1);
         assert_int_equal(log->offset, strlen(l1) + strlen(l2) + strlen("not json at all\n") + strlen(l3));
         assert_memory_equal(runlog_excerpt(log, 0), "one\n\xff", 5);
+
+        /* The digest made while reading is the file's. */
+        char whole[65], read_along[65];
+        uint64_t whole_size, read_size;
+        assert_int_equal(runlog_digest(path, &whole_size, whole), 0);
+        assert_int_equal(runlog_digest_final(log, &read_size, read_along), 0);
+        assert_string_equal(read_along, whole);
+        assert_int_equal(read_size, whole_size);
         runlog_free(log);
 
-        /* Resuming from an offset reads only what came after it. */
+        /* Resuming from an offset reads only what came after it; its digest reads the file. */
         RunLog *again = NULL;
         assert_int_equal(runlog_new(path, strlen(l1), &again), 0);
         assert_int_equal(runlog_ingest(again), 2);
         assert_string_equal(runlog_excerpt(again, 1), "two\n");
+        write_log(path, "late bytes nobody ingested\n");
+        assert_int_equal(runlog_digest(path, &whole_size, whole), 0);
+        assert_int_equal(runlog_digest_final(again, &read_size, read_along), 0);
+        assert_string_equal(read_along, whole);
+        assert_int_equal(read_size, whole_size);
         runlog_free(again);
 }
 
@@ -229,6 +242,16 @@ static void test_digest(void **state) {
         assert_int_equal(size, 3);
         assert_string_equal(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_int_equal(runlog_digest("/nonexistent", &size, sha), -ENOENT);
+
+        /* Bytes that arrived after the last ingestion are in the final digest too. */
+        RunLog *log = NULL;
+        assert_int_equal(runlog_new(path, 0, &log), 0);
+        assert_int_equal(runlog_ingest(log), 0); /* "abc": no complete line */
+        write_log(path, "def");
+        assert_int_equal(runlog_digest_final(log, &size, sha), 0);
+        assert_int_equal(size, 6);
+        assert_string_equal(sha, "bef57ec7f53a6d40beb640a780a639c83bc29ac8a9816f1fc6c5c6dcd93c4721");
+        runlog_free(log);
 }
 
 static const struct CMUnitTest tests[] = {
