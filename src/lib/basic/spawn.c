@@ -6,6 +6,20 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_ASAN 1
+#endif
+#endif
+
+#ifdef HAVE_ASAN
+/* What AddressSanitizer's own vfork() calls in the parent: the child ran on this stack and
+ * left its frames' redzones poisoned in the shadow below our stack pointer. */
+void __asan_handle_vfork(void *sp);
+#endif
+
 #if defined(__x86_64__)
 /* The child runs below the caller's stack pointer, past the 128-byte red zone that the
  * compiler may use in this function, with the stack aligned for a call. The call into child
@@ -63,6 +77,9 @@ pid_t clone3_spawn(struct clone_args *args, void (*child)(void *userdata), void 
 #ifdef HAVE_CLONE3_SHARED
         args->flags |= CLONE_VM | CLONE_VFORK;
         pid = clone3_shared(args, child, userdata); /* the raw syscall returns -errno */
+#ifdef HAVE_ASAN
+        __asan_handle_vfork(__builtin_frame_address(0));
+#endif
         args->flags &= ~(uint64_t) (CLONE_VM | CLONE_VFORK);
         return (pid_t) pid;
 #else
