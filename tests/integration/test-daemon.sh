@@ -67,6 +67,8 @@ check "the first one still answers" "$CORRALCTL" status
 # --- SIGTERM ---
 stop_daemon
 is "SIGTERM: exit 0" "$DAEMON_STATUS" 0
+# corrald sent it before exiting; socat may not have written it out yet.
+for i in $(seq 50); do grep -q STOPPING=1 "$T/notify.out" && break; sleep 0.05; done
 like "STOPPING=1 sent" "$(cat "$T/notify.out")" "STOPPING=1"
 check "socket file removed" test ! -e "$SOCK"
 kill "$socat_pid" 2>/dev/null
