@@ -151,16 +151,6 @@ static bool context_has_comment(const cJSON *ctx) {
         return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ctx, "wakeCommentIds")) > 0;
 }
 
-static const char *context_task_key(const char *context_json, char *buf, size_t size) {
-        _cleanup_json_ cJSON *ctx = cJSON_Parse(context_json ?: "{}");
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(ctx, "taskKey");
-
-        if (!cJSON_IsString(t))
-                return NULL;
-        snprintf(buf, size, "%s", t->valuestring);
-        return buf;
-}
-
 static int insert_wakeup(Manager *m, const Agent *agent, const WakeRequest *req, WakeupStatus status, const char *reason,
                          const char *run_id, const char *now, WakeupRequest *ret) {
         _cleanup_(wakeup_donep) WakeupRequest w = {};
@@ -411,8 +401,8 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
         _cleanup_json_ cJSON *payload = NULL;
         _cleanup_free_ char *context = NULL;
         _cleanup_json_ cJSON *ctx = NULL;
-        char now[ISO_TIME_MAX], key_buf[256];
-        const char *skip = NULL, *task_key;
+        char now[ISO_TIME_MAX];
+        const char *skip = NULL, *task_key, *clause;
         void *items;
         size_t n;
         int r;
@@ -515,24 +505,19 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
                         heartbeat_start_next(m, agent.id);
                 return 0;
         }
-        task_key = context_task_key(context, key_buf, sizeof(key_buf));
-
         /* A queued run of the same task absorbs the wake (reference §3.2 step 10): the newest
-         * queued run whose taskKey (a string, or none) is the wake's. */
+         * queued run whose taskKey (a string, or none) is the wake's. Without a key the
+         * argument list ends before ?2, which the clause then does not use. */
+        task_key = json_string_member(ctx, "taskKey");
 #define QUEUED_TASK_KEY                                                                                    \
         "CASE WHEN json_type(context_snapshot, '$.taskKey') = 'text' THEN json_extract(context_snapshot, " \
         "'$.taskKey') END"
-        if (task_key)
-                r = store_list(m->store, &run_entity,
-                               "WHERE agent_id = ?1 AND status = 'queued' AND " QUEUED_TASK_KEY " = ?2 "
-                               "ORDER BY created_at DESC, rowid DESC",
-                               (const char *const[]){ agent.id, task_key, NULL }, 1, &items, &n);
-        else
-                r = store_list(m->store, &run_entity,
-                               "WHERE agent_id = ?1 AND status = 'queued' AND " QUEUED_TASK_KEY " IS NULL "
-                               "ORDER BY created_at DESC, rowid DESC",
-                               (const char *const[]){ agent.id, NULL }, 1, &items, &n);
+        clause = task_key ? "WHERE agent_id = ?1 AND status = 'queued' AND " QUEUED_TASK_KEY " = ?2 "
+                            "ORDER BY created_at DESC, rowid DESC"
+                          : "WHERE agent_id = ?1 AND status = 'queued' AND " QUEUED_TASK_KEY " IS NULL "
+                            "ORDER BY created_at DESC, rowid DESC";
 #undef QUEUED_TASK_KEY
+        r = store_list(m->store, &run_entity, clause, (const char *const[]){ agent.id, task_key, NULL }, 1, &items, &n);
         if (r < 0)
                 return r;
         if (n > 0) {

@@ -32,9 +32,9 @@ int safe_atou64(const char *s, uint64_t *ret);
 /* Read a whole (small) file into a NUL-terminated buffer; refuses files over max_size bytes. */
 int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_size);
 
-/* Write a file atomically: temporary file in the same directory, fsync, rename. */
 /* write(2) until all of data is written, through EINTR and short writes: 0 or -errno. */
 int write_full(int fd, const void *data, size_t size);
+/* Write a file atomically: temporary file in the same directory, fsync, rename. */
 int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode);
 
 /* mkdir -p with the given mode for every directory created. */
