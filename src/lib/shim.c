@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -275,8 +276,12 @@ static int write_status(Shim *s) {
                 n = snprintf(json, sizeof(json), "{\"exitCode\":null,\"signal\":\"%s\",\"coreDumped\":%s",
                              signal_name(WTERMSIG(s->agent_status), sig, sizeof(sig)),
                              WCOREDUMP(s->agent_status) ? "true" : "false");
-        snprintf(json + n, sizeof(json) - (size_t) n, ",\"agentPid\":%d,\"startedAt\":\"%s\",\"finishedAt\":\"%s\"}\n",
-                 (int) s->agent, s->started_at, s->finished_at);
+        if (s->agent > 0)
+                n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"agentPid\":%d", (int) s->agent);
+        else
+                n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"agentPid\":null"); /* never executed */
+        snprintf(json + n, sizeof(json) - (size_t) n, ",\"startedAt\":\"%s\",\"finishedAt\":\"%s\"}\n", s->started_at,
+                 s->finished_at);
         snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_STATUS_FILE);
         /* The log must be on disk before the status that says the run is over. */
         if (!s->log_failed)
@@ -288,32 +293,64 @@ static bool fd_is_open(int fd) {
         return fcntl(fd, F_GETFD) >= 0;
 }
 
-/* The agent: its own process group, the pipes as stdout/stderr, the run's stdin file or
- * /dev/null. Waits for the gate before exec. Only async-signal-safe calls. */
-static _noreturn_ void agent_child(const char *run_dir, char *argv[], int out, int err, int gate, const sigset_t *mask) {
-        char path[4096], byte;
-        int in;
+/* The agent's stdin: the run's stdin file if corrald wrote one, else /dev/null. */
+static int open_agent_stdin(const char *run_dir) {
+        char path[4096];
+        int fd;
 
-        (void) setpgid(0, 0);
-        (void) signal(SIGPIPE, SIG_DFL);
-        (void) sigprocmask(SIG_SETMASK, mask, NULL);
         snprintf(path, sizeof(path), "%s/%s", run_dir, SHIM_STDIN_FILE);
-        in = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (in < 0)
-                in = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 || dup2(err, STDERR_FILENO) < 0)
-                _exit(SHIM_EXIT_EXEC_FAILED);
-        /* Nothing but a byte from the shim lets the agent start. */
-        ssize_t k;
-        do
-                k = read(gate, &byte, 1);
-        while (k < 0 && errno == EINTR);
-        if (k != 1)
-                _exit(SHIM_EXIT_EXEC_FAILED);
-        execvp(argv[0], argv);
-        int e = errno;
-        dprintf(STDERR_FILENO, "corral-shim: cannot execute '%s': %s\n", argv[0], strerror(e));
-        _exit(e == EACCES || e == ENOEXEC ? 126 : SHIM_EXIT_EXEC_FAILED);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 && errno == ENOENT)
+                fd = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        return fd;
+}
+
+/* Start the agent: its own process group, the pipes as stdout/stderr, the shim's signal
+ * mask and dispositions undone. posix_spawn shares the shim's memory until the exec (no
+ * page tables copied, nothing to undo after a fork), and an exec failure comes back as
+ * its return value. Returns 0 or an errno. */
+static int spawn_agent(Shim *s, char *argv[], int in, int out, int err, const sigset_t *mask) {
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        sigset_t defaults;
+        int e;
+
+        sigemptyset(&defaults);
+        sigaddset(&defaults, SIGPIPE);
+        e = posix_spawn_file_actions_init(&fa);
+        if (e != 0)
+                return e;
+        e = posix_spawnattr_init(&attr);
+        if (e != 0) {
+                posix_spawn_file_actions_destroy(&fa);
+                return e;
+        }
+        /* The descriptors are O_CLOEXEC; dup2 onto 0-2 clears that on the copies only. */
+        if ((e = posix_spawn_file_actions_adddup2(&fa, in, STDIN_FILENO)) == 0 &&
+            (e = posix_spawn_file_actions_adddup2(&fa, out, STDOUT_FILENO)) == 0 &&
+            (e = posix_spawn_file_actions_adddup2(&fa, err, STDERR_FILENO)) == 0 &&
+            (e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) ==
+                    0 &&
+            (e = posix_spawnattr_setpgroup(&attr, 0)) == 0 && (e = posix_spawnattr_setsigmask(&attr, mask)) == 0 &&
+            (e = posix_spawnattr_setsigdefault(&attr, &defaults)) == 0)
+                e = posix_spawnp(&s->agent, argv[0], &fa, &attr, argv, environ);
+        posix_spawnattr_destroy(&attr);
+        posix_spawn_file_actions_destroy(&fa);
+        return e;
+}
+
+/* An agent that could not be executed ends as a shell's would: the reason on stderr (in
+ * the log), exit code 126 or 127. */
+static void agent_not_executed(Shim *s, const char *command, int e) {
+        char message[512];
+        int n;
+
+        n = snprintf(message, sizeof(message), "corral-shim: cannot execute '%s': %s\n", command, strerror(e));
+        log_chunk(s, "stderr", message, (size_t) MIN(n, (int) sizeof(message) - 1));
+        s->agent = 0;
+        s->agent_exited = true;
+        s->agent_status = W_EXITCODE(e == EACCES || e == ENOEXEC ? 126 : SHIM_EXIT_EXEC_FAILED, 0);
+        (void) iso_time_now(s->finished_at);
 }
 
 /* Wait for corrald's go byte on fd 3; SIGTERM while waiting aborts. */
@@ -343,7 +380,7 @@ int shim_main(int argc, char *argv[]) {
         _cleanup_free_ char *line = NULL;
         Shim s = { .log_fd = -1 };
         sigset_t mask, old_mask;
-        int out[2], err[2], gate[2], sigfd;
+        int out[2], err[2], in, sigfd, e;
         char path[4096], pidline[32];
         int64_t drain_start = 0, last_data = 0;
         /* Decide before anything is opened, which could otherwise land on fd 3 or 4. */
@@ -389,51 +426,41 @@ int shim_main(int argc, char *argv[]) {
         }
         line = malloc(shim_line_max(READ_MAX + 4));
         s.line = line;
-        if (!s.line || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(gate, O_CLOEXEC) < 0) {
+        if (!s.line || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
                 warn("Failed to set up the agent's pipes: %m");
                 return 1;
         }
-
-        s.agent = fork();
-        if (s.agent < 0) {
-                warn("fork failed: %m");
+        in = open_agent_stdin(s.run_dir);
+        if (in < 0) {
+                warn("Failed to open the agent's stdin: %m");
                 return 1;
         }
-        if (s.agent == 0) {
-                close(out[0]);
-                close(err[0]);
-                close(gate[1]);
-                agent_child(s.run_dir, argv + 2, out[1], err[1], gate[0], &old_mask);
-        }
-        (void) setpgid(s.agent, s.agent);
-        close(out[1]);
-        close(err[1]);
-        close(gate[0]);
-        s.streams[0].fd = out[0];
-        s.streams[1].fd = err[0];
 
-        if (reporting) {
-                snprintf(pidline, sizeof(pidline), "%d\n", (int) s.agent);
-                (void) write_full(SHIM_FD_REPORT, pidline, strlen(pidline));
-                close(SHIM_FD_REPORT);
-        }
+        /* Everything is ready; the agent does not exist until corrald says go (its row then
+         * names this shim and the run's place, so no crash can lose track of the agent). */
         if (gated) {
                 bool go = wait_for_go(sigfd);
                 close(SHIM_FD_GO);
                 if (!go) {
-                        /* The launch was called off: the agent never ran. */
-                        kill(s.agent, SIGKILL);
-                        (void) waitpid(s.agent, NULL, 0);
                         warn("Launch aborted before the agent started.");
                         return 1;
                 }
         }
         (void) iso_time_now(s.started_at);
-        if (write(gate[1], "g", 1) != 1) {
-                warn("Failed to start the agent: %m");
-                kill(s.agent, SIGKILL);
+        e = spawn_agent(&s, argv + 2, in, out[1], err[1], &old_mask);
+        close(in);
+        close(out[1]);
+        close(err[1]);
+        s.streams[0].fd = out[0];
+        s.streams[1].fd = err[0];
+        if (e != 0)
+                agent_not_executed(&s, argv[2], e);
+        else if (reporting) {
+                snprintf(pidline, sizeof(pidline), "%d\n", (int) s.agent);
+                (void) write_full(SHIM_FD_REPORT, pidline, strlen(pidline));
         }
-        close(gate[1]);
+        if (reporting)
+                close(SHIM_FD_REPORT);
 
         for (;;) {
                 struct pollfd p[3];

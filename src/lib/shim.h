@@ -7,10 +7,14 @@
  * Invocation: corral-shim RUN_DIR AGENT [ARGS...], with the agent's environment
  * and working directory already in place. Two optional descriptors connect it to
  * corrald during the launch:
- *   fd 3 (SHIM_FD_GO)     read end: the shim waits for one byte before it lets the
- *                         agent exec; EOF instead aborts the launch.
- *   fd 4 (SHIM_FD_REPORT) write end: the shim writes "<agent pid>\n" once the agent
- *                         process exists (blocked before exec), then closes it.
+ *   fd 3 (SHIM_FD_GO)     read end: once everything else is set up, the shim waits
+ *                         for one byte before it starts the agent; EOF instead (or
+ *                         SIGTERM) aborts the launch, and no agent ever exists.
+ *   fd 4 (SHIM_FD_REPORT) write end: the shim writes "<agent pid>\n" once the agent is
+ *                         started, then closes it (closed without a pid: the agent
+ *                         could not be executed, status.json says 126 or 127).
+ * corrald sends the go byte only once the run's row names the shim and its cgroup or
+ * scope, so it need not wait for the report: the agent is born in the run's place.
  * Files in RUN_DIR: log.ndjson (appended), status.json (written atomically when
  * the agent has exited), stdin (optional, read by the agent).
  */

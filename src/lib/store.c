@@ -6,6 +6,7 @@
  */
 #include "store.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -26,6 +27,7 @@ typedef enum EntityStatement {
         STATEMENT_GET,
         STATEMENT_INSERT,
         STATEMENT_UPDATE,
+        STATEMENT_UPDATE_COLUMNS, /* with the list of columns it sets */
         STATEMENT_DELETE,
 } EntityStatement;
 
@@ -33,6 +35,7 @@ typedef struct CachedStatement {
         char *sql;
         const Entity *entity; /* with kind, for an entity's own statements */
         EntityStatement kind;
+        const char *const *columns; /* of a STATEMENT_UPDATE_COLUMNS */
         sqlite3_stmt *stmt;
 } CachedStatement;
 
@@ -94,14 +97,19 @@ static int store_exec(Store *s, const char *sql) {
 }
 
 /* An entity's own statement, if it was prepared before. */
-static sqlite3_stmt *entity_statement(Store *s, const Entity *e, EntityStatement kind) {
+static sqlite3_stmt *entity_statement_of(Store *s, const Entity *e, EntityStatement kind, const char *const *columns) {
         for (size_t i = 0; i < s->n_cache; i++)
-                if (s->cache[i].entity == e && s->cache[i].kind == kind)
+                if (s->cache[i].entity == e && s->cache[i].kind == kind && s->cache[i].columns == columns)
                         return s->cache[i].stmt;
         return NULL;
 }
 
-static int store_prepare_entity(Store *s, const char *sql, const Entity *e, EntityStatement kind, sqlite3_stmt **ret) {
+static sqlite3_stmt *entity_statement(Store *s, const Entity *e, EntityStatement kind) {
+        return entity_statement_of(s, e, kind, NULL);
+}
+
+static int store_prepare_entity_of(Store *s, const char *sql, const Entity *e, EntityStatement kind,
+                                   const char *const *columns, sqlite3_stmt **ret) {
         sqlite3_stmt *stmt = NULL;
         CachedStatement *c;
         int rc;
@@ -129,9 +137,14 @@ static int store_prepare_entity(Store *s, const char *sql, const Entity *e, Enti
         }
         s->cache[s->n_cache].entity = e;
         s->cache[s->n_cache].kind = kind;
+        s->cache[s->n_cache].columns = columns;
         s->cache[s->n_cache++].stmt = stmt;
         *ret = stmt;
         return 0;
+}
+
+static int store_prepare_entity(Store *s, const char *sql, const Entity *e, EntityStatement kind, sqlite3_stmt **ret) {
+        return store_prepare_entity_of(s, sql, e, kind, NULL, ret);
 }
 
 static int store_prepare(Store *s, const char *sql, sqlite3_stmt **ret) {
@@ -451,6 +464,40 @@ int store_update(Store *s, const Entity *e, const void *obj) {
                         return r;
         }
         r = bind_field(stmt, idx, key, obj);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_DONE)
+                return store_error(s, rc, e->table);
+        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+}
+
+int store_update_columns(Store *s, const Entity *e, const void *obj, const char *const *columns) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        const Field *key = entity_key(e);
+        char sql[STORE_SQL_MAX];
+        size_t n, k = 0;
+        int r, rc;
+
+        stmt = entity_statement_of(s, e, STATEMENT_UPDATE_COLUMNS, columns);
+        if (!stmt) {
+                n = (size_t) snprintf(sql, sizeof(sql), "UPDATE %s SET ", e->table);
+                for (k = 0; columns[k]; k++) {
+                        const Field *f = entity_field_by_column(e, columns[k]);
+                        assert(f && f != key);
+                        n += (size_t) snprintf(sql + n, sizeof(sql) - n, "%s%s = ?%zu", k > 0 ? ", " : "", f->column, k + 1);
+                }
+                snprintf(sql + n, sizeof(sql) - n, " WHERE %s = ?%zu", key->column, k + 1);
+                r = store_prepare_entity_of(s, sql, e, STATEMENT_UPDATE_COLUMNS, columns, &stmt);
+                if (r < 0)
+                        return r;
+        }
+        for (k = 0; columns[k]; k++) {
+                r = bind_field(stmt, (int) k + 1, entity_field_by_column(e, columns[k]), obj);
+                if (r < 0)
+                        return r;
+        }
+        r = bind_field(stmt, (int) k + 1, key, obj);
         if (r < 0)
                 return r;
         rc = sqlite3_step(stmt);

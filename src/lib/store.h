@@ -36,6 +36,10 @@ void store_rollback(Store *s);
 int store_insert(Store *s, const Entity *e, void *obj); /* fills an INTEGER key assigned by SQLite */
 int store_get(Store *s, const Entity *e, const char *key, void *ret);
 int store_update(Store *s, const Entity *e, const void *obj);
+/* UPDATE of the named columns only (a NULL-terminated list that lives as long as the store:
+ * its statement is cached by that pointer), from obj, whose key picks the row. The other
+ * columns stay as they are, and indexes on them are not touched. */
+int store_update_columns(Store *s, const Entity *e, const void *obj, const char *const *columns);
 int store_delete(Store *s, const Entity *e, const char *key);
 
 /* SELECT of all columns with a trailing clause ("WHERE company_id = ?1 ORDER BY created_at"),

@@ -2,7 +2,7 @@
 /*
  * Run supervision. Each tracked run moves through one state machine:
  *
- *   LAUNCHING --agent pid reported, row written, go sent--> RUNNING
+ *   LAUNCHING --placed, row written, go sent--> RUNNING (the shim then starts the agent)
  *   RUNNING   --stop (cancel/timeout/idle): SIGTERM via shim--> STOPPING
  *   STOPPING  --grace elapsed: kill the cgroup--> (shim exit)
  *   any       --shim exited--> DRAINING --cgroup empty--> finished, reported, freed
@@ -715,40 +715,21 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
                 (void) waitid((idtype_t) P_PIDFD, (id_t) t->pidfd, NULL, WEXITED);
                 return r;
         }
-        return 0;
-}
 
-/* The shim reported the agent's pid: place the run, record everything, then let the agent run. */
-static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        Tracked *t = userdata;
-        Supervisor *s = t->supervisor;
-        char buf[32] = "";
-        ssize_t n;
-        int64_t pid;
-        int r;
-
-        n = read(fd, buf, sizeof(buf) - 1);
-        t->report_source = sd_event_source_disable_unref(t->report_source);
-        t->report_fd = safe_close(t->report_fd);
-        if (n <= 0 || safe_atoi64(strstrip(buf), &pid) < 0 || pid <= 0)
-                /* The shim died before its agent existed; its pidfd says the rest. */
-                return 0;
-        t->agent_pid = (pid_t) pid;
-        t->place.pgid = t->agent_pid;
-        if (t->state != TRACK_LAUNCHING)
-                return 0; /* stopped meanwhile: go_fd is closed, the shim gives up */
+        /* The shim starts up (exec, its pipes and log) on another CPU meanwhile: the run is
+         * placed and recorded in parallel, and the go byte is usually waiting when the shim
+         * gets to read it. */
         if (!s->placement->ops->attach) {
-                start_agent(t);
+                start_agent(t); /* cloned into its cgroup already */
                 return 0;
         }
 
-        /* The scope backend moves the shim and its waiting agent into the run's unit; the
-         * agent starts once systemd has done that. */
+        /* The scope backend moves the shim into the run's unit; the agent, started only
+         * after go, is born there. */
         _cleanup_free_ char *description = strprintf("corral run %s of agent %s", t->run_id, strna(t->agent_id));
-        pid_t pids[] = { t->shim_pid, t->agent_pid };
         PlacementAttach a = {
-                .pids = pids,
-                .n_pids = ELEMENTSOF(pids),
+                .pids = &t->shim_pid,
+                .n_pids = 1,
                 .limits = &t->limits,
                 .description = description ?: t->run_id,
                 .runtime_max_usec = t->timeout_usec > 0 ? t->timeout_usec + t->grace_usec : 0,
@@ -758,6 +739,35 @@ static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userd
         r = s->placement->ops->attach(s->placement, &t->place, &a);
         if (r < 0)
                 on_attached(r, "cannot ask systemd for the run's scope", t);
+        return 0;
+}
+
+/* The shim started the agent and says its pid: remember it, for the none backend's process
+ * group kill and for the API. The agent runs already; nothing waits for this. */
+static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        static const char *const columns[] = { "process_pid", "process_group_id", NULL };
+        Tracked *t = userdata;
+        char buf[32] = "";
+        ssize_t n;
+        int64_t pid;
+        int r;
+
+        n = read(fd, buf, sizeof(buf) - 1);
+        t->report_source = sd_event_source_disable_unref(t->report_source);
+        t->report_fd = safe_close(t->report_fd);
+        if (n <= 0 || safe_atoi64(strstrip(buf), &pid) < 0 || pid <= 0)
+                /* No agent: the launch was called off, or the agent could not be executed
+                 * (status.json says which). The shim's pidfd says the rest. */
+                return 0;
+        t->agent_pid = (pid_t) pid;
+        t->place.pgid = t->agent_pid;
+
+        Run run = { .id = t->run_id, .process_pid = pid, .process_group_id = pid };
+        r = store_update_columns(t->supervisor->store, &run_entity, &run, columns);
+        if (r < 0)
+                log_warning_errno(r, "Run %s: failed to record its agent's pid %" PRIi64 ", ignoring: %m", t->run_id, pid);
+        RUN_FIELDS(t, fields);
+        log_fields(LOG_DEBUG, fields, "Run %s: agent %" PRIi64 " started.", t->run_id, pid);
         return 0;
 }
 
@@ -781,44 +791,44 @@ static void on_attached(int r, const char *error, void *userdata) {
         start_agent(t);
 }
 
-/* Record everything about the run's processes, then let the agent run. */
+/* Record the run's shim and place, then let the shim start the agent. */
 static void start_agent(Tracked *t) {
+        static const char *const columns[] = { "shim_pid",   "shim_start_ticks", "boot_id", "cgroup_path",        "unit_name",
+                                               "log_path",   "log_ref",          "process_started_at", "deadline_at", NULL };
         Supervisor *s = t->supervisor;
         _cleanup_(store_rollbackp) Store *tx = NULL;
-        _cleanup_(run_donep) Run run = {};
         char now[ISO_TIME_MAX], deadline[ISO_TIME_MAX];
         int r;
 
         (void) iso_time_now(now);
+        Run run = {
+                .id = t->run_id,
+                .shim_pid = t->shim_pid,
+                .shim_start_ticks = (int64_t) t->shim_start_ticks,
+                .boot_id = s->boot_id,
+                .cgroup_path = t->place.cgroup_path,
+                .unit_name = t->place.unit_name,
+                .log_path = t->log->path,
+                .log_ref = t->log->path,
+                .process_started_at = now,
+        };
+        if (t->timeout_usec > 0 && iso_time_format(now_usec() + (int64_t) t->timeout_usec, deadline) >= 0)
+                run.deadline_at = deadline;
+
         /* The row and its "run started" event in one transaction. */
         r = store_begin(s->store);
         if (r >= 0) {
                 tx = s->store;
-                r = store_get(s->store, &run_entity, t->run_id, &run);
+                r = store_update_columns(s->store, &run_entity, &run, columns);
         }
-        if (r >= 0) {
-                run.shim_pid = t->shim_pid;
-                run.shim_start_ticks = (int64_t) t->shim_start_ticks;
-                run.process_pid = t->agent_pid;
-                run.process_group_id = t->agent_pid;
-                if (free_and_strdup(&run.boot_id, s->boot_id) < 0 ||
-                    free_and_strdup(&run.cgroup_path, t->place.cgroup_path) < 0 ||
-                    free_and_strdup(&run.unit_name, t->place.unit_name) < 0 || free_and_strdup(&run.log_path, t->log->path) < 0 ||
-                    free_and_strdup(&run.process_started_at, now) < 0 || free_and_strdup(&run.log_ref, t->log->path) < 0)
-                        r = -ENOMEM;
-                if (r >= 0 && t->timeout_usec > 0 && iso_time_format(now_usec() + (int64_t) t->timeout_usec, deadline) >= 0)
-                        r = free_and_strdup(&run.deadline_at, deadline);
-                if (r >= 0)
-                        r = store_update(s->store, &run_entity, &run);
-                if (r >= 0)
-                        r = run_event_append(s->store, t->run_id, "lifecycle", LEVEL_INFO, "run started", NULL);
-                if (r >= 0)
-                        r = store_commit(s->store);
-                if (r >= 0)
-                        tx = NULL;
-        }
+        if (r >= 0)
+                r = run_event_append(s->store, t->run_id, "lifecycle", LEVEL_INFO, "run started", NULL);
+        if (r >= 0)
+                r = store_commit(s->store);
+        if (r >= 0)
+                tx = NULL;
         if (r < 0) {
-                /* Without the row naming its processes, the run must not start. */
+                /* Without the row naming its shim and place, the run must not start. */
                 log_error_errno(r, "Run %s: failed to record its processes, not starting it: %m", t->run_id);
                 t->stop_reason = RUN_END_LAUNCH_FAILED;
                 t->go_fd = safe_close(t->go_fd);
@@ -845,8 +855,7 @@ static void start_agent(Tracked *t) {
         }
 
         RUN_FIELDS(t, fields);
-        log_fields(LOG_INFO, fields, "Run %s started: shim %d, agent %d, %s %s.", t->run_id, (int) t->shim_pid,
-                   (int) t->agent_pid,
+        log_fields(LOG_INFO, fields, "Run %s started: shim %d, %s %s.", t->run_id, (int) t->shim_pid,
                    t->place.unit_name             ? "unit"
                            : t->place.cgroup_path ? "cgroup"
                                                   : "placement",
