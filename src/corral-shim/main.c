@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* corral-shim: see src/lib/shim.h. */
+/* corral-shim: see src/lib/shim.h; corral-shim --spawner: see src/lib/shim-spawner.h. */
+#include <string.h>
+
+#include "shim-spawner.h"
 #include "shim.h"
 
 int main(int argc, char *argv[]) {
+        if (argc == 2 && strcmp(argv[1], SHIM_SPAWNER_ARG) == 0)
+                return shim_spawner_main();
         return shim_main(argc, argv);
 }

@@ -28,6 +28,7 @@ static void help(void) {
                "     --process-loss-retries=N automatic retries of a lost run (default 1)\n"
                "     --boot-id-file=PATH read the boot id here (tests simulate reboots)\n"
                "     --max-continuation-retries=N  continuations without progress before escalation (default 2)\n"
+               "     --shim-spawner=yes|no  fork shims from one spawner rather than execute each (default yes)\n"
                "\nSee corrald(8) and corrald.conf(5).\n",
                CONFIG_DEFAULT_PATH, CORRAL_LOCALSTATEDIR, CORRAL_RUNSTATEDIR);
 }
@@ -47,6 +48,7 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "process-loss-retries", required_argument, NULL, ARG_SETTING },
                 { "boot-id-file", required_argument, NULL, ARG_SETTING },
                 { "max-continuation-retries", required_argument, NULL, ARG_SETTING },
+                { "shim-spawner", required_argument, NULL, ARG_SETTING },
                 { "log-level", required_argument, NULL, ARG_SETTING },
                 {},
         };

@@ -36,6 +36,7 @@ const char *const config_keys[] = { "state-dir",
                                     "process-loss-retries",
                                     "boot-id-file",
                                     "max-continuation-retries",
+                                    "shim-spawner",
                                     NULL };
 
 int config_init(Config *c) {
@@ -47,6 +48,7 @@ int config_init(Config *c) {
                 .sweep_interval_sec = 30,
                 .process_loss_retries = 1,
                 .max_continuation_retries = 2,
+                .shim_spawner = true,
         };
         if (!c->state_dir || !c->socket_path) {
                 config_done(c);
@@ -121,6 +123,17 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
                         return -EINVAL;
                 }
                 *(unsigned *) ((char *) c + numbers[i].offset) = (unsigned) v;
+                return 0;
+        }
+        if (streq(key, "shim-spawner")) {
+                if (streq_ptr(value, "yes"))
+                        c->shim_spawner = true;
+                else if (streq_ptr(value, "no"))
+                        c->shim_spawner = false;
+                else {
+                        *ret_error = strprintf("shim-spawner must be yes or no; got '%s'", strempty(value));
+                        return -EINVAL;
+                }
                 return 0;
         }
         if (streq(key, "log-level")) {

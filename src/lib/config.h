@@ -35,6 +35,7 @@ typedef struct Config {
         unsigned process_loss_retries; /* automatic retries of a run whose process was lost */
         unsigned max_continuation_retries; /* successful continuations without progress before escalation */
         char *boot_id_file; /* NULL: the kernel's; a file here lets tests simulate a reboot */
+        bool shim_spawner; /* fork shims from the shim spawner rather than execute each anew */
 } Config;
 
 /* The keys config_set() knows, in the order the man page lists them. */

@@ -358,7 +358,10 @@ int manager_startup(Manager *m) {
         _cleanup_free_ char *shim = find_shim();
         if (!shim)
                 return log_oom();
-        SupervisorConfig sc = { .state_dir = m->config.state_dir, .shim_path = shim, .boot_id_path = m->config.boot_id_file };
+        SupervisorConfig sc = { .state_dir = m->config.state_dir,
+                                .shim_path = shim,
+                                .boot_id_path = m->config.boot_id_file,
+                                .exec_shims = !m->config.shim_spawner };
         r = supervisor_new(m->event, m->store, m->placement, &sc, heartbeat_run_finished, m, &m->supervisor);
         if (r < 0)
                 return r;

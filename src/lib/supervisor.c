@@ -38,6 +38,7 @@
 #include "runlog.h"
 #include "runs.h"
 #include "shim.h"
+#include "spawner.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -101,6 +102,7 @@ struct Supervisor {
         SupervisorFinished finished;
         void *userdata;
 
+        Spawner *spawner; /* NULL: every shim is executed directly */
         int inotify_fd;
         sd_event_source *inotify_source;
         Tracked **runs;
@@ -632,8 +634,38 @@ static int launch_error(char **ret_error, int r, const char *fmt, ...) {
         return r;
 }
 
+/* Start the shim by executing it, straight into the run's cgroup: the way without the spawner. */
+static pid_t exec_shim(Supervisor *s, Tracked *t, char *const *argv, char *const *env, const char *cwd, int go, int report,
+                       int *ret_pidfd) {
+        _cleanup_close_ int devnull = -EBADF;
+
+        devnull = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (devnull < 0)
+                return -errno;
+        devnull = fd_high(devnull);
+        if (devnull < 0)
+                return devnull;
+
+        struct clone_args args = {
+                .flags = CLONE_PIDFD | (t->place.cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
+                .pidfd = (uint64_t) (uintptr_t) ret_pidfd,
+                .exit_signal = SIGCHLD,
+                .cgroup = (uint64_t) (t->place.cgroup_fd >= 0 ? t->place.cgroup_fd : 0),
+        };
+        ShimExec x = {
+                .path = s->shim_path,
+                .cwd = cwd,
+                .argv = argv,
+                .env = env,
+                .devnull = devnull,
+                .go = go,
+                .report = report,
+        };
+        return clone3_spawn(&args, shim_child, &x);
+}
+
 static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_error) {
-        _cleanup_close_ int devnull = -EBADF, go_read = -EBADF, report_write = -EBADF;
+        _cleanup_close_ int go_read = -EBADF, report_write = -EBADF;
         _cleanup_free_ char **argv = NULL;
         _cleanup_free_ char *warning = NULL;
         int go[2], report[2], pidfd = -1, r;
@@ -674,31 +706,29 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
         t->go_fd = go[1];
         report_write = fd_high(report[1]);
         t->report_fd = report[0];
-        devnull = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (go_read < 0 || report_write < 0 || devnull < 0)
+        if (go_read < 0 || report_write < 0)
                 return -EMFILE;
-        devnull = fd_high(devnull);
-        if (devnull < 0)
-                return devnull;
 
-        struct clone_args args = {
-                .flags = CLONE_PIDFD | (t->place.cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
-                .pidfd = (uint64_t) (uintptr_t) &pidfd,
-                .exit_signal = SIGCHLD,
-                .cgroup = (uint64_t) (t->place.cgroup_fd >= 0 ? t->place.cgroup_fd : 0),
-        };
-        ShimExec x = {
-                .path = s->shim_path,
-                .cwd = spec->cwd ?: t->run_dir,
-                .argv = argv,
-                .env = spec->env,
-                .devnull = devnull,
-                .go = go_read,
-                .report = report_write,
-        };
-        pid = clone3_spawn(&args, shim_child, &x);
-        if (pid < 0)
-                return launch_error(ret_error, pid, "cannot start the shim: clone3: %s", strerror(-pid));
+        const char *cwd = spec->cwd ?: t->run_dir;
+        pid = -EAGAIN;
+        if (s->spawner) {
+                SpawnerRequest req = {
+                        .cwd = cwd,
+                        .argv = argv,
+                        .env = spec->env,
+                        .go_fd = go_read,
+                        .report_fd = report_write,
+                        .cgroup_fd = t->place.cgroup_fd,
+                };
+                pid = spawner_spawn(s->spawner, &req, &pidfd);
+                if (pid < 0 && pid != -EAGAIN)
+                        return launch_error(ret_error, pid, "cannot start the shim: the shim spawner failed: %s", strerror(-pid));
+        }
+        if (pid == -EAGAIN) {
+                pid = exec_shim(s, t, argv, spec->env, cwd, go_read, report_write, &pidfd);
+                if (pid < 0)
+                        return launch_error(ret_error, pid, "cannot start the shim: clone3: %s", strerror(-pid));
+        }
 
         t->shim_pid = pid;
         t->pidfd = pidfd;
@@ -1147,6 +1177,13 @@ int supervisor_new(sd_event *event, Store *store, Placement *placement, const Su
                 supervisor_free(s);
                 return log_error_errno(r, "The shim %s cannot be executed: %m", config->shim_path);
         }
+        if (!config->exec_shims) {
+                r = spawner_new(event, s->shim_path, &s->spawner);
+                if (r < 0) {
+                        supervisor_free(s);
+                        return log_error_errno(r, "Failed to set up the shim spawner: %m");
+                }
+        }
         *ret = s;
         return 0;
 }
@@ -1158,6 +1195,7 @@ Supervisor *supervisor_free(Supervisor *s) {
         while (s->n_runs > 0)
                 untrack(s, s->runs[0]);
         free(s->runs);
+        spawner_free(s->spawner);
         sd_event_source_disable_unref(s->inotify_source);
         safe_close(s->inotify_fd);
         sd_event_unref(s->event);
@@ -1165,4 +1203,8 @@ Supervisor *supervisor_free(Supervisor *s) {
         free(s->shim_path);
         free(s);
         return NULL;
+}
+
+pid_t supervisor_spawner_pid(Supervisor *s) {
+        return spawner_pid(s->spawner);
 }

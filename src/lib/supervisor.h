@@ -70,6 +70,7 @@ typedef struct SupervisorConfig {
         const char *shim_path;
         uint64_t leftover_grace_usec; /* after the agent exits, how long leftovers may linger */
         const char *boot_id_path; /* NULL: /proc/sys/kernel/random/boot_id (tests simulate reboots) */
+        bool exec_shims; /* execute every shim anew instead of forking it from the shim spawner */
 } SupervisorConfig;
 
 int supervisor_new(sd_event *event, Store *store, Placement *placement, const SupervisorConfig *config,
@@ -109,6 +110,8 @@ bool supervisor_tracks(Supervisor *s, const char *run_id);
 /* The run's agent did something (an API request): a detached warning is cleared. */
 void supervisor_report_activity(Supervisor *s, const char *run_id);
 unsigned supervisor_count(Supervisor *s);
+/* The shim spawner's pid, 0 while none runs. */
+pid_t supervisor_spawner_pid(Supervisor *s);
 
 /* The run directory of a run: <state_dir>/runs/<id>, and its log file. */
 char *supervisor_run_dir(Supervisor *s, const char *run_id);

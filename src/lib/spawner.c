@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * corrald's side of the shim spawner: its process, and one request per launch. A request
+ * is answered within a fork, so corrald waits for the reply (as it waited for clone3);
+ * a spawner that does not answer in time is killed.
+ */
+#include "spawner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "basic/spawn.h"
+#include "basic/util.h"
+#include "log.h"
+#include "shim-spawner.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+#define SPAWNER_RESTART_USEC UINT64_C(1000000)
+#define SPAWNER_REPLY_TIMEOUT_MS 2000
+
+struct Spawner {
+        sd_event *event;
+        char *shim_path;
+        int sock; /* our end of the socket; -EBADF while no spawner runs */
+        int pidfd;
+        pid_t pid;
+        sd_event_source *pidfd_source;
+        uint64_t started_usec; /* CLOCK_MONOTONIC of the last start, 0 for never */
+};
+
+static uint64_t now_mono(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Forget the spawner's process: killed first if asked, and reaped. */
+static void spawner_stop(Spawner *s, bool kill) {
+        siginfo_t si = {};
+
+        s->sock = safe_close(s->sock);
+        s->pidfd_source = sd_event_source_disable_unref(s->pidfd_source);
+        if (s->pidfd >= 0) {
+                if (kill)
+                        (void) syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
+                /* Without the socket it exits at once, if it had not already. */
+                if (waitid((idtype_t) P_PIDFD, (id_t) s->pidfd, &si, WEXITED) < 0 && errno != ECHILD)
+                        log_warning_errno(-errno, "Failed to reap the shim spawner %d, ignoring: %m", (int) s->pid);
+        }
+        s->pidfd = safe_close(s->pidfd);
+        s->pid = 0;
+}
+
+static int on_spawner_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Spawner *s = userdata;
+        siginfo_t si = {};
+
+        if (waitid((idtype_t) P_PIDFD, (id_t) s->pidfd, &si, WEXITED | WNOHANG) < 0)
+                log_warning_errno(-errno, "Failed to reap the shim spawner %d, ignoring: %m", (int) s->pid);
+        log_warning("The shim spawner %d %s %d; shims are executed directly until it is started again.", (int) s->pid,
+                    si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
+        s->pidfd = safe_close(s->pidfd);
+        spawner_stop(s, false);
+        return 0;
+}
+
+typedef struct SpawnerExec {
+        const char *path;
+        char *const *argv;
+        int devnull, sock;
+} SpawnerExec;
+
+/* Between clone3 and execve, sharing corrald's memory: async-signal-safe calls only. */
+static _noreturn_ void spawner_child(void *userdata) {
+        const SpawnerExec *x = userdata;
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        char *const no_env[] = { NULL };
+        sigset_t none;
+
+        sigemptyset(&none);
+        (void) sigaction(SIGPIPE, &dfl, NULL);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        if (dup2(x->devnull, STDIN_FILENO) < 0 || dup2(x->sock, SHIM_FD_SPAWNER) < 0)
+                _exit(127);
+        /* Nothing of corrald's environment: each shim gets its run's. */
+        execve(x->path, x->argv, no_env);
+        _exit(127);
+}
+
+static int spawner_start(Spawner *s) {
+        _cleanup_close_ int devnull = -EBADF, theirs = -EBADF;
+        int pair[2], pidfd = -EBADF, r;
+        pid_t pid;
+
+        s->started_usec = now_mono();
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+                return log_warning_errno(-errno, "Failed to create the shim spawner's socket: %m");
+        s->sock = pair[0];
+        /* Above the fds the child dups onto, so dup2 never meets itself. */
+        theirs = fcntl(pair[1], F_DUPFD_CLOEXEC, 10);
+        safe_close(pair[1]);
+        devnull = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (devnull >= 0) {
+                int high = fcntl(devnull, F_DUPFD_CLOEXEC, 10);
+                safe_close(devnull);
+                devnull = high;
+        }
+        if (theirs < 0 || devnull < 0) {
+                r = -errno;
+                s->sock = safe_close(s->sock);
+                return log_warning_errno(r, "Failed to set up the shim spawner's descriptors: %m");
+        }
+        /* A request carries a whole command line and environment: let one fit. Without
+         * the privilege to exceed wmem_max, a larger one goes the direct way. */
+        int sndbuf = SHIM_SPAWN_REQUEST_MAX + 65536;
+        if (setsockopt(s->sock, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
+                (void) setsockopt(s->sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+
+        char *argv[] = { s->shim_path, (char *) SHIM_SPAWNER_ARG, NULL };
+        SpawnerExec x = { .path = s->shim_path, .argv = argv, .devnull = devnull, .sock = theirs };
+        struct clone_args args = {
+                .flags = CLONE_PIDFD,
+                .pidfd = (uint64_t) (uintptr_t) &pidfd,
+                .exit_signal = SIGCHLD,
+        };
+        pid = clone3_spawn(&args, spawner_child, &x);
+        if (pid < 0) {
+                s->sock = safe_close(s->sock);
+                return log_warning_errno(pid, "Failed to start the shim spawner %s: %m", s->shim_path);
+        }
+        s->pid = pid;
+        s->pidfd = pidfd;
+        r = sd_event_add_io(s->event, &s->pidfd_source, s->pidfd, EPOLLIN, on_spawner_exit, s);
+        if (r < 0) {
+                spawner_stop(s, true);
+                return log_warning_errno(r, "Failed to watch the shim spawner: %m");
+        }
+        log_debug("Shim spawner %d started.", (int) pid);
+        return 0;
+}
+
+int spawner_new(sd_event *event, const char *shim_path, Spawner **ret) {
+        Spawner *s;
+
+        s = calloc(1, sizeof(Spawner));
+        if (!s)
+                return -ENOMEM;
+        s->event = sd_event_ref(event);
+        s->sock = -EBADF;
+        s->pidfd = -EBADF;
+        s->shim_path = strdup(shim_path);
+        if (!s->shim_path) {
+                spawner_free(s);
+                return -ENOMEM;
+        }
+        (void) spawner_start(s);
+        *ret = s;
+        return 0;
+}
+
+Spawner *spawner_free(Spawner *s) {
+        if (!s)
+                return NULL;
+        spawner_stop(s, true);
+        sd_event_unref(s->event);
+        free(s->shim_path);
+        free(s);
+        return NULL;
+}
+
+pid_t spawner_pid(Spawner *s) {
+        return s ? s->pid : 0;
+}
+
+/* The request went out but no sound answer came: a shim may have been started. */
+static pid_t spawner_broken(Spawner *s, int r, const char *what) {
+        log_error_errno(r, "The shim spawner %d failed %s (%m); killing it.", (int) s->pid, what);
+        spawner_stop(s, true);
+        return r;
+}
+
+pid_t spawner_spawn(Spawner *s, const SpawnerRequest *req, int *ret_pidfd) {
+        _cleanup_free_ char *buf = NULL;
+        int fds[3] = { req->go_fd, req->report_fd, req->cgroup_fd };
+        size_t size, n_fds = req->cgroup_fd >= 0 ? 3 : 2;
+        int r;
+
+        if (s->sock < 0 && now_mono() - s->started_usec >= SPAWNER_RESTART_USEC)
+                (void) spawner_start(s);
+        if (s->sock < 0)
+                return -EAGAIN;
+
+        r = shim_spawn_request_encode(req->cwd, req->argv, req->env, req->cgroup_fd >= 0, &buf, &size);
+        if (r == -E2BIG)
+                return -EAGAIN;
+        if (r < 0)
+                return r;
+
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(3 * sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = buf, .iov_len = size };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = control.buf,
+                .msg_controllen = CMSG_SPACE(n_fds * sizeof(int)),
+        };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
+        if (sendmsg(s->sock, &mh, MSG_NOSIGNAL) != (ssize_t) size) {
+                /* Not sent, so nothing was started: too large for the socket, or the
+                 * spawner is gone (its exit is handled by its pidfd). */
+                log_debug_errno(-errno, "Cannot hand the launch to the shim spawner (%m), executing the shim directly.");
+                if (errno == EPIPE || errno == ECONNRESET)
+                        spawner_stop(s, true);
+                return -EAGAIN;
+        }
+
+        struct pollfd p = { .fd = s->sock, .events = POLLIN };
+        do
+                r = poll(&p, 1, SPAWNER_REPLY_TIMEOUT_MS);
+        while (r < 0 && errno == EINTR);
+        if (r <= 0)
+                return spawner_broken(s, r < 0 ? -errno : -ETIMEDOUT, "to answer");
+
+        ShimSpawnReply reply = {};
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } rcontrol;
+        struct iovec riov = { .iov_base = &reply, .iov_len = sizeof(reply) };
+        struct msghdr rmh = { .msg_iov = &riov, .msg_iovlen = 1, .msg_control = rcontrol.buf, .msg_controllen = sizeof(rcontrol) };
+        ssize_t n = recvmsg(s->sock, &rmh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        int pidfd = -EBADF;
+        for (struct cmsghdr *h = CMSG_FIRSTHDR(&rmh); n > 0 && h; h = CMSG_NXTHDR(&rmh, h))
+                if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS && h->cmsg_len == CMSG_LEN(sizeof(int)))
+                        memcpy(&pidfd, CMSG_DATA(h), sizeof(int));
+        if (n < 0)
+                return spawner_broken(s, -errno, "to answer");
+        if (n != (ssize_t) sizeof(reply) || (rmh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (reply.pid > 0) != (pidfd >= 0)) {
+                safe_close(pidfd);
+                return spawner_broken(s, -EBADMSG, n == 0 ? "before it answered" : "with a malformed answer");
+        }
+        if (reply.pid <= 0) {
+                log_debug_errno(-reply.error, "The shim spawner could not start a shim (%m), executing it directly.");
+                return -EAGAIN;
+        }
+        *ret_pidfd = pidfd;
+        return (pid_t) reply.pid;
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * corrald's side of the shim spawner (shim-spawner.h): starts `corral-shim --spawner`,
+ * watches it through its pidfd, asks it for each run's shim, and starts it again (at most
+ * once a second) after it died. While no spawner runs, spawner_spawn() says so and the
+ * caller executes the shim itself, so a launch never depends on the spawner.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "basic/macro.h"
+
+typedef struct Spawner Spawner;
+
+/* Start the spawner. A spawner that cannot be started is logged, not fatal: *ret is still
+ * set, and spawner_spawn() tries again later. */
+int spawner_new(sd_event *event, const char *shim_path, Spawner **ret);
+/* Ends the spawner (the shims it started live on). */
+Spawner *spawner_free(Spawner *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Spawner *, spawner_free);
+
+typedef struct SpawnerRequest {
+        const char *cwd;
+        char *const *argv; /* the shim's: corral-shim RUN_DIR AGENT [ARGS...] */
+        char *const *env; /* the agent's */
+        int go_fd, report_fd; /* the shim's fds 3 and 4 */
+        int cgroup_fd; /* for CLONE_INTO_CGROUP, or -1 */
+} SpawnerRequest;
+
+/* Fork a shim for a run. Returns its pid and sets *ret_pidfd, or:
+ *   -EAGAIN  no spawner runs, or the request cannot go through it (too large, refused):
+ *            nothing was started, execute the shim directly;
+ *   other    the spawner failed in the middle of the request (it is killed and will be
+ *            started again): a shim may exist, so the launch must fail, not be retried. */
+pid_t spawner_spawn(Spawner *s, const SpawnerRequest *req, int *ret_pidfd);
+
+/* The spawner's pid, 0 while none runs (for tests and status). */
+pid_t spawner_pid(Spawner *s);
