@@ -363,10 +363,14 @@ int api_new(Manager *m, int listen_fd, Api **ret) {
         a->manager = m;
 
         MHD_set_panic_func(on_mhd_panic, NULL);
+        /* A connection's memory pool holds its headers and read buffer (bodies are copied out
+         * as they arrive). Up to 32 KiB, libmicrohttpd takes it from malloc; above, it maps
+         * fresh pages for every connection and faults each one in, which cost more than
+         * the rest of a small request. */
         a->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, a, MHD_OPTION_LISTEN_SOCKET,
                                      listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_CONNECTION_LIMIT,
                                      (unsigned) 1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 120,
-                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024, MHD_OPTION_END);
+                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 32 * 1024, MHD_OPTION_END);
         if (!a->daemon) {
                 api_free(a);
                 return log_error_errno(-EIO, "Failed to start the HTTP server on the API socket.");
