@@ -26,18 +26,14 @@ PlacementKind placement_kind_from_string(const char *s) {
         return _PLACEMENT_INVALID;
 }
 
-const char *const config_keys[] = { "state-dir",
-                                    "socket",
-                                    "database",
-                                    "placement",
-                                    "cgroup-root",
-                                    "log-level",
-                                    "sweep-interval-sec",
-                                    "process-loss-retries",
-                                    "boot-id-file",
-                                    "max-continuation-retries",
-                                    "shim-spawner",
-                                    NULL };
+const char *const config_keys[] = {
+        "state-dir",          "socket",
+        "database",           "placement",
+        "cgroup-root",        "log-level",
+        "sweep-interval-sec", "process-loss-retries",
+        "boot-id-file",       "max-continuation-retries",
+        "shim-spawner",       NULL,
+};
 
 int config_init(Config *c) {
         *c = (Config){

@@ -210,6 +210,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         _cleanup_free_ char *old_socket = strdup(strempty(m->config.socket_path));
         _cleanup_free_ char *old_db = config_database_path(&m->config);
         _cleanup_free_ char *new_db = NULL;
+        bool old_spawner = m->config.shim_spawner;
         int r;
 
         (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration...");
@@ -222,6 +223,8 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                         log_warning("state-dir/database changed in the configuration; the change takes effect on restart.");
                 if (!streq_ptr(old_socket, m->config.socket_path))
                         log_warning("socket changed in the configuration; the change takes effect on restart.");
+                if (old_spawner != m->config.shim_spawner)
+                        log_warning("shim-spawner changed in the configuration; the change takes effect on restart.");
                 log_info("Configuration reloaded (log level %s).", log_level_to_string(m->config.log_level));
         }
         (void) sd_notify(false, "READY=1\nSTATUS=Running.");

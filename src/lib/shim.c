@@ -329,8 +329,7 @@ static int spawn_agent(Shim *s, char *argv[], int in, int out, int err, const si
         if ((e = posix_spawn_file_actions_adddup2(&fa, in, STDIN_FILENO)) == 0 &&
             (e = posix_spawn_file_actions_adddup2(&fa, out, STDOUT_FILENO)) == 0 &&
             (e = posix_spawn_file_actions_adddup2(&fa, err, STDERR_FILENO)) == 0 &&
-            (e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) ==
-                    0 &&
+            (e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0 &&
             (e = posix_spawnattr_setpgroup(&attr, 0)) == 0 && (e = posix_spawnattr_setsigmask(&attr, mask)) == 0 &&
             (e = posix_spawnattr_setsigdefault(&attr, &defaults)) == 0)
                 e = posix_spawnp(&s->agent, argv[0], &fa, &attr, argv, environ);

@@ -247,7 +247,9 @@ pid_t spawner_spawn(Spawner *s, const SpawnerRequest *req, int *ret_pidfd) {
                 char buf[CMSG_SPACE(sizeof(int))];
         } rcontrol;
         struct iovec riov = { .iov_base = &reply, .iov_len = sizeof(reply) };
-        struct msghdr rmh = { .msg_iov = &riov, .msg_iovlen = 1, .msg_control = rcontrol.buf, .msg_controllen = sizeof(rcontrol) };
+        struct msghdr rmh = {
+                .msg_iov = &riov, .msg_iovlen = 1, .msg_control = rcontrol.buf, .msg_controllen = sizeof(rcontrol)
+        };
         ssize_t n = recvmsg(s->sock, &rmh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
         int pidfd = -EBADF;
         for (struct cmsghdr *h = CMSG_FIRSTHDR(&rmh); n > 0 && h; h = CMSG_NXTHDR(&rmh, h))

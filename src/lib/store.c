@@ -108,8 +108,8 @@ static sqlite3_stmt *entity_statement(Store *s, const Entity *e, EntityStatement
         return entity_statement_of(s, e, kind, NULL);
 }
 
-static int store_prepare_entity_of(Store *s, const char *sql, const Entity *e, EntityStatement kind,
-                                   const char *const *columns, sqlite3_stmt **ret) {
+static int store_prepare_entity_of(Store *s, const char *sql, const Entity *e, EntityStatement kind, const char *const *columns,
+                                   sqlite3_stmt **ret) {
         sqlite3_stmt *stmt = NULL;
         CachedStatement *c;
         int rc;

@@ -823,8 +823,10 @@ static void on_attached(int r, const char *error, void *userdata) {
 
 /* Record the run's shim and place, then let the shim start the agent. */
 static void start_agent(Tracked *t) {
-        static const char *const columns[] = { "shim_pid",   "shim_start_ticks", "boot_id", "cgroup_path",        "unit_name",
-                                               "log_path",   "log_ref",          "process_started_at", "deadline_at", NULL };
+        static const char *const columns[] = { "shim_pid",    "shim_start_ticks",   "boot_id",
+                                               "cgroup_path", "unit_name",          "log_path",
+                                               "log_ref",     "process_started_at", "deadline_at",
+                                               NULL };
         Supervisor *s = t->supervisor;
         _cleanup_(store_rollbackp) Store *tx = NULL;
         char now[ISO_TIME_MAX], deadline[ISO_TIME_MAX];

@@ -161,6 +161,8 @@ static int on_safety_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
 
 typedef struct Case {
         const char *script; /* sh -c script; $1 is the marker */
+        char **argv; /* instead of sh -c script */
+        void (*launched)(const char *run_id); /* called once supervisor_launch() returned */
         uint64_t timeout_sec, grace_sec, idle_sec;
         bool cancel_after_start;
         RunLimits limits;
@@ -171,7 +173,7 @@ typedef struct Case {
 static void run_case(const Case *c, char id[static UUID_STRING_MAX], char marker[static 64]) {
         _cleanup_(sd_event_source_unrefp) sd_event_source *safety = NULL;
         _cleanup_free_ char *cg = NULL;
-        char *argv[] = { "/bin/sh", "-c", (char *) c->script, "agent", marker, NULL };
+        char *sh_argv[] = { "/bin/sh", "-c", (char *) c->script, "agent", marker, NULL }, **argv = c->argv ?: sh_argv;
         char *env[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", NULL };
         struct stat st;
 
@@ -194,6 +196,8 @@ static void run_case(const Case *c, char id[static UUID_STRING_MAX], char marker
         assert_true(supervisor_tracks(supervisor, id));
         cg = strprintf("%s/run-%s", cgroup_root, id);
         assert_int_equal(stat(cg, &st), 0);
+        if (c->launched)
+                c->launched(id);
 
         assert_int_equal(sd_event_add_time_relative(event, &safety, CLOCK_MONOTONIC, 120 * 1000000ULL, 0, on_safety_timeout, id),
                          0);
@@ -485,6 +489,165 @@ static void test_limits_warning(void **state) {
         entity_array_free(&run_event_entity, items, n);
 }
 
+static void test_agent_not_executed(void **state) {
+        char id[UUID_STRING_MAX], marker[64];
+        char *missing[] = { "/nonexistent/agent", NULL }, *not_executable[] = { "/etc/passwd", NULL };
+        _cleanup_free_ char *err = NULL, *err2 = NULL;
+        Case c = { .argv = missing };
+
+        /* The shim itself could not start it: a shell's exit codes, the reason in the log. */
+        run_case(&c, id, marker);
+        assert_int_equal(seen.run.status, RUN_FAILED);
+        assert_int_equal(seen.exit_code, 127);
+        assert_true(seen.run.shim_pid > 0);
+        assert_int_equal(seen.run.process_pid, INT_NULL); /* there never was an agent */
+        err = stream_text(id, 1);
+        assert_string_equal(err, "corral-shim: cannot execute '/nonexistent/agent': No such file or directory\n");
+
+        c.argv = not_executable;
+        run_case(&c, id, marker);
+        assert_int_equal(seen.exit_code, 126);
+        err2 = stream_text(id, 1);
+        assert_string_equal(err2, "corral-shim: cannot execute '/etc/passwd': Permission denied\n");
+}
+
+/* The running shim of a run, as the kernel sees it. */
+typedef struct ShimSeen {
+        pid_t pid, ppid;
+        char comm[32];
+        char cmdline[256]; /* NULs as spaces */
+        char cgroup[512];
+} ShimSeen;
+
+static ShimSeen shim_seen;
+
+static void look_at_shim(const char *run_id) {
+        _cleanup_(run_donep) Run r = {};
+        _cleanup_free_ char *status = NULL, *comm = NULL, *cmdline = NULL, *cgroup = NULL;
+        _cleanup_free_ char *p1 = NULL, *p2 = NULL, *p3 = NULL, *p4 = NULL;
+        size_t n;
+
+        /* The row names the shim before the agent may start, so it is there by now. */
+        assert_int_equal(store_get(store, &run_entity, run_id, &r), 0);
+        assert_true(r.shim_pid > 0);
+        shim_seen = (ShimSeen){ .pid = (pid_t) r.shim_pid };
+        p1 = strprintf("/proc/%d/status", shim_seen.pid);
+        p2 = strprintf("/proc/%d/comm", shim_seen.pid);
+        p3 = strprintf("/proc/%d/cmdline", shim_seen.pid);
+        p4 = strprintf("/proc/%d/cgroup", shim_seen.pid);
+        assert_int_equal(read_full_file(p1, 1 << 16, &status, NULL), 0);
+        assert_int_equal(read_full_file(p2, 64, &comm, NULL), 0);
+        assert_int_equal(read_full_file(p3, 1 << 16, &cmdline, &n), 0);
+        assert_int_equal(read_full_file(p4, 1 << 16, &cgroup, NULL), 0);
+        const char *pp = strstr(status, "\nPPid:");
+        assert_non_null(pp);
+        shim_seen.ppid = (pid_t) strtol(pp + 6, NULL, 10);
+        snprintf(shim_seen.comm, sizeof(shim_seen.comm), "%s", strstrip(comm));
+        for (size_t i = 0; i + 1 < n; i++)
+                if (cmdline[i] == 0)
+                        cmdline[i] = ' ';
+        snprintf(shim_seen.cmdline, sizeof(shim_seen.cmdline), "%s", cmdline);
+        snprintf(shim_seen.cgroup, sizeof(shim_seen.cgroup), "%s", strstrip(cgroup));
+}
+
+/* Whether the shim seen was forked by the spawner (it has the spawner's command line) rather
+ * than executed (it has its run directory on its command line). */
+static bool shim_was_forked(const char *run_id) {
+        bool forked = strstr(shim_seen.cmdline, "--spawner") != NULL;
+        assert_true(forked != (strstr(shim_seen.cmdline, run_id) != NULL));
+        return forked;
+}
+
+static void test_spawner_forks_shims(void **state) {
+        char id[UUID_STRING_MAX], marker[64];
+        Case c = { .script = "echo ok", .launched = look_at_shim };
+        pid_t spawner = supervisor_spawner_pid(supervisor);
+
+        assert_true(spawner > 0);
+        run_case(&c, id, marker);
+        assert_int_equal(seen.run.status, RUN_SUCCEEDED);
+        /* Forked by the spawner, yet our child, in its run's cgroup, under its own name. */
+        assert_true(shim_was_forked(id));
+        assert_int_equal(shim_seen.ppid, getpid());
+        assert_string_equal(shim_seen.comm, "corral-shim");
+        _cleanup_free_ char *want = strprintf("/run-%s", id);
+        assert_non_null(strstr(shim_seen.cgroup, want));
+        assert_int_equal(supervisor_spawner_pid(supervisor), spawner);
+}
+
+static int on_spawner_gone_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        fail_msg("the supervisor did not notice that its shim spawner died");
+        return 0;
+}
+
+/* Kill the spawner and run the loop until the supervisor has noticed and reaped it. */
+static void kill_spawner(void) {
+        _cleanup_(sd_event_source_unrefp) sd_event_source *safety = NULL;
+        pid_t spawner = supervisor_spawner_pid(supervisor);
+
+        assert_true(spawner > 0);
+        assert_int_equal(kill(spawner, SIGKILL), 0);
+        assert_int_equal(
+                sd_event_add_time_relative(event, &safety, CLOCK_MONOTONIC, 10 * 1000000ULL, 0, on_spawner_gone_timeout, NULL),
+                0);
+        while (supervisor_spawner_pid(supervisor) != 0)
+                assert_true(sd_event_run(event, UINT64_MAX) >= 0);
+        /* Reaped: no zombie is left of it. */
+        _cleanup_free_ char *proc = strprintf("/proc/%d", (int) spawner);
+        assert_int_equal(access(proc, F_OK), -1);
+}
+
+/* A dead spawner costs no launch: it is started again, at most once a second, and shims are
+ * executed meanwhile. */
+static void test_spawner_killed(void **state) {
+        char id[UUID_STRING_MAX], marker[64];
+        Case c = { .script = "echo ok", .launched = look_at_shim };
+        pid_t first = supervisor_spawner_pid(supervisor), second;
+
+        /* Started long enough ago: the next launch starts a new one and goes through it. */
+        kill_spawner();
+        run_case(&c, id, marker);
+        assert_int_equal(seen.run.status, RUN_SUCCEEDED);
+        assert_true(shim_was_forked(id));
+        second = supervisor_spawner_pid(supervisor);
+        assert_true(second > 0);
+        assert_int_not_equal(second, first);
+
+        /* Dead again within a second of its start: the shim is executed. */
+        kill_spawner();
+        run_case(&c, id, marker);
+        assert_int_equal(seen.run.status, RUN_SUCCEEDED);
+        assert_false(shim_was_forked(id));
+        assert_int_equal(supervisor_spawner_pid(supervisor), 0);
+
+        usleep(1100 * 1000);
+        run_case(&c, id, marker);
+        assert_int_equal(seen.run.status, RUN_SUCCEEDED);
+        assert_true(shim_was_forked(id));
+        assert_true(supervisor_spawner_pid(supervisor) > 0);
+        assert_int_not_equal(supervisor_spawner_pid(supervisor), second);
+}
+
+/* shim-spawner = no: every shim is executed, and there is no spawner. */
+static void test_exec_shims(void **state) {
+        _cleanup_free_ char *shim = strprintf("%s/corral-shim", getenv("CORRAL_BUILDDIR") ?: ".");
+        char id[UUID_STRING_MAX], marker[64];
+        Case c = { .script = "echo ok", .launched = look_at_shim };
+        Supervisor *with_spawner = supervisor;
+        SupervisorConfig config = {
+                .state_dir = state_dir, .shim_path = shim, .leftover_grace_usec = 300000, .exec_shims = true
+        };
+
+        assert_int_equal(supervisor_new(event, store, placement, &config, on_finished, NULL, &supervisor), 0);
+        assert_int_equal(supervisor_spawner_pid(supervisor), 0);
+        run_case(&c, id, marker);
+        assert_int_equal(seen.run.status, RUN_SUCCEEDED);
+        assert_false(shim_was_forked(id));
+        assert_int_equal(shim_seen.ppid, getpid());
+        supervisor_free(supervisor);
+        supervisor = with_spawner;
+}
+
 static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exit_codes_and_log),
         cmocka_unit_test(test_success),
@@ -499,6 +662,10 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_command_not_found),
         cmocka_unit_test(test_limits_warning),
+        cmocka_unit_test(test_agent_not_executed),
+        cmocka_unit_test(test_spawner_forks_shims),
+        cmocka_unit_test(test_spawner_killed),
+        cmocka_unit_test(test_exec_shims),
 };
 
 int main(void) {

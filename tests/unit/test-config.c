@@ -90,6 +90,14 @@ static void test_set_and_missing(void **state) {
         assert_int_equal(config_set(&c, "no-such-key", "1", &error), -ENOENT);
         assert_int_equal(config_set(&c, "placement", "scopes", &error), -EINVAL);
         assert_non_null(strstr(error, "placement must be one of auto, scope, cgroup, none"));
+        error = mfree(error);
+        assert_true(c.shim_spawner);
+        assert_int_equal(config_set(&c, "shim-spawner", "no", &error), 0);
+        assert_false(c.shim_spawner);
+        assert_int_equal(config_set(&c, "shim-spawner", "yes", &error), 0);
+        assert_true(c.shim_spawner);
+        assert_int_equal(config_set(&c, "shim-spawner", "maybe", &error), -EINVAL);
+        assert_string_equal(error, "shim-spawner must be yes or no; got 'maybe'");
         assert_int_equal(config_set(&c, "database", "/tmp/x.db", &error), 0);
         _cleanup_free_ char *db = config_database_path(&c);
         assert_string_equal(db, "/tmp/x.db");
