@@ -557,23 +557,25 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
         return 0;
 }
 
+/* Only the columns that change, so that nothing else of the row needs reading first. */
 static int set_wakeup_status(Manager *m, const char *wakeup_id, WakeupStatus status, const char *error, const char *now) {
-        _cleanup_(wakeup_donep) WakeupRequest w = {};
+        static const char *const claimed[] = { "status", "updated_at", "claimed_at", NULL };
+        static const char *const finished[] = { "status", "updated_at", "finished_at", NULL };
+        static const char *const failed[] = { "status", "updated_at", "finished_at", "error", NULL };
         int r;
 
         if (!wakeup_id)
                 return 0;
-        r = store_get(m->store, &wakeup_entity, wakeup_id, &w);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-        w.status = status;
-        if (free_and_strdup(&w.updated_at, now) < 0 ||
-            (status == WAKEUP_CLAIMED ? free_and_strdup(&w.claimed_at, now) : free_and_strdup(&w.finished_at, now)) < 0 ||
-            (error && free_and_strdup(&w.error, error) < 0))
-                return -ENOMEM;
-        return store_update(m->store, &wakeup_entity, &w);
+        WakeupRequest w = {
+                .id = (char *) wakeup_id,
+                .status = status,
+                .updated_at = (char *) now,
+                .claimed_at = (char *) now,
+                .finished_at = (char *) now,
+                .error = (char *) error,
+        };
+        r = store_update_columns(m->store, &wakeup_entity, &w, status == WAKEUP_CLAIMED ? claimed : error ? failed : finished);
+        return r == -ENOENT ? 0 : r;
 }
 
 /* Finalize a run that never reached the supervisor (launch refused or failed). */
@@ -697,7 +699,10 @@ static int claim(Manager *m, Run *run, Agent *agent, bool *ret_claimed) {
                 return r;
         if ((!run->started_at && free_and_strdup(&run->started_at, now) < 0) || free_and_strdup(&run->updated_at, now) < 0)
                 return -ENOMEM;
-        r = store_update(m->store, &run_entity, run);
+        static const char *const run_columns[] = { "status",     "session_id_before", "started_at",
+                                                   "updated_at", "context_snapshot",  NULL };
+        static const char *const agent_columns[] = { "status", "updated_at", NULL };
+        r = store_update_columns(m->store, &run_entity, run, run_columns);
         if (r < 0)
                 return r;
         r = set_wakeup_status(m, run->wakeup_request_id, WAKEUP_CLAIMED, NULL, now);
@@ -707,7 +712,7 @@ static int claim(Manager *m, Run *run, Agent *agent, bool *ret_claimed) {
                 agent->status = AGENT_RUNNING;
                 if (free_and_strdup(&agent->updated_at, now) < 0)
                         return -ENOMEM;
-                r = store_update(m->store, &agent_entity, agent);
+                r = store_update_columns(m->store, &agent_entity, agent, agent_columns);
                 if (r < 0)
                         return r;
         }

@@ -338,13 +338,13 @@ static int spawn_agent(Shim *s, char *argv[], int in, int out, int err, const si
         return e;
 }
 
-/* An agent that could not be executed ends as a shell's would: the reason on stderr (in
- * the log), exit code 126 or 127. */
-static void agent_not_executed(Shim *s, const char *command, int e) {
+/* An agent that could not be started ends as a shell's would: the reason on stderr (in the
+ * log), exit code 126 (found but not executable) or 127. */
+static void agent_not_started(Shim *s, const char *what, int e) {
         char message[512];
         int n;
 
-        n = snprintf(message, sizeof(message), "corral-shim: cannot execute '%s': %s\n", command, strerror(e));
+        n = snprintf(message, sizeof(message), "corral-shim: cannot %s: %s\n", what, strerror(e));
         log_chunk(s, "stderr", message, (size_t) MIN(n, (int) sizeof(message) - 1));
         s->agent = 0;
         s->agent_exited = true;
@@ -429,11 +429,6 @@ int shim_main(int argc, char *argv[]) {
                 warn("Failed to set up the agent's pipes: %m");
                 return 1;
         }
-        in = open_agent_stdin(s.run_dir);
-        if (in < 0) {
-                warn("Failed to open the agent's stdin: %m");
-                return 1;
-        }
 
         /* Everything is ready; the agent does not exist until corrald says go (its row then
          * names this shim and the run's place, so no crash can lose track of the agent). */
@@ -446,14 +441,22 @@ int shim_main(int argc, char *argv[]) {
                 }
         }
         (void) iso_time_now(s.started_at);
-        e = spawn_agent(&s, argv + 2, in, out[1], err[1], &old_mask);
-        close(in);
+        /* Opened only now: corrald writes the run's stdin file before it says go. */
+        in = open_agent_stdin(s.run_dir);
+        if (in < 0) {
+                e = errno;
+                snprintf(path, sizeof(path), "open %s/%s", s.run_dir, SHIM_STDIN_FILE);
+        } else {
+                e = spawn_agent(&s, argv + 2, in, out[1], err[1], &old_mask);
+                snprintf(path, sizeof(path), "execute '%s'", argv[2]);
+                close(in);
+        }
         close(out[1]);
         close(err[1]);
         s.streams[0].fd = out[0];
         s.streams[1].fd = err[0];
         if (e != 0)
-                agent_not_executed(&s, argv[2], e);
+                agent_not_started(&s, path, e);
         else if (reporting) {
                 snprintf(pidline, sizeof(pidline), "%d\n", (int) s.agent);
                 (void) write_full(SHIM_FD_REPORT, pidline, strlen(pidline));

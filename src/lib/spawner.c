@@ -6,6 +6,7 @@
  */
 #include "spawner.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -39,6 +40,7 @@ struct Spawner {
         pid_t pid;
         sd_event_source *pidfd_source;
         uint64_t started_usec; /* CLOCK_MONOTONIC of the last start, 0 for never */
+        bool pending; /* a request went out, its answer is not read yet */
 };
 
 static uint64_t now_mono(void) {
@@ -192,7 +194,7 @@ static pid_t spawner_broken(Spawner *s, int r, const char *what) {
         return r;
 }
 
-pid_t spawner_spawn(Spawner *s, const SpawnerRequest *req, int *ret_pidfd) {
+int spawner_request(Spawner *s, const SpawnerRequest *req) {
         _cleanup_free_ char *buf = NULL;
         int fds[3] = { req->go_fd, req->report_fd, req->cgroup_fd };
         size_t size, n_fds = req->cgroup_fd >= 0 ? 3 : 2;
@@ -233,7 +235,15 @@ pid_t spawner_spawn(Spawner *s, const SpawnerRequest *req, int *ret_pidfd) {
                         spawner_stop(s, true);
                 return -EAGAIN;
         }
+        s->pending = true;
+        return 0;
+}
 
+pid_t spawner_receive(Spawner *s, int *ret_pidfd) {
+        int r;
+
+        assert(s->pending);
+        s->pending = false;
         struct pollfd p = { .fd = s->sock, .events = POLLIN };
         do
                 r = poll(&p, 1, SPAWNER_REPLY_TIMEOUT_MS);

@@ -31,12 +31,16 @@ typedef struct SpawnerRequest {
         int cgroup_fd; /* for CLONE_INTO_CGROUP, or -1 */
 } SpawnerRequest;
 
-/* Fork a shim for a run. Returns its pid and sets *ret_pidfd, or:
- *   -EAGAIN  no spawner runs, or the request cannot go through it (too large, refused):
- *            nothing was started, execute the shim directly;
- *   other    the spawner failed in the middle of the request (it is killed and will be
- *            started again): a shim may exist, so the launch must fail, not be retried. */
-pid_t spawner_spawn(Spawner *s, const SpawnerRequest *req, int *ret_pidfd);
+/* Ask for a shim for a run, in two steps so that corrald can do other work of the launch
+ * while the spawner forks. spawner_request() returns 0 once the request went out, or
+ * -EAGAIN: no spawner runs, or the request cannot go through it (too large), nothing was
+ * started, and the caller executes the shim itself. */
+int spawner_request(Spawner *s, const SpawnerRequest *req);
+/* After a request went out: the shim's pid, with *ret_pidfd set; or
+ *   -EAGAIN  the spawner refused the request (nothing was started): execute the shim;
+ *   other    the spawner failed in the middle of it (it is killed and will be started
+ *            again): a shim may exist, so the launch must fail, not be retried. */
+pid_t spawner_receive(Spawner *s, int *ret_pidfd);
 
 /* The spawner's pid, 0 while none runs (for tests and status). */
 pid_t spawner_pid(Spawner *s);

@@ -664,21 +664,29 @@ static pid_t exec_shim(Supervisor *s, Tracked *t, char *const *argv, char *const
         return clone3_spawn(&args, shim_child, &x);
 }
 
+/* What the agent reads from the run directory: its context and its stdin. */
+static int write_run_files(Tracked *t, const LaunchSpec *spec, char **ret_error) {
+        int r;
+
+        if (spec->context_json && (r = write_run_file(t->run_dir, "context.json", spec->context_json)) < 0)
+                return launch_error(ret_error, r, "cannot write context.json: %s", strerror(-r));
+        if (spec->stdin_text && (r = write_run_file(t->run_dir, SHIM_STDIN_FILE, spec->stdin_text)) < 0)
+                return launch_error(ret_error, r, "cannot write the stdin file: %s", strerror(-r));
+        return 0;
+}
+
 static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_error) {
         _cleanup_close_ int go_read = -EBADF, report_write = -EBADF;
         _cleanup_free_ char **argv = NULL;
         _cleanup_free_ char *warning = NULL;
-        int go[2], report[2], pidfd = -1, r;
+        int go[2], report[2], pidfd = -1, r, files;
+        bool requested = false;
         size_t n_args = 0;
         pid_t pid;
 
         r = mkdir_parents_and_self(t->run_dir, 0750);
         if (r < 0)
                 return launch_error(ret_error, r, "cannot create the run directory %s: %s", t->run_dir, strerror(-r));
-        if (spec->context_json && (r = write_run_file(t->run_dir, "context.json", spec->context_json)) < 0)
-                return launch_error(ret_error, r, "cannot write context.json: %s", strerror(-r));
-        if (spec->stdin_text && (r = write_run_file(t->run_dir, SHIM_STDIN_FILE, spec->stdin_text)) < 0)
-                return launch_error(ret_error, r, "cannot write the stdin file: %s", strerror(-r));
 
         r = s->placement->ops->prepare(s->placement, t->run_id, &spec->limits, &t->place, &warning);
         if (r < 0)
@@ -700,17 +708,20 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
         for (size_t i = 0; i < n_args; i++)
                 argv[i + 2] = spec->argv[i];
 
-        if (pipe2(go, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0)
+        if (pipe2(go, O_CLOEXEC) < 0)
                 return -errno;
         go_read = fd_high(go[0]);
         t->go_fd = go[1];
+        if (pipe2(report, O_CLOEXEC) < 0)
+                return -errno;
         report_write = fd_high(report[1]);
         t->report_fd = report[0];
         if (go_read < 0 || report_write < 0)
                 return -EMFILE;
 
+        /* The spawner forks the shim while the run's files are written: the shim reads
+         * nothing of them before go. */
         const char *cwd = spec->cwd ?: t->run_dir;
-        pid = -EAGAIN;
         if (s->spawner) {
                 SpawnerRequest req = {
                         .cwd = cwd,
@@ -720,14 +731,33 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
                         .report_fd = report_write,
                         .cgroup_fd = t->place.cgroup_fd,
                 };
-                pid = spawner_spawn(s->spawner, &req, &pidfd);
-                if (pid < 0 && pid != -EAGAIN)
+                r = spawner_request(s->spawner, &req);
+                if (r < 0 && r != -EAGAIN)
+                        return launch_error(ret_error, r, "cannot ask the shim spawner for the shim: %s", strerror(-r));
+                requested = r >= 0;
+        }
+        files = write_run_files(t, spec, ret_error);
+        pid = -EAGAIN;
+        if (requested) {
+                pid = spawner_receive(s->spawner, &pidfd);
+                if (pid < 0 && pid != -EAGAIN) {
+                        *ret_error = mfree(*ret_error);
                         return launch_error(ret_error, pid, "cannot start the shim: the shim spawner failed: %s", strerror(-pid));
+                }
         }
         if (pid == -EAGAIN) {
+                if (files < 0)
+                        return files;
                 pid = exec_shim(s, t, argv, spec->env, cwd, go_read, report_write, &pidfd);
                 if (pid < 0)
                         return launch_error(ret_error, pid, "cannot start the shim: clone3: %s", strerror(-pid));
+        }
+        if (files < 0) {
+                /* A half-started shim is killed and reaped on every error path. */
+                (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+                (void) waitid((idtype_t) P_PIDFD, (id_t) pidfd, NULL, WEXITED);
+                safe_close(pidfd);
+                return files;
         }
 
         t->shim_pid = pid;

@@ -537,7 +537,14 @@ static void look_at_shim(const char *run_id) {
         p4 = strprintf("/proc/%d/cgroup", shim_seen.pid);
         assert_int_equal(read_full_file(p1, 1 << 16, &status, NULL), 0);
         assert_int_equal(read_full_file(p2, 64, &comm, NULL), 0);
-        assert_int_equal(read_full_file(p3, 1 << 16, &cmdline, &n), 0);
+        /* An executed shim's command line is there once its execve is through. */
+        for (int i = 0; i < 1000; i++) {
+                cmdline = mfree(cmdline);
+                assert_int_equal(read_full_file(p3, 1 << 16, &cmdline, &n), 0);
+                if (n > 0)
+                        break;
+                usleep(1000);
+        }
         assert_int_equal(read_full_file(p4, 1 << 16, &cgroup, NULL), 0);
         const char *pp = strstr(status, "\nPPid:");
         assert_non_null(pp);

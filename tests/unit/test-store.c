@@ -376,10 +376,53 @@ static void test_counter_concurrent(void **state) {
         assert_int_equal(c.issue_counter, WRITERS * ISSUES_PER_WRITER);
 }
 
+/* A narrow update writes its columns and nothing else of the row. */
+static void test_update_columns(void **state) {
+        static const char *const name_only[] = { "name", NULL };
+        static const char *const name_and_prefix[] = { "name", "issue_prefix", NULL };
+        _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_(company_donep) Company c = {}, back = {};
+
+        assert_int_equal(store_open(":memory:", &s), 0);
+        assert_int_equal(entity_init(&company_entity, &c), 0);
+        c.id = strdup("c1");
+        c.name = strdup("One");
+        c.issue_prefix = strdup("ONE");
+        c.created_at = strdup("2026-01-01T00:00:00.000Z");
+        c.updated_at = strdup(c.created_at);
+        assert_int_equal(store_insert(s, &company_entity, &c), 0);
+
+        /* Only the key and the named columns are read from the struct. */
+        Company partial = { .id = (char *) "c1", .name = (char *) "Renamed", .issue_prefix = (char *) "IGNORED" };
+        assert_int_equal(store_update_columns(s, &company_entity, &partial, name_only), 0);
+        assert_int_equal(store_get(s, &company_entity, "c1", &back), 0);
+        assert_string_equal(back.name, "Renamed");
+        assert_string_equal(back.issue_prefix, "ONE");
+        assert_string_equal(back.created_at, "2026-01-01T00:00:00.000Z");
+        entity_done(&company_entity, &back);
+
+        /* Another list is another statement; the same list again reuses its own. */
+        partial.issue_prefix = (char *) "TWO";
+        assert_int_equal(store_update_columns(s, &company_entity, &partial, name_and_prefix), 0);
+        partial.name = (char *) "Again";
+        assert_int_equal(store_update_columns(s, &company_entity, &partial, name_only), 0);
+        assert_int_equal(store_get(s, &company_entity, "c1", &back), 0);
+        assert_string_equal(back.name, "Again");
+        assert_string_equal(back.issue_prefix, "TWO");
+
+        /* No such row. */
+        partial.id = (char *) "c2";
+        assert_int_equal(store_update_columns(s, &company_entity, &partial, name_only), -ENOENT);
+}
+
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_migrate_from_empty),          cmocka_unit_test(test_reopen_keeps_version),
-        cmocka_unit_test(test_refuse_newer_schema),         cmocka_unit_test(test_round_trip_every_table),
-        cmocka_unit_test(test_get_missing_and_constraints), cmocka_unit_test(test_counter_concurrent),
+        cmocka_unit_test(test_migrate_from_empty),
+        cmocka_unit_test(test_reopen_keeps_version),
+        cmocka_unit_test(test_refuse_newer_schema),
+        cmocka_unit_test(test_round_trip_every_table),
+        cmocka_unit_test(test_get_missing_and_constraints),
+        cmocka_unit_test(test_counter_concurrent),
+        cmocka_unit_test(test_update_columns),
 };
 
 int main(void) {
