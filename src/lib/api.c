@@ -366,10 +366,12 @@ int api_new(Manager *m, int listen_fd, Api **ret) {
         /* A connection's memory pool holds its headers and read buffer (bodies are copied out
          * as they arrive). Up to 32 KiB, libmicrohttpd takes it from malloc; above, it maps
          * fresh pages for every connection and faults each one in, which cost more than
-         * the rest of a small request. */
-        a->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, a, MHD_OPTION_LISTEN_SOCKET,
-                                     listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_CONNECTION_LIMIT,
-                                     (unsigned) 1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 120,
+         * the rest of a small request. MHD_USE_TURBO reads a request as soon as its
+         * connection is accepted, instead of one loop iteration later, and skips
+         * shutdown() before close, which a Unix socket does not need. */
+        a->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, a,
+                                     MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 120,
                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 32 * 1024, MHD_OPTION_END);
         if (!a->daemon) {
                 api_free(a);
