@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * corrald's side of the shim spawner: its process, and one request per launch. A request
- * is answered within a fork, so corrald waits for the reply (as it waited for clone3);
- * a spawner that does not answer in time is killed.
+ * corrald's side of the shim spawner: its process, and one request per launch. Answers
+ * come back on the socket as events of corrald's loop, in the order of the requests, so
+ * corrald goes on (with the HTTP reply of the wake, say) while the spawner forks; a spawner
+ * that does not answer within two seconds is killed.
  */
 #include "spawner.h"
 
@@ -30,7 +31,12 @@
 #endif
 
 #define SPAWNER_RESTART_USEC UINT64_C(1000000)
-#define SPAWNER_REPLY_TIMEOUT_MS 2000
+#define SPAWNER_REPLY_TIMEOUT_USEC (2 * UINT64_C(1000000))
+
+typedef struct SpawnerPending {
+        SpawnerDone done; /* NULL once cancelled */
+        void *userdata;
+} SpawnerPending;
 
 struct Spawner {
         sd_event *event;
@@ -38,9 +44,11 @@ struct Spawner {
         int sock; /* our end of the socket; -EBADF while no spawner runs */
         int pidfd;
         pid_t pid;
-        sd_event_source *pidfd_source;
+        sd_event_source *pidfd_source, *sock_source, *timeout_source;
         uint64_t started_usec; /* CLOCK_MONOTONIC of the last start, 0 for never */
-        bool pending; /* a request went out, its answer is not read yet */
+        /* Requests sent and not answered yet, oldest first: the spawner answers in order. */
+        SpawnerPending *pending;
+        size_t n_pending;
 };
 
 static uint64_t now_mono(void) {
@@ -49,12 +57,40 @@ static uint64_t now_mono(void) {
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
-/* Forget the spawner's process: killed first if asked, and reaped. */
-static void spawner_stop(Spawner *s, bool kill) {
+/* A shim nobody waits for any more: it never got its go, so it never started an agent. */
+static void discard_shim(int pidfd) {
+        (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        (void) waitid((idtype_t) P_PIDFD, (id_t) pidfd, NULL, WEXITED);
+        safe_close(pidfd);
+}
+
+/* Hand the oldest request its answer: a shim (pid > 0, pidfd), or an error. */
+static void answer(Spawner *s, pid_t pid, int pidfd) {
+        SpawnerPending p;
+
+        assert(s->n_pending > 0);
+        p = s->pending[0];
+        memmove(s->pending, s->pending + 1, --s->n_pending * sizeof(SpawnerPending));
+        if (s->n_pending == 0)
+                (void) sd_event_source_set_enabled(s->timeout_source, SD_EVENT_OFF);
+        else
+                (void) sd_event_source_set_time_relative(s->timeout_source, SPAWNER_REPLY_TIMEOUT_USEC);
+        if (!p.done) {
+                if (pid > 0)
+                        discard_shim(pidfd);
+                return;
+        }
+        p.done(pid, pidfd, p.userdata);
+}
+
+/* Forget the spawner's process: killed first if asked, and reaped. Requests it did not
+ * answer fail with error: a shim may or may not exist for them. */
+static void spawner_stop(Spawner *s, bool kill, int error) {
         siginfo_t si = {};
 
         s->sock = safe_close(s->sock);
         s->pidfd_source = sd_event_source_disable_unref(s->pidfd_source);
+        s->sock_source = sd_event_source_disable_unref(s->sock_source);
         if (s->pidfd >= 0) {
                 if (kill)
                         (void) syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
@@ -64,6 +100,73 @@ static void spawner_stop(Spawner *s, bool kill) {
         }
         s->pidfd = safe_close(s->pidfd);
         s->pid = 0;
+        while (s->n_pending > 0)
+                answer(s, error, -EBADF);
+}
+
+/* The spawner answered wrongly or not at all: kill it. */
+static void spawner_broken(Spawner *s, int r, const char *what) {
+        log_error_errno(r, "The shim spawner %d failed %s (%m); killing it.", (int) s->pid, what);
+        spawner_stop(s, true, r);
+}
+
+/* Read one answer. Returns 1 if one was handed out, 0 if none is there yet, < 0 when the
+ * spawner is broken (and stopped). */
+static int read_answer(Spawner *s) {
+        ShimSpawnReply reply = {};
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control;
+        struct iovec iov = { .iov_base = &reply, .iov_len = sizeof(reply) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof(control) };
+        int pidfd = -EBADF;
+        ssize_t n;
+
+        n = recvmsg(s->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); n > 0 && c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+                        memcpy(&pidfd, CMSG_DATA(c), sizeof(int));
+        if (n < 0) {
+                spawner_broken(s, -errno, "to answer");
+                return -EIO;
+        }
+        if (n == 0 && s->n_pending == 0) {
+                /* Gone between requests: its pidfd tells the rest. */
+                s->sock_source = sd_event_source_disable_unref(s->sock_source);
+                return 0;
+        }
+        if (n != (ssize_t) sizeof(reply) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (reply.pid > 0) != (pidfd >= 0) ||
+            s->n_pending == 0) {
+                if (pidfd >= 0)
+                        discard_shim(pidfd);
+                spawner_broken(s, n == 0 ? -ECONNRESET : -EBADMSG, n == 0 ? "before it answered" : "with a malformed answer");
+                return -EIO;
+        }
+        if (reply.pid <= 0) {
+                log_warning_errno(-reply.error, "The shim spawner could not start a shim: %m");
+                answer(s, reply.error > 0 ? -reply.error : -EIO, -EBADF);
+        } else
+                answer(s, (pid_t) reply.pid, pidfd);
+        return 1;
+}
+
+static int on_answer(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Spawner *s = userdata;
+
+        while (s->sock >= 0 && read_answer(s) > 0)
+                ;
+        return 0;
+}
+
+static int on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        Spawner *s = userdata;
+
+        if (s->n_pending > 0)
+                spawner_broken(s, -ETIMEDOUT, "to answer in time");
+        return 0;
 }
 
 static int on_spawner_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
@@ -75,7 +178,10 @@ static int on_spawner_exit(sd_event_source *src, int fd, uint32_t revents, void 
         log_warning("The shim spawner %d %s %d; shims are executed directly until it is started again.", (int) s->pid,
                     si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
         s->pidfd = safe_close(s->pidfd);
-        spawner_stop(s, false);
+        /* What it answered before it died still counts. */
+        while (s->sock >= 0 && s->n_pending > 0 && read_answer(s) > 0)
+                ;
+        spawner_stop(s, false, -ECONNRESET);
         return 0;
 }
 
@@ -146,8 +252,10 @@ static int spawner_start(Spawner *s) {
         s->pid = pid;
         s->pidfd = pidfd;
         r = sd_event_add_io(s->event, &s->pidfd_source, s->pidfd, EPOLLIN, on_spawner_exit, s);
+        if (r >= 0)
+                r = sd_event_add_io(s->event, &s->sock_source, s->sock, EPOLLIN, on_answer, s);
         if (r < 0) {
-                spawner_stop(s, true);
+                spawner_stop(s, true, -ECONNRESET);
                 return log_warning_errno(r, "Failed to watch the shim spawner: %m");
         }
         log_debug("Shim spawner %d started.", (int) pid);
@@ -156,6 +264,7 @@ static int spawner_start(Spawner *s) {
 
 int spawner_new(sd_event *event, const char *shim_path, Spawner **ret) {
         Spawner *s;
+        int r;
 
         s = calloc(1, sizeof(Spawner));
         if (!s)
@@ -168,6 +277,13 @@ int spawner_new(sd_event *event, const char *shim_path, Spawner **ret) {
                 spawner_free(s);
                 return -ENOMEM;
         }
+        r = sd_event_add_time_relative(event, &s->timeout_source, CLOCK_MONOTONIC, SPAWNER_REPLY_TIMEOUT_USEC, 0, on_timeout, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->timeout_source, SD_EVENT_OFF);
+        if (r < 0) {
+                spawner_free(s);
+                return r;
+        }
         (void) spawner_start(s);
         *ret = s;
         return 0;
@@ -176,7 +292,10 @@ int spawner_new(sd_event *event, const char *shim_path, Spawner **ret) {
 Spawner *spawner_free(Spawner *s) {
         if (!s)
                 return NULL;
-        spawner_stop(s, true);
+        /* Nothing may wait for an answer any more (spawner_cancel() was called for all). */
+        spawner_stop(s, true, -ECANCELED);
+        sd_event_source_disable_unref(s->timeout_source);
+        free(s->pending);
         sd_event_unref(s->event);
         free(s->shim_path);
         free(s);
@@ -187,17 +306,11 @@ pid_t spawner_pid(Spawner *s) {
         return s ? s->pid : 0;
 }
 
-/* The request went out but no sound answer came: a shim may have been started. */
-static pid_t spawner_broken(Spawner *s, int r, const char *what) {
-        log_error_errno(r, "The shim spawner %d failed %s (%m); killing it.", (int) s->pid, what);
-        spawner_stop(s, true);
-        return r;
-}
-
-int spawner_request(Spawner *s, const SpawnerRequest *req) {
+int spawner_request(Spawner *s, const SpawnerRequest *req, SpawnerDone done, void *userdata) {
         _cleanup_free_ char *buf = NULL;
         int fds[3] = { req->go_fd, req->report_fd, req->cgroup_fd };
         size_t size, n_fds = req->cgroup_fd >= 0 ? 3 : 2;
+        SpawnerPending *p;
         int r;
 
         if (s->sock < 0 && now_mono() - s->started_usec >= SPAWNER_RESTART_USEC)
@@ -210,6 +323,10 @@ int spawner_request(Spawner *s, const SpawnerRequest *req) {
                 return -EAGAIN;
         if (r < 0)
                 return r;
+        p = realloc(s->pending, (s->n_pending + 1) * sizeof(SpawnerPending));
+        if (!p)
+                return -ENOMEM;
+        s->pending = p;
 
         union {
                 struct cmsghdr h;
@@ -227,54 +344,22 @@ int spawner_request(Spawner *s, const SpawnerRequest *req) {
         c->cmsg_type = SCM_RIGHTS;
         c->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
         memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
-        if (sendmsg(s->sock, &mh, MSG_NOSIGNAL) != (ssize_t) size) {
-                /* Not sent, so nothing was started: too large for the socket, or the
-                 * spawner is gone (its exit is handled by its pidfd). */
+        if (sendmsg(s->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t) size) {
+                /* Not sent, so nothing was started: too large for the socket, its buffer
+                 * full, or the spawner is gone (its exit is handled by its pidfd). */
                 log_debug_errno(-errno, "Cannot hand the launch to the shim spawner (%m), executing the shim directly.");
-                if (errno == EPIPE || errno == ECONNRESET)
-                        spawner_stop(s, true);
                 return -EAGAIN;
         }
-        s->pending = true;
+        s->pending[s->n_pending++] = (SpawnerPending){ .done = done, .userdata = userdata };
+        if (s->n_pending == 1) {
+                (void) sd_event_source_set_time_relative(s->timeout_source, SPAWNER_REPLY_TIMEOUT_USEC);
+                (void) sd_event_source_set_enabled(s->timeout_source, SD_EVENT_ONESHOT);
+        }
         return 0;
 }
 
-pid_t spawner_receive(Spawner *s, int *ret_pidfd) {
-        int r;
-
-        assert(s->pending);
-        s->pending = false;
-        struct pollfd p = { .fd = s->sock, .events = POLLIN };
-        do
-                r = poll(&p, 1, SPAWNER_REPLY_TIMEOUT_MS);
-        while (r < 0 && errno == EINTR);
-        if (r <= 0)
-                return spawner_broken(s, r < 0 ? -errno : -ETIMEDOUT, "to answer");
-
-        ShimSpawnReply reply = {};
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } rcontrol;
-        struct iovec riov = { .iov_base = &reply, .iov_len = sizeof(reply) };
-        struct msghdr rmh = {
-                .msg_iov = &riov, .msg_iovlen = 1, .msg_control = rcontrol.buf, .msg_controllen = sizeof(rcontrol)
-        };
-        ssize_t n = recvmsg(s->sock, &rmh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-        int pidfd = -EBADF;
-        for (struct cmsghdr *h = CMSG_FIRSTHDR(&rmh); n > 0 && h; h = CMSG_NXTHDR(&rmh, h))
-                if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS && h->cmsg_len == CMSG_LEN(sizeof(int)))
-                        memcpy(&pidfd, CMSG_DATA(h), sizeof(int));
-        if (n < 0)
-                return spawner_broken(s, -errno, "to answer");
-        if (n != (ssize_t) sizeof(reply) || (rmh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (reply.pid > 0) != (pidfd >= 0)) {
-                safe_close(pidfd);
-                return spawner_broken(s, -EBADMSG, n == 0 ? "before it answered" : "with a malformed answer");
-        }
-        if (reply.pid <= 0) {
-                log_debug_errno(-reply.error, "The shim spawner could not start a shim (%m), executing it directly.");
-                return -EAGAIN;
-        }
-        *ret_pidfd = pidfd;
-        return (pid_t) reply.pid;
+void spawner_cancel(Spawner *s, void *userdata) {
+        for (size_t i = 0; s && i < s->n_pending; i++)
+                if (s->pending[i].userdata == userdata)
+                        s->pending[i].done = NULL;
 }

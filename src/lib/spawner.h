@@ -2,8 +2,8 @@
 /*
  * corrald's side of the shim spawner (shim-spawner.h): starts `corral-shim --spawner`,
  * watches it through its pidfd, asks it for each run's shim, and starts it again (at most
- * once a second) after it died. While no spawner runs, spawner_spawn() says so and the
- * caller executes the shim itself, so a launch never depends on the spawner.
+ * once a second) after it died. While no spawner runs, spawner_request() says so and the
+ * caller executes the shim itself, so a launch never depends on the spawner being there.
  */
 #pragma once
 
@@ -31,16 +31,21 @@ typedef struct SpawnerRequest {
         int cgroup_fd; /* for CLONE_INTO_CGROUP, or -1 */
 } SpawnerRequest;
 
-/* Ask for a shim for a run, in two steps so that corrald can do other work of the launch
- * while the spawner forks. spawner_request() returns 0 once the request went out, or
- * -EAGAIN: no spawner runs, or the request cannot go through it (too large), nothing was
- * started, and the caller executes the shim itself. */
-int spawner_request(Spawner *s, const SpawnerRequest *req);
-/* After a request went out: the shim's pid, with *ret_pidfd set; or
- *   -EAGAIN  the spawner refused the request (nothing was started): execute the shim;
- *   other    the spawner failed in the middle of it (it is killed and will be started
- *            again): a shim may exist, so the launch must fail, not be retried. */
-pid_t spawner_receive(Spawner *s, int *ret_pidfd);
+/* The answer to a request: the shim's pid with its pidfd (now the callee's), or
+ *   -ETIMEDOUT, -ECONNRESET, -EBADMSG, ... the spawner failed in the middle of the request
+ *            (it is killed and will be started again): a shim may exist, so the launch
+ *            must fail, not be retried (a shim that got no go exits by itself);
+ *   other    the spawner could not fork (the errno of its clone3): nothing was started. */
+typedef void (*SpawnerDone)(pid_t pid, int pidfd, void *userdata);
+
+/* Ask for a shim for a run. The spawner forks while corrald goes on with its loop; done is
+ * called from it once, in the order of the requests. Returns 0 once the request went out,
+ * or -EAGAIN: no spawner runs, or the request cannot go through it (too large, the socket
+ * full), nothing was started, and the caller executes the shim itself. */
+int spawner_request(Spawner *s, const SpawnerRequest *req, SpawnerDone done, void *userdata);
+/* Nobody waits for the answer to userdata's request any more: done is not called, and a
+ * shim that comes with the answer is killed. */
+void spawner_cancel(Spawner *s, void *userdata);
 
 /* The spawner's pid, 0 while none runs (for tests and status). */
 pid_t spawner_pid(Spawner *s);

@@ -67,6 +67,7 @@ typedef struct Tracked {
         uint64_t shim_start_ticks;
         pid_t agent_pid;
         int go_fd, report_fd;
+        bool spawning; /* the shim spawner has not answered for this run's shim yet */
         bool shim_exited;
         int shim_status; /* si_code/si_status of the shim, for a shim that died itself */
 
@@ -141,6 +142,8 @@ static Tracked *find(Supervisor *s, const char *run_id) {
 static void tracked_free(Tracked *t) {
         if (!t)
                 return;
+        if (t->spawning)
+                spawner_cancel(t->supervisor->spawner, t);
         if (t->supervisor && t->supervisor->inotify_fd >= 0) {
                 if (t->log_wd >= 0)
                         (void) inotify_rm_watch(t->supervisor->inotify_fd, t->log_wd);
@@ -570,6 +573,8 @@ static int read_start_ticks(pid_t pid, uint64_t *ret) {
 
 static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userdata);
 static void on_attached(int r, const char *error, void *userdata);
+static int shim_started(Tracked *t, pid_t pid, int pidfd);
+static void on_spawned(pid_t pid, int pidfd, void *userdata);
 static void start_agent(Tracked *t);
 static void watch_cgroup(Tracked *t);
 
@@ -679,8 +684,7 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
         _cleanup_close_ int go_read = -EBADF, report_write = -EBADF;
         _cleanup_free_ char **argv = NULL;
         _cleanup_free_ char *warning = NULL;
-        int go[2], report[2], pidfd = -1, r, files;
-        bool requested = false;
+        int go[2], report[2], pidfd = -1, r;
         size_t n_args = 0;
         pid_t pid;
 
@@ -719,8 +723,9 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
         if (go_read < 0 || report_write < 0)
                 return -EMFILE;
 
-        /* The spawner forks the shim while the run's files are written: the shim reads
-         * nothing of them before go. */
+        /* The spawner forks the shim while corrald writes the run's files and goes on with
+         * its loop (the wake's HTTP reply, say): the shim reads nothing of them before go,
+         * and its answer comes as an event (on_spawned). */
         const char *cwd = spec->cwd ?: t->run_dir;
         if (s->spawner) {
                 SpawnerRequest req = {
@@ -731,34 +736,36 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
                         .report_fd = report_write,
                         .cgroup_fd = t->place.cgroup_fd,
                 };
-                r = spawner_request(s->spawner, &req);
+                r = spawner_request(s->spawner, &req, on_spawned, t);
                 if (r < 0 && r != -EAGAIN)
                         return launch_error(ret_error, r, "cannot ask the shim spawner for the shim: %s", strerror(-r));
-                requested = r >= 0;
-        }
-        files = write_run_files(t, spec, ret_error);
-        pid = -EAGAIN;
-        if (requested) {
-                pid = spawner_receive(s->spawner, &pidfd);
-                if (pid < 0 && pid != -EAGAIN) {
-                        *ret_error = mfree(*ret_error);
-                        return launch_error(ret_error, pid, "cannot start the shim: the shim spawner failed: %s", strerror(-pid));
+                if (r >= 0) {
+                        t->spawning = true;
+                        r = write_run_files(t, spec, &t->error);
+                        if (r < 0) {
+                                /* The shim is on its way into the run's cgroup: it gets no go
+                                 * and gives up, and the run ends as launch_failed once it has. */
+                                t->stop_reason = RUN_END_LAUNCH_FAILED;
+                                t->go_fd = safe_close(t->go_fd);
+                                t->state = TRACK_STOPPING;
+                        }
+                        return 0;
                 }
         }
-        if (pid == -EAGAIN) {
-                if (files < 0)
-                        return files;
-                pid = exec_shim(s, t, argv, spec->env, cwd, go_read, report_write, &pidfd);
-                if (pid < 0)
-                        return launch_error(ret_error, pid, "cannot start the shim: clone3: %s", strerror(-pid));
-        }
-        if (files < 0) {
-                /* A half-started shim is killed and reaped on every error path. */
-                (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-                (void) waitid((idtype_t) P_PIDFD, (id_t) pidfd, NULL, WEXITED);
-                safe_close(pidfd);
-                return files;
-        }
+
+        r = write_run_files(t, spec, ret_error);
+        if (r < 0)
+                return r;
+        pid = exec_shim(s, t, argv, spec->env, cwd, go_read, report_write, &pidfd);
+        if (pid < 0)
+                return launch_error(ret_error, pid, "cannot start the shim: clone3: %s", strerror(-pid));
+        return shim_started(t, pid, pidfd);
+}
+
+/* The shim exists: watch it, then place and record the run, which lets the shim go on. */
+static int shim_started(Tracked *t, pid_t pid, int pidfd) {
+        Supervisor *s = t->supervisor;
+        int r;
 
         t->shim_pid = pid;
         t->pidfd = pidfd;
@@ -775,10 +782,11 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
                 (void) waitid((idtype_t) P_PIDFD, (id_t) t->pidfd, NULL, WEXITED);
                 return r;
         }
+        if (t->state != TRACK_LAUNCHING)
+                return 0; /* stopped meanwhile: go is closed, and the shim gives up */
 
-        /* The shim starts up (exec, its pipes and log) on another CPU meanwhile: the run is
-         * placed and recorded in parallel, and the go byte is usually waiting when the shim
-         * gets to read it. */
+        /* The shim sets itself up on another CPU meanwhile: the run is placed and recorded in
+         * parallel, and the go byte is usually waiting when the shim gets to read it. */
         if (!s->placement->ops->attach) {
                 start_agent(t); /* cloned into its cgroup already */
                 return 0;
@@ -800,6 +808,32 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
         if (r < 0)
                 on_attached(r, "cannot ask systemd for the run's scope", t);
         return 0;
+}
+
+/* The spawner's answer for a launch. Without a shim to wait for, the run ends here. */
+static void on_spawned(pid_t pid, int pidfd, void *userdata) {
+        Tracked *t = userdata;
+        int r;
+
+        t->spawning = false;
+        r = pid < 0 ? pid : shim_started(t, pid, pidfd);
+        if (r >= 0)
+                return;
+
+        _cleanup_free_ char *message =
+                strprintf("cannot start the shim: %s: %s", pid < 0 ? "the shim spawner failed" : "cannot watch it", strerror(-r));
+        RUN_FIELDS(t, fields);
+        log_fields(LOG_ERR, fields, "Run %s could not be launched: %s", t->run_id, strna(message));
+        event(t, LEVEL_ERROR, message ?: "cannot start the shim");
+        if (!t->error)
+                t->error = TAKE_PTR(message);
+        t->stop_reason = RUN_END_LAUNCH_FAILED;
+        t->go_fd = safe_close(t->go_fd);
+        t->shim_exited = true;
+        t->state = TRACK_DRAINING;
+        /* A shim of a spawner that failed midway may be in the cgroup: it gets no go and
+         * exits, and cgroup.events says so. */
+        maybe_finish(t);
 }
 
 /* The shim started the agent and says its pid: remember it, for the none backend's process

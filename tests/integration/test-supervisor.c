@@ -527,9 +527,16 @@ static void look_at_shim(const char *run_id) {
         _cleanup_free_ char *p1 = NULL, *p2 = NULL, *p3 = NULL, *p4 = NULL;
         size_t n;
 
-        /* The row names the shim before the agent may start, so it is there by now. */
-        assert_int_equal(store_get(store, &run_entity, run_id, &r), 0);
-        assert_true(r.shim_pid > 0);
+        /* The row names the shim before the agent may start: once the spawner answered
+         * (an event of the loop), or at once for a shim corrald executed. */
+        for (int i = 0; i < 500; i++) {
+                entity_done(&run_entity, &r);
+                assert_int_equal(store_get(store, &run_entity, run_id, &r), 0);
+                if (r.shim_pid != INT_NULL && r.shim_pid > 0)
+                        break;
+                assert_true(sd_event_run(event, 10000) >= 0);
+        }
+        assert_true(r.shim_pid != INT_NULL && r.shim_pid > 0);
         shim_seen = (ShimSeen){ .pid = (pid_t) r.shim_pid };
         p1 = strprintf("/proc/%d/status", shim_seen.pid);
         p2 = strprintf("/proc/%d/comm", shim_seen.pid);
@@ -635,6 +642,28 @@ static void test_spawner_killed(void **state) {
         assert_int_not_equal(supervisor_spawner_pid(supervisor), second);
 }
 
+/* A spawner that stops answering: killed after two seconds, the run it held up fails as
+ * launch_failed with nothing left of it, and the next launch does not wait for it. */
+static void test_spawner_hangs(void **state) {
+        char id[UUID_STRING_MAX], marker[64];
+        Case c = { .script = "echo never" };
+        pid_t spawner = supervisor_spawner_pid(supervisor);
+
+        assert_true(spawner > 0);
+        assert_int_equal(kill(spawner, SIGSTOP), 0);
+        run_case(&c, id, marker);
+        assert_int_equal(seen.end, RUN_END_LAUNCH_FAILED);
+        assert_int_equal(seen.run.status, RUN_FAILED);
+        assert_non_null(strstr(seen.run.error, "the shim spawner failed"));
+        assert_int_equal(seen.run.shim_pid, INT_NULL);
+        _cleanup_free_ char *proc = strprintf("/proc/%d", (int) spawner);
+        assert_int_equal(access(proc, F_OK), -1);
+
+        c.script = "echo ok";
+        run_case(&c, id, marker);
+        assert_int_equal(seen.run.status, RUN_SUCCEEDED);
+}
+
 /* shim-spawner = no: every shim is executed, and there is no spawner. */
 static void test_exec_shims(void **state) {
         _cleanup_free_ char *shim = strprintf("%s/corral-shim", getenv("CORRAL_BUILDDIR") ?: ".");
@@ -672,6 +701,7 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_agent_not_executed),
         cmocka_unit_test(test_spawner_forks_shims),
         cmocka_unit_test(test_spawner_killed),
+        cmocka_unit_test(test_spawner_hangs),
         cmocka_unit_test(test_exec_shims),
 };
 
