@@ -105,8 +105,8 @@ bad:
 }
 
 /* The new shim, in the spawner's forked copy: the go and report pipes on fds 3 and 4,
- * nothing else of the spawner's open, the run's environment and working directory, and
- * then the same shim_main() an executed shim runs. */
+ * nothing else of the spawner's open, the run's environment, and then what an executed
+ * shim runs. */
 static _noreturn_ void become_shim(const ShimSpawnRequest *req, int go, int report) {
         extern char **environ;
 
@@ -117,12 +117,11 @@ static _noreturn_ void become_shim(const ShimSpawnRequest *req, int go, int repo
                 _exit(SHIM_EXIT_EXEC_FAILED);
         if (close_range(SHIM_FD_REPORT + 1, ~0U, 0) < 0)
                 _exit(SHIM_EXIT_EXEC_FAILED);
-        if (chdir(req->cwd) < 0)
-                _exit(SHIM_EXIT_EXEC_FAILED);
         (void) prctl(PR_SET_NAME, "corral-shim");
         (void) signal(SIGPIPE, SIG_DFL);
         environ = req->env;
-        exit(shim_main((int) req->n_argv, req->argv));
+        /* The run directory may not exist before go: the agent enters its cwd, not we. */
+        exit(shim_run((int) req->n_argv, req->argv, req->cwd));
 }
 
 static int reply(int sock, pid_t pid, int error, int pidfd) {

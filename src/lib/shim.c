@@ -309,7 +309,7 @@ static int open_agent_stdin(const char *run_dir) {
  * mask and dispositions undone. posix_spawn shares the shim's memory until the exec (no
  * page tables copied, nothing to undo after a fork), and an exec failure comes back as
  * its return value. Returns 0 or an errno. */
-static int spawn_agent(Shim *s, char *argv[], int in, int out, int err, const sigset_t *mask) {
+static int spawn_agent(Shim *s, char *argv[], const char *cwd, int in, int out, int err, const sigset_t *mask) {
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
         sigset_t defaults;
@@ -329,6 +329,7 @@ static int spawn_agent(Shim *s, char *argv[], int in, int out, int err, const si
         if ((e = posix_spawn_file_actions_adddup2(&fa, in, STDIN_FILENO)) == 0 &&
             (e = posix_spawn_file_actions_adddup2(&fa, out, STDOUT_FILENO)) == 0 &&
             (e = posix_spawn_file_actions_adddup2(&fa, err, STDERR_FILENO)) == 0 &&
+            (!cwd || (e = posix_spawn_file_actions_addchdir_np(&fa, cwd)) == 0) &&
             (e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0 &&
             (e = posix_spawnattr_setpgroup(&attr, 0)) == 0 && (e = posix_spawnattr_setsigmask(&attr, mask)) == 0 &&
             (e = posix_spawnattr_setsigdefault(&attr, &defaults)) == 0)
@@ -376,6 +377,10 @@ static bool wait_for_go(int sigfd) {
 }
 
 int shim_main(int argc, char *argv[]) {
+        return shim_run(argc, argv, NULL);
+}
+
+int shim_run(int argc, char *argv[], const char *agent_cwd) {
         _cleanup_free_ char *line = NULL;
         Shim s = { .log_fd = -1 };
         sigset_t mask, old_mask;
@@ -417,12 +422,6 @@ int shim_main(int argc, char *argv[]) {
                 return 1;
         }
 
-        snprintf(path, sizeof(path), "%s/%s", s.run_dir, SHIM_LOG_FILE);
-        s.log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
-        if (s.log_fd < 0) {
-                warn("Failed to open %s: %m", path);
-                return 1;
-        }
         line = malloc(shim_line_max(READ_MAX + 4));
         s.line = line;
         if (!s.line || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
@@ -441,13 +440,24 @@ int shim_main(int argc, char *argv[]) {
                 }
         }
         (void) iso_time_now(s.started_at);
-        /* Opened only now: corrald writes the run's stdin file before it says go. */
+        /* The run directory is touched only now: corrald creates it and writes the run's
+         * files before it says go (a shim from the spawner starts before that). */
+        snprintf(path, sizeof(path), "%s/%s", s.run_dir, SHIM_LOG_FILE);
+        s.log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (s.log_fd < 0) {
+                warn("Failed to open %s: %m", path);
+                return 1;
+        }
         in = open_agent_stdin(s.run_dir);
         if (in < 0) {
                 e = errno;
                 snprintf(path, sizeof(path), "open %s/%s", s.run_dir, SHIM_STDIN_FILE);
+        } else if (agent_cwd && access(agent_cwd, X_OK) < 0) {
+                e = errno;
+                snprintf(path, sizeof(path), "enter the working directory '%s'", agent_cwd);
+                close(in);
         } else {
-                e = spawn_agent(&s, argv + 2, in, out[1], err[1], &old_mask);
+                e = spawn_agent(&s, argv + 2, agent_cwd, in, out[1], err[1], &old_mask);
                 snprintf(path, sizeof(path), "execute '%s'", argv[2]);
                 close(in);
         }

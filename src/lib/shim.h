@@ -33,6 +33,9 @@
 #define SHIM_EXIT_EXEC_FAILED 127
 
 int shim_main(int argc, char *argv[]);
+/* The same, for a shim that is not in its agent's working directory (one forked by the
+ * spawner): the agent is started in agent_cwd. */
+int shim_run(int argc, char *argv[], const char *agent_cwd);
 
 /* Encode one chunk of agent output as a log.ndjson line (with the trailing newline).
  * Valid UTF-8 is written as a JSON string; anything else as base64 with

@@ -354,6 +354,8 @@ static int on_leftover_timer(sd_event_source *src, uint64_t usec, void *userdata
         return 0;
 }
 
+static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userdata);
+
 static int on_shim_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Tracked *t = userdata;
         siginfo_t si = {};
@@ -363,6 +365,10 @@ static int on_shim_exit(sd_event_source *src, int fd, uint32_t revents, void *us
                 log_warning_errno(-errno, "Run %s: waitid on the shim failed, ignoring: %m", t->run_id);
         t->shim_exited = true;
         t->shim_status = si.si_status;
+        /* The agent's pid, if its report is still unread (a busy loop may see both at once):
+         * the run started before it ends. */
+        if (t->report_source)
+                (void) on_report(t->report_source, t->report_fd, EPOLLIN, t);
         if (si.si_pid > 0 && (si.si_code != CLD_EXITED || si.si_status != 0) && !t->killed)
                 log_warning("Run %s: the shim %s %d.", t->run_id,
                             si.si_code == CLD_EXITED ? "exited with status" : "died of signal", si.si_status);
@@ -669,6 +675,13 @@ static pid_t exec_shim(Supervisor *s, Tracked *t, char *const *argv, char *const
         return clone3_spawn(&args, shim_child, &x);
 }
 
+static int make_run_dir(Tracked *t, char **ret_error) {
+        int r = mkdir_parents_and_self(t->run_dir, 0750);
+        if (r < 0)
+                return launch_error(ret_error, r, "cannot create the run directory %s: %s", t->run_dir, strerror(-r));
+        return 0;
+}
+
 /* What the agent reads from the run directory: its context and its stdin. */
 static int write_run_files(Tracked *t, const LaunchSpec *spec, char **ret_error) {
         int r;
@@ -687,10 +700,6 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
         int go[2], report[2], pidfd = -1, r;
         size_t n_args = 0;
         pid_t pid;
-
-        r = mkdir_parents_and_self(t->run_dir, 0750);
-        if (r < 0)
-                return launch_error(ret_error, r, "cannot create the run directory %s: %s", t->run_dir, strerror(-r));
 
         r = s->placement->ops->prepare(s->placement, t->run_id, &spec->limits, &t->place, &warning);
         if (r < 0)
@@ -723,9 +732,9 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
         if (go_read < 0 || report_write < 0)
                 return -EMFILE;
 
-        /* The spawner forks the shim while corrald writes the run's files and goes on with
-         * its loop (the wake's HTTP reply, say): the shim reads nothing of them before go,
-         * and its answer comes as an event (on_spawned). */
+        /* The spawner forks the shim while corrald makes the run directory, writes the
+         * run's files and goes on with its loop (the wake's HTTP reply, say): the shim
+         * touches nothing of them before go, and its answer comes as an event (on_spawned). */
         const char *cwd = spec->cwd ?: t->run_dir;
         if (s->spawner) {
                 SpawnerRequest req = {
@@ -741,7 +750,9 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
                         return launch_error(ret_error, r, "cannot ask the shim spawner for the shim: %s", strerror(-r));
                 if (r >= 0) {
                         t->spawning = true;
-                        r = write_run_files(t, spec, &t->error);
+                        r = make_run_dir(t, &t->error);
+                        if (r >= 0)
+                                r = write_run_files(t, spec, &t->error);
                         if (r < 0) {
                                 /* The shim is on its way into the run's cgroup: it gets no go
                                  * and gives up, and the run ends as launch_failed once it has. */
@@ -753,7 +764,9 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
                 }
         }
 
-        r = write_run_files(t, spec, ret_error);
+        r = make_run_dir(t, ret_error);
+        if (r >= 0)
+                r = write_run_files(t, spec, ret_error);
         if (r < 0)
                 return r;
         pid = exec_shim(s, t, argv, spec->env, cwd, go_read, report_write, &pidfd);
@@ -856,8 +869,19 @@ static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userd
         t->agent_pid = (pid_t) pid;
         t->place.pgid = t->agent_pid;
 
+        /* The pid and the "run started" event in one transaction. */
+        Store *store = t->supervisor->store;
         Run run = { .id = t->run_id, .process_pid = pid, .process_group_id = pid };
-        r = store_update_columns(t->supervisor->store, &run_entity, &run, columns);
+        r = store_begin(store);
+        if (r >= 0) {
+                r = store_update_columns(store, &run_entity, &run, columns);
+                if (r >= 0)
+                        r = run_event_append(store, t->run_id, "lifecycle", LEVEL_INFO, "run started", NULL);
+                if (r >= 0)
+                        r = store_commit(store);
+                if (r < 0)
+                        store_rollback(store);
+        }
         if (r < 0)
                 log_warning_errno(r, "Run %s: failed to record its agent's pid %" PRIi64 ", ignoring: %m", t->run_id, pid);
         RUN_FIELDS(t, fields);
@@ -892,7 +916,6 @@ static void start_agent(Tracked *t) {
                                                "log_ref",     "process_started_at", "deadline_at",
                                                NULL };
         Supervisor *s = t->supervisor;
-        _cleanup_(store_rollbackp) Store *tx = NULL;
         char now[ISO_TIME_MAX], deadline[ISO_TIME_MAX];
         int r;
 
@@ -911,18 +934,9 @@ static void start_agent(Tracked *t) {
         if (t->timeout_usec > 0 && iso_time_format(now_usec() + (int64_t) t->timeout_usec, deadline) >= 0)
                 run.deadline_at = deadline;
 
-        /* The row and its "run started" event in one transaction. */
-        r = store_begin(s->store);
-        if (r >= 0) {
-                tx = s->store;
-                r = store_update_columns(s->store, &run_entity, &run, columns);
-        }
-        if (r >= 0)
-                r = run_event_append(s->store, t->run_id, "lifecycle", LEVEL_INFO, "run started", NULL);
-        if (r >= 0)
-                r = store_commit(s->store);
-        if (r >= 0)
-                tx = NULL;
+        /* One statement, on the launch's critical path: the "run started" event follows
+         * with the agent's pid (on_report). */
+        r = store_update_columns(s->store, &run_entity, &run, columns);
         if (r < 0) {
                 /* Without the row naming its shim and place, the run must not start. */
                 log_error_errno(r, "Run %s: failed to record its processes, not starting it: %m", t->run_id);
