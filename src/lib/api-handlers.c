@@ -1493,7 +1493,8 @@ static int wake(ApiRequest *req, bool invoke) {
         WakeRequest w = { .source = WAKEUP_SOURCE_ON_DEMAND,
                           .trigger_detail = TRIGGER_MANUAL,
                           .actor_type = actor.type,
-                          .actor_id = actor.id };
+                          .actor_id = actor.id,
+                          .activity = "heartbeat.invoked" };
         WakeOutcome outcome;
         const cJSON *m;
         int r;
@@ -1555,16 +1556,6 @@ static int wake(ApiRequest *req, bool invoke) {
         if (r < 0)
                 return r;
 
-        _cleanup_json_ cJSON *details = cJSON_CreateObject();
-        if (details) {
-                cJSON_AddStringToObject(details, "source", wakeup_source_to_string(w.source));
-                cJSON_AddStringToObject(details, "outcome", wake_outcome_to_string(outcome));
-                if (run_id)
-                        cJSON_AddStringToObject(details, "runId", run_id);
-        }
-        r = add_activity(req, a.company_id, "heartbeat.invoked", "agent", a.id, a.id, TAKE_PTR(details));
-        if (r < 0)
-                return r;
         if (outcome == WAKE_SKIPPED || outcome == WAKE_DEFERRED || !run_id) {
                 cJSON *o = cJSON_CreateObject();
                 if (!o || !cJSON_AddStringToObject(o, "status", wake_outcome_to_string(outcome)) ||

@@ -392,6 +392,23 @@ static int wake_issue(Manager *m, const Agent *agent, Issue *issue, const WakeRe
         return *ret_run_id ? 0 : -ENOMEM;
 }
 
+/* The wake's own activity, if it asked for one, just before its transaction commits. */
+static int record_wake(Manager *m, const Agent *agent, const WakeRequest *req, WakeOutcome outcome, const char *run_id) {
+        cJSON *details;
+
+        if (!req->activity)
+                return 0;
+        details = cJSON_CreateObject();
+        if (!details || !cJSON_AddStringToObject(details, "source", wakeup_source_to_string(req->source)) ||
+            !cJSON_AddStringToObject(details, "outcome", wake_outcome_to_string(outcome)) ||
+            (run_id && !cJSON_AddStringToObject(details, "runId", run_id))) {
+                cJSON_Delete(details);
+                return -ENOMEM;
+        }
+        return activity_record(m->store, agent->company_id, req->actor_type, req->actor_id, req->activity, "agent", agent->id,
+                               agent->id, NULL, details);
+}
+
 int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, WakeOutcome *ret_outcome, char **ret_run_id,
                      char **ret_reason) {
         _cleanup_(store_rollbackp) Store *tx = NULL;
@@ -442,17 +459,26 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
                         return r;
                 if (n > 0) {
                         WakeupRequest *prev = items;
-                        *ret_outcome = prev->status == WAKEUP_SKIPPED ? WAKE_SKIPPED : WAKE_COALESCED;
-                        *ret_run_id = prev->run_id ? strdup(prev->run_id) : NULL;
-                        *ret_reason = prev->reason ? strdup(prev->reason) : NULL;
+                        WakeOutcome outcome = prev->status == WAKEUP_SKIPPED ? WAKE_SKIPPED : WAKE_COALESCED;
+                        r = record_wake(m, &agent, req, outcome, prev->run_id);
+                        if (r >= 0)
+                                r = store_commit(m->store);
+                        if (r >= 0) {
+                                tx = NULL;
+                                *ret_outcome = outcome;
+                                *ret_run_id = prev->run_id ? strdup(prev->run_id) : NULL;
+                                *ret_reason = prev->reason ? strdup(prev->reason) : NULL;
+                        }
                         entity_array_free(&wakeup_entity, items, n);
-                        return 0;
+                        return r;
                 }
                 free(items);
         }
 
         if (skip) {
                 r = insert_wakeup(m, &agent, req, WAKEUP_SKIPPED, skip, NULL, now, NULL);
+                if (r >= 0)
+                        r = record_wake(m, &agent, req, WAKE_SKIPPED, NULL);
                 if (r < 0)
                         return r;
                 r = store_commit(m->store);
@@ -478,6 +504,8 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
                 if (r == -ENOENT || (r >= 0 && !streq(issue.company_id, agent.company_id))) {
                         r = insert_wakeup(m, &agent, req, WAKEUP_SKIPPED, "issue_execution_issue_not_found", NULL, now, NULL);
                         if (r >= 0)
+                                r = record_wake(m, &agent, req, WAKE_SKIPPED, NULL);
+                        if (r >= 0)
                                 r = store_commit(m->store);
                         if (r < 0)
                                 return r;
@@ -490,8 +518,12 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
                 if (r < 0)
                         return r;
                 r = wake_issue(m, &agent, &issue, req, ctx, now, &outcome, ret_run_id);
-                if (r < 0)
+                if (r >= 0)
+                        r = record_wake(m, &agent, req, outcome, *ret_run_id);
+                if (r < 0) {
+                        *ret_run_id = mfree(*ret_run_id);
                         return r;
+                }
                 r = store_commit(m->store);
                 if (r < 0) {
                         *ret_run_id = mfree(*ret_run_id);
@@ -524,6 +556,8 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
                 Run *q = items;
                 r = insert_wakeup(m, &agent, req, WAKEUP_COALESCED, req->reason, q->id, now, NULL);
                 if (r >= 0)
+                        r = record_wake(m, &agent, req, WAKE_COALESCED, q->id);
+                if (r >= 0)
                         r = store_commit(m->store);
                 if (r >= 0) {
                         tx = NULL;
@@ -541,6 +575,8 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
         if (r < 0)
                 return r;
         r = queue_run(m, &agent, req, WAKEUP_QUEUED, context, now, &w, &run);
+        if (r >= 0)
+                r = record_wake(m, &agent, req, WAKE_QUEUED, run.id);
         if (r < 0)
                 return r;
         r = store_commit(m->store);

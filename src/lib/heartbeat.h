@@ -28,6 +28,9 @@ typedef struct WakeRequest {
         const char *context_json; /* extra context keys (e.g. "source"), may be NULL */
         ActorType actor_type;
         const char *actor_id;
+        /* An activity to record about the wake, with its outcome and run, in the wake's own
+         * transaction (the API's "heartbeat.invoked"); NULL for none. */
+        const char *activity;
 } WakeRequest;
 
 typedef enum WakeOutcome {

@@ -112,6 +112,9 @@ k1=$(api POST /api/agents/$a/wakeup '{"idempotencyKey":"k-1"}' | jq -r .id)
 k2=$(api POST /api/agents/$a/wakeup '{"idempotencyKey":"k-1"}' | jq -r .id)
 is "the same idempotency key gives the same run" "$k2" "$k1"
 wait_run "$k1" >/dev/null
+invoked=$(api GET "/api/companies/$company/activity?limit=200" |
+        jq -r --arg a "$a" '[.[] | select(.action == "heartbeat.invoked" and .entityId == $a) | .details.outcome + " " + (.details.runId // "")] | sort | join(",")')
+is "each wake is in the activity log with its outcome and run" "$invoked" "coalesced $k1,queued $k1"
 
 # --- corrald SIGKILLed while an agent writes: the run is re-adopted and ends for real ---
 a=$(agent chatty '{"command":"/bin/sh","args":["-c","for i in $(seq 40); do echo line $i; sleep 0.05; done; exit 7"]}')
