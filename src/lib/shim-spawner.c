@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "basic/macro.h"
@@ -236,6 +237,8 @@ int shim_spawner_main(void) {
         close(SHIM_FD_SPAWNER);
         (void) prctl(PR_SET_NAME, "corral-spawner");
         (void) signal(SIGPIPE, SIG_IGN);
+        /* Read the time zone once here, not in every shim on its first timestamp. */
+        tzset();
 
         for (;;) {
                 char *buf = NULL;

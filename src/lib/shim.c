@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,6 +23,7 @@
 #include <unistd.h>
 
 #include "basic/macro.h"
+#include "basic/spawn.h"
 #include "basic/util.h"
 
 #define READ_MAX (32 * 1024)
@@ -305,38 +305,63 @@ static int open_agent_stdin(const char *run_dir) {
         return fd;
 }
 
-/* Start the agent: its own process group, the pipes as stdout/stderr, the shim's signal
- * mask and dispositions undone. posix_spawn shares the shim's memory until the exec (no
- * page tables copied, nothing to undo after a fork), and an exec failure comes back as
- * its return value. Returns 0 or an errno. */
-static int spawn_agent(Shim *s, char *argv[], const char *cwd, int in, int out, int err, const sigset_t *mask) {
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        sigset_t defaults;
+/* What the agent's process needs between clone3 and execve. */
+typedef struct AgentExec {
+        char *const *argv;
+        const char *cwd; /* NULL: the shim's own */
+        int in, out, err;
+        const sigset_t *mask;
+        int error_pipe; /* write end, O_CLOEXEC: an exec that fails writes its errno here */
+} AgentExec;
+
+/* The agent's process until its execve. It shares the shim's memory (clone3_spawn), so only
+ * async-signal-safe calls that change nothing but this process; the shim has no signal
+ * handlers that could run here. */
+static _noreturn_ void agent_child(void *userdata) {
+        const AgentExec *x = userdata;
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
         int e;
 
-        sigemptyset(&defaults);
-        sigaddset(&defaults, SIGPIPE);
-        e = posix_spawn_file_actions_init(&fa);
-        if (e != 0)
-                return e;
-        e = posix_spawnattr_init(&attr);
-        if (e != 0) {
-                posix_spawn_file_actions_destroy(&fa);
-                return e;
-        }
         /* The descriptors are O_CLOEXEC; dup2 onto 0-2 clears that on the copies only. */
-        if ((e = posix_spawn_file_actions_adddup2(&fa, in, STDIN_FILENO)) == 0 &&
-            (e = posix_spawn_file_actions_adddup2(&fa, out, STDOUT_FILENO)) == 0 &&
-            (e = posix_spawn_file_actions_adddup2(&fa, err, STDERR_FILENO)) == 0 &&
-            (!cwd || (e = posix_spawn_file_actions_addchdir_np(&fa, cwd)) == 0) &&
-            (e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0 &&
-            (e = posix_spawnattr_setpgroup(&attr, 0)) == 0 && (e = posix_spawnattr_setsigmask(&attr, mask)) == 0 &&
-            (e = posix_spawnattr_setsigdefault(&attr, &defaults)) == 0)
-                e = posix_spawnp(&s->agent, argv[0], &fa, &attr, argv, environ);
-        posix_spawnattr_destroy(&attr);
-        posix_spawn_file_actions_destroy(&fa);
-        return e;
+        if (setpgid(0, 0) < 0 || dup2(x->in, STDIN_FILENO) < 0 || dup2(x->out, STDOUT_FILENO) < 0 ||
+            dup2(x->err, STDERR_FILENO) < 0 || (x->cwd && chdir(x->cwd) < 0))
+                goto fail;
+        (void) sigaction(SIGPIPE, &dfl, NULL);
+        (void) sigprocmask(SIG_SETMASK, x->mask, NULL);
+        execvp(x->argv[0], x->argv);
+fail:
+        e = errno;
+        (void) !write(x->error_pipe, &e, sizeof(e));
+        _exit(SHIM_EXIT_EXEC_FAILED);
+}
+
+/* Start the agent: its own process group, the pipes as stdout/stderr, the shim's signal
+ * mask and SIGPIPE undone. Like posix_spawn, the child shares the shim's memory until its
+ * execve, but it makes only the few calls the agent needs (posix_spawn resets every one
+ * of the 64 signals, a system call each). Returns 0 or the errno of a failed exec. */
+static int spawn_agent(Shim *s, char *argv[], const char *cwd, int in, int out, int err, const sigset_t *mask) {
+        struct clone_args args = { .exit_signal = SIGCHLD };
+        int p[2], e = 0;
+        pid_t pid;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return errno;
+        AgentExec x = { .argv = argv, .cwd = cwd, .in = in, .out = out, .err = err, .mask = mask, .error_pipe = p[1] };
+        pid = clone3_spawn(&args, agent_child, &x);
+        close(p[1]);
+        if (pid < 0) {
+                close(p[0]);
+                return -pid;
+        }
+        /* EOF once the execve closed the pipe; an errno if the child gave up (and exited). */
+        if (read(p[0], &e, sizeof(e)) == (ssize_t) sizeof(e)) {
+                (void) waitpid(pid, NULL, 0);
+                close(p[0]);
+                return e > 0 ? e : EIO;
+        }
+        close(p[0]);
+        s->agent = pid;
+        return 0;
 }
 
 /* An agent that could not be started ends as a shell's would: the reason on stderr (in the
