@@ -392,6 +392,9 @@ static int wake_issue(Manager *m, const Agent *agent, Issue *issue, const WakeRe
         return *ret_run_id ? 0 : -ENOMEM;
 }
 
+static int claim_startable(Manager *m, Agent *agent, bool in_tx, Run **ret, size_t *ret_n);
+static void launch_claimed(Manager *m, const Agent *agent, Run *claimed, size_t n);
+
 /* The wake's own activity, if it asked for one, just before its transaction commits. */
 static int record_wake(Manager *m, const Agent *agent, const WakeRequest *req, WakeOutcome outcome, const char *run_id) {
         cJSON *details;
@@ -577,20 +580,26 @@ int heartbeat_wakeup(Manager *m, const char *agent_id, const WakeRequest *req, W
         r = queue_run(m, &agent, req, WAKEUP_QUEUED, context, now, &w, &run);
         if (r >= 0)
                 r = record_wake(m, &agent, req, WAKE_QUEUED, run.id);
+        /* The claim in the same transaction: the run's row is written once, and the agent
+         * starts one commit sooner. */
+        Run *claimed = NULL;
+        size_t n_claimed = 0;
+        if (r >= 0)
+                r = claim_startable(m, &agent, true, &claimed, &n_claimed);
         if (r < 0)
                 return r;
         r = store_commit(m->store);
-        if (r < 0)
+        if (r < 0) {
+                entity_array_free(&run_entity, claimed, n_claimed);
                 return r;
+        }
         tx = NULL;
 
         *ret_outcome = WAKE_QUEUED;
         *ret_run_id = strdup(run.id);
         *ret_reason = NULL;
-        if (!*ret_run_id)
-                return -ENOMEM;
-        heartbeat_start_next(m, agent.id);
-        return 0;
+        launch_claimed(m, &agent, claimed, n_claimed);
+        return *ret_run_id ? 0 : -ENOMEM;
 }
 
 /* Only the columns that change, so that nothing else of the row needs reading first. */
@@ -701,8 +710,9 @@ static int claim_issue(Manager *m, Run *run, const Agent *agent, const char *now
         return r < 0 ? r : 1;
 }
 
-/* Move one queued run to running (guarded: only if it is still queued). */
-static int claim(Manager *m, Run *run, Agent *agent, bool *ret_claimed) {
+/* Move one queued run to running (guarded: only if it is still queued), in a transaction of
+ * its own, or in the caller's when in_tx. */
+static int claim(Manager *m, Run *run, Agent *agent, bool in_tx, bool *ret_claimed) {
         _cleanup_(store_rollbackp) Store *tx = NULL;
         char now[ISO_TIME_MAX];
         int r;
@@ -711,10 +721,12 @@ static int claim(Manager *m, Run *run, Agent *agent, bool *ret_claimed) {
         r = iso_time_now(now);
         if (r < 0)
                 return r;
-        r = store_begin(m->store);
-        if (r < 0)
-                return r;
-        tx = m->store;
+        if (!in_tx) {
+                r = store_begin(m->store);
+                if (r < 0)
+                        return r;
+                tx = m->store;
+        }
         /* Re-read inside the transaction: the run may have changed since it was listed. */
         _cleanup_free_ char *id = strdup(run->id);
         if (!id)
@@ -752,31 +764,36 @@ static int claim(Manager *m, Run *run, Agent *agent, bool *ret_claimed) {
                 if (r < 0)
                         return r;
         }
-        r = store_commit(m->store);
-        if (r < 0)
-                return r;
-        tx = NULL;
+        if (!in_tx) {
+                r = store_commit(m->store);
+                if (r < 0)
+                        return r;
+                tx = NULL;
+        }
         *ret_claimed = true;
         return 0;
 }
 
-void heartbeat_start_next(Manager *m, const char *agent_id) {
-        _cleanup_(agent_donep) Agent agent = {};
+/* Claim what can start of an agent's queued runs, within its free slots: each in a
+ * transaction of its own, or all in the caller's when in_tx. The claimed runs are moved to
+ * *ret (n of them), to be launched once their transaction has committed. */
+static int claim_startable(Manager *m, Agent *agent, bool in_tx, Run **ret, size_t *ret_n) {
+        Run *claimed = NULL;
+        size_t n_claimed = 0;
         int64_t running;
         void *items;
         size_t n;
         int r;
 
-        r = store_get(m->store, &agent_entity, agent_id, &agent);
-        if (r < 0 || !agent_status_is_invokable(agent.status))
-                return;
+        *ret = NULL;
+        *ret_n = 0;
         r = store_count(m->store, "heartbeat_runs", "WHERE agent_id = ?1 AND status = 'running'",
-                        (const char *const[]){ agent.id, NULL }, &running);
+                        (const char *const[]){ agent->id, NULL }, &running);
         if (r < 0)
-                return;
-        int slots = policy_of(&agent).max_concurrent - (int) running;
+                return r;
+        int slots = policy_of(agent).max_concurrent - (int) running;
         if (slots <= 0)
-                return;
+                return 0;
         /* Claim order (reference §3.7): runs on in_progress issues first, then other issue runs,
          * then runs without an issue, and runs whose issue has open blockers last; within a rank
          * by issue priority, then oldest first. A run that stays queued makes room for the next. */
@@ -791,32 +808,72 @@ void heartbeat_start_next(Manager *m, const char *agent_id) {
                        "CASE (SELECT priority FROM issues WHERE id = json_extract(heartbeat_runs.context_snapshot, '$.issueId')) "
                        "WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3 ELSE 4 END, "
                        "created_at, rowid",
-                       (const char *const[]){ agent.id, NULL }, 0, &items, &n);
-        if (r < 0) {
-                log_error_errno(r, "Failed to list queued runs of agent %s: %m", agent.id);
-                return;
+                       (const char *const[]){ agent->id, NULL }, 0, &items, &n);
+        if (r < 0)
+                return log_error_errno(r, "Failed to list queued runs of agent %s: %m", agent->id);
+        if (n > 0) {
+                claimed = calloc(MIN(n, (size_t) slots), sizeof(Run));
+                if (!claimed) {
+                        entity_array_free(&run_entity, items, n);
+                        return -ENOMEM;
+                }
         }
         for (size_t i = 0; i < n && slots > 0; i++) {
                 Run *run = (Run *) items + i;
-                _cleanup_(adapter_launch_done) AdapterLaunch launch = {};
-                _cleanup_free_ char *error = NULL;
-                bool claimed;
+                bool ok;
 
-                r = claim(m, run, &agent, &claimed);
+                r = claim(m, run, agent, in_tx, &ok);
                 if (r < 0) {
                         log_error_errno(r, "Failed to claim run %s: %m", strna(run->id));
+                        if (in_tx) {
+                                /* The caller's transaction is rolled back: nothing was claimed. */
+                                entity_array_free(&run_entity, claimed, n_claimed);
+                                entity_array_free(&run_entity, items, n);
+                                return r;
+                        }
                         break;
                 }
-                if (!claimed)
+                if (!ok)
                         continue;
                 slots--;
-                r = adapter_build_launch(&agent, run, m->socket_path_effective, &launch, &error);
+                claimed[n_claimed++] = *run;
+                *run = (Run){}; /* moved */
+        }
+        entity_array_free(&run_entity, items, n);
+        *ret = claimed;
+        *ret_n = n_claimed;
+        return 0;
+}
+
+/* Launch claimed runs (their claim committed); claimed is freed. */
+static void launch_claimed(Manager *m, const Agent *agent, Run *claimed, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(adapter_launch_done) AdapterLaunch launch = {};
+                _cleanup_free_ char *error = NULL;
+                int r;
+
+                r = adapter_build_launch(agent, &claimed[i], m->socket_path_effective, &launch, &error);
                 if (r >= 0)
                         r = supervisor_launch(m->supervisor, &launch.spec);
                 if (r < 0)
-                        fail_launch(m, run->id, agent.id, error ?: strerror(-r));
+                        fail_launch(m, claimed[i].id, agent->id, error ?: strerror(-r));
         }
-        entity_array_free(&run_entity, items, n);
+        entity_array_free(&run_entity, claimed, n);
+}
+
+void heartbeat_start_next(Manager *m, const char *agent_id) {
+        _cleanup_(agent_donep) Agent agent = {};
+        Run *claimed;
+        size_t n;
+        int r;
+
+        r = store_get(m->store, &agent_entity, agent_id, &agent);
+        if (r < 0 || !agent_status_is_invokable(agent.status))
+                return;
+        r = claim_startable(m, &agent, false, &claimed, &n);
+        if (r < 0)
+                log_error_errno(r, "Failed to start queued runs of agent %s: %m", agent.id);
+        launch_claimed(m, &agent, claimed, n);
 }
 
 /* Agent status after a run of it ended (reference §2.4). */
