@@ -451,12 +451,19 @@ static void bench_recovery(void) {
         /* 6. memory, with every run alive. */
         long rss = status_kb(corrald_pid, "VmRSS:");
         pid_t *shims = calloc(recovery_runs + 16, sizeof(pid_t)), *sleeps = calloc(recovery_runs + 16, sizeof(pid_t));
-        size_t n_shims = find_procs("corral-shim", shims, recovery_runs + 16), n_sleeps = find_procs("sleep", sleeps, 64);
+        size_t n_shims = find_procs("corral-shim", shims, recovery_runs + 16), n_sleeps = find_procs("sleep", sleeps, 256);
         int64_t *pss = calloc(n_shims + 1, sizeof(int64_t)), *spss = calloc(n_sleeps + 1, sizeof(int64_t));
+        /* Only processes still there when read: the waiters' own short sleeps come and go. */
+        size_t k = 0;
         for (size_t i = 0; i < n_shims; i++)
-                pss[i] = pss_kb(shims[i]);
+                if ((pss[k] = pss_kb(shims[i])) >= 0)
+                        k++;
+        n_shims = k;
+        k = 0;
         for (size_t i = 0; i < n_sleeps; i++)
-                spss[i] = pss_kb(sleeps[i]);
+                if ((spss[k] = pss_kb(sleeps[i])) >= 0)
+                        k++;
+        n_sleeps = k;
         snprintf(a, sizeof(a), "%.1f MiB", rss / 1024.0);
         snprintf(b, sizeof(b), "%.1f MiB idle", idle_rss / 1024.0);
         snprintf(c, sizeof(c), "%.1f", (double) rss / (double) idle_rss);
