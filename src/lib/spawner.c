@@ -84,8 +84,10 @@ static void answer(Spawner *s, pid_t pid, int pidfd) {
 }
 
 /* Forget the spawner's process: killed first if asked, and reaped. Requests it did not
- * answer fail with error: a shim may or may not exist for them. */
+ * answer fail with error: a shim may or may not exist for them. (Their callbacks may start
+ * a new spawner and send it requests: those are not the old one's to fail.) */
 static void spawner_stop(Spawner *s, bool kill, int error) {
+        size_t unanswered = s->n_pending;
         siginfo_t si = {};
 
         s->sock = safe_close(s->sock);
@@ -100,7 +102,7 @@ static void spawner_stop(Spawner *s, bool kill, int error) {
         }
         s->pidfd = safe_close(s->pidfd);
         s->pid = 0;
-        while (s->n_pending > 0)
+        while (unanswered-- > 0 && s->n_pending > 0)
                 answer(s, error, -EBADF);
 }
 

@@ -577,7 +577,6 @@ static int read_start_ticks(pid_t pid, uint64_t *ret) {
         return 0;
 }
 
-static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userdata);
 static void on_attached(int r, const char *error, void *userdata);
 static int shim_started(Tracked *t, pid_t pid, int pidfd);
 static void on_spawned(pid_t pid, int pidfd, void *userdata);
