@@ -434,12 +434,25 @@ int store_get(Store *s, const Entity *e, const char *key, void *ret) {
         return 0;
 }
 
+/* Bind obj's key as parameter idx of an UPDATE and run it: -ENOENT when no row has that key. */
+static int step_update(Store *s, sqlite3_stmt *stmt, const Entity *e, int idx, const void *obj) {
+        int r, rc;
+
+        r = bind_field(stmt, idx, entity_key(e), obj);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_DONE)
+                return store_error(s, rc, e->table);
+        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+}
+
 int store_update(Store *s, const Entity *e, const void *obj) {
         _cleanup_reset_ sqlite3_stmt *stmt = NULL;
         const Field *key = entity_key(e);
         char sql[STORE_SQL_MAX];
         size_t n;
-        int r, rc, idx = 1;
+        int r, idx = 1;
 
         stmt = entity_statement(s, e, STATEMENT_UPDATE);
         if (!stmt) {
@@ -463,13 +476,7 @@ int store_update(Store *s, const Entity *e, const void *obj) {
                 if (r < 0)
                         return r;
         }
-        r = bind_field(stmt, idx, key, obj);
-        if (r < 0)
-                return r;
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_DONE)
-                return store_error(s, rc, e->table);
-        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+        return step_update(s, stmt, e, idx, obj);
 }
 
 int store_update_columns(Store *s, const Entity *e, const void *obj, const char *const *columns) {
@@ -477,7 +484,7 @@ int store_update_columns(Store *s, const Entity *e, const void *obj, const char 
         const Field *key = entity_key(e);
         char sql[STORE_SQL_MAX];
         size_t n, k = 0;
-        int r, rc;
+        int r;
 
         stmt = entity_statement_of(s, e, STATEMENT_UPDATE_COLUMNS, columns);
         if (!stmt) {
@@ -497,13 +504,7 @@ int store_update_columns(Store *s, const Entity *e, const void *obj, const char 
                 if (r < 0)
                         return r;
         }
-        r = bind_field(stmt, (int) k + 1, key, obj);
-        if (r < 0)
-                return r;
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_DONE)
-                return store_error(s, rc, e->table);
-        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+        return step_update(s, stmt, e, (int) k + 1, obj);
 }
 
 int store_delete(Store *s, const Entity *e, const char *key) {
