@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "basic/macro.h"
+#include "basic/util.h"
 #include "shim.h"
 
 int shim_spawn_request_encode(const char *cwd, char *const *argv, char *const *env, bool cgroup, char **ret_buf,
@@ -127,6 +128,11 @@ static _noreturn_ void become_shim(const ShimSpawnRequest *req, int go, int repo
 
 static int reply(int sock, pid_t pid, int error, int pidfd) {
         ShimSpawnReply rep = { .pid = pid, .error = error };
+
+        /* Read here, while corrald is busy elsewhere: the start time names the shim in the
+         * run's row. */
+        if (pid > 0 && pid_start_ticks(pid, &rep.start_ticks) < 0)
+                rep.start_ticks = 0;
         struct iovec iov = { .iov_base = &rep, .iov_len = sizeof(rep) };
         union {
                 struct cmsghdr h;

@@ -8,8 +8,8 @@
  * corrald sends one request per run on a SOCK_SEQPACKET socket (the spawner's fd 3): the
  * header below, then NUL-terminated strings (the working directory, the shim's argv as
  * it would be executed, the agent's environment), with the shim's go and report pipes
- * and optionally the run's cgroup as SCM_RIGHTS. The spawner answers each request with a
- * ShimSpawnReply and, on success, the new shim's pidfd. The shim is created with
+ * and optionally the run's cgroup as SCM_RIGHTS. The spawner answers each request, in order,
+ * with a ShimSpawnReply (the new shim's pid and start time) and, on success, its pidfd. The shim is created with
  * clone3(CLONE_PARENT | CLONE_PIDFD | CLONE_INTO_CGROUP): a child of corrald, born in its
  * run's cgroup, exactly as if corrald had cloned and executed it. EOF on the socket (corrald
  * gone) ends the spawner; the shims it started do not depend on it.
@@ -43,6 +43,7 @@ typedef struct ShimSpawnHeader {
 typedef struct ShimSpawnReply {
         int32_t pid; /* > 0 with the pidfd attached; 0 on failure */
         int32_t error; /* errno of a failure, 0 on success */
+        uint64_t start_ticks; /* the shim's start time (pid_start_ticks()), 0 if unknown */
 } ShimSpawnReply;
 
 typedef struct ShimSpawnRequest {

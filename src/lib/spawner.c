@@ -64,8 +64,8 @@ static void discard_shim(int pidfd) {
         safe_close(pidfd);
 }
 
-/* Hand the oldest request its answer: a shim (pid > 0, pidfd), or an error. */
-static void answer(Spawner *s, pid_t pid, int pidfd) {
+/* Hand the oldest request its answer: a shim (pid > 0, pidfd, start time), or an error. */
+static void answer(Spawner *s, pid_t pid, int pidfd, uint64_t start_ticks) {
         SpawnerPending p;
 
         assert(s->n_pending > 0);
@@ -80,7 +80,7 @@ static void answer(Spawner *s, pid_t pid, int pidfd) {
                         discard_shim(pidfd);
                 return;
         }
-        p.done(pid, pidfd, p.userdata);
+        p.done(pid, pidfd, start_ticks, p.userdata);
 }
 
 /* Forget the spawner's process: killed first if asked, and reaped. Requests it did not
@@ -103,7 +103,7 @@ static void spawner_stop(Spawner *s, bool kill, int error) {
         s->pidfd = safe_close(s->pidfd);
         s->pid = 0;
         while (unanswered-- > 0 && s->n_pending > 0)
-                answer(s, error, -EBADF);
+                answer(s, error, -EBADF, 0);
 }
 
 /* The spawner answered wrongly or not at all: kill it. */
@@ -149,9 +149,9 @@ static int read_answer(Spawner *s) {
         }
         if (reply.pid <= 0) {
                 log_warning_errno(-reply.error, "The shim spawner could not start a shim: %m");
-                answer(s, reply.error > 0 ? -reply.error : -EIO, -EBADF);
+                answer(s, reply.error > 0 ? -reply.error : -EIO, -EBADF, 0);
         } else
-                answer(s, (pid_t) reply.pid, pidfd);
+                answer(s, (pid_t) reply.pid, pidfd, reply.start_ticks);
         return 1;
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <systemd/sd-event.h>
@@ -31,12 +32,13 @@ typedef struct SpawnerRequest {
         int cgroup_fd; /* for CLONE_INTO_CGROUP, or -1 */
 } SpawnerRequest;
 
-/* The answer to a request: the shim's pid with its pidfd (now the callee's), or
+/* The answer to a request: the shim's pid with its pidfd (now the callee's) and its start
+ * time (0 if the spawner could not read it), or
  *   -ETIMEDOUT, -ECONNRESET, -EBADMSG, ... the spawner failed in the middle of the request
  *            (it is killed and will be started again): a shim may exist, so the launch
  *            must fail, not be retried (a shim that got no go exits by itself);
  *   other    the spawner could not fork (the errno of its clone3): nothing was started. */
-typedef void (*SpawnerDone)(pid_t pid, int pidfd, void *userdata);
+typedef void (*SpawnerDone)(pid_t pid, int pidfd, uint64_t start_ticks, void *userdata);
 
 /* Ask for a shim for a run. The spawner forks while corrald goes on with its loop; done is
  * called from it once, in the order of the requests. Returns 0 once the request went out,

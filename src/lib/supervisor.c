@@ -548,38 +548,9 @@ static int on_inotify(sd_event_source *src, int fd, uint32_t revents, void *user
 
 /* ---- launching ---- */
 
-/* Start time (field 22 of /proc/PID/stat) of a living process: -ESRCH for a zombie, which
- * is as dead as it gets but keeps its pid until somebody reaps it. */
-static int read_start_ticks(pid_t pid, uint64_t *ret) {
-        _cleanup_free_ char *path = strprintf("/proc/%d/stat", (int) pid), *text = NULL;
-        char *p;
-        int r;
-
-        if (!path)
-                return -ENOMEM;
-        r = read_full_file(path, 4096, &text, NULL);
-        if (r < 0)
-                return r == -ENOENT ? -ESRCH : r;
-        /* The command name may hold anything, so count fields after its closing parenthesis:
-         * the state (field 3) follows it, and the start time is field 22. */
-        p = strrchr(text, ')');
-        if (!p || p[1] != ' ' || !p[2])
-                return -EBADMSG;
-        if (p[2] == 'Z' || p[2] == 'X')
-                return -ESRCH;
-        p++;
-        for (int field = 3; field < 22; field++) {
-                p = strchr(p + 1, ' ');
-                if (!p)
-                        return -EBADMSG;
-        }
-        *ret = strtoull(p + 1, NULL, 10);
-        return 0;
-}
-
 static void on_attached(int r, const char *error, void *userdata);
-static int shim_started(Tracked *t, pid_t pid, int pidfd);
-static void on_spawned(pid_t pid, int pidfd, void *userdata);
+static int shim_started(Tracked *t, pid_t pid, int pidfd, uint64_t start_ticks);
+static void on_spawned(pid_t pid, int pidfd, uint64_t start_ticks, void *userdata);
 static void start_agent(Tracked *t);
 static void watch_cgroup(Tracked *t);
 
@@ -771,18 +742,19 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
         pid = exec_shim(s, t, argv, spec->env, cwd, go_read, report_write, &pidfd);
         if (pid < 0)
                 return launch_error(ret_error, pid, "cannot start the shim: clone3: %s", strerror(-pid));
-        return shim_started(t, pid, pidfd);
+        return shim_started(t, pid, pidfd, 0);
 }
 
-/* The shim exists: watch it, then place and record the run, which lets the shim go on. */
-static int shim_started(Tracked *t, pid_t pid, int pidfd) {
+/* The shim exists: watch it, then place and record the run, which lets the shim go on.
+ * start_ticks: its start time if known (the spawner read it), else 0. */
+static int shim_started(Tracked *t, pid_t pid, int pidfd, uint64_t start_ticks) {
         Supervisor *s = t->supervisor;
         int r;
 
         t->shim_pid = pid;
         t->pidfd = pidfd;
-        r = read_start_ticks(pid, &t->shim_start_ticks);
-        if (r < 0)
+        t->shim_start_ticks = start_ticks;
+        if (start_ticks == 0 && (r = pid_start_ticks(pid, &t->shim_start_ticks)) < 0)
                 log_warning_errno(r, "Run %s: cannot read the shim's start time, ignoring: %m", t->run_id);
 
         r = sd_event_add_io(s->event, &t->pidfd_source, t->pidfd, EPOLLIN, on_shim_exit, t);
@@ -823,12 +795,12 @@ static int shim_started(Tracked *t, pid_t pid, int pidfd) {
 }
 
 /* The spawner's answer for a launch. Without a shim to wait for, the run ends here. */
-static void on_spawned(pid_t pid, int pidfd, void *userdata) {
+static void on_spawned(pid_t pid, int pidfd, uint64_t start_ticks, void *userdata) {
         Tracked *t = userdata;
         int r;
 
         t->spawning = false;
-        r = pid < 0 ? pid : shim_started(t, pid, pidfd);
+        r = pid < 0 ? pid : shim_started(t, pid, pidfd, start_ticks);
         if (r >= 0)
                 return;
 
@@ -1091,7 +1063,7 @@ static int open_shim(const Run *run, int *ret_pidfd) {
         if (fd < 0)
                 return -errno;
         /* A pid alone never identifies a process: its start time must match too. */
-        r = read_start_ticks((pid_t) run->shim_pid, &ticks);
+        r = pid_start_ticks((pid_t) run->shim_pid, &ticks);
         if (r < 0 || ticks != (uint64_t) run->shim_start_ticks) {
                 safe_close(fd);
                 return -ESRCH;

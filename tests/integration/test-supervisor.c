@@ -538,6 +538,10 @@ static void look_at_shim(const char *run_id) {
         }
         assert_true(r.shim_pid != INT_NULL && r.shim_pid > 0);
         shim_seen = (ShimSeen){ .pid = (pid_t) r.shim_pid };
+        /* The start time in the row is the shim's own, whoever read it: recovery trusts it. */
+        uint64_t ticks;
+        assert_int_equal(pid_start_ticks(shim_seen.pid, &ticks), 0);
+        assert_int_equal(r.shim_start_ticks, (int64_t) ticks);
         p1 = strprintf("/proc/%d/status", shim_seen.pid);
         p2 = strprintf("/proc/%d/comm", shim_seen.pid);
         p3 = strprintf("/proc/%d/cmdline", shim_seen.pid);

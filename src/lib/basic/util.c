@@ -279,3 +279,31 @@ size_t utf8_prefix_size(const char *s, size_t max) {
                 n--;
         return n;
 }
+
+/* A zombie is as dead as it gets, but keeps its pid until somebody reaps it. */
+int pid_start_ticks(pid_t pid, uint64_t *ret) {
+        _cleanup_free_ char *path = strprintf("/proc/%d/stat", (int) pid), *text = NULL;
+        char *p;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_full_file(path, 4096, &text, NULL);
+        if (r < 0)
+                return r == -ENOENT ? -ESRCH : r;
+        /* The command name may hold anything, so count fields after its closing parenthesis:
+         * the state (field 3) follows it, and the start time is field 22. */
+        p = strrchr(text, ')');
+        if (!p || p[1] != ' ' || !p[2])
+                return -EBADMSG;
+        if (p[2] == 'Z' || p[2] == 'X')
+                return -ESRCH;
+        p++;
+        for (int field = 3; field < 22; field++) {
+                p = strchr(p + 1, ' ');
+                if (!p)
+                        return -EBADMSG;
+        }
+        *ret = strtoull(p + 1, NULL, 10);
+        return 0;
+}

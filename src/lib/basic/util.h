@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define UUID_STRING_MAX 37 /* 36 characters and the NUL */
@@ -31,6 +32,10 @@ int safe_atou64(const char *s, uint64_t *ret);
 
 /* Read a whole (small) file into a NUL-terminated buffer; refuses files over max_size bytes. */
 int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_size);
+
+/* Start time (field 22 of /proc/PID/stat, in clock ticks since boot) of a living process:
+ * with its pid it names one process. -ESRCH for one that is gone or a zombie. */
+int pid_start_ticks(pid_t pid, uint64_t *ret);
 
 /* write(2) until all of data is written, through EINTR and short writes: 0 or -errno. */
 int write_full(int fd, const void *data, size_t size);
