@@ -547,7 +547,15 @@ static void look_at_shim(const char *run_id) {
         p3 = strprintf("/proc/%d/cmdline", shim_seen.pid);
         p4 = strprintf("/proc/%d/cgroup", shim_seen.pid);
         assert_int_equal(read_full_file(p1, 1 << 16, &status, NULL), 0);
-        assert_int_equal(read_full_file(p2, 64, &comm, NULL), 0);
+        /* A shim forked by the spawner names itself in its first instructions, which need not
+         * have run yet when the spawner answered. */
+        for (int i = 0; i < 1000; i++) {
+                comm = mfree(comm);
+                assert_int_equal(read_full_file(p2, 64, &comm, NULL), 0);
+                if (strncmp(comm, "corral-spawner", 14) != 0)
+                        break;
+                usleep(1000);
+        }
         /* An executed shim's command line is there once its execve is through. */
         for (int i = 0; i < 1000; i++) {
                 cmdline = mfree(cmdline);
