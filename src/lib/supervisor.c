@@ -12,6 +12,7 @@
  */
 #include "supervisor.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -45,6 +46,10 @@
 #endif
 
 #define USEC_PER_SEC UINT64_C(1000000)
+/* Run directories made ahead (see make_spare()). */
+#define SPARE_RUN_DIRS 4
+#define SPARE_PREFIX ".spare-"
+
 /* Ingestion progress is written to the run row at most this often. */
 #define OFFSET_PERSIST_USEC (1 * USEC_PER_SEC)
 
@@ -104,6 +109,9 @@ struct Supervisor {
         void *userdata;
 
         Spawner *spawner; /* NULL: every shim is executed directly */
+        char *spares[SPARE_RUN_DIRS]; /* made run directories, each ready to be renamed into place */
+        size_t n_spares;
+        sd_event_source *spare_source; /* makes them, after a launch has sent its go */
         int inotify_fd;
         sd_event_source *inotify_source;
         Tracked **runs;
@@ -304,6 +312,9 @@ static void finish(Tracked *t) {
         if (s->finished)
                 s->finished(s, &result, s->userdata);
         untrack(s, t);
+        /* Spares a launch used without reaching its go are made again too. */
+        if (s->n_spares < SPARE_RUN_DIRS)
+                (void) sd_event_source_set_enabled(s->spare_source, SD_EVENT_ONESHOT);
 }
 
 static void maybe_finish(Tracked *t) {
@@ -645,8 +656,79 @@ static pid_t exec_shim(Supervisor *s, Tracked *t, char *const *argv, char *const
         return clone3_spawn(&args, shim_child, &x);
 }
 
+/* A spare run directory, with the two files every run has (its log and its context), made
+ * ahead when a launch is through: a launch renames one into place instead of allocating
+ * three inodes on its critical path, which on a busy or fragmented file system can cost
+ * far more than the rest of the launch. */
+static int remove_spare(const char *dir);
+
+static int make_spare(Supervisor *s, char **ret) {
+        static const char *const files[] = { SHIM_LOG_FILE, "context.json" };
+        _cleanup_free_ char *dir = NULL;
+        char id[UUID_STRING_MAX];
+        int r;
+
+        r = uuid_new(id);
+        if (r < 0)
+                return r;
+        dir = strprintf("%s/runs/" SPARE_PREFIX "%s", s->state_dir, id);
+        if (!dir)
+                return -ENOMEM;
+        if (mkdir(dir, 0750) < 0)
+                return -errno;
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_close_ int fd = -EBADF;
+                _cleanup_free_ char *path = strprintf("%s/%s", dir, files[i]);
+                fd = path ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640) : -ENOMEM;
+                if (fd < 0) {
+                        r = path ? -errno : -ENOMEM;
+                        (void) remove_spare(dir);
+                        return r;
+                }
+        }
+        *ret = TAKE_PTR(dir);
+        return 0;
+}
+
+/* Remove a spare directory that was not used: the two empty files and the directory. */
+static int remove_spare(const char *dir) {
+        static const char *const files[] = { SHIM_LOG_FILE, "context.json" };
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_free_ char *path = strprintf("%s/%s", dir, files[i]);
+                if (path)
+                        (void) unlink(path);
+        }
+        return rmdir(dir) < 0 ? -errno : 0;
+}
+
+static int on_make_spares(sd_event_source *src, void *userdata) {
+        Supervisor *s = userdata;
+        int r;
+
+        while (s->n_spares < SPARE_RUN_DIRS) {
+                r = make_spare(s, &s->spares[s->n_spares]);
+                if (r < 0) {
+                        log_debug_errno(r, "Cannot make a spare run directory, ignoring: %m");
+                        break;
+                }
+                s->n_spares++;
+        }
+        return 0;
+}
+
 static int make_run_dir(Tracked *t, char **ret_error) {
-        int r = mkdir_parents_and_self(t->run_dir, 0750);
+        Supervisor *s = t->supervisor;
+        int r;
+
+        while (s->n_spares > 0) {
+                _cleanup_free_ char *spare = s->spares[--s->n_spares];
+                if (rename(spare, t->run_dir) >= 0)
+                        return 0;
+                log_debug_errno(-errno, "Cannot use the spare run directory %s, ignoring: %m", spare);
+                (void) remove_spare(spare);
+        }
+        r = mkdir_parents_and_self(t->run_dir, 0750);
         if (r < 0)
                 return launch_error(ret_error, r, "cannot create the run directory %s: %s", t->run_dir, strerror(-r));
         return 0;
@@ -658,6 +740,12 @@ static int write_run_files(Tracked *t, const LaunchSpec *spec, char **ret_error)
 
         if (spec->context_json && (r = write_run_file(t->run_dir, "context.json", spec->context_json)) < 0)
                 return launch_error(ret_error, r, "cannot write context.json: %s", strerror(-r));
+        if (!spec->context_json) {
+                /* A spare directory comes with an empty one. */
+                _cleanup_free_ char *path = strprintf("%s/context.json", t->run_dir);
+                if (path)
+                        (void) unlink(path);
+        }
         if (spec->stdin_text && (r = write_run_file(t->run_dir, SHIM_STDIN_FILE, spec->stdin_text)) < 0)
                 return launch_error(ret_error, r, "cannot write the stdin file: %s", strerror(-r));
         return 0;
@@ -923,6 +1011,9 @@ static void start_agent(Tracked *t) {
         t->go_fd = safe_close(t->go_fd);
         t->state = TRACK_RUNNING;
         t->last_output = now_mono();
+        /* The next launch's directory, now that this one's critical path is behind it. */
+        if (s->n_spares < SPARE_RUN_DIRS)
+                (void) sd_event_source_set_enabled(s->spare_source, SD_EVENT_ONESHOT);
 
         if (t->timeout_usec > 0) {
                 r = sd_event_add_time_relative(s->event, &t->deadline_timer, CLOCK_MONOTONIC, t->timeout_usec, 0, on_deadline, t);
@@ -1182,6 +1273,39 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
 
 /* ---- setup ---- */
 
+/* The runs directory, without the spares an earlier corrald left, and the source that makes
+ * new ones (its first round right after startup). */
+static int setup_spares(Supervisor *s) {
+        _cleanup_free_ char *runs = strprintf("%s/runs", s->state_dir);
+        DIR *d;
+        int r;
+
+        if (!runs)
+                return -ENOMEM;
+        r = mkdir_parents_and_self(runs, 0750);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create %s: %m", runs);
+        d = opendir(runs);
+        if (!d)
+                return log_error_errno(-errno, "Failed to open %s: %m", runs);
+        for (struct dirent *de; (de = readdir(d));) {
+                if (strncmp(de->d_name, SPARE_PREFIX, strlen(SPARE_PREFIX)) != 0)
+                        continue;
+                _cleanup_free_ char *dir = strprintf("%s/%s", runs, de->d_name);
+                if (dir && (r = remove_spare(dir)) < 0)
+                        log_warning_errno(r, "Failed to remove the spare run directory %s, ignoring: %m", dir);
+        }
+        closedir(d);
+        r = sd_event_add_defer(s->event, &s->spare_source, on_make_spares, s);
+        if (r >= 0)
+                r = sd_event_source_set_priority(s->spare_source, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->spare_source, SD_EVENT_ONESHOT);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up spare run directories: %m");
+        return 0;
+}
+
 int supervisor_new(sd_event *event, Store *store, Placement *placement, const SupervisorConfig *config,
                    SupervisorFinished finished, void *userdata, Supervisor **ret) {
         _cleanup_free_ char *boot_id = NULL;
@@ -1228,6 +1352,11 @@ int supervisor_new(sd_event *event, Store *store, Placement *placement, const Su
                 supervisor_free(s);
                 return log_error_errno(r, "The shim %s cannot be executed: %m", config->shim_path);
         }
+        r = setup_spares(s);
+        if (r < 0) {
+                supervisor_free(s);
+                return r;
+        }
         if (!config->exec_shims) {
                 r = spawner_new(event, s->shim_path, &s->spawner);
                 if (r < 0) {
@@ -1247,6 +1376,11 @@ Supervisor *supervisor_free(Supervisor *s) {
                 untrack(s, s->runs[0]);
         free(s->runs);
         spawner_free(s->spawner);
+        sd_event_source_disable_unref(s->spare_source);
+        while (s->n_spares > 0) {
+                _cleanup_free_ char *spare = s->spares[--s->n_spares];
+                (void) remove_spare(spare);
+        }
         sd_event_source_disable_unref(s->inotify_source);
         safe_close(s->inotify_fd);
         sd_event_unref(s->event);

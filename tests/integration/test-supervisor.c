@@ -676,6 +676,53 @@ static void test_spawner_hangs(void **state) {
         assert_int_equal(seen.run.status, RUN_SUCCEEDED);
 }
 
+static void run_pending(void) {
+        for (int i = 0; i < 100; i++)
+                assert_true(sd_event_run(event, 0) >= 0);
+}
+
+/* Inode numbers of the spare run directories there are now. */
+static size_t spare_inodes(ino_t *ret, size_t max) {
+        _cleanup_free_ char *runs = strprintf("%s/runs", state_dir);
+        DIR *d = opendir(runs);
+        size_t n = 0;
+
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d)) && n < max;)
+                if (strncmp(de->d_name, ".spare-", 7) == 0)
+                        ret[n++] = de->d_ino;
+        closedir(d);
+        return n;
+}
+
+/* A launch renames a spare directory into place, with its log and context files, and the
+ * spares are made again once the run has started. */
+static void test_spare_run_dirs(void **state) {
+        char id[UUID_STRING_MAX], marker[64];
+        ino_t before[16], after[16];
+        size_t n_before, n_after;
+        struct stat st;
+        /* It runs in its run directory: the spare's empty context.json is gone (this run has
+         * no context), its log is there. */
+        Case c = { .script = "test ! -e context.json && test -e log.ndjson" };
+
+        /* The loop makes them when nothing more urgent is pending (one source per iteration). */
+        run_pending();
+        n_before = spare_inodes(before, ELEMENTSOF(before));
+        assert_true(n_before > 0);
+        run_case(&c, id, marker);
+        assert_int_equal(seen.run.status, RUN_SUCCEEDED);
+        _cleanup_free_ char *dir = strprintf("%s/runs/%s", state_dir, id);
+        assert_int_equal(stat(dir, &st), 0);
+        bool from_spare = false;
+        for (size_t i = 0; i < n_before; i++)
+                from_spare = from_spare || before[i] == st.st_ino;
+        assert_true(from_spare);
+        run_pending();
+        n_after = spare_inodes(after, ELEMENTSOF(after));
+        assert_int_equal(n_after, n_before);
+}
+
 /* shim-spawner = no: every shim is executed, and there is no spawner. */
 static void test_exec_shims(void **state) {
         _cleanup_free_ char *shim = strprintf("%s/corral-shim", getenv("CORRAL_BUILDDIR") ?: ".");
@@ -686,7 +733,12 @@ static void test_exec_shims(void **state) {
                 .state_dir = state_dir, .shim_path = shim, .leftover_grace_usec = 300000, .exec_shims = true
         };
 
+        /* An earlier corrald's spare run directory is removed when a supervisor starts. */
+        _cleanup_free_ char *stale = strprintf("%s/runs/.spare-stale", state_dir), *stale_log = strprintf("%s/log.ndjson", stale);
+        assert_int_equal(mkdir(stale, 0750), 0);
+        assert_int_equal(close(open(stale_log, O_WRONLY | O_CREAT | O_CLOEXEC, 0640)), 0);
         assert_int_equal(supervisor_new(event, store, placement, &config, on_finished, NULL, &supervisor), 0);
+        assert_int_equal(access(stale, F_OK), -1);
         assert_int_equal(supervisor_spawner_pid(supervisor), 0);
         run_case(&c, id, marker);
         assert_int_equal(seen.run.status, RUN_SUCCEEDED);
@@ -714,6 +766,7 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spawner_forks_shims),
         cmocka_unit_test(test_spawner_killed),
         cmocka_unit_test(test_spawner_hangs),
+        cmocka_unit_test(test_spare_run_dirs),
         cmocka_unit_test(test_exec_shims),
 };
 
