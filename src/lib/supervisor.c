@@ -656,14 +656,23 @@ static pid_t exec_shim(Supervisor *s, Tracked *t, char *const *argv, char *const
         return clone3_spawn(&args, shim_child, &x);
 }
 
-/* A spare run directory, with the two files every run has (its log and its context), made
- * ahead when a launch is through: a launch renames one into place instead of allocating
- * three inodes on its critical path, which on a busy or fragmented file system can cost
- * far more than the rest of the launch. */
-static int remove_spare(const char *dir);
+/* The files every run directory has from its start: a spare comes with them, empty. */
+static const char *const spare_files[] = { SHIM_LOG_FILE, "context.json" };
 
+/* Remove a spare directory that was not used: its empty files and the directory. */
+static int remove_spare(const char *dir) {
+        for (size_t i = 0; i < ELEMENTSOF(spare_files); i++) {
+                _cleanup_free_ char *path = strprintf("%s/%s", dir, spare_files[i]);
+                if (path)
+                        (void) unlink(path);
+        }
+        return rmdir(dir) < 0 ? -errno : 0;
+}
+
+/* A spare run directory, made ahead when a launch is through: a launch renames one into
+ * place instead of allocating three inodes on its critical path, which on a busy or
+ * fragmented file system can cost far more than the rest of the launch. */
 static int make_spare(Supervisor *s, char **ret) {
-        static const char *const files[] = { SHIM_LOG_FILE, "context.json" };
         _cleanup_free_ char *dir = NULL;
         char id[UUID_STRING_MAX];
         int r;
@@ -676,9 +685,9 @@ static int make_spare(Supervisor *s, char **ret) {
                 return -ENOMEM;
         if (mkdir(dir, 0750) < 0)
                 return -errno;
-        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+        for (size_t i = 0; i < ELEMENTSOF(spare_files); i++) {
                 _cleanup_close_ int fd = -EBADF;
-                _cleanup_free_ char *path = strprintf("%s/%s", dir, files[i]);
+                _cleanup_free_ char *path = strprintf("%s/%s", dir, spare_files[i]);
                 fd = path ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640) : -ENOMEM;
                 if (fd < 0) {
                         r = path ? -errno : -ENOMEM;
@@ -688,18 +697,6 @@ static int make_spare(Supervisor *s, char **ret) {
         }
         *ret = TAKE_PTR(dir);
         return 0;
-}
-
-/* Remove a spare directory that was not used: the two empty files and the directory. */
-static int remove_spare(const char *dir) {
-        static const char *const files[] = { SHIM_LOG_FILE, "context.json" };
-
-        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
-                _cleanup_free_ char *path = strprintf("%s/%s", dir, files[i]);
-                if (path)
-                        (void) unlink(path);
-        }
-        return rmdir(dir) < 0 ? -errno : 0;
 }
 
 static int on_make_spares(sd_event_source *src, void *userdata) {
