@@ -79,7 +79,9 @@ Supervisor *supervisor_free(Supervisor *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Supervisor *, supervisor_free);
 
 /* Start a run whose row exists (status running). The tracking columns are written to the
- * row before the agent executes its first instruction. On failure nothing is left behind. */
+ * row before the agent executes its first instruction. A failure returned here leaves nothing
+ * behind; one found later (the shim spawner failed, the run could not be placed or recorded)
+ * ends the run as RUN_END_LAUNCH_FAILED through the finished callback, like any run. */
 int supervisor_launch(Supervisor *s, const LaunchSpec *spec);
 
 /* Timing of a run being recovered (from its agent's adapter configuration). */
