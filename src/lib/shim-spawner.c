@@ -112,9 +112,9 @@ bad:
 static _noreturn_ void become_shim(const ShimSpawnRequest *req, int go, int report) {
         extern char **environ;
 
-        /* Copies above 4 first: go or report may itself be 3 or 4. */
-        go = fcntl(go, F_DUPFD_CLOEXEC, 5);
-        report = fcntl(report, F_DUPFD_CLOEXEC, 5);
+        /* Moved up first: go or report may itself be 3 or 4. */
+        go = fd_move_high(go);
+        report = fd_move_high(report);
         if (go < 0 || report < 0 || dup2(go, SHIM_FD_GO) < 0 || dup2(report, SHIM_FD_REPORT) < 0)
                 _exit(SHIM_EXIT_EXEC_FAILED);
         if (close_range(SHIM_FD_REPORT + 1, ~0U, 0) < 0)
@@ -237,10 +237,9 @@ int shim_spawner_main(void) {
         int sock;
 
         /* Off fd 3, which each new shim needs for its go pipe. */
-        sock = fcntl(SHIM_FD_SPAWNER, F_DUPFD_CLOEXEC, 10);
+        sock = fd_move_high(SHIM_FD_SPAWNER);
         if (sock < 0)
                 return 2;
-        close(SHIM_FD_SPAWNER);
         (void) prctl(PR_SET_NAME, "corral-spawner");
         (void) signal(SIGPIPE, SIG_IGN);
         /* Read the time zone once here, not in every shim on its first timestamp. */

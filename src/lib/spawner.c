@@ -219,17 +219,11 @@ static int spawner_start(Spawner *s) {
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
                 return log_warning_errno(-errno, "Failed to create the shim spawner's socket: %m");
         s->sock = pair[0];
-        /* Above the fds the child dups onto, so dup2 never meets itself. */
-        theirs = fcntl(pair[1], F_DUPFD_CLOEXEC, 10);
-        safe_close(pair[1]);
+        theirs = fd_move_high(pair[1]);
         devnull = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (devnull >= 0) {
-                int high = fcntl(devnull, F_DUPFD_CLOEXEC, 10);
-                safe_close(devnull);
-                devnull = high;
-        }
+        devnull = devnull < 0 ? -errno : fd_move_high(devnull);
         if (theirs < 0 || devnull < 0) {
-                r = -errno;
+                r = theirs < 0 ? theirs : devnull;
                 s->sock = safe_close(s->sock);
                 return log_warning_errno(r, "Failed to set up the shim spawner's descriptors: %m");
         }

@@ -607,15 +607,6 @@ static int write_run_file(const char *dir, const char *name, const char *content
         return write_full(fd, content, strlen(content));
 }
 
-/* Above any fd the child will dup onto (0-4), so dup2 never meets itself. */
-static int fd_high(int fd) {
-        int r = fcntl(fd, F_DUPFD_CLOEXEC, 10);
-        int e = errno;
-        safe_close(fd);
-        errno = e;
-        return r < 0 ? -errno : r;
-}
-
 static int launch_error(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
 static int launch_error(char **ret_error, int r, const char *fmt, ...) {
         va_list ap;
@@ -634,7 +625,7 @@ static pid_t exec_shim(Supervisor *s, Tracked *t, char *const *argv, char *const
         devnull = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (devnull < 0)
                 return -errno;
-        devnull = fd_high(devnull);
+        devnull = fd_move_high(devnull);
         if (devnull < 0)
                 return devnull;
 
@@ -778,11 +769,11 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
 
         if (pipe2(go, O_CLOEXEC) < 0)
                 return -errno;
-        go_read = fd_high(go[0]);
+        go_read = fd_move_high(go[0]);
         t->go_fd = go[1];
         if (pipe2(report, O_CLOEXEC) < 0)
                 return -errno;
-        report_write = fd_high(report[1]);
+        report_write = fd_move_high(report[1]);
         t->report_fd = report[0];
         if (go_read < 0 || report_write < 0)
                 return -EMFILE;

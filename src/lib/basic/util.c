@@ -307,3 +307,11 @@ int pid_start_ticks(pid_t pid, uint64_t *ret) {
         *ret = strtoull(p + 1, NULL, 10);
         return 0;
 }
+
+int fd_move_high(int fd) {
+        int r = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+        int e = errno;
+
+        safe_close(fd);
+        return r < 0 ? -e : r;
+}

@@ -33,6 +33,11 @@ int safe_atou64(const char *s, uint64_t *ret);
 /* Read a whole (small) file into a NUL-terminated buffer; refuses files over max_size bytes. */
 int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_size);
 
+/* Move fd to a number of 10 or more (O_CLOEXEC), above the 0-4 that a child dups onto, so
+ * that dup2 never meets itself. The original is closed either way; returns the new fd or
+ * -errno. */
+int fd_move_high(int fd);
+
 /* Start time (field 22 of /proc/PID/stat, in clock ticks since boot) of a living process:
  * with its pid it names one process. -ESRCH for one that is gone or a zombie. */
 int pid_start_ticks(pid_t pid, uint64_t *ret);
