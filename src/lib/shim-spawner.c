@@ -133,34 +133,13 @@ static int reply(int sock, pid_t pid, int error, int pidfd) {
          * run's row. */
         if (pid > 0 && pid_start_ticks(pid, &rep.start_ticks) < 0)
                 rep.start_ticks = 0;
-        struct iovec iov = { .iov_base = &rep, .iov_len = sizeof(rep) };
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-        if (pidfd >= 0) {
-                mh.msg_control = control.buf;
-                mh.msg_controllen = sizeof(control.buf);
-                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
-        }
-        return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t) sizeof(rep) ? 0 : -errno;
+        ssize_t n = send_with_fds(sock, &rep, sizeof(rep), &pidfd, pidfd >= 0 ? 1 : 0, MSG_NOSIGNAL);
+        return n < 0 ? (int) n : n == (ssize_t) sizeof(rep) ? 0 : -EIO;
 }
 
 /* Receive one request with its descriptors (at most three, in *fds, the rest -1). Returns
  * the request's size, 0 at EOF, or -errno. */
 static ssize_t receive(int sock, char **ret_buf, int fds[static 3]) {
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(3 * sizeof(int))];
-        } control;
-        struct iovec iov;
-        struct msghdr mh;
         ssize_t size, n;
         char *buf;
 
@@ -177,23 +156,10 @@ static ssize_t receive(int sock, char **ret_buf, int fds[static 3]) {
                 (void) recv(sock, &byte, 1, 0); /* drop it (and its descriptors): it cannot be served */
                 return -ENOMEM;
         }
-        iov = (struct iovec){ .iov_base = buf, .iov_len = (size_t) size + 1 };
-        mh = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof(control) };
-        do
-                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
+        n = recv_with_fds(sock, buf, (size_t) size + 1, fds, 3, 0);
         if (n < 0) {
                 free(buf);
-                return -errno;
-        }
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-                        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                        memcpy(fds, CMSG_DATA(c), MIN(k, (size_t) 3) * sizeof(int));
-                }
-        if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-                free(buf);
-                return -EBADMSG;
+                return n;
         }
         *ret_buf = buf;
         return n;

@@ -116,23 +116,14 @@ static void spawner_broken(Spawner *s, int r, const char *what) {
  * spawner is broken (and stopped). */
 static int read_answer(Spawner *s) {
         ShimSpawnReply reply = {};
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control;
-        struct iovec iov = { .iov_base = &reply, .iov_len = sizeof(reply) };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof(control) };
-        int pidfd = -EBADF;
+        int pidfd;
         ssize_t n;
 
-        n = recvmsg(s->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        n = recv_with_fds(s->sock, &reply, sizeof(reply), &pidfd, 1, MSG_DONTWAIT);
+        if (n == -EAGAIN)
                 return 0;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); n > 0 && c; c = CMSG_NXTHDR(&mh, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
-                        memcpy(&pidfd, CMSG_DATA(c), sizeof(int));
-        if (n < 0) {
-                spawner_broken(s, -errno, "to answer");
+        if (n < 0 && n != -EBADMSG) {
+                spawner_broken(s, (int) n, "to answer");
                 return -EIO;
         }
         if (n == 0 && s->n_pending == 0) {
@@ -140,8 +131,7 @@ static int read_answer(Spawner *s) {
                 s->sock_source = sd_event_source_disable_unref(s->sock_source);
                 return 0;
         }
-        if (n != (ssize_t) sizeof(reply) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (reply.pid > 0) != (pidfd >= 0) ||
-            s->n_pending == 0) {
+        if (n != (ssize_t) sizeof(reply) || (reply.pid > 0) != (pidfd >= 0) || s->n_pending == 0) {
                 if (pidfd >= 0)
                         discard_shim(pidfd);
                 spawner_broken(s, n == 0 ? -ECONNRESET : -EBADMSG, n == 0 ? "before it answered" : "with a malformed answer");
@@ -324,26 +314,12 @@ int spawner_request(Spawner *s, const SpawnerRequest *req, SpawnerDone done, voi
                 return -ENOMEM;
         s->pending = p;
 
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(3 * sizeof(int))];
-        } control = {};
-        struct iovec iov = { .iov_base = buf, .iov_len = size };
-        struct msghdr mh = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = control.buf,
-                .msg_controllen = CMSG_SPACE(n_fds * sizeof(int)),
-        };
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
-        memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
-        if (sendmsg(s->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t) size) {
+        ssize_t n = send_with_fds(s->sock, buf, size, fds, n_fds, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n != (ssize_t) size) {
                 /* Not sent, so nothing was started: too large for the socket, its buffer
                  * full, or the spawner is gone (its exit is handled by its pidfd). */
-                log_debug_errno(-errno, "Cannot hand the launch to the shim spawner (%m), executing the shim directly.");
+                log_debug_errno(n < 0 ? (int) n : -EIO,
+                                "Cannot hand the launch to the shim spawner (%m), executing the shim directly.");
                 return -EAGAIN;
         }
         s->pending[s->n_pending++] = (SpawnerPending){ .done = done, .userdata = userdata };

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -184,9 +185,52 @@ static void test_clone3_spawn(void **state) {
         assert_int_equal(clone3_spawn(&bad, spawn_child, &c), -EINVAL);
 }
 
+/* Descriptors across a Unix socket: they arrive, and more than the receiver takes is refused. */
+static void test_fds_over_socket(void **state) {
+        int pair[2], p[2], fds[2], got[2];
+        char buf[8];
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+
+        assert_int_equal(send_with_fds(pair[0], "hi", 2, p, 2, 0), 2);
+        assert_int_equal(recv_with_fds(pair[1], buf, sizeof(buf), got, 2, 0), 2);
+        assert_memory_equal(buf, "hi", 2);
+        assert_true(got[0] >= 0 && got[1] >= 0);
+        assert_true(fcntl(got[0], F_GETFD) & FD_CLOEXEC);
+        /* What one end of the copied pipe writes, the other reads. */
+        assert_int_equal(write(got[1], "x", 1), 1);
+        assert_int_equal(read(p[0], buf, 1), 1);
+        close(got[0]);
+        close(got[1]);
+
+        /* No descriptors at all, and a message too long for the buffer. */
+        assert_int_equal(send_with_fds(pair[0], "plain", 5, NULL, 0, 0), 5);
+        assert_int_equal(recv_with_fds(pair[1], buf, 2, got, 2, 0), -EBADMSG);
+        assert_int_equal(got[0], -1);
+
+        /* Two sent, one wanted: cut short, and the one that came is there to close. */
+        assert_int_equal(send_with_fds(pair[0], "two", 3, p, 2, 0), 3);
+        assert_int_equal(recv_with_fds(pair[1], buf, sizeof(buf), fds, 1, 0), -EBADMSG);
+        assert_true(fds[0] >= 0);
+        close(fds[0]);
+
+        assert_int_equal(send_with_fds(pair[0], "x", 1, p, FDS_MAX + 1, 0), -EINVAL);
+        close(pair[0]);
+        assert_int_equal(recv_with_fds(pair[1], buf, sizeof(buf), got, 1, 0), 0);
+        close(pair[1]);
+        close(p[0]);
+        close(p[1]);
+}
+
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uuid),  cmocka_unit_test(test_iso_time), cmocka_unit_test(test_atoi),
-        cmocka_unit_test(test_files), cmocka_unit_test(test_strstrip), cmocka_unit_test(test_clone3_spawn),
+        cmocka_unit_test(test_uuid),
+        cmocka_unit_test(test_iso_time),
+        cmocka_unit_test(test_atoi),
+        cmocka_unit_test(test_files),
+        cmocka_unit_test(test_strstrip),
+        cmocka_unit_test(test_clone3_spawn),
+        cmocka_unit_test(test_fds_over_socket),
 };
 
 RUN_TESTS(tests)

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -314,4 +315,72 @@ int fd_move_high(int fd) {
 
         safe_close(fd);
         return r < 0 ? -e : r;
+}
+
+ssize_t send_with_fds(int sock, const void *buf, size_t size, const int *fds, size_t n_fds, int flags) {
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(FDS_MAX * sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = (void *) buf, .iov_len = size };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t n;
+
+        if (n_fds > FDS_MAX)
+                return -EINVAL;
+        if (n_fds > 0) {
+                mh.msg_control = control.buf;
+                mh.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+                memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
+        }
+        n = sendmsg(sock, &mh, flags);
+        return n < 0 ? -errno : n;
+}
+
+ssize_t recv_with_fds(int sock, void *buf, size_t size, int *fds, size_t max_fds, int flags) {
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(FDS_MAX * sizeof(int))];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = size };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = control.buf,
+                .msg_controllen = CMSG_SPACE(max_fds * sizeof(int)),
+        };
+        ssize_t n;
+
+        if (max_fds > FDS_MAX)
+                return -EINVAL;
+        for (size_t i = 0; i < max_fds; i++)
+                fds[i] = -1;
+        do
+                n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        bool too_many = false;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        int got[FDS_MAX + 2];
+                        /* The control buffer is rounded up, so a few more than asked may fit:
+                         * those are closed here, not left open behind the caller's back. */
+                        k = MIN(k, ELEMENTSOF(got));
+                        memcpy(got, CMSG_DATA(c), k * sizeof(int));
+                        for (size_t i = 0; i < k; i++) {
+                                if (i < max_fds)
+                                        fds[i] = got[i];
+                                else {
+                                        safe_close(got[i]);
+                                        too_many = true;
+                                }
+                        }
+                }
+        return too_many || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ? -EBADMSG : n;
 }

@@ -38,6 +38,16 @@ int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_si
  * -errno. */
 int fd_move_high(int fd);
 
+/* One message with descriptors on a Unix socket (SCM_RIGHTS), at most FDS_MAX of them. */
+#define FDS_MAX 8
+/* Send buf with n_fds descriptors (none when 0). Returns the bytes sent or -errno. */
+ssize_t send_with_fds(int sock, const void *buf, size_t size, const int *fds, size_t n_fds, int flags);
+/* Receive one message into buf and up to max_fds descriptors (O_CLOEXEC) into fds, the rest
+ * of which are set to -1; more descriptors than that are dropped by the kernel. Returns the
+ * message's size, 0 at EOF, -EBADMSG when the message or its descriptors were cut short
+ * (what did arrive is in fds, to close), or -errno. */
+ssize_t recv_with_fds(int sock, void *buf, size_t size, int *fds, size_t max_fds, int flags);
+
 /* Start time (field 22 of /proc/PID/stat, in clock ticks since boot) of a living process:
  * with its pid it names one process. -ESRCH for one that is gone or a zombie. */
 int pid_start_ticks(pid_t pid, uint64_t *ret);
