@@ -617,6 +617,22 @@ static int launch_error(char **ret_error, int r, const char *fmt, ...) {
         return r;
 }
 
+/* A launch given up after supervisor_launch() returned: said in the journal and the run's
+ * events, the shim (if there is one) gets no go and gives up, and the run ends as
+ * launch_failed once it has. r < 0 adds its errno to the journal's line. */
+static void give_up_launch(Tracked *t, const char *error, int r) {
+        RUN_FIELDS(t, fields);
+        if (r < 0)
+                log_fields(LOG_ERR, fields, "Run %s could not be launched: %s (%s)", t->run_id, error, strerror(-r));
+        else
+                log_fields(LOG_ERR, fields, "Run %s could not be launched: %s", t->run_id, error);
+        event(t, LEVEL_ERROR, error);
+        if (!t->error)
+                t->error = strdup(error);
+        t->stop_reason = RUN_END_LAUNCH_FAILED;
+        t->go_fd = safe_close(t->go_fd);
+}
+
 /* Start the shim by executing it, straight into the run's cgroup: the way without the spawner. */
 static pid_t exec_shim(Supervisor *s, Tracked *t, char *const *argv, char *const *env, const char *cwd, int go, int report,
                        int *ret_pidfd) {
@@ -795,15 +811,14 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
                 if (r < 0 && r != -EAGAIN)
                         return launch_error(ret_error, r, "cannot ask the shim spawner for the shim: %s", strerror(-r));
                 if (r >= 0) {
+                        _cleanup_free_ char *error = NULL;
                         t->spawning = true;
-                        r = make_run_dir(t, &t->error);
+                        r = make_run_dir(t, &error);
                         if (r >= 0)
-                                r = write_run_files(t, spec, &t->error);
+                                r = write_run_files(t, spec, &error);
                         if (r < 0) {
-                                /* The shim is on its way into the run's cgroup: it gets no go
-                                 * and gives up, and the run ends as launch_failed once it has. */
-                                t->stop_reason = RUN_END_LAUNCH_FAILED;
-                                t->go_fd = safe_close(t->go_fd);
+                                /* The shim is on its way into the run's cgroup already. */
+                                give_up_launch(t, error ?: strerror(-r), 0);
                                 t->state = TRACK_STOPPING;
                         }
                         return 0;
@@ -882,13 +897,7 @@ static void on_spawned(pid_t pid, int pidfd, uint64_t start_ticks, void *userdat
 
         _cleanup_free_ char *message =
                 strprintf("cannot start the shim: %s: %s", pid < 0 ? "the shim spawner failed" : "cannot watch it", strerror(-r));
-        RUN_FIELDS(t, fields);
-        log_fields(LOG_ERR, fields, "Run %s could not be launched: %s", t->run_id, strna(message));
-        event(t, LEVEL_ERROR, message ?: "cannot start the shim");
-        if (!t->error)
-                t->error = TAKE_PTR(message);
-        t->stop_reason = RUN_END_LAUNCH_FAILED;
-        t->go_fd = safe_close(t->go_fd);
+        give_up_launch(t, message ?: "cannot start the shim", 0);
         t->shim_exited = true;
         t->state = TRACK_DRAINING;
         /* A shim of a spawner that failed midway may be in the cgroup: it gets no go and
@@ -941,13 +950,7 @@ static void on_attached(int r, const char *error, void *userdata) {
         Tracked *t = userdata;
 
         if (r < 0) {
-                RUN_FIELDS(t, fields);
-                log_fields(LOG_ERR, fields, "Run %s could not be placed: %s (%s)", t->run_id, error, strerror(-r));
-                event(t, LEVEL_ERROR, error);
-                if (!t->error)
-                        t->error = strdup(error);
-                t->stop_reason = RUN_END_LAUNCH_FAILED;
-                t->go_fd = safe_close(t->go_fd); /* the shim and its agent give up */
+                give_up_launch(t, error, r);
                 return;
         }
         if (t->state != TRACK_LAUNCHING)
