@@ -126,6 +126,12 @@ const char *run_end_to_string(RunEnd e) {
         return enum_to_string(run_end_names, (int) e);
 }
 
+/* Make the spare run directories that are missing, once the loop has nothing more urgent. */
+static void want_spares(Supervisor *s) {
+        if (s->n_spares < SPARE_RUN_DIRS)
+                (void) sd_event_source_set_enabled(s->spare_source, SD_EVENT_ONESHOT);
+}
+
 static uint64_t now_mono(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -313,8 +319,7 @@ static void finish(Tracked *t) {
                 s->finished(s, &result, s->userdata);
         untrack(s, t);
         /* Spares a launch used without reaching its go are made again too. */
-        if (s->n_spares < SPARE_RUN_DIRS)
-                (void) sd_event_source_set_enabled(s->spare_source, SD_EVENT_ONESHOT);
+        want_spares(s);
 }
 
 static void maybe_finish(Tracked *t) {
@@ -1003,8 +1008,7 @@ static void start_agent(Tracked *t) {
         t->state = TRACK_RUNNING;
         t->last_output = now_mono();
         /* The next launch's directory, now that this one's critical path is behind it. */
-        if (s->n_spares < SPARE_RUN_DIRS)
-                (void) sd_event_source_set_enabled(s->spare_source, SD_EVENT_ONESHOT);
+        want_spares(s);
 
         if (t->timeout_usec > 0) {
                 r = sd_event_add_time_relative(s->event, &t->deadline_timer, CLOCK_MONOTONIC, t->timeout_usec, 0, on_deadline, t);
