@@ -49,6 +49,8 @@
 /* Run directories made ahead (see make_spare()). */
 #define SPARE_RUN_DIRS 4
 #define SPARE_PREFIX ".spare-"
+/* The run's context, in its directory, for the agent. */
+#define RUN_CONTEXT_FILE "context.json"
 
 /* Ingestion progress is written to the run row at most this often. */
 #define OFFSET_PERSIST_USEC (1 * USEC_PER_SEC)
@@ -669,7 +671,7 @@ static pid_t exec_shim(Supervisor *s, Tracked *t, char *const *argv, char *const
 }
 
 /* The files every run directory has from its start: a spare comes with them, empty. */
-static const char *const spare_files[] = { SHIM_LOG_FILE, "context.json" };
+static const char *const spare_files[] = { SHIM_LOG_FILE, RUN_CONTEXT_FILE };
 
 /* Remove a spare directory that was not used: its empty files and the directory. */
 static int remove_spare(const char *dir) {
@@ -747,11 +749,11 @@ static int make_run_dir(Tracked *t, char **ret_error) {
 static int write_run_files(Tracked *t, const LaunchSpec *spec, char **ret_error) {
         int r;
 
-        if (spec->context_json && (r = write_run_file(t->run_dir, "context.json", spec->context_json)) < 0)
+        if (spec->context_json && (r = write_run_file(t->run_dir, RUN_CONTEXT_FILE, spec->context_json)) < 0)
                 return launch_error(ret_error, r, "cannot write context.json: %s", strerror(-r));
         if (!spec->context_json) {
                 /* A spare directory comes with an empty one. */
-                _cleanup_free_ char *path = strprintf("%s/context.json", t->run_dir);
+                _cleanup_free_ char *path = strprintf("%s/%s", t->run_dir, RUN_CONTEXT_FILE);
                 if (path)
                         (void) unlink(path);
         }
