@@ -933,18 +933,20 @@ static int on_report(sd_event_source *src, int fd, uint32_t revents, void *userd
         t->place.pgid = t->agent_pid;
 
         /* The pid and the "run started" event in one transaction. */
+        _cleanup_(store_rollbackp) Store *tx = NULL;
         Store *store = t->supervisor->store;
         Run run = { .id = t->run_id, .process_pid = pid, .process_group_id = pid };
         r = store_begin(store);
         if (r >= 0) {
+                tx = store;
                 r = store_update_columns(store, &run_entity, &run, columns);
-                if (r >= 0)
-                        r = run_event_append(store, t->run_id, "lifecycle", LEVEL_INFO, "run started", NULL);
-                if (r >= 0)
-                        r = store_commit(store);
-                if (r < 0)
-                        store_rollback(store);
         }
+        if (r >= 0)
+                r = run_event_append(store, t->run_id, "lifecycle", LEVEL_INFO, "run started", NULL);
+        if (r >= 0)
+                r = store_commit(store);
+        if (r >= 0)
+                tx = NULL;
         if (r < 0)
                 log_warning_errno(r, "Run %s: failed to record its agent's pid %" PRIi64 ", ignoring: %m", t->run_id, pid);
         RUN_FIELDS(t, fields);
