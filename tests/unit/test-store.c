@@ -258,6 +258,17 @@ static void test_round_trip_every_table(void **state) {
         }
 }
 
+/* Company "c1" ("One", prefix ONE), inserted; c keeps the record. */
+static void insert_company_one(Store *s, Company *c) {
+        assert_int_equal(entity_init(&company_entity, c), 0);
+        c->id = strdup("c1");
+        c->name = strdup("One");
+        c->issue_prefix = strdup("ONE");
+        c->created_at = strdup("2026-01-01T00:00:00.000Z");
+        c->updated_at = strdup(c->created_at);
+        assert_int_equal(store_insert(s, &company_entity, c), 0);
+}
+
 static void test_get_missing_and_constraints(void **state) {
         _cleanup_(store_freep) Store *s = NULL;
         _cleanup_(company_donep) Company c = {}, d = {}, back = {};
@@ -267,13 +278,7 @@ static void test_get_missing_and_constraints(void **state) {
         assert_int_equal(store_get(s, &company_entity, "00000000-0000-4000-8000-000000000000", &back), -ENOENT);
         assert_int_equal(store_delete(s, &company_entity, "nope"), -ENOENT);
 
-        assert_int_equal(entity_init(&company_entity, &c), 0);
-        c.id = strdup("c1");
-        c.name = strdup("One");
-        c.issue_prefix = strdup("ONE");
-        c.created_at = strdup("2026-01-01T00:00:00.000Z");
-        c.updated_at = strdup(c.created_at);
-        assert_int_equal(store_insert(s, &company_entity, &c), 0);
+        insert_company_one(s, &c);
         /* Same prefix: unique constraint. */
         assert_int_equal(entity_copy(&company_entity, &c, &d), 0);
         assert_int_equal(free_and_strdup(&d.id, "c2"), 0);
@@ -384,13 +389,7 @@ static void test_update_columns(void **state) {
         _cleanup_(company_donep) Company c = {}, back = {};
 
         assert_int_equal(store_open(":memory:", &s), 0);
-        assert_int_equal(entity_init(&company_entity, &c), 0);
-        c.id = strdup("c1");
-        c.name = strdup("One");
-        c.issue_prefix = strdup("ONE");
-        c.created_at = strdup("2026-01-01T00:00:00.000Z");
-        c.updated_at = strdup(c.created_at);
-        assert_int_equal(store_insert(s, &company_entity, &c), 0);
+        insert_company_one(s, &c);
 
         /* Only the key and the named columns are read from the struct. */
         Company partial = { .id = (char *) "c1", .name = (char *) "Renamed", .issue_prefix = (char *) "IGNORED" };
