@@ -319,15 +319,13 @@ typedef struct AgentExec {
  * handlers that could run here. */
 static _noreturn_ void agent_child(void *userdata) {
         const AgentExec *x = userdata;
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
         int e;
 
         /* The descriptors are O_CLOEXEC; dup2 onto 0-2 clears that on the copies only. */
         if (setpgid(0, 0) < 0 || dup2(x->in, STDIN_FILENO) < 0 || dup2(x->out, STDOUT_FILENO) < 0 ||
             dup2(x->err, STDERR_FILENO) < 0 || (x->cwd && chdir(x->cwd) < 0))
                 goto fail;
-        (void) sigaction(SIGPIPE, &dfl, NULL);
-        (void) sigprocmask(SIG_SETMASK, x->mask, NULL);
+        spawn_child_reset_signals(x->mask);
         execvp(x->argv[0], x->argv);
 fail:
         e = errno;

@@ -186,13 +186,9 @@ typedef struct SpawnerExec {
 /* Between clone3 and execve, sharing corrald's memory: async-signal-safe calls only. */
 static _noreturn_ void spawner_child(void *userdata) {
         const SpawnerExec *x = userdata;
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
         char *const no_env[] = { NULL };
-        sigset_t none;
 
-        sigemptyset(&none);
-        (void) sigaction(SIGPIPE, &dfl, NULL);
-        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        spawn_child_reset_signals(NULL);
         if (dup2(x->devnull, STDIN_FILENO) < 0 || dup2(x->sock, SHIM_FD_SPAWNER) < 0)
                 _exit(127);
         /* Nothing of corrald's environment: each shim gets its run's. */

@@ -585,12 +585,8 @@ typedef struct ShimExec {
  * none can run here once the mask is cleared. */
 static _noreturn_ void shim_child(void *userdata) {
         const ShimExec *x = userdata;
-        sigset_t none;
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
 
-        sigemptyset(&none);
-        (void) sigaction(SIGPIPE, &dfl, NULL);
-        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        spawn_child_reset_signals(NULL);
         if (dup2(x->devnull, STDIN_FILENO) < 0 || dup2(x->go, SHIM_FD_GO) < 0 || dup2(x->report, SHIM_FD_REPORT) < 0)
                 _exit(SHIM_EXIT_EXEC_FAILED);
         if (x->cwd && chdir(x->cwd) < 0)

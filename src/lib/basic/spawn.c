@@ -91,3 +91,12 @@ pid_t clone3_spawn(struct clone_args *args, void (*child)(void *userdata), void 
         return (pid_t) pid;
 #endif
 }
+
+void spawn_child_reset_signals(const sigset_t *mask) {
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        sigset_t none;
+
+        sigemptyset(&none);
+        (void) sigaction(SIGPIPE, &dfl, NULL);
+        (void) sigprocmask(SIG_SETMASK, mask ?: &none, NULL);
+}

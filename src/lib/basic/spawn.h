@@ -2,6 +2,7 @@
 #pragma once
 
 #include <linux/sched.h>
+#include <signal.h>
 #include <sys/types.h>
 
 /*
@@ -18,3 +19,8 @@
  * Returns the child's pid in the caller, or -errno.
  */
 pid_t clone3_spawn(struct clone_args *args, void (*child)(void *userdata), void *userdata);
+
+/* In a child about to execve: SIGPIPE back to its default (our programs ignore it, and an
+ * ignored signal stays ignored across execve) and the signal mask set to mask, or emptied
+ * when mask is NULL. Async-signal-safe. */
+void spawn_child_reset_signals(const sigset_t *mask);
