@@ -51,12 +51,6 @@ struct Spawner {
         size_t n_pending;
 };
 
-static uint64_t now_mono(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
 /* A shim nobody waits for any more: it never got its go, so it never started an agent. */
 static void discard_shim(int pidfd) {
         (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
@@ -201,7 +195,7 @@ static int spawner_start(Spawner *s) {
         int pair[2], pidfd = -EBADF, r;
         pid_t pid;
 
-        s->started_usec = now_mono();
+        s->started_usec = now_mono_usec();
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
                 return log_warning_errno(-errno, "Failed to create the shim spawner's socket: %m");
         s->sock = pair[0];
@@ -295,7 +289,7 @@ int spawner_request(Spawner *s, const SpawnerRequest *req, SpawnerDone done, voi
         SpawnerPending *p;
         int r;
 
-        if (s->sock < 0 && now_mono() - s->started_usec >= SPAWNER_RESTART_USEC)
+        if (s->sock < 0 && now_mono_usec() - s->started_usec >= SPAWNER_RESTART_USEC)
                 (void) spawner_start(s);
         if (s->sock < 0)
                 return -EAGAIN;

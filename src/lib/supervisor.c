@@ -134,12 +134,6 @@ static void want_spares(Supervisor *s) {
                 (void) sd_event_source_set_enabled(s->spare_source, SD_EVENT_ONESHOT);
 }
 
-static uint64_t now_mono(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 /* Journal fields naming the run, so "journalctl CORRAL_RUN_ID=<id>" shows its life. */
 #define RUN_FIELDS(t, name)                                                                          \
         char name##_run[64], name##_agent[64], name##_issue[64];                                     \
@@ -465,7 +459,7 @@ static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
 
 static int on_idle_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         Tracked *t = userdata;
-        uint64_t now = now_mono();
+        uint64_t now = now_mono_usec();
 
         if (now - t->last_output < t->idle_usec) {
                 /* Output arrived since the timer was armed: wait for the rest of the interval. */
@@ -484,7 +478,7 @@ static int on_idle_timer(sd_event_source *src, uint64_t usec, void *userdata) {
  * restarts resumes from there. */
 static void persist_progress(Tracked *t) {
         _cleanup_(run_donep) Run run = {};
-        uint64_t now = now_mono();
+        uint64_t now = now_mono_usec();
         int r;
 
         if (now - t->last_persist < OFFSET_PERSIST_USEC)
@@ -541,7 +535,7 @@ static int on_inotify(sd_event_source *src, int fd, uint32_t revents, void *user
                                 Tracked *t = s->runs[i];
                                 if (e->wd == t->log_wd) {
                                         if (runlog_ingest(t->log) > 0) {
-                                                t->last_output = now_mono();
+                                                t->last_output = now_mono_usec();
                                                 if (t->detached)
                                                         clear_detached(t);
                                         }
@@ -1006,7 +1000,7 @@ static void start_agent(Tracked *t) {
         }
         t->go_fd = safe_close(t->go_fd);
         t->state = TRACK_RUNNING;
-        t->last_output = now_mono();
+        t->last_output = now_mono_usec();
         /* The next launch's directory, now that this one's critical path is behind it. */
         want_spares(s);
 
@@ -1187,7 +1181,7 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
         t->place.pgid = t->agent_pid;
         t->grace_usec = (spec->grace_sec ?: 1) * USEC_PER_SEC;
         t->idle_usec = spec->idle_timeout_sec * USEC_PER_SEC;
-        t->last_output = now_mono();
+        t->last_output = now_mono_usec();
         if (run->deadline_at && iso_time_parse(run->deadline_at, &t->deadline_usec) < 0)
                 t->deadline_usec = 0;
         if ((run->cgroup_path && !(t->place.cgroup_path = strdup(run->cgroup_path))) ||

@@ -61,6 +61,13 @@ int64_t now_usec(void) {
         return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+uint64_t now_mono_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
 int iso_time_format(int64_t usec, char ret[static ISO_TIME_MAX]) {
         time_t sec = (time_t) (usec / 1000000);
         struct tm tm;
