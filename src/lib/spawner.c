@@ -52,8 +52,7 @@ struct Spawner {
 
 /* A shim nobody waits for any more: it never got its go, so it never started an agent. */
 static void discard_shim(int pidfd) {
-        (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-        (void) waitid((idtype_t) P_PIDFD, (id_t) pidfd, NULL, WEXITED);
+        pidfd_kill_and_reap(pidfd);
         safe_close(pidfd);
 }
 

@@ -850,8 +850,7 @@ static int shim_started(Tracked *t, pid_t pid, int pidfd, uint64_t start_ticks) 
                 r = sd_event_add_io(s->event, &t->report_source, t->report_fd, EPOLLIN, on_report, t);
         if (r < 0) {
                 /* A half-started shim is killed and reaped on every error path. */
-                (void) syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0);
-                (void) waitid((idtype_t) P_PIDFD, (id_t) t->pidfd, NULL, WEXITED);
+                pidfd_kill_and_reap(t->pidfd);
                 return r;
         }
         if (t->state != TRACK_LAUNCHING)

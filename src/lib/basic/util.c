@@ -1,24 +1,32 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Identifiers, timestamps, number parsing and small-file I/O.
+ * Identifiers, timestamps, number parsing, small-file I/O, and descriptors and children
+ * handed around by pidfd or socket.
  */
 #include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "macro.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
 
 int uuid_new(char ret[static UUID_STRING_MAX]) {
         uint8_t b[16];
@@ -390,4 +398,9 @@ ssize_t recv_with_fds(int sock, void *buf, size_t size, int *fds, size_t max_fds
                         }
                 }
         return too_many || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ? -EBADMSG : n;
+}
+
+void pidfd_kill_and_reap(int pidfd) {
+        (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        (void) waitid((idtype_t) P_PIDFD, (id_t) pidfd, NULL, WEXITED);
 }

@@ -40,6 +40,9 @@ int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_si
  * -errno. */
 int fd_move_high(int fd);
 
+/* SIGKILL the child behind pidfd and wait until it is reaped. */
+void pidfd_kill_and_reap(int pidfd);
+
 /* One message with descriptors on a Unix socket (SCM_RIGHTS), at most FDS_MAX of them. */
 #define FDS_MAX 8
 /* Send buf with n_fds descriptors (none when 0). Returns the bytes sent or -errno. */
