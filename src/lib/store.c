@@ -6,7 +6,6 @@
  */
 #include "store.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -36,6 +35,7 @@ typedef struct CachedStatement {
         const Entity *entity; /* with kind, for an entity's own statements */
         EntityStatement kind;
         const char *const *columns; /* of a STATEMENT_UPDATE_COLUMNS */
+        const Field **fields; /* the same, looked up once */
         sqlite3_stmt *stmt;
 } CachedStatement;
 
@@ -97,15 +97,16 @@ static int store_exec(Store *s, const char *sql) {
 }
 
 /* An entity's own statement, if it was prepared before. */
-static sqlite3_stmt *entity_statement_of(Store *s, const Entity *e, EntityStatement kind, const char *const *columns) {
+static CachedStatement *entity_cached(Store *s, const Entity *e, EntityStatement kind, const char *const *columns) {
         for (size_t i = 0; i < s->n_cache; i++)
                 if (s->cache[i].entity == e && s->cache[i].kind == kind && s->cache[i].columns == columns)
-                        return s->cache[i].stmt;
+                        return &s->cache[i];
         return NULL;
 }
 
 static sqlite3_stmt *entity_statement(Store *s, const Entity *e, EntityStatement kind) {
-        return entity_statement_of(s, e, kind, NULL);
+        CachedStatement *c = entity_cached(s, e, kind, NULL);
+        return c ? c->stmt : NULL;
 }
 
 static int store_prepare_entity_of(Store *s, const char *sql, const Entity *e, EntityStatement kind, const char *const *columns,
@@ -242,6 +243,7 @@ Store *store_free(Store *s) {
         for (size_t i = 0; i < s->n_cache; i++) {
                 sqlite3_finalize(s->cache[i].stmt);
                 free(s->cache[i].sql);
+                free(s->cache[i].fields);
         }
         free(s->cache);
         if (s->db)
@@ -482,25 +484,42 @@ int store_update(Store *s, const Entity *e, const void *obj) {
 int store_update_columns(Store *s, const Entity *e, const void *obj, const char *const *columns) {
         _cleanup_reset_ sqlite3_stmt *stmt = NULL;
         const Field *key = entity_key(e);
-        char sql[STORE_SQL_MAX];
-        size_t n, k = 0;
+        CachedStatement *c;
+        size_t k;
         int r;
 
-        stmt = entity_statement_of(s, e, STATEMENT_UPDATE_COLUMNS, columns);
-        if (!stmt) {
+        c = entity_cached(s, e, STATEMENT_UPDATE_COLUMNS, columns);
+        if (!c) {
+                _cleanup_free_ const Field **fields = NULL;
+                char sql[STORE_SQL_MAX];
+                size_t n;
+
+                for (k = 0; columns[k]; k++)
+                        ;
+                if (k == 0)
+                        return log_error_errno(-EINVAL, "No column of %s to update (programming error).", e->table);
+                fields = calloc(k, sizeof(Field *));
+                if (!fields)
+                        return -ENOMEM;
                 n = (size_t) snprintf(sql, sizeof(sql), "UPDATE %s SET ", e->table);
                 for (k = 0; columns[k]; k++) {
-                        const Field *f = entity_field_by_column(e, columns[k]);
-                        assert(f && f != key);
-                        n += (size_t) snprintf(sql + n, sizeof(sql) - n, "%s%s = ?%zu", k > 0 ? ", " : "", f->column, k + 1);
+                        fields[k] = entity_field_by_column(e, columns[k]);
+                        if (!fields[k] || fields[k] == key)
+                                return log_error_errno(-EINVAL, "No column %s.%s to update (programming error).", e->table,
+                                                       columns[k]);
+                        n += (size_t) snprintf(sql + n, sizeof(sql) - n, "%s%s = ?%zu", k > 0 ? ", " : "", fields[k]->column,
+                                               k + 1);
                 }
                 snprintf(sql + n, sizeof(sql) - n, " WHERE %s = ?%zu", key->column, k + 1);
                 r = store_prepare_entity_of(s, sql, e, STATEMENT_UPDATE_COLUMNS, columns, &stmt);
                 if (r < 0)
                         return r;
+                c = entity_cached(s, e, STATEMENT_UPDATE_COLUMNS, columns);
+                c->fields = TAKE_PTR(fields);
         }
+        stmt = c->stmt;
         for (k = 0; columns[k]; k++) {
-                r = bind_field(stmt, (int) k + 1, entity_field_by_column(e, columns[k]), obj);
+                r = bind_field(stmt, (int) k + 1, c->fields[k], obj);
                 if (r < 0)
                         return r;
         }
