@@ -131,15 +131,19 @@ static int store_prepare_entity_of(Store *s, const char *sql, const Entity *e, E
                 return -ENOMEM;
         }
         s->cache = c;
-        s->cache[s->n_cache].sql = strdup(sql);
+        /* Whole, so that what a kind does not use (fields) is NULL, not garbage. */
+        s->cache[s->n_cache] = (CachedStatement){
+                .sql = strdup(sql),
+                .entity = e,
+                .kind = kind,
+                .columns = columns,
+                .stmt = stmt,
+        };
         if (!s->cache[s->n_cache].sql) {
                 sqlite3_finalize(stmt);
                 return -ENOMEM;
         }
-        s->cache[s->n_cache].entity = e;
-        s->cache[s->n_cache].kind = kind;
-        s->cache[s->n_cache].columns = columns;
-        s->cache[s->n_cache++].stmt = stmt;
+        s->n_cache++;
         *ret = stmt;
         return 0;
 }
