@@ -120,7 +120,6 @@ static _noreturn_ void become_shim(const ShimSpawnRequest *req, int go, int repo
         if (close_range(SHIM_FD_REPORT + 1, ~0U, 0) < 0)
                 _exit(SHIM_EXIT_EXEC_FAILED);
         (void) prctl(PR_SET_NAME, "corral-shim");
-        (void) signal(SIGPIPE, SIG_DFL);
         environ = req->env;
         /* The run directory may not exist before go: the agent enters its cwd, not we. */
         exit(shim_run((int) req->n_argv, req->argv, req->cwd));
