@@ -231,13 +231,6 @@ static int apply_member(const Field *f, const char *name, const cJSON *v, void *
         return -EINVAL;
 }
 
-static bool strv_contains(const char *const *l, const char *s) {
-        for (size_t i = 0; l && l[i]; i++)
-                if (streq(l[i], s))
-                        return true;
-        return false;
-}
-
 int json_to_entity(const Entity *e, const cJSON *in, unsigned allowed, const char *const *ignore, void *obj, char **ret_error) {
         const cJSON *m;
         int r;

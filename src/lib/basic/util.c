@@ -404,3 +404,50 @@ void pidfd_kill_and_reap(int pidfd) {
         (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
         (void) waitid((idtype_t) P_PIDFD, (id_t) pidfd, NULL, WEXITED);
 }
+
+void *memdup(const void *p, size_t size) {
+        void *copy = malloc(size ?: 1);
+
+        if (copy && size > 0)
+                memcpy(copy, p, size);
+        return copy;
+}
+
+char **strv_free(char **l) {
+        for (size_t i = 0; l && l[i]; i++)
+                free(l[i]);
+        free(l);
+        return NULL;
+}
+
+size_t strv_length(char *const *l) {
+        size_t n = 0;
+
+        while (l && l[n])
+                n++;
+        return n;
+}
+
+bool strv_contains(const char *const *l, const char *s) {
+        for (size_t i = 0; l && l[i]; i++)
+                if (strcmp(l[i], s) == 0)
+                        return true;
+        return false;
+}
+
+int strv_push(char ***l, const char *s) {
+        size_t n = strv_length(*l);
+        char *copy = strdup(s), **t;
+
+        if (!copy)
+                return -ENOMEM;
+        t = realloc(*l, (n + 2) * sizeof(char *));
+        if (!t) {
+                free(copy);
+                return -ENOMEM;
+        }
+        t[n] = copy;
+        t[n + 1] = NULL;
+        *l = t;
+        return 0;
+}

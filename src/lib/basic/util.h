@@ -75,3 +75,17 @@ char *strvprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0
 /* The length of the longest prefix of s of at most max bytes that does not split a UTF-8
  * sequence. */
 size_t utf8_prefix_size(const char *s, size_t max);
+
+/* A malloc'ed copy of size bytes (NULL when out of memory). */
+void *memdup(const void *p, size_t size);
+
+/* NULL-terminated lists of strings, owned with their strings. */
+char **strv_free(char **l);
+size_t strv_length(char *const *l);
+bool strv_contains(const char *const *l, const char *s);
+/* Append a copy of s. */
+int strv_push(char ***l, const char *s);
+static inline void strv_freep(char ***l) {
+        strv_free(*l);
+}
+#define _cleanup_strv_free_ __attribute__((cleanup(strv_freep)))
