@@ -80,6 +80,7 @@ static int agent_init(void *obj) {
         a->status = AGENT_IDLE;
         a->adapter_type = ADAPTER_PROCESS;
         a->pause_reason = -1;
+        a->sandbox_uid = INT_NULL;
         r = strdup_default(&a->role, "general");
         if (r < 0)
                 return r;
@@ -104,6 +105,7 @@ static const Field agent_fields[] = {
         FIELD_DEF(Agent, paused_at, FIELD_TIME, 0),
         FIELD_DEF(Agent, created_at, FIELD_TIME, 0),
         FIELD_DEF(Agent, updated_at, FIELD_TIME, 0),
+        FIELD_DEF(Agent, sandbox_uid, FIELD_INT, N),
 };
 
 const Entity agent_entity = {

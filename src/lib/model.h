@@ -214,6 +214,7 @@ typedef struct Agent {
         char *paused_at;
         char *created_at;
         char *updated_at;
+        int64_t sandbox_uid; /* the uid corral gave the agent's sandbox; INT_NULL until then */
 } Agent;
 
 typedef struct AgentRuntimeState {

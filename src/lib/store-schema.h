@@ -226,4 +226,15 @@ static const Migration store_migrations[] = {
           "  created_at TEXT NOT NULL\n"
           ");\n"
           "CREATE INDEX activity_company_created ON activity_log(company_id, created_at);\n" },
+        /* The sandbox: each agent's own uid (unique: two agents never share one), and
+         * the secret values of agents' environments, kept out of adapter_config. */
+        { 2,
+          "ALTER TABLE agents ADD COLUMN sandbox_uid INTEGER;\n"
+          "CREATE UNIQUE INDEX agents_sandbox_uid ON agents(sandbox_uid) WHERE sandbox_uid IS NOT NULL;\n"
+          "CREATE TABLE agent_secrets (\n"
+          "  agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,\n"
+          "  name TEXT NOT NULL,\n"
+          "  value TEXT NOT NULL,\n"
+          "  PRIMARY KEY (agent_id, name)\n"
+          ");\n" },
 };

@@ -10,6 +10,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,22 @@ int store_count(Store *s, const char *table, const char *clause, const char *con
 
 /* Bump the company's issue counter and return the new number and the company's prefix. Call
  * inside a transaction so the number is used by the same commit. */
+/* The agent's sandbox uid: the one it has, or else the lowest of first..last that no agent
+ * has and in_use() does not refuse (a uid of the host's passwd, say), which is then its
+ * own for good. -ENOENT: no such agent; -EUSERS: the range is used up. */
+int store_agent_sandbox_uid(Store *s, const char *agent_id, uint32_t first, uint32_t last, bool (*in_use)(uint32_t uid),
+                            uint32_t *ret);
+/* The working directories (adapterConfig.cwd) of every agent but agent_id, for its
+ * sandbox to hide. */
+int store_agent_workspaces_except(Store *s, const char *agent_id, char ***ret);
+
+/* An agent's secret environment values, stored apart from its adapterConfig: names and
+ * values alternate in *ret. */
+int store_agent_secrets(Store *s, const char *agent_id, char ***ret);
+int store_agent_secret_set(Store *s, const char *agent_id, const char *name, const char *value);
+/* Forget the agent's secrets whose names are not in keep. */
+int store_agent_secrets_retain(Store *s, const char *agent_id, const char *const *keep);
+
 int store_issue_counter_next(Store *s, const char *company_id, int64_t *ret_number, char **ret_prefix);
 
 /* For "_cleanup_(store_rollbackp) Store *tx = s;": rolls back unless TAKE_PTR'd after commit. */
