@@ -25,6 +25,7 @@
 #include "basic/macro.h"
 #include "basic/spawn.h"
 #include "basic/util.h"
+#include "shim-sandbox.h"
 
 #define READ_MAX (32 * 1024)
 /* After the agent exits, output still in the pipes is read for at most this long:
@@ -194,7 +195,9 @@ typedef struct Shim {
         bool log_failed;
         char *line; /* shim_line_max(READ_MAX + 4) bytes */
         Stream streams[2];
-        pid_t agent;
+        pid_t agent; /* in a sandbox: its init, whose end is the end of every process in it */
+        int status_fd; /* in a sandbox: where the init writes the agent's wait status, else -1 */
+        int reported_status;
         bool agent_exited;
         int agent_status;
         char started_at[ISO_TIME_MAX], finished_at[ISO_TIME_MAX];
@@ -245,15 +248,36 @@ static PumpResult pump(Shim *s, Stream *st) {
         return PUMP_DATA;
 }
 
+static void agent_ended(Shim *s, int status) {
+        s->agent_exited = true;
+        s->agent_status = status;
+        (void) iso_time_now(s->finished_at);
+}
+
+/* The sandbox init's word on how the agent ended (it has written it, or died without). */
+static void read_agent_status(Shim *s) {
+        ssize_t k;
+
+        if (s->status_fd < 0)
+                return;
+        k = read(s->status_fd, &s->reported_status, sizeof(s->reported_status));
+        if (k == (ssize_t) sizeof(s->reported_status) && !s->agent_exited)
+                agent_ended(s, s->reported_status);
+        close(s->status_fd);
+        s->status_fd = -1;
+}
+
 static void reap(Shim *s) {
         int status;
         pid_t pid;
 
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
                 if (pid == s->agent) {
-                        s->agent_exited = true;
-                        s->agent_status = status;
-                        (void) iso_time_now(s->finished_at);
+                        /* A sandbox init that ends has said how the agent ended, unless it
+                         * was killed first: then the agent went with it, of the same signal. */
+                        read_agent_status(s);
+                        if (!s->agent_exited)
+                                agent_ended(s, status);
                 }
 }
 
@@ -286,7 +310,7 @@ static int write_status(Shim *s) {
         /* The log must be on disk before the status that says the run is over. */
         if (!s->log_failed)
                 (void) fdatasync(s->log_fd);
-        return write_file_atomic(path, json, strlen(json), 0640);
+        return write_file_atomic(path, json, strlen(json), 0600);
 }
 
 static bool fd_is_open(int fd) {
@@ -403,23 +427,50 @@ int shim_main(int argc, char *argv[]) {
         return shim_run(argc, argv, NULL);
 }
 
+/* The agent in its sandbox, from the policy corrald wrote to the run directory. */
+static int spawn_sandboxed(Shim *s, char *argv[], int in, int out, int err, const sigset_t *mask, char *what,
+                           size_t what_size) {
+        _cleanup_free_ char *text = NULL;
+        char path[4096], error[256];
+        SandboxSpec spec;
+        int r;
+
+        snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_SANDBOX_FILE);
+        r = read_full_file(path, 1024 * 1024, &text, NULL);
+        if (r < 0) {
+                snprintf(what, what_size, "read the sandbox policy %.256s", path);
+                return -r;
+        }
+        r = sandbox_spec_parse(text, &spec, error, sizeof(error));
+        if (r < 0) {
+                snprintf(what, what_size, "use the sandbox policy %.256s: %s", path, error);
+                return -r;
+        }
+        return sandbox_spawn(&spec, argv, in, out, err, mask, &s->agent, &s->status_fd, what, what_size);
+}
+
 int shim_run(int argc, char *argv[], const char *agent_cwd) {
         _cleanup_free_ char *line = NULL;
-        Shim s = { .log_fd = -1 };
+        Shim s = { .log_fd = -1, .status_fd = -1 };
         sigset_t mask, old_mask;
         int out[2], err[2], in, sigfd, e;
         char path[4096], pidline[32];
         int64_t drain_start = 0, last_data = 0;
         /* Decide before anything is opened, which could otherwise land on fd 3 or 4. */
         bool gated = fd_is_open(SHIM_FD_GO), reporting = fd_is_open(SHIM_FD_REPORT);
+        bool sandboxed = argc > 1 && streq(argv[1], "--sandbox");
 
         if (gated)
                 (void) fcntl(SHIM_FD_GO, F_SETFD, FD_CLOEXEC);
         if (reporting)
                 (void) fcntl(SHIM_FD_REPORT, F_SETFD, FD_CLOEXEC);
 
+        if (sandboxed) {
+                argc--;
+                argv++;
+        }
         if (argc < 3) {
-                warn("usage: corral-shim RUN_DIR AGENT [ARGS...]");
+                warn("usage: corral-shim [--sandbox] RUN_DIR AGENT [ARGS...]");
                 return 2;
         }
         s.run_dir = argv[1];
@@ -466,7 +517,7 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
         /* The run directory is touched only now: corrald creates it and writes the run's
          * files before it says go (a shim from the spawner starts before that). */
         snprintf(path, sizeof(path), "%s/%s", s.run_dir, SHIM_LOG_FILE);
-        s.log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+        s.log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (s.log_fd < 0) {
                 warn("Failed to open %s: %m", path);
                 return 1;
@@ -475,6 +526,9 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
         if (in < 0) {
                 e = errno;
                 snprintf(path, sizeof(path), "open %s/%s", s.run_dir, SHIM_STDIN_FILE);
+        } else if (sandboxed) {
+                e = spawn_sandboxed(&s, argv + 2, in, out[1], err[1], &old_mask, path, sizeof(path));
+                close(in);
         } else if (agent_cwd && access(agent_cwd, X_OK) < 0) {
                 e = errno;
                 snprintf(path, sizeof(path), "enter the working directory '%s'", agent_cwd);
@@ -512,6 +566,8 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
                         timeout = DRAIN_IDLE_MS;
                 }
                 p[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
+                if (s.status_fd >= 0)
+                        p[n++] = (struct pollfd){ .fd = s.status_fd, .events = POLLIN };
                 for (int i = 0; i < 2; i++)
                         if (s.streams[i].fd >= 0)
                                 p[n++] = (struct pollfd){ .fd = s.streams[i].fd, .events = POLLIN };
@@ -535,6 +591,10 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
                 for (nfds_t i = 1; i < n; i++) {
                         if (!p[i].revents)
                                 continue;
+                        if (p[i].fd == s.status_fd) {
+                                read_agent_status(&s);
+                                continue;
+                        }
                         Stream *st = p[i].fd == s.streams[0].fd ? &s.streams[0] : &s.streams[1];
                         (void) pump(&s, st);
                         last_data = now_ms();
