@@ -15,7 +15,7 @@ builddir=${CORRAL_BUILDDIR:-$top/build}
 packages=(
         build-essential autoconf automake libtool pkg-config
         libsystemd-dev libsqlite3-dev libcjson-dev libcmocka-dev
-        libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
+        libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libseccomp-dev
         curl sqlite3 jq procps socat systemd clang-format
 )
 

@@ -29,8 +29,11 @@ static void help(void) {
                "     --boot-id-file=PATH read the boot id here (tests simulate reboots)\n"
                "     --max-continuation-retries=N  continuations without progress before escalation (default 2)\n"
                "     --shim-spawner=yes|no  fork shims from one spawner rather than execute each (default yes)\n"
+               "     --agent-socket=PATH the socket agents reach (default agent.sock beside --socket)\n"
+               "     --sandbox=yes|no    every agent in its sandbox, as a user of its own (default yes; needs root)\n"
+               "     --sandbox-uids=FIRST-LAST  the uids given to agents (default %u-%u)\n"
                "\nSee corrald(8) and corrald.conf(5).\n",
-               CONFIG_DEFAULT_PATH, CORRAL_LOCALSTATEDIR, CORRAL_RUNSTATEDIR);
+               CONFIG_DEFAULT_PATH, CORRAL_LOCALSTATEDIR, CORRAL_RUNSTATEDIR, CONFIG_SANDBOX_UID_MIN, CONFIG_SANDBOX_UID_MAX);
 }
 
 static int parse_argv(Manager *m, int argc, char *argv[]) {
@@ -49,6 +52,9 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "boot-id-file", required_argument, NULL, ARG_SETTING },
                 { "max-continuation-retries", required_argument, NULL, ARG_SETTING },
                 { "shim-spawner", required_argument, NULL, ARG_SETTING },
+                { "agent-socket", required_argument, NULL, ARG_SETTING },
+                { "sandbox", required_argument, NULL, ARG_SETTING },
+                { "sandbox-uids", required_argument, NULL, ARG_SETTING },
                 { "log-level", required_argument, NULL, ARG_SETTING },
                 {},
         };

@@ -18,6 +18,7 @@
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "jsonmap.h"
+#include "sandbox.h"
 
 void adapter_launch_done(AdapterLaunch *l) {
         for (size_t i = 0; l->argv && l->argv[i]; i++)
@@ -154,8 +155,12 @@ static int parse_config(AdapterType type, const cJSON *c, bool require_command, 
         if (cJSON_GetArraySize(ret->env) > ADAPTER_ENV_MAX)
                 return invalid(ret_error, "adapterConfig.env has more than %d entries", ADAPTER_ENV_MAX);
         cJSON_ArrayForEach (m, ret->env) {
-                if (!cJSON_IsString(m))
-                        return invalid(ret_error, "adapterConfig.env.%s must be a string", m->string);
+                const cJSON *secret = cJSON_GetObjectItemCaseSensitive(m, "secret");
+                /* A secret: {"secret": "VALUE"} as it is given, {"secret": true} as it is stored. */
+                bool is_secret = cJSON_IsObject(m) && cJSON_GetArraySize(m) == 1 &&
+                        (cJSON_IsString(secret) || cJSON_IsTrue(secret));
+                if (!cJSON_IsString(m) && !is_secret)
+                        return invalid(ret_error, "adapterConfig.env.%s must be a string or {\"secret\": \"VALUE\"}", m->string);
                 if (isempty(m->string) || strchr(m->string, '='))
                         return invalid(ret_error, "adapterConfig.env has an invalid variable name '%s'", m->string);
         }
@@ -169,6 +174,9 @@ static int parse_config(AdapterType type, const cJSON *c, bool require_command, 
                           ret_error)) < 0 ||
             (r = get_uint(c, "idleTimeoutSec", cli ? ADAPTER_CLI_DEFAULT_IDLE_TIMEOUT_SEC : 0, 365 * 24 * 3600,
                           &ret->idle_timeout_sec, ret_error)) < 0)
+                return r;
+        r = sandbox_validate_policy(cJSON_GetObjectItemCaseSensitive(c, "sandbox"), ret_error);
+        if (r < 0)
                 return r;
         limits = cJSON_GetObjectItemCaseSensitive(c, "limits");
         if (limits && !cJSON_IsObject(limits))
@@ -327,7 +335,46 @@ static char *render_prompt(const char *template, const char *const *vars) {
         return out;
 }
 
-int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_path, AdapterLaunch *ret, char **ret_error) {
+/* The value of a secret variable, from the store's names and values. */
+static const char *secret_value(char *const *secrets, const char *name) {
+        for (size_t i = 0; secrets && secrets[i] && secrets[i + 1]; i += 2)
+                if (streq(secrets[i], name))
+                        return secrets[i + 1];
+        return NULL;
+}
+
+int adapter_take_secrets(char **config_json, char ***ret_secrets, char ***ret_names) {
+        _cleanup_json_ cJSON *c = cJSON_Parse(*config_json ?: "{}");
+        _cleanup_strv_free_ char **secrets = NULL, **names = NULL;
+        cJSON *env, *m;
+        int r;
+
+        env = cJSON_GetObjectItemCaseSensitive(c, "env");
+        cJSON_ArrayForEach (m, env) {
+                cJSON *secret = cJSON_GetObjectItemCaseSensitive(m, "secret");
+                if (!secret)
+                        continue;
+                if ((r = strv_push(&names, m->string)) < 0)
+                        return r;
+                if (!cJSON_IsString(secret))
+                        continue;
+                if ((r = strv_push(&secrets, m->string)) < 0 || (r = strv_push(&secrets, secret->valuestring)) < 0)
+                        return r;
+                if (!cJSON_ReplaceItemInObjectCaseSensitive(m, "secret", cJSON_CreateTrue()))
+                        return -ENOMEM;
+        }
+        char *text = cJSON_PrintUnformatted(c);
+        if (!text)
+                return -ENOMEM;
+        free(*config_json);
+        *config_json = text;
+        *ret_secrets = TAKE_PTR(secrets);
+        *ret_names = TAKE_PTR(names);
+        return 0;
+}
+
+int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_path, const char *home,
+                         char *const *secrets, AdapterLaunch *ret, char **ret_error) {
         _cleanup_(adapter_launch_done) AdapterLaunch l = {};
         _cleanup_json_ cJSON *config = NULL, *context = NULL;
         _cleanup_free_ char *payload_text = NULL;
@@ -388,7 +435,7 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
 
         /* A small, explicit environment: nothing of corrald's own reaches agents but PATH. */
         if (env_add(&l.env, &n_env, "PATH=%s", path ?: "/usr/local/bin:/usr/bin:/bin") < 0 ||
-            env_add(&l.env, &n_env, "HOME=%s", ac.cwd ? ac.cwd->valuestring : "/") < 0 ||
+            env_add(&l.env, &n_env, "HOME=%s", home) < 0 ||
             env_add(&l.env, &n_env, "LANG=C.UTF-8") < 0 || env_add(&l.env, &n_env, "CORRAL_RUN_ID=%s", run->id) < 0 ||
             env_add(&l.env, &n_env, "CORRAL_AGENT_ID=%s", agent->id) < 0 ||
             env_add(&l.env, &n_env, "CORRAL_COMPANY_ID=%s", agent->company_id) < 0 ||
@@ -397,11 +444,17 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
             env_add(&l.env, &n_env, "CORRAL_WAKE_PAYLOAD_JSON=%s", payload_text) < 0 ||
             env_add(&l.env, &n_env, "CORRAL_SOCKET=%s", socket_path) < 0)
                 return -ENOMEM;
-        cJSON_ArrayForEach (m, ac.env)
-                if (env_add(&l.env, &n_env, "%s=%s", m->string, m->valuestring) < 0)
+        cJSON_ArrayForEach (m, ac.env) {
+                const char *value = m->valuestring;
+                if (!cJSON_IsString(m) && !(value = secret_value(secrets, m->string)))
+                        return invalid(ret_error, "adapterConfig.env.%s is a secret whose value is not stored; set it again",
+                                       m->string);
+                if (env_add(&l.env, &n_env, "%s=%s", m->string, value) < 0)
                         return -ENOMEM;
+        }
 
-        if ((ac.cwd && !(l.cwd = strdup(ac.cwd->valuestring))) ||
+        /* Never the run directory: that is corral's, and hidden from a sandboxed agent. */
+        if (!(l.cwd = strdup(ac.cwd ? ac.cwd->valuestring : home)) ||
             (ac.stdin_text && !(l.stdin_text = strdup(ac.stdin_text->valuestring))) ||
             (issue_id && !(l.issue_id = strdup(issue_id))))
                 return -ENOMEM;

@@ -132,10 +132,18 @@ static int add_activity(ApiRequest *req, const char *company_id, const char *act
                                details);
 }
 
-/* Write one record and its activity row in one transaction: insert when is_new, else update.
- * details (may be NULL) is consumed. */
-static int save_with_activity(ApiRequest *req, const Entity *e, void *obj, bool is_new, const char *company_id,
-                              const char *action, const char *entity_id, const char *agent_id, cJSON *details) {
+/* More to write in the same transaction as a record (an agent's secrets). */
+typedef struct SaveAlso {
+        int (*write)(Store *s, const void *obj, const struct SaveAlso *also);
+        char **secrets; /* names and values */
+        char **secret_names; /* every secret the record has */
+} SaveAlso;
+
+/* Write one record, what also says (may be NULL) and its activity row in one transaction:
+ * insert when is_new, else update. details (may be NULL) is consumed. */
+static int save_with_activity_also(ApiRequest *req, const Entity *e, void *obj, bool is_new, const SaveAlso *also,
+                                   const char *company_id, const char *action, const char *entity_id, const char *agent_id,
+                                   cJSON *details) {
         _cleanup_json_ cJSON *d = details;
         _cleanup_(store_rollbackp) Store *tx = NULL;
         Store *s = req_store(req);
@@ -148,6 +156,8 @@ static int save_with_activity(ApiRequest *req, const Entity *e, void *obj, bool 
         r = is_new ? store_insert(s, e, obj) : store_update(s, e, obj);
         if (r < 0)
                 return r;
+        if (also && (r = also->write(s, obj, also)) < 0)
+                return r;
         r = add_activity(req, company_id, action, e->name, entity_id, agent_id, TAKE_PTR(d));
         if (r < 0)
                 return r;
@@ -156,6 +166,11 @@ static int save_with_activity(ApiRequest *req, const Entity *e, void *obj, bool 
                 return r;
         tx = NULL;
         return 0;
+}
+
+static int save_with_activity(ApiRequest *req, const Entity *e, void *obj, bool is_new, const char *company_id,
+                              const char *action, const char *entity_id, const char *agent_id, cJSON *details) {
+        return save_with_activity_also(req, e, obj, is_new, NULL, company_id, action, entity_id, agent_id, details);
 }
 
 /* ?limit= within 1..LIST_LIMIT_MAX; replies 400 and returns 0 when invalid. */
@@ -190,6 +205,12 @@ static int handle_health(ApiRequest *req) {
         cJSON *counts;
         int r;
 
+        /* An agent learns that corral answers, and nothing about the host or other companies. */
+        if (req->caller_agent_id) {
+                if (!o || !cJSON_AddStringToObject(o, "status", "ok") || !cJSON_AddStringToObject(o, "runId", req->caller_run_id))
+                        return -ENOMEM;
+                return api_reply(req, 200, TAKE_PTR(o));
+        }
         if (!o || !cJSON_AddStringToObject(o, "status", "ok") || !cJSON_AddStringToObject(o, "version", PACKAGE_VERSION) ||
             !cJSON_AddNumberToObject(o, "schemaVersion", store_schema_version(m->store)) ||
             !cJSON_AddNumberToObject(o, "pid", getpid()) ||
@@ -214,7 +235,14 @@ static int handle_health(ApiRequest *req) {
 static int handle_company_list(ApiRequest *req) {
         void *items;
         size_t n;
-        int r = store_list(req_store(req), &company_entity, "ORDER BY created_at, id", NULL, 0, &items, &n);
+        int r;
+
+        /* An agent's list is its own company: it learns no other's name. */
+        if (req->caller_agent_id)
+                r = store_list(req_store(req), &company_entity, "WHERE id = ?1", (const char *const[]){ req->caller_company_id, NULL },
+                               0, &items, &n);
+        else
+                r = store_list(req_store(req), &company_entity, "ORDER BY created_at, id", NULL, 0, &items, &n);
         return r < 0 ? r : reply_entities(req, &company_entity, items, n);
 }
 
@@ -374,6 +402,65 @@ static int validate_agent(ApiRequest *req, const Agent *a) {
         return r < 0 ? r : 1;
 }
 
+static int write_agent_secrets(Store *s, const void *obj, const SaveAlso *also) {
+        const Agent *a = obj;
+        int r;
+
+        for (size_t i = 0; also->secrets && also->secrets[i]; i += 2)
+                if ((r = store_agent_secret_set(s, a->id, also->secrets[i], also->secrets[i + 1])) < 0)
+                        return r;
+        return store_agent_secrets_retain(s, a->id, (const char *const *) also->secret_names);
+}
+
+static void save_also_done(SaveAlso *also) {
+        strv_free(also->secrets);
+        strv_free(also->secret_names);
+}
+
+/* Take the secret values out of the agent's adapterConfig (they are stored apart and
+ * never shown); a secret kept as {"secret": true} must have a value stored already.
+ * Replies 400 and returns 0 otherwise. */
+static int take_agent_secrets(ApiRequest *req, Agent *a, SaveAlso *ret) {
+        _cleanup_strv_free_ char **stored = NULL;
+        SaveAlso also = { .write = write_agent_secrets };
+        int r;
+
+        r = adapter_take_secrets(&a->adapter_config, &also.secrets, &also.secret_names);
+        if (r < 0)
+                return r;
+        r = store_agent_secrets(req_store(req), a->id, &stored);
+        if (r < 0) {
+                save_also_done(&also);
+                return r;
+        }
+        for (size_t i = 0; also.secret_names && also.secret_names[i]; i++) {
+                const char *name = also.secret_names[i];
+                bool given = false, kept = false;
+                for (size_t k = 0; also.secrets && also.secrets[k]; k += 2)
+                        given = given || streq(also.secrets[k], name);
+                for (size_t k = 0; stored && stored[k]; k += 2)
+                        kept = kept || streq(stored[k], name);
+                if (!given && !kept) {
+                        save_also_done(&also);
+                        (void) api_reply_error(req, 400, "adapterConfig.env.%s is {\"secret\": true} but no value is stored: "
+                                                         "give it as {\"secret\": \"VALUE\"}", name);
+                        return 0;
+                }
+        }
+        *ret = also;
+        return 1;
+}
+
+/* What the activity log keeps of a change to an agent: the body with its adapterConfig as
+ * stored, never a secret's value. */
+static cJSON *agent_change_details(const ApiRequest *req, const Agent *a) {
+        cJSON *d = cJSON_Duplicate(req->body, true);
+
+        if (d && cJSON_GetObjectItemCaseSensitive(d, "adapterConfig"))
+                (void) cJSON_ReplaceItemInObjectCaseSensitive(d, "adapterConfig", cJSON_Parse(a->adapter_config));
+        return d;
+}
+
 static int handle_agent_list(ApiRequest *req) {
         _cleanup_(company_donep) Company c = {};
         size_t n;
@@ -428,7 +515,11 @@ static int handle_agent_create(ApiRequest *req) {
                 return r;
         if (c.require_board_approval_for_new_agents)
                 a.status = AGENT_PENDING_APPROVAL;
-        r = save_with_activity(req, &agent_entity, &a, true, c.id, "agent.created", a.id, a.id, NULL);
+        _cleanup_(save_also_done) SaveAlso secrets = {};
+        r = take_agent_secrets(req, &a, &secrets);
+        if (r <= 0)
+                return r;
+        r = save_with_activity_also(req, &agent_entity, &a, true, &secrets, c.id, "agent.created", a.id, a.id, NULL);
         if (r < 0)
                 return r;
         scheduler_reschedule(req->manager->scheduler);
@@ -456,8 +547,12 @@ static int handle_agent_patch(ApiRequest *req) {
         r = stamp_updated(&a.updated_at);
         if (r < 0)
                 return r;
-        r = save_with_activity(req, &agent_entity, &a, false, a.company_id, "agent.updated", a.id, a.id,
-                               cJSON_Duplicate(req->body, true));
+        _cleanup_(save_also_done) SaveAlso secrets = {};
+        r = take_agent_secrets(req, &a, &secrets);
+        if (r <= 0)
+                return r;
+        r = save_with_activity_also(req, &agent_entity, &a, false, &secrets, a.company_id, "agent.updated", a.id, a.id,
+                                    agent_change_details(req, &a));
         if (r < 0)
                 return r;
         scheduler_reschedule(req->manager->scheduler);

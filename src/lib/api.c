@@ -24,6 +24,7 @@
 
 struct Api {
         Manager *manager;
+        ApiKind kind;
         struct MHD_Daemon *daemon;
         sd_event_source *io_source;
         sd_event_source *timer_source;
@@ -168,17 +169,54 @@ static void params_free(char *params[static API_PARAMS_MAX]) {
         }
 }
 
-static void peer_credentials(struct MHD_Connection *c, ApiRequest *req) {
-        const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+/* Who a connection is, fixed when it was accepted. */
+typedef struct Peer {
+        uid_t uid;
+        pid_t pid;
+        char *run_id; /* agent socket: the run whose process connected; NULL: refused */
+} Peer;
+
+static Peer *peer_free(Peer *p) {
+        if (p) {
+                free(p->run_id);
+                free(p);
+        }
+        return NULL;
+}
+
+/* A connection starts: on the agent socket, its peer is a process of a running run, or
+ * nobody (every request it sends is refused). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code) {
+        Api *a = cls;
+        const union MHD_ConnectionInfo *info;
         struct ucred cred;
         socklen_t len = sizeof(cred);
+        Peer *p;
+        int r;
 
-        req->peer_uid = (uid_t) -1;
-        req->peer_pid = 0;
-        if (info && getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) >= 0) {
-                req->peer_uid = cred.uid;
-                req->peer_pid = cred.pid;
+        if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+                *socket_context = peer_free(*socket_context);
+                return;
         }
+        p = calloc(1, sizeof(Peer));
+        if (!p)
+                return; /* no context: refused like an unknown peer */
+        p->uid = (uid_t) -1;
+        info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (info && getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) >= 0) {
+                p->uid = cred.uid;
+                p->pid = cred.pid;
+        }
+        if (a->kind == API_AGENT && info) {
+                r = manager_identify_peer(a->manager, info->connect_fd, &p->run_id);
+                if (r < 0)
+                        log_warning_errno(r, "Agent socket: cannot identify peer %d (uid %d), refusing it: %m", (int) p->pid,
+                                          (int) p->uid);
+                else if (!p->run_id)
+                        log_notice("Agent socket: peer %d (uid %d) is no process of a running run; refusing it.", (int) p->pid,
+                                   (int) p->uid);
+        }
+        *socket_context = p;
 }
 
 static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *url, const char *method, Pending *pending) {
@@ -235,11 +273,28 @@ static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *ur
                 .connection = c,
         };
         memcpy(req.params, params, sizeof(params));
-        peer_credentials(c, &req);
-        r = manager_identify_caller(a->manager, req.peer_pid, &req.caller_run_id, &req.caller_agent_id, &req.caller_company_id);
-        if (r < 0)
-                log_warning_errno(r, "Failed to tell whether peer %d is a run's process, treating it as the board: %m",
-                                  (int) req.peer_pid);
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        const Peer *peer = info ? info->socket_context : NULL;
+        req.peer_uid = peer ? peer->uid : (uid_t) -1;
+        req.peer_pid = peer ? peer->pid : 0;
+        req.agent_socket = a->kind == API_AGENT;
+        if (a->kind == API_AGENT) {
+                /* The run must still be running: a process its run left behind speaks for nobody. */
+                r = peer && peer->run_id ? manager_identify_caller(a->manager, peer->run_id, &req.caller_run_id,
+                                                                   &req.caller_agent_id, &req.caller_company_id)
+                                         : 0;
+                if (r < 0 || !req.caller_agent_id) {
+                        if (r < 0)
+                                log_warning_errno(r, "Agent socket: cannot check run %s, refusing the request: %m",
+                                                  strna(peer->run_id));
+                        params_free(req.params);
+                        free(req.caller_run_id);
+                        free(req.caller_agent_id);
+                        free(req.caller_company_id);
+                        return send_error(c, MHD_HTTP_FORBIDDEN,
+                                          "this socket serves the processes of running runs only, and this peer is none");
+                }
+        }
 
         r = route->handler(&req);
         if (r < 0) {
@@ -352,7 +407,7 @@ static void on_mhd_panic(void *cls, const char *file, unsigned line, const char 
         abort();
 }
 
-int api_new(Manager *m, int listen_fd, Api **ret) {
+int api_new(Manager *m, int listen_fd, ApiKind kind, Api **ret) {
         Api *a;
         const union MHD_DaemonInfo *info;
         int r;
@@ -361,6 +416,7 @@ int api_new(Manager *m, int listen_fd, Api **ret) {
         if (!a)
                 return -ENOMEM;
         a->manager = m;
+        a->kind = kind;
 
         MHD_set_panic_func(on_mhd_panic, NULL);
         /* A connection's memory pool holds its headers and read buffer (bodies are copied out
@@ -371,6 +427,7 @@ int api_new(Manager *m, int listen_fd, Api **ret) {
          * shutdown() before close, which a Unix socket does not need. */
         a->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, a,
                                      MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+                                     MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 120,
                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 32 * 1024, MHD_OPTION_END);
         if (!a->daemon) {

@@ -12,6 +12,12 @@ typedef struct Manager Manager;
 /* Largest request body accepted; bigger ones get 413. */
 #define API_BODY_MAX (1024 * 1024)
 
+/* Who the callers on a socket are (SPEC §7). */
+typedef enum ApiKind {
+        API_OPERATOR, /* the board, whoever connects: the socket's mode says who can */
+        API_AGENT, /* the agent of the running run whose process connected; anyone else is refused */
+} ApiKind;
+
 /* Serve on listen_fd (a bound, listening stream socket; the Api does not close it). */
-int api_new(Manager *m, int listen_fd, Api **ret);
+int api_new(Manager *m, int listen_fd, ApiKind kind, Api **ret);
 Api *api_free(Api *a);

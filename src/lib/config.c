@@ -32,7 +32,9 @@ const char *const config_keys[] = {
         "cgroup-root",        "log-level",
         "sweep-interval-sec", "process-loss-retries",
         "boot-id-file",       "max-continuation-retries",
-        "shim-spawner",       NULL,
+        "shim-spawner",       "agent-socket",
+        "sandbox",            "sandbox-uids",
+        NULL,
 };
 
 int config_init(Config *c) {
@@ -45,6 +47,9 @@ int config_init(Config *c) {
                 .process_loss_retries = 1,
                 .max_continuation_retries = 2,
                 .shim_spawner = true,
+                .sandbox = true,
+                .sandbox_uid_min = CONFIG_SANDBOX_UID_MIN,
+                .sandbox_uid_max = CONFIG_SANDBOX_UID_MAX,
         };
         if (!c->state_dir || !c->socket_path) {
                 config_done(c);
@@ -59,6 +64,7 @@ void config_done(Config *c) {
         free(c->database);
         free(c->cgroup_root);
         free(c->boot_id_file);
+        free(c->agent_socket_path);
         *c = (Config){};
 }
 
@@ -74,17 +80,55 @@ static int set_path(char **field, const char *key, const char *value, char **ret
         return free_and_strdup(field, value);
 }
 
+static int set_yes_no(bool *field, const char *key, const char *value, char **ret_error) {
+        if (streq_ptr(value, "yes"))
+                *field = true;
+        else if (streq_ptr(value, "no"))
+                *field = false;
+        else {
+                *ret_error = strprintf("%s must be yes or no; got '%s'", key, strempty(value));
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* "FIRST-LAST": the uids corral gives its agents, at least one and never root's. */
+static int set_uid_range(Config *c, const char *key, const char *value, char **ret_error) {
+        uint64_t first, last;
+        const char *dash = value ? strchr(value, '-') : NULL;
+        _cleanup_free_ char *head = dash ? strndup(value, (size_t) (dash - value)) : NULL;
+
+        if (!head || safe_atou64(head, &first) < 0 || safe_atou64(dash + 1, &last) < 0 || first == 0 || first > last ||
+            last >= UINT32_MAX - 1) {
+                *ret_error = strprintf("%s must be FIRST-LAST, two uids from 1 to %u with FIRST <= LAST; got '%s'", key,
+                                       UINT32_MAX - 2, strempty(value));
+                return -EINVAL;
+        }
+        c->sandbox_uid_min = (uint32_t) first;
+        c->sandbox_uid_max = (uint32_t) last;
+        return 0;
+}
+
+static int set_socket(char **field, const char *key, const char *value, char **ret_error) {
+        /* sun_path holds 108 bytes with the NUL. */
+        if (value && strlen(value) > 107) {
+                *ret_error = strprintf("%s path '%s' is longer than 107 bytes", key, value);
+                return -EINVAL;
+        }
+        return set_path(field, key, value, ret_error);
+}
+
 int config_set(Config *c, const char *key, const char *value, char **ret_error) {
         if (streq(key, "state-dir"))
                 return set_path(&c->state_dir, key, value, ret_error);
-        if (streq(key, "socket")) {
-                /* sun_path holds 108 bytes with the NUL. */
-                if (value && strlen(value) > 107) {
-                        *ret_error = strprintf("socket path '%s' is longer than 107 bytes", value);
-                        return -EINVAL;
-                }
-                return set_path(&c->socket_path, key, value, ret_error);
-        }
+        if (streq(key, "socket"))
+                return set_socket(&c->socket_path, key, value, ret_error);
+        if (streq(key, "agent-socket"))
+                return set_socket(&c->agent_socket_path, key, value, ret_error);
+        if (streq(key, "sandbox"))
+                return set_yes_no(&c->sandbox, key, value, ret_error);
+        if (streq(key, "sandbox-uids"))
+                return set_uid_range(c, key, value, ret_error);
         if (streq(key, "database"))
                 return set_path(&c->database, key, value, ret_error);
         if (streq(key, "cgroup-root"))
@@ -121,17 +165,8 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
                 *(unsigned *) ((char *) c + numbers[i].offset) = (unsigned) v;
                 return 0;
         }
-        if (streq(key, "shim-spawner")) {
-                if (streq_ptr(value, "yes"))
-                        c->shim_spawner = true;
-                else if (streq_ptr(value, "no"))
-                        c->shim_spawner = false;
-                else {
-                        *ret_error = strprintf("shim-spawner must be yes or no; got '%s'", strempty(value));
-                        return -EINVAL;
-                }
-                return 0;
-        }
+        if (streq(key, "shim-spawner"))
+                return set_yes_no(&c->shim_spawner, key, value, ret_error);
         if (streq(key, "log-level")) {
                 int l = log_level_from_string(value);
                 if (l < 0) {
@@ -198,6 +233,15 @@ int config_load_file(Config *c, const char *path, bool must_exist) {
                         return log_error_errno(r, "%s:%u: %m", path, lineno);
         }
         return 0;
+}
+
+char *config_agent_socket_path(const Config *c) {
+        const char *slash;
+
+        if (c->agent_socket_path)
+                return strdup(c->agent_socket_path);
+        slash = strrchr(c->socket_path, '/');
+        return strprintf("%.*s/" CONFIG_AGENT_SOCKET_NAME, (int) (slash ? slash - c->socket_path : 0), c->socket_path);
 }
 
 char *config_database_path(const Config *c) {

@@ -7,10 +7,17 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "basic/macro.h"
 
 #define CONFIG_DEFAULT_PATH CORRAL_SYSCONFDIR "/corral/corrald.conf"
+/* The agent socket, unless set: this name beside the operator socket. */
+#define CONFIG_AGENT_SOCKET_NAME "agent.sock"
+/* The agents' uids, unless set: 65536 of the range systemd leaves unused (its
+ * UIDS-GIDS.md: 1879048192-2147352575), above every container and subuid range. */
+#define CONFIG_SANDBOX_UID_MIN UINT32_C(1879048192)
+#define CONFIG_SANDBOX_UID_MAX UINT32_C(1879113727)
 
 typedef enum PlacementKind {
         PLACEMENT_AUTO,
@@ -36,6 +43,9 @@ typedef struct Config {
         unsigned max_continuation_retries; /* successful continuations without progress before escalation */
         char *boot_id_file; /* NULL: the kernel's; a file here lets tests simulate a reboot */
         bool shim_spawner; /* fork shims from the shim spawner rather than execute each anew */
+        char *agent_socket_path; /* the socket agents reach; NULL: agent.sock beside socket_path */
+        bool sandbox; /* every agent in its sandbox (needs root); no: agents run as corrald does */
+        uint32_t sandbox_uid_min, sandbox_uid_max; /* the uids given to agents */
 } Config;
 
 /* The keys config_set() knows, in the order the man page lists them. */
@@ -50,6 +60,9 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error);
 /* Read a config file. A missing file is fine unless must_exist. Errors are logged with
  * the file name and line; unknown keys are warned about and ignored. */
 int config_load_file(Config *c, const char *path, bool must_exist);
+
+/* The agent socket's path, derived from socket_path unless set. Returns a new string. */
+char *config_agent_socket_path(const Config *c);
 
 /* The database path, derived from state_dir unless set. Returns a new string. */
 char *config_database_path(const Config *c);

@@ -845,16 +845,45 @@ static int claim_startable(Manager *m, Agent *agent, bool in_tx, Run **ret, size
         return 0;
 }
 
+/* One claimed run: its command line and environment, its sandbox, its shim. */
+static int launch_one(Manager *m, const Agent *agent, const Run *run, char **ret_error) {
+        _cleanup_(adapter_launch_done) AdapterLaunch launch = {};
+        _cleanup_(sandbox_launch_done) SandboxLaunch sandbox = {};
+        _cleanup_strv_free_ char **secrets = NULL;
+        _cleanup_free_ char *home = sandbox_home_path(m->sandbox, agent->id), *run_dir = NULL;
+        int r;
+
+        if (!home)
+                return -ENOMEM;
+        r = store_agent_secrets(m->store, agent->id, &secrets);
+        if (r < 0)
+                return r;
+        r = adapter_build_launch(agent, run, m->agent_socket_path, home, secrets, &launch, ret_error);
+        if (r < 0)
+                return r;
+        run_dir = supervisor_run_dir(m->supervisor, run->id);
+        if (!run_dir)
+                return -ENOMEM;
+        r = sandbox_prepare(m->sandbox, m->store, agent, run_dir, launch.spec.cwd, &sandbox, ret_error);
+        if (r < 0)
+                return r;
+        if (sandbox.warning) {
+                log_warning("Run %s of agent %s: %s.", run->id, agent->id, sandbox.warning);
+                (void) run_event_append(m->store, run->id, "lifecycle", LEVEL_WARN, sandbox.warning, NULL);
+        }
+        launch.spec.sandboxed = sandbox.confined;
+        launch.spec.files = sandbox.files;
+        launch.spec.n_files = sandbox.n_files;
+        return supervisor_launch(m->supervisor, &launch.spec);
+}
+
 /* Launch claimed runs (their claim committed); claimed is freed. */
 static void launch_claimed(Manager *m, const Agent *agent, Run *claimed, size_t n) {
         for (size_t i = 0; i < n; i++) {
-                _cleanup_(adapter_launch_done) AdapterLaunch launch = {};
                 _cleanup_free_ char *error = NULL;
                 int r;
 
-                r = adapter_build_launch(agent, &claimed[i], m->socket_path_effective, &launch, &error);
-                if (r >= 0)
-                        r = supervisor_launch(m->supervisor, &launch.spec);
+                r = launch_one(m, agent, &claimed[i], &error);
                 if (r < 0)
                         fail_launch(m, claimed[i].id, agent->id, error ?: strerror(-r));
         }
@@ -1418,7 +1447,7 @@ int heartbeat_recover(Manager *m) {
                 examined++;
                 /* The timing comes from the agent's current configuration. */
                 if (store_get(m->store, &agent_entity, run->agent_id, &agent) >= 0 &&
-                    adapter_build_launch(&agent, run, m->socket_path_effective ?: "", &launch, &error) >= 0) {
+                    adapter_build_launch(&agent, run, "", "/", NULL, &launch, &error) >= 0) {
                         spec.grace_sec = launch.spec.grace_sec;
                         spec.idle_timeout_sec = launch.spec.idle_timeout_sec;
                 }

@@ -11,7 +11,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -33,7 +35,7 @@ int manager_new(Manager **ret) {
         m = calloc(1, sizeof(Manager));
         if (!m)
                 return -ENOMEM;
-        m->listen_fd = -EBADF;
+        m->listen_fd = m->agent_listen_fd = -EBADF;
         m->started_usec = now_usec();
         r = config_init(&m->config);
         if (r < 0) {
@@ -53,13 +55,19 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         api_free(m->api);
+        api_free(m->agent_api);
         scheduler_free(m->scheduler);
         supervisor_free(m->supervisor);
         placement_free(m->placement);
+        sandbox_free(m->sandbox);
         free(m->socket_path_effective);
         if (m->socket_created && m->config.socket_path)
                 (void) unlink(m->config.socket_path);
         safe_close(m->listen_fd);
+        if (m->agent_socket_path)
+                (void) unlink(m->agent_socket_path);
+        free(m->agent_socket_path);
+        safe_close(m->agent_listen_fd);
         store_free(m->store);
         sd_event_source_disable_unref(m->sigterm_source);
         sd_event_source_disable_unref(m->sigint_source);
@@ -116,33 +124,16 @@ int manager_load_config(Manager *m) {
         return 0;
 }
 
-/* Take the API socket from systemd, or create it (directory included, mode 0660). */
-static int manager_open_socket(Manager *m) {
+/* Bind a Unix stream socket at path (its directory made if missing) with mode, replacing
+ * the file a crashed corrald left but never a live socket. */
+static int bind_socket(const char *path, mode_t mode, int *ret_fd) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *dir = NULL;
-        int n, r;
+        int r;
 
-        n = sd_listen_fds(true);
-        if (n < 0)
-                return log_error_errno(n, "Failed to read sockets passed by systemd: %m");
-        if (n > 1)
-                return log_error_errno(-EINVAL, "Got %d sockets from systemd, expected one (the API socket).", n);
-        if (n == 1) {
-                r = sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to check the socket passed by systemd: %m");
-                if (r == 0)
-                        return log_error_errno(-EINVAL, "The socket passed by systemd is not a listening Unix stream socket.");
-                m->listen_fd = SD_LISTEN_FDS_START;
-                m->socket_activated = true;
-                (void) fcntl(m->listen_fd, F_SETFL, fcntl(m->listen_fd, F_GETFL) | O_NONBLOCK);
-                log_info("Using the API socket passed by systemd.");
-                return 0;
-        }
-
-        strncpy(sa.sun_path, m->config.socket_path, sizeof(sa.sun_path) - 1);
-        dir = strdup(m->config.socket_path);
+        strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+        dir = strdup(path);
         if (!dir)
                 return log_oom();
         char *slash = strrchr(dir, '/');
@@ -155,9 +146,7 @@ static int manager_open_socket(Manager *m) {
 
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
-                return log_error_errno(-errno, "Failed to create the API socket: %m");
-
-        /* A socket file left by a crashed corrald is replaced; a live one is not stolen. */
+                return log_error_errno(-errno, "Failed to create a socket for %s: %m", path);
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) >= 0)
                 return log_error_errno(-EADDRINUSE, "Another corrald is already listening on %s.", sa.sun_path);
         if (errno == ECONNREFUSED) {
@@ -169,21 +158,70 @@ static int manager_open_socket(Manager *m) {
         safe_close(fd);
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
-                return log_error_errno(-errno, "Failed to create the API socket: %m");
+                return log_error_errno(-errno, "Failed to create a socket for %s: %m", path);
 
-        mode_t old = umask(0117);
+        /* Never, not even for an instant, more open than mode. */
+        mode_t old = umask(0777 & ~mode);
         r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
         umask(old);
         if (r < 0)
-                return log_error_errno(-errno, "Failed to bind the API socket to %s: %m", sa.sun_path);
-        m->socket_created = true;
-        if (chmod(sa.sun_path, 0660) < 0)
-                return log_error_errno(-errno, "Failed to set the mode of %s: %m", sa.sun_path);
-        if (listen(fd, SOMAXCONN) < 0)
-                return log_error_errno(-errno, "Failed to listen on %s: %m", sa.sun_path);
-
-        m->listen_fd = TAKE_FD(fd);
+                return log_error_errno(-errno, "Failed to bind a socket to %s: %m", sa.sun_path);
+        if (chmod(sa.sun_path, mode) < 0)
+                r = log_error_errno(-errno, "Failed to set the mode of %s: %m", sa.sun_path);
+        else if (listen(fd, SOMAXCONN) < 0)
+                r = log_error_errno(-errno, "Failed to listen on %s: %m", sa.sun_path);
+        if (r < 0) {
+                (void) unlink(sa.sun_path);
+                return r;
+        }
         log_info("Listening on %s.", sa.sun_path);
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* The operator socket from systemd, or made here (mode 0660: root and group corral). */
+static int manager_open_socket(Manager *m) {
+        int n, r;
+
+        n = sd_listen_fds(true);
+        if (n < 0)
+                return log_error_errno(n, "Failed to read sockets passed by systemd: %m");
+        if (n > 1)
+                return log_error_errno(-EINVAL, "Got %d sockets from systemd, expected one (the operator socket).", n);
+        if (n == 1) {
+                r = sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to check the socket passed by systemd: %m");
+                if (r == 0)
+                        return log_error_errno(-EINVAL, "The socket passed by systemd is not a listening Unix stream socket.");
+                m->listen_fd = SD_LISTEN_FDS_START;
+                m->socket_activated = true;
+                (void) fcntl(m->listen_fd, F_SETFL, fcntl(m->listen_fd, F_GETFL) | O_NONBLOCK);
+                log_info("Using the operator socket passed by systemd.");
+                return 0;
+        }
+        r = bind_socket(m->config.socket_path, 0660, &m->listen_fd);
+        if (r < 0)
+                return r;
+        m->socket_created = true;
+        return 0;
+}
+
+/* The agent socket: anyone may connect, and only a process of a running run is served. */
+static int manager_open_agent_socket(Manager *m) {
+        int r;
+
+        m->agent_socket_path = config_agent_socket_path(&m->config);
+        if (!m->agent_socket_path)
+                return log_oom();
+        if (streq(m->agent_socket_path, m->config.socket_path))
+                return log_error_errno(-EINVAL, "agent-socket and socket must be different paths (both are %s).",
+                                       m->agent_socket_path);
+        r = bind_socket(m->agent_socket_path, 0666, &m->agent_listen_fd);
+        if (r < 0) {
+                m->agent_socket_path = mfree(m->agent_socket_path);
+                return r;
+        }
         return 0;
 }
 
@@ -276,17 +314,54 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int manager_identify_caller(Manager *m, pid_t pid, char **ret_run_id, char **ret_agent_id, char **ret_company_id) {
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+int manager_identify_peer(Manager *m, int fd, char **ret_run_id) {
         _cleanup_free_ char *run_id = NULL;
+        _cleanup_close_ int pidfd = -EBADF;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        int r;
+
+        *ret_run_id = NULL;
+        if (!m->placement || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.pid <= 0)
+                return 0;
+        /* The peer as the process that connected: since Linux 6.5 the kernel hands out its
+         * pidfd; before, one is opened for its pid, and a pid that was reused meanwhile is
+         * caught below, as a process younger than the connection. */
+        len = sizeof(int);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0) {
+                uint64_t start, now_ticks;
+                struct timespec ts;
+
+                pidfd = (int) syscall(SYS_pidfd_open, cred.pid, 0);
+                if (pidfd < 0)
+                        return 0; /* gone: nobody */
+                if (pid_start_ticks(cred.pid, &start) < 0 || clock_gettime(CLOCK_BOOTTIME, &ts) < 0)
+                        return 0;
+                now_ticks = ((uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec) / (1000000000 / (uint64_t) sysconf(_SC_CLK_TCK));
+                if (start > now_ticks)
+                        return 0;
+        }
+        r = placement_run_of_pid(m->placement, cred.pid, &run_id);
+        if (r < 0)
+                return r;
+        /* Still alive after its cgroup was read: the cgroup was that process's. */
+        if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0)
+                return 0;
+        if (!run_id || !supervisor_tracks(m->supervisor, run_id))
+                return 0; /* a cgroup of a run this corrald does not run is nobody's */
+        *ret_run_id = TAKE_PTR(run_id);
+        return 0;
+}
+
+int manager_identify_caller(Manager *m, const char *run_id, char **ret_run_id, char **ret_agent_id, char **ret_company_id) {
         _cleanup_(run_donep) Run run = {};
         int r;
 
         *ret_run_id = *ret_agent_id = *ret_company_id = NULL;
-        if (!m->placement)
-                return 0;
-        r = placement_run_of_pid(m->placement, pid, &run_id);
-        if (r < 0 || !run_id)
-                return r;
         r = store_get(m->store, &run_entity, run_id, &run);
         if (r == -ENOENT || (r >= 0 && run.status != RUN_RUNNING))
                 return 0; /* a leftover of a finished run speaks for nobody */
@@ -343,9 +418,18 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to watch signals: %m");
 
-        r = mkdir_parents_and_self(m->config.state_dir, 0750);
+        /* Everything corrald makes is its own alone unless it says otherwise (the sockets). */
+        umask(0077);
+        if (m->config.sandbox && geteuid() != 0)
+                return log_error_errno(-EPERM, "The agent sandbox (sandbox=yes) needs corrald to run as root, to give agents "
+                                               "their own users and namespaces. Run corrald as root, or set sandbox=no to run "
+                                               "agents unconfined as corrald's own user.");
+        r = mkdir_parents_and_self(m->config.state_dir, 0700);
         if (r < 0)
                 return log_error_errno(r, "Failed to create state directory %s: %m", m->config.state_dir);
+        /* An older corrald made it 0750; runs, logs and the database are root's only. */
+        if (chmod(m->config.state_dir, 0700) < 0)
+                return log_error_errno(-errno, "Failed to make state directory %s private: %m", m->config.state_dir);
 
         db = config_database_path(&m->config);
         if (!db)
@@ -375,6 +459,23 @@ int manager_startup(Manager *m) {
         m->socket_path_effective = socket_path_of(m);
         if (!m->socket_path_effective)
                 return log_oom();
+        r = manager_open_agent_socket(m);
+        if (r < 0)
+                return r;
+        SandboxSettings ss = {
+                .enabled = m->config.sandbox,
+                .uid_min = m->config.sandbox_uid_min,
+                .uid_max = m->config.sandbox_uid_max,
+                .state_dir = m->config.state_dir,
+                .operator_socket = m->socket_path_effective,
+                .agent_socket = m->agent_socket_path,
+                .config_dir = CORRAL_SYSCONFDIR "/corral",
+        };
+        r = sandbox_new(&ss, &m->sandbox);
+        if (r < 0)
+                return log_oom();
+        if (!m->config.sandbox)
+                log_warning("The agent sandbox is off (sandbox=no): agents run as corrald's own user, unconfined.");
 
         /* Runs a previous corrald left running are taken up before anything new starts. */
         r = manager_sweep(m, NULL);
@@ -387,7 +488,10 @@ int manager_startup(Manager *m) {
                                        (uint64_t) m->config.sweep_interval_sec * 1000000, 0, on_sweep, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to arm the sweep timer: %m");
-        r = api_new(m, m->listen_fd, &m->api);
+        r = api_new(m, m->listen_fd, API_OPERATOR, &m->api);
+        if (r < 0)
+                return r;
+        r = api_new(m, m->agent_listen_fd, API_AGENT, &m->agent_api);
         if (r < 0)
                 return r;
         return 0;

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "placement.h"
+#include "sandbox.h"
 #include "store.h"
 #include "supervisor.h"
 #include "telemetry.h"
@@ -36,9 +37,12 @@ typedef struct Manager {
         Supervisor *supervisor;
         Scheduler *scheduler;
         Telemetry telemetry;
-        Api *api;
-        char *socket_path_effective; /* the API socket as agents reach it (CORRAL_SOCKET) */
-        int listen_fd;
+        Sandbox *sandbox;
+        Api *api; /* on the operator socket: every caller is the board */
+        Api *agent_api; /* on the agent socket: every caller is a run's agent, or refused */
+        char *socket_path_effective; /* the operator socket's path, also when systemd passed it */
+        char *agent_socket_path; /* the agent socket (CORRAL_SOCKET of every run) */
+        int listen_fd, agent_listen_fd;
         bool socket_activated;
         bool socket_created; /* we made the socket file: remove it on exit */
 
@@ -55,9 +59,13 @@ int manager_load_config(Manager *m);
 
 /* Open the store and the API socket, start serving. */
 int manager_startup(Manager *m);
-/* Is the process pid part of a running run? Then its run, agent and company (each NULL
- * otherwise). Such a request counts as activity of the run. */
-int manager_identify_caller(Manager *m, pid_t pid, char **ret_run_id, char **ret_agent_id, char **ret_company_id);
+/* The run whose live process is the peer of the connected socket fd (tracked by this
+ * corrald, in its cgroup or scope), or NULL: a peer that is gone, outside every run, or in
+ * a cgroup that only looks like a run's. */
+int manager_identify_peer(Manager *m, int fd, char **ret_run_id);
+/* Is run_id still running? Then its id, agent and company (each NULL otherwise). Such a
+ * request counts as activity of the run. */
+int manager_identify_caller(Manager *m, const char *run_id, char **ret_run_id, char **ret_agent_id, char **ret_company_id);
 
 typedef struct StrandedCounters StrandedCounters;
 

@@ -361,10 +361,12 @@ int placement_run_of_pid(Placement *p, pid_t pid, char **ret) {
         if (r < 0)
                 return r;
         if (p->kind == PLACEMENT_SCOPE) {
-                /* .../corral.slice/corral-run-<id>.scope[/...] */
-                const char *unit = strstr(cg, "/corral-run-");
-                if (!unit)
+                /* /corral.slice/corral-run-<id>.scope[/...]: only there, where no one but
+                 * systemd for corrald makes units; a scope of that name under a user's own
+                 * delegated cgroup is nobody's run. */
+                if (!startswith(cg, "/" SCOPE_SLICE "/corral-run-"))
                         return 0;
+                const char *unit = cg + strlen("/" SCOPE_SLICE);
                 _cleanup_free_ char *name = strndup(unit + 1, strcspn(unit + 1, "/"));
                 if (!name)
                         return -ENOMEM;

@@ -38,6 +38,7 @@
 #include "model.h"
 #include "runlog.h"
 #include "runs.h"
+#include "shim-sandbox.h"
 #include "shim.h"
 #include "spawner.h"
 
@@ -83,6 +84,7 @@ typedef struct Tracked {
         bool rebooted; /* taken up after a reboot: its processes belonged to another boot */
         bool detached; /* the row says process_detached until the run shows life */
         bool killed; /* the cgroup was killed */
+        bool sandboxed; /* the agent's tree has a sandbox init, which is not a leftover */
         unsigned leftover;
 
         uint64_t grace_usec, idle_usec, timeout_usec;
@@ -344,6 +346,16 @@ static void kill_run(Tracked *t) {
                 (void) syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0);
 }
 
+/* How many processes the agent left in the run's cgroup. A sandbox's init stays as long as
+ * they do: it is corral's, not the agent's, and not counted. */
+static unsigned count_leftovers(Tracked *t) {
+        Supervisor *s = t->supervisor;
+        unsigned n = 0;
+
+        (void) s->placement->ops->count(s->placement, &t->place, &n);
+        return t->sandboxed && n > 0 ? n - 1 : n;
+}
+
 static int on_leftover_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         Tracked *t = userdata;
         Supervisor *s = t->supervisor;
@@ -354,7 +366,7 @@ static int on_leftover_timer(sd_event_source *src, uint64_t usec, void *userdata
                 maybe_finish(t);
                 return 0;
         }
-        (void) s->placement->ops->count(s->placement, &t->place, &n);
+        n = count_leftovers(t);
         t->leftover = n;
         snprintf(msg, sizeof(msg), "The agent exited, but %u process%s it left behind in the run's cgroup %s killed.", n,
                  n == 1 ? "" : "es", n == 1 ? "was" : "were");
@@ -589,19 +601,23 @@ static _noreturn_ void shim_child(void *userdata) {
         _exit(SHIM_EXIT_EXEC_FAILED);
 }
 
-static int write_run_file(const char *dir, const char *name, const char *content) {
+static int write_run_file(const char *dir, const char *name, const void *content, size_t size, unsigned mode) {
         _cleanup_free_ char *path = strprintf("%s/%s", dir, name);
         _cleanup_close_ int fd = -EBADF;
 
         /* Written in place, not synced: nothing reads these files before the shim starts, a
          * run does not outlive the machine, and its context is in the database too. A temp
-         * file and rename, or an fsync, would cost every launch for nothing. */
+         * file and rename, or an fsync, would cost every launch for nothing. The run
+         * directory is root's only: the agent gets what it needs of these files by
+         * descriptor or through its sandbox. */
         if (!path)
                 return -ENOMEM;
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
                 return -errno;
-        return write_full(fd, content, strlen(content));
+        if (fchmod(fd, mode) < 0)
+                return -errno;
+        return write_full(fd, content, size);
 }
 
 static int launch_error(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
@@ -687,12 +703,12 @@ static int make_spare(Supervisor *s, char **ret) {
         dir = strprintf("%s/runs/" SPARE_PREFIX "%s", s->state_dir, id);
         if (!dir)
                 return -ENOMEM;
-        if (mkdir(dir, 0750) < 0)
+        if (mkdir(dir, 0700) < 0)
                 return -errno;
         for (size_t i = 0; i < ELEMENTSOF(spare_files); i++) {
                 _cleanup_close_ int fd = -EBADF;
                 _cleanup_free_ char *path = strprintf("%s/%s", dir, spare_files[i]);
-                fd = path ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640) : -ENOMEM;
+                fd = path ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600) : -ENOMEM;
                 if (fd < 0) {
                         r = path ? -errno : -ENOMEM;
                         (void) remove_spare(dir);
@@ -729,7 +745,7 @@ static int make_run_dir(Tracked *t, char **ret_error) {
                 log_debug_errno(-errno, "Cannot use the spare run directory %s, ignoring: %m", spare);
                 (void) remove_spare(spare);
         }
-        r = mkdir_parents_and_self(t->run_dir, 0750);
+        r = mkdir_parents_and_self(t->run_dir, 0700);
         if (r < 0)
                 return launch_error(ret_error, r, "cannot create the run directory %s: %s", t->run_dir, strerror(-r));
         return 0;
@@ -739,7 +755,8 @@ static int make_run_dir(Tracked *t, char **ret_error) {
 static int write_run_files(Tracked *t, const LaunchSpec *spec, char **ret_error) {
         int r;
 
-        if (spec->context_json && (r = write_run_file(t->run_dir, RUN_CONTEXT_FILE, spec->context_json)) < 0)
+        if (spec->context_json &&
+            (r = write_run_file(t->run_dir, RUN_CONTEXT_FILE, spec->context_json, strlen(spec->context_json), 0600)) < 0)
                 return launch_error(ret_error, r, "cannot write context.json: %s", strerror(-r));
         if (!spec->context_json) {
                 /* A spare directory comes with an empty one. */
@@ -747,8 +764,11 @@ static int write_run_files(Tracked *t, const LaunchSpec *spec, char **ret_error)
                 if (path)
                         (void) unlink(path);
         }
-        if (spec->stdin_text && (r = write_run_file(t->run_dir, SHIM_STDIN_FILE, spec->stdin_text)) < 0)
+        if (spec->stdin_text && (r = write_run_file(t->run_dir, SHIM_STDIN_FILE, spec->stdin_text, strlen(spec->stdin_text), 0600)) < 0)
                 return launch_error(ret_error, r, "cannot write the stdin file: %s", strerror(-r));
+        for (size_t i = 0; i < spec->n_files; i++)
+                if ((r = write_run_file(t->run_dir, spec->files[i].name, spec->files[i].data, spec->files[i].size, spec->files[i].mode)) < 0)
+                        return launch_error(ret_error, r, "cannot write the run's %s file: %s", spec->files[i].name, strerror(-r));
         return 0;
 }
 
@@ -772,13 +792,16 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
 
         while (spec->argv[n_args])
                 n_args++;
-        argv = calloc(n_args + 3, sizeof(char *));
+        argv = calloc(n_args + 4, sizeof(char *));
         if (!argv)
                 return -ENOMEM;
-        argv[0] = s->shim_path;
-        argv[1] = t->run_dir;
+        size_t k = 0;
+        argv[k++] = s->shim_path;
+        if (spec->sandboxed)
+                argv[k++] = (char *) "--sandbox";
+        argv[k++] = t->run_dir;
         for (size_t i = 0; i < n_args; i++)
-                argv[i + 2] = spec->argv[i];
+                argv[k++] = spec->argv[i];
 
         if (pipe2(go, O_CLOEXEC) < 0)
                 return -errno;
@@ -1090,7 +1113,7 @@ static void watch(Tracked *t) {
         Supervisor *s = t->supervisor;
         int fd;
 
-        fd = open(t->log->path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+        fd = open(t->log->path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         safe_close(fd);
         t->log_wd = inotify_add_watch(s->inotify_fd, t->log->path, IN_MODIFY);
         if (t->log_wd < 0)
@@ -1114,6 +1137,7 @@ int supervisor_launch(Supervisor *s, const LaunchSpec *spec) {
         t->idle_usec = spec->idle_timeout_sec * USEC_PER_SEC;
         t->timeout_usec = spec->timeout_sec * USEC_PER_SEC;
         t->limits = spec->limits;
+        t->sandboxed = spec->sandboxed;
 
         r = launch(s, t, spec, &error);
         if (r < 0) {
@@ -1175,6 +1199,10 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
                 return r;
         seed_excerpts(t->log, run);
         t->adopted = true;
+        {
+                _cleanup_free_ char *policy = strprintf("%s/%s", t->run_dir, SHIM_SANDBOX_FILE);
+                t->sandboxed = policy && access(policy, F_OK) >= 0;
+        }
         t->shim_pid = run->shim_pid != INT_NULL ? (pid_t) run->shim_pid : 0;
         t->agent_pid = run->process_pid != INT_NULL ? (pid_t) run->process_pid : 0;
         t->place.pgid = t->agent_pid;
@@ -1246,7 +1274,7 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
         if (s->placement->ops->populated(s->placement, &t->place) > 0) {
                 _cleanup_free_ char *status = strprintf("%s/%s", t->run_dir, SHIM_STATUS_FILE);
                 /* Without the shim nothing else will end these processes. */
-                (void) s->placement->ops->count(s->placement, &t->place, &t->leftover);
+                t->leftover = count_leftovers(t);
                 if (status && access(status, F_OK) < 0) {
                         char msg[160];
                         snprintf(msg, sizeof(msg), "The shim is gone; %u process%s left in the run's cgroup %s killed.",
@@ -1270,7 +1298,7 @@ static int setup_spares(Supervisor *s) {
 
         if (!runs)
                 return -ENOMEM;
-        r = mkdir_parents_and_self(runs, 0750);
+        r = mkdir_parents_and_self(runs, 0700);
         if (r < 0)
                 return log_error_errno(r, "Failed to create %s: %m", runs);
         d = opendir(runs);

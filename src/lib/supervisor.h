@@ -17,6 +17,14 @@
 
 typedef struct Supervisor Supervisor;
 
+/* A file of the run directory, written before the shim's go. */
+typedef struct RunFile {
+        const char *name;
+        const void *data;
+        size_t size;
+        unsigned mode; /* 0600 unless it is to be read inside the sandbox */
+} RunFile;
+
 typedef struct LaunchSpec {
         const char *run_id;
         const char *agent_id;
@@ -30,6 +38,9 @@ typedef struct LaunchSpec {
         uint64_t grace_sec; /* SIGTERM to SIGKILL; 0 means 1 */
         uint64_t idle_timeout_sec; /* no output for this long ends the run; 0: none */
         RunLimits limits;
+        bool sandboxed; /* the shim starts the agent in the sandbox its files describe */
+        const RunFile *files; /* more files for the run directory (the sandbox's) */
+        size_t n_files;
 } LaunchSpec;
 
 typedef enum RunEnd {

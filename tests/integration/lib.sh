@@ -95,9 +95,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
+# The agent socket (every run's CORRAL_SOCKET), beside the operator socket.
+AGENT_SOCK=$T/agent.sock
+# The sandbox needs root and hides /tmp, where these tests keep their agents' scripts and
+# the files they write: off unless a test asks for it (test-sandbox.sh does).
+SANDBOX=${SANDBOX:-no}
+
 # start_daemon [EXTRA ARGS...]: start corrald, wait until it answers.
 start_daemon() {
-        "$CORRALD" --state-dir "$STATE" --socket "$SOCK" --placement none --log-level debug "$@" \
+        "$CORRALD" --state-dir "$STATE" --socket "$SOCK" --placement none --sandbox "$SANDBOX" --log-level debug "$@" \
                 >>"$T/corrald.log" 2>&1 &
         DAEMON_PID=$!
         local i

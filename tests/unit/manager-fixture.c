@@ -96,6 +96,11 @@ int fixture_manager_setup(void **state) {
         SupervisorConfig sc = { .state_dir = fixture_dir, .shim_path = shim };
         assert_int_equal(supervisor_new(m->event, m->store, m->placement, &sc, heartbeat_run_finished, m, &m->supervisor), 0);
         m->socket_path_effective = strdup("/nonexistent/corrald.sock");
+        m->agent_socket_path = strdup("/nonexistent/agent.sock");
+        /* Agents run as the test does, with their homes in the fixture's directory. */
+        SandboxSettings ss = { .state_dir = fixture_dir, .operator_socket = m->socket_path_effective,
+                               .agent_socket = m->agent_socket_path, .config_dir = "/nonexistent" };
+        assert_int_equal(sandbox_new(&ss, &m->sandbox), 0);
 
         assert_int_equal(entity_init(&company_entity, &c), 0);
         assert_int_equal(record_stamp(&c.id, &c.created_at, &c.updated_at, NULL), 0);
