@@ -117,8 +117,9 @@ cmd_check() {
 
         # The scope backend, limits, units and the package under a real systemd.
         log "VM with systemd as PID 1 (tests/vm)"
-        make -C "$builddir" -j"$(nproc)" tests/bench/bench tests/bench/bench-agent >/dev/null
-        "$top/tests/vm/run.sh" --deb "$deb" --cache "${CORRAL_VM_CACHE:-$builddir/vm-cache}" --bench "$builddir/tests/bench"
+        make -C "$builddir" -j"$(nproc)" tests/bench/bench tests/bench/bench-agent tests/integration/sandbox-probe >/dev/null
+        "$top/tests/vm/run.sh" --deb "$deb" --cache "${CORRAL_VM_CACHE:-$builddir/vm-cache}" --bench "$builddir/tests/bench" \
+                --probe "$builddir/tests/integration/sandbox-probe"
 }
 
 cmd_run() {

@@ -157,8 +157,8 @@ static int parse_config(AdapterType type, const cJSON *c, bool require_command, 
         cJSON_ArrayForEach (m, ret->env) {
                 const cJSON *secret = cJSON_GetObjectItemCaseSensitive(m, "secret");
                 /* A secret: {"secret": "VALUE"} as it is given, {"secret": true} as it is stored. */
-                bool is_secret = cJSON_IsObject(m) && cJSON_GetArraySize(m) == 1 &&
-                        (cJSON_IsString(secret) || cJSON_IsTrue(secret));
+                bool is_secret =
+                        cJSON_IsObject(m) && cJSON_GetArraySize(m) == 1 && (cJSON_IsString(secret) || cJSON_IsTrue(secret));
                 if (!cJSON_IsString(m) && !is_secret)
                         return invalid(ret_error, "adapterConfig.env.%s must be a string or {\"secret\": \"VALUE\"}", m->string);
                 if (isempty(m->string) || strchr(m->string, '='))
@@ -373,8 +373,8 @@ int adapter_take_secrets(char **config_json, char ***ret_secrets, char ***ret_na
         return 0;
 }
 
-int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_path, const char *home,
-                         char *const *secrets, AdapterLaunch *ret, char **ret_error) {
+int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_path, const char *home, char *const *secrets,
+                         AdapterLaunch *ret, char **ret_error) {
         _cleanup_(adapter_launch_done) AdapterLaunch l = {};
         _cleanup_json_ cJSON *config = NULL, *context = NULL;
         _cleanup_free_ char *payload_text = NULL;
@@ -435,8 +435,8 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
 
         /* A small, explicit environment: nothing of corrald's own reaches agents but PATH. */
         if (env_add(&l.env, &n_env, "PATH=%s", path ?: "/usr/local/bin:/usr/bin:/bin") < 0 ||
-            env_add(&l.env, &n_env, "HOME=%s", home) < 0 ||
-            env_add(&l.env, &n_env, "LANG=C.UTF-8") < 0 || env_add(&l.env, &n_env, "CORRAL_RUN_ID=%s", run->id) < 0 ||
+            env_add(&l.env, &n_env, "HOME=%s", home) < 0 || env_add(&l.env, &n_env, "LANG=C.UTF-8") < 0 ||
+            env_add(&l.env, &n_env, "CORRAL_RUN_ID=%s", run->id) < 0 ||
             env_add(&l.env, &n_env, "CORRAL_AGENT_ID=%s", agent->id) < 0 ||
             env_add(&l.env, &n_env, "CORRAL_COMPANY_ID=%s", agent->company_id) < 0 ||
             env_add(&l.env, &n_env, "CORRAL_ISSUE_ID=%s", strempty(issue_id)) < 0 ||

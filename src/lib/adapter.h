@@ -33,8 +33,8 @@ void adapter_launch_done(AdapterLaunch *l);
  * socket_path is the run's CORRAL_SOCKET, home its HOME and, without adapterConfig.cwd, its
  * working directory; secrets (names and values alternating, may be NULL) give the values
  * of the environment's secret variables. Invalid configuration: -EINVAL and a message. */
-int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_path, const char *home,
-                         char *const *secrets, AdapterLaunch *ret, char **ret_error);
+int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_path, const char *home, char *const *secrets,
+                         AdapterLaunch *ret, char **ret_error);
 
 /* Take the secret values out of an adapterConfig about to be stored: every
  * env.NAME = {"secret": "VALUE"} becomes {"secret": true}, and NAME, VALUE are appended to

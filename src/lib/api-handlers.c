@@ -239,8 +239,8 @@ static int handle_company_list(ApiRequest *req) {
 
         /* An agent's list is its own company: it learns no other's name. */
         if (req->caller_agent_id)
-                r = store_list(req_store(req), &company_entity, "WHERE id = ?1", (const char *const[]){ req->caller_company_id, NULL },
-                               0, &items, &n);
+                r = store_list(req_store(req), &company_entity, "WHERE id = ?1",
+                               (const char *const[]){ req->caller_company_id, NULL }, 0, &items, &n);
         else
                 r = store_list(req_store(req), &company_entity, "ORDER BY created_at, id", NULL, 0, &items, &n);
         return r < 0 ? r : reply_entities(req, &company_entity, items, n);
@@ -442,8 +442,10 @@ static int take_agent_secrets(ApiRequest *req, Agent *a, SaveAlso *ret) {
                         kept = kept || streq(stored[k], name);
                 if (!given && !kept) {
                         save_also_done(&also);
-                        (void) api_reply_error(req, 400, "adapterConfig.env.%s is {\"secret\": true} but no value is stored: "
-                                                         "give it as {\"secret\": \"VALUE\"}", name);
+                        (void) api_reply_error(req, 400,
+                                               "adapterConfig.env.%s is {\"secret\": true} but no value is stored: "
+                                               "give it as {\"secret\": \"VALUE\"}",
+                                               name);
                         return 0;
                 }
         }

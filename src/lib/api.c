@@ -427,9 +427,9 @@ int api_new(Manager *m, int listen_fd, ApiKind kind, Api **ret) {
          * shutdown() before close, which a Unix socket does not need. */
         a->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, a,
                                      MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-                                     MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
-                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 120,
-                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 32 * 1024, MHD_OPTION_END);
+                                     MHD_OPTION_NOTIFY_CONNECTION, on_connection, a, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 120, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                     (size_t) 32 * 1024, MHD_OPTION_END);
         if (!a->daemon) {
                 api_free(a);
                 return log_error_errno(-EIO, "Failed to start the HTTP server on the API socket.");

@@ -27,13 +27,20 @@ PlacementKind placement_kind_from_string(const char *s) {
 }
 
 const char *const config_keys[] = {
-        "state-dir",          "socket",
-        "database",           "placement",
-        "cgroup-root",        "log-level",
-        "sweep-interval-sec", "process-loss-retries",
-        "boot-id-file",       "max-continuation-retries",
-        "shim-spawner",       "agent-socket",
-        "sandbox",            "sandbox-uids",
+        "state-dir",
+        "socket",
+        "database",
+        "placement",
+        "cgroup-root",
+        "log-level",
+        "sweep-interval-sec",
+        "process-loss-retries",
+        "boot-id-file",
+        "max-continuation-retries",
+        "shim-spawner",
+        "agent-socket",
+        "sandbox",
+        "sandbox-uids",
         NULL,
 };
 

@@ -341,7 +341,8 @@ int manager_identify_peer(Manager *m, int fd, char **ret_run_id) {
                         return 0; /* gone: nobody */
                 if (pid_start_ticks(cred.pid, &start) < 0 || clock_gettime(CLOCK_BOOTTIME, &ts) < 0)
                         return 0;
-                now_ticks = ((uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec) / (1000000000 / (uint64_t) sysconf(_SC_CLK_TCK));
+                now_ticks = ((uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec) /
+                        (1000000000 / (uint64_t) sysconf(_SC_CLK_TCK));
                 if (start > now_ticks)
                         return 0;
         }
@@ -421,9 +422,10 @@ int manager_startup(Manager *m) {
         /* Everything corrald makes is its own alone unless it says otherwise (the sockets). */
         umask(0077);
         if (m->config.sandbox && geteuid() != 0)
-                return log_error_errno(-EPERM, "The agent sandbox (sandbox=yes) needs corrald to run as root, to give agents "
-                                               "their own users and namespaces. Run corrald as root, or set sandbox=no to run "
-                                               "agents unconfined as corrald's own user.");
+                return log_error_errno(-EPERM,
+                                       "The agent sandbox (sandbox=yes) needs corrald to run as root, to give agents "
+                                       "their own users and namespaces. Run corrald as root, or set sandbox=no to run "
+                                       "agents unconfined as corrald's own user.");
         r = mkdir_parents_and_self(m->config.state_dir, 0700);
         if (r < 0)
                 return log_error_errno(r, "Failed to create state directory %s: %m", m->config.state_dir);

@@ -33,15 +33,49 @@
  * kernel modules, kexec, BPF, perf, the kernel keyring, the clock, swap, reboot.
  * ptrace is not here: in its own pid namespace an agent can reach only its own run. */
 static const char *const default_deny[] = {
-        "mount",         "umount",         "umount2",       "pivot_root",    "chroot",
-        "move_mount",    "open_tree",      "fsopen",        "fsconfig",      "fsmount",
-        "fspick",        "mount_setattr",  "unshare",       "setns",         "init_module",
-        "finit_module",  "delete_module",  "kexec_load",    "kexec_file_load", "bpf",
-        "perf_event_open", "userfaultfd",  "keyctl",        "add_key",       "request_key",
-        "swapon",        "swapoff",        "reboot",        "acct",          "quotactl",
-        "quotactl_fd",   "settimeofday",   "clock_settime", "clock_adjtime", "adjtimex",
-        "iopl",          "ioperm",         "open_by_handle_at", "lookup_dcookie", "nfsservctl",
-        "vhangup",       "syslog",         NULL,
+        "mount",
+        "umount",
+        "umount2",
+        "pivot_root",
+        "chroot",
+        "move_mount",
+        "open_tree",
+        "fsopen",
+        "fsconfig",
+        "fsmount",
+        "fspick",
+        "mount_setattr",
+        "unshare",
+        "setns",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "kexec_load",
+        "kexec_file_load",
+        "bpf",
+        "perf_event_open",
+        "userfaultfd",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "swapon",
+        "swapoff",
+        "reboot",
+        "acct",
+        "quotactl",
+        "quotactl_fd",
+        "settimeofday",
+        "clock_settime",
+        "clock_adjtime",
+        "adjtimex",
+        "iopl",
+        "ioperm",
+        "open_by_handle_at",
+        "lookup_dcookie",
+        "nfsservctl",
+        "vhangup",
+        "syslog",
+        NULL,
 };
 
 /* The namespace flags that clone() is refused with while unshare is denied: otherwise a
@@ -174,8 +208,9 @@ static bool user_name_ok(const char *s) {
 }
 
 static int parse_policy(const cJSON *p, Policy *ret, char **ret_error) {
-        static const char *const known[] = { "user", "network", "readWritePaths", "readOnlyPaths", "inaccessiblePaths",
-                                             "syscallAllow", "syscallDeny", NULL };
+        static const char *const known[] = {
+                "user", "network", "readWritePaths", "readOnlyPaths", "inaccessiblePaths", "syscallAllow", "syscallDeny", NULL
+        };
         const cJSON *user, *network, *m;
         int r;
 
@@ -193,8 +228,9 @@ static int parse_policy(const cJSON *p, Policy *ret, char **ret_error) {
         ret->user = user ? user->valuestring : NULL;
         network = cJSON_GetObjectItemCaseSensitive(p, "network");
         if (network && !(cJSON_IsString(network) && (streq(network->valuestring, "host") || streq(network->valuestring, "none"))))
-                return invalid(ret_error, "adapterConfig.sandbox.network must be \"host\" or \"none\" (address allowlists are "
-                                          "not supported)");
+                return invalid(ret_error,
+                               "adapterConfig.sandbox.network must be \"host\" or \"none\" (address allowlists are "
+                               "not supported)");
         ret->network_none = network && streq(network->valuestring, "none");
         ret->rw = cJSON_GetObjectItemCaseSensitive(p, "readWritePaths");
         ret->ro = cJSON_GetObjectItemCaseSensitive(p, "readOnlyPaths");

@@ -34,7 +34,7 @@
 #include "basic/util.h"
 
 static const char *const kind_names[_SANDBOX_MOUNT_KIND_MAX] = {
-        [SANDBOX_TMPFS] = "tmpfs", [SANDBOX_HIDE] = "hide",        [SANDBOX_RW] = "rw",
+        [SANDBOX_TMPFS] = "tmpfs", [SANDBOX_HIDE] = "hide",       [SANDBOX_RW] = "rw",
         [SANDBOX_RO] = "ro",       [SANDBOX_BIND_RO] = "bind-ro",
 };
 
@@ -291,7 +291,7 @@ static void build_mounts(const SandboxSpec *spec, int err_fd) {
                 for (size_t i = 0; i < spec->n_mounts; i++) {
                         const SandboxMount *m = spec->mounts + i;
                         bool mine = pass == 0 ? m->kind == SANDBOX_TMPFS
-                                  : pass == 1 ? m->kind == SANDBOX_HIDE
+                                : pass == 1   ? m->kind == SANDBOX_HIDE
                                               : m->kind == SANDBOX_RW || m->kind == SANDBOX_RO || m->kind == SANDBOX_BIND_RO;
                         if (!mine)
                                 continue;
@@ -462,8 +462,8 @@ static _noreturn_ void sandbox_init(const AgentStart *a, int err_fd, int status_
         }
 }
 
-int sandbox_spawn(const SandboxSpec *spec, char *const argv[], int in, int out, int err, const sigset_t *mask,
-                  pid_t *ret_pid, int *ret_status_fd, char *what, size_t what_size) {
+int sandbox_spawn(const SandboxSpec *spec, char *const argv[], int in, int out, int err, const sigset_t *mask, pid_t *ret_pid,
+                  int *ret_status_fd, char *what, size_t what_size) {
         _cleanup_free_ char *filter = NULL;
         struct sock_fprog prog = {};
         int errp[2], statusp[2], r;

@@ -73,5 +73,5 @@ int sandbox_spec_parse(char *text, SandboxSpec *ret, char *error, size_t error_s
  * run's "agent" for the shim: killing it kills every process of the sandbox) and the read
  * end of a pipe on which the init writes the agent's wait status (an int) once the agent
  * has exited; or an errno, with what failed in what. */
-int sandbox_spawn(const SandboxSpec *spec, char *const argv[], int in, int out, int err, const sigset_t *mask,
-                  pid_t *ret_pid, int *ret_status_fd, char *what, size_t what_size);
+int sandbox_spawn(const SandboxSpec *spec, char *const argv[], int in, int out, int err, const sigset_t *mask, pid_t *ret_pid,
+                  int *ret_status_fd, char *what, size_t what_size);

@@ -428,8 +428,7 @@ int shim_main(int argc, char *argv[]) {
 }
 
 /* The agent in its sandbox, from the policy corrald wrote to the run directory. */
-static int spawn_sandboxed(Shim *s, char *argv[], int in, int out, int err, const sigset_t *mask, char *what,
-                           size_t what_size) {
+static int spawn_sandboxed(Shim *s, char *argv[], int in, int out, int err, const sigset_t *mask, char *what, size_t what_size) {
         _cleanup_free_ char *text = NULL;
         char path[4096], error[256];
         SandboxSpec spec;

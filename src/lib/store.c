@@ -700,7 +700,8 @@ int store_agent_sandbox_uid(Store *s, const char *agent_id, uint32_t first, uint
         r = store_prepare(s, "UPDATE agents SET sandbox_uid = ?2 WHERE id = ?1 AND sandbox_uid IS NULL", &set);
         if (r < 0)
                 return r;
-        if (sqlite3_bind_text(set, 1, agent_id, -1, SQLITE_STATIC) != SQLITE_OK || sqlite3_bind_int64(set, 2, candidate) != SQLITE_OK)
+        if (sqlite3_bind_text(set, 1, agent_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_int64(set, 2, candidate) != SQLITE_OK)
                 return -ENOMEM;
         rc = sqlite3_step(set);
         if (rc != SQLITE_DONE)

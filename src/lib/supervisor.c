@@ -764,11 +764,14 @@ static int write_run_files(Tracked *t, const LaunchSpec *spec, char **ret_error)
                 if (path)
                         (void) unlink(path);
         }
-        if (spec->stdin_text && (r = write_run_file(t->run_dir, SHIM_STDIN_FILE, spec->stdin_text, strlen(spec->stdin_text), 0600)) < 0)
+        if (spec->stdin_text &&
+            (r = write_run_file(t->run_dir, SHIM_STDIN_FILE, spec->stdin_text, strlen(spec->stdin_text), 0600)) < 0)
                 return launch_error(ret_error, r, "cannot write the stdin file: %s", strerror(-r));
         for (size_t i = 0; i < spec->n_files; i++)
-                if ((r = write_run_file(t->run_dir, spec->files[i].name, spec->files[i].data, spec->files[i].size, spec->files[i].mode)) < 0)
-                        return launch_error(ret_error, r, "cannot write the run's %s file: %s", spec->files[i].name, strerror(-r));
+                if ((r = write_run_file(t->run_dir, spec->files[i].name, spec->files[i].data, spec->files[i].size,
+                                        spec->files[i].mode)) < 0)
+                        return launch_error(ret_error, r, "cannot write the run's %s file: %s", spec->files[i].name,
+                                            strerror(-r));
         return 0;
 }
 

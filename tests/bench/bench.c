@@ -31,7 +31,7 @@
 
 extern char **environ;
 
-static const char *corrald_path, *agent_path, *placement = "cgroup", *only;
+static const char *corrald_path, *agent_path, *placement = "cgroup", *only, *sandbox = "no";
 static bool reference_scope; /* the launch reference is systemd-run --scope, not posix_spawn */
 /* Leave the state directory behind: to look at it, and because on an ext4 without a
  * journal, deleting thousands of files makes every file created in the same block group
@@ -40,6 +40,10 @@ static bool reference_scope; /* the launch reference is systemd-run --scope, not
 static bool keep_state;
 /* On disk like /var/lib/corral, which /tmp need not be (it is a tmpfs on many systems). */
 static char state_dir[] = "/var/tmp/corral-bench-XXXXXX";
+/* What the agents and the bench share (the stamp fifo, the release file): outside the
+ * state directory, which a sandboxed agent does not see, and given to sandboxed agents as
+ * a read-write path. */
+static char share_dir[] = "/var/tmp/corral-bench-share-XXXXXX";
 static char socket_path[100], fifo_path[160];
 static pid_t corrald_pid;
 static unsigned n_runs = 1000, seconds = 30, recovery_runs = 1000;
@@ -183,6 +187,8 @@ static void start_corrald(void) {
                          "warning",
                          "--sweep-interval-sec",
                          "86400",
+                         "--sandbox",
+                         (char *) sandbox,
                          NULL };
         if (posix_spawn(&corrald_pid, corrald_path, NULL, NULL, argv, environ) != 0)
                 die("cannot start %s", corrald_path);
@@ -225,8 +231,12 @@ static bool want(const char *name) {
 static char company[64];
 
 static char *new_agent(const char *name, const char *config, const char *runtime) {
+        /* A sandboxed agent reaches the shared directory; config is an object: "{..." */
+        _cleanup_free_ char *sandboxed = streq(sandbox, "yes")
+                ? strprintf("{\"sandbox\":{\"readWritePaths\":[\"%s\"]},%s", share_dir, config + 1)
+                : strdup(config);
         _cleanup_free_ char *path = strprintf("/api/companies/%s/agents", company),
-                            *body = strprintf("{\"name\":\"%s\",\"adapterConfig\":%s,\"runtimeConfig\":%s}", name, config,
+                            *body = strprintf("{\"name\":\"%s\",\"adapterConfig\":%s,\"runtimeConfig\":%s}", name, sandboxed,
                                               runtime ?: "{}");
         return post_id(path, body);
 }
@@ -432,7 +442,7 @@ static void bench_recovery(void) {
 
         /* Half the runs sleep for long; the other half end once corrald is down (when the
          * release file appears), so they finish while nobody watches them. */
-        _cleanup_free_ char *release = strprintf("%s/release", state_dir);
+        _cleanup_free_ char *release = strprintf("%s/release", share_dir);
         _cleanup_free_ char *waiter = strprintf("{\"command\":\"/bin/sh\",\"args\":[\"-c\",\"while [ ! -e %s ]; do sleep 0.2; "
                                                 "done\"]}",
                                                 release);
@@ -520,17 +530,12 @@ static void bench_recovery(void) {
 
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
-                { "corrald", required_argument, NULL, 'c' },
-                { "agent", required_argument, NULL, 'a' },
-                { "placement", required_argument, NULL, 'p' },
-                { "runs", required_argument, NULL, 'n' },
-                { "seconds", required_argument, NULL, 's' },
-                { "recovery-runs", required_argument, NULL, 'r' },
-                { "log-bytes", required_argument, NULL, 'l' },
-                { "only", required_argument, NULL, 'o' },
-                { "reference-scope", no_argument, NULL, 'S' },
-                { "keep-state", no_argument, NULL, 'k' },
-                {},
+                { "corrald", required_argument, NULL, 'c' },   { "agent", required_argument, NULL, 'a' },
+                { "placement", required_argument, NULL, 'p' }, { "runs", required_argument, NULL, 'n' },
+                { "seconds", required_argument, NULL, 's' },   { "recovery-runs", required_argument, NULL, 'r' },
+                { "log-bytes", required_argument, NULL, 'l' }, { "only", required_argument, NULL, 'o' },
+                { "reference-scope", no_argument, NULL, 'S' }, { "keep-state", no_argument, NULL, 'k' },
+                { "sandbox", required_argument, NULL, 'x' },   {},
         };
         int c, fifo;
 
@@ -566,6 +571,9 @@ int main(int argc, char *argv[]) {
                 case 'k':
                         keep_state = true;
                         break;
+                case 'x':
+                        sandbox = optarg;
+                        break;
                 default:
                         return 2;
                 }
@@ -573,21 +581,21 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr,
                         "usage: bench --corrald PATH --agent PATH [--placement KIND] [--runs N] [--seconds S] "
                         "[--recovery-runs N] [--log-bytes N] [--only launch|throughput|log|recovery] [--reference-scope] "
-                        "[--keep-state]\n");
+                        "[--keep-state] [--sandbox yes|no]\n");
                 return 2;
         }
-        if (!mkdtemp(state_dir))
+        if (!mkdtemp(state_dir) || !mkdtemp(share_dir) || chmod(share_dir, 0777) < 0)
                 die("mkdtemp: %m");
         snprintf(socket_path, sizeof(socket_path), "%s/corrald.sock", state_dir);
-        snprintf(fifo_path, sizeof(fifo_path), "%s/stamp.fifo", state_dir);
-        if (mkfifo(fifo_path, 0600) < 0 || (fifo = open(fifo_path, O_RDWR | O_CLOEXEC)) < 0)
+        snprintf(fifo_path, sizeof(fifo_path), "%s/stamp.fifo", share_dir);
+        if (mkfifo(fifo_path, 0666) < 0 || chmod(fifo_path, 0666) < 0 || (fifo = open(fifo_path, O_RDWR | O_CLOEXEC)) < 0)
                 die("fifo: %m");
         signal(SIGPIPE, SIG_IGN);
         start_corrald();
         _cleanup_free_ char *co = post_id("/api/companies", "{\"name\":\"Bench\",\"issuePrefix\":\"BEN\"}");
         snprintf(company, sizeof(company), "%s", co);
 
-        printf("corral benchmarks: placement %s, %ld cores\n\n", placement, sysconf(_SC_NPROCESSORS_ONLN));
+        printf("corral benchmarks: placement %s, sandbox %s, %ld cores\n\n", placement, sandbox, sysconf(_SC_NPROCESSORS_ONLN));
         row("what", "corral", "reference", "ratio", "goal");
         row("---", "---", "---", "---", "---");
         if (want("launch"))
@@ -599,6 +607,8 @@ int main(int argc, char *argv[]) {
         if (want("recovery"))
                 bench_recovery();
         stop_corrald(SIGTERM);
+        _cleanup_free_ char *rm_share = strprintf("rm -rf '%s'", share_dir);
+        (void) system(rm_share);
         if (keep_state) {
                 printf("\nstate directory left in %s\n", state_dir);
                 return 0;

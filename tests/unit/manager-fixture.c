@@ -98,8 +98,10 @@ int fixture_manager_setup(void **state) {
         m->socket_path_effective = strdup("/nonexistent/corrald.sock");
         m->agent_socket_path = strdup("/nonexistent/agent.sock");
         /* Agents run as the test does, with their homes in the fixture's directory. */
-        SandboxSettings ss = { .state_dir = fixture_dir, .operator_socket = m->socket_path_effective,
-                               .agent_socket = m->agent_socket_path, .config_dir = "/nonexistent" };
+        SandboxSettings ss = { .state_dir = fixture_dir,
+                               .operator_socket = m->socket_path_effective,
+                               .agent_socket = m->agent_socket_path,
+                               .config_dir = "/nonexistent" };
         assert_int_equal(sandbox_new(&ss, &m->sandbox), 0);
 
         assert_int_equal(entity_init(&company_entity, &c), 0);

@@ -197,7 +197,8 @@ static void build(AdapterType type, const char *config, const char *session, Ada
                                      "\"paperclipWake\":{\"issue\":{\"identifier\":\"ENG-7\",\"title\":\"Fix it\"}}}" };
         _cleanup_free_ char *error = NULL;
 
-        assert_int_equal(adapter_build_launch(&agent, &run, "/run/corral/agent.sock", "/var/lib/corral/homes/a1", NULL, l, &error), 0);
+        assert_int_equal(
+                adapter_build_launch(&agent, &run, "/run/corral/agent.sock", "/var/lib/corral/homes/a1", NULL, l, &error), 0);
 }
 
 static void test_claude_command_line(void **state) {

@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Boot the VM image with a real systemd as PID 1, install corral's .deb in it, run the
 # scenarios of tests/vm/scenarios there, and print their TAP.
-#   run.sh --deb PATH [--cache DIR] [--timeout SECONDS] [--bench DIR]
+#   run.sh --deb PATH [--cache DIR] [--timeout SECONDS] [--bench DIR] [--probe PATH]
 # --bench DIR: the built tests/bench programs, for the scope launch benchmark; its table
 # is left in bench-scope.txt beside --deb.
+# --probe PATH: the built tests/integration/sandbox-probe, for the hostile agents of the
+# sandbox scenario.
 # Exits 0 when every scenario passed, 1 otherwise.
 set -euo pipefail
 
@@ -12,6 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${CORRAL_VM_CACHE:-/var/tmp/corral-vm-cache}
 deb=
 bench=
+probe=
 limit=1200
 while [ $# -gt 0 ]; do
         case $1 in
@@ -19,7 +22,8 @@ while [ $# -gt 0 ]; do
         --cache) cache=$2; shift 2 ;;
         --timeout) limit=$2; shift 2 ;;
         --bench) bench=$(realpath "$2"); shift 2 ;;
-        *) echo "usage: $0 --deb PATH [--cache DIR] [--timeout SECONDS] [--bench DIR]" >&2; exit 2 ;;
+        --probe) probe=$(realpath "$2"); shift 2 ;;
+        *) echo "usage: $0 --deb PATH [--cache DIR] [--timeout SECONDS] [--bench DIR] [--probe PATH]" >&2; exit 2 ;;
         esac
 done
 [ -f "$deb" ] || { echo "run.sh: --deb must name corral's .deb" >&2; exit 2; }
@@ -40,6 +44,7 @@ if [ -n "$bench" ]; then
         mkdir -p "$share/bench"
         cp "$bench/bench" "$bench/bench-agent" "$share/bench/"
 fi
+[ -z "$probe" ] || cp "$probe" "$share/sandbox-probe"
 repack=$(mktemp -d /tmp/corral-vm-repack.XXXXXX)
 dpkg-deb -R "$deb" "$repack/pkg"
 sed -i 's/^Version: \(.*\)$/Version: \1+vmupgrade1/' "$repack/pkg/DEBIAN/control"
