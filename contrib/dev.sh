@@ -137,8 +137,11 @@ cmd_run() {
                         placement=none
                 fi
         fi
-        log "starting corrald --state-dir $state --socket $sock --placement $placement"
-        "$corrald" --state-dir "$state" --socket "$sock" --placement "$placement" &
+        # Agents get their sandboxes when corrald can give them (as root); otherwise they run as you.
+        local sandbox=no
+        [ "$(id -u)" -eq 0 ] && sandbox=yes
+        log "starting corrald --state-dir $state --socket $sock --placement $placement --sandbox $sandbox"
+        "$corrald" --state-dir "$state" --socket "$sock" --placement "$placement" --sandbox "$sandbox" &
         local pid=$!
         # shellcheck disable=SC2064 # expand $pid now: the trap may run after this function returned
         trap "kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null" EXIT INT TERM
