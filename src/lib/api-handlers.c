@@ -441,11 +441,11 @@ static int take_agent_secrets(ApiRequest *req, Agent *a, SaveAlso *ret) {
                 for (size_t k = 0; stored && stored[k]; k += 2)
                         kept = kept || streq(stored[k], name);
                 if (!given && !kept) {
-                        save_also_done(&also);
                         (void) api_reply_error(req, 400,
                                                "adapterConfig.env.%s is {\"secret\": true} but no value is stored: "
                                                "give it as {\"secret\": \"VALUE\"}",
                                                name);
+                        save_also_done(&also);
                         return 0;
                 }
         }

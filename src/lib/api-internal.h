@@ -23,7 +23,6 @@ typedef struct ApiRequest {
         cJSON *body; /* NULL when the request had no body */
         uid_t peer_uid;
         pid_t peer_pid;
-        bool agent_socket; /* came through the agent socket: the caller is a run's agent */
         void *connection; /* opaque, for api_query() */
 
         /* Set when the peer is a process of a run: it acts as that run's agent. */

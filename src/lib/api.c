@@ -277,7 +277,6 @@ static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *ur
         const Peer *peer = info ? info->socket_context : NULL;
         req.peer_uid = peer ? peer->uid : (uid_t) -1;
         req.peer_pid = peer ? peer->pid : 0;
-        req.agent_socket = a->kind == API_AGENT;
         if (a->kind == API_AGENT) {
                 /* The run must still be running: a process its run left behind speaks for nobody. */
                 r = peer && peer->run_id ? manager_identify_caller(a->manager, peer->run_id, &req.caller_run_id,

@@ -248,7 +248,9 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         _cleanup_free_ char *old_socket = strdup(strempty(m->config.socket_path));
         _cleanup_free_ char *old_db = config_database_path(&m->config);
         _cleanup_free_ char *new_db = NULL;
-        bool old_spawner = m->config.shim_spawner;
+        bool old_spawner = m->config.shim_spawner, old_sandbox = m->config.sandbox;
+        uint32_t old_uid_min = m->config.sandbox_uid_min, old_uid_max = m->config.sandbox_uid_max;
+        _cleanup_free_ char *old_agent_socket = config_agent_socket_path(&m->config), *new_agent_socket = NULL;
         int r;
 
         (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration...");
@@ -263,6 +265,11 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                         log_warning("socket changed in the configuration; the change takes effect on restart.");
                 if (old_spawner != m->config.shim_spawner)
                         log_warning("shim-spawner changed in the configuration; the change takes effect on restart.");
+                new_agent_socket = config_agent_socket_path(&m->config);
+                if (old_sandbox != m->config.sandbox || old_uid_min != m->config.sandbox_uid_min ||
+                    old_uid_max != m->config.sandbox_uid_max || !streq_ptr(old_agent_socket, new_agent_socket))
+                        log_warning("sandbox, sandbox-uids or agent-socket changed in the configuration; the change takes "
+                                    "effect on restart.");
                 log_info("Configuration reloaded (log level %s).", log_level_to_string(m->config.log_level));
         }
         (void) sd_notify(false, "READY=1\nSTATUS=Running.");

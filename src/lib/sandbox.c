@@ -100,6 +100,12 @@ struct Sandbox {
         size_t n_filters;
 };
 
+/* corrald's own paths without symbolic links (/var/run is one on Debian), which no policy
+ * path may hold; as given when they do not exist. */
+static char *resolved(const char *path) {
+        return realpath(path, NULL) ?: strdup(path);
+}
+
 int sandbox_new(const SandboxSettings *settings, Sandbox **ret) {
         _cleanup_(sandbox_freep) Sandbox *sb = calloc(1, sizeof(Sandbox));
 
@@ -108,10 +114,10 @@ int sandbox_new(const SandboxSettings *settings, Sandbox **ret) {
         sb->enabled = settings->enabled;
         sb->uid_min = settings->uid_min;
         sb->uid_max = settings->uid_max;
-        sb->state_dir = strdup(settings->state_dir);
-        sb->operator_socket = strdup(settings->operator_socket);
-        sb->agent_socket = strdup(settings->agent_socket);
-        sb->config_dir = strdup(settings->config_dir);
+        sb->state_dir = resolved(settings->state_dir);
+        sb->operator_socket = resolved(settings->operator_socket);
+        sb->agent_socket = resolved(settings->agent_socket);
+        sb->config_dir = resolved(settings->config_dir);
         if (!sb->state_dir || !sb->operator_socket || !sb->agent_socket || !sb->config_dir)
                 return -ENOMEM;
         *ret = TAKE_PTR(sb);

@@ -462,6 +462,17 @@ static _noreturn_ void sandbox_init(const AgentStart *a, int err_fd, int status_
         }
 }
 
+/* Children of the shim are born in its own pid namespace again: only the sandbox's init
+ * belongs in the new one (and a sanitizer's helper thread, say, must see the shim). */
+static void restore_pid_namespace(void) {
+        int fd = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+
+        if (fd >= 0) {
+                (void) setns(fd, CLONE_NEWPID);
+                close(fd);
+        }
+}
+
 int sandbox_spawn(const SandboxSpec *spec, char *const argv[], int in, int out, int err, const sigset_t *mask, pid_t *ret_pid,
                   int *ret_status_fd, char *what, size_t what_size) {
         _cleanup_free_ char *filter = NULL;
@@ -501,6 +512,7 @@ int sandbox_spawn(const SandboxSpec *spec, char *const argv[], int in, int out, 
                 close(statusp[0]);
                 sandbox_init(&a, errp[1], statusp[1]);
         }
+        restore_pid_namespace();
         close(errp[1]);
         close(statusp[1]);
         if (pid < 0) {

@@ -551,7 +551,7 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
                 close(SHIM_FD_REPORT);
 
         for (;;) {
-                struct pollfd p[3];
+                struct pollfd p[4]; /* signals, the sandbox init's status, stdout, stderr */
                 nfds_t n = 0;
                 int timeout = -1;
 

@@ -5,6 +5,8 @@
 # back from the run's log, resumes the session on the next wake of the same task,
 # posts the result on the issue, maps max-turns and CLI-reported failures, and warns
 # about (but survives) lines that are not JSON.
+# As root, the stand-in CLIs run in their sandboxes, as real ones do in a package's corrald.
+[ "$(id -u)" -eq 0 ] && SANDBOX=${SANDBOX:-yes}
 . "$(dirname "$0")/lib.sh"
 require curl jq
 
@@ -16,11 +18,14 @@ company=$(api POST /api/companies '{"name":"CLIs","issuePrefix":"CL"}' | jq -r .
 
 # agent NAME TYPE FIXTURE [EXIT] [EXTRA-CONFIG]: a CLI agent with its own record directory.
 agent() {
+        # The record directory is the one place outside its home that the CLI's sandbox writes.
         mkdir -p "$T/$1"
+        chmod 777 "$T/$1"
         api POST "/api/companies/$company/agents" "$(jq -n --arg name "$1" --arg type "$2" --arg fake "$FAKE" \
                 --arg dir "$T/$1" --arg fixture "$FIXTURES/$3" --arg exit "${4:-0}" --argjson extra "${5:-{\}}" \
                 '{name: $name, adapterType: $type,
-                  adapterConfig: ({command: $fake, env: {FAKE_DIR: $dir, FAKE_FIXTURE: $fixture, FAKE_EXIT: $exit}} + $extra)}')" |
+                  adapterConfig: ({command: $fake, env: {FAKE_DIR: $dir, FAKE_FIXTURE: $fixture, FAKE_EXIT: $exit},
+                                   sandbox: {readWritePaths: [$dir]}} + $extra)}')" |
                 jq -r .id
 }
 
