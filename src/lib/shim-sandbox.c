@@ -238,6 +238,32 @@ static int loopback_up(void) {
         return r;
 }
 
+/* The number of components of an absolute path: 0 for "/". */
+static unsigned path_depth(const char *path) {
+        unsigned n = 0;
+
+        for (const char *c = path; *c; c++)
+                if (*c == '/' && c[1] && c[1] != '/')
+                        n++;
+        return n;
+}
+
+/* Attach one prepared tree where it belongs, with the options its kind asks for. */
+static void place(const SandboxMount *m, int tree, int err_fd) {
+        int r;
+
+        r = attach(tree, m->dst);
+        if (r < 0)
+                fail(err_fd, -r, "mount on", m->dst);
+        if (m->kind == SANDBOX_RW)
+                r = set_attr(tree, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY);
+        else if (m->kind == SANDBOX_RO || m->kind == SANDBOX_BIND_RO)
+                r = set_attr(tree, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0);
+        if (r < 0)
+                fail(err_fd, -r, "set the mount options of", m->dst);
+        close(tree);
+}
+
 /* The mount namespace, in the init, which is pid 1 of the new pid namespace already. */
 static void build_mounts(const SandboxSpec *spec, int err_fd) {
         int trees[SANDBOX_MOUNTS_MAX];
@@ -287,29 +313,30 @@ static void build_mounts(const SandboxSpec *spec, int err_fd) {
         if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof(ro)) < 0)
                 fail(err_fd, errno, "make the root read-only", NULL);
 
-        for (int pass = 0; pass < 3; pass++)
-                for (size_t i = 0; i < spec->n_mounts; i++) {
-                        const SandboxMount *m = spec->mounts + i;
-                        bool mine = pass == 0 ? m->kind == SANDBOX_TMPFS
-                                : pass == 1   ? m->kind == SANDBOX_HIDE
-                                              : m->kind == SANDBOX_RW || m->kind == SANDBOX_RO || m->kind == SANDBOX_BIND_RO;
-                        if (!mine)
-                                continue;
-                        if (m->kind == SANDBOX_TMPFS && (trees[i] = new_tmpfs("1777")) < 0)
-                                fail(err_fd, -trees[i], "make the tmpfs", m->dst);
+        /* The fresh tmpfs first. Then, from the shallowest path to the deepest, what is
+         * hidden and what is shown: a path shown inside a hidden one is seen, and one hidden
+         * inside a shown one stays hidden, in whatever order they were listed. At one depth,
+         * hiding comes first. */
+        unsigned max_depth = 0;
+        for (size_t i = 0; i < spec->n_mounts; i++)
+                max_depth = MAX(max_depth, path_depth(spec->mounts[i].dst));
+        for (size_t i = 0; i < spec->n_mounts; i++)
+                if (spec->mounts[i].kind == SANDBOX_TMPFS) {
+                        trees[i] = new_tmpfs("1777");
                         if (trees[i] < 0)
-                                continue; /* a hidden path that does not exist */
-                        r = attach(trees[i], m->dst);
-                        if (r < 0)
-                                fail(err_fd, -r, "mount on", m->dst);
-                        if (m->kind == SANDBOX_RW)
-                                r = set_attr(trees[i], MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY);
-                        else if (m->kind == SANDBOX_RO || m->kind == SANDBOX_BIND_RO)
-                                r = set_attr(trees[i], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0);
-                        if (r < 0)
-                                fail(err_fd, -r, "set the mount options of", m->dst);
-                        close(trees[i]);
+                                fail(err_fd, -trees[i], "make the tmpfs", spec->mounts[i].dst);
+                        place(spec->mounts + i, trees[i], err_fd);
                 }
+        for (unsigned depth = 0; depth <= max_depth; depth++)
+                for (int hiding = 1; hiding >= 0; hiding--)
+                        for (size_t i = 0; i < spec->n_mounts; i++) {
+                                const SandboxMount *m = spec->mounts + i;
+                                if (m->kind == SANDBOX_TMPFS || path_depth(m->dst) != depth ||
+                                    (m->kind == SANDBOX_HIDE) != hiding)
+                                        continue;
+                                if (trees[i] >= 0) /* not a hidden path that does not exist */
+                                        place(m, trees[i], err_fd);
+                        }
 
         /* A /proc that shows the sandbox's processes only. */
         if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)

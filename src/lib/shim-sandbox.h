@@ -20,8 +20,9 @@
  *   hide PATH              nothing there: an empty tmpfs over a directory, /dev/null over a file
  *   rw PATH / ro PATH      PATH as on the host, writable / read-only (also under a hidden path)
  *   bind-ro SRC DST        SRC read-only at DST
- * The whole tree starts read-only and nosuid; then come tmpfs, hide, and the visible
- * paths, in that order, each in the order given. No path may contain a symbolic link.
+ * The whole tree starts read-only and nosuid; then come the tmpfs, then hidden and
+ * visible paths from the shallowest to the deepest (at one depth, hiding first), so that
+ * the deeper of two nested paths wins. No path may contain a symbolic link.
  */
 #pragma once
 

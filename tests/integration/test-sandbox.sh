@@ -93,9 +93,10 @@ victim_shim=$(jq -r .shimPid <<<"$vr")
 victim_pid=$(jq -r .processPid <<<"$vr")
 for _ in $(seq 100); do [ -f "$WS/victim/notes.txt" ] && break; sleep 0.05; done
 check "the victim wrote in its workspace" test -f "$WS/victim/notes.txt"
-like "the shim spawner runs" "$(pgrep -x corral-spawner)" "^[0-9]+"
+like "the shim spawner runs" "$(pgrep -x -P "$DAEMON_PID" corral-spawner)" "^[0-9]+"
 victim_log_before=$(sha256sum <"$STATE/runs/$victim_run/log.ndjson")
-spawner=$(pgrep -x corral-spawner | head -n 1)
+# This corrald's spawner (other tests run theirs at the same time).
+spawner=$(pgrep -x -P "$DAEMON_PID" corral-spawner | head -n 1)
 corrald_pid=$DAEMON_PID
 
 # --- the attacker: everything listed in the issue, from inside its sandbox ---
@@ -313,6 +314,28 @@ like "an unknown sandbox key is refused" "$(jq -r .error <<<"$body")" "unknown k
 nouser=$(agent "$polco" nouser '{"command":"/bin/true","sandbox":{"user":"corral-no-such-user"}}')
 final=$(wait_run "$(invoke "$nouser")")
 like "a named user that does not exist fails the launch, saying so" "$(jq -r .error <<<"$final")" "corral-no-such-user' does not exist"
+
+# A hidden path inside a shown one stays hidden, and a shown one inside a hidden one is seen,
+# whichever order the policy lists them in.
+mkdir -p "$WS/shared/secret" "$WS/shared/secret/open"
+chmod 777 "$WS/shared" "$WS/shared/secret/open"
+echo classified >"$WS/shared/secret/file"
+echo public >"$WS/shared/secret/open/file"
+cat >"$BIN/nested.sh" <<'AGENT'
+#!/bin/sh
+echo "write-shared: $(touch "$SHARED/mine" 2>&1 && echo ok)"
+echo "read-secret: $(cat "$SHARED/secret/file" 2>&1)"
+echo "read-open: $(cat "$SHARED/secret/open/file" 2>&1)"
+AGENT
+chmod 755 "$BIN/nested.sh"
+nested=$(jq -nc --arg bin "$BIN" --arg shared "$WS/shared" \
+        '{command: ($bin + "/nested.sh"), env: {SHARED: $shared},
+          sandbox: {readOnlyPaths: [($shared + "/secret/open"), $bin], inaccessiblePaths: [($shared + "/secret")],
+                    readWritePaths: [$shared]}}')
+out=$(jq -r .stdoutExcerpt <<<"$(wait_run "$(invoke "$(agent "$polco" nested "$nested")")")")
+is "a read-write path is writable" "$(grep '^write-shared:' <<<"$out")" "write-shared: ok"
+like "an inaccessible path inside it is hidden" "$(grep '^read-secret:' <<<"$out")" "No such file"
+is "a read-only path inside that is seen" "$(grep '^read-open:' <<<"$out")" "read-open: public"
 
 cat >"$BIN/leaver.sh" <<'AGENT'
 #!/bin/sh
