@@ -34,16 +34,6 @@ void adapter_launch_done(AdapterLaunch *l) {
         *l = (AdapterLaunch){};
 }
 
-static int invalid(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int invalid(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        *ret_error = strvprintf(fmt, ap);
-        va_end(ap);
-        return -EINVAL;
-}
-
 /* A non-negative integer member; def when absent. */
 static int get_uint(const cJSON *o, const char *name, uint64_t def, uint64_t max, uint64_t *ret, char **ret_error) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -53,7 +43,7 @@ static int get_uint(const cJSON *o, const char *name, uint64_t def, uint64_t max
                 return 0;
         }
         if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble != floor(v->valuedouble) || v->valuedouble > (double) max)
-                return invalid(ret_error, "adapterConfig.%s must be an integer from 0 to %" PRIu64, name, max);
+                return set_error(ret_error, -EINVAL, "adapterConfig.%s must be an integer from 0 to %" PRIu64, name, max);
         *ret = (uint64_t) v->valuedouble;
         return 0;
 }
@@ -79,12 +69,12 @@ static int check_string_array(const cJSON *a, const char *name, char **ret_error
         if (!a)
                 return 0;
         if (!cJSON_IsArray(a))
-                return invalid(ret_error, "adapterConfig.%s must be an array of strings", name);
+                return set_error(ret_error, -EINVAL, "adapterConfig.%s must be an array of strings", name);
         if (cJSON_GetArraySize(a) > ADAPTER_ARGS_MAX)
-                return invalid(ret_error, "adapterConfig.%s has more than %d entries", name, ADAPTER_ARGS_MAX);
+                return set_error(ret_error, -EINVAL, "adapterConfig.%s has more than %d entries", name, ADAPTER_ARGS_MAX);
         cJSON_ArrayForEach (m, a)
                 if (!cJSON_IsString(m))
-                        return invalid(ret_error, "adapterConfig.%s must be an array of strings", name);
+                        return set_error(ret_error, -EINVAL, "adapterConfig.%s must be an array of strings", name);
         return 0;
 }
 
@@ -95,7 +85,7 @@ static int get_bool(const cJSON *o, const char *name, bool *ret, char **ret_erro
         if (!v || cJSON_IsNull(v))
                 return 0;
         if (!cJSON_IsBool(v))
-                return invalid(ret_error, "adapterConfig.%s must be true or false", name);
+                return set_error(ret_error, -EINVAL, "adapterConfig.%s must be true or false", name);
         *ret = cJSON_IsTrue(v);
         return 0;
 }
@@ -107,18 +97,19 @@ static int parse_cli_config(const cJSON *c, AdapterConfig *ret, char **ret_error
         int r;
 
         if (ret->args)
-                return invalid(ret_error, "adapterConfig.args is for the process adapter; %s takes extraArgs",
-                               adapter_type_to_string(ret->type));
+                return set_error(ret_error, -EINVAL, "adapterConfig.args is for the process adapter; %s takes extraArgs",
+                                 adapter_type_to_string(ret->type));
         if (ret->stdin_text)
-                return invalid(ret_error, "adapterConfig.stdin is for the process adapter; %s sends its prompt (promptTemplate)",
-                               adapter_type_to_string(ret->type));
+                return set_error(ret_error, -EINVAL,
+                                 "adapterConfig.stdin is for the process adapter; %s sends its prompt (promptTemplate)",
+                                 adapter_type_to_string(ret->type));
         ret->model = cJSON_GetObjectItemCaseSensitive(c, "model");
         ret->extra_args = cJSON_GetObjectItemCaseSensitive(c, "extraArgs");
         ret->prompt_template = cJSON_GetObjectItemCaseSensitive(c, "promptTemplate");
         if (ret->model && (!cJSON_IsString(ret->model) || isempty(ret->model->valuestring)))
-                return invalid(ret_error, "adapterConfig.model must be a non-empty string");
+                return set_error(ret_error, -EINVAL, "adapterConfig.model must be a non-empty string");
         if (ret->prompt_template && !cJSON_IsString(ret->prompt_template))
-                return invalid(ret_error, "adapterConfig.promptTemplate must be a string");
+                return set_error(ret_error, -EINVAL, "adapterConfig.promptTemplate must be a string");
         if ((r = check_string_array(ret->extra_args, "extraArgs", ret_error)) < 0 ||
             (r = get_bool(c, bypass, &ret->skip_permissions, ret_error)) < 0)
                 return r;
@@ -135,7 +126,7 @@ static int parse_config(AdapterType type, const cJSON *c, bool require_command, 
         int r;
 
         if (!cJSON_IsObject(c))
-                return invalid(ret_error, "adapterConfig must be a JSON object");
+                return set_error(ret_error, -EINVAL, "adapterConfig must be a JSON object");
         *ret = (AdapterConfig){
                 .type = type,
                 .command = cJSON_GetObjectItemCaseSensitive(c, "command"),
@@ -145,27 +136,28 @@ static int parse_config(AdapterType type, const cJSON *c, bool require_command, 
                 .stdin_text = cJSON_GetObjectItemCaseSensitive(c, "stdin"),
         };
         if ((ret->command || (require_command && !cli)) && (!cJSON_IsString(ret->command) || isempty(ret->command->valuestring)))
-                return invalid(ret_error, "adapterConfig.command must be a non-empty string");
+                return set_error(ret_error, -EINVAL, "adapterConfig.command must be a non-empty string");
         if ((r = check_string_array(ret->args, "args", ret_error)) < 0)
                 return r;
         if (ret->cwd && (!cJSON_IsString(ret->cwd) || ret->cwd->valuestring[0] != '/'))
-                return invalid(ret_error, "adapterConfig.cwd must be an absolute path");
+                return set_error(ret_error, -EINVAL, "adapterConfig.cwd must be an absolute path");
         if (ret->env && !cJSON_IsObject(ret->env))
-                return invalid(ret_error, "adapterConfig.env must be an object of strings");
+                return set_error(ret_error, -EINVAL, "adapterConfig.env must be an object of strings");
         if (cJSON_GetArraySize(ret->env) > ADAPTER_ENV_MAX)
-                return invalid(ret_error, "adapterConfig.env has more than %d entries", ADAPTER_ENV_MAX);
+                return set_error(ret_error, -EINVAL, "adapterConfig.env has more than %d entries", ADAPTER_ENV_MAX);
         cJSON_ArrayForEach (m, ret->env) {
                 const cJSON *secret = cJSON_GetObjectItemCaseSensitive(m, "secret");
                 /* A secret: {"secret": "VALUE"} as it is given, {"secret": true} as it is stored. */
                 bool is_secret =
                         cJSON_IsObject(m) && cJSON_GetArraySize(m) == 1 && (cJSON_IsString(secret) || cJSON_IsTrue(secret));
                 if (!cJSON_IsString(m) && !is_secret)
-                        return invalid(ret_error, "adapterConfig.env.%s must be a string or {\"secret\": \"VALUE\"}", m->string);
+                        return set_error(ret_error, -EINVAL, "adapterConfig.env.%s must be a string or {\"secret\": \"VALUE\"}",
+                                         m->string);
                 if (isempty(m->string) || strchr(m->string, '='))
-                        return invalid(ret_error, "adapterConfig.env has an invalid variable name '%s'", m->string);
+                        return set_error(ret_error, -EINVAL, "adapterConfig.env has an invalid variable name '%s'", m->string);
         }
         if (ret->stdin_text && !cJSON_IsString(ret->stdin_text))
-                return invalid(ret_error, "adapterConfig.stdin must be a string");
+                return set_error(ret_error, -EINVAL, "adapterConfig.stdin must be a string");
         if (cli && (r = parse_cli_config(c, ret, ret_error)) < 0)
                 return r;
         /* SPEC §3 difference 6: the coding CLIs also get an idle timeout by default. */
@@ -180,7 +172,7 @@ static int parse_config(AdapterType type, const cJSON *c, bool require_command, 
                 return r;
         limits = cJSON_GetObjectItemCaseSensitive(c, "limits");
         if (limits && !cJSON_IsObject(limits))
-                return invalid(ret_error, "adapterConfig.limits must be an object");
+                return set_error(ret_error, -EINVAL, "adapterConfig.limits must be an object");
         if (limits) {
                 if ((r = get_uint(limits, "memoryMax", 0, UINT64_C(1) << 50, &ret->limits.memory_max, ret_error)) < 0 ||
                     (r = get_uint(limits, "tasksMax", 0, 4194304, &ret->limits.tasks_max, ret_error)) < 0 ||
@@ -447,8 +439,8 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
         cJSON_ArrayForEach (m, ac.env) {
                 const char *value = m->valuestring;
                 if (!cJSON_IsString(m) && !(value = secret_value(secrets, m->string)))
-                        return invalid(ret_error, "adapterConfig.env.%s is a secret whose value is not stored; set it again",
-                                       m->string);
+                        return set_error(ret_error, -EINVAL,
+                                         "adapterConfig.env.%s is a secret whose value is not stored; set it again", m->string);
                 if (env_add(&l.env, &n_env, "%s=%s", m->string, value) < 0)
                         return -ENOMEM;
         }

@@ -154,16 +154,6 @@ char *sandbox_home_path(Sandbox *sb, const char *agent_id) {
 
 /* ---- the policy in adapterConfig.sandbox ---- */
 
-static int invalid(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int invalid(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        *ret_error = strvprintf(fmt, ap);
-        va_end(ap);
-        return -EINVAL;
-}
-
 typedef struct Policy {
         const char *user; /* NULL: an allocated uid */
         bool network_none;
@@ -187,19 +177,20 @@ static int check_list(const cJSON *l, const char *name, bool paths, char **ret_e
         if (!l)
                 return 0;
         if (!cJSON_IsArray(l) || cJSON_GetArraySize(l) > SANDBOX_PATHS_MAX)
-                return invalid(ret_error, "adapterConfig.sandbox.%s must be an array of at most %d strings", name,
-                               SANDBOX_PATHS_MAX);
+                return set_error(ret_error, -EINVAL, "adapterConfig.sandbox.%s must be an array of at most %d strings", name,
+                                 SANDBOX_PATHS_MAX);
         cJSON_ArrayForEach (m, l) {
                 if (!cJSON_IsString(m))
-                        return invalid(ret_error, "adapterConfig.sandbox.%s must be an array of strings", name);
+                        return set_error(ret_error, -EINVAL, "adapterConfig.sandbox.%s must be an array of strings", name);
                 if (paths && !path_ok(m->valuestring))
-                        return invalid(ret_error,
-                                       "adapterConfig.sandbox.%s: '%.200s' is not an absolute path without '.', '..', tabs "
-                                       "or newlines",
-                                       name, m->valuestring);
+                        return set_error(ret_error, -EINVAL,
+                                         "adapterConfig.sandbox.%s: '%.200s' is not an absolute path without '.', '..', tabs "
+                                         "or newlines",
+                                         name, m->valuestring);
                 if (!paths && seccomp_syscall_resolve_name(m->valuestring) == __NR_SCMP_ERROR)
-                        return invalid(ret_error, "adapterConfig.sandbox.%s: '%.64s' is not a system call of this machine", name,
-                                       m->valuestring);
+                        return set_error(ret_error, -EINVAL,
+                                         "adapterConfig.sandbox.%s: '%.64s' is not a system call of this machine", name,
+                                         m->valuestring);
         }
         return 0;
 }
@@ -224,19 +215,19 @@ static int parse_policy(const cJSON *p, Policy *ret, char **ret_error) {
         if (!p || cJSON_IsNull(p))
                 return 0;
         if (!cJSON_IsObject(p))
-                return invalid(ret_error, "adapterConfig.sandbox must be an object");
+                return set_error(ret_error, -EINVAL, "adapterConfig.sandbox must be an object");
         cJSON_ArrayForEach (m, p)
                 if (!strv_contains(known, m->string))
-                        return invalid(ret_error, "adapterConfig.sandbox has an unknown key '%.64s'", m->string);
+                        return set_error(ret_error, -EINVAL, "adapterConfig.sandbox has an unknown key '%.64s'", m->string);
         user = cJSON_GetObjectItemCaseSensitive(p, "user");
         if (user && (!cJSON_IsString(user) || !user_name_ok(user->valuestring)))
-                return invalid(ret_error, "adapterConfig.sandbox.user must be a user name (or \"root\")");
+                return set_error(ret_error, -EINVAL, "adapterConfig.sandbox.user must be a user name (or \"root\")");
         ret->user = user ? user->valuestring : NULL;
         network = cJSON_GetObjectItemCaseSensitive(p, "network");
         if (network && !(cJSON_IsString(network) && (streq(network->valuestring, "host") || streq(network->valuestring, "none"))))
-                return invalid(ret_error,
-                               "adapterConfig.sandbox.network must be \"host\" or \"none\" (address allowlists are "
-                               "not supported)");
+                return set_error(ret_error, -EINVAL,
+                                 "adapterConfig.sandbox.network must be \"host\" or \"none\" (address allowlists are "
+                                 "not supported)");
         ret->network_none = network && streq(network->valuestring, "none");
         ret->rw = cJSON_GetObjectItemCaseSensitive(p, "readWritePaths");
         ret->ro = cJSON_GetObjectItemCaseSensitive(p, "readOnlyPaths");
@@ -395,15 +386,15 @@ static int identity_of(Sandbox *sb, Store *store, const Agent *agent, const Poli
                 errno = 0;
                 pw = getpwnam(p->user);
                 if (!pw)
-                        return invalid(ret_error, "adapterConfig.sandbox.user '%s' %s", p->user,
-                                       errno != 0 ? strerror(errno) : "does not exist on this host");
+                        return set_error(ret_error, -EINVAL, "adapterConfig.sandbox.user '%s' %s", p->user,
+                                         errno != 0 ? strerror(errno) : "does not exist on this host");
                 *ret = (Identity){ .uid = pw->pw_uid, .gid = pw->pw_gid };
                 return 0;
         }
         r = store_agent_sandbox_uid(store, agent->id, sb->uid_min, sb->uid_max, uid_in_use, &uid);
         if (r == -EUSERS)
-                return invalid(ret_error, "every uid of sandbox-uids (%u-%u) is taken; widen the range", sb->uid_min,
-                               sb->uid_max);
+                return set_error(ret_error, -EINVAL, "every uid of sandbox-uids (%u-%u) is taken; widen the range", sb->uid_min,
+                                 sb->uid_max);
         if (r < 0)
                 return r;
         *ret = (Identity){ .uid = uid, .gid = uid, .allocated = true };
@@ -431,7 +422,7 @@ static int make_home(const char *home, const Identity *id, char **ret_error) {
         if (r >= 0 && id && (st.st_uid != id->uid || st.st_gid != id->gid) && fchown(fd, id->uid, id->gid) < 0)
                 r = -errno;
         if (r < 0)
-                return invalid(ret_error, "cannot make the agent's home %s: %s", home, strerror(-r));
+                return set_error(ret_error, -EINVAL, "cannot make the agent's home %s: %s", home, strerror(-r));
         return 0;
 }
 

@@ -12,7 +12,6 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
-#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <sched.h>
@@ -140,15 +139,39 @@ static _noreturn_ void fail(int fd, int e, const char *what, const char *path) {
         _exit(SHIM_SANDBOX_EXIT_FAILED);
 }
 
-/* An O_PATH descriptor of path with no symbolic link anywhere on the way: a link that an
- * agent planted in a directory it can write must not redirect a mount. */
+/* An O_PATH descriptor of path, reached one component at a time, refusing a symbolic link
+ * anywhere on the way: a link that an agent planted in a directory it can write must not
+ * redirect a mount. (openat2's RESOLVE_NO_SYMLINKS would do it in one call, but a service's
+ * RestrictSUIDSGID= makes openat2 fail with ENOSYS, corrald.service's included.) */
 static int open_path(const char *path) {
-        struct open_how how = {
-                .flags = O_PATH | O_CLOEXEC | O_NOFOLLOW,
-                .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-        };
-        long fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
-        return fd < 0 ? -errno : (int) fd;
+        char buf[4096], *save = NULL;
+        size_t n = strlen(path);
+        int fd;
+
+        if (n >= sizeof(buf))
+                return -ENAMETOOLONG;
+        memcpy(buf, path, n + 1);
+        fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        for (char *c = strtok_r(buf, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                struct stat st;
+                int next = openat(fd, c, O_PATH | O_NOFOLLOW | O_CLOEXEC), r = 0;
+
+                close(fd);
+                if (next < 0)
+                        return -errno;
+                if (fstat(next, &st) < 0)
+                        r = -errno;
+                else if (S_ISLNK(st.st_mode))
+                        r = -ELOOP;
+                if (r < 0) {
+                        close(next);
+                        return r;
+                }
+                fd = next;
+        }
+        return fd;
 }
 
 /* Make path (and its parents) as a directory, or as an empty file when !dir. Only ever

@@ -620,16 +620,6 @@ static int write_run_file(const char *dir, const char *name, const void *content
         return write_full(fd, content, size);
 }
 
-static int launch_error(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
-static int launch_error(char **ret_error, int r, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        *ret_error = strvprintf(fmt, ap);
-        va_end(ap);
-        return r;
-}
-
 /* A launch given up after supervisor_launch() returned: said in the journal and the run's
  * events, the shim (if there is one) gets no go and gives up, and the run ends as
  * launch_failed once it has. r < 0 adds its errno to the journal's line. */
@@ -747,7 +737,7 @@ static int make_run_dir(Tracked *t, char **ret_error) {
         }
         r = mkdir_parents_and_self(t->run_dir, 0700);
         if (r < 0)
-                return launch_error(ret_error, r, "cannot create the run directory %s: %s", t->run_dir, strerror(-r));
+                return set_error(ret_error, r, "cannot create the run directory %s: %s", t->run_dir, strerror(-r));
         return 0;
 }
 
@@ -757,7 +747,7 @@ static int write_run_files(Tracked *t, const LaunchSpec *spec, char **ret_error)
 
         if (spec->context_json &&
             (r = write_run_file(t->run_dir, RUN_CONTEXT_FILE, spec->context_json, strlen(spec->context_json), 0600)) < 0)
-                return launch_error(ret_error, r, "cannot write context.json: %s", strerror(-r));
+                return set_error(ret_error, r, "cannot write context.json: %s", strerror(-r));
         if (!spec->context_json) {
                 /* A spare directory comes with an empty one. */
                 _cleanup_free_ char *path = strprintf("%s/%s", t->run_dir, RUN_CONTEXT_FILE);
@@ -766,12 +756,11 @@ static int write_run_files(Tracked *t, const LaunchSpec *spec, char **ret_error)
         }
         if (spec->stdin_text &&
             (r = write_run_file(t->run_dir, SHIM_STDIN_FILE, spec->stdin_text, strlen(spec->stdin_text), 0600)) < 0)
-                return launch_error(ret_error, r, "cannot write the stdin file: %s", strerror(-r));
+                return set_error(ret_error, r, "cannot write the stdin file: %s", strerror(-r));
         for (size_t i = 0; i < spec->n_files; i++)
                 if ((r = write_run_file(t->run_dir, spec->files[i].name, spec->files[i].data, spec->files[i].size,
                                         spec->files[i].mode)) < 0)
-                        return launch_error(ret_error, r, "cannot write the run's %s file: %s", spec->files[i].name,
-                                            strerror(-r));
+                        return set_error(ret_error, r, "cannot write the run's %s file: %s", spec->files[i].name, strerror(-r));
         return 0;
 }
 
@@ -785,8 +774,8 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
 
         r = s->placement->ops->prepare(s->placement, t->run_id, &spec->limits, &t->place, &warning);
         if (r < 0)
-                return launch_error(ret_error, r, "cannot create the run's cgroup under %s: %s", strna(s->placement->cgroup_root),
-                                    strerror(-r));
+                return set_error(ret_error, r, "cannot create the run's cgroup under %s: %s", strna(s->placement->cgroup_root),
+                                 strerror(-r));
         if (warning) {
                 event(t, LEVEL_WARN, warning);
                 RUN_FIELDS(t, fields);
@@ -832,7 +821,7 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
                 };
                 r = spawner_request(s->spawner, &req, on_spawned, t);
                 if (r < 0 && r != -EAGAIN)
-                        return launch_error(ret_error, r, "cannot ask the shim spawner for the shim: %s", strerror(-r));
+                        return set_error(ret_error, r, "cannot ask the shim spawner for the shim: %s", strerror(-r));
                 if (r >= 0) {
                         _cleanup_free_ char *error = NULL;
                         t->spawning = true;
@@ -855,7 +844,7 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
                 return r;
         pid = exec_shim(s, t, argv, spec->env, cwd, go_read, report_write, &pidfd);
         if (pid < 0)
-                return launch_error(ret_error, pid, "cannot start the shim: clone3: %s", strerror(-pid));
+                return set_error(ret_error, pid, "cannot start the shim: clone3: %s", strerror(-pid));
         return shim_started(t, pid, pidfd, 0);
 }
 

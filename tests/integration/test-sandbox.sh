@@ -337,6 +337,12 @@ is "a read-write path is writable" "$(grep '^write-shared:' <<<"$out")" "write-s
 like "an inaccessible path inside it is hidden" "$(grep '^read-secret:' <<<"$out")" "No such file"
 is "a read-only path inside that is seen" "$(grep '^read-open:' <<<"$out")" "read-open: public"
 
+# A symbolic link on a policy's path (one an agent could have planted) is refused, not followed.
+ln -s /etc "$WS/link"
+final=$(wait_run "$(invoke "$(agent "$polco" linked "$(config /bin/true "\"readWritePaths\":[\"$WS/link\"]")")")")
+like "a symbolic link in a sandbox path fails the run" "$(jq -r .stderrExcerpt <<<"$final")" \
+        "cannot find the sandbox path $WS/link: Too many levels of symbolic links"
+
 cat >"$BIN/leaver.sh" <<'AGENT'
 #!/bin/sh
 sleep 600 &

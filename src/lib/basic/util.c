@@ -405,6 +405,15 @@ void pidfd_kill_and_reap(int pidfd) {
         (void) waitid((idtype_t) P_PIDFD, (id_t) pidfd, NULL, WEXITED);
 }
 
+int set_error(char **ret_error, int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        *ret_error = strvprintf(fmt, ap);
+        va_end(ap);
+        return r;
+}
+
 void *memdup(const void *p, size_t size) {
         void *copy = malloc(size ?: 1);
 

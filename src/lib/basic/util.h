@@ -72,6 +72,10 @@ char *strstrip(char *s);
 char *strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *strvprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
+/* A refusal explained: *ret_error gets the message (NULL when out of memory), and r, a
+ * negative errno, is returned. */
+int set_error(char **ret_error, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* The length of the longest prefix of s of at most max bytes that does not split a UTF-8
  * sequence. */
 size_t utf8_prefix_size(const char *s, size_t max);
