@@ -183,8 +183,9 @@ static void start_corrald(void) {
                          socket_path,
                          "--placement",
                          (char *) placement,
+                         /* Not the warning an unconfined agent gets at every launch. */
                          "--log-level",
-                         "warning",
+                         "err",
                          "--sweep-interval-sec",
                          "86400",
                          "--sandbox",
