@@ -871,6 +871,16 @@ static int launch_one(Manager *m, const Agent *agent, const Run *run, char **ret
                 log_warning("Run %s of agent %s: %s.", run->id, agent->id, sandbox.warning);
                 (void) run_event_append(m->store, run->id, "lifecycle", LEVEL_WARN, sandbox.warning, NULL);
         }
+        if (sandbox.n_ip_allow > 0) {
+                /* Only systemd's IPAddressAllow= enforces an address allowlist here. */
+                if (m->placement->kind != PLACEMENT_SCOPE)
+                        return set_error(ret_error, -EOPNOTSUPP,
+                                         "adapterConfig.sandbox.network.allow is enforced by the scope backend only "
+                                         "(systemd's IPAddressAllow=), and this corrald runs placement=%s",
+                                         placement_kind_to_string(m->placement->kind));
+                memcpy(launch.spec.limits.ip_allow, sandbox.ip_allow, sizeof(sandbox.ip_allow));
+                launch.spec.limits.n_ip_allow = sandbox.n_ip_allow;
+        }
         launch.spec.sandboxed = sandbox.confined;
         launch.spec.files = sandbox.files;
         launch.spec.n_files = sandbox.n_files;

@@ -2,6 +2,7 @@
 #include "placement-scope.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -139,6 +140,50 @@ static int append_property(sd_bus_message *m, const char *name, uint64_t value) 
         return value ? sd_bus_message_append(m, "(sv)", name, "t", value) : 0;
 }
 
+/* One a(iayu) address list property: IPAddressAllow=, IPAddressDeny=. */
+static int append_addresses(sd_bus_message *m, const char *name, const IpPrefix *l, size_t n) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'r', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", name);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'v', "a(iayu)");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "(iayu)");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                r = sd_bus_message_open_container(m, 'r', "iayu");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "i", (int32_t) l[i].family);
+                if (r >= 0)
+                        r = sd_bus_message_append_array(m, 'y', l[i].address, l[i].family == AF_INET ? 4 : 16);
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "u", (uint32_t) l[i].prefix_len);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+/* An allowlist: its addresses allowed, every other denied (the more specific rule wins). */
+static int append_ip_allowlist(sd_bus_message *m, const RunLimits *limits) {
+        static const IpPrefix any[] = { { .family = AF_INET }, { .family = AF_INET6 } };
+        int r;
+
+        if (limits->n_ip_allow == 0)
+                return 0;
+        r = append_addresses(m, "IPAddressDeny", any, ELEMENTSOF(any));
+        if (r >= 0)
+                r = append_addresses(m, "IPAddressAllow", limits->ip_allow, limits->n_ip_allow);
+        return r;
+}
+
 static int scope_attach(Placement *p, RunPlace *place, const PlacementAttach *a) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         ScopeStart *s;
@@ -179,6 +224,8 @@ static int scope_attach(Placement *p, RunPlace *place, const PlacementAttach *a)
                 r = append_property(m, "CPUWeight", a->limits->cpu_weight);
         if (r >= 0)
                 r = append_property(m, "RuntimeMaxUSec", a->runtime_max_usec);
+        if (r >= 0)
+                r = append_ip_allowlist(m, a->limits);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)

@@ -15,10 +15,23 @@
 #include "config.h"
 
 /* Resource limits of a run (adapterConfig.limits); 0 = not set. */
+/* An address prefix: 10.0.0.0/8, ::1/128. */
+typedef struct IpPrefix {
+        int family; /* AF_INET or AF_INET6 */
+        uint8_t address[16];
+        uint8_t prefix_len;
+} IpPrefix;
+
+#define RUN_IP_ALLOW_MAX 16
+
 typedef struct RunLimits {
         uint64_t memory_max; /* bytes */
         uint64_t tasks_max;
         uint64_t cpu_weight; /* 1..10000 */
+        /* The only addresses the run may talk to over IP (n_ip_allow > 0; the scope backend
+         * alone can enforce it: IPAddressAllow=, every other address denied). */
+        IpPrefix ip_allow[RUN_IP_ALLOW_MAX];
+        size_t n_ip_allow;
 } RunLimits;
 
 typedef struct ScopeStart ScopeStart;

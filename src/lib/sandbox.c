@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sched.h>
@@ -157,6 +158,8 @@ char *sandbox_home_path(Sandbox *sb, const char *agent_id) {
 typedef struct Policy {
         const char *user; /* NULL: an allocated uid */
         bool network_none;
+        IpPrefix ip_allow[RUN_IP_ALLOW_MAX]; /* network: {"allow": [...]} */
+        size_t n_ip_allow;
         const cJSON *rw, *ro, *hide, *allow, *deny;
 } Policy;
 
@@ -204,6 +207,61 @@ static bool user_name_ok(const char *s) {
         return true;
 }
 
+/* "10.0.0.0/8", "192.168.1.7", "::1/128": an address and an optional prefix length. */
+static int parse_prefix(const char *s, IpPrefix *ret) {
+        _cleanup_free_ char *address = strndup(s, strcspn(s, "/"));
+        const char *slash = strchr(s, '/');
+        IpPrefix p = {};
+        uint64_t len;
+
+        if (!address)
+                return -ENOMEM;
+        if (inet_pton(AF_INET, address, p.address) == 1)
+                p.family = AF_INET;
+        else if (inet_pton(AF_INET6, address, p.address) == 1)
+                p.family = AF_INET6;
+        else
+                return -EINVAL;
+        len = p.family == AF_INET ? 32 : 128;
+        if (slash && (safe_atou64(slash + 1, &len) < 0 || len > (p.family == AF_INET ? 32u : 128u)))
+                return -EINVAL;
+        p.prefix_len = (uint8_t) len;
+        *ret = p;
+        return 0;
+}
+
+/* network: "host", "none", or {"allow": [PREFIX, ...]} (host networking, other addresses
+ * denied by the scope's IPAddressAllow=). */
+static int parse_network(const cJSON *network, Policy *ret, char **ret_error) {
+        const cJSON *allow, *m;
+        int r;
+
+        if (!network)
+                return 0;
+        if (cJSON_IsString(network) && (streq(network->valuestring, "host") || streq(network->valuestring, "none"))) {
+                ret->network_none = streq(network->valuestring, "none");
+                return 0;
+        }
+        allow = cJSON_GetObjectItemCaseSensitive(network, "allow");
+        if (!cJSON_IsObject(network) || cJSON_GetArraySize(network) != 1 || !cJSON_IsArray(allow) ||
+            cJSON_GetArraySize(allow) < 1 || cJSON_GetArraySize(allow) > RUN_IP_ALLOW_MAX)
+                return set_error(ret_error, -EINVAL,
+                                 "adapterConfig.sandbox.network must be \"host\", \"none\" or {\"allow\": [ADDRESS[/LENGTH], "
+                                 "...]} with 1 to %d addresses",
+                                 RUN_IP_ALLOW_MAX);
+        cJSON_ArrayForEach (m, allow) {
+                if (!cJSON_IsString(m) || (r = parse_prefix(m->valuestring, &ret->ip_allow[ret->n_ip_allow])) == -EINVAL)
+                        return set_error(ret_error, -EINVAL,
+                                         "adapterConfig.sandbox.network.allow: '%.64s' is not an IPv4 or IPv6 address with an "
+                                         "optional /LENGTH",
+                                         cJSON_IsString(m) ? m->valuestring : "(not a string)");
+                if (r < 0)
+                        return r;
+                ret->n_ip_allow++;
+        }
+        return 0;
+}
+
 static int parse_policy(const cJSON *p, Policy *ret, char **ret_error) {
         static const char *const known[] = {
                 "user", "network", "readWritePaths", "readOnlyPaths", "inaccessiblePaths", "syscallAllow", "syscallDeny", NULL
@@ -224,11 +282,9 @@ static int parse_policy(const cJSON *p, Policy *ret, char **ret_error) {
                 return set_error(ret_error, -EINVAL, "adapterConfig.sandbox.user must be a user name (or \"root\")");
         ret->user = user ? user->valuestring : NULL;
         network = cJSON_GetObjectItemCaseSensitive(p, "network");
-        if (network && !(cJSON_IsString(network) && (streq(network->valuestring, "host") || streq(network->valuestring, "none"))))
-                return set_error(ret_error, -EINVAL,
-                                 "adapterConfig.sandbox.network must be \"host\" or \"none\" (address allowlists are "
-                                 "not supported)");
-        ret->network_none = network && streq(network->valuestring, "none");
+        r = parse_network(network, ret, ret_error);
+        if (r < 0)
+                return r;
         ret->rw = cJSON_GetObjectItemCaseSensitive(p, "readWritePaths");
         ret->ro = cJSON_GetObjectItemCaseSensitive(p, "readOnlyPaths");
         ret->hide = cJSON_GetObjectItemCaseSensitive(p, "inaccessiblePaths");
@@ -588,6 +644,8 @@ int sandbox_prepare(Sandbox *sb, Store *store, const Agent *agent, const char *r
         }
 
         l.confined = true;
+        memcpy(l.ip_allow, p.ip_allow, sizeof(l.ip_allow));
+        l.n_ip_allow = p.n_ip_allow;
         l.files[l.n_files++] = (RunFile){ SHIM_SANDBOX_FILE, l.policy, strlen(l.policy), 0600 };
         l.files[l.n_files++] = (RunFile){ SANDBOX_FILTER_FILE, l.filter, l.filter_size, 0600 };
         if (id.allocated) {

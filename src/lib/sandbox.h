@@ -49,6 +49,8 @@ typedef struct SandboxLaunch {
         size_t filter_size;
         char *passwd, *group;
         char *warning; /* to say at this launch, in the journal and the run's events */
+        IpPrefix ip_allow[RUN_IP_ALLOW_MAX]; /* the run's only IP peers, when n_ip_allow > 0 */
+        size_t n_ip_allow;
 } SandboxLaunch;
 
 void sandbox_launch_done(SandboxLaunch *l);

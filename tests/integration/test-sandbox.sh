@@ -279,9 +279,15 @@ out=$(jq -r .stdoutExcerpt <<<"$(wait_run "$(invoke "$(agent "$netco" isolated "
 like "with network none it does not" "$out" "tcp: .*(refused|unreachable)"
 like "only loopback is there" "$out" "links: lo $"
 like "and the agent socket still answers" "$out" "api: ok"
-body=$(api POST "/api/companies/$netco/agents" '{"name":"x","adapterConfig":{"command":"/bin/true","sandbox":{"network":{"allow":["10.0.0.0/8"]}}}}')
-is "an address allowlist is refused" "$(status)" 400
-like "... saying so" "$(jq -r .error <<<"$body")" "allowlists are not supported"
+allowed=$(agent "$netco" allowlisted '{"command":"/bin/true","sandbox":{"network":{"allow":["10.0.0.0/8","::1"]}}}')
+like "an address allowlist is taken" "$allowed" "^[0-9a-f-]{36}$"
+final=$(wait_run "$(invoke "$allowed")")
+is "but the cgroup backend cannot enforce it: the launch fails" "$(jq -r '.status + "/" + .errorCode' <<<"$final")" \
+        "failed/launch_failed"
+like "... saying so" "$(jq -r .error <<<"$final")" "enforced by the scope backend only .* placement=cgroup"
+body=$(api POST "/api/companies/$netco/agents" '{"name":"x","adapterConfig":{"command":"/bin/true","sandbox":{"network":{"allow":["10.0.0.0/99"]}}}}')
+is "a bad address is refused" "$(status)" 400
+like "... naming it" "$(jq -r .error <<<"$body")" "'10.0.0.0/99' is not an IPv4 or IPv6 address"
 
 # --- the policy: overrides, root, leftovers, bad input ---
 cat >"$BIN/ns.sh" <<'AGENT'

@@ -59,6 +59,26 @@ check "nothing was written to /etc" test ! -e /etc/corral-escaped
 is "the state directory is root's only" "$(stat -c %a /var/lib/corral)" 700
 is "the database is root's only" "$(stat -c %a /var/lib/corral/corral.db)" 600
 
+# An address allowlist, enforced by the scope (IPAddressAllow=): 127.0.0.1 is allowed, 127.0.0.2
+# (loopback too, the same listener) is not.
+perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => "0.0.0.0", LocalPort => 7777, Listen => 5, ReuseAddr => 1)
+        or die; while ($c = $s->accept) { print $c "hello\n"; close $c }' &
+listener=$!
+cat >/usr/local/bin/corral-netcheck <<'AGENT'
+#!/bin/bash
+for a in 127.0.0.1 127.0.0.2; do
+        if out=$(timeout 5 bash -c "exec 3<>/dev/tcp/$a/7777 && head -n 1 <&3" 2>&1); then echo "$a: $out"; else echo "$a: denied $out"; fi
+done
+AGENT
+chmod 755 /usr/local/bin/corral-netcheck
+netagent=$(api POST /api/companies/$company/agents '{"name":"allowlisted","adapterConfig":{"command":"/usr/local/bin/corral-netcheck","sandbox":{"network":{"allow":["127.0.0.1/32"]}}}}' | jq -r .id)
+netrun=$(api POST /api/agents/$netagent/wakeup '{}' | jq -r .id)
+retry 30 sh -c "curl -s --unix-socket /run/corral/corrald.sock http://l/api/heartbeat-runs/$netrun | jq -e '.status != \"running\" and .status != \"queued\"' >/dev/null"
+out=$(api GET /api/heartbeat-runs/$netrun | jq -r .stdoutExcerpt)
+like "an allowed address answers" "$out" "127.0.0.1: hello"
+like "another is denied by the scope's IPAddressAllow=" "$out" "127.0.0.2: denied"
+kill $listener 2>/dev/null
+
 code() { curl -s -o /dev/null -w '%{http_code}' --unix-socket /run/corral/agent.sock http://corral/api/companies; }
 is "the agent socket refuses a process outside every run" "$(code)" 403
 # A scope with a run's name outside corral.slice (a user can make one in their own
