@@ -177,9 +177,20 @@ static void wait_idle(void) {
 
 static void start_corrald(void) {
         /* Errors only: not the warning an unconfined agent gets at every launch. */
-        char *argv[] = { (char *) corrald_path, "--state-dir", state_dir, "--socket", socket_path, "--placement",
-                         (char *) placement, "--log-level", "err", "--sweep-interval-sec", "86400", "--sandbox",
-                         (char *) sandbox, NULL };
+        char *argv[] = { (char *) corrald_path,
+                         "--state-dir",
+                         state_dir,
+                         "--socket",
+                         socket_path,
+                         "--placement",
+                         (char *) placement,
+                         "--log-level",
+                         "err",
+                         "--sweep-interval-sec",
+                         "86400",
+                         "--sandbox",
+                         (char *) sandbox,
+                         NULL };
         if (posix_spawn(&corrald_pid, corrald_path, NULL, NULL, argv, environ) != 0)
                 die("cannot start %s", corrald_path);
         for (int i = 0; i < 20000; i++) {
