@@ -402,6 +402,21 @@ static int validate_agent(ApiRequest *req, const Agent *a) {
         return r < 0 ? r : 1;
 }
 
+/* Who an agent runs as (adapterConfig.sandbox.user) is root's choice alone: a member of the
+ * socket's group must not get an agent to run as root or as another user. before is the
+ * stored adapterConfig, NULL for a new agent. Replies 403 and returns 0 otherwise. */
+static int check_sandbox_user(ApiRequest *req, const char *before, const char *after) {
+        _cleanup_free_ char *old_user = NULL, *new_user = NULL;
+        int r;
+
+        if ((r = sandbox_config_user(before, &old_user)) < 0 || (r = sandbox_config_user(after, &new_user)) < 0)
+                return r;
+        if (streq_ptr(old_user, new_user) || req->peer_uid == 0)
+                return 1;
+        (void) api_reply_error(req, 403, "only root may choose the user an agent runs as (adapterConfig.sandbox.user)");
+        return 0;
+}
+
 static int write_agent_secrets(Store *s, const void *obj, const SaveAlso *also) {
         const Agent *a = obj;
         int r;
@@ -509,6 +524,9 @@ static int handle_agent_create(ApiRequest *req) {
         r = validate_agent(req, &a);
         if (r <= 0)
                 return r;
+        r = check_sandbox_user(req, NULL, a.adapter_config);
+        if (r <= 0)
+                return r;
         r = free_and_strdup(&a.company_id, c.id);
         if (r < 0)
                 return r;
@@ -540,10 +558,16 @@ static int handle_agent_patch(ApiRequest *req) {
         r = load(req, &agent_entity, req->params[0], &a);
         if (r <= 0)
                 return r;
+        _cleanup_free_ char *config_before = strdup(a.adapter_config);
+        if (!config_before)
+                return -ENOMEM;
         r = json_to_entity(&agent_entity, req->body, FIELD_PATCH, NULL, &a, &error);
         if (r < 0)
                 return reply_input_error(req, r, error);
         r = validate_agent(req, &a);
+        if (r <= 0)
+                return r;
+        r = check_sandbox_user(req, config_before, a.adapter_config);
         if (r <= 0)
                 return r;
         r = stamp_updated(&a.updated_at);

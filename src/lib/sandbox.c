@@ -299,6 +299,16 @@ static int parse_policy(const cJSON *p, Policy *ret, char **ret_error) {
         return 0;
 }
 
+int sandbox_config_user(const char *adapter_config_json, char **ret_user) {
+        _cleanup_json_ cJSON *c = cJSON_Parse(adapter_config_json ?: "{}");
+        const char *user = json_string_member(cJSON_GetObjectItemCaseSensitive(c, "sandbox"), "user");
+
+        *ret_user = NULL;
+        if (user && !(*ret_user = strdup(user)))
+                return -ENOMEM;
+        return 0;
+}
+
 int sandbox_validate_policy(const cJSON *policy, char **ret_error) {
         Policy p;
         return parse_policy(policy, &p, ret_error);

@@ -35,6 +35,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Sandbox *, sandbox_free);
 /* Check adapterConfig.sandbox (policy may be NULL: the defaults). -EINVAL and a message. */
 int sandbox_validate_policy(const cJSON *policy, char **ret_error);
 
+/* The user an adapterConfig names in sandbox.user (NULL: corral's own uid for the agent).
+ * Only root may choose it: it decides whose files the agent can write. */
+int sandbox_config_user(const char *adapter_config_json, char **ret_user);
+
 /* The agent's home: its HOME and, without a cwd, its working directory. A new string. */
 char *sandbox_home_path(Sandbox *sb, const char *agent_id);
 

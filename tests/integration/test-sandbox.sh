@@ -317,6 +317,20 @@ body=$(api POST "/api/companies/$polco/agents" '{"name":"x","adapterConfig":{"co
 like "an unknown system call is refused" "$(jq -r .error <<<"$body")" "not a system call"
 body=$(api POST "/api/companies/$polco/agents" '{"name":"x","adapterConfig":{"command":"/bin/true","sandbox":{"privileged":true}}}')
 like "an unknown sandbox key is refused" "$(jq -r .error <<<"$body")" "unknown key 'privileged'"
+# Who an agent runs as is root's choice: a member of the operator socket's group may not pick it.
+chmod 666 "$SOCK"
+# as_nobody METHOD PATH BODY: "CODE BODY" of a request by uid 65534 on the operator socket.
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups curl -s -w ' %{http_code}' --unix-socket "$SOCK" \
+        -X "$1" -H 'Content-Type: application/json' --data-binary "$3" "http://localhost$2" | sed -E 's/^(.*) ([0-9]+)$/\2 \1/'; }
+reply=$(as_nobody POST "/api/companies/$polco/agents" '{"name":"r2","adapterConfig":{"command":"/bin/true","sandbox":{"user":"root"}}}')
+like "a non-root board may not make a root agent" "$reply" "^403 "
+like "... saying so" "$reply" "only root may choose the user an agent runs as"
+rooted=$(api GET "/api/companies/$polco/agents" | jq -r '.[] | select(.name == "rooted") | .id')
+like "nor change which user one runs as" \
+        "$(as_nobody PATCH "/api/agents/$rooted" '{"adapterConfig":{"command":"/bin/true","sandbox":{"user":"nobody"}}}')" "^403 "
+like "but may change the rest of an agent" \
+        "$(as_nobody PATCH "/api/agents/$rooted" "{\"adapterConfig\":$(api GET "/api/agents/$rooted" | jq -c .adapterConfig)}")" "^200 "
+chmod 660 "$SOCK"
 nouser=$(agent "$polco" nouser '{"command":"/bin/true","sandbox":{"user":"corral-no-such-user"}}')
 final=$(wait_run "$(invoke "$nouser")")
 like "a named user that does not exist fails the launch, saying so" "$(jq -r .error <<<"$final")" "corral-no-such-user' does not exist"
