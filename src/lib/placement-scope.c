@@ -2,12 +2,12 @@
 #include "placement-scope.h"
 
 #include <errno.h>
-#include <sys/socket.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 
 #include "basic/macro.h"
@@ -140,17 +140,36 @@ static int append_property(sd_bus_message *m, const char *name, uint64_t value) 
         return value ? sd_bus_message_append(m, "(sv)", name, "t", value) : 0;
 }
 
-/* One a(iayu) address list property: IPAddressAllow=, IPAddressDeny=. */
-static int append_addresses(sd_bus_message *m, const char *name, const IpPrefix *l, size_t n) {
+/* A property whose value is an array (signature "a" element): open it for the elements,
+ * then close_array_property(). */
+static int open_array_property(sd_bus_message *m, const char *name, const char *element) {
+        char signature[16];
         int r;
 
+        snprintf(signature, sizeof(signature), "a%s", element);
         r = sd_bus_message_open_container(m, 'r', "sv");
         if (r >= 0)
                 r = sd_bus_message_append(m, "s", name);
         if (r >= 0)
-                r = sd_bus_message_open_container(m, 'v', "a(iayu)");
+                r = sd_bus_message_open_container(m, 'v', signature);
         if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "(iayu)");
+                r = sd_bus_message_open_container(m, 'a', element);
+        return r;
+}
+
+static int close_array_property(sd_bus_message *m) {
+        int r = 0;
+
+        for (int i = 0; r >= 0 && i < 3; i++)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+/* One a(iayu) address list property: IPAddressAllow=, IPAddressDeny=. */
+static int append_addresses(sd_bus_message *m, const char *name, const IpPrefix *l, size_t n) {
+        int r;
+
+        r = open_array_property(m, name, "(iayu)");
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 r = sd_bus_message_open_container(m, 'r', "iayu");
                 if (r >= 0)
@@ -162,13 +181,7 @@ static int append_addresses(sd_bus_message *m, const char *name, const IpPrefix 
                 if (r >= 0)
                         r = sd_bus_message_close_container(m);
         }
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        return r;
+        return r >= 0 ? close_array_property(m) : r;
 }
 
 /* An allowlist: its addresses allowed, every other denied (the more specific rule wins). */
@@ -201,21 +214,11 @@ static int scope_attach(Placement *p, RunPlace *place, const PlacementAttach *a)
                 r = sd_bus_message_append(m, "(sv)(sv)(sv)(sv)", "Slice", "s", SCOPE_SLICE, "Description", "s", a->description,
                                           "CollectMode", "s", "inactive-or-failed", "OOMPolicy", "s", "continue");
         if (r >= 0)
-                r = sd_bus_message_open_container(m, 'r', "sv");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", "PIDs");
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'v', "au");
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "u");
+                r = open_array_property(m, "PIDs", "u");
         for (size_t i = 0; r >= 0 && i < a->n_pids; i++)
                 r = sd_bus_message_append(m, "u", (uint32_t) a->pids[i]);
         if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
+                r = close_array_property(m);
         if (r >= 0)
                 r = append_property(m, "MemoryMax", a->limits->memory_max);
         if (r >= 0)
