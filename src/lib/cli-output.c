@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,7 +80,10 @@ static int claude_line(CliOutput *o, const cJSON *j) {
         o->cached_input_tokens = json_count_member(usage, "cache_read_input_tokens");
         o->output_tokens = json_count_member(usage, "output_tokens");
         o->num_turns = json_count_member(j, "num_turns");
-        if (cJSON_IsNumber(cost) && cost->valuedouble >= 0) {
+        /* A cost no run could have had (1e308, say, from a CLI that a model took over) is no
+         * cost: cents of it overflow, and the run's end could not be recorded. */
+        if (cJSON_IsNumber(cost) && isfinite(cost->valuedouble) && cost->valuedouble >= 0 &&
+            cost->valuedouble <= CLI_COST_USD_MAX) {
                 o->cost_usd = cost->valuedouble;
                 o->has_cost = true;
         }

@@ -17,6 +17,9 @@
 /* A line longer than this is not parsed (it is counted as malformed). */
 #define CLI_OUTPUT_LINE_MAX (4 * 1024 * 1024)
 
+/* The most a CLI may report one run to have cost; more is taken as no report. */
+#define CLI_COST_USD_MAX 1e6
+
 typedef struct CliOutput {
         AdapterType type;
         char *session_id; /* claude session_id, codex thread_id */

@@ -24,7 +24,9 @@ const char *json_string_member(const cJSON *o, const char *name) {
 
 int64_t json_count_member(const cJSON *o, const char *name) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-        return cJSON_IsNumber(v) && v->valuedouble > 0 ? (int64_t) v->valuedouble : 0;
+        /* Past 2^53 a double is no count anyone reported, and casting one past INT64_MAX
+         * is undefined: such a number counts as none. */
+        return cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble <= JSON_INT_MAX ? (int64_t) v->valuedouble : 0;
 }
 
 cJSON *json_parse_object(const char *text) {

@@ -140,6 +140,20 @@ static void test_garbage_never_crashes(void **state) {
         }
 }
 
+/* Numbers out of any range (a CLI under a hostile model's control) count as not reported:
+ * a cost of 1e308 once made the run's end impossible to record. */
+static void test_out_of_range_numbers(void **state) {
+        static const char line[] = "{\"type\":\"result\",\"subtype\":\"success\",\"total_cost_usd\":1e308,"
+                                   "\"num_turns\":1e300,\"usage\":{\"input_tokens\":1e300,\"output_tokens\":9.3e18}}";
+        _cleanup_(cli_output_done) CliOutput o = {};
+
+        assert_int_equal(cli_output_feed_line(&o, ADAPTER_CLAUDE_LOCAL, line, strlen(line)), 0);
+        assert_false(o.has_cost);
+        assert_int_equal(o.input_tokens, 0);
+        assert_int_equal(o.output_tokens, 0);
+        assert_int_equal(o.num_turns, 0);
+}
+
 /* The log path: chunks in log.ndjson split lines anywhere; stderr is not parsed. */
 static void test_parse_log(void **state) {
         _cleanup_free_ char *path = fixture_path("claude-success.jsonl"), *text = NULL;
@@ -274,11 +288,12 @@ static void test_config_errors(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_claude_success),     cmocka_unit_test(test_claude_max_turns),
-        cmocka_unit_test(test_claude_malformed),   cmocka_unit_test(test_codex_success),
-        cmocka_unit_test(test_codex_failed),       cmocka_unit_test(test_garbage_never_crashes),
-        cmocka_unit_test(test_parse_log),          cmocka_unit_test(test_claude_command_line),
-        cmocka_unit_test(test_codex_command_line), cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_claude_success),       cmocka_unit_test(test_claude_max_turns),
+        cmocka_unit_test(test_claude_malformed),     cmocka_unit_test(test_codex_success),
+        cmocka_unit_test(test_codex_failed),         cmocka_unit_test(test_garbage_never_crashes),
+        cmocka_unit_test(test_out_of_range_numbers), cmocka_unit_test(test_parse_log),
+        cmocka_unit_test(test_claude_command_line),  cmocka_unit_test(test_codex_command_line),
+        cmocka_unit_test(test_config_errors),
 };
 
 RUN_TESTS(tests)
