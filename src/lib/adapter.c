@@ -327,14 +327,6 @@ static char *render_prompt(const char *template, const char *const *vars) {
         return out;
 }
 
-/* The value of a secret variable, from the store's names and values. */
-static const char *secret_value(char *const *secrets, const char *name) {
-        for (size_t i = 0; secrets && secrets[i] && secrets[i + 1]; i += 2)
-                if (streq(secrets[i], name))
-                        return secrets[i + 1];
-        return NULL;
-}
-
 int adapter_take_secrets(char **config_json, char ***ret_secrets, char ***ret_names) {
         _cleanup_json_ cJSON *c = cJSON_Parse(*config_json ?: "{}");
         _cleanup_strv_free_ char **secrets = NULL, **names = NULL;
@@ -438,7 +430,7 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
                 return -ENOMEM;
         cJSON_ArrayForEach (m, ac.env) {
                 const char *value = m->valuestring;
-                if (!cJSON_IsString(m) && !(value = secret_value(secrets, m->string)))
+                if (!cJSON_IsString(m) && !(value = strv_pair_value(secrets, m->string)))
                         return set_error(ret_error, -EINVAL,
                                          "adapterConfig.env.%s is a secret whose value is not stored; set it again", m->string);
                 if (env_add(&l.env, &n_env, "%s=%s", m->string, value) < 0)

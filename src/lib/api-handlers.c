@@ -450,12 +450,7 @@ static int take_agent_secrets(ApiRequest *req, Agent *a, SaveAlso *ret) {
         }
         for (size_t i = 0; also.secret_names && also.secret_names[i]; i++) {
                 const char *name = also.secret_names[i];
-                bool given = false, kept = false;
-                for (size_t k = 0; also.secrets && also.secrets[k]; k += 2)
-                        given = given || streq(also.secrets[k], name);
-                for (size_t k = 0; stored && stored[k]; k += 2)
-                        kept = kept || streq(stored[k], name);
-                if (!given && !kept) {
+                if (!strv_pair_value(also.secrets, name) && !strv_pair_value(stored, name)) {
                         (void) api_reply_error(req, 400,
                                                "adapterConfig.env.%s is {\"secret\": true} but no value is stored: "
                                                "give it as {\"secret\": \"VALUE\"}",

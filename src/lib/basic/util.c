@@ -444,6 +444,13 @@ bool strv_contains(const char *const *l, const char *s) {
         return false;
 }
 
+const char *strv_pair_value(char *const *l, const char *name) {
+        for (size_t i = 0; l && l[i] && l[i + 1]; i += 2)
+                if (strcmp(l[i], name) == 0)
+                        return l[i + 1];
+        return NULL;
+}
+
 int strv_push(char ***l, const char *s) {
         size_t n = strv_length(*l);
         char *copy = strdup(s), **t;

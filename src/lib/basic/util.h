@@ -89,6 +89,8 @@ size_t strv_length(char *const *l);
 bool strv_contains(const char *const *l, const char *s);
 /* Append a copy of s. */
 int strv_push(char ***l, const char *s);
+/* In a list of names and values, alternating: the value of name, or NULL. */
+const char *strv_pair_value(char *const *l, const char *name);
 static inline void strv_freep(char ***l) {
         strv_free(*l);
 }
