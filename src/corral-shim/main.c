@@ -2,8 +2,8 @@
 /* corral-shim: see src/lib/shim.h; corral-shim --spawner: see src/lib/shim-spawner.h. */
 #include <string.h>
 
-#include "shim-spawner.h"
-#include "shim.h"
+#include "shim/shim-spawner.h"
+#include "shim/shim.h"
 
 int main(int argc, char *argv[]) {
         if (argc == 2 && strcmp(argv[1], SHIM_SPAWNER_ARG) == 0)

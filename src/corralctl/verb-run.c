@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "basic/macro.h"
-#include "basic/util.h"
 #include "client.h"
 #include "corralctl.h"
 #include "output.h"

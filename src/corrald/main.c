@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
-#include "log.h"
-#include "manager.h"
+#include "basic/config.h"
+#include "basic/log.h"
+#include "daemon/manager.h"
 
 static void help(void) {
         printf("Usage: corrald [OPTIONS...]\n\n"

@@ -27,7 +27,8 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
-#include "runlog.h"
+#include "supervise/runlog.h"
+#include "basic/fd-util.h"
 
 extern char **environ;
 

@@ -20,15 +20,17 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
-#include "cgroup.h"
-#include "log.h"
-#include "model.h"
-#include "placement.h"
-#include "runlog.h"
-#include "runs.h"
-#include "store.h"
-#include "supervisor.h"
+#include "supervise/cgroup.h"
+#include "basic/log.h"
+#include "store/model.h"
+#include "supervise/placement.h"
+#include "supervise/runlog.h"
+#include "control/runs.h"
+#include "store/store.h"
+#include "supervise/supervisor.h"
 #include "../unit/test-helpers.h"
+#include "basic/time-util.h"
+#include "basic/fd-util.h"
 
 static char state_dir[] = "/tmp/corral-test-sup-XXXXXX";
 static char *cgroup_root;

@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "basic/macro.h"
-#include "heartbeat.h"
-#include "log.h"
+#include "control/heartbeat.h"
+#include "basic/log.h"
+#include "basic/time-util.h"
+#include "basic/util.h"
 
 Manager *m;
 char company[UUID_STRING_MAX], agent[UUID_STRING_MAX];
@@ -28,20 +30,20 @@ void fixture_now(char buf[static ISO_TIME_MAX]) {
 }
 
 void fixture_insert(const Entity *e, void *obj) {
-        assert_int_equal(store_insert(m->store, e, obj), 0);
+        assert_int_equal(store_insert(m->control.store, e, obj), 0);
 }
 
 int64_t fixture_count(const char *table, const char *clause, const char *arg) {
         int64_t n;
-        assert_int_equal(store_count(m->store, table, clause, (const char *const[]){ arg, NULL }, &n), 0);
+        assert_int_equal(store_count(m->control.store, table, clause, (const char *const[]){ arg, NULL }, &n), 0);
         return n;
 }
 
 void fixture_set_agent_status(const char *agent_id, AgentStatus s) {
         _cleanup_(agent_donep) Agent a = {};
-        assert_int_equal(store_get(m->store, &agent_entity, agent_id, &a), 0);
+        assert_int_equal(store_get(m->control.store, &agent_entity, agent_id, &a), 0);
         a.status = s;
-        assert_int_equal(store_update(m->store, &agent_entity, &a), 0);
+        assert_int_equal(store_update(m->control.store, &agent_entity, &a), 0);
 }
 
 void fixture_new_agent(char id[static UUID_STRING_MAX], const char *name, const char *adapter_config,
@@ -89,20 +91,22 @@ int fixture_manager_setup(void **state) {
         const char *builddir = getenv("CORRAL_BUILDDIR");
 
         assert_int_equal(manager_new(&m), 0);
-        assert_int_equal(sd_event_new(&m->event), 0);
-        assert_int_equal(store_open(":memory:", &m->store), 0);
-        assert_int_equal(placement_new(PLACEMENT_NONE, NULL, m->event, &m->placement), 0);
+        assert_int_equal(sd_event_new(&m->control.event), 0);
+        assert_int_equal(store_open(":memory:", &m->control.store), 0);
+        assert_int_equal(placement_new(PLACEMENT_NONE, NULL, m->control.event, &m->control.placement), 0);
         shim = strprintf("%s/corral-shim", builddir ?: ".");
         SupervisorConfig sc = { .state_dir = fixture_dir, .shim_path = shim };
-        assert_int_equal(supervisor_new(m->event, m->store, m->placement, &sc, heartbeat_run_finished, m, &m->supervisor), 0);
+        assert_int_equal(supervisor_new(m->control.event, m->control.store, m->control.placement, &sc, heartbeat_run_finished,
+                                        &m->control, &m->control.supervisor),
+                         0);
         m->socket_path_effective = strdup("/nonexistent/corrald.sock");
-        m->agent_socket_path = strdup("/nonexistent/agent.sock");
+        m->control.agent_socket_path = strdup("/nonexistent/agent.sock");
         /* Agents run as the test does, with their homes in the fixture's directory. */
         SandboxSettings ss = { .state_dir = fixture_dir,
                                .operator_socket = m->socket_path_effective,
-                               .agent_socket = m->agent_socket_path,
+                               .agent_socket = m->control.agent_socket_path,
                                .config_dir = "/nonexistent" };
-        assert_int_equal(sandbox_new(&ss, &m->sandbox), 0);
+        assert_int_equal(sandbox_new(&ss, &m->control.sandbox), 0);
 
         assert_int_equal(entity_init(&company_entity, &c), 0);
         assert_int_equal(record_stamp(&c.id, &c.created_at, &c.updated_at, NULL), 0);
@@ -118,9 +122,9 @@ int fixture_manager_setup(void **state) {
 }
 
 void fixture_drain(void) {
-        for (int i = 0; i < 400 && supervisor_count(m->supervisor) > 0; i++)
-                assert_true(sd_event_run(m->event, 50000) >= 0);
-        assert_int_equal(supervisor_count(m->supervisor), 0);
+        for (int i = 0; i < 400 && supervisor_count(m->control.supervisor) > 0; i++)
+                assert_true(sd_event_run(m->control.event, 50000) >= 0);
+        assert_int_equal(supervisor_count(m->control.supervisor), 0);
 }
 
 int fixture_manager_teardown(void **state) {

@@ -8,9 +8,10 @@
 #pragma once
 
 #include "basic/util.h"
-#include "manager.h"
-#include "model.h"
+#include "daemon/manager.h"
+#include "store/model.h"
 #include "test-helpers.h"
+#include "basic/time-util.h"
 
 extern Manager *m;
 extern char company[UUID_STRING_MAX], agent[UUID_STRING_MAX];

@@ -10,12 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "adapter.h"
+#include "control/adapter.h"
 #include "basic/macro.h"
 #include "basic/util.h"
-#include "cli-output.h"
-#include "shim.h"
+#include "control/cli-output.h"
+#include "shim/shim.h"
 #include "test-helpers.h"
+#include "basic/fd-util.h"
 
 static char *fixture_path(const char *name) {
         const char *srcdir = getenv("CORRAL_SRCDIR");

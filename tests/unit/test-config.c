@@ -8,9 +8,8 @@
 #include <unistd.h>
 
 #include "basic/macro.h"
-#include "basic/util.h"
-#include "config.h"
-#include "log.h"
+#include "basic/config.h"
+#include "basic/log.h"
 #include "test-helpers.h"
 
 static char *write_conf(const char *text) {

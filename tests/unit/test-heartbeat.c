@@ -15,8 +15,8 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
-#include "heartbeat.h"
-#include "jsonmap.h"
+#include "control/heartbeat.h"
+#include "store/jsonmap.h"
 #include "manager-fixture.h"
 
 #define SLEEPER "{\"command\":\"/bin/sleep\",\"args\":[\"30\"]}"
@@ -33,7 +33,7 @@ static WakeOutcome wake(const char *agent_id, WakeupSource source, const char *r
         _cleanup_free_ char *run_id = NULL, *skip = NULL;
         WakeOutcome o;
 
-        assert_int_equal(heartbeat_wakeup(m, agent_id, &req, &o, &run_id, &skip), 0);
+        assert_int_equal(heartbeat_wakeup(&m->control, agent_id, &req, &o, &run_id, &skip), 0);
         if (ret_run_id)
                 *ret_run_id = TAKE_PTR(run_id);
         return o;
@@ -46,32 +46,32 @@ static char *issue_payload(const char *issue_id, const char *comment_id) {
 
 static RunStatus run_status(const char *run_id) {
         _cleanup_(run_donep) Run r = {};
-        assert_int_equal(store_get(m->store, &run_entity, run_id, &r), 0);
+        assert_int_equal(store_get(m->control.store, &run_entity, run_id, &r), 0);
         return r.status;
 }
 
 static void get_run(const char *run_id, Run *ret) {
-        assert_int_equal(store_get(m->store, &run_entity, run_id, ret), 0);
+        assert_int_equal(store_get(m->control.store, &run_entity, run_id, ret), 0);
 }
 
 static void get_issue(const char *issue_id, Issue *ret) {
-        assert_int_equal(store_get(m->store, &issue_entity, issue_id, ret), 0);
+        assert_int_equal(store_get(m->control.store, &issue_entity, issue_id, ret), 0);
 }
 
 /* Run the loop until the run is terminal (at most 20 s). */
 static void wait_terminal(const char *run_id) {
         for (int i = 0; i < 400 && !run_status_is_terminal(run_status(run_id)); i++)
-                assert_true(sd_event_run(m->event, 50000) >= 0);
+                assert_true(sd_event_run(m->control.event, 50000) >= 0);
         assert_true(run_status_is_terminal(run_status(run_id)));
 }
 
 static void cancel(const char *run_id) {
-        assert_int_equal(heartbeat_cancel_run(m, run_id), 0);
+        assert_int_equal(heartbeat_cancel_run(&m->control, run_id), 0);
         wait_terminal(run_id);
 }
 
 static void cancel_all(const char *agent_id) {
-        assert_int_equal(heartbeat_cancel_agent_runs(m, agent_id), 0);
+        assert_int_equal(heartbeat_cancel_agent_runs(&m->control, agent_id), 0);
         fixture_drain();
 }
 
@@ -143,7 +143,8 @@ static void test_comment_batching(void **state) {
         p3 = issue_payload(issue, c3);
         assert_int_equal(wake(sleeper, WAKEUP_SOURCE_AUTOMATION, "issue_commented", p2, NULL, NULL), WAKE_DEFERRED);
         assert_int_equal(wake(sleeper, WAKEUP_SOURCE_AUTOMATION, "issue_commented", p3, NULL, NULL), WAKE_DEFERRED);
-        assert_int_equal(store_list(m->store, &wakeup_entity, "WHERE agent_id = ?1 AND status = 'deferred_issue_execution'",
+        assert_int_equal(store_list(m->control.store, &wakeup_entity,
+                                    "WHERE agent_id = ?1 AND status = 'deferred_issue_execution'",
                                     (const char *const[]){ sleeper, NULL }, 0, &items, &n),
                          0);
         assert_int_equal(n, 1);
@@ -158,7 +159,7 @@ static void test_comment_batching(void **state) {
         assert_int_equal(fixture_count("heartbeat_runs", "WHERE agent_id = ?1", sleeper), 1);
 
         cancel(r1); /* the release promotes the deferred wake */
-        assert_int_equal(store_list(m->store, &run_entity, "WHERE agent_id = ?1 AND id != ?2",
+        assert_int_equal(store_list(m->control.store, &run_entity, "WHERE agent_id = ?1 AND id != ?2",
                                     (const char *const[]){ sleeper, r1, NULL }, 0, &items, &n),
                          0);
         assert_int_equal(n, 1);
@@ -228,14 +229,14 @@ static void test_blockers_keep_run_queued(void **state) {
 
         payload = issue_payload(issue, NULL);
         assert_int_equal(wake(agent, WAKEUP_SOURCE_ASSIGNMENT, "issue_assigned", payload, NULL, &run), WAKE_QUEUED);
-        heartbeat_start_next(m, agent);
+        heartbeat_start_next(&m->control, agent);
         assert_int_equal(run_status(run), RUN_QUEUED);
 
         _cleanup_(issue_donep) Issue b = {};
         get_issue(blocker, &b);
         b.status = ISSUE_DONE;
-        assert_int_equal(store_update(m->store, &issue_entity, &b), 0);
-        heartbeat_start_next(m, agent);
+        assert_int_equal(store_update(m->control.store, &issue_entity, &b), 0);
+        heartbeat_start_next(&m->control, agent);
         wait_terminal(run);
         assert_int_equal(run_status(run), RUN_SUCCEEDED);
 }
@@ -258,7 +259,7 @@ static void test_concurrency_limit(void **state) {
 
         cancel(r1); /* the freed slot goes to the queued run */
         assert_int_equal(run_status(r2), RUN_RUNNING);
-        assert_int_equal(heartbeat_cancel_agent_runs(m, two), 0);
+        assert_int_equal(heartbeat_cancel_agent_runs(&m->control, two), 0);
         cancel_all(one);
 }
 
@@ -303,11 +304,11 @@ static void test_claim_order(void **state) {
         fixture_new_issue(prog, ISSUE_IN_PROGRESS, sleeper);
         get_issue(low, &i);
         i.priority = PRIORITY_LOW;
-        assert_int_equal(store_update(m->store, &issue_entity, &i), 0);
+        assert_int_equal(store_update(m->control.store, &issue_entity, &i), 0);
         entity_done(&issue_entity, &i);
         get_issue(crit, &i);
         i.priority = PRIORITY_CRITICAL;
-        assert_int_equal(store_update(m->store, &issue_entity, &i), 0);
+        assert_int_equal(store_update(m->control.store, &issue_entity, &i), 0);
 
         assert_int_equal(wake(sleeper, WAKEUP_SOURCE_ON_DEMAND, "none", "{\"taskKey\":\"other\"}", NULL, &r_none), WAKE_QUEUED);
         free(p), p = issue_payload(low, NULL);
@@ -342,7 +343,7 @@ static void test_timer_during_issue_run(void **state) {
         assert_int_equal(wake(sleeper, WAKEUP_SOURCE_TIMER, "heartbeat_timer", NULL, NULL, &t1), WAKE_QUEUED);
         assert_int_equal(wake(sleeper, WAKEUP_SOURCE_TIMER, "heartbeat_timer", NULL, NULL, &t2), WAKE_COALESCED);
         assert_string_equal(t1, t2);
-        heartbeat_start_next(m, sleeper);
+        heartbeat_start_next(&m->control, sleeper);
         assert_int_equal(fixture_count("heartbeat_runs", "WHERE agent_id = ?1 AND status = 'running'", sleeper), 1);
         assert_int_equal(run_status(t1), RUN_QUEUED);
         cancel_all(sleeper);
@@ -357,17 +358,17 @@ static void test_policy_skips(void **state) {
         WakeOutcome o;
 
         fixture_set_agent_status(agent, AGENT_PAUSED);
-        assert_int_equal(heartbeat_wakeup(m, agent, &req, &o, &run, &reason), -EPERM);
+        assert_int_equal(heartbeat_wakeup(&m->control, agent, &req, &o, &run, &reason), -EPERM);
         assert_int_equal(fixture_count("agent_wakeup_requests", "WHERE agent_id = ?1", agent), 0);
 
         fixture_new_agent(quiet, "quiet", NULL, "{\"heartbeat\":{\"enabled\":false,\"wakeOnDemand\":false}}");
         req.source = WAKEUP_SOURCE_TIMER;
-        assert_int_equal(heartbeat_wakeup(m, quiet, &req, &o, &run, &reason), 0);
+        assert_int_equal(heartbeat_wakeup(&m->control, quiet, &req, &o, &run, &reason), 0);
         assert_int_equal(o, WAKE_SKIPPED);
         assert_string_equal(reason, "heartbeat.disabled");
         reason = mfree(reason);
         req.source = WAKEUP_SOURCE_ON_DEMAND;
-        assert_int_equal(heartbeat_wakeup(m, quiet, &req, &o, &run, &reason), 0);
+        assert_int_equal(heartbeat_wakeup(&m->control, quiet, &req, &o, &run, &reason), 0);
         assert_int_equal(o, WAKE_SKIPPED);
         assert_string_equal(reason, "heartbeat.wakeOnDemand.disabled");
         assert_null(run);
@@ -406,12 +407,12 @@ static void test_finalize(void **state) {
                 assert_string_equal(r.error_code, "adapter_failed");
                 assert_int_equal(r.exit_code, 3);
                 assert_string_equal(r.stderr_excerpt, "oops\n");
-                assert_int_equal(store_get(m->store, &wakeup_entity, r.wakeup_request_id, &w), 0);
+                assert_int_equal(store_get(m->control.store, &wakeup_entity, r.wakeup_request_id, &w), 0);
                 assert_int_equal(w.status, WAKEUP_FAILED);
-                assert_int_equal(store_get(m->store, &agent_entity, failing, &a), 0);
+                assert_int_equal(store_get(m->control.store, &agent_entity, failing, &a), 0);
                 assert_int_equal(a.status, AGENT_ERROR);
                 assert_non_null(a.last_heartbeat_at);
-                assert_int_equal(store_get(m->store, &runtime_state_entity, failing, &rs), 0);
+                assert_int_equal(store_get(m->control.store, &runtime_state_entity, failing, &rs), 0);
                 assert_string_equal(rs.last_run_id, failing_run);
                 assert_int_equal(rs.last_run_status, RUN_FAILED);
         }
@@ -425,9 +426,9 @@ static void test_finalize(void **state) {
                 get_run(ok_run, &r);
                 assert_int_equal(r.status, RUN_SUCCEEDED);
                 assert_null(r.error_code);
-                assert_int_equal(store_get(m->store, &wakeup_entity, r.wakeup_request_id, &w), 0);
+                assert_int_equal(store_get(m->control.store, &wakeup_entity, r.wakeup_request_id, &w), 0);
                 assert_int_equal(w.status, WAKEUP_COMPLETED);
-                assert_int_equal(store_get(m->store, &agent_entity, agent, &a), 0);
+                assert_int_equal(store_get(m->control.store, &agent_entity, agent, &a), 0);
                 assert_int_equal(a.status, AGENT_IDLE);
         }
 }

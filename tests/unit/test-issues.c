@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "basic/macro.h"
-#include "issues.h"
-#include "model.h"
+#include "store/issues.h"
+#include "store/model.h"
 #include "test-helpers.h"
 
 #define NOW "2026-11-25T12:00:00.000Z"

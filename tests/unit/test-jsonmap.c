@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "basic/macro.h"
-#include "jsonmap.h"
-#include "model.h"
+#include "store/jsonmap.h"
+#include "store/model.h"
 #include "test-helpers.h"
 
 static void test_record_to_json(void **state) {

@@ -16,14 +16,16 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
-#include "cgroup.h"
-#include "heartbeat.h"
-#include "log.h"
-#include "manager.h"
-#include "model.h"
-#include "recovery.h"
-#include "runs.h"
+#include "supervise/cgroup.h"
+#include "control/heartbeat.h"
+#include "basic/log.h"
+#include "daemon/manager.h"
+#include "store/model.h"
+#include "control/recovery.h"
+#include "control/runs.h"
 #include "manager-fixture.h"
+#include "basic/time-util.h"
+#include "basic/fd-util.h"
 
 /* The current boot, which runs left by an earlier corrald of this boot carry. */
 static const char *boot_id(void) {
@@ -89,7 +91,7 @@ static void new_run(char id[static UUID_STRING_MAX], RunStatus status, const cha
 }
 
 static void get_run(const char *id, Run *ret) {
-        assert_int_equal(store_get(m->store, &run_entity, id, ret), 0);
+        assert_int_equal(store_get(m->control.store, &run_entity, id, ret), 0);
 }
 
 /* Make the run's shim this (live or dead) process. */
@@ -101,7 +103,7 @@ static void set_shim(const char *run_id, pid_t pid, uint64_t ticks, int64_t retr
         r.process_group_id = pid;
         r.shim_start_ticks = (int64_t) ticks;
         r.process_loss_retry_count = retry_count;
-        assert_int_equal(store_update(m->store, &run_entity, &r), 0);
+        assert_int_equal(store_update(m->control.store, &run_entity, &r), 0);
 }
 
 static uint64_t start_ticks(pid_t pid) {
@@ -115,11 +117,11 @@ static uint64_t start_ticks(pid_t pid) {
 
 static void lock_issue(const char *issue_id, const char *run_id) {
         _cleanup_(issue_donep) Issue i = {};
-        assert_int_equal(store_get(m->store, &issue_entity, issue_id, &i), 0);
+        assert_int_equal(store_get(m->control.store, &issue_entity, issue_id, &i), 0);
         i.execution_run_id = strdup(run_id);
         i.checkout_run_id = strdup(run_id);
         i.execution_agent_id = strdup(agent);
-        assert_int_equal(store_update(m->store, &issue_entity, &i), 0);
+        assert_int_equal(store_update(m->control.store, &issue_entity, &i), 0);
 }
 
 static void test_alive_pid_detached(void **state) {
@@ -135,7 +137,7 @@ static void test_alive_pid_detached(void **state) {
         new_run(run, RUN_RUNNING, NULL, NULL, NULL, NULL);
         set_shim(run, child, start_ticks(child), 0);
 
-        assert_int_equal(heartbeat_recover(m), 1);
+        assert_int_equal(heartbeat_recover(&m->control), 1);
         get_run(run, &r);
         assert_int_equal(r.status, RUN_RUNNING);
         assert_string_equal(r.error_code, "process_detached");
@@ -149,7 +151,7 @@ static void test_alive_pid_detached(void **state) {
                          1);
 
         /* Activity clears the warning (reportRunActivity). */
-        supervisor_report_activity(m->supervisor, run);
+        supervisor_report_activity(m->control.supervisor, run);
         entity_done(&run_entity, &r);
         get_run(run, &r);
         assert_null(r.error_code);
@@ -186,7 +188,7 @@ static void test_dead_pid_one_retry(void **state) {
         set_shim(run, dead_pid(), 1, 0);
         lock_issue(issue, run);
 
-        heartbeat_recover(m);
+        heartbeat_recover(&m->control);
         fixture_drain();
         get_run(run, &r);
         assert_int_equal(r.status, RUN_FAILED);
@@ -195,12 +197,13 @@ static void test_dead_pid_one_retry(void **state) {
         assert_non_null(strstr(r.result_json, "\"stopReason\":\"process_lost\""));
         assert_non_null(strstr(r.result_json, "\"timeoutFired\":false"));
 
-        assert_int_equal(
-                store_list(m->store, &run_entity, "WHERE agent_id = ?1", (const char *const[]){ agent, NULL }, 0, &items, &n), 0);
+        assert_int_equal(store_list(m->control.store, &run_entity, "WHERE agent_id = ?1", (const char *const[]){ agent, NULL }, 0,
+                                    &items, &n),
+                         0);
         assert_int_equal(n, 2);
         entity_array_free(&run_entity, items, n);
-        assert_int_equal(store_list(m->store, &run_entity, "WHERE retry_of_run_id = ?1", (const char *const[]){ run, NULL }, 0,
-                                    &items, &n),
+        assert_int_equal(store_list(m->control.store, &run_entity, "WHERE retry_of_run_id = ?1",
+                                    (const char *const[]){ run, NULL }, 0, &items, &n),
                          0);
         assert_int_equal(n, 1);
         memcpy(&retry, items, sizeof(Run));
@@ -209,7 +212,7 @@ static void test_dead_pid_one_retry(void **state) {
         assert_int_equal(retry.process_loss_retry_count, 1);
         assert_non_null(strstr(retry.context_snapshot, "\"retryReason\":\"process_lost\""));
 
-        assert_int_equal(store_get(m->store, &issue_entity, issue, &i), 0);
+        assert_int_equal(store_get(m->control.store, &issue_entity, issue, &i), 0);
         assert_string_equal(i.execution_run_id, retry.id);
         assert_string_equal(i.checkout_run_id, run);
 }
@@ -224,15 +227,17 @@ static char *use_cgroup_backend(void) {
                 return NULL;
         root = strprintf("%s-test-%d", base, (int) getpid());
         assert_non_null(root);
-        m->supervisor = supervisor_free(m->supervisor);
-        m->placement = placement_free(m->placement);
-        if (placement_new(PLACEMENT_CGROUP, root, m->event, &m->placement) < 0) {
+        m->control.supervisor = supervisor_free(m->control.supervisor);
+        m->control.placement = placement_free(m->control.placement);
+        if (placement_new(PLACEMENT_CGROUP, root, m->control.event, &m->control.placement) < 0) {
                 free(root);
                 return NULL;
         }
         shim = strprintf("%s/corral-shim", getenv("CORRAL_BUILDDIR") ?: ".");
         SupervisorConfig sc = { .state_dir = fixture_dir, .shim_path = shim };
-        assert_int_equal(supervisor_new(m->event, m->store, m->placement, &sc, heartbeat_run_finished, m, &m->supervisor), 0);
+        assert_int_equal(supervisor_new(m->control.event, m->control.store, m->control.placement, &sc, heartbeat_run_finished,
+                                        &m->control, &m->control.supervisor),
+                         0);
         return root;
 }
 
@@ -266,10 +271,10 @@ static void test_orphaned_descendant_killed(void **state) {
                 _cleanup_(run_donep) Run row = {};
                 get_run(run, &row);
                 row.cgroup_path = strdup(cgroup);
-                assert_int_equal(store_update(m->store, &run_entity, &row), 0);
+                assert_int_equal(store_update(m->control.store, &run_entity, &row), 0);
         }
 
-        heartbeat_recover(m);
+        heartbeat_recover(&m->control);
         fixture_drain();
         assert_int_equal(waitpid(descendant, &status, 0), descendant);
         assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
@@ -298,7 +303,7 @@ static void test_unrecorded_cgroup_removed(void **state) {
         cgroup = strprintf("%s/run-%s", root, run);
         assert_int_equal(cgroup_create(cgroup), 0);
 
-        heartbeat_recover(m);
+        heartbeat_recover(&m->control);
         fixture_drain();
         get_run(run, &r);
         assert_int_equal(r.status, RUN_FAILED);
@@ -317,12 +322,12 @@ static void test_no_second_retry(void **state) {
         set_shim(run, dead_pid(), 1, 1);
         lock_issue(issue, run);
 
-        heartbeat_recover(m);
+        heartbeat_recover(&m->control);
         fixture_drain();
         assert_int_equal(fixture_count("heartbeat_runs", "WHERE agent_id = ?1", agent), 1);
         assert_int_equal(
                 fixture_count("heartbeat_runs", "WHERE id = ?1 AND status = 'failed' AND error_code = 'process_lost'", run), 1);
-        assert_int_equal(store_get(m->store, &issue_entity, issue, &i), 0);
+        assert_int_equal(store_get(m->control.store, &issue_entity, issue, &i), 0);
         assert_null(i.execution_run_id);
         assert_string_equal(i.checkout_run_id, run);
 }
@@ -330,32 +335,32 @@ static void test_no_second_retry(void **state) {
 static void test_cancel_first_heartbeat(void **state) {
         char run[UUID_STRING_MAX];
         _cleanup_(run_donep) Run r = {};
-        uint64_t before = m->telemetry.first_heartbeat;
+        uint64_t before = m->control.telemetry.first_heartbeat;
 
         set_agent_status(AGENT_PAUSED); /* keeps the queued run from starting */
         new_run(run, RUN_QUEUED, NULL, NULL, NULL, NULL);
         set_agent_status(AGENT_IDLE);
-        assert_int_equal(heartbeat_cancel_run(m, run), 0);
+        assert_int_equal(heartbeat_cancel_run(&m->control, run), 0);
         get_run(run, &r);
         assert_int_equal(r.status, RUN_CANCELLED);
         assert_string_equal(r.error_code, "cancelled");
         assert_non_null(strstr(r.result_json, "\"stopReason\":\"cancelled\""));
         assert_non_null(strstr(r.result_json, "\"timeoutFired\":false"));
-        assert_int_equal(m->telemetry.first_heartbeat, before + 1);
+        assert_int_equal(m->control.telemetry.first_heartbeat, before + 1);
         _cleanup_(agent_donep) Agent a = {};
-        assert_int_equal(store_get(m->store, &agent_entity, agent, &a), 0);
+        assert_int_equal(store_get(m->control.store, &agent_entity, agent, &a), 0);
         assert_non_null(a.last_heartbeat_at);
-        assert_int_equal(heartbeat_cancel_run(m, run), -ESTALE); /* a terminal run stays as it is */
+        assert_int_equal(heartbeat_cancel_run(&m->control, run), -ESTALE); /* a terminal run stays as it is */
 }
 
 static void reconcile(StrandedCounters *c) {
-        assert_int_equal(recovery_reconcile_stranded(m, c), 0);
+        assert_int_equal(recovery_reconcile_stranded(&m->control, c), 0);
 }
 
 static const char *retry_reason_of_newest(char buf[static 64]) {
         void *items;
         size_t n;
-        assert_int_equal(store_list(m->store, &run_entity, "WHERE agent_id = ?1 ORDER BY created_at DESC, rowid DESC",
+        assert_int_equal(store_list(m->control.store, &run_entity, "WHERE agent_id = ?1 ORDER BY created_at DESC, rowid DESC",
                                     (const char *const[]){ agent, NULL }, 1, &items, &n),
                          0);
         assert_int_equal(n, 1);
@@ -395,11 +400,11 @@ static void test_stranded_todo_escalated(void **state) {
         assert_int_equal(c.dispatch_requeued, 0);
         assert_int_equal(c.escalated, 1);
         assert_string_equal(c.issue_ids[0], issue);
-        assert_int_equal(store_get(m->store, &issue_entity, issue, &i), 0);
+        assert_int_equal(store_get(m->control.store, &issue_entity, issue, &i), 0);
         assert_int_equal(i.status, ISSUE_BLOCKED);
-        assert_int_equal(
-                store_list(m->store, &comment_entity, "WHERE issue_id = ?1", (const char *const[]){ issue, NULL }, 0, &items, &n),
-                0);
+        assert_int_equal(store_list(m->control.store, &comment_entity, "WHERE issue_id = ?1",
+                                    (const char *const[]){ issue, NULL }, 0, &items, &n),
+                         0);
         assert_int_equal(n, 1);
         const char *body = ((IssueComment *) items)->body;
         assert_non_null(strstr(body, "retried dispatch"));
@@ -432,7 +437,7 @@ static void test_stranded_in_progress_escalated(void **state) {
         reconcile(&c);
         assert_int_equal(c.continuation_requeued, 0);
         assert_int_equal(c.escalated, 1);
-        assert_int_equal(store_get(m->store, &issue_entity, issue, &i), 0);
+        assert_int_equal(store_get(m->control.store, &issue_entity, issue, &i), 0);
         assert_int_equal(i.status, ISSUE_BLOCKED);
         assert_int_equal(fixture_count("issue_comments", "WHERE issue_id = ?1 AND body LIKE '%retried continuation%'", issue), 1);
 }
@@ -455,9 +460,9 @@ static void test_stranded_untouched(void **state) {
         assert_int_equal(c.dispatch_requeued + c.continuation_requeued + c.escalated, 0);
         assert_true(c.skipped >= 2);
         assert_int_equal(fixture_count("heartbeat_runs", "WHERE agent_id = ?1", agent), runs);
-        assert_int_equal(store_get(m->store, &issue_entity, user, &u), 0);
+        assert_int_equal(store_get(m->control.store, &issue_entity, user, &u), 0);
         assert_int_equal(u.status, ISSUE_TODO);
-        heartbeat_start_next(m, agent);
+        heartbeat_start_next(&m->control, agent);
         fixture_drain();
 }
 

@@ -12,9 +12,11 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
-#include "runlog.h"
-#include "shim.h"
+#include "supervise/runlog.h"
+#include "shim/shim.h"
 #include "test-helpers.h"
+#include "basic/fd-util.h"
+#include "basic/utf8.h"
 
 static char dir[] = "/tmp/corral-test-runlog-XXXXXX";
 
@@ -67,14 +69,14 @@ static void test_format_binary(void **state) {
 }
 
 static void test_utf8_prefix(void **state) {
-        assert_int_equal(shim_utf8_complete_prefix("abc", 3), 3);
-        assert_int_equal(shim_utf8_complete_prefix("ab\xc3", 3), 2); /* 2-byte lead cut */
-        assert_int_equal(shim_utf8_complete_prefix("ab\xc3\xa9", 4), 4); /* complete */
-        assert_int_equal(shim_utf8_complete_prefix("a\xe2\x82", 3), 1); /* 3-byte sequence cut */
-        assert_int_equal(shim_utf8_complete_prefix("a\xf0\x9f\x98", 4), 1); /* 4-byte sequence cut */
-        assert_int_equal(shim_utf8_complete_prefix("a\xf0\x9f\x98\x80", 5), 5);
-        assert_int_equal(shim_utf8_complete_prefix("a\xff", 2), 2); /* invalid: nothing to wait for */
-        assert_int_equal(shim_utf8_complete_prefix("", 0), 0);
+        assert_int_equal(utf8_complete_prefix("abc", 3), 3);
+        assert_int_equal(utf8_complete_prefix("ab\xc3", 3), 2); /* 2-byte lead cut */
+        assert_int_equal(utf8_complete_prefix("ab\xc3\xa9", 4), 4); /* complete */
+        assert_int_equal(utf8_complete_prefix("a\xe2\x82", 3), 1); /* 3-byte sequence cut */
+        assert_int_equal(utf8_complete_prefix("a\xf0\x9f\x98", 4), 1); /* 4-byte sequence cut */
+        assert_int_equal(utf8_complete_prefix("a\xf0\x9f\x98\x80", 5), 5);
+        assert_int_equal(utf8_complete_prefix("a\xff", 2), 2); /* invalid: nothing to wait for */
+        assert_int_equal(utf8_complete_prefix("", 0), 0);
 }
 
 static void write_log(const char *path, const char *content) {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
-#include "shim-spawner.h"
+#include "shim/shim-spawner.h"
 #include "test-helpers.h"
 
 static char *argv_ok[] = { "/usr/libexec/corral-shim", "/var/lib/corral/runs/r1", "/bin/echo", "hello world", "", NULL };

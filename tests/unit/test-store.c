@@ -14,10 +14,11 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
-#include "log.h"
-#include "model.h"
-#include "store.h"
+#include "basic/log.h"
+#include "store/model.h"
+#include "store/store.h"
 #include "test-helpers.h"
+#include "basic/time-util.h"
 
 static char tmpdir[] = "/tmp/corral-test-store-XXXXXX";
 

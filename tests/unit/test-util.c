@@ -15,6 +15,8 @@
 #include "basic/spawn.h"
 #include "basic/util.h"
 #include "test-helpers.h"
+#include "basic/time-util.h"
+#include "basic/fd-util.h"
 
 static void test_uuid(void **state) {
         char a[UUID_STRING_MAX], b[UUID_STRING_MAX];

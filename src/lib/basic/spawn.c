@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "spawn.h"
+#include "basic/spawn.h"
 
 #include <errno.h>
 #include <stdint.h>

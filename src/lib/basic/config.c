@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Configuration parsing and validation.
+ */
+#include "basic/config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/util.h"
+#include "basic/log.h"
+#include "basic/fd-util.h"
+
+static const char *const placement_names[] = { "auto", "scope", "cgroup", "none", NULL };
+
+const char *placement_kind_to_string(PlacementKind p) {
+        return p >= 0 && p < _PLACEMENT_MAX ? placement_names[p] : NULL;
+}
+
+PlacementKind placement_kind_from_string(const char *s) {
+        for (int i = 0; s && placement_names[i]; i++)
+                if (streq(placement_names[i], s))
+                        return (PlacementKind) i;
+        return _PLACEMENT_INVALID;
+}
+
+const char *const config_keys[] = {
+        "state-dir",
+        "socket",
+        "database",
+        "placement",
+        "cgroup-root",
+        "log-level",
+        "sweep-interval-sec",
+        "process-loss-retries",
+        "boot-id-file",
+        "max-continuation-retries",
+        "shim-spawner",
+        "agent-socket",
+        "sandbox",
+        "sandbox-uids",
+        NULL,
+};
+
+int config_init(Config *c) {
+        *c = (Config){
+                .state_dir = strdup(CORRAL_LOCALSTATEDIR "/lib/corral"),
+                .socket_path = strdup(CORRAL_RUNSTATEDIR "/corral/corrald.sock"),
+                .placement = PLACEMENT_AUTO,
+                .log_level = LOG_INFO,
+                .sweep_interval_sec = 30,
+                .process_loss_retries = 1,
+                .max_continuation_retries = 2,
+                .shim_spawner = true,
+                .sandbox = true,
+                .sandbox_uid_min = CONFIG_SANDBOX_UID_MIN,
+                .sandbox_uid_max = CONFIG_SANDBOX_UID_MAX,
+        };
+        if (!c->state_dir || !c->socket_path) {
+                config_done(c);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+void config_done(Config *c) {
+        free(c->state_dir);
+        free(c->socket_path);
+        free(c->database);
+        free(c->cgroup_root);
+        free(c->boot_id_file);
+        free(c->agent_socket_path);
+        *c = (Config){};
+}
+
+static int set_path(char **field, const char *key, const char *value, char **ret_error) {
+        if (isempty(value) || value[0] != '/') {
+                *ret_error = strprintf("%s must be an absolute path, got '%s'", key, strempty(value));
+                return -EINVAL;
+        }
+        if (strlen(value) >= 4096) {
+                *ret_error = strprintf("%s is too long", key);
+                return -EINVAL;
+        }
+        return free_and_strdup(field, value);
+}
+
+static int set_yes_no(bool *field, const char *key, const char *value, char **ret_error) {
+        if (streq_ptr(value, "yes"))
+                *field = true;
+        else if (streq_ptr(value, "no"))
+                *field = false;
+        else {
+                *ret_error = strprintf("%s must be yes or no; got '%s'", key, strempty(value));
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* "FIRST-LAST": the uids corral gives its agents, at least one and never root's. */
+static int set_uid_range(Config *c, const char *key, const char *value, char **ret_error) {
+        uint64_t first, last;
+        const char *dash = value ? strchr(value, '-') : NULL;
+        _cleanup_free_ char *head = dash ? strndup(value, (size_t) (dash - value)) : NULL;
+
+        if (!head || safe_atou64(head, &first) < 0 || safe_atou64(dash + 1, &last) < 0 || first == 0 || first > last ||
+            last >= UINT32_MAX - 1) {
+                *ret_error = strprintf("%s must be FIRST-LAST, two uids from 1 to %u with FIRST <= LAST; got '%s'", key,
+                                       UINT32_MAX - 2, strempty(value));
+                return -EINVAL;
+        }
+        c->sandbox_uid_min = (uint32_t) first;
+        c->sandbox_uid_max = (uint32_t) last;
+        return 0;
+}
+
+static int set_socket(char **field, const char *key, const char *value, char **ret_error) {
+        /* sun_path holds 108 bytes with the NUL. */
+        if (value && strlen(value) > 107) {
+                *ret_error = strprintf("%s path '%s' is longer than 107 bytes", key, value);
+                return -EINVAL;
+        }
+        return set_path(field, key, value, ret_error);
+}
+
+int config_set(Config *c, const char *key, const char *value, char **ret_error) {
+        if (streq(key, "state-dir"))
+                return set_path(&c->state_dir, key, value, ret_error);
+        if (streq(key, "socket"))
+                return set_socket(&c->socket_path, key, value, ret_error);
+        if (streq(key, "agent-socket"))
+                return set_socket(&c->agent_socket_path, key, value, ret_error);
+        if (streq(key, "sandbox"))
+                return set_yes_no(&c->sandbox, key, value, ret_error);
+        if (streq(key, "sandbox-uids"))
+                return set_uid_range(c, key, value, ret_error);
+        if (streq(key, "database"))
+                return set_path(&c->database, key, value, ret_error);
+        if (streq(key, "cgroup-root"))
+                return set_path(&c->cgroup_root, key, value, ret_error);
+        if (streq(key, "boot-id-file"))
+                return set_path(&c->boot_id_file, key, value, ret_error);
+        if (streq(key, "placement")) {
+                PlacementKind p = placement_kind_from_string(value);
+                if (p < 0) {
+                        *ret_error = strprintf("placement must be one of auto, scope, cgroup, none; got '%s'", strempty(value));
+                        return -EINVAL;
+                }
+                c->placement = p;
+                return 0;
+        }
+        static const struct {
+                const char *key;
+                unsigned min, max;
+                size_t offset;
+        } numbers[] = {
+                { "sweep-interval-sec", 1, 86400, offsetof(Config, sweep_interval_sec) },
+                { "process-loss-retries", 0, 10, offsetof(Config, process_loss_retries) },
+                { "max-continuation-retries", 1, 100, offsetof(Config, max_continuation_retries) },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(numbers); i++) {
+                uint64_t v;
+                if (!streq(key, numbers[i].key))
+                        continue;
+                if (safe_atou64(value, &v) < 0 || v < numbers[i].min || v > numbers[i].max) {
+                        *ret_error = strprintf("%s must be an integer from %u to %u; got '%s'", key, numbers[i].min,
+                                               numbers[i].max, strempty(value));
+                        return -EINVAL;
+                }
+                *(unsigned *) ((char *) c + numbers[i].offset) = (unsigned) v;
+                return 0;
+        }
+        if (streq(key, "shim-spawner"))
+                return set_yes_no(&c->shim_spawner, key, value, ret_error);
+        if (streq(key, "log-level")) {
+                int l = log_level_from_string(value);
+                if (l < 0) {
+                        *ret_error = strprintf("log-level must be one of err, warning, notice, info, debug; got '%s'",
+                                               strempty(value));
+                        return -EINVAL;
+                }
+                c->log_level = l;
+                return 0;
+        }
+        return -ENOENT;
+}
+
+int config_load_file(Config *c, const char *path, bool must_exist) {
+        _cleanup_free_ char *text = NULL;
+        char *line, *next;
+        unsigned lineno = 0;
+        int r;
+
+        r = read_full_file(path, 1024 * 1024, &text, NULL);
+        if (r == -ENOENT && !must_exist)
+                return 0;
+        if (r < 0)
+                return log_error_errno(r, "Failed to read configuration file %s: %m", path);
+
+        for (line = text; line; line = next) {
+                _cleanup_free_ char *error = NULL;
+                char *l, *eq, *key, *value;
+
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                lineno++;
+                l = strstrip(line);
+
+                if (*l == 0 || *l == '#' || *l == ';')
+                        continue;
+                if (*l == '[') {
+                        if (!streq(l, "[corrald]"))
+                                log_warning("%s:%u: unknown section %s, its keys apply anyway.", path, lineno, l);
+                        continue;
+                }
+                eq = strchr(l, '=');
+                if (!eq)
+                        return log_error_errno(-EINVAL, "%s:%u: expected 'key = value', got '%s'.", path, lineno, l);
+                *eq = 0;
+                key = strstrip(l);
+                value = strstrip(eq + 1);
+                /* Allow values in double quotes for paths with spaces. */
+                size_t n = strlen(value);
+                if (n >= 2 && value[0] == '"' && value[n - 1] == '"') {
+                        value[n - 1] = 0;
+                        value++;
+                }
+
+                r = config_set(c, key, value, &error);
+                if (r == -ENOENT) {
+                        log_warning("%s:%u: unknown key '%s', ignoring.", path, lineno, key);
+                        continue;
+                }
+                if (r == -EINVAL)
+                        return log_error_errno(r, "%s:%u: %s", path, lineno, strna(error));
+                if (r < 0)
+                        return log_error_errno(r, "%s:%u: %m", path, lineno);
+        }
+        return 0;
+}
+
+char *config_agent_socket_path(const Config *c) {
+        const char *slash;
+
+        if (c->agent_socket_path)
+                return strdup(c->agent_socket_path);
+        slash = strrchr(c->socket_path, '/');
+        return strprintf("%.*s/" CONFIG_AGENT_SOCKET_NAME, (int) (slash ? slash - c->socket_path : 0), c->socket_path);
+}
+
+char *config_database_path(const Config *c) {
+        if (c->database)
+                return strdup(c->database);
+        return strprintf("%s/corral.db", c->state_dir);
+}

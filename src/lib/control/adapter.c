@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The adapters: process (a command with arguments, environment, working
+ * directory and optional stdin) and the coding CLIs claude_local and codex_local,
+ * which build the CLI's command line and send it a prompt on stdin.
+ */
+#include "control/adapter.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "store/jsonmap.h"
+#include "supervise/sandbox.h"
+#include "basic/strv.h"
+
+void adapter_launch_done(AdapterLaunch *l) {
+        for (size_t i = 0; l->argv && l->argv[i]; i++)
+                free(l->argv[i]);
+        free(l->argv);
+        for (size_t i = 0; l->env && l->env[i]; i++)
+                free(l->env[i]);
+        free(l->env);
+        free(l->cwd);
+        free(l->stdin_text);
+        free(l->context_json);
+        free(l->issue_id);
+        *l = (AdapterLaunch){};
+}
+
+/* A non-negative integer member; def when absent. */
+static int get_uint(const cJSON *o, const char *name, uint64_t def, uint64_t max, uint64_t *ret, char **ret_error) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+        if (!v || cJSON_IsNull(v)) {
+                *ret = def;
+                return 0;
+        }
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble != floor(v->valuedouble) || v->valuedouble > (double) max)
+                return set_error(ret_error, -EINVAL, "adapterConfig.%s must be an integer from 0 to %" PRIu64, name, max);
+        *ret = (uint64_t) v->valuedouble;
+        return 0;
+}
+
+typedef struct AdapterConfig {
+        AdapterType type;
+        const cJSON *command, *args, *cwd, *env, *stdin_text;
+        /* coding CLIs */
+        const cJSON *model, *extra_args, *prompt_template;
+        uint64_t max_turns;
+        bool skip_permissions;
+        uint64_t timeout_sec, grace_sec, idle_timeout_sec;
+        RunLimits limits;
+} AdapterConfig;
+
+static bool is_cli(AdapterType type) {
+        return type == ADAPTER_CLAUDE_LOCAL || type == ADAPTER_CODEX_LOCAL;
+}
+
+static int check_string_array(const cJSON *a, const char *name, char **ret_error) {
+        const cJSON *m;
+
+        if (!a)
+                return 0;
+        if (!cJSON_IsArray(a))
+                return set_error(ret_error, -EINVAL, "adapterConfig.%s must be an array of strings", name);
+        if (cJSON_GetArraySize(a) > ADAPTER_ARGS_MAX)
+                return set_error(ret_error, -EINVAL, "adapterConfig.%s has more than %d entries", name, ADAPTER_ARGS_MAX);
+        cJSON_ArrayForEach (m, a)
+                if (!cJSON_IsString(m))
+                        return set_error(ret_error, -EINVAL, "adapterConfig.%s must be an array of strings", name);
+        return 0;
+}
+
+static int get_bool(const cJSON *o, const char *name, bool *ret, char **ret_error) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+        *ret = false;
+        if (!v || cJSON_IsNull(v))
+                return 0;
+        if (!cJSON_IsBool(v))
+                return set_error(ret_error, -EINVAL, "adapterConfig.%s must be true or false", name);
+        *ret = cJSON_IsTrue(v);
+        return 0;
+}
+
+/* The coding CLIs' keys; the process adapter has its command line and stdin instead. */
+static int parse_cli_config(const cJSON *c, AdapterConfig *ret, char **ret_error) {
+        const char *bypass =
+                ret->type == ADAPTER_CLAUDE_LOCAL ? "dangerouslySkipPermissions" : "dangerouslyBypassApprovalsAndSandbox";
+        int r;
+
+        if (ret->args)
+                return set_error(ret_error, -EINVAL, "adapterConfig.args is for the process adapter; %s takes extraArgs",
+                                 adapter_type_to_string(ret->type));
+        if (ret->stdin_text)
+                return set_error(ret_error, -EINVAL,
+                                 "adapterConfig.stdin is for the process adapter; %s sends its prompt (promptTemplate)",
+                                 adapter_type_to_string(ret->type));
+        ret->model = cJSON_GetObjectItemCaseSensitive(c, "model");
+        ret->extra_args = cJSON_GetObjectItemCaseSensitive(c, "extraArgs");
+        ret->prompt_template = cJSON_GetObjectItemCaseSensitive(c, "promptTemplate");
+        if (ret->model && (!cJSON_IsString(ret->model) || isempty(ret->model->valuestring)))
+                return set_error(ret_error, -EINVAL, "adapterConfig.model must be a non-empty string");
+        if (ret->prompt_template && !cJSON_IsString(ret->prompt_template))
+                return set_error(ret_error, -EINVAL, "adapterConfig.promptTemplate must be a string");
+        if ((r = check_string_array(ret->extra_args, "extraArgs", ret_error)) < 0 ||
+            (r = get_bool(c, bypass, &ret->skip_permissions, ret_error)) < 0)
+                return r;
+        if (ret->type == ADAPTER_CLAUDE_LOCAL)
+                return get_uint(c, "maxTurnsPerRun", 0, 100000, &ret->max_turns, ret_error);
+        return 0;
+}
+
+/* require_command: a process agent may be created before its command is known; a launch
+ * may not. The coding CLIs default to their usual command names. */
+static int parse_config(AdapterType type, const cJSON *c, bool require_command, AdapterConfig *ret, char **ret_error) {
+        const cJSON *m, *limits;
+        bool cli = is_cli(type);
+        int r;
+
+        if (!cJSON_IsObject(c))
+                return set_error(ret_error, -EINVAL, "adapterConfig must be a JSON object");
+        *ret = (AdapterConfig){
+                .type = type,
+                .command = cJSON_GetObjectItemCaseSensitive(c, "command"),
+                .args = cJSON_GetObjectItemCaseSensitive(c, "args"),
+                .cwd = cJSON_GetObjectItemCaseSensitive(c, "cwd"),
+                .env = cJSON_GetObjectItemCaseSensitive(c, "env"),
+                .stdin_text = cJSON_GetObjectItemCaseSensitive(c, "stdin"),
+        };
+        if ((ret->command || (require_command && !cli)) && (!cJSON_IsString(ret->command) || isempty(ret->command->valuestring)))
+                return set_error(ret_error, -EINVAL, "adapterConfig.command must be a non-empty string");
+        if ((r = check_string_array(ret->args, "args", ret_error)) < 0)
+                return r;
+        if (ret->cwd && (!cJSON_IsString(ret->cwd) || ret->cwd->valuestring[0] != '/'))
+                return set_error(ret_error, -EINVAL, "adapterConfig.cwd must be an absolute path");
+        if (ret->env && !cJSON_IsObject(ret->env))
+                return set_error(ret_error, -EINVAL, "adapterConfig.env must be an object of strings");
+        if (cJSON_GetArraySize(ret->env) > ADAPTER_ENV_MAX)
+                return set_error(ret_error, -EINVAL, "adapterConfig.env has more than %d entries", ADAPTER_ENV_MAX);
+        cJSON_ArrayForEach (m, ret->env) {
+                const cJSON *secret = cJSON_GetObjectItemCaseSensitive(m, "secret");
+                /* A secret: {"secret": "VALUE"} as it is given, {"secret": true} as it is stored. */
+                bool is_secret =
+                        cJSON_IsObject(m) && cJSON_GetArraySize(m) == 1 && (cJSON_IsString(secret) || cJSON_IsTrue(secret));
+                if (!cJSON_IsString(m) && !is_secret)
+                        return set_error(ret_error, -EINVAL, "adapterConfig.env.%s must be a string or {\"secret\": \"VALUE\"}",
+                                         m->string);
+                if (isempty(m->string) || strchr(m->string, '='))
+                        return set_error(ret_error, -EINVAL, "adapterConfig.env has an invalid variable name '%s'", m->string);
+        }
+        if (ret->stdin_text && !cJSON_IsString(ret->stdin_text))
+                return set_error(ret_error, -EINVAL, "adapterConfig.stdin must be a string");
+        if (cli && (r = parse_cli_config(c, ret, ret_error)) < 0)
+                return r;
+        /* SPEC §3 difference 6: the coding CLIs also get an idle timeout by default. */
+        if ((r = get_uint(c, "timeoutSec", ADAPTER_DEFAULT_TIMEOUT_SEC, 365 * 24 * 3600, &ret->timeout_sec, ret_error)) < 0 ||
+            (r = get_uint(c, "graceSec", cli ? ADAPTER_CLI_DEFAULT_GRACE_SEC : ADAPTER_DEFAULT_GRACE_SEC, 3600, &ret->grace_sec,
+                          ret_error)) < 0 ||
+            (r = get_uint(c, "idleTimeoutSec", cli ? ADAPTER_CLI_DEFAULT_IDLE_TIMEOUT_SEC : 0, 365 * 24 * 3600,
+                          &ret->idle_timeout_sec, ret_error)) < 0)
+                return r;
+        r = sandbox_validate_policy(cJSON_GetObjectItemCaseSensitive(c, "sandbox"), ret_error);
+        if (r < 0)
+                return r;
+        limits = cJSON_GetObjectItemCaseSensitive(c, "limits");
+        if (limits && !cJSON_IsObject(limits))
+                return set_error(ret_error, -EINVAL, "adapterConfig.limits must be an object");
+        if (limits) {
+                if ((r = get_uint(limits, "memoryMax", 0, UINT64_C(1) << 50, &ret->limits.memory_max, ret_error)) < 0 ||
+                    (r = get_uint(limits, "tasksMax", 0, 4194304, &ret->limits.tasks_max, ret_error)) < 0 ||
+                    (r = get_uint(limits, "cpuWeight", 0, 10000, &ret->limits.cpu_weight, ret_error)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int adapter_validate_config(AdapterType type, const char *config_json, char **ret_error) {
+        _cleanup_json_ cJSON *c = cJSON_Parse(config_json ?: "{}");
+        AdapterConfig ac;
+
+        return parse_config(type, c, false, &ac, ret_error);
+}
+
+static int env_add(char ***env, size_t *n, const char *fmt, ...) _printf_(3, 4);
+static int env_add(char ***env, size_t *n, const char *fmt, ...) {
+        char *s, **t;
+        va_list ap;
+
+        va_start(ap, fmt);
+        s = strvprintf(fmt, ap);
+        va_end(ap);
+        if (!s)
+                return -ENOMEM;
+        /* A later setting of the same name replaces the earlier one. */
+        size_t klen = strcspn(s, "=");
+        for (size_t i = 0; i < *n; i++)
+                if (strncmp((*env)[i], s, klen + 1) == 0) {
+                        free((*env)[i]);
+                        (*env)[i] = s;
+                        return 0;
+                }
+        t = realloc(*env, (*n + 2) * sizeof(char *));
+        if (!t) {
+                free(s);
+                return -ENOMEM;
+        }
+        *env = t;
+        t[(*n)++] = s;
+        t[*n] = NULL;
+        return 0;
+}
+
+/* Append a copy of s to a NULL-terminated argv of *n entries. */
+static int argv_add(char ***argv, size_t *n, const char *s) {
+        char **t = realloc(*argv, (*n + 2) * sizeof(char *));
+
+        if (!t)
+                return -ENOMEM;
+        *argv = t;
+        t[*n] = strdup(s);
+        if (!t[*n])
+                return -ENOMEM;
+        t[++*n] = NULL;
+        return 0;
+}
+
+static int argv_add_all(char ***argv, size_t *n, const cJSON *strings) {
+        const cJSON *m;
+        int r;
+
+        cJSON_ArrayForEach (m, strings)
+                if ((r = argv_add(argv, n, m->valuestring)) < 0)
+                        return r;
+        return 0;
+}
+
+/* The command line of a coding CLI (SPEC §6): print mode, JSON lines on stdout, the
+ * prompt on stdin ("-"), resuming the task's session when there is one. */
+static int cli_argv(const AdapterConfig *ac, const char *resume, char ***argv, size_t *n) {
+        char turns[32];
+        int r;
+
+        if (ac->type == ADAPTER_CLAUDE_LOCAL) {
+                if ((r = argv_add(argv, n, ac->command ? ac->command->valuestring : "claude")) < 0 ||
+                    (r = argv_add(argv, n, "--print")) < 0 || (r = argv_add(argv, n, "-")) < 0 ||
+                    (r = argv_add(argv, n, "--output-format")) < 0 || (r = argv_add(argv, n, "stream-json")) < 0 ||
+                    (r = argv_add(argv, n, "--verbose")) < 0)
+                        return r;
+                if (resume && ((r = argv_add(argv, n, "--resume")) < 0 || (r = argv_add(argv, n, resume)) < 0))
+                        return r;
+                if (ac->model && ((r = argv_add(argv, n, "--model")) < 0 || (r = argv_add(argv, n, ac->model->valuestring)) < 0))
+                        return r;
+                snprintf(turns, sizeof(turns), "%" PRIu64, ac->max_turns);
+                if (ac->max_turns > 0 && ((r = argv_add(argv, n, "--max-turns")) < 0 || (r = argv_add(argv, n, turns)) < 0))
+                        return r;
+                if (ac->skip_permissions && (r = argv_add(argv, n, "--dangerously-skip-permissions")) < 0)
+                        return r;
+                return argv_add_all(argv, n, ac->extra_args);
+        }
+
+        /* codex exec [OPTIONS] [resume SESSION] -: options come before the subcommand. */
+        if ((r = argv_add(argv, n, ac->command ? ac->command->valuestring : "codex")) < 0 ||
+            (r = argv_add(argv, n, "exec")) < 0 || (r = argv_add(argv, n, "--json")) < 0)
+                return r;
+        if (ac->model && ((r = argv_add(argv, n, "--model")) < 0 || (r = argv_add(argv, n, ac->model->valuestring)) < 0))
+                return r;
+        if (ac->skip_permissions && (r = argv_add(argv, n, "--dangerously-bypass-approvals-and-sandbox")) < 0)
+                return r;
+        if ((r = argv_add_all(argv, n, ac->extra_args)) < 0)
+                return r;
+        if (resume && ((r = argv_add(argv, n, "resume")) < 0 || (r = argv_add(argv, n, resume)) < 0))
+                return r;
+        return argv_add(argv, n, "-");
+}
+
+#define DEFAULT_PROMPT_TEMPLATE                                                                                          \
+        "You are {{agent.name}} (agent {{agent.id}}), woken by corral for run {{run.id}}.\n"                             \
+        "Wake reason: {{wake.reason}}.\n"                                                                                \
+        "Issue: {{issue.identifier}} {{issue.title}}\n"                                                                  \
+        "corral's API is HTTP on the Unix socket in $CORRAL_SOCKET; your run, agent, company and issue ids are in "      \
+        "$CORRAL_RUN_ID, $CORRAL_AGENT_ID, $CORRAL_COMPANY_ID and $CORRAL_ISSUE_ID. Comment on your issue and set its "  \
+        "status there (for example: curl --unix-socket \"$CORRAL_SOCKET\" http://corral/api/issues/$CORRAL_ISSUE_ID).\n" \
+        "The wake payload (your issue and the comments that woke you):\n{{wake.payload}}\n"
+
+/* Fill {{name}} placeholders of the prompt template; unknown ones are kept as they are. */
+static char *render_prompt(const char *template, const char *const *vars) {
+        size_t size = 0, allocated = strlen(template) + 1;
+        char *out = malloc(allocated);
+        const char *p = template;
+
+        if (!out)
+                return NULL;
+        while (*p) {
+                const char *value = NULL, *end = NULL;
+                size_t n = 1;
+
+                if (p[0] == '{' && p[1] == '{' && (end = strstr(p + 2, "}}")))
+                        for (size_t i = 0; vars[i]; i += 2)
+                                if (strlen(vars[i]) == (size_t) (end - p - 2) && strncmp(vars[i], p + 2, end - p - 2) == 0) {
+                                        value = vars[i + 1];
+                                        break;
+                                }
+                const char *piece = value ?: p;
+                size_t piece_size = value ? strlen(value) : n;
+                if (size + piece_size + 1 > allocated) {
+                        allocated = MAX(allocated * 2, size + piece_size + 1);
+                        char *t = realloc(out, allocated);
+                        if (!t) {
+                                free(out);
+                                return NULL;
+                        }
+                        out = t;
+                }
+                memcpy(out + size, piece, piece_size);
+                size += piece_size;
+                p = value ? end + 2 : p + 1;
+        }
+        out[size] = '\0';
+        return out;
+}
+
+int adapter_take_secrets(char **config_json, char ***ret_secrets, char ***ret_names) {
+        _cleanup_json_ cJSON *c = cJSON_Parse(*config_json ?: "{}");
+        _cleanup_strv_free_ char **secrets = NULL, **names = NULL;
+        cJSON *env, *m;
+        int r;
+
+        env = cJSON_GetObjectItemCaseSensitive(c, "env");
+        cJSON_ArrayForEach (m, env) {
+                cJSON *secret = cJSON_GetObjectItemCaseSensitive(m, "secret");
+                if (!secret)
+                        continue;
+                if ((r = strv_push(&names, m->string)) < 0)
+                        return r;
+                if (!cJSON_IsString(secret))
+                        continue;
+                if ((r = strv_push(&secrets, m->string)) < 0 || (r = strv_push(&secrets, secret->valuestring)) < 0)
+                        return r;
+                if (!cJSON_ReplaceItemInObjectCaseSensitive(m, "secret", cJSON_CreateTrue()))
+                        return -ENOMEM;
+        }
+        char *text = cJSON_PrintUnformatted(c);
+        if (!text)
+                return -ENOMEM;
+        free(*config_json);
+        *config_json = text;
+        *ret_secrets = TAKE_PTR(secrets);
+        *ret_names = TAKE_PTR(names);
+        return 0;
+}
+
+int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_path, const char *home, char *const *secrets,
+                         AdapterLaunch *ret, char **ret_error) {
+        _cleanup_(adapter_launch_done) AdapterLaunch l = {};
+        _cleanup_json_ cJSON *config = NULL, *context = NULL;
+        _cleanup_free_ char *payload_text = NULL;
+        const char *path = getenv("PATH"), *issue_id;
+        AdapterConfig ac;
+        size_t n_env = 0, n_args = 0;
+        const cJSON *m, *payload;
+        int r;
+
+        config = cJSON_Parse(agent->adapter_config ?: "{}");
+        r = parse_config(agent->adapter_type, config, true, &ac, ret_error);
+        if (r < 0)
+                return r;
+        context = cJSON_Parse(run->context_snapshot ?: "{}");
+        if (!cJSON_IsObject(context)) {
+                cJSON_Delete(context);
+                context = cJSON_CreateObject();
+                if (!context)
+                        return -ENOMEM;
+        }
+        issue_id = json_string_member(context, "issueId");
+        payload = cJSON_GetObjectItemCaseSensitive(context, "paperclipWake");
+        payload_text = payload ? cJSON_PrintUnformatted(payload) : strdup("{}");
+        if (!payload_text)
+                return -ENOMEM;
+
+        if (is_cli(ac.type)) {
+                const cJSON *issue = cJSON_GetObjectItemCaseSensitive(payload, "issue");
+                const char *vars[] = {
+                        "agent.id",
+                        agent->id,
+                        "agent.name",
+                        strempty(agent->name),
+                        "run.id",
+                        run->id,
+                        "wake.reason",
+                        json_string_member(context, "wakeReason") ?: "none",
+                        "wake.payload",
+                        payload_text,
+                        "issue.id",
+                        strempty(issue_id),
+                        "issue.identifier",
+                        json_string_member(issue, "identifier") ?: "(none)",
+                        "issue.title",
+                        strempty(json_string_member(issue, "title")),
+                        NULL,
+                };
+                r = cli_argv(&ac, run->session_id_before, &l.argv, &n_args);
+                if (r < 0)
+                        return r;
+                l.stdin_text =
+                        render_prompt(ac.prompt_template ? ac.prompt_template->valuestring : DEFAULT_PROMPT_TEMPLATE, vars);
+                if (!l.stdin_text)
+                        return -ENOMEM;
+        } else if ((r = argv_add(&l.argv, &n_args, ac.command->valuestring)) < 0 ||
+                   (r = argv_add_all(&l.argv, &n_args, ac.args)) < 0)
+                return r;
+
+        /* A small, explicit environment: nothing of corrald's own reaches agents but PATH. */
+        if (env_add(&l.env, &n_env, "PATH=%s", path ?: "/usr/local/bin:/usr/bin:/bin") < 0 ||
+            env_add(&l.env, &n_env, "HOME=%s", home) < 0 || env_add(&l.env, &n_env, "LANG=C.UTF-8") < 0 ||
+            env_add(&l.env, &n_env, "CORRAL_RUN_ID=%s", run->id) < 0 ||
+            env_add(&l.env, &n_env, "CORRAL_AGENT_ID=%s", agent->id) < 0 ||
+            env_add(&l.env, &n_env, "CORRAL_COMPANY_ID=%s", agent->company_id) < 0 ||
+            env_add(&l.env, &n_env, "CORRAL_ISSUE_ID=%s", strempty(issue_id)) < 0 ||
+            env_add(&l.env, &n_env, "CORRAL_WAKE_REASON=%s", strempty(json_string_member(context, "wakeReason"))) < 0 ||
+            env_add(&l.env, &n_env, "CORRAL_WAKE_PAYLOAD_JSON=%s", payload_text) < 0 ||
+            env_add(&l.env, &n_env, "CORRAL_SOCKET=%s", socket_path) < 0)
+                return -ENOMEM;
+        cJSON_ArrayForEach (m, ac.env) {
+                const char *value = m->valuestring;
+                if (!cJSON_IsString(m) && !(value = strv_pair_value(secrets, m->string)))
+                        return set_error(ret_error, -EINVAL,
+                                         "adapterConfig.env.%s is a secret whose value is not stored; set it again", m->string);
+                if (env_add(&l.env, &n_env, "%s=%s", m->string, value) < 0)
+                        return -ENOMEM;
+        }
+
+        /* Never the run directory: that is corral's, and hidden from a sandboxed agent. */
+        if (!(l.cwd = strdup(ac.cwd ? ac.cwd->valuestring : home)) ||
+            (ac.stdin_text && !(l.stdin_text = strdup(ac.stdin_text->valuestring))) ||
+            (issue_id && !(l.issue_id = strdup(issue_id))))
+                return -ENOMEM;
+        l.context_json = cJSON_Print(context);
+        if (!l.context_json)
+                return -ENOMEM;
+
+        l.spec = (LaunchSpec){
+                .run_id = run->id,
+                .agent_id = agent->id,
+                .issue_id = l.issue_id,
+                .argv = l.argv,
+                .env = l.env,
+                .cwd = l.cwd,
+                .stdin_text = l.stdin_text,
+                .context_json = l.context_json,
+                .timeout_sec = ac.timeout_sec,
+                .grace_sec = ac.grace_sec,
+                .idle_timeout_sec = ac.idle_timeout_sec,
+                .limits = ac.limits,
+        };
+        *ret = l;
+        l = (AdapterLaunch){};
+        return 0;
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Adapters turn an agent's adapterConfig and a run into what the supervisor
+ * launches (SPEC §6): command line, environment, working directory, stdin,
+ * timeouts and limits.
+ */
+#pragma once
+
+#include "store/model.h"
+#include "supervise/supervisor.h"
+
+/* Defaults (SPEC §3 difference 6: a run never holds its agent's slot forever). */
+#define ADAPTER_DEFAULT_TIMEOUT_SEC 3600
+#define ADAPTER_DEFAULT_GRACE_SEC 15
+#define ADAPTER_CLI_DEFAULT_GRACE_SEC 20
+#define ADAPTER_CLI_DEFAULT_IDLE_TIMEOUT_SEC 900
+#define ADAPTER_ARGS_MAX 4096
+#define ADAPTER_ENV_MAX 1024
+
+typedef struct AdapterLaunch {
+        LaunchSpec spec; /* points into the fields below */
+        char **argv;
+        char **env;
+        char *cwd;
+        char *stdin_text;
+        char *context_json;
+        char *issue_id;
+} AdapterLaunch;
+
+void adapter_launch_done(AdapterLaunch *l);
+
+/* Build the launch of run for agent; a coding CLI resumes run->session_id_before when set.
+ * socket_path is the run's CORRAL_SOCKET, home its HOME and, without adapterConfig.cwd, its
+ * working directory; secrets (names and values alternating, may be NULL) give the values
+ * of the environment's secret variables. Invalid configuration: -EINVAL and a message. */
+int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_path, const char *home, char *const *secrets,
+                         AdapterLaunch *ret, char **ret_error);
+
+/* Take the secret values out of an adapterConfig about to be stored: every
+ * env.NAME = {"secret": "VALUE"} becomes {"secret": true}, and NAME, VALUE are appended to
+ * *ret_secrets; *ret_names gets the name of every secret variable the config has, new or
+ * kept. A {"secret": true} that keeps a value is fine only where one is stored: the caller
+ * checks that against its store. *config_json is replaced. */
+int adapter_take_secrets(char **config_json, char ***ret_secrets, char ***ret_names);
+
+/* Check an adapterConfig when an agent is created or changed; -EINVAL and a message. */
+int adapter_validate_config(AdapterType type, const char *config_json, char **ret_error);

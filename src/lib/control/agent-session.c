@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "control/agent-session.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "basic/macro.h"
+#include "store/jsonmap.h"
+
+static const char *task_key_of(const cJSON *ctx) {
+        return json_string_member(ctx, "taskKey") ?: json_string_member(ctx, "taskId") ?: json_string_member(ctx, "issueId") ?: AGENT_SESSION_HEARTBEAT_TASK;
+}
+
+static int find_task_session(Store *s, const Agent *agent, const char *task_key, AgentTaskSession *ret) {
+        void *items;
+        size_t n;
+        int r;
+
+        r = store_list(s, &task_session_entity, "WHERE agent_id = ?1 AND adapter_type = ?2 AND task_key = ?3",
+                       (const char *const[]){ agent->id, adapter_type_to_string(agent->adapter_type), task_key, NULL }, 1, &items,
+                       &n);
+        if (r < 0)
+                return r;
+        if (n == 0) {
+                entity_array_free(&task_session_entity, items, n);
+                return -ENOENT;
+        }
+        *ret = *(AgentTaskSession *) items;
+        free(items); /* the one record now belongs to the caller */
+        return 0;
+}
+
+int agent_session_resume_id(Store *s, const Agent *agent, const char *context_json, char **ret) {
+        static const char *const fresh_reasons[] = { "issue_assigned", "execution_review_requested",
+                                                     "execution_approval_requested", "execution_changes_requested", NULL };
+        _cleanup_json_ cJSON *ctx = cJSON_Parse(context_json ?: "{}");
+        _cleanup_(task_session_donep) AgentTaskSession ts = {};
+        const char *reason = json_string_member(ctx, "wakeReason");
+        int r;
+
+        *ret = NULL;
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ctx, "forceFreshSession")))
+                return 0;
+        for (size_t i = 0; reason && fresh_reasons[i]; i++)
+                if (streq(reason, fresh_reasons[i]))
+                        return 0;
+        r = find_task_session(s, agent, task_key_of(ctx), &ts);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(ts.session_display_id);
+        return 0;
+}
+
+int agent_session_record(Store *s, const Agent *agent, const Run *run, AgentRuntimeState *rs, const char *now) {
+        _cleanup_json_ cJSON *ctx = cJSON_Parse(run->context_snapshot ?: "{}"), *usage = cJSON_Parse(run->usage_json ?: "{}");
+        _cleanup_(task_session_donep) AgentTaskSession ts = {};
+        const cJSON *cost = cJSON_GetObjectItemCaseSensitive(usage, "costUsd");
+        int r;
+
+        /* Usage adds up (reference §6.7); a subscription costs nothing per run. */
+        rs->total_input_tokens += json_count_member(usage, "inputTokens");
+        rs->total_cached_input_tokens += json_count_member(usage, "cachedInputTokens");
+        rs->total_output_tokens += json_count_member(usage, "outputTokens");
+        if (cJSON_IsNumber(cost) && cost->valuedouble > 0 &&
+            !streq_ptr(json_string_member(usage, "billingType"), "subscription_included"))
+                rs->total_cost_cents += (int64_t) llround(cost->valuedouble * 100.0);
+        if (!run->session_id_after)
+                return 0;
+        if (free_and_strdup(&rs->session_id, run->session_id_after) < 0)
+                return -ENOMEM;
+
+        r = find_task_session(s, agent, task_key_of(ctx), &ts);
+        bool is_new = r == -ENOENT;
+        if (r < 0 && !is_new)
+                return r;
+        if (is_new) {
+                r = entity_init(&task_session_entity, &ts);
+                if (r < 0)
+                        return r;
+                ts.adapter_type = agent->adapter_type;
+                if (record_stamp(&ts.id, &ts.created_at, &ts.updated_at, now) < 0 ||
+                    free_and_strdup(&ts.company_id, agent->company_id) < 0 || free_and_strdup(&ts.agent_id, agent->id) < 0 ||
+                    free_and_strdup(&ts.task_key, task_key_of(ctx)) < 0)
+                        return -ENOMEM;
+        }
+        if (free_and_strdup(&ts.session_display_id, run->session_id_after) < 0 || free_and_strdup(&ts.last_run_id, run->id) < 0 ||
+            free_and_strdup(&ts.last_error, run->error) < 0 || free_and_strdup(&ts.updated_at, now) < 0)
+                return -ENOMEM;
+        return is_new ? store_insert(s, &task_session_entity, &ts) : store_update(s, &task_session_entity, &ts);
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What the coding CLIs say about a run (SPEC §6): the JSON lines that
+ * `claude --output-format stream-json` and `codex exec --json` print on stdout,
+ * read back from the run's log.ndjson after the run ended, so that a restart of
+ * corrald loses nothing. A line that is not a JSON object is counted and skipped,
+ * never fatal: a CLI may print a banner or a warning between its JSON lines.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/model.h"
+
+/* A line longer than this is not parsed (it is counted as malformed). */
+#define CLI_OUTPUT_LINE_MAX (4 * 1024 * 1024)
+
+/* The most a CLI may report one run to have cost; more is taken as no report. */
+#define CLI_COST_USD_MAX 1e6
+
+typedef struct CliOutput {
+        AdapterType type;
+        char *session_id; /* claude session_id, codex thread_id */
+        char *model;
+        char *result_text; /* the final result, or the last assistant message */
+        char *error_message; /* what the CLI reported as its failure */
+        const char *error_code; /* "max_turns_exhausted", or NULL */
+        bool saw_result; /* claude: a "result" line; codex: a completed turn */
+        bool is_error; /* the CLI itself reported that the run failed */
+        int64_t input_tokens;
+        int64_t cached_input_tokens;
+        int64_t output_tokens;
+        double cost_usd;
+        bool has_cost;
+        int64_t num_turns;
+        unsigned lines; /* JSON lines understood */
+        unsigned malformed; /* lines skipped */
+        char *first_malformed; /* the start of the first skipped line, for the warning */
+} CliOutput;
+
+void cli_output_done(CliOutput *o);
+
+/* Feed one line of stdout (without its newline). Returns 0, -EBADMSG for a line that is
+ * not a JSON object (counted, skipped), or -ENOMEM. */
+int cli_output_feed_line(CliOutput *o, AdapterType type, const char *line, size_t size);
+
+/* Parse the stdout stream of a run's log.ndjson. A missing log counts as empty. */
+int cli_output_parse_log(const char *log_path, AdapterType type, CliOutput *o);
+
+/* usageJson of a run (reference §1.6): inputTokens, cachedInputTokens, outputTokens,
+ * costUsd, model, provider, numTurns. NULL on allocation failure. */
+char *cli_output_usage_json(const CliOutput *o);

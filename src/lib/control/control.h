@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What the control plane works with: the loop, the configuration, the store, the
+ * placement and supervisor that runs go through, the sandbox. The daemon creates and
+ * frees each of them; control and API modules get this narrow view instead of the whole
+ * Manager, so that nothing below the daemon depends on it (docs/design.md, "Layers").
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "basic/config.h"
+#include "control/telemetry.h"
+#include "store/store.h"
+#include "supervise/placement.h"
+#include "supervise/sandbox.h"
+#include "supervise/supervisor.h"
+
+typedef struct Scheduler Scheduler;
+
+typedef struct Control {
+        sd_event *event;
+        const Config *config;
+        Store *store;
+        Placement *placement;
+        Supervisor *supervisor;
+        Sandbox *sandbox; /* NULL when agents run unsandboxed (sandbox = no) */
+        Scheduler *scheduler;
+        Telemetry telemetry;
+        char *agent_socket_path; /* CORRAL_SOCKET of every run */
+
+        /* What the daemon says of itself in GET /api/health. */
+        int64_t started_usec;
+        bool socket_activated;
+} Control;

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "control/sweep.h"
+
+#include "basic/log.h"
+#include "control/heartbeat.h"
+
+int control_sweep(Control *ctl, StrandedCounters *ret) {
+        StrandedCounters c = {};
+        int recovered, r;
+
+        /* In the reference's order (§7): lost runs first, then queued work, then issues left without either. */
+        recovered = heartbeat_recover(ctl);
+        if (recovered < 0)
+                return recovered;
+        r = recovery_reconcile_stranded(ctl, &c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to reconcile stranded issues: %m");
+        if (ret)
+                *ret = c;
+        else
+                stranded_counters_done(&c);
+        return recovered;
+}

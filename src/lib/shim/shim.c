@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * corral-shim. Kept small on purpose: libc only, no allocation in the loop,
+ * one process per run. See shim.h for the protocol.
+ */
+#include "shim/shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+#include "basic/spawn.h"
+#include "basic/utf8.h"
+#include "shim/shim-sandbox.h"
+#include "basic/time-util.h"
+#include "basic/fd-util.h"
+
+#define READ_MAX (32 * 1024)
+/* After the agent exits, output still in the pipes is read for at most this long:
+ * a descendant that keeps the pipe open must not keep the shim alive. */
+#define DRAIN_IDLE_MS 100
+#define DRAIN_MAX_MS 2000
+
+static void warn(const char *fmt, ...) _printf_(1, 2);
+static void warn(const char *fmt, ...) {
+        char buf[512];
+        va_list ap;
+        int n;
+
+        n = snprintf(buf, sizeof(buf), "corral-shim[%d]: ", (int) getpid());
+        va_start(ap, fmt);
+        vsnprintf(buf + n, sizeof(buf) - (size_t) n, fmt, ap);
+        va_end(ap);
+        strncat(buf, "\n", sizeof(buf) - strlen(buf) - 1);
+        (void) !write(STDERR_FILENO, buf, strlen(buf));
+}
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+size_t shim_line_max(size_t size) {
+        /* Worst case: every byte a \u00XX escape (6 bytes); base64 is smaller. */
+        return size * 6 + 160;
+}
+
+static size_t append(char *out, size_t n, const char *s) {
+        size_t l = strlen(s);
+        memcpy(out + n, s, l);
+        return n + l;
+}
+
+/* What a byte becomes in a JSON string: 0 for itself, else the letter after the backslash
+ * ('u' for \u00XX). */
+static const char json_escape[256] = {
+        [0x00 ... 0x08] = 'u', ['\t'] = 't', ['\n'] = 'n',  [0x0b ... 0x0c] = 'u', ['\r'] = 'r',
+        [0x0e ... 0x1f] = 'u', ['"'] = '"',  ['\\'] = '\\', [0x7f] = 'u',
+};
+
+size_t shim_format_line(char *out, const char *ts, const char *stream, const char *chunk, size_t size) {
+        static const char hex[] = "0123456789abcdef";
+        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const unsigned char *s = (const unsigned char *) chunk;
+        bool text = utf8_is_valid(s, size);
+        size_t n = 0;
+
+        n = append(out, n, "{\"ts\":\"");
+        n = append(out, n, ts);
+        n = append(out, n, "\",\"stream\":\"");
+        n = append(out, n, stream);
+        n = append(out, n, "\",\"chunk\":\"");
+        if (text)
+                for (size_t i = 0; i < size;) {
+                        /* Copy the run of bytes that stand for themselves, then escape one. */
+                        size_t plain = i;
+                        while (plain < size && !json_escape[s[plain]])
+                                plain++;
+                        memcpy(out + n, s + i, plain - i);
+                        n += plain - i;
+                        if (plain == size)
+                                break;
+                        unsigned char c = s[plain];
+                        out[n++] = '\\';
+                        out[n++] = json_escape[c];
+                        if (json_escape[c] == 'u') {
+                                out[n++] = '0';
+                                out[n++] = '0';
+                                out[n++] = hex[c >> 4];
+                                out[n++] = hex[c & 15];
+                        }
+                        i = plain + 1;
+                }
+        else
+                for (size_t i = 0; i < size; i += 3) {
+                        uint32_t v = (uint32_t) s[i] << 16 | (i + 1 < size ? (uint32_t) s[i + 1] << 8 : 0) |
+                                (i + 2 < size ? s[i + 2] : 0);
+                        out[n++] = b64[(v >> 18) & 63];
+                        out[n++] = b64[(v >> 12) & 63];
+                        out[n++] = i + 1 < size ? b64[(v >> 6) & 63] : '=';
+                        out[n++] = i + 2 < size ? b64[v & 63] : '=';
+                }
+        n = append(out, n, text ? "\"}\n" : "\",\"encoding\":\"base64\"}\n");
+        return n;
+}
+
+typedef struct Stream {
+        const char *name;
+        int fd; /* read end of the agent's pipe, -1 at EOF */
+        char buf[READ_MAX + 4];
+        size_t held; /* bytes of a split UTF-8 sequence kept for the next read */
+} Stream;
+
+typedef struct Shim {
+        const char *run_dir;
+        int log_fd;
+        bool log_failed;
+        char *line; /* shim_line_max(READ_MAX + 4) bytes */
+        Stream streams[2];
+        pid_t agent; /* in a sandbox: its init, whose end is the end of every process in it */
+        int status_fd; /* in a sandbox: where the init writes the agent's wait status, else -1 */
+        int reported_status;
+        bool agent_exited;
+        int agent_status;
+        char started_at[ISO_TIME_MAX], finished_at[ISO_TIME_MAX];
+} Shim;
+
+static void log_chunk(Shim *s, const char *stream, const char *data, size_t size) {
+        char ts[ISO_TIME_MAX];
+        size_t n;
+        int r;
+
+        if (size == 0 || s->log_failed)
+                return;
+        (void) iso_time_now(ts);
+        n = shim_format_line(s->line, ts, stream, data, size);
+        r = write_full(s->log_fd, s->line, n);
+        if (r < 0) {
+                /* Keep reading so the agent never blocks on a full pipe, but say it once. */
+                warn("Failed to write %s/%s, output is being lost: %s", s->run_dir, SHIM_LOG_FILE, strerror(-r));
+                s->log_failed = true;
+        }
+}
+
+typedef enum PumpResult {
+        PUMP_DATA,
+        PUMP_AGAIN, /* nothing to read right now */
+        PUMP_EOF,
+} PumpResult;
+
+static PumpResult pump(Shim *s, Stream *st) {
+        ssize_t k = read(st->fd, st->buf + st->held, READ_MAX);
+        size_t total, complete;
+
+        if (k < 0 && (errno == EINTR || errno == EAGAIN))
+                return PUMP_AGAIN;
+        if (k <= 0) {
+                /* EOF (or a broken pipe): whatever was held back goes out as it is. */
+                log_chunk(s, st->name, st->buf, st->held);
+                st->held = 0;
+                close(st->fd);
+                st->fd = -1;
+                return PUMP_EOF;
+        }
+        total = st->held + (size_t) k;
+        complete = utf8_complete_prefix(st->buf, total);
+        log_chunk(s, st->name, st->buf, complete);
+        st->held = total - complete;
+        memmove(st->buf, st->buf + complete, st->held);
+        return PUMP_DATA;
+}
+
+static void agent_ended(Shim *s, int status) {
+        s->agent_exited = true;
+        s->agent_status = status;
+        (void) iso_time_now(s->finished_at);
+}
+
+/* The sandbox init's word on how the agent ended (it has written it, or died without). */
+static void read_agent_status(Shim *s) {
+        ssize_t k;
+
+        if (s->status_fd < 0)
+                return;
+        k = read(s->status_fd, &s->reported_status, sizeof(s->reported_status));
+        if (k == (ssize_t) sizeof(s->reported_status) && !s->agent_exited)
+                agent_ended(s, s->reported_status);
+        close(s->status_fd);
+        s->status_fd = -1;
+}
+
+static void reap(Shim *s) {
+        int status;
+        pid_t pid;
+
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+                if (pid == s->agent) {
+                        /* A sandbox init that ends has said how the agent ended, unless it
+                         * was killed first: then the agent went with it, of the same signal. */
+                        read_agent_status(s);
+                        if (!s->agent_exited)
+                                agent_ended(s, status);
+                }
+}
+
+static const char *signal_name(int sig, char *buf, size_t size) {
+        const char *abbrev = sigabbrev_np(sig);
+        if (abbrev)
+                snprintf(buf, size, "SIG%s", abbrev);
+        else
+                snprintf(buf, size, "%d", sig);
+        return buf;
+}
+
+static int write_status(Shim *s) {
+        char path[4096], json[512], sig[32];
+        int n;
+
+        if (WIFEXITED(s->agent_status))
+                n = snprintf(json, sizeof(json), "{\"exitCode\":%d,\"signal\":null", WEXITSTATUS(s->agent_status));
+        else
+                n = snprintf(json, sizeof(json), "{\"exitCode\":null,\"signal\":\"%s\",\"coreDumped\":%s",
+                             signal_name(WTERMSIG(s->agent_status), sig, sizeof(sig)),
+                             WCOREDUMP(s->agent_status) ? "true" : "false");
+        if (s->agent > 0)
+                n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"agentPid\":%d", (int) s->agent);
+        else
+                n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"agentPid\":null"); /* never executed */
+        snprintf(json + n, sizeof(json) - (size_t) n, ",\"startedAt\":\"%s\",\"finishedAt\":\"%s\"}\n", s->started_at,
+                 s->finished_at);
+        snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_STATUS_FILE);
+        /* The log must be on disk before the status that says the run is over. */
+        if (!s->log_failed)
+                (void) fdatasync(s->log_fd);
+        return write_file_atomic(path, json, strlen(json), 0600);
+}
+
+static bool fd_is_open(int fd) {
+        return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* The agent's stdin: the run's stdin file if corrald wrote one, else /dev/null. */
+static int open_agent_stdin(const char *run_dir) {
+        char path[4096];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/%s", run_dir, SHIM_STDIN_FILE);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 && errno == ENOENT)
+                fd = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        return fd;
+}
+
+/* What the agent's process needs between clone3 and execve. */
+typedef struct AgentExec {
+        char *const *argv;
+        const char *cwd; /* NULL: the shim's own */
+        int in, out, err;
+        const sigset_t *mask;
+        int error_pipe; /* write end, O_CLOEXEC: an exec that fails writes its errno here */
+} AgentExec;
+
+/* The agent's process until its execve. It shares the shim's memory (clone3_spawn), so only
+ * async-signal-safe calls that change nothing but this process; the shim has no signal
+ * handlers that could run here. */
+static _noreturn_ void agent_child(void *userdata) {
+        const AgentExec *x = userdata;
+        int e;
+
+        /* The descriptors are O_CLOEXEC; dup2 onto 0-2 clears that on the copies only. */
+        if (setpgid(0, 0) < 0 || dup2(x->in, STDIN_FILENO) < 0 || dup2(x->out, STDOUT_FILENO) < 0 ||
+            dup2(x->err, STDERR_FILENO) < 0 || (x->cwd && chdir(x->cwd) < 0))
+                goto fail;
+        spawn_child_reset_signals(x->mask);
+        execvp(x->argv[0], x->argv);
+fail:
+        e = errno;
+        (void) !write(x->error_pipe, &e, sizeof(e));
+        _exit(SHIM_EXIT_EXEC_FAILED);
+}
+
+/* Start the agent: its own process group, the pipes as stdout/stderr, the shim's signal
+ * mask and SIGPIPE undone. Like posix_spawn, the child shares the shim's memory until its
+ * execve, but it makes only the few calls the agent needs (posix_spawn resets every one
+ * of the 64 signals, a system call each). Returns 0 or the errno of a failed exec. */
+static int spawn_agent(Shim *s, char *argv[], const char *cwd, int in, int out, int err, const sigset_t *mask) {
+        struct clone_args args = { .exit_signal = SIGCHLD };
+        int p[2], e = 0;
+        pid_t pid;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return errno;
+        AgentExec x = { .argv = argv, .cwd = cwd, .in = in, .out = out, .err = err, .mask = mask, .error_pipe = p[1] };
+        pid = clone3_spawn(&args, agent_child, &x);
+        close(p[1]);
+        if (pid < 0) {
+                close(p[0]);
+                return -pid;
+        }
+        /* EOF once the execve closed the pipe; an errno if the child gave up (and exited). */
+        if (read(p[0], &e, sizeof(e)) == (ssize_t) sizeof(e)) {
+                (void) waitpid(pid, NULL, 0);
+                close(p[0]);
+                return e > 0 ? e : EIO;
+        }
+        close(p[0]);
+        s->agent = pid;
+        return 0;
+}
+
+/* An agent that could not be started ends as a shell's would: the reason on stderr (in the
+ * log), exit code 126 (found but not executable) or 127. */
+static void agent_not_started(Shim *s, const char *what, int e) {
+        char message[512];
+        int n;
+
+        n = snprintf(message, sizeof(message), "corral-shim: cannot %s: %s\n", what, strerror(e));
+        log_chunk(s, "stderr", message, (size_t) MIN(n, (int) sizeof(message) - 1));
+        s->agent = 0;
+        s->agent_exited = true;
+        s->agent_status = W_EXITCODE(e == EACCES || e == ENOEXEC ? 126 : SHIM_EXIT_EXEC_FAILED, 0);
+        (void) iso_time_now(s->finished_at);
+}
+
+/* Wait for corrald's go byte on fd 3; SIGTERM while waiting aborts. */
+static bool wait_for_go(int sigfd) {
+        struct pollfd p[2] = { { .fd = SHIM_FD_GO, .events = POLLIN }, { .fd = sigfd, .events = POLLIN } };
+        char byte;
+
+        for (;;) {
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return false;
+                }
+                if (p[1].revents) {
+                        struct signalfd_siginfo si;
+                        if (read(sigfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGCHLD)
+                                return false;
+                }
+                if (p[0].revents) {
+                        ssize_t k = read(SHIM_FD_GO, &byte, 1);
+                        return k == 1;
+                }
+        }
+}
+
+int shim_main(int argc, char *argv[]) {
+        return shim_run(argc, argv, NULL);
+}
+
+/* The agent in its sandbox, from the policy corrald wrote to the run directory. */
+static int spawn_sandboxed(Shim *s, char *argv[], int in, int out, int err, const sigset_t *mask, char *what, size_t what_size) {
+        _cleanup_free_ char *text = NULL;
+        char path[4096], error[256];
+        SandboxSpec spec;
+        int r;
+
+        snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_SANDBOX_FILE);
+        r = read_full_file(path, 1024 * 1024, &text, NULL);
+        if (r < 0) {
+                snprintf(what, what_size, "read the sandbox policy %.256s", path);
+                return -r;
+        }
+        r = sandbox_spec_parse(text, &spec, error, sizeof(error));
+        if (r < 0) {
+                snprintf(what, what_size, "use the sandbox policy %.256s: %s", path, error);
+                return -r;
+        }
+        return sandbox_spawn(&spec, argv, in, out, err, mask, &s->agent, &s->status_fd, what, what_size);
+}
+
+int shim_run(int argc, char *argv[], const char *agent_cwd) {
+        _cleanup_free_ char *line = NULL;
+        Shim s = { .log_fd = -1, .status_fd = -1 };
+        sigset_t mask, old_mask;
+        int out[2], err[2], in, sigfd, e;
+        char path[4096], pidline[32];
+        int64_t drain_start = 0, last_data = 0;
+        /* Decide before anything is opened, which could otherwise land on fd 3 or 4. */
+        bool gated = fd_is_open(SHIM_FD_GO), reporting = fd_is_open(SHIM_FD_REPORT);
+        bool sandboxed = argc > 1 && streq(argv[1], "--sandbox");
+
+        if (gated)
+                (void) fcntl(SHIM_FD_GO, F_SETFD, FD_CLOEXEC);
+        if (reporting)
+                (void) fcntl(SHIM_FD_REPORT, F_SETFD, FD_CLOEXEC);
+
+        if (sandboxed) {
+                argc--;
+                argv++;
+        }
+        if (argc < 3) {
+                warn("usage: corral-shim [--sandbox] RUN_DIR AGENT [ARGS...]");
+                return 2;
+        }
+        s.run_dir = argv[1];
+        s.streams[0] = (Stream){ .name = "stdout" };
+        s.streams[1] = (Stream){ .name = "stderr" };
+
+        /* Out of corrald's session (a Ctrl-C there must not reach the run), and the parent
+         * of every orphan the agent leaves, so they are reaped here. */
+        (void) setsid();
+        if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+                warn("Failed to become a child subreaper, ignoring: %m");
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, &old_mask);
+        (void) signal(SIGPIPE, SIG_IGN);
+        sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sigfd < 0) {
+                warn("signalfd failed: %m");
+                return 1;
+        }
+
+        line = malloc(shim_line_max(READ_MAX + 4));
+        s.line = line;
+        if (!s.line || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+                warn("Failed to set up the agent's pipes: %m");
+                return 1;
+        }
+
+        /* Everything is ready; the agent does not exist until corrald says go (its row then
+         * names this shim and the run's place, so no crash can lose track of the agent). */
+        if (gated) {
+                bool go = wait_for_go(sigfd);
+                close(SHIM_FD_GO);
+                if (!go) {
+                        warn("Launch aborted before the agent started.");
+                        return 1;
+                }
+        }
+        (void) iso_time_now(s.started_at);
+        /* The run directory is touched only now: corrald creates it and writes the run's
+         * files before it says go (a shim from the spawner starts before that). */
+        snprintf(path, sizeof(path), "%s/%s", s.run_dir, SHIM_LOG_FILE);
+        s.log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (s.log_fd < 0) {
+                warn("Failed to open %s: %m", path);
+                return 1;
+        }
+        in = open_agent_stdin(s.run_dir);
+        if (in < 0) {
+                e = errno;
+                snprintf(path, sizeof(path), "open %s/%s", s.run_dir, SHIM_STDIN_FILE);
+        } else if (sandboxed) {
+                e = spawn_sandboxed(&s, argv + 2, in, out[1], err[1], &old_mask, path, sizeof(path));
+                close(in);
+        } else if (agent_cwd && access(agent_cwd, X_OK) < 0) {
+                e = errno;
+                snprintf(path, sizeof(path), "enter the working directory '%s'", agent_cwd);
+                close(in);
+        } else {
+                e = spawn_agent(&s, argv + 2, agent_cwd, in, out[1], err[1], &old_mask);
+                snprintf(path, sizeof(path), "execute '%s'", argv[2]);
+                close(in);
+        }
+        close(out[1]);
+        close(err[1]);
+        s.streams[0].fd = out[0];
+        s.streams[1].fd = err[0];
+        if (e != 0)
+                agent_not_started(&s, path, e);
+        else if (reporting) {
+                snprintf(pidline, sizeof(pidline), "%d\n", (int) s.agent);
+                (void) write_full(SHIM_FD_REPORT, pidline, strlen(pidline));
+        }
+        if (reporting)
+                close(SHIM_FD_REPORT);
+
+        for (;;) {
+                struct pollfd p[4]; /* signals, the sandbox init's status, stdout, stderr */
+                nfds_t n = 0;
+                int timeout = -1;
+
+                if (s.agent_exited) {
+                        int64_t now = now_ms();
+                        if (drain_start == 0)
+                                drain_start = last_data = now;
+                        if ((s.streams[0].fd < 0 && s.streams[1].fd < 0) || now - drain_start >= DRAIN_MAX_MS ||
+                            now - last_data >= DRAIN_IDLE_MS)
+                                break;
+                        timeout = DRAIN_IDLE_MS;
+                }
+                p[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
+                if (s.status_fd >= 0)
+                        p[n++] = (struct pollfd){ .fd = s.status_fd, .events = POLLIN };
+                for (int i = 0; i < 2; i++)
+                        if (s.streams[i].fd >= 0)
+                                p[n++] = (struct pollfd){ .fd = s.streams[i].fd, .events = POLLIN };
+                if (poll(p, n, timeout) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        warn("poll failed: %m");
+                        break;
+                }
+                if (p[0].revents & POLLIN) {
+                        struct signalfd_siginfo si;
+                        while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+                                if (si.ssi_signo == SIGCHLD)
+                                        continue;
+                                /* Stop requests go to the agent's whole process group. */
+                                if (!s.agent_exited)
+                                        (void) kill(-s.agent, SIGTERM);
+                        }
+                        reap(&s);
+                }
+                for (nfds_t i = 1; i < n; i++) {
+                        if (!p[i].revents)
+                                continue;
+                        if (p[i].fd == s.status_fd) {
+                                read_agent_status(&s);
+                                continue;
+                        }
+                        Stream *st = p[i].fd == s.streams[0].fd ? &s.streams[0] : &s.streams[1];
+                        (void) pump(&s, st);
+                        last_data = now_ms();
+                }
+        }
+
+        /* Whatever is still in a pipe when draining stops is read now, without waiting. */
+        for (int i = 0; i < 2; i++)
+                if (s.streams[i].fd >= 0) {
+                        (void) fcntl(s.streams[i].fd, F_SETFL, O_NONBLOCK);
+                        while (pump(&s, &s.streams[i]) == PUMP_DATA)
+                                ;
+                        /* Held-back bytes of a split character still belong in the log. */
+                        log_chunk(&s, s.streams[i].name, s.streams[i].buf, s.streams[i].held);
+                }
+        reap(&s);
+
+        if (write_status(&s) < 0) {
+                warn("Failed to write %s/%s: %m", s.run_dir, SHIM_STATUS_FILE);
+                return 1;
+        }
+        return 0;
+}

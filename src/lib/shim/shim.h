@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * corral-shim: the one small monitor per run (SPEC §4.2). It is the parent of
+ * the agent, owns the agent's output pipes and exit status, and writes both to
+ * the run directory, so that nothing is lost while corrald is down.
+ *
+ * Invocation: corral-shim RUN_DIR AGENT [ARGS...], with the agent's environment
+ * and working directory already in place. Two optional descriptors connect it to
+ * corrald during the launch:
+ *   fd 3 (SHIM_FD_GO)     read end: once everything else is set up, the shim waits
+ *                         for one byte before it starts the agent; EOF instead (or
+ *                         SIGTERM) aborts the launch, and no agent ever exists.
+ *   fd 4 (SHIM_FD_REPORT) write end: the shim writes "<agent pid>\n" once the agent is
+ *                         started, then closes it (closed without a pid: the agent
+ *                         could not be executed, status.json says 126 or 127).
+ * corrald sends the go byte only once the run's row names the shim and its cgroup or
+ * scope, so it need not wait for the report: the agent is born in the run's place.
+ * Files in RUN_DIR: log.ndjson (appended), status.json (written atomically when
+ * the agent has exited), stdin (optional, read by the agent).
+ */
+#pragma once
+
+#include <stddef.h>
+
+#define SHIM_FD_GO 3
+#define SHIM_FD_REPORT 4
+
+#define SHIM_LOG_FILE "log.ndjson"
+#define SHIM_STATUS_FILE "status.json"
+#define SHIM_STDIN_FILE "stdin"
+
+/* The exit status the shim gives an agent it could not execute (as a shell does). */
+#define SHIM_EXIT_EXEC_FAILED 127
+
+int shim_main(int argc, char *argv[]);
+/* The same, for a shim that is not in its agent's working directory (one forked by the
+ * spawner): the agent is started in agent_cwd. */
+int shim_run(int argc, char *argv[], const char *agent_cwd);
+
+/* Encode one chunk of agent output as a log.ndjson line (with the trailing newline).
+ * Valid UTF-8 is written as a JSON string; anything else as base64 with
+ * "encoding":"base64", so the log always holds the exact bytes. Returns the line
+ * length; out must hold shim_line_max(size) bytes. */
+size_t shim_format_line(char *out, const char *ts, const char *stream, const char *chunk, size_t size);
+size_t shim_line_max(size_t size);

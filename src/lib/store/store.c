@@ -1,0 +1,797 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * SQLite store. Statements are prepared once (SQLITE_PREPARE_PERSISTENT) and
+ * kept in a small cache keyed by their SQL text, or for an entity's get, insert, update and
+ * delete by entity and kind, so that their SQL is built once; every use resets them.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/macro.h"
+#include "basic/log.h"
+#include "store/store-schema.h"
+#include "basic/strv.h"
+
+#define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_SQL_MAX 8192
+
+typedef enum EntityStatement {
+        STATEMENT_OTHER,
+        STATEMENT_GET,
+        STATEMENT_INSERT,
+        STATEMENT_UPDATE,
+        STATEMENT_UPDATE_COLUMNS, /* with the list of columns it sets */
+        STATEMENT_DELETE,
+} EntityStatement;
+
+typedef struct CachedStatement {
+        char *sql;
+        const Entity *entity; /* with kind, for an entity's own statements */
+        EntityStatement kind;
+        const char *const *columns; /* of a STATEMENT_UPDATE_COLUMNS */
+        const Field **fields; /* the same, looked up once */
+        sqlite3_stmt *stmt;
+} CachedStatement;
+
+struct Store {
+        sqlite3 *db;
+        char *path;
+        CachedStatement *cache;
+        size_t n_cache;
+        bool in_transaction;
+};
+
+int store_schema_latest(void) {
+        return store_migrations[ELEMENTSOF(store_migrations) - 1].version;
+}
+
+static int sqlite_to_errno(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_OK:
+        case SQLITE_ROW:
+        case SQLITE_DONE:
+                return 0;
+        case SQLITE_CONSTRAINT:
+                if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+                        return -EEXIST;
+                return -EINVAL;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_READONLY:
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        case SQLITE_CANTOPEN:
+                return -ENOENT;
+        default:
+                return -EIO;
+        }
+}
+
+/* Turn an SQLite result into -errno; unexpected failures are logged here, where SQLite's
+ * own message is still available. Constraint violations are the caller's to explain. */
+static int store_error(Store *s, int rc, const char *what) {
+        int r = sqlite_to_errno(rc);
+
+        if (r == -EIO || r == -ENOSPC || r == -EACCES)
+                log_error("Database %s: %s failed: %s", strna(s->path), what, sqlite3_errmsg(s->db));
+        else if (r < 0)
+                log_debug("Database %s: %s: %s", strna(s->path), what, sqlite3_errmsg(s->db));
+        return r;
+}
+
+static int store_exec(Store *s, const char *sql) {
+        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        return rc == SQLITE_OK ? 0 : store_error(s, rc, sql);
+}
+
+/* An entity's own statement, if it was prepared before. */
+static CachedStatement *entity_cached(Store *s, const Entity *e, EntityStatement kind, const char *const *columns) {
+        for (size_t i = 0; i < s->n_cache; i++)
+                if (s->cache[i].entity == e && s->cache[i].kind == kind && s->cache[i].columns == columns)
+                        return &s->cache[i];
+        return NULL;
+}
+
+static sqlite3_stmt *entity_statement(Store *s, const Entity *e, EntityStatement kind) {
+        CachedStatement *c = entity_cached(s, e, kind, NULL);
+        return c ? c->stmt : NULL;
+}
+
+static int store_prepare_entity_of(Store *s, const char *sql, const Entity *e, EntityStatement kind, const char *const *columns,
+                                   sqlite3_stmt **ret) {
+        sqlite3_stmt *stmt = NULL;
+        CachedStatement *c;
+        int rc;
+
+        for (size_t i = 0; !e && i < s->n_cache; i++)
+                if (!s->cache[i].entity && streq(s->cache[i].sql, sql)) {
+                        *ret = s->cache[i].stmt;
+                        return 0;
+                }
+
+        rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL);
+        if (rc != SQLITE_OK)
+                return store_error(s, rc, "prepare");
+
+        c = realloc(s->cache, (s->n_cache + 1) * sizeof(CachedStatement));
+        if (!c) {
+                sqlite3_finalize(stmt);
+                return -ENOMEM;
+        }
+        s->cache = c;
+        /* Whole, so that what a kind does not use (fields) is NULL, not garbage. */
+        s->cache[s->n_cache] = (CachedStatement){
+                .sql = strdup(sql),
+                .entity = e,
+                .kind = kind,
+                .columns = columns,
+                .stmt = stmt,
+        };
+        if (!s->cache[s->n_cache].sql) {
+                sqlite3_finalize(stmt);
+                return -ENOMEM;
+        }
+        s->n_cache++;
+        *ret = stmt;
+        return 0;
+}
+
+static int store_prepare_entity(Store *s, const char *sql, const Entity *e, EntityStatement kind, sqlite3_stmt **ret) {
+        return store_prepare_entity_of(s, sql, e, kind, NULL, ret);
+}
+
+static int store_prepare(Store *s, const char *sql, sqlite3_stmt **ret) {
+        return store_prepare_entity(s, sql, NULL, STATEMENT_OTHER, ret);
+}
+
+static void stmt_resetp(sqlite3_stmt **stmt) {
+        if (*stmt) {
+                sqlite3_reset(*stmt);
+                sqlite3_clear_bindings(*stmt);
+        }
+}
+#define _cleanup_reset_ _cleanup_(stmt_resetp)
+
+static int migrate(Store *s) {
+        int current = store_schema_version(s);
+
+        if (current < 0)
+                return current;
+        if (current > store_schema_latest())
+                return log_error_errno(-EPROTONOSUPPORT,
+                                       "Database %s has schema version %d, but this corrald only knows versions up to %d "
+                                       "(it was written by a newer corral); refusing to open it.",
+                                       s->path, current, store_schema_latest());
+
+        for (size_t i = 0; i < ELEMENTSOF(store_migrations); i++) {
+                const Migration *m = &store_migrations[i];
+                char pragma[64];
+                int r;
+
+                if (m->version <= current)
+                        continue;
+                r = store_begin(s);
+                if (r < 0)
+                        return r;
+                snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", m->version);
+                r = store_exec(s, m->sql);
+                if (r >= 0)
+                        r = store_exec(s, pragma);
+                if (r >= 0)
+                        r = store_commit(s);
+                if (r < 0) {
+                        store_rollback(s);
+                        return log_error_errno(r, "Failed to migrate database %s to schema version %d: %m", s->path, m->version);
+                }
+                log_debug("Database %s migrated to schema version %d.", s->path, m->version);
+        }
+        return 0;
+}
+
+int store_open(const char *path, Store **ret) {
+        _cleanup_(store_freep) Store *s = NULL;
+        bool memory = streq(path, ":memory:");
+        int rc, r;
+
+        s = calloc(1, sizeof(Store));
+        if (!s)
+                return -ENOMEM;
+        s->path = strdup(path);
+        if (!s->path)
+                return -ENOMEM;
+
+        rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
+        if (rc != SQLITE_OK) {
+                r = sqlite_to_errno(rc);
+                return log_error_errno(r, "Failed to open database %s: %s", path,
+                                       s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        }
+        sqlite3_extended_result_codes(s->db, 1);
+        sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+
+        if (!memory) {
+                /* A checkpoint stalls the loop for two fsyncs whatever its size, so it runs every
+                 * 8192 pages (32 MiB of WAL, about 200 runs) rather than SQLite's 1000. */
+                r = store_exec(s, "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 8192");
+                if (r < 0)
+                        return r;
+        }
+        r = store_exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL");
+        if (r < 0)
+                return r;
+
+        r = migrate(s);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+Store *store_free(Store *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n_cache; i++) {
+                sqlite3_finalize(s->cache[i].stmt);
+                free(s->cache[i].sql);
+                free(s->cache[i].fields);
+        }
+        free(s->cache);
+        if (s->db)
+                sqlite3_close_v2(s->db);
+        free(s->path);
+        free(s);
+        return NULL;
+}
+
+int store_schema_version(Store *s) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        int r, rc;
+
+        r = store_prepare(s, "PRAGMA user_version", &stmt);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW)
+                return store_error(s, rc, "read user_version");
+        return sqlite3_column_int(stmt, 0);
+}
+
+int store_begin(Store *s) {
+        int r;
+
+        if (s->in_transaction)
+                return log_error_errno(-EINPROGRESS, "Database transaction already open (programming error).");
+        r = store_exec(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        s->in_transaction = true;
+        return 0;
+}
+
+int store_commit(Store *s) {
+        int r = store_exec(s, "COMMIT");
+        if (r < 0)
+                return r;
+        s->in_transaction = false;
+        return 0;
+}
+
+void store_rollback(Store *s) {
+        if (!s->in_transaction)
+                return;
+        (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->in_transaction = false;
+}
+
+static int bind_field(sqlite3_stmt *stmt, int idx, const Field *f, const void *obj) {
+        const void *p = field_cptr(f, obj);
+        int rc;
+
+        switch (f->type) {
+        case FIELD_TEXT:
+        case FIELD_TIME:
+        case FIELD_JSON: {
+                const char *v = *(char *const *) p;
+                rc = v ? sqlite3_bind_text(stmt, idx, v, -1, SQLITE_STATIC) : sqlite3_bind_null(stmt, idx);
+                break;
+        }
+        case FIELD_INT: {
+                int64_t v = *(const int64_t *) p;
+                rc = v == INT_NULL ? sqlite3_bind_null(stmt, idx) : sqlite3_bind_int64(stmt, idx, v);
+                break;
+        }
+        case FIELD_BOOL:
+                rc = sqlite3_bind_int(stmt, idx, *(const bool *) p ? 1 : 0);
+                break;
+        case FIELD_ENUM: {
+                const char *v = enum_to_string(f->enum_names, *(const int *) p);
+                rc = v ? sqlite3_bind_text(stmt, idx, v, -1, SQLITE_STATIC) : sqlite3_bind_null(stmt, idx);
+                break;
+        }
+        default:
+                return -EINVAL;
+        }
+        return rc == SQLITE_OK ? 0 : -ENOMEM;
+}
+
+/* Fill obj (already zeroed) from the current row; columns are in descriptor order. */
+static int read_row(sqlite3_stmt *stmt, const Entity *e, void *obj) {
+        for (size_t i = 0; i < e->n_fields; i++) {
+                const Field *f = &e->fields[i];
+                void *p = field_ptr(f, obj);
+                int col = (int) i;
+                bool null = sqlite3_column_type(stmt, col) == SQLITE_NULL;
+
+                switch (f->type) {
+                case FIELD_TEXT:
+                case FIELD_TIME:
+                case FIELD_JSON:
+                        if (!null) {
+                                char *v = strdup((const char *) sqlite3_column_text(stmt, col));
+                                if (!v)
+                                        return -ENOMEM;
+                                *(char **) p = v;
+                        }
+                        break;
+                case FIELD_INT:
+                        *(int64_t *) p = null ? INT_NULL : sqlite3_column_int64(stmt, col);
+                        break;
+                case FIELD_BOOL:
+                        *(bool *) p = sqlite3_column_int(stmt, col) != 0;
+                        break;
+                case FIELD_ENUM: {
+                        int v = null ? -1 : enum_from_string(f->enum_names, (const char *) sqlite3_column_text(stmt, col));
+                        if (v < 0 && !(null && (f->flags & FIELD_NULLABLE)))
+                                return log_error_errno(-EBADMSG, "Database holds an invalid %s.%s value '%s'.", e->table,
+                                                       f->column, null ? "NULL" : (const char *) sqlite3_column_text(stmt, col));
+                        *(int *) p = v;
+                        break;
+                }
+                }
+        }
+        return 0;
+}
+
+/* "a, b, c" — the column list of an entity. */
+static void column_list(const Entity *e, char *buf, size_t size) {
+        size_t n = 0;
+
+        buf[0] = 0;
+        for (size_t i = 0; i < e->n_fields && n < size; i++)
+                n += (size_t) snprintf(buf + n, size - n, "%s%s", i ? ", " : "", e->fields[i].column);
+}
+
+int store_insert(Store *s, const Entity *e, void *obj) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        char cols[2048], sql[STORE_SQL_MAX];
+        size_t n;
+        int r, rc;
+
+        stmt = entity_statement(s, e, STATEMENT_INSERT);
+        if (!stmt) {
+                column_list(e, cols, sizeof(cols));
+                n = (size_t) snprintf(sql, sizeof(sql), "INSERT INTO %s (%s) VALUES (", e->table, cols);
+                for (size_t i = 0; i < e->n_fields; i++)
+                        n += (size_t) snprintf(sql + n, sizeof(sql) - n, "%s?%zu", i ? ", " : "", i + 1);
+                snprintf(sql + n, sizeof(sql) - n, ")");
+                r = store_prepare_entity(s, sql, e, STATEMENT_INSERT, &stmt);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < e->n_fields; i++) {
+                r = bind_field(stmt, (int) i + 1, &e->fields[i], obj);
+                if (r < 0)
+                        return r;
+        }
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_DONE)
+                return store_error(s, rc, e->table);
+
+        const Field *key = entity_key(e);
+        if (key && key->type == FIELD_INT && *(int64_t *) field_ptr(key, obj) == INT_NULL)
+                *(int64_t *) field_ptr(key, obj) = sqlite3_last_insert_rowid(s->db);
+        return 0;
+}
+
+int store_get(Store *s, const Entity *e, const char *key, void *ret) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        char cols[2048], sql[STORE_SQL_MAX];
+        int r, rc;
+
+        stmt = entity_statement(s, e, STATEMENT_GET);
+        if (!stmt) {
+                column_list(e, cols, sizeof(cols));
+                snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE %s = ?1", cols, e->table, entity_key(e)->column);
+                r = store_prepare_entity(s, sql, e, STATEMENT_GET, &stmt);
+                if (r < 0)
+                        return r;
+        }
+        if (sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC) != SQLITE_OK)
+                return -ENOMEM;
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return store_error(s, rc, e->table);
+
+        _cleanup_free_ void *obj = calloc(1, e->size);
+        if (!obj)
+                return -ENOMEM;
+        r = read_row(stmt, e, obj);
+        if (r < 0) {
+                entity_done(e, obj);
+                return r;
+        }
+        memcpy(ret, obj, e->size);
+        return 0;
+}
+
+/* Bind obj's key as parameter idx of an UPDATE and run it: -ENOENT when no row has that key. */
+static int step_update(Store *s, sqlite3_stmt *stmt, const Entity *e, int idx, const void *obj) {
+        int r, rc;
+
+        r = bind_field(stmt, idx, entity_key(e), obj);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_DONE)
+                return store_error(s, rc, e->table);
+        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+}
+
+int store_update(Store *s, const Entity *e, const void *obj) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        const Field *key = entity_key(e);
+        char sql[STORE_SQL_MAX];
+        size_t n;
+        int r, idx = 1;
+
+        stmt = entity_statement(s, e, STATEMENT_UPDATE);
+        if (!stmt) {
+                n = (size_t) snprintf(sql, sizeof(sql), "UPDATE %s SET ", e->table);
+                for (size_t i = 0, k = 1; i < e->n_fields; i++) {
+                        if (&e->fields[i] == key)
+                                continue;
+                        n += (size_t) snprintf(sql + n, sizeof(sql) - n, "%s%s = ?%zu", k > 1 ? ", " : "", e->fields[i].column,
+                                               k);
+                        k++;
+                }
+                snprintf(sql + n, sizeof(sql) - n, " WHERE %s = ?%zu", key->column, e->n_fields);
+                r = store_prepare_entity(s, sql, e, STATEMENT_UPDATE, &stmt);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < e->n_fields; i++) {
+                if (&e->fields[i] == key)
+                        continue;
+                r = bind_field(stmt, idx++, &e->fields[i], obj);
+                if (r < 0)
+                        return r;
+        }
+        return step_update(s, stmt, e, idx, obj);
+}
+
+int store_update_columns(Store *s, const Entity *e, const void *obj, const char *const *columns) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        const Field *key = entity_key(e);
+        CachedStatement *c;
+        size_t k;
+        int r;
+
+        c = entity_cached(s, e, STATEMENT_UPDATE_COLUMNS, columns);
+        if (!c) {
+                _cleanup_free_ const Field **fields = NULL;
+                char sql[STORE_SQL_MAX];
+                size_t n;
+
+                for (k = 0; columns[k]; k++)
+                        ;
+                if (k == 0)
+                        return log_error_errno(-EINVAL, "No column of %s to update (programming error).", e->table);
+                fields = calloc(k, sizeof(Field *));
+                if (!fields)
+                        return -ENOMEM;
+                n = (size_t) snprintf(sql, sizeof(sql), "UPDATE %s SET ", e->table);
+                for (k = 0; columns[k]; k++) {
+                        fields[k] = entity_field_by_column(e, columns[k]);
+                        if (!fields[k] || fields[k] == key)
+                                return log_error_errno(-EINVAL, "No column %s.%s to update (programming error).", e->table,
+                                                       columns[k]);
+                        n += (size_t) snprintf(sql + n, sizeof(sql) - n, "%s%s = ?%zu", k > 0 ? ", " : "", fields[k]->column,
+                                               k + 1);
+                }
+                snprintf(sql + n, sizeof(sql) - n, " WHERE %s = ?%zu", key->column, k + 1);
+                r = store_prepare_entity_of(s, sql, e, STATEMENT_UPDATE_COLUMNS, columns, &stmt);
+                if (r < 0)
+                        return r;
+                c = entity_cached(s, e, STATEMENT_UPDATE_COLUMNS, columns);
+                c->fields = TAKE_PTR(fields);
+        }
+        stmt = c->stmt;
+        for (k = 0; columns[k]; k++) {
+                r = bind_field(stmt, (int) k + 1, c->fields[k], obj);
+                if (r < 0)
+                        return r;
+        }
+        return step_update(s, stmt, e, (int) k + 1, obj);
+}
+
+int store_delete(Store *s, const Entity *e, const char *key) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        char sql[256];
+        int r, rc;
+
+        stmt = entity_statement(s, e, STATEMENT_DELETE);
+        if (!stmt) {
+                snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE %s = ?1", e->table, entity_key(e)->column);
+                r = store_prepare_entity(s, sql, e, STATEMENT_DELETE, &stmt);
+                if (r < 0)
+                        return r;
+        }
+        if (sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC) != SQLITE_OK)
+                return -ENOMEM;
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_DONE)
+                return store_error(s, rc, e->table);
+        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+}
+
+static int bind_args(sqlite3_stmt *stmt, const char *const *args) {
+        for (int i = 0; args && args[i]; i++)
+                if (sqlite3_bind_text(stmt, i + 1, args[i], -1, SQLITE_STATIC) != SQLITE_OK)
+                        return -ENOMEM;
+        return 0;
+}
+
+int store_list(Store *s, const Entity *e, const char *clause, const char *const *args, size_t limit, void **ret_items,
+               size_t *ret_n) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        char cols[2048], sql[STORE_SQL_MAX];
+        char *items = NULL;
+        size_t n = 0, allocated = 0;
+        int r, rc;
+
+        column_list(e, cols, sizeof(cols));
+        snprintf(sql, sizeof(sql), "SELECT %s FROM %s %s", cols, e->table, strempty(clause));
+        r = store_prepare(s, sql, &stmt);
+        if (r < 0)
+                return r;
+        r = bind_args(stmt, args);
+        if (r < 0)
+                return r;
+
+        while (limit == 0 || n < limit) {
+                rc = sqlite3_step(stmt);
+                if (rc == SQLITE_DONE)
+                        break;
+                if (rc != SQLITE_ROW) {
+                        entity_array_free(e, items, n);
+                        return store_error(s, rc, e->table);
+                }
+                if (n == allocated) {
+                        size_t m = allocated ? allocated * 2 : 16;
+                        char *t = realloc(items, m * e->size);
+                        if (!t) {
+                                entity_array_free(e, items, n);
+                                return -ENOMEM;
+                        }
+                        items = t;
+                        allocated = m;
+                }
+                memset(items + n * e->size, 0, e->size);
+                r = read_row(stmt, e, items + n * e->size);
+                n++;
+                if (r < 0) {
+                        entity_array_free(e, items, n);
+                        return r;
+                }
+        }
+        *ret_items = items;
+        *ret_n = n;
+        return 0;
+}
+
+int store_count(Store *s, const char *table, const char *clause, const char *const *args, int64_t *ret) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        char sql[STORE_SQL_MAX];
+        int r, rc;
+
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s %s", table, strempty(clause));
+        r = store_prepare(s, sql, &stmt);
+        if (r < 0)
+                return r;
+        r = bind_args(stmt, args);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW)
+                return store_error(s, rc, table);
+        *ret = sqlite3_column_int64(stmt, 0);
+        return 0;
+}
+
+int store_issue_counter_next(Store *s, const char *company_id, int64_t *ret_number, char **ret_prefix) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        _cleanup_free_ char *prefix = NULL;
+        int64_t number;
+        int r, rc;
+
+        r = store_prepare(s,
+                          "UPDATE companies SET issue_counter = issue_counter + 1 WHERE id = ?1 "
+                          "RETURNING issue_counter, issue_prefix",
+                          &stmt);
+        if (r < 0)
+                return r;
+        if (sqlite3_bind_text(stmt, 1, company_id, -1, SQLITE_STATIC) != SQLITE_OK)
+                return -ENOMEM;
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return store_error(s, rc, "issue counter");
+        number = sqlite3_column_int64(stmt, 0);
+        prefix = strdup((const char *) sqlite3_column_text(stmt, 1));
+        if (!prefix)
+                return -ENOMEM;
+        /* RETURNING completes the UPDATE only when stepped to the end. */
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_DONE)
+                return store_error(s, rc, "issue counter");
+        *ret_number = number;
+        *ret_prefix = TAKE_PTR(prefix);
+        return 0;
+}
+
+int store_agent_sandbox_uid(Store *s, const char *agent_id, uint32_t first, uint32_t last, bool (*in_use)(uint32_t uid),
+                            uint32_t *ret) {
+        _cleanup_reset_ sqlite3_stmt *get = NULL, *taken = NULL, *set = NULL;
+        int64_t candidate = first;
+        int r, rc;
+
+        r = store_prepare(s, "SELECT sandbox_uid FROM agents WHERE id = ?1", &get);
+        if (r < 0)
+                return r;
+        if (sqlite3_bind_text(get, 1, agent_id, -1, SQLITE_STATIC) != SQLITE_OK)
+                return -ENOMEM;
+        rc = sqlite3_step(get);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return store_error(s, rc, "agents");
+        if (sqlite3_column_type(get, 0) != SQLITE_NULL) {
+                *ret = (uint32_t) sqlite3_column_int64(get, 0);
+                return 0;
+        }
+
+        /* The first gap in the uids taken, in order. */
+        r = store_prepare(s, "SELECT sandbox_uid FROM agents WHERE sandbox_uid BETWEEN ?1 AND ?2 ORDER BY sandbox_uid", &taken);
+        if (r < 0)
+                return r;
+        if (sqlite3_bind_int64(taken, 1, first) != SQLITE_OK || sqlite3_bind_int64(taken, 2, last) != SQLITE_OK)
+                return -ENOMEM;
+        for (;;) {
+                rc = sqlite3_step(taken);
+                if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                        return store_error(s, rc, "agents");
+                int64_t next = rc == SQLITE_ROW ? sqlite3_column_int64(taken, 0) : (int64_t) last + 1;
+                while (candidate < next && in_use && in_use((uint32_t) candidate))
+                        candidate++;
+                if (candidate < next)
+                        break;
+                candidate = next + 1;
+                if (rc == SQLITE_DONE || candidate > last)
+                        return -EUSERS;
+        }
+
+        r = store_prepare(s, "UPDATE agents SET sandbox_uid = ?2 WHERE id = ?1 AND sandbox_uid IS NULL", &set);
+        if (r < 0)
+                return r;
+        if (sqlite3_bind_text(set, 1, agent_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_int64(set, 2, candidate) != SQLITE_OK)
+                return -ENOMEM;
+        rc = sqlite3_step(set);
+        if (rc != SQLITE_DONE)
+                return store_error(s, rc, "agents");
+        *ret = (uint32_t) candidate;
+        return 0;
+}
+
+/* Step a statement whose rows are text columns, each row's columns appended to *ret. */
+static int collect_text_rows(Store *s, sqlite3_stmt *stmt, int columns, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        int r, rc;
+
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+                for (int i = 0; i < columns; i++)
+                        if ((r = strv_push(&l, (const char *) sqlite3_column_text(stmt, i) ?: "")) < 0)
+                                return r;
+        if (rc != SQLITE_DONE)
+                return store_error(s, rc, "rows");
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+int store_agent_workspaces_except(Store *s, const char *agent_id, char ***ret) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s,
+                          "SELECT DISTINCT json_extract(adapter_config, '$.cwd') FROM agents "
+                          "WHERE id != ?1 AND json_type(adapter_config, '$.cwd') = 'text'",
+                          &stmt);
+        if (r < 0)
+                return r;
+        if (sqlite3_bind_text(stmt, 1, agent_id, -1, SQLITE_STATIC) != SQLITE_OK)
+                return -ENOMEM;
+        return collect_text_rows(s, stmt, 1, ret);
+}
+
+int store_agent_secrets(Store *s, const char *agent_id, char ***ret) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s, "SELECT name, value FROM agent_secrets WHERE agent_id = ?1 ORDER BY name", &stmt);
+        if (r < 0)
+                return r;
+        if (sqlite3_bind_text(stmt, 1, agent_id, -1, SQLITE_STATIC) != SQLITE_OK)
+                return -ENOMEM;
+        return collect_text_rows(s, stmt, 2, ret);
+}
+
+int store_agent_secret_set(Store *s, const char *agent_id, const char *name, const char *value) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        int r, rc;
+
+        r = store_prepare(s,
+                          "INSERT INTO agent_secrets (agent_id, name, value) VALUES (?1, ?2, ?3) "
+                          "ON CONFLICT (agent_id, name) DO UPDATE SET value = excluded.value",
+                          &stmt);
+        if (r < 0)
+                return r;
+        if (sqlite3_bind_text(stmt, 1, agent_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_text(stmt, 3, value, -1, SQLITE_STATIC) != SQLITE_OK)
+                return -ENOMEM;
+        rc = sqlite3_step(stmt);
+        return rc == SQLITE_DONE ? 0 : store_error(s, rc, "agent_secrets");
+}
+
+int store_agent_secrets_retain(Store *s, const char *agent_id, const char *const *keep) {
+        _cleanup_strv_free_ char **have = NULL;
+        int r;
+
+        r = store_agent_secrets(s, agent_id, &have);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; have && have[i]; i += 2) {
+                _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+                int rc;
+
+                if (strv_contains(keep, have[i]))
+                        continue;
+                r = store_prepare(s, "DELETE FROM agent_secrets WHERE agent_id = ?1 AND name = ?2", &stmt);
+                if (r < 0)
+                        return r;
+                if (sqlite3_bind_text(stmt, 1, agent_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(stmt, 2, have[i], -1, SQLITE_STATIC) != SQLITE_OK)
+                        return -ENOMEM;
+                rc = sqlite3_step(stmt);
+                if (rc != SQLITE_DONE)
+                        return store_error(s, rc, "agent_secrets");
+        }
+        return 0;
+}

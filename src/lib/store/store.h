@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The SQLite store: one connection, schema migrations keyed on user_version,
+ * cached prepared statements, and generic row <-> struct operations driven by
+ * the Entity descriptors of model.h. Only this module sees sqlite3.
+ *
+ * Errors: -ENOENT no such row, -EEXIST unique constraint, -EINVAL other
+ * constraint, -EBUSY locked, -EPROTONOSUPPORT database newer than this binary,
+ * -EIO anything else (logged here with SQLite's message).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "basic/macro.h"
+#include "store/entity.h"
+
+typedef struct Store Store;
+
+/* Newest schema version this binary knows. */
+int store_schema_latest(void);
+
+/* Open (creating if needed) and migrate. path ":memory:" gives a private in-memory database. */
+int store_open(const char *path, Store **ret);
+Store *store_free(Store *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
+
+int store_schema_version(Store *s);
+
+/* Short write transactions: BEGIN IMMEDIATE takes the write lock up front. */
+int store_begin(Store *s);
+int store_commit(Store *s);
+void store_rollback(Store *s);
+
+int store_insert(Store *s, const Entity *e, void *obj); /* fills an INTEGER key assigned by SQLite */
+int store_get(Store *s, const Entity *e, const char *key, void *ret);
+int store_update(Store *s, const Entity *e, const void *obj);
+/* UPDATE of the named columns only (a NULL-terminated list that lives as long as the store:
+ * its statement is cached by that pointer), from obj, whose key picks the row. The other
+ * columns stay as they are, and indexes on them are not touched. */
+int store_update_columns(Store *s, const Entity *e, const void *obj, const char *const *columns);
+int store_delete(Store *s, const Entity *e, const char *key);
+
+/* SELECT of all columns with a trailing clause ("WHERE company_id = ?1 ORDER BY created_at"),
+ * text parameters bound in order. Returns a malloc'ed array of records (free with
+ * entity_array_free()). limit caps the rows read (0: no cap). */
+int store_list(Store *s, const Entity *e, const char *clause, const char *const *args, size_t limit, void **ret_items,
+               size_t *ret_n);
+/* Number of rows matching clause. */
+int store_count(Store *s, const char *table, const char *clause, const char *const *args, int64_t *ret);
+
+/* Bump the company's issue counter and return the new number and the company's prefix. Call
+ * inside a transaction so the number is used by the same commit. */
+/* The agent's sandbox uid: the one it has, or else the lowest of first..last that no agent
+ * has and in_use() does not refuse (a uid of the host's passwd, say), which is then its
+ * own for good. -ENOENT: no such agent; -EUSERS: the range is used up. */
+int store_agent_sandbox_uid(Store *s, const char *agent_id, uint32_t first, uint32_t last, bool (*in_use)(uint32_t uid),
+                            uint32_t *ret);
+/* The working directories (adapterConfig.cwd) of every agent but agent_id, for its
+ * sandbox to hide. */
+int store_agent_workspaces_except(Store *s, const char *agent_id, char ***ret);
+
+/* An agent's secret environment values, stored apart from its adapterConfig: names and
+ * values alternate in *ret. */
+int store_agent_secrets(Store *s, const char *agent_id, char ***ret);
+int store_agent_secret_set(Store *s, const char *agent_id, const char *name, const char *value);
+/* Forget the agent's secrets whose names are not in keep. */
+int store_agent_secrets_retain(Store *s, const char *agent_id, const char *const *keep);
+
+int store_issue_counter_next(Store *s, const char *company_id, int64_t *ret_number, char **ret_prefix);
+
+/* For "_cleanup_(store_rollbackp) Store *tx = s;": rolls back unless TAKE_PTR'd after commit. */
+static inline void store_rollbackp(Store **s) {
+        if (*s)
+                store_rollback(*s);
+}
