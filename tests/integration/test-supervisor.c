@@ -25,7 +25,7 @@
 #include "store/model.h"
 #include "supervise/placement.h"
 #include "supervise/runlog.h"
-#include "control/runs.h"
+#include "control/finalize.h"
 #include "store/store.h"
 #include "supervise/supervisor.h"
 #include "../unit/test-helpers.h"
@@ -59,7 +59,7 @@ static void on_finished(Supervisor *s, const RunResult *result, void *userdata) 
         seen.leftover = result->leftover;
         seen.log_bytes = result->log_bytes;
         entity_done(&run_entity, &seen.run);
-        assert_int_equal(run_finalize(store, result, &seen.run), 0);
+        assert_int_equal(finalize_run(store, result, &seen.run), 0);
 }
 
 static int insert_row(const Entity *e, void *obj) {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
-#include "control/heartbeat.h"
+#include "control/finalize.h"
 #include "basic/log.h"
 #include "basic/time-util.h"
 #include "basic/util.h"
@@ -96,7 +96,7 @@ int fixture_manager_setup(void **state) {
         assert_int_equal(placement_new(PLACEMENT_NONE, NULL, m->control.event, &m->control.placement), 0);
         shim = strprintf("%s/corral-shim", builddir ?: ".");
         SupervisorConfig sc = { .state_dir = fixture_dir, .shim_path = shim };
-        assert_int_equal(supervisor_new(m->control.event, m->control.store, m->control.placement, &sc, heartbeat_run_finished,
+        assert_int_equal(supervisor_new(m->control.event, m->control.store, m->control.placement, &sc, finalize_run_finished,
                                         &m->control, &m->control.supervisor),
                          0);
         m->socket_path_effective = strdup("/nonexistent/corrald.sock");

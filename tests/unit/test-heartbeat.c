@@ -15,7 +15,9 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
-#include "control/heartbeat.h"
+#include "control/wakeup.h"
+#include "control/claim.h"
+#include "control/finalize.h"
 #include "store/jsonmap.h"
 #include "manager-fixture.h"
 
@@ -33,7 +35,7 @@ static WakeOutcome wake(const char *agent_id, WakeupSource source, const char *r
         _cleanup_free_ char *run_id = NULL, *skip = NULL;
         WakeOutcome o;
 
-        assert_int_equal(heartbeat_wakeup(&m->control, agent_id, &req, &o, &run_id, &skip), 0);
+        assert_int_equal(wakeup_request(&m->control, agent_id, &req, &o, &run_id, &skip), 0);
         if (ret_run_id)
                 *ret_run_id = TAKE_PTR(run_id);
         return o;
@@ -66,12 +68,12 @@ static void wait_terminal(const char *run_id) {
 }
 
 static void cancel(const char *run_id) {
-        assert_int_equal(heartbeat_cancel_run(&m->control, run_id), 0);
+        assert_int_equal(finalize_cancel_run(&m->control, run_id), 0);
         wait_terminal(run_id);
 }
 
 static void cancel_all(const char *agent_id) {
-        assert_int_equal(heartbeat_cancel_agent_runs(&m->control, agent_id), 0);
+        assert_int_equal(finalize_cancel_agent_runs(&m->control, agent_id), 0);
         fixture_drain();
 }
 
@@ -229,14 +231,14 @@ static void test_blockers_keep_run_queued(void **state) {
 
         payload = issue_payload(issue, NULL);
         assert_int_equal(wake(agent, WAKEUP_SOURCE_ASSIGNMENT, "issue_assigned", payload, NULL, &run), WAKE_QUEUED);
-        heartbeat_start_next(&m->control, agent);
+        claim_start_next(&m->control, agent);
         assert_int_equal(run_status(run), RUN_QUEUED);
 
         _cleanup_(issue_donep) Issue b = {};
         get_issue(blocker, &b);
         b.status = ISSUE_DONE;
         assert_int_equal(store_update(m->control.store, &issue_entity, &b), 0);
-        heartbeat_start_next(&m->control, agent);
+        claim_start_next(&m->control, agent);
         wait_terminal(run);
         assert_int_equal(run_status(run), RUN_SUCCEEDED);
 }
@@ -259,7 +261,7 @@ static void test_concurrency_limit(void **state) {
 
         cancel(r1); /* the freed slot goes to the queued run */
         assert_int_equal(run_status(r2), RUN_RUNNING);
-        assert_int_equal(heartbeat_cancel_agent_runs(&m->control, two), 0);
+        assert_int_equal(finalize_cancel_agent_runs(&m->control, two), 0);
         cancel_all(one);
 }
 
@@ -343,7 +345,7 @@ static void test_timer_during_issue_run(void **state) {
         assert_int_equal(wake(sleeper, WAKEUP_SOURCE_TIMER, "heartbeat_timer", NULL, NULL, &t1), WAKE_QUEUED);
         assert_int_equal(wake(sleeper, WAKEUP_SOURCE_TIMER, "heartbeat_timer", NULL, NULL, &t2), WAKE_COALESCED);
         assert_string_equal(t1, t2);
-        heartbeat_start_next(&m->control, sleeper);
+        claim_start_next(&m->control, sleeper);
         assert_int_equal(fixture_count("heartbeat_runs", "WHERE agent_id = ?1 AND status = 'running'", sleeper), 1);
         assert_int_equal(run_status(t1), RUN_QUEUED);
         cancel_all(sleeper);
@@ -358,17 +360,17 @@ static void test_policy_skips(void **state) {
         WakeOutcome o;
 
         fixture_set_agent_status(agent, AGENT_PAUSED);
-        assert_int_equal(heartbeat_wakeup(&m->control, agent, &req, &o, &run, &reason), -EPERM);
+        assert_int_equal(wakeup_request(&m->control, agent, &req, &o, &run, &reason), -EPERM);
         assert_int_equal(fixture_count("agent_wakeup_requests", "WHERE agent_id = ?1", agent), 0);
 
         fixture_new_agent(quiet, "quiet", NULL, "{\"heartbeat\":{\"enabled\":false,\"wakeOnDemand\":false}}");
         req.source = WAKEUP_SOURCE_TIMER;
-        assert_int_equal(heartbeat_wakeup(&m->control, quiet, &req, &o, &run, &reason), 0);
+        assert_int_equal(wakeup_request(&m->control, quiet, &req, &o, &run, &reason), 0);
         assert_int_equal(o, WAKE_SKIPPED);
         assert_string_equal(reason, "heartbeat.disabled");
         reason = mfree(reason);
         req.source = WAKEUP_SOURCE_ON_DEMAND;
-        assert_int_equal(heartbeat_wakeup(&m->control, quiet, &req, &o, &run, &reason), 0);
+        assert_int_equal(wakeup_request(&m->control, quiet, &req, &o, &run, &reason), 0);
         assert_int_equal(o, WAKE_SKIPPED);
         assert_string_equal(reason, "heartbeat.wakeOnDemand.disabled");
         assert_null(run);

@@ -17,12 +17,13 @@
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "supervise/cgroup.h"
-#include "control/heartbeat.h"
+#include "control/claim.h"
+#include "control/run-recovery.h"
 #include "basic/log.h"
 #include "daemon/manager.h"
 #include "store/model.h"
-#include "control/recovery.h"
-#include "control/runs.h"
+#include "control/stranded.h"
+#include "control/finalize.h"
 #include "manager-fixture.h"
 #include "basic/time-util.h"
 #include "basic/fd-util.h"
@@ -137,7 +138,7 @@ static void test_alive_pid_detached(void **state) {
         new_run(run, RUN_RUNNING, NULL, NULL, NULL, NULL);
         set_shim(run, child, start_ticks(child), 0);
 
-        assert_int_equal(heartbeat_recover(&m->control), 1);
+        assert_int_equal(run_recovery_adopt(&m->control), 1);
         get_run(run, &r);
         assert_int_equal(r.status, RUN_RUNNING);
         assert_string_equal(r.error_code, "process_detached");
@@ -188,7 +189,7 @@ static void test_dead_pid_one_retry(void **state) {
         set_shim(run, dead_pid(), 1, 0);
         lock_issue(issue, run);
 
-        heartbeat_recover(&m->control);
+        run_recovery_adopt(&m->control);
         fixture_drain();
         get_run(run, &r);
         assert_int_equal(r.status, RUN_FAILED);
@@ -235,7 +236,7 @@ static char *use_cgroup_backend(void) {
         }
         shim = strprintf("%s/corral-shim", getenv("CORRAL_BUILDDIR") ?: ".");
         SupervisorConfig sc = { .state_dir = fixture_dir, .shim_path = shim };
-        assert_int_equal(supervisor_new(m->control.event, m->control.store, m->control.placement, &sc, heartbeat_run_finished,
+        assert_int_equal(supervisor_new(m->control.event, m->control.store, m->control.placement, &sc, finalize_run_finished,
                                         &m->control, &m->control.supervisor),
                          0);
         return root;
@@ -274,7 +275,7 @@ static void test_orphaned_descendant_killed(void **state) {
                 assert_int_equal(store_update(m->control.store, &run_entity, &row), 0);
         }
 
-        heartbeat_recover(&m->control);
+        run_recovery_adopt(&m->control);
         fixture_drain();
         assert_int_equal(waitpid(descendant, &status, 0), descendant);
         assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
@@ -303,7 +304,7 @@ static void test_unrecorded_cgroup_removed(void **state) {
         cgroup = strprintf("%s/run-%s", root, run);
         assert_int_equal(cgroup_create(cgroup), 0);
 
-        heartbeat_recover(&m->control);
+        run_recovery_adopt(&m->control);
         fixture_drain();
         get_run(run, &r);
         assert_int_equal(r.status, RUN_FAILED);
@@ -322,7 +323,7 @@ static void test_no_second_retry(void **state) {
         set_shim(run, dead_pid(), 1, 1);
         lock_issue(issue, run);
 
-        heartbeat_recover(&m->control);
+        run_recovery_adopt(&m->control);
         fixture_drain();
         assert_int_equal(fixture_count("heartbeat_runs", "WHERE agent_id = ?1", agent), 1);
         assert_int_equal(
@@ -340,7 +341,7 @@ static void test_cancel_first_heartbeat(void **state) {
         set_agent_status(AGENT_PAUSED); /* keeps the queued run from starting */
         new_run(run, RUN_QUEUED, NULL, NULL, NULL, NULL);
         set_agent_status(AGENT_IDLE);
-        assert_int_equal(heartbeat_cancel_run(&m->control, run), 0);
+        assert_int_equal(finalize_cancel_run(&m->control, run), 0);
         get_run(run, &r);
         assert_int_equal(r.status, RUN_CANCELLED);
         assert_string_equal(r.error_code, "cancelled");
@@ -350,11 +351,11 @@ static void test_cancel_first_heartbeat(void **state) {
         _cleanup_(agent_donep) Agent a = {};
         assert_int_equal(store_get(m->control.store, &agent_entity, agent, &a), 0);
         assert_non_null(a.last_heartbeat_at);
-        assert_int_equal(heartbeat_cancel_run(&m->control, run), -ESTALE); /* a terminal run stays as it is */
+        assert_int_equal(finalize_cancel_run(&m->control, run), -ESTALE); /* a terminal run stays as it is */
 }
 
 static void reconcile(StrandedCounters *c) {
-        assert_int_equal(recovery_reconcile_stranded(&m->control, c), 0);
+        assert_int_equal(stranded_reconcile(&m->control, c), 0);
 }
 
 static const char *retry_reason_of_newest(char buf[static 64]) {
@@ -462,16 +463,16 @@ static void test_stranded_untouched(void **state) {
         assert_int_equal(fixture_count("heartbeat_runs", "WHERE agent_id = ?1", agent), runs);
         assert_int_equal(store_get(m->control.store, &issue_entity, user, &u), 0);
         assert_int_equal(u.status, ISSUE_TODO);
-        heartbeat_start_next(&m->control, agent);
+        claim_start_next(&m->control, agent);
         fixture_drain();
 }
 
 static void test_failure_line(void **state) {
-        _cleanup_free_ char *a = recovery_failure_line("process_lost", "run failed before issue advanced"),
-                            *b = recovery_failure_line("timeout", NULL),
-                            *c = recovery_failure_line(NULL, "\n\nfirst line\nsecond"),
-                            *d = recovery_failure_line("x", "{\"message\":\"from json\",\"code\":1}"),
-                            *e = recovery_failure_line(NULL, NULL);
+        _cleanup_free_ char *a = stranded_failure_line("process_lost", "run failed before issue advanced"),
+                            *b = stranded_failure_line("timeout", NULL),
+                            *c = stranded_failure_line(NULL, "\n\nfirst line\nsecond"),
+                            *d = stranded_failure_line("x", "{\"message\":\"from json\",\"code\":1}"),
+                            *e = stranded_failure_line(NULL, NULL);
         char long_text[400];
 
         assert_string_equal(a, " Latest retry failure: `process_lost` - run failed before issue advanced.");
@@ -481,7 +482,7 @@ static void test_failure_line(void **state) {
         assert_string_equal(e, "");
         memset(long_text, 'a', sizeof(long_text) - 1);
         long_text[sizeof(long_text) - 1] = 0;
-        _cleanup_free_ char *f = recovery_failure_line(NULL, long_text);
+        _cleanup_free_ char *f = stranded_failure_line(NULL, long_text);
         assert_int_equal(strlen(f), strlen(" Latest retry failure: ") + 240 + 1);
         assert_non_null(strstr(f, "aaa....")); /* cut to 237 characters and "..." */
 }

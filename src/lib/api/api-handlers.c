@@ -16,7 +16,10 @@
 #include "control/adapter.h"
 #include "api/api-internal.h"
 #include "basic/util.h"
-#include "control/heartbeat.h"
+#include "control/wakeup.h"
+#include "control/claim.h"
+#include "control/finalize.h"
+#include "control/stranded.h"
 #include "store/issues.h"
 #include "store/jsonmap.h"
 #include "basic/log.h"
@@ -635,9 +638,9 @@ static int agent_transition(ApiRequest *req, AgentAction action) {
                 return r;
         /* A paused or terminated agent keeps nothing running (reference §6.2). */
         if (action != AGENT_ACTION_RESUME)
-                (void) heartbeat_cancel_agent_runs(req->ctl, a.id);
+                (void) finalize_cancel_agent_runs(req->ctl, a.id);
         else {
-                heartbeat_start_next(req->ctl, a.id);
+                claim_start_next(req->ctl, a.id);
                 scheduler_reschedule(req->ctl->scheduler);
         }
         return reply_entity(req, 200, &agent_entity, &a);
@@ -688,7 +691,7 @@ static void wake_for_issue(ApiRequest *req, const char *agent_id, WakeupSource s
                           .context_json = c,
                           .actor_type = actor.type,
                           .actor_id = actor.id };
-        r = heartbeat_wakeup(req->ctl, agent_id, &w, &outcome, &run_id, &skip);
+        r = wakeup_request(req->ctl, agent_id, &w, &outcome, &run_id, &skip);
         if (r == -EPERM)
                 log_debug("Not waking agent %s about %s: it is not invokable.", agent_id, issue->identifier);
         else if (r < 0)
@@ -1066,7 +1069,7 @@ static int interrupt_issue_run(ApiRequest *req, const Issue *issue, char run_id[
         entity_array_free(&run_entity, items, n);
         if (!run_id[0])
                 return 0;
-        r = heartbeat_cancel_run(req->ctl, run_id);
+        r = finalize_cancel_run(req->ctl, run_id);
         if (r == -EREMCHG) {
                 log_warning("Run %s is running but not tracked by this corrald: not interrupting it.", run_id);
                 run_id[0] = '\0';
@@ -1664,7 +1667,7 @@ static int wake(ApiRequest *req, bool invoke) {
                         w.idempotency_key = key->valuestring;
         }
 
-        r = heartbeat_wakeup(req->ctl, a.id, &w, &outcome, &run_id, &reason);
+        r = wakeup_request(req->ctl, a.id, &w, &outcome, &run_id, &reason);
         if (r == -EPERM)
                 return api_reply_error(req, 409, "Agent is not invokable in its current state (status %s)",
                                        agent_status_to_string(a.status));
@@ -1861,7 +1864,7 @@ static int handle_run_cancel(ApiRequest *req) {
         r = load(req, &run_entity, req->params[0], &run);
         if (r <= 0)
                 return r;
-        r = heartbeat_cancel_run(req->ctl, run.id);
+        r = finalize_cancel_run(req->ctl, run.id);
         if (r == -EREMCHG)
                 return api_reply_error(req, 409, "run %s is running but not tracked by this corrald", run.id);
         if (r < 0 && r != -ESTALE)

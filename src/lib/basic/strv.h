@@ -17,3 +17,5 @@ static inline void strv_freep(char ***l) {
         strv_free(*l);
 }
 #define _cleanup_strv_free_ __attribute__((cleanup(strv_freep)))
+
+#define STRV_FOREACH(s, l) for (char **s = (l); s && *s; s++)

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
-#include "control/heartbeat.h"
+#include "control/wakeup.h"
 #include "store/jsonmap.h"
 #include "basic/log.h"
 #include "control/control.h"
@@ -77,7 +77,7 @@ static void wake(Scheduler *s, const Agent *a) {
         WakeOutcome outcome;
         int r;
 
-        r = heartbeat_wakeup(s->ctl, a->id, &w, &outcome, &run_id, &reason);
+        r = wakeup_request(s->ctl, a->id, &w, &outcome, &run_id, &reason);
         if (r < 0 && r != -EPERM)
                 log_warning_errno(r, "Timer heartbeat of agent %s failed, ignoring: %m", a->id);
         else if (r >= 0)

@@ -2,17 +2,18 @@
 #include "control/sweep.h"
 
 #include "basic/log.h"
-#include "control/heartbeat.h"
+#include "control/run-recovery.h"
+#include "control/stranded.h"
 
 int control_sweep(Control *ctl, StrandedCounters *ret) {
         StrandedCounters c = {};
         int recovered, r;
 
         /* In the reference's order (§7): lost runs first, then queued work, then issues left without either. */
-        recovered = heartbeat_recover(ctl);
+        recovered = run_recovery_adopt(ctl);
         if (recovered < 0)
                 return recovered;
-        r = recovery_reconcile_stranded(ctl, &c);
+        r = stranded_reconcile(ctl, &c);
         if (r < 0)
                 return log_error_errno(r, "Failed to reconcile stranded issues: %m");
         if (ret)

@@ -6,7 +6,7 @@
 #pragma once
 
 #include "control/control.h"
-#include "control/recovery.h"
+#include "control/stranded.h"
 
 /* Returns the number of runs taken up; *ret (may be NULL) gets the reconciliation's counters. */
 int control_sweep(Control *ctl, StrandedCounters *ret);

@@ -19,7 +19,7 @@
 
 #include "api/api.h"
 #include "basic/util.h"
-#include "control/heartbeat.h"
+#include "control/finalize.h"
 #include "basic/log.h"
 #include "control/sweep.h"
 #include "control/scheduler.h"
@@ -382,7 +382,7 @@ int manager_startup(Manager *m) {
                                 .shim_path = shim,
                                 .boot_id_path = m->config.boot_id_file,
                                 .exec_shims = !m->config.shim_spawner };
-        r = supervisor_new(m->control.event, m->control.store, m->control.placement, &sc, heartbeat_run_finished, &m->control,
+        r = supervisor_new(m->control.event, m->control.store, m->control.placement, &sc, finalize_run_finished, &m->control,
                            &m->control.supervisor);
         if (r < 0)
                 return r;

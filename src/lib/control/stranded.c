@@ -2,7 +2,7 @@
 /*
  * Stranded-issue reconciliation.
  */
-#include "control/recovery.h"
+#include "control/stranded.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -14,7 +14,7 @@
 #include "control/activity.h"
 #include "basic/macro.h"
 #include "basic/util.h"
-#include "control/heartbeat.h"
+#include "control/wakeup.h"
 #include "store/issues.h"
 #include "store/jsonmap.h"
 #include "basic/log.h"
@@ -39,7 +39,7 @@ static int note_issue(StrandedCounters *c, const char *id) {
         return 0;
 }
 
-char *recovery_failure_line(const char *error_code, const char *error) {
+char *stranded_failure_line(const char *error_code, const char *error) {
         _cleanup_free_ char *summary = NULL;
 
         if (!isempty(error)) {
@@ -187,7 +187,7 @@ static int requeue(Control *ctl, const Issue *issue, const char *reason, const c
                           .context_json = c,
                           .actor_type = ACTOR_SYSTEM,
                           .actor_id = "heartbeat" };
-        r = heartbeat_wakeup(ctl, issue->assignee_agent_id, &w, &outcome, &run_id, &why);
+        r = wakeup_request(ctl, issue->assignee_agent_id, &w, &outcome, &run_id, &why);
         if (r == -EPERM)
                 return 0;
         if (r < 0)
@@ -262,7 +262,7 @@ static int reconcile_one(Control *ctl, const Issue *issue, StrandedCounters *c) 
                 if (!latest || latest->status == RUN_SUCCEEDED)
                         c->skipped++;
                 else if (streq_ptr(retry_reason, "assignment_recovery") && unsuccessful(latest->status)) {
-                        failure = recovery_failure_line(latest->error_code, latest->error);
+                        failure = stranded_failure_line(latest->error_code, latest->error);
                         text = failure
                                 ? strprintf("corral automatically retried dispatch for this assigned `todo` issue after a lost "
                                             "wake or run, and it still has no live execution path.%s Moving it to "
@@ -288,7 +288,7 @@ static int reconcile_one(Control *ctl, const Issue *issue, StrandedCounters *c) 
         if (!latest && !issue->checkout_run_id && !issue->execution_run_id)
                 c->skipped++; /* seeded work that never ran */
         else if (latest && streq_ptr(retry_reason, "issue_continuation_needed") && unsuccessful(latest->status)) {
-                failure = recovery_failure_line(latest->error_code, latest->error);
+                failure = stranded_failure_line(latest->error_code, latest->error);
                 text = failure
                         ? strprintf("corral automatically retried continuation for this assigned `in_progress` issue after "
                                     "its live execution disappeared, and it still has no live execution path.%s Moving it "
@@ -316,7 +316,7 @@ static int reconcile_one(Control *ctl, const Issue *issue, StrandedCounters *c) 
         return r < 0 ? r : 0;
 }
 
-int recovery_reconcile_stranded(Control *ctl, StrandedCounters *ret) {
+int stranded_reconcile(Control *ctl, StrandedCounters *ret) {
         StrandedCounters c = {};
         void *items;
         size_t n;

@@ -10,7 +10,7 @@
 
 #include "control/control.h"
 
-#define RECOVERY_MAX_CONTINUATIONS_DEFAULT 2
+#define STRANDED_MAX_CONTINUATIONS_DEFAULT 2
 
 typedef struct StrandedCounters {
         unsigned dispatch_requeued;
@@ -23,8 +23,8 @@ typedef struct StrandedCounters {
 
 void stranded_counters_done(StrandedCounters *c);
 
-int recovery_reconcile_stranded(Control *ctl, StrandedCounters *ret);
+int stranded_reconcile(Control *ctl, StrandedCounters *ret);
 
 /* The "Latest retry failure" line of an escalation comment (with its leading space), from a
  * run's error code and error text; "" when both are empty. */
-char *recovery_failure_line(const char *error_code, const char *error);
+char *stranded_failure_line(const char *error_code, const char *error);

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Claiming queued runs (queued -> running, one guarded transaction) and launching them
+ * once the claim has committed (reference §2.3 steps 1-3, §3.7).
+ */
+#include "control/claim.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/log.h"
+#include "basic/macro.h"
+#include "basic/strv.h"
+#include "basic/time-util.h"
+#include "basic/util.h"
+#include "store/jsonmap.h"
+#include "store/queries.h"
+#include "control/activity.h"
+#include "store/issues.h"
+#include "control/adapter.h"
+#include "control/agent-session.h"
+#include "control/finalize.h"
+#include "control/issue-lock.h"
+#include "control/policy.h"
+#include "control/wake-context.h"
+#include "control/wake-payload.h"
+#include "control/wakeup.h"
+
+/* Finalize a run that never reached the supervisor (launch refused or failed). */
+static void fail_launch(Control *ctl, const char *run_id, const char *agent_id, const char *error) {
+        RunResult result = { .run_id = run_id, .end = RUN_END_LAUNCH_FAILED, .exit_code = INT_NULL, .error = error };
+
+        log_error("Run %s could not be launched: %s", run_id, error);
+        finalize_run_finished(ctl->supervisor, &result, ctl);
+}
+
+/* An issue's blockers that are not done (reference §1.8: dependency readiness). */
+static int unresolved_blockers(Control *ctl, const char *issue_id, int64_t *ret) {
+        return store_count(ctl->store, "issue_relations r JOIN issues b ON b.id = r.issue_id",
+                           "WHERE r.related_issue_id = ?1 AND r.type = 'blocks' AND b.status != 'done'",
+                           (const char *const[]){ issue_id, NULL }, ret);
+}
+
+/* The issue side of claiming an issue run, inside the claim's transaction: it stays queued
+ * while blockers are open or another active run holds the issue; otherwise it holds the
+ * lock, and the harness checks the issue out for it when it is the assignee's work
+ * (reference §2.3 step 2). Returns 1 to go on, 0 to leave the run queued. */
+static int claim_issue(Control *ctl, Run *run, const Agent *agent, const char *now) {
+        _cleanup_json_ cJSON *ctx = wake_context_parse(run->context_snapshot);
+        _cleanup_(issue_donep) Issue issue = {};
+        const char *issue_id = json_string_member(ctx, "issueId"), *reason = json_string_member(ctx, "wakeReason");
+        int64_t blockers;
+        int r;
+
+        if (!issue_id)
+                return 1;
+        r = store_get(ctl->store, &issue_entity, issue_id, &issue);
+        if (r == -ENOENT)
+                return 1;
+        if (r < 0)
+                return r;
+        r = unresolved_blockers(ctl, issue.id, &blockers);
+        if (r < 0)
+                return r;
+        if (blockers > 0)
+                return 0;
+        if (issue.execution_run_id && !streq(issue.execution_run_id, run->id)) {
+                _cleanup_(run_donep) Run holder = {};
+                r = store_get(ctl->store, &run_entity, issue.execution_run_id, &holder);
+                if (r >= 0 && run_status_is_active(holder.status))
+                        return 0;
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+
+        bool checkout = streq_ptr(issue.assignee_agent_id, agent->id) &&
+                (issue.status == ISSUE_TODO || issue.status == ISSUE_BACKLOG || issue.status == ISSUE_BLOCKED ||
+                 issue.status == ISSUE_IN_PROGRESS) &&
+                reason && !streq(reason, "issue_comment_mentioned") && strncmp(reason, "execution_", 10) != 0;
+        if (checkout) {
+                IssueStatus previous = issue.status;
+                issue.status = ISSUE_IN_PROGRESS;
+                if ((!issue.started_at && free_and_strdup(&issue.started_at, now) < 0) ||
+                    free_and_strdup(&issue.checkout_run_id, run->id) < 0 ||
+                    (previous != ISSUE_IN_PROGRESS && free_and_strdup(&issue.updated_at, now) < 0))
+                        return -ENOMEM;
+                cJSON *details = cJSON_CreateObject();
+                if (details) {
+                        cJSON_AddStringToObject(details, "identifier", issue.identifier);
+                        cJSON_AddStringToObject(details, "previousStatus", issue_status_to_string(previous));
+                        cJSON_AddStringToObject(details, "source", "heartbeat.harness_checkout");
+                }
+                r = activity_record(ctl->store, issue.company_id, ACTOR_AGENT, agent->id, "issue.checked_out", "issue", issue.id,
+                                    agent->id, run->id, details);
+                if (r < 0)
+                        return r;
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(ctx, "paperclipHarnessCheckedOut");
+        cJSON_AddBoolToObject(ctx, "paperclipHarnessCheckedOut", checkout);
+        cJSON *wake = NULL;
+        r = wake_payload_build(ctl->store, ctx, &issue, checkout, &wake);
+        if (r < 0)
+                return r;
+        cJSON_DeleteItemFromObjectCaseSensitive(ctx, "paperclipWake");
+        if (wake)
+                cJSON_AddItemToObject(ctx, "paperclipWake", wake);
+        char *text = cJSON_PrintUnformatted(ctx);
+        if (!text)
+                return -ENOMEM;
+        free(run->context_snapshot);
+        run->context_snapshot = text;
+        r = issue_lock_set(ctl->store, &issue, run->id, agent->id, now);
+        return r < 0 ? r : 1;
+}
+
+/* Move one queued run to running (guarded: only if it is still queued), in a transaction of
+ * its own, or in the caller's when in_tx. */
+static int claim(Control *ctl, Run *run, Agent *agent, bool in_tx, bool *ret_claimed) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        char now[ISO_TIME_MAX];
+        int r;
+
+        *ret_claimed = false;
+        r = iso_time_now(now);
+        if (r < 0)
+                return r;
+        if (!in_tx) {
+                r = store_begin(ctl->store);
+                if (r < 0)
+                        return r;
+                tx = ctl->store;
+        }
+        /* Re-read inside the transaction: the run may have changed since it was listed. */
+        _cleanup_free_ char *id = strdup(run->id);
+        if (!id)
+                return -ENOMEM;
+        entity_done(&run_entity, run);
+        r = store_get(ctl->store, &run_entity, id, run);
+        if (r < 0)
+                return r;
+        if (run->status != RUN_QUEUED)
+                return 0;
+        r = claim_issue(ctl, run, agent, now);
+        if (r <= 0)
+                return r; /* stays queued (blocked, or another run holds the issue) */
+        run->status = RUN_RUNNING;
+        run->session_id_before = mfree(run->session_id_before);
+        r = agent_session_resume_id(ctl->store, agent, run->context_snapshot, &run->session_id_before);
+        if (r < 0)
+                return r;
+        if ((!run->started_at && free_and_strdup(&run->started_at, now) < 0) || free_and_strdup(&run->updated_at, now) < 0)
+                return -ENOMEM;
+        static const char *const run_columns[] = { "status",     "session_id_before", "started_at",
+                                                   "updated_at", "context_snapshot",  NULL };
+        static const char *const agent_columns[] = { "status", "updated_at", NULL };
+        r = store_update_columns(ctl->store, &run_entity, run, run_columns);
+        if (r < 0)
+                return r;
+        r = wakeup_set_status(ctl, run->wakeup_request_id, WAKEUP_CLAIMED, NULL, now);
+        if (r < 0)
+                return r;
+        if (agent->status != AGENT_RUNNING) {
+                agent->status = AGENT_RUNNING;
+                if (free_and_strdup(&agent->updated_at, now) < 0)
+                        return -ENOMEM;
+                r = store_update_columns(ctl->store, &agent_entity, agent, agent_columns);
+                if (r < 0)
+                        return r;
+        }
+        if (!in_tx) {
+                r = store_commit(ctl->store);
+                if (r < 0)
+                        return r;
+                tx = NULL;
+        }
+        *ret_claimed = true;
+        return 0;
+}
+
+/* Claim what can start of an agent's queued runs, within its free slots: each in a
+ * transaction of its own, or all in the caller's when in_tx. The claimed runs are moved to
+ * *ret (n of them), to be launched once their transaction has committed. */
+int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *ret_n) {
+        Run *claimed = NULL;
+        size_t n_claimed = 0;
+        int64_t running;
+        void *items;
+        size_t n;
+        int r;
+
+        *ret = NULL;
+        *ret_n = 0;
+        r = store_count(ctl->store, "heartbeat_runs", "WHERE agent_id = ?1 AND status = 'running'",
+                        (const char *const[]){ agent->id, NULL }, &running);
+        if (r < 0)
+                return r;
+        int slots = policy_heartbeat(agent).max_concurrent - (int) running;
+        if (slots <= 0)
+                return 0;
+        /* Claim order (reference §3.7): runs on in_progress issues first, then other issue runs,
+         * then runs without an issue, and runs whose issue has open blockers last; within a rank
+         * by issue priority, then oldest first. A run that stays queued makes room for the next. */
+        r = store_list(ctl->store, &run_entity,
+                       "WHERE agent_id = ?1 AND status = 'queued' ORDER BY "
+                       "CASE WHEN json_extract(context_snapshot, '$.issueId') IS NULL THEN 2 "
+                       "WHEN EXISTS (SELECT 1 FROM issue_relations rel JOIN issues b ON b.id = rel.issue_id "
+                       "WHERE rel.related_issue_id = json_extract(heartbeat_runs.context_snapshot, '$.issueId') "
+                       "AND rel.type = 'blocks' AND b.status != 'done') THEN 3 "
+                       "WHEN (SELECT status FROM issues WHERE id = json_extract(heartbeat_runs.context_snapshot, '$.issueId')) "
+                       "= 'in_progress' THEN 0 ELSE 1 END, "
+                       "CASE (SELECT priority FROM issues WHERE id = json_extract(heartbeat_runs.context_snapshot, '$.issueId')) "
+                       "WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3 ELSE 4 END, "
+                       "created_at, rowid",
+                       (const char *const[]){ agent->id, NULL }, 0, &items, &n);
+        if (r < 0)
+                return log_error_errno(r, "Failed to list queued runs of agent %s: %m", agent->id);
+        if (n > 0) {
+                claimed = calloc(MIN(n, (size_t) slots), sizeof(Run));
+                if (!claimed) {
+                        entity_array_free(&run_entity, items, n);
+                        return -ENOMEM;
+                }
+        }
+        for (size_t i = 0; i < n && slots > 0; i++) {
+                Run *run = (Run *) items + i;
+                bool ok;
+
+                r = claim(ctl, run, agent, in_tx, &ok);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to claim run %s: %m", strna(run->id));
+                        if (in_tx) {
+                                /* The caller's transaction is rolled back: nothing was claimed. */
+                                entity_array_free(&run_entity, claimed, n_claimed);
+                                entity_array_free(&run_entity, items, n);
+                                return r;
+                        }
+                        break;
+                }
+                if (!ok)
+                        continue;
+                slots--;
+                claimed[n_claimed++] = *run;
+                *run = (Run){}; /* moved */
+        }
+        entity_array_free(&run_entity, items, n);
+        *ret = claimed;
+        *ret_n = n_claimed;
+        return 0;
+}
+
+/* One claimed run: its command line and environment, its sandbox, its shim. */
+static int launch_one(Control *ctl, const Agent *agent, const Run *run, char **ret_error) {
+        _cleanup_(adapter_launch_done) AdapterLaunch launch = {};
+        _cleanup_(sandbox_launch_done) SandboxLaunch sandbox = {};
+        _cleanup_strv_free_ char **secrets = NULL;
+        _cleanup_free_ char *home = sandbox_home_path(ctl->sandbox, agent->id), *run_dir = NULL;
+        int r;
+
+        if (!home)
+                return -ENOMEM;
+        r = store_agent_secrets(ctl->store, agent->id, &secrets);
+        if (r < 0)
+                return r;
+        r = adapter_build_launch(agent, run, ctl->agent_socket_path, home, secrets, &launch, ret_error);
+        if (r < 0)
+                return r;
+        run_dir = supervisor_run_dir(ctl->supervisor, run->id);
+        if (!run_dir)
+                return -ENOMEM;
+        r = sandbox_prepare(ctl->sandbox, ctl->store, agent, run_dir, launch.spec.cwd, &sandbox, ret_error);
+        if (r < 0)
+                return r;
+        if (sandbox.warning) {
+                log_warning("Run %s of agent %s: %s.", run->id, agent->id, sandbox.warning);
+                (void) store_run_event_append(ctl->store, run->id, "lifecycle", LEVEL_WARN, sandbox.warning, NULL);
+        }
+        if (sandbox.n_ip_allow > 0) {
+                /* Only systemd's IPAddressAllow= enforces an address allowlist here. */
+                if (ctl->placement->kind != PLACEMENT_SCOPE)
+                        return set_error(ret_error, -EOPNOTSUPP,
+                                         "adapterConfig.sandbox.network.allow is enforced by the scope backend only "
+                                         "(systemd's IPAddressAllow=), and this corrald runs placement=%s",
+                                         placement_kind_to_string(ctl->placement->kind));
+                memcpy(launch.spec.limits.ip_allow, sandbox.ip_allow, sizeof(sandbox.ip_allow));
+                launch.spec.limits.n_ip_allow = sandbox.n_ip_allow;
+        }
+        launch.spec.sandboxed = sandbox.confined;
+        launch.spec.files = sandbox.files;
+        launch.spec.n_files = sandbox.n_files;
+        return supervisor_launch(ctl->supervisor, &launch.spec);
+}
+
+/* Launch claimed runs (their claim committed); claimed is freed. */
+void claim_launch(Control *ctl, const Agent *agent, Run *claimed, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *error = NULL;
+                int r;
+
+                r = launch_one(ctl, agent, &claimed[i], &error);
+                if (r < 0)
+                        fail_launch(ctl, claimed[i].id, agent->id, error ?: strerror(-r));
+        }
+        entity_array_free(&run_entity, claimed, n);
+}
+
+void claim_start_next(Control *ctl, const char *agent_id) {
+        _cleanup_(agent_donep) Agent agent = {};
+        Run *claimed;
+        size_t n;
+        int r;
+
+        r = store_get(ctl->store, &agent_entity, agent_id, &agent);
+        if (r < 0 || !agent_status_is_invokable(agent.status))
+                return;
+        r = claim_startable(ctl, &agent, false, &claimed, &n);
+        if (r < 0)
+                log_error_errno(r, "Failed to start queued runs of agent %s: %m", agent.id);
+        claim_launch(ctl, &agent, claimed, n);
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * How a run ends (reference §2.3 step 7, §2.4, §6.1): the supervisor's RunResult becomes
+ * the run's terminal status, error code and stop metadata, and in the same transaction its
+ * wakeup, its issue's lock and the deferred wakes behind it, its agent and runtime state,
+ * and a retry of a lost run follow. Cancelling a run ends it the same way.
+ */
+#pragma once
+
+#include "control/control.h"
+#include "store/model.h"
+#include "store/store.h"
+#include "supervise/supervisor.h"
+
+/* How much of a coding CLI's final text resultJson keeps. */
+#define RUN_RESULT_TEXT_MAX (64 * 1024)
+
+/* Apply a result to a run record in memory: status, error, errorCode, exitCode, signal,
+ * finishedAt, log size and digest, excerpts, and stopReason/timeoutFired in resultJson. */
+int finalize_apply_result(Run *run, const RunResult *result);
+
+/* Load the run, apply the result, write it back in one transaction with a lifecycle event.
+ * -ESTALE when the run is already terminal (it is left as it is). */
+int finalize_run(Store *s, const RunResult *result, Run *ret);
+/* The same inside the caller's transaction. */
+int finalize_run_in_transaction(Store *s, const RunResult *result, Run *ret);
+
+/* The supervisor's callback (userdata: the Control): a run ended and its cgroup is gone. */
+void finalize_run_finished(Supervisor *s, const RunResult *result, void *userdata);
+
+/* Cancel one run: a queued run at once, a running one through the supervisor (it ends
+ * after SIGTERM and the grace period). -ENOENT unknown, -ESTALE already terminal,
+ * -EREMCHG running but not tracked by this corrald. */
+int finalize_cancel_run(Control *ctl, const char *run_id);
+
+/* Cancel every queued and running run of an agent (pause, terminate). */
+int finalize_cancel_agent_runs(Control *ctl, const char *agent_id);

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * An issue's execution lock (executionRunId, executionAgentId, executionLockedAt): the run
+ * that works on the issue now. An issue-scoped wake takes it in the transaction that queues
+ * its run (SPEC §3 difference 1); every terminal path of that run releases it (difference
+ * 3). This module is the only writer of those three fields.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+#include "store/model.h"
+#include "store/store.h"
+
+/* Point the lock at run_id of agent_id (NULL releases it) and write the issue. updatedAt
+ * stays: the lock is bookkeeping, not a change of the issue. */
+int issue_lock_set(Store *s, Issue *issue, const char *run_id, const char *agent_id, const char *now);
+
+/* The run holding the issue's lock, if it is still queued or running (*ret_found). A lock
+ * on a run that ended is released; an issue without one adopts an active run of it
+ * (running first, then the oldest), so that runs queued before locks existed count. */
+int issue_lock_holder(Store *s, Issue *issue, const char *now, Run *ret, bool *ret_found);
+
+/* A run ended: release the lock of its issue if the run holds it. *ret (entity_done it)
+ * gets the issue and *ret_released whether there is one whose lock is now free; an issue
+ * held by another run is left alone. */
+int issue_lock_release(Store *s, const Run *run, const char *now, Issue *ret, bool *ret_released);

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* An agent's heartbeat policy: runtimeConfig.heartbeat with the reference's defaults (§7). */
+#pragma once
+
+#include <stdbool.h>
+
+#include "store/model.h"
+
+#define POLICY_MAX_CONCURRENT_DEFAULT 1
+#define POLICY_MAX_CONCURRENT_MAX 10
+
+typedef struct HeartbeatPolicy {
+        bool enabled; /* timer wakes */
+        bool wake_on_demand; /* every other wake */
+        int max_concurrent; /* running runs at once, 1..POLICY_MAX_CONCURRENT_MAX */
+} HeartbeatPolicy;
+
+/* Malformed or missing settings take their defaults. */
+HeartbeatPolicy policy_heartbeat(const Agent *a);

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Runs in status running whose process this corrald does not track (SPEC §5, reference
+ * §4): at startup and on every sweep each is re-adopted when its shim still lives, or
+ * finalized as lost, with one automatic retry of a lost run.
+ */
+#pragma once
+
+#include "control/control.h"
+#include "store/model.h"
+
+/* Take up the untracked running runs, then start queued runs. Returns how many runs were
+ * examined. */
+int run_recovery_adopt(Control *ctl);
+
+/* Queue the one automatic retry of a run whose process was lost (reference §4 step 10),
+ * inside the caller's transaction; the issue's lock moves to the retry. */
+int run_recovery_enqueue_retry(Control *ctl, const Run *lost, char **ret_retry_id);

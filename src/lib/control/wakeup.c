@@ -1,0 +1,596 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Wakes: whether a wake becomes a run, joins one, waits for an issue's lock or is
+ * skipped, each decided and written in one transaction (reference §3.2; docs/design.md,
+ * "Wakes").
+ */
+#include "control/wakeup.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/log.h"
+#include "basic/macro.h"
+#include "basic/strv.h"
+#include "basic/time-util.h"
+#include "basic/util.h"
+#include "store/jsonmap.h"
+#include "store/queries.h"
+#include "control/activity.h"
+#include "store/issues.h"
+#include "control/claim.h"
+#include "control/issue-lock.h"
+#include "control/policy.h"
+#include "control/wake-context.h"
+
+const char *wake_outcome_to_string(WakeOutcome o) {
+        static const char *const names[] = { "queued", "coalesced", "skipped", "deferred" };
+        return o >= 0 && (size_t) o < ELEMENTSOF(names) ? names[o] : NULL;
+}
+
+/* The run's context: the wake's reason, source, trigger, issue, task key and comment ids
+ * (reference §3.2 step 1), over the caller's extra keys. */
+static cJSON *wake_context(const WakeRequest *req, const cJSON *payload) {
+        cJSON *ctx = wake_context_parse(req->context_json);
+        const cJSON *task = cJSON_GetObjectItemCaseSensitive(payload, "taskKey"),
+                    *issue = cJSON_GetObjectItemCaseSensitive(payload, "issueId"),
+                    *comment = cJSON_GetObjectItemCaseSensitive(payload, "commentId");
+
+        if (!ctx)
+                return NULL;
+        if (req->reason)
+                cJSON_AddStringToObject(ctx, "wakeReason", req->reason);
+        cJSON_AddStringToObject(ctx, "wakeSource", wakeup_source_to_string(req->source));
+        if (req->trigger_detail >= 0)
+                cJSON_AddStringToObject(ctx, "wakeTriggerDetail", trigger_detail_to_string(req->trigger_detail));
+        if (cJSON_IsString(issue)) {
+                cJSON_AddStringToObject(ctx, "issueId", issue->valuestring);
+                cJSON_AddStringToObject(ctx, "taskId", issue->valuestring);
+        }
+        if (cJSON_IsString(task))
+                cJSON_AddStringToObject(ctx, "taskKey", task->valuestring);
+        else if (cJSON_IsString(issue))
+                cJSON_AddStringToObject(ctx, "taskKey", issue->valuestring);
+        if (cJSON_IsString(comment)) {
+                cJSON *ids = cJSON_AddArrayToObject(ctx, "wakeCommentIds");
+                cJSON_AddItemToArray(ids, cJSON_CreateString(comment->valuestring));
+                cJSON_AddStringToObject(ctx, "commentId", comment->valuestring);
+                cJSON_AddStringToObject(ctx, "wakeCommentId", comment->valuestring);
+        }
+        return ctx;
+}
+
+static int insert_wakeup(Control *ctl, const Agent *agent, const WakeRequest *req, WakeupStatus status, const char *reason,
+                         const char *run_id, const char *now, WakeupRequest *ret) {
+        _cleanup_(wakeup_donep) WakeupRequest w = {};
+        int r;
+
+        r = entity_init(&wakeup_entity, &w);
+        if (r < 0)
+                return r;
+        r = record_stamp(&w.id, &w.created_at, &w.updated_at, now);
+        if (r < 0)
+                return r;
+        w.source = req->source;
+        w.trigger_detail = req->trigger_detail;
+        w.status = status;
+        w.requested_by_actor_type = req->actor_type;
+        if (status == WAKEUP_COALESCED)
+                w.coalesced_count = 1;
+        if (free_and_strdup(&w.company_id, agent->company_id) < 0 || free_and_strdup(&w.agent_id, agent->id) < 0 ||
+            free_and_strdup(&w.reason, reason) < 0 || free_and_strdup(&w.requested_by_actor_id, req->actor_id) < 0 ||
+            free_and_strdup(&w.idempotency_key, req->idempotency_key) < 0 || free_and_strdup(&w.run_id, run_id) < 0 ||
+            free_and_strdup(&w.requested_at, now) < 0 ||
+            (req->payload_json && free_and_strdup(&w.payload, req->payload_json) < 0) ||
+            ((status == WAKEUP_SKIPPED || status == WAKEUP_COALESCED) && free_and_strdup(&w.finished_at, now) < 0))
+                return -ENOMEM;
+        r = store_insert(ctl->store, &wakeup_entity, &w);
+        if (r < 0)
+                return r;
+        if (ret) {
+                *ret = w;
+                w = (WakeupRequest){};
+        }
+        return 0;
+}
+
+/* Park a wake behind the lock: one deferred row per agent and issue, later wakes merged in. */
+static int defer_wake(Control *ctl, const Agent *agent, const Issue *issue, const WakeRequest *req, const cJSON *ctx,
+                      const char *now) {
+        _cleanup_json_ cJSON *payload = NULL, *stored = NULL;
+        void *items;
+        size_t n;
+        int r;
+
+        r = store_list(ctl->store, &wakeup_entity,
+                       "WHERE company_id = ?1 AND agent_id = ?2 AND status = 'deferred_issue_execution' "
+                       "AND json_extract(payload, '$.issueId') = ?3 ORDER BY requested_at LIMIT 1",
+                       (const char *const[]){ agent->company_id, agent->id, issue->id, NULL }, 1, &items, &n);
+        if (r < 0)
+                return r;
+        if (n > 0) {
+                WakeupRequest *w = items;
+                payload = wake_context_parse(w->payload);
+                stored = cJSON_DetachItemFromObjectCaseSensitive(payload, "_paperclipWakeContext");
+                if (!cJSON_IsObject(stored)) {
+                        cJSON_Delete(stored);
+                        stored = cJSON_CreateObject();
+                }
+                wake_context_merge(stored, ctx);
+                _cleanup_json_ cJSON *incoming = wake_context_parse(req->payload_json);
+                wake_context_merge(payload, incoming);
+                cJSON_AddItemToObject(payload, "_paperclipWakeContext", TAKE_PTR(stored));
+                char *text = cJSON_PrintUnformatted(payload);
+                if (!text) {
+                        entity_array_free(&wakeup_entity, items, n);
+                        return -ENOMEM;
+                }
+                free(w->payload);
+                w->payload = text;
+                w->coalesced_count++;
+                r = free_and_strdup(&w->updated_at, now);
+                if (r >= 0)
+                        r = store_update(ctl->store, &wakeup_entity, w);
+                entity_array_free(&wakeup_entity, items, n);
+                return r;
+        }
+        free(items);
+
+        payload = wake_context_parse(req->payload_json);
+        if (!payload)
+                return -ENOMEM;
+        cJSON_DeleteItemFromObjectCaseSensitive(payload, "issueId");
+        cJSON_AddStringToObject(payload, "issueId", issue->id);
+        cJSON_AddItemToObject(payload, "_paperclipWakeContext", cJSON_Duplicate(ctx, true));
+        _cleanup_free_ char *text = cJSON_PrintUnformatted(payload);
+        if (!text)
+                return -ENOMEM;
+        WakeRequest deferred = *req;
+        deferred.payload_json = text;
+        return insert_wakeup(ctl, agent, &deferred, WAKEUP_DEFERRED_ISSUE_EXECUTION, "issue_execution_deferred", NULL, now, NULL);
+}
+
+/* A queued run for a wakeup, linked both ways. */
+static int queue_run(Control *ctl, const Agent *agent, const WakeRequest *req, WakeupStatus wstatus, const char *context,
+                     const char *now, WakeupRequest *wakeup, Run *ret) {
+        _cleanup_(run_donep) Run run = {};
+        int r;
+
+        r = entity_init(&run_entity, &run);
+        if (r < 0)
+                return r;
+        r = record_stamp(&run.id, &run.created_at, &run.updated_at, now);
+        if (r < 0)
+                return r;
+        run.invocation_source = req->source;
+        run.trigger_detail = req->trigger_detail;
+        if (free_and_strdup(&run.context_snapshot, context) < 0 || free_and_strdup(&run.company_id, agent->company_id) < 0 ||
+            free_and_strdup(&run.agent_id, agent->id) < 0 || free_and_strdup(&run.wakeup_request_id, wakeup->id) < 0)
+                return -ENOMEM;
+        r = store_insert(ctl->store, &run_entity, &run);
+        if (r < 0)
+                return r;
+        wakeup->status = wstatus;
+        if (free_and_strdup(&wakeup->run_id, run.id) < 0 || free_and_strdup(&wakeup->updated_at, now) < 0)
+                return -ENOMEM;
+        r = store_update(ctl->store, &wakeup_entity, wakeup);
+        if (r < 0)
+                return r;
+        if (ret) {
+                *ret = run;
+                run = (Run){};
+        }
+        return 0;
+}
+
+/* An issue-scoped wake inside the caller's transaction. */
+static int wake_issue(Control *ctl, const Agent *agent, Issue *issue, const WakeRequest *req, cJSON *ctx, const char *now,
+                      WakeOutcome *ret_outcome, char **ret_run_id) {
+        _cleanup_(run_donep) Run holder = {}, run = {};
+        _cleanup_(wakeup_donep) WakeupRequest w = {};
+        _cleanup_free_ char *context = NULL;
+        bool found;
+        int r;
+
+        r = issue_lock_holder(ctl->store, issue, now, &holder, &found);
+        if (r < 0)
+                return r;
+        if (found) {
+                /* Lock identity is the agent id, not its name (SPEC §3 difference 1). */
+                bool same = streq(issue->execution_agent_id ?: holder.agent_id, agent->id);
+                bool follow_up = (wake_context_has_comment(ctx) || streq_ptr(req->reason, "approval_approved")) &&
+                        holder.status == RUN_RUNNING && same;
+
+                if (same && !follow_up) {
+                        /* Join the run that will do the work anyway. */
+                        _cleanup_json_ cJSON *hctx = wake_context_parse(holder.context_snapshot);
+                        wake_context_merge(hctx, ctx);
+                        char *text = cJSON_PrintUnformatted(hctx);
+                        if (!text)
+                                return -ENOMEM;
+                        free(holder.context_snapshot);
+                        holder.context_snapshot = text;
+                        if (free_and_strdup(&holder.updated_at, now) < 0)
+                                return -ENOMEM;
+                        r = store_update(ctl->store, &run_entity, &holder);
+                        if (r < 0)
+                                return r;
+                        r = insert_wakeup(ctl, agent, req, WAKEUP_COALESCED, "issue_execution_same_name", holder.id, now, NULL);
+                        if (r < 0)
+                                return r;
+                        *ret_outcome = WAKE_COALESCED;
+                        *ret_run_id = strdup(holder.id);
+                        return *ret_run_id ? 0 : -ENOMEM;
+                }
+                r = defer_wake(ctl, agent, issue, req, ctx, now);
+                if (r < 0)
+                        return r;
+                *ret_outcome = WAKE_DEFERRED;
+                *ret_run_id = NULL;
+                return 0;
+        }
+
+        /* Nobody holds the issue: a new run takes the lock in this same transaction, so a
+         * second wake can never start a second run (SPEC §3 difference 1). */
+        context = cJSON_PrintUnformatted(ctx);
+        if (!context)
+                return -ENOMEM;
+        r = insert_wakeup(ctl, agent, req, WAKEUP_QUEUED, req->reason, NULL, now, &w);
+        if (r < 0)
+                return r;
+        r = queue_run(ctl, agent, req, WAKEUP_QUEUED, context, now, &w, &run);
+        if (r < 0)
+                return r;
+        r = issue_lock_set(ctl->store, issue, run.id, agent->id, now);
+        if (r < 0)
+                return r;
+        *ret_outcome = WAKE_QUEUED;
+        *ret_run_id = strdup(run.id);
+        return *ret_run_id ? 0 : -ENOMEM;
+}
+
+/* The wake's own activity, if it asked for one, just before its transaction commits. */
+static int record_wake(Control *ctl, const Agent *agent, const WakeRequest *req, WakeOutcome outcome, const char *run_id) {
+        cJSON *details;
+
+        if (!req->activity)
+                return 0;
+        details = cJSON_CreateObject();
+        if (!details || !cJSON_AddStringToObject(details, "source", wakeup_source_to_string(req->source)) ||
+            !cJSON_AddStringToObject(details, "outcome", wake_outcome_to_string(outcome)) ||
+            (run_id && !cJSON_AddStringToObject(details, "runId", run_id))) {
+                cJSON_Delete(details);
+                return -ENOMEM;
+        }
+        return activity_record(ctl->store, agent->company_id, req->actor_type, req->actor_id, req->activity, "agent", agent->id,
+                               agent->id, NULL, details);
+}
+
+int wakeup_request(Control *ctl, const char *agent_id, const WakeRequest *req, WakeOutcome *ret_outcome, char **ret_run_id,
+                   char **ret_reason) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(agent_donep) Agent agent = {};
+        _cleanup_(wakeup_donep) WakeupRequest w = {};
+        _cleanup_(run_donep) Run run = {};
+        _cleanup_json_ cJSON *payload = NULL;
+        _cleanup_free_ char *context = NULL;
+        _cleanup_json_ cJSON *ctx = NULL;
+        char now[ISO_TIME_MAX];
+        const char *skip = NULL, *task_key, *clause;
+        void *items;
+        size_t n;
+        int r;
+
+        r = store_get(ctl->store, &agent_entity, agent_id, &agent);
+        if (r < 0)
+                return r;
+        if (!agent_status_is_invokable(agent.status))
+                return -EPERM;
+        payload = wake_context_parse(req->payload_json);
+        if (!payload)
+                return -ENOMEM;
+        const cJSON *issue_id = cJSON_GetObjectItemCaseSensitive(payload, "issueId");
+        if (issue_id && !cJSON_IsString(issue_id))
+                return -EINVAL;
+        r = iso_time_now(now);
+        if (r < 0)
+                return r;
+
+        HeartbeatPolicy p = policy_heartbeat(&agent);
+        if (req->source == WAKEUP_SOURCE_TIMER && !p.enabled)
+                skip = "heartbeat.disabled";
+        else if (req->source != WAKEUP_SOURCE_TIMER && !p.wake_on_demand)
+                skip = "heartbeat.wakeOnDemand.disabled";
+
+        r = store_begin(ctl->store);
+        if (r < 0)
+                return r;
+        tx = ctl->store;
+
+        /* The same idempotency key twice is the same wake. */
+        if (req->idempotency_key) {
+                r = store_list(ctl->store, &wakeup_entity,
+                               "WHERE agent_id = ?1 AND idempotency_key = ?2 ORDER BY created_at LIMIT 1",
+                               (const char *const[]){ agent.id, req->idempotency_key, NULL }, 1, &items, &n);
+                if (r < 0)
+                        return r;
+                if (n > 0) {
+                        WakeupRequest *prev = items;
+                        WakeOutcome outcome = prev->status == WAKEUP_SKIPPED ? WAKE_SKIPPED : WAKE_COALESCED;
+                        r = record_wake(ctl, &agent, req, outcome, prev->run_id);
+                        if (r >= 0)
+                                r = store_commit(ctl->store);
+                        if (r >= 0) {
+                                tx = NULL;
+                                *ret_outcome = outcome;
+                                *ret_run_id = prev->run_id ? strdup(prev->run_id) : NULL;
+                                *ret_reason = prev->reason ? strdup(prev->reason) : NULL;
+                        }
+                        entity_array_free(&wakeup_entity, items, n);
+                        return r;
+                }
+                free(items);
+        }
+
+        if (skip) {
+                r = insert_wakeup(ctl, &agent, req, WAKEUP_SKIPPED, skip, NULL, now, NULL);
+                if (r >= 0)
+                        r = record_wake(ctl, &agent, req, WAKE_SKIPPED, NULL);
+                if (r < 0)
+                        return r;
+                r = store_commit(ctl->store);
+                if (r < 0)
+                        return r;
+                tx = NULL;
+                *ret_outcome = WAKE_SKIPPED;
+                *ret_run_id = NULL;
+                *ret_reason = strdup(skip);
+                return 0;
+        }
+
+        ctx = wake_context(req, payload);
+        context = ctx ? cJSON_PrintUnformatted(ctx) : NULL;
+        if (!context)
+                return -ENOMEM;
+
+        if (issue_id) {
+                _cleanup_(issue_donep) Issue issue = {};
+                WakeOutcome outcome;
+
+                r = store_get(ctl->store, &issue_entity, issue_id->valuestring, &issue);
+                if (r == -ENOENT || (r >= 0 && !streq(issue.company_id, agent.company_id))) {
+                        r = insert_wakeup(ctl, &agent, req, WAKEUP_SKIPPED, "issue_execution_issue_not_found", NULL, now, NULL);
+                        if (r >= 0)
+                                r = record_wake(ctl, &agent, req, WAKE_SKIPPED, NULL);
+                        if (r >= 0)
+                                r = store_commit(ctl->store);
+                        if (r < 0)
+                                return r;
+                        tx = NULL;
+                        *ret_outcome = WAKE_SKIPPED;
+                        *ret_run_id = NULL;
+                        *ret_reason = strdup("issue_execution_issue_not_found");
+                        return 0;
+                }
+                if (r < 0)
+                        return r;
+                r = wake_issue(ctl, &agent, &issue, req, ctx, now, &outcome, ret_run_id);
+                if (r >= 0)
+                        r = record_wake(ctl, &agent, req, outcome, *ret_run_id);
+                if (r < 0) {
+                        *ret_run_id = mfree(*ret_run_id);
+                        return r;
+                }
+                r = store_commit(ctl->store);
+                if (r < 0) {
+                        *ret_run_id = mfree(*ret_run_id);
+                        return r;
+                }
+                tx = NULL;
+                *ret_outcome = outcome;
+                *ret_reason = outcome == WAKE_DEFERRED ? strdup("issue_execution_deferred") : NULL;
+                /* A joined run may have become startable too (its blockers resolved, say). */
+                if (outcome == WAKE_QUEUED || outcome == WAKE_COALESCED)
+                        claim_start_next(ctl, agent.id);
+                return 0;
+        }
+        /* A queued run of the same task absorbs the wake (reference §3.2 step 10): the newest
+         * queued run whose taskKey (a string, or none) is the wake's. Without a key the
+         * argument list ends before ?2, which the clause then does not use. */
+        task_key = json_string_member(ctx, "taskKey");
+#define QUEUED_TASK_KEY                                                                                    \
+        "CASE WHEN json_type(context_snapshot, '$.taskKey') = 'text' THEN json_extract(context_snapshot, " \
+        "'$.taskKey') END"
+        clause = task_key ? "WHERE agent_id = ?1 AND status = 'queued' AND " QUEUED_TASK_KEY " = ?2 "
+                            "ORDER BY created_at DESC, rowid DESC"
+                          : "WHERE agent_id = ?1 AND status = 'queued' AND " QUEUED_TASK_KEY " IS NULL "
+                            "ORDER BY created_at DESC, rowid DESC";
+#undef QUEUED_TASK_KEY
+        r = store_list(ctl->store, &run_entity, clause, (const char *const[]){ agent.id, task_key, NULL }, 1, &items, &n);
+        if (r < 0)
+                return r;
+        if (n > 0) {
+                Run *q = items;
+                r = insert_wakeup(ctl, &agent, req, WAKEUP_COALESCED, req->reason, q->id, now, NULL);
+                if (r >= 0)
+                        r = record_wake(ctl, &agent, req, WAKE_COALESCED, q->id);
+                if (r >= 0)
+                        r = store_commit(ctl->store);
+                if (r >= 0) {
+                        tx = NULL;
+                        *ret_outcome = WAKE_COALESCED;
+                        *ret_run_id = strdup(q->id);
+                        *ret_reason = NULL;
+                }
+                entity_array_free(&run_entity, items, n);
+                return r;
+        }
+        entity_array_free(&run_entity, items, n);
+
+        /* A new queued run, linked both ways with its wakeup. */
+        r = insert_wakeup(ctl, &agent, req, WAKEUP_QUEUED, req->reason, NULL, now, &w);
+        if (r < 0)
+                return r;
+        r = queue_run(ctl, &agent, req, WAKEUP_QUEUED, context, now, &w, &run);
+        if (r >= 0)
+                r = record_wake(ctl, &agent, req, WAKE_QUEUED, run.id);
+        /* The claim in the same transaction: the run's row is written once, and the agent
+         * starts one commit sooner. */
+        Run *claimed = NULL;
+        size_t n_claimed = 0;
+        if (r >= 0)
+                r = claim_startable(ctl, &agent, true, &claimed, &n_claimed);
+        if (r < 0)
+                return r;
+        r = store_commit(ctl->store);
+        if (r < 0) {
+                entity_array_free(&run_entity, claimed, n_claimed);
+                return r;
+        }
+        tx = NULL;
+
+        *ret_outcome = WAKE_QUEUED;
+        *ret_run_id = strdup(run.id);
+        *ret_reason = NULL;
+        claim_launch(ctl, &agent, claimed, n_claimed);
+        return *ret_run_id ? 0 : -ENOMEM;
+}
+
+/* Only the columns that change, so that nothing else of the row needs reading first. */
+int wakeup_set_status(Control *ctl, const char *wakeup_id, WakeupStatus status, const char *error, const char *now) {
+        static const char *const claimed[] = { "status", "updated_at", "claimed_at", NULL };
+        static const char *const finished[] = { "status", "updated_at", "finished_at", NULL };
+        static const char *const failed[] = { "status", "updated_at", "finished_at", "error", NULL };
+        int r;
+
+        if (!wakeup_id)
+                return 0;
+        WakeupRequest w = {
+                .id = (char *) wakeup_id,
+                .status = status,
+                .updated_at = (char *) now,
+                .claimed_at = (char *) now,
+                .finished_at = (char *) now,
+                .error = (char *) error,
+        };
+        r = store_update_columns(ctl->store, &wakeup_entity, &w, status == WAKEUP_CLAIMED ? claimed : error ? failed : finished);
+        return r == -ENOENT ? 0 : r;
+}
+
+/* Promote one deferred wake: its run is queued (reference §3.4 step 4). */
+static int promote(Control *ctl, Issue *issue, WakeupRequest *w, const Agent *agent, const char *now, bool *ret_locked) {
+        _cleanup_json_ cJSON *payload = wake_context_parse(w->payload), *ctx = NULL;
+        _cleanup_free_ char *context = NULL;
+        _cleanup_(run_donep) Run run = {};
+        int r;
+
+        ctx = cJSON_DetachItemFromObjectCaseSensitive(payload, "_paperclipWakeContext");
+        if (!cJSON_IsObject(ctx)) {
+                cJSON_Delete(ctx);
+                ctx = cJSON_CreateObject();
+        }
+        if (!payload || !ctx)
+                return -ENOMEM;
+
+        /* Comments on a closed issue reopen it for the agent they wake. */
+        if (wake_context_has_comment(ctx) && (issue->status == ISSUE_DONE || issue->status == ISSUE_CANCELLED)) {
+                IssueStatus from = issue->status;
+                issue->status = ISSUE_TODO;
+                issue->execution_state = mfree(issue->execution_state);
+                issue->completed_at = mfree(issue->completed_at);
+                issue->cancelled_at = mfree(issue->cancelled_at);
+                cJSON_AddStringToObject(ctx, "reopenedFrom", issue_status_to_string(from));
+                r = store_update(ctl->store, &issue_entity, issue);
+                if (r < 0)
+                        return r;
+                r = activity_record(ctl->store, issue->company_id, ACTOR_SYSTEM, "heartbeat", "issue.updated", "issue", issue->id,
+                                    NULL, NULL, issue_reopen_details(issue, from, "deferred_comment_wake"));
+                if (r < 0)
+                        return r;
+        }
+
+        context = cJSON_PrintUnformatted(ctx);
+        char *p = cJSON_PrintUnformatted(payload);
+        if (!context || !p) {
+                free(p);
+                return -ENOMEM;
+        }
+        free(w->payload);
+        w->payload = p;
+        w->claimed_at = mfree(w->claimed_at);
+        w->finished_at = mfree(w->finished_at);
+        w->error = mfree(w->error);
+        if (free_and_strdup(&w->reason, "issue_execution_promoted") < 0)
+                return -ENOMEM;
+        WakeRequest req = { .source = w->source, .trigger_detail = w->trigger_detail };
+        r = queue_run(ctl, agent, &req, WAKEUP_QUEUED, context, now, w, &run);
+        if (r < 0)
+                return r;
+        /* The first promoted run takes the lock; the others wait for it at claim time. */
+        if (!issue->execution_run_id) {
+                r = issue_lock_set(ctl->store, issue, run.id, agent->id, now);
+                if (r < 0)
+                        return r;
+                *ret_locked = true;
+        }
+        return 0;
+}
+
+int wakeup_promote_deferred(Control *ctl, Issue *issue, const char *now, char ***agents) {
+        void *items;
+        size_t n;
+        int r;
+
+        r = store_list(
+                ctl->store, &wakeup_entity,
+                "WHERE company_id = ?1 AND status = 'deferred_issue_execution' AND json_extract(payload, '$.issueId') = ?2 "
+                "ORDER BY requested_at, rowid",
+                (const char *const[]){ issue->company_id, issue->id, NULL }, 0, &items, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                WakeupRequest *w = (WakeupRequest *) items + i;
+                _cleanup_(agent_donep) Agent agent = {};
+                bool locked = false;
+
+                if (strv_contains((const char *const *) *agents, w->agent_id))
+                        continue; /* one promotion per agent and release; the next waits its turn */
+                r = store_get(ctl->store, &agent_entity, w->agent_id, &agent);
+                if (r < 0 && r != -ENOENT)
+                        break;
+                if (r == -ENOENT || !streq(agent.company_id, issue->company_id) || !agent_status_is_invokable(agent.status)) {
+                        w->status = WAKEUP_FAILED;
+                        if (free_and_strdup(&w->error, "Deferred wake could not be promoted: agent is not invokable") < 0 ||
+                            free_and_strdup(&w->finished_at, now) < 0 || free_and_strdup(&w->updated_at, now) < 0)
+                                r = -ENOMEM;
+                        else
+                                r = store_update(ctl->store, &wakeup_entity, w);
+                        continue;
+                }
+                r = promote(ctl, issue, w, &agent, now, &locked);
+                if (r >= 0)
+                        r = strv_push(agents, agent.id);
+        }
+        entity_array_free(&wakeup_entity, items, n);
+        if (r < 0)
+                return r;
+
+        /* Runs already queued on the issue waited for this lock: their agents go next. */
+        r = store_list(ctl->store, &agent_entity,
+                       "WHERE id IN (SELECT agent_id FROM heartbeat_runs WHERE company_id = ?1 AND status = 'queued' "
+                       "AND json_extract(context_snapshot, '$.issueId') = ?2)",
+                       (const char *const[]){ issue->company_id, issue->id, NULL }, 0, &items, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                const char *id = ((const Agent *) items + i)->id;
+                if (!strv_contains((const char *const *) *agents, id))
+                        r = strv_push(agents, id);
+        }
+        entity_array_free(&agent_entity, items, n);
+        return r < 0 ? r : 0;
+}
