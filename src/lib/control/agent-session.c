@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "store/queries.h"
 #include "store/jsonmap.h"
 
 static const char *task_key_of(const cJSON *ctx) {
@@ -14,22 +15,8 @@ static const char *task_key_of(const cJSON *ctx) {
 }
 
 static int find_task_session(Store *s, const Agent *agent, const char *task_key, AgentTaskSession *ret) {
-        void *items;
-        size_t n;
-        int r;
-
-        r = store_list(s, &task_session_entity, "WHERE agent_id = ?1 AND adapter_type = ?2 AND task_key = ?3",
-                       (const char *const[]){ agent->id, adapter_type_to_string(agent->adapter_type), task_key, NULL }, 1, &items,
-                       &n);
-        if (r < 0)
-                return r;
-        if (n == 0) {
-                entity_array_free(&task_session_entity, items, n);
-                return -ENOENT;
-        }
-        *ret = *(AgentTaskSession *) items;
-        free(items); /* the one record now belongs to the caller */
-        return 0;
+        int r = store_task_session_for_task(s, agent->id, adapter_type_to_string(agent->adapter_type), task_key, ret);
+        return r < 0 ? r : r > 0 ? 0 : -ENOENT;
 }
 
 int agent_session_resume_id(Store *s, const Agent *agent, const char *context_json, char **ret) {

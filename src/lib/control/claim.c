@@ -40,9 +40,7 @@ static void fail_launch(Control *ctl, const char *run_id, const char *agent_id, 
 
 /* An issue's blockers that are not done (reference §1.8: dependency readiness). */
 static int unresolved_blockers(Control *ctl, const char *issue_id, int64_t *ret) {
-        return store_count(ctl->store, "issue_relations r JOIN issues b ON b.id = r.issue_id",
-                           "WHERE r.related_issue_id = ?1 AND r.type = 'blocks' AND b.status != 'done'",
-                           (const char *const[]){ issue_id, NULL }, ret);
+        return store_issue_open_blockers_count(ctl->store, issue_id, ret);
 }
 
 /* The issue side of claiming an issue run, inside the claim's transaction: it stays queued
@@ -188,34 +186,20 @@ int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *r
         Run *claimed = NULL;
         size_t n_claimed = 0;
         int64_t running;
-        void *items;
+        Run *items;
         size_t n;
         int r;
 
         *ret = NULL;
         *ret_n = 0;
-        r = store_count(ctl->store, "heartbeat_runs", "WHERE agent_id = ?1 AND status = 'running'",
-                        (const char *const[]){ agent->id, NULL }, &running);
+        r = store_runs_running_count(ctl->store, agent->id, &running);
         if (r < 0)
                 return r;
         int slots = policy_heartbeat(agent).max_concurrent - (int) running;
         if (slots <= 0)
                 return 0;
-        /* Claim order (reference §3.7): runs on in_progress issues first, then other issue runs,
-         * then runs without an issue, and runs whose issue has open blockers last; within a rank
-         * by issue priority, then oldest first. A run that stays queued makes room for the next. */
-        r = store_list(ctl->store, &run_entity,
-                       "WHERE agent_id = ?1 AND status = 'queued' ORDER BY "
-                       "CASE WHEN json_extract(context_snapshot, '$.issueId') IS NULL THEN 2 "
-                       "WHEN EXISTS (SELECT 1 FROM issue_relations rel JOIN issues b ON b.id = rel.issue_id "
-                       "WHERE rel.related_issue_id = json_extract(heartbeat_runs.context_snapshot, '$.issueId') "
-                       "AND rel.type = 'blocks' AND b.status != 'done') THEN 3 "
-                       "WHEN (SELECT status FROM issues WHERE id = json_extract(heartbeat_runs.context_snapshot, '$.issueId')) "
-                       "= 'in_progress' THEN 0 ELSE 1 END, "
-                       "CASE (SELECT priority FROM issues WHERE id = json_extract(heartbeat_runs.context_snapshot, '$.issueId')) "
-                       "WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3 ELSE 4 END, "
-                       "created_at, rowid",
-                       (const char *const[]){ agent->id, NULL }, 0, &items, &n);
+        /* In claim order (reference §3.7); a run that stays queued makes room for the next. */
+        r = store_runs_queued_in_claim_order(ctl->store, agent->id, &items, &n);
         if (r < 0)
                 return log_error_errno(r, "Failed to list queued runs of agent %s: %m", agent->id);
         if (n > 0) {
@@ -226,7 +210,7 @@ int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *r
                 }
         }
         for (size_t i = 0; i < n && slots > 0; i++) {
-                Run *run = (Run *) items + i;
+                Run *run = &items[i];
                 bool ok;
 
                 r = claim(ctl, run, agent, in_tx, &ok);

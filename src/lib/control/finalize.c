@@ -250,8 +250,7 @@ static int finalize_agent(Control *ctl, const Run *run, const char *now) {
                 return 0;
         if (r < 0)
                 return r;
-        r = store_count(ctl->store, "heartbeat_runs", "WHERE agent_id = ?1 AND status = 'running'",
-                        (const char *const[]){ agent.id, NULL }, &running);
+        r = store_runs_running_count(ctl->store, agent.id, &running);
         if (r < 0)
                 return r;
         if (agent.status != AGENT_PAUSED && agent.status != AGENT_TERMINATED) {
@@ -339,8 +338,7 @@ static int post_result_comment(Control *ctl, const Run *run, const char *now) {
 
         if (run->status != RUN_SUCCEEDED || !issue_id || isempty(text))
                 return 0;
-        r = store_count(ctl->store, "issue_comments", "WHERE created_by_run_id = ?1", (const char *const[]){ run->id, NULL },
-                        &own);
+        r = store_comments_by_run_count(ctl->store, run->id, &own);
         if (r < 0 || own > 0)
                 return r;
         r = store_get(ctl->store, &issue_entity, issue_id, &issue);
@@ -466,16 +464,15 @@ int finalize_cancel_run(Control *ctl, const char *run_id) {
 }
 
 int finalize_cancel_agent_runs(Control *ctl, const char *agent_id) {
-        void *items;
+        Run *items;
         size_t n;
         int r;
 
-        r = store_list(ctl->store, &run_entity, "WHERE agent_id = ?1 AND status IN ('queued', 'running') ORDER BY created_at",
-                       (const char *const[]){ agent_id, NULL }, 0, &items, &n);
+        r = store_runs_active_of_agent(ctl->store, agent_id, &items, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                Run *run = (Run *) items + i;
+                Run *run = &items[i];
                 r = finalize_cancel_run(ctl, run->id);
                 if (r < 0 && r != -ESTALE)
                         log_warning_errno(r, "Failed to cancel run %s, ignoring: %m", run->id);

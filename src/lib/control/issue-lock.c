@@ -36,8 +36,6 @@ int issue_lock_set(Store *s, Issue *issue, const char *run_id, const char *agent
  * that ended is cleared; an issue without one adopts an active run of it (running first,
  * then the oldest), so runs queued before locks existed are respected. */
 int issue_lock_holder(Store *s, Issue *issue, const char *now, Run *ret, bool *ret_found) {
-        void *items;
-        size_t n;
         int r;
 
         *ret_found = false;
@@ -55,45 +53,26 @@ int issue_lock_holder(Store *s, Issue *issue, const char *now, Run *ret, bool *r
                 if (r < 0)
                         return r;
         }
-        r = store_list(
-                s, &run_entity,
-                "WHERE company_id = ?1 AND status IN ('queued', 'running') AND json_extract(context_snapshot, '$.issueId') = ?2 "
-                "ORDER BY status = 'running' DESC, created_at LIMIT 1",
-                (const char *const[]){ issue->company_id, issue->id, NULL }, 1, &items, &n);
-        if (r < 0)
+        r = store_run_active_for_issue(s, issue->company_id, issue->id, ret);
+        if (r <= 0)
                 return r;
-        if (n > 0) {
-                memcpy(ret, items, sizeof(Run));
-                free(items);
-                *ret_found = true;
-                return issue_lock_set(s, issue, ret->id, ret->agent_id, now);
-        }
-        free(items);
-        return 0;
+        *ret_found = true;
+        return issue_lock_set(s, issue, ret->id, ret->agent_id, now);
 }
 
 int issue_lock_release(Store *s, const Run *run, const char *now, Issue *ret, bool *ret_released) {
         _cleanup_json_ cJSON *ctx = wake_context_parse(run->context_snapshot);
         _cleanup_(issue_donep) Issue issue = {};
         const char *issue_id = json_string_member(ctx, "issueId");
-        void *items;
-        size_t n;
         int r;
 
         *ret_released = false;
         if (issue_id)
                 r = store_get(s, &issue_entity, issue_id, &issue);
         else {
-                r = store_list(s, &issue_entity, "WHERE execution_run_id = ?1", (const char *const[]){ run->id, NULL }, 1, &items,
-                               &n);
-                if (r < 0)
+                r = store_issue_locked_by_run(s, run->id, &issue);
+                if (r <= 0)
                         return r;
-                if (n == 0) {
-                        free(items);
-                        return 0;
-                }
-                memcpy(&issue, items, sizeof(Issue));
-                free(items);
         }
         if (r == -ENOENT)
                 return 0;

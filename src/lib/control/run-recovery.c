@@ -132,16 +132,17 @@ static int mark_detached(Control *ctl, const char *run_id, int64_t pid) {
 }
 
 int run_recovery_adopt(Control *ctl) {
-        void *items;
+        Run *runs;
+        Agent *agents;
         size_t n;
         int r, examined = 0;
 
         /* Queued runs are never reaped: only running ones can have lost their processes. */
-        r = store_list(ctl->store, &run_entity, "WHERE status = 'running' ORDER BY created_at", NULL, 0, &items, &n);
+        r = store_runs_running(ctl->store, &runs, &n);
         if (r < 0)
                 return log_error_errno(r, "Failed to list running runs: %m");
         for (size_t i = 0; i < n; i++) {
-                Run *run = (Run *) items + i;
+                Run *run = &runs[i];
                 _cleanup_(agent_donep) Agent agent = {};
                 _cleanup_(adapter_launch_done) AdapterLaunch launch = {};
                 _cleanup_free_ char *error = NULL;
@@ -165,15 +166,14 @@ int run_recovery_adopt(Control *ctl) {
                 if (outcome == RECOVER_ADOPTED)
                         (void) mark_detached(ctl, run->id, run->shim_pid);
         }
-        entity_array_free(&run_entity, items, n);
+        entity_array_free(&run_entity, runs, n);
 
         /* Then queued work goes on, agent by agent. */
-        r = store_list(ctl->store, &agent_entity,
-                       "WHERE id IN (SELECT DISTINCT agent_id FROM heartbeat_runs WHERE status = 'queued')", NULL, 0, &items, &n);
+        r = store_agents_with_queued_runs(ctl->store, &agents, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++)
-                claim_start_next(ctl, ((Agent *) items)[i].id);
-        entity_array_free(&agent_entity, items, n);
+                claim_start_next(ctl, agents[i].id);
+        entity_array_free(&agent_entity, agents, n);
         return examined;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "store/queries.h"
 #include "control/wakeup.h"
 #include "store/jsonmap.h"
 #include "basic/log.h"
@@ -90,21 +91,18 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *userdata);
 static void tick(Scheduler *s) {
         Control *ctl = s->ctl;
         int64_t now = now_usec(), next = now + SCHEDULER_MAX_SLEEP_USEC;
-        void *items;
+        Agent *items;
         size_t n;
         int r;
 
-        r = store_list(ctl->store, &agent_entity,
-                       "WHERE status NOT IN ('paused', 'terminated', 'pending_approval') "
-                       "AND json_extract(runtime_config, '$.heartbeat.enabled') = 1",
-                       NULL, 0, &items, &n);
+        r = store_agents_with_timer(ctl->store, &items, &n);
         if (r < 0) {
                 log_error_errno(r, "Failed to list agents for timer heartbeats: %m");
                 n = 0;
                 items = NULL;
         }
         for (size_t i = 0; i < n; i++) {
-                const Agent *a = (const Agent *) items + i;
+                const Agent *a = &items[i];
                 int64_t interval = interval_usec(a), baseline, *last;
 
                 if (interval <= 0)

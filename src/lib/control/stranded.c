@@ -13,6 +13,7 @@
 
 #include "control/activity.h"
 #include "basic/macro.h"
+#include "store/queries.h"
 #include "basic/util.h"
 #include "control/wakeup.h"
 #include "store/issues.h"
@@ -206,11 +207,7 @@ static int requeue(Control *ctl, const Issue *issue, const char *reason, const c
 
 /* Successful continuation runs since the issue last changed: work that ran but moved nothing. */
 static int continuations_without_progress(Control *ctl, const Issue *issue, int64_t *ret) {
-        return store_count(ctl->store, "heartbeat_runs",
-                           "WHERE company_id = ?1 AND json_extract(context_snapshot, '$.issueId') = ?2 "
-                           "AND json_extract(context_snapshot, '$.retryReason') = 'issue_continuation_needed' "
-                           "AND status = 'succeeded' AND started_at >= ?3",
-                           (const char *const[]){ issue->company_id, issue->id, issue->updated_at, NULL }, ret);
+        return store_runs_continued_since_count(ctl->store, issue->company_id, issue->id, issue->updated_at, ret);
 }
 
 static int reconcile_one(Control *ctl, const Issue *issue, StrandedCounters *c) {
@@ -219,8 +216,7 @@ static int reconcile_one(Control *ctl, const Issue *issue, StrandedCounters *c) 
         char buf[64];
         const char *retry_reason;
         int64_t active, deferred;
-        void *items;
-        size_t n;
+        _cleanup_(run_donep) Run latest_run = {};
         int r;
 
         r = store_get(ctl->store, &agent_entity, issue->assignee_agent_id, &agent);
@@ -233,15 +229,9 @@ static int reconcile_one(Control *ctl, const Issue *issue, StrandedCounters *c) 
                 return r;
 
         /* Something still works on it, or waits to. */
-        r = store_count(
-                ctl->store, "heartbeat_runs",
-                "WHERE company_id = ?1 AND status IN ('queued', 'running') AND json_extract(context_snapshot, '$.issueId') = ?2",
-                (const char *const[]){ issue->company_id, issue->id, NULL }, &active);
+        r = store_runs_active_for_issue_count(ctl->store, issue->company_id, issue->id, &active);
         if (r >= 0)
-                r = store_count(ctl->store, "agent_wakeup_requests",
-                                "WHERE company_id = ?1 AND status = 'deferred_issue_execution' AND json_extract(payload, "
-                                "'$.issueId') = ?2",
-                                (const char *const[]){ issue->company_id, issue->id, NULL }, &deferred);
+                r = store_wakeups_deferred_for_issue_count(ctl->store, issue->company_id, issue->id, &deferred);
         if (r < 0)
                 return r;
         if (active > 0 || deferred > 0) {
@@ -249,13 +239,10 @@ static int reconcile_one(Control *ctl, const Issue *issue, StrandedCounters *c) 
                 return 0;
         }
 
-        r = store_list(
-                ctl->store, &run_entity,
-                "WHERE company_id = ?1 AND json_extract(context_snapshot, '$.issueId') = ?2 ORDER BY created_at DESC, id DESC",
-                (const char *const[]){ issue->company_id, issue->id, NULL }, 1, &items, &n);
+        r = store_run_latest_for_issue(ctl->store, issue->company_id, issue->id, &latest_run);
         if (r < 0)
                 return r;
-        const Run *latest = n > 0 ? items : NULL;
+        const Run *latest = r > 0 ? &latest_run : NULL;
         retry_reason = latest ? retry_reason_of(latest, buf, sizeof(buf)) : NULL;
 
         if (issue->status == ISSUE_TODO) {
@@ -279,7 +266,6 @@ static int reconcile_one(Control *ctl, const Issue *issue, StrandedCounters *c) 
                         } else if (r == 0)
                                 c->skipped++;
                 }
-                entity_array_free(&run_entity, items, n);
                 return r < 0 ? r : 0;
         }
 
@@ -312,27 +298,22 @@ static int reconcile_one(Control *ctl, const Issue *issue, StrandedCounters *c) 
                 } else if (r == 0)
                         c->skipped++;
         }
-        entity_array_free(&run_entity, items, n);
         return r < 0 ? r : 0;
 }
 
 int stranded_reconcile(Control *ctl, StrandedCounters *ret) {
         StrandedCounters c = {};
-        void *items;
+        Issue *items;
         size_t n;
         int r;
 
-        r = store_list(ctl->store, &issue_entity,
-                       "WHERE assignee_user_id IS NULL AND assignee_agent_id IS NOT NULL AND status IN ('todo', 'in_progress') "
-                       "ORDER BY created_at",
-                       NULL, 0, &items, &n);
+        r = store_issues_agent_assigned_open(ctl->store, &items, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                r = reconcile_one(ctl, (const Issue *) items + i, &c);
+                r = reconcile_one(ctl, &items[i], &c);
                 if (r < 0) {
-                        log_warning_errno(r, "Failed to reconcile issue %s, ignoring: %m",
-                                          ((const Issue *) items + i)->identifier);
+                        log_warning_errno(r, "Failed to reconcile issue %s, ignoring: %m", items[i].identifier);
                         c.skipped++;
                 }
         }

@@ -101,20 +101,15 @@ static int insert_wakeup(Control *ctl, const Agent *agent, const WakeRequest *re
 /* Park a wake behind the lock: one deferred row per agent and issue, later wakes merged in. */
 static int defer_wake(Control *ctl, const Agent *agent, const Issue *issue, const WakeRequest *req, const cJSON *ctx,
                       const char *now) {
+        _cleanup_(wakeup_donep) WakeupRequest w = {};
         _cleanup_json_ cJSON *payload = NULL, *stored = NULL;
-        void *items;
-        size_t n;
         int r;
 
-        r = store_list(ctl->store, &wakeup_entity,
-                       "WHERE company_id = ?1 AND agent_id = ?2 AND status = 'deferred_issue_execution' "
-                       "AND json_extract(payload, '$.issueId') = ?3 ORDER BY requested_at LIMIT 1",
-                       (const char *const[]){ agent->company_id, agent->id, issue->id, NULL }, 1, &items, &n);
+        r = store_wakeup_deferred_for_issue(ctl->store, agent->company_id, agent->id, issue->id, &w);
         if (r < 0)
                 return r;
-        if (n > 0) {
-                WakeupRequest *w = items;
-                payload = wake_context_parse(w->payload);
+        if (r > 0) {
+                payload = wake_context_parse(w.payload);
                 stored = cJSON_DetachItemFromObjectCaseSensitive(payload, "_paperclipWakeContext");
                 if (!cJSON_IsObject(stored)) {
                         cJSON_Delete(stored);
@@ -125,20 +120,14 @@ static int defer_wake(Control *ctl, const Agent *agent, const Issue *issue, cons
                 wake_context_merge(payload, incoming);
                 cJSON_AddItemToObject(payload, "_paperclipWakeContext", TAKE_PTR(stored));
                 char *text = cJSON_PrintUnformatted(payload);
-                if (!text) {
-                        entity_array_free(&wakeup_entity, items, n);
+                if (!text)
                         return -ENOMEM;
-                }
-                free(w->payload);
-                w->payload = text;
-                w->coalesced_count++;
-                r = free_and_strdup(&w->updated_at, now);
-                if (r >= 0)
-                        r = store_update(ctl->store, &wakeup_entity, w);
-                entity_array_free(&wakeup_entity, items, n);
-                return r;
+                free(w.payload);
+                w.payload = text;
+                w.coalesced_count++;
+                r = free_and_strdup(&w.updated_at, now);
+                return r < 0 ? r : store_update(ctl->store, &wakeup_entity, &w);
         }
-        free(items);
 
         payload = wake_context_parse(req->payload_json);
         if (!payload)
@@ -187,72 +176,6 @@ static int queue_run(Control *ctl, const Agent *agent, const WakeRequest *req, W
         return 0;
 }
 
-/* An issue-scoped wake inside the caller's transaction. */
-static int wake_issue(Control *ctl, const Agent *agent, Issue *issue, const WakeRequest *req, cJSON *ctx, const char *now,
-                      WakeOutcome *ret_outcome, char **ret_run_id) {
-        _cleanup_(run_donep) Run holder = {}, run = {};
-        _cleanup_(wakeup_donep) WakeupRequest w = {};
-        _cleanup_free_ char *context = NULL;
-        bool found;
-        int r;
-
-        r = issue_lock_holder(ctl->store, issue, now, &holder, &found);
-        if (r < 0)
-                return r;
-        if (found) {
-                /* Lock identity is the agent id, not its name (SPEC §3 difference 1). */
-                bool same = streq(issue->execution_agent_id ?: holder.agent_id, agent->id);
-                bool follow_up = (wake_context_has_comment(ctx) || streq_ptr(req->reason, "approval_approved")) &&
-                        holder.status == RUN_RUNNING && same;
-
-                if (same && !follow_up) {
-                        /* Join the run that will do the work anyway. */
-                        _cleanup_json_ cJSON *hctx = wake_context_parse(holder.context_snapshot);
-                        wake_context_merge(hctx, ctx);
-                        char *text = cJSON_PrintUnformatted(hctx);
-                        if (!text)
-                                return -ENOMEM;
-                        free(holder.context_snapshot);
-                        holder.context_snapshot = text;
-                        if (free_and_strdup(&holder.updated_at, now) < 0)
-                                return -ENOMEM;
-                        r = store_update(ctl->store, &run_entity, &holder);
-                        if (r < 0)
-                                return r;
-                        r = insert_wakeup(ctl, agent, req, WAKEUP_COALESCED, "issue_execution_same_name", holder.id, now, NULL);
-                        if (r < 0)
-                                return r;
-                        *ret_outcome = WAKE_COALESCED;
-                        *ret_run_id = strdup(holder.id);
-                        return *ret_run_id ? 0 : -ENOMEM;
-                }
-                r = defer_wake(ctl, agent, issue, req, ctx, now);
-                if (r < 0)
-                        return r;
-                *ret_outcome = WAKE_DEFERRED;
-                *ret_run_id = NULL;
-                return 0;
-        }
-
-        /* Nobody holds the issue: a new run takes the lock in this same transaction, so a
-         * second wake can never start a second run (SPEC §3 difference 1). */
-        context = cJSON_PrintUnformatted(ctx);
-        if (!context)
-                return -ENOMEM;
-        r = insert_wakeup(ctl, agent, req, WAKEUP_QUEUED, req->reason, NULL, now, &w);
-        if (r < 0)
-                return r;
-        r = queue_run(ctl, agent, req, WAKEUP_QUEUED, context, now, &w, &run);
-        if (r < 0)
-                return r;
-        r = issue_lock_set(ctl->store, issue, run.id, agent->id, now);
-        if (r < 0)
-                return r;
-        *ret_outcome = WAKE_QUEUED;
-        *ret_run_id = strdup(run.id);
-        return *ret_run_id ? 0 : -ENOMEM;
-}
-
 /* The wake's own activity, if it asked for one, just before its transaction commits. */
 static int record_wake(Control *ctl, const Agent *agent, const WakeRequest *req, WakeOutcome outcome, const char *run_id) {
         cJSON *details;
@@ -270,19 +193,200 @@ static int record_wake(Control *ctl, const Agent *agent, const WakeRequest *req,
                                agent->id, NULL, details);
 }
 
+/* What a wake does, decided before anything of it is written (docs/design.md, "Wakes"). */
+typedef enum WakePlanKind {
+        PLAN_REPLAY, /* its idempotency key was seen: it is that wake again */
+        PLAN_SKIP, /* the agent's policy says no, or the issue is not its company's */
+        PLAN_JOIN, /* the agent's own run holds the issue: the wake merges into it */
+        PLAN_DEFER, /* another run holds the issue: the wake waits for its release */
+        PLAN_COALESCE, /* a queued run of the same task absorbs the wake */
+        PLAN_QUEUE, /* a new run (taking the issue's lock, for an issue wake) */
+} WakePlanKind;
+
+typedef struct WakePlan {
+        WakePlanKind kind;
+        const char *skip_reason; /* PLAN_SKIP */
+        WakeupRequest previous; /* PLAN_REPLAY: the earlier wake */
+        bool has_issue; /* an issue-scoped wake: */
+        Issue issue; /* its issue */
+        Run run; /* PLAN_JOIN: the run holding the issue; PLAN_COALESCE: the queued run */
+} WakePlan;
+
+static void wake_plan_done(WakePlan *p) {
+        entity_done(&wakeup_entity, &p->previous);
+        entity_done(&issue_entity, &p->issue);
+        entity_done(&run_entity, &p->run);
+}
+
+static int plan_skip(WakePlan *p, const char *reason) {
+        p->kind = PLAN_SKIP;
+        p->skip_reason = reason;
+        return 0;
+}
+
+/* Decide, inside the wake's transaction. It reads, except that looking up an issue's lock
+ * holder may release a lock whose run ended or adopt an older active run as the holder:
+ * bookkeeping that holds whatever the wake does. */
+static int wake_plan(Control *ctl, const Agent *agent, const WakeRequest *req, const char *issue_id, const cJSON *ctx,
+                     const char *now, WakePlan *p) {
+        HeartbeatPolicy policy = policy_heartbeat(agent);
+        bool found;
+        int r;
+
+        if (req->idempotency_key) {
+                r = store_wakeup_by_idempotency_key(ctl->store, agent->id, req->idempotency_key, &p->previous);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        p->kind = PLAN_REPLAY;
+                        return 0;
+                }
+        }
+        if (req->source == WAKEUP_SOURCE_TIMER && !policy.enabled)
+                return plan_skip(p, "heartbeat.disabled");
+        if (req->source != WAKEUP_SOURCE_TIMER && !policy.wake_on_demand)
+                return plan_skip(p, "heartbeat.wakeOnDemand.disabled");
+
+        if (!issue_id) {
+                /* A queued run of the same task absorbs the wake (reference §3.2 step 10). */
+                r = store_run_queued_for_task(ctl->store, agent->id, json_string_member(ctx, "taskKey"), &p->run);
+                if (r < 0)
+                        return r;
+                p->kind = r > 0 ? PLAN_COALESCE : PLAN_QUEUE;
+                return 0;
+        }
+
+        r = store_get(ctl->store, &issue_entity, issue_id, &p->issue);
+        if (r == -ENOENT || (r >= 0 && !streq(p->issue.company_id, agent->company_id)))
+                return plan_skip(p, "issue_execution_issue_not_found");
+        if (r < 0)
+                return r;
+        p->has_issue = true;
+        r = issue_lock_holder(ctl->store, &p->issue, now, &p->run, &found);
+        if (r < 0)
+                return r;
+        if (!found) {
+                p->kind = PLAN_QUEUE;
+                return 0;
+        }
+        /* Lock identity is the agent id, not its name (SPEC §3 difference 1). A comment (or an
+         * approval) for a run already under way is a follow-up it cannot see: it waits. */
+        bool same = streq(p->issue.execution_agent_id ?: p->run.agent_id, agent->id);
+        bool follow_up = (wake_context_has_comment(ctx) || streq_ptr(req->reason, "approval_approved")) &&
+                p->run.status == RUN_RUNNING && same;
+        p->kind = same && !follow_up ? PLAN_JOIN : PLAN_DEFER;
+        return 0;
+}
+
+/* Write the plan, inside the same transaction. *ret_reason points into the plan. */
+static int wake_apply(Control *ctl, const Agent *agent, const WakeRequest *req, const cJSON *ctx, const char *now, WakePlan *p,
+                      WakeOutcome *ret_outcome, char **ret_run_id, const char **ret_reason) {
+        _cleanup_(wakeup_donep) WakeupRequest w = {};
+        _cleanup_(run_donep) Run run = {};
+        _cleanup_free_ char *context = NULL;
+        const char *run_id = NULL;
+        int r;
+
+        *ret_reason = NULL;
+        switch (p->kind) {
+        case PLAN_REPLAY:
+                *ret_outcome = p->previous.status == WAKEUP_SKIPPED ? WAKE_SKIPPED : WAKE_COALESCED;
+                *ret_reason = p->previous.reason;
+                run_id = p->previous.run_id;
+                break;
+
+        case PLAN_SKIP:
+                r = insert_wakeup(ctl, agent, req, WAKEUP_SKIPPED, p->skip_reason, NULL, now, NULL);
+                if (r < 0)
+                        return r;
+                *ret_outcome = WAKE_SKIPPED;
+                *ret_reason = p->skip_reason;
+                break;
+
+        case PLAN_JOIN: {
+                /* The run that will do the work anyway takes the wake's context. */
+                _cleanup_json_ cJSON *merged = wake_context_parse(p->run.context_snapshot);
+                char *text;
+
+                if (!merged)
+                        return -ENOMEM;
+                wake_context_merge(merged, ctx);
+                text = cJSON_PrintUnformatted(merged);
+                if (!text)
+                        return -ENOMEM;
+                free(p->run.context_snapshot);
+                p->run.context_snapshot = text;
+                if (free_and_strdup(&p->run.updated_at, now) < 0)
+                        return -ENOMEM;
+                r = store_update(ctl->store, &run_entity, &p->run);
+                if (r < 0)
+                        return r;
+                r = insert_wakeup(ctl, agent, req, WAKEUP_COALESCED, "issue_execution_same_name", p->run.id, now, NULL);
+                if (r < 0)
+                        return r;
+                *ret_outcome = WAKE_COALESCED;
+                run_id = p->run.id;
+                break;
+        }
+
+        case PLAN_DEFER:
+                r = defer_wake(ctl, agent, &p->issue, req, ctx, now);
+                if (r < 0)
+                        return r;
+                *ret_outcome = WAKE_DEFERRED;
+                *ret_reason = "issue_execution_deferred";
+                break;
+
+        case PLAN_COALESCE:
+                r = insert_wakeup(ctl, agent, req, WAKEUP_COALESCED, req->reason, p->run.id, now, NULL);
+                if (r < 0)
+                        return r;
+                *ret_outcome = WAKE_COALESCED;
+                run_id = p->run.id;
+                break;
+
+        case PLAN_QUEUE:
+                /* A new queued run, linked both ways with its wakeup. For an issue it takes the
+                 * lock in this same transaction, so a second wake can never start a second run
+                 * (SPEC §3 difference 1). */
+                context = cJSON_PrintUnformatted(ctx);
+                if (!context)
+                        return -ENOMEM;
+                r = insert_wakeup(ctl, agent, req, WAKEUP_QUEUED, req->reason, NULL, now, &w);
+                if (r < 0)
+                        return r;
+                r = queue_run(ctl, agent, req, WAKEUP_QUEUED, context, now, &w, &run);
+                if (r < 0)
+                        return r;
+                if (p->has_issue) {
+                        r = issue_lock_set(ctl->store, &p->issue, run.id, agent->id, now);
+                        if (r < 0)
+                                return r;
+                }
+                *ret_outcome = WAKE_QUEUED;
+                run_id = run.id;
+                break;
+        }
+        if (!run_id) {
+                *ret_run_id = NULL;
+                return 0;
+        }
+        *ret_run_id = strdup(run_id);
+        return *ret_run_id ? 0 : -ENOMEM;
+}
+
 int wakeup_request(Control *ctl, const char *agent_id, const WakeRequest *req, WakeOutcome *ret_outcome, char **ret_run_id,
                    char **ret_reason) {
         _cleanup_(store_rollbackp) Store *tx = NULL;
         _cleanup_(agent_donep) Agent agent = {};
-        _cleanup_(wakeup_donep) WakeupRequest w = {};
-        _cleanup_(run_donep) Run run = {};
-        _cleanup_json_ cJSON *payload = NULL;
-        _cleanup_free_ char *context = NULL;
-        _cleanup_json_ cJSON *ctx = NULL;
+        _cleanup_(wake_plan_done) WakePlan plan = {};
+        _cleanup_json_ cJSON *payload = NULL, *ctx = NULL;
+        _cleanup_free_ char *run_id = NULL;
         char now[ISO_TIME_MAX];
-        const char *skip = NULL, *task_key, *clause;
-        void *items;
-        size_t n;
+        const char *reason;
+        WakeOutcome outcome;
+        Run *claimed = NULL;
+        size_t n_claimed = 0;
         int r;
 
         r = store_get(ctl->store, &agent_entity, agent_id, &agent);
@@ -299,165 +403,41 @@ int wakeup_request(Control *ctl, const char *agent_id, const WakeRequest *req, W
         r = iso_time_now(now);
         if (r < 0)
                 return r;
-
-        HeartbeatPolicy p = policy_heartbeat(&agent);
-        if (req->source == WAKEUP_SOURCE_TIMER && !p.enabled)
-                skip = "heartbeat.disabled";
-        else if (req->source != WAKEUP_SOURCE_TIMER && !p.wake_on_demand)
-                skip = "heartbeat.wakeOnDemand.disabled";
+        ctx = wake_context(req, payload);
+        if (!ctx)
+                return -ENOMEM;
 
         r = store_begin(ctl->store);
         if (r < 0)
                 return r;
         tx = ctl->store;
-
-        /* The same idempotency key twice is the same wake. */
-        if (req->idempotency_key) {
-                r = store_list(ctl->store, &wakeup_entity,
-                               "WHERE agent_id = ?1 AND idempotency_key = ?2 ORDER BY created_at LIMIT 1",
-                               (const char *const[]){ agent.id, req->idempotency_key, NULL }, 1, &items, &n);
-                if (r < 0)
-                        return r;
-                if (n > 0) {
-                        WakeupRequest *prev = items;
-                        WakeOutcome outcome = prev->status == WAKEUP_SKIPPED ? WAKE_SKIPPED : WAKE_COALESCED;
-                        r = record_wake(ctl, &agent, req, outcome, prev->run_id);
-                        if (r >= 0)
-                                r = store_commit(ctl->store);
-                        if (r >= 0) {
-                                tx = NULL;
-                                *ret_outcome = outcome;
-                                *ret_run_id = prev->run_id ? strdup(prev->run_id) : NULL;
-                                *ret_reason = prev->reason ? strdup(prev->reason) : NULL;
-                        }
-                        entity_array_free(&wakeup_entity, items, n);
-                        return r;
-                }
-                free(items);
-        }
-
-        if (skip) {
-                r = insert_wakeup(ctl, &agent, req, WAKEUP_SKIPPED, skip, NULL, now, NULL);
-                if (r >= 0)
-                        r = record_wake(ctl, &agent, req, WAKE_SKIPPED, NULL);
-                if (r < 0)
-                        return r;
-                r = store_commit(ctl->store);
-                if (r < 0)
-                        return r;
-                tx = NULL;
-                *ret_outcome = WAKE_SKIPPED;
-                *ret_run_id = NULL;
-                *ret_reason = strdup(skip);
-                return 0;
-        }
-
-        ctx = wake_context(req, payload);
-        context = ctx ? cJSON_PrintUnformatted(ctx) : NULL;
-        if (!context)
-                return -ENOMEM;
-
-        if (issue_id) {
-                _cleanup_(issue_donep) Issue issue = {};
-                WakeOutcome outcome;
-
-                r = store_get(ctl->store, &issue_entity, issue_id->valuestring, &issue);
-                if (r == -ENOENT || (r >= 0 && !streq(issue.company_id, agent.company_id))) {
-                        r = insert_wakeup(ctl, &agent, req, WAKEUP_SKIPPED, "issue_execution_issue_not_found", NULL, now, NULL);
-                        if (r >= 0)
-                                r = record_wake(ctl, &agent, req, WAKE_SKIPPED, NULL);
-                        if (r >= 0)
-                                r = store_commit(ctl->store);
-                        if (r < 0)
-                                return r;
-                        tx = NULL;
-                        *ret_outcome = WAKE_SKIPPED;
-                        *ret_run_id = NULL;
-                        *ret_reason = strdup("issue_execution_issue_not_found");
-                        return 0;
-                }
-                if (r < 0)
-                        return r;
-                r = wake_issue(ctl, &agent, &issue, req, ctx, now, &outcome, ret_run_id);
-                if (r >= 0)
-                        r = record_wake(ctl, &agent, req, outcome, *ret_run_id);
-                if (r < 0) {
-                        *ret_run_id = mfree(*ret_run_id);
-                        return r;
-                }
-                r = store_commit(ctl->store);
-                if (r < 0) {
-                        *ret_run_id = mfree(*ret_run_id);
-                        return r;
-                }
-                tx = NULL;
-                *ret_outcome = outcome;
-                *ret_reason = outcome == WAKE_DEFERRED ? strdup("issue_execution_deferred") : NULL;
-                /* A joined run may have become startable too (its blockers resolved, say). */
-                if (outcome == WAKE_QUEUED || outcome == WAKE_COALESCED)
-                        claim_start_next(ctl, agent.id);
-                return 0;
-        }
-        /* A queued run of the same task absorbs the wake (reference §3.2 step 10): the newest
-         * queued run whose taskKey (a string, or none) is the wake's. Without a key the
-         * argument list ends before ?2, which the clause then does not use. */
-        task_key = json_string_member(ctx, "taskKey");
-#define QUEUED_TASK_KEY                                                                                    \
-        "CASE WHEN json_type(context_snapshot, '$.taskKey') = 'text' THEN json_extract(context_snapshot, " \
-        "'$.taskKey') END"
-        clause = task_key ? "WHERE agent_id = ?1 AND status = 'queued' AND " QUEUED_TASK_KEY " = ?2 "
-                            "ORDER BY created_at DESC, rowid DESC"
-                          : "WHERE agent_id = ?1 AND status = 'queued' AND " QUEUED_TASK_KEY " IS NULL "
-                            "ORDER BY created_at DESC, rowid DESC";
-#undef QUEUED_TASK_KEY
-        r = store_list(ctl->store, &run_entity, clause, (const char *const[]){ agent.id, task_key, NULL }, 1, &items, &n);
-        if (r < 0)
-                return r;
-        if (n > 0) {
-                Run *q = items;
-                r = insert_wakeup(ctl, &agent, req, WAKEUP_COALESCED, req->reason, q->id, now, NULL);
-                if (r >= 0)
-                        r = record_wake(ctl, &agent, req, WAKE_COALESCED, q->id);
-                if (r >= 0)
-                        r = store_commit(ctl->store);
-                if (r >= 0) {
-                        tx = NULL;
-                        *ret_outcome = WAKE_COALESCED;
-                        *ret_run_id = strdup(q->id);
-                        *ret_reason = NULL;
-                }
-                entity_array_free(&run_entity, items, n);
-                return r;
-        }
-        entity_array_free(&run_entity, items, n);
-
-        /* A new queued run, linked both ways with its wakeup. */
-        r = insert_wakeup(ctl, &agent, req, WAKEUP_QUEUED, req->reason, NULL, now, &w);
-        if (r < 0)
-                return r;
-        r = queue_run(ctl, &agent, req, WAKEUP_QUEUED, context, now, &w, &run);
+        r = wake_plan(ctl, &agent, req, issue_id ? issue_id->valuestring : NULL, ctx, now, &plan);
         if (r >= 0)
-                r = record_wake(ctl, &agent, req, WAKE_QUEUED, run.id);
-        /* The claim in the same transaction: the run's row is written once, and the agent
-         * starts one commit sooner. */
-        Run *claimed = NULL;
-        size_t n_claimed = 0;
+                r = wake_apply(ctl, &agent, req, ctx, now, &plan, &outcome, &run_id, &reason);
         if (r >= 0)
+                r = record_wake(ctl, &agent, req, outcome, run_id);
+        /* A new run without an issue is claimed in the same transaction: its row is written
+         * once, and the agent starts one commit sooner. */
+        if (r >= 0 && plan.kind == PLAN_QUEUE && !plan.has_issue)
                 r = claim_startable(ctl, &agent, true, &claimed, &n_claimed);
-        if (r < 0)
-                return r;
-        r = store_commit(ctl->store);
+        if (r >= 0)
+                r = store_commit(ctl->store);
         if (r < 0) {
                 entity_array_free(&run_entity, claimed, n_claimed);
                 return r;
         }
         tx = NULL;
 
-        *ret_outcome = WAKE_QUEUED;
-        *ret_run_id = strdup(run.id);
-        *ret_reason = NULL;
-        claim_launch(ctl, &agent, claimed, n_claimed);
-        return *ret_run_id ? 0 : -ENOMEM;
+        *ret_outcome = outcome;
+        *ret_reason = reason ? strdup(reason) : NULL;
+        *ret_run_id = TAKE_PTR(run_id);
+        if (n_claimed > 0 || claimed)
+                claim_launch(ctl, &agent, claimed, n_claimed);
+        else if (plan.has_issue && (plan.kind == PLAN_QUEUE || plan.kind == PLAN_JOIN))
+                /* Claimed outside the wake: the run may wait for blockers, or a joined run may
+                 * have become startable (its blockers resolved, say). */
+                claim_start_next(ctl, agent.id);
+        return 0;
 }
 
 /* Only the columns that change, so that nothing else of the row needs reading first. */
@@ -541,19 +521,16 @@ static int promote(Control *ctl, Issue *issue, WakeupRequest *w, const Agent *ag
 }
 
 int wakeup_promote_deferred(Control *ctl, Issue *issue, const char *now, char ***agents) {
-        void *items;
+        WakeupRequest *wakes;
+        Agent *agents_queued;
         size_t n;
         int r;
 
-        r = store_list(
-                ctl->store, &wakeup_entity,
-                "WHERE company_id = ?1 AND status = 'deferred_issue_execution' AND json_extract(payload, '$.issueId') = ?2 "
-                "ORDER BY requested_at, rowid",
-                (const char *const[]){ issue->company_id, issue->id, NULL }, 0, &items, &n);
+        r = store_wakeups_deferred_for_issue(ctl->store, issue->company_id, issue->id, &wakes, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n && r >= 0; i++) {
-                WakeupRequest *w = (WakeupRequest *) items + i;
+                WakeupRequest *w = &wakes[i];
                 _cleanup_(agent_donep) Agent agent = {};
                 bool locked = false;
 
@@ -575,22 +552,17 @@ int wakeup_promote_deferred(Control *ctl, Issue *issue, const char *now, char **
                 if (r >= 0)
                         r = strv_push(agents, agent.id);
         }
-        entity_array_free(&wakeup_entity, items, n);
+        entity_array_free(&wakeup_entity, wakes, n);
         if (r < 0)
                 return r;
 
         /* Runs already queued on the issue waited for this lock: their agents go next. */
-        r = store_list(ctl->store, &agent_entity,
-                       "WHERE id IN (SELECT agent_id FROM heartbeat_runs WHERE company_id = ?1 AND status = 'queued' "
-                       "AND json_extract(context_snapshot, '$.issueId') = ?2)",
-                       (const char *const[]){ issue->company_id, issue->id, NULL }, 0, &items, &n);
+        r = store_agents_queued_on_issue(ctl->store, issue->company_id, issue->id, &agents_queued, &n);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                const char *id = ((const Agent *) items + i)->id;
-                if (!strv_contains((const char *const *) *agents, id))
-                        r = strv_push(agents, id);
-        }
-        entity_array_free(&agent_entity, items, n);
+        for (size_t i = 0; i < n && r >= 0; i++)
+                if (!strv_contains((const char *const *) *agents, agents_queued[i].id))
+                        r = strv_push(agents, agents_queued[i].id);
+        entity_array_free(&agent_entity, agents_queued, n);
         return r < 0 ? r : 0;
 }

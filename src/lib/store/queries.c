@@ -36,3 +36,151 @@ int store_run_event_append(Store *s, const char *run_id, const char *event_type,
                 return -ENOMEM;
         return store_insert(s, &run_event_entity, &e);
 }
+
+/* The arguments of a query, NULL-terminated. */
+#define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+/* An issue run: the issueId of its context. */
+#define RUN_ISSUE "json_extract(context_snapshot, '$.issueId')"
+#define RUN_ACTIVE "status IN ('queued', 'running')"
+
+int store_run_active_for_issue(Store *s, const char *company_id, const char *issue_id, Run *ret) {
+        return store_get_first(s, &run_entity,
+                               "WHERE company_id = ?1 AND " RUN_ACTIVE " AND " RUN_ISSUE " = ?2 "
+                               "ORDER BY status = 'running' DESC, created_at LIMIT 1",
+                               ARGS(company_id, issue_id), ret);
+}
+
+int store_run_queued_for_task(Store *s, const char *agent_id, const char *task_key, Run *ret) {
+        /* A task key is one only when it is a string. Without a key the argument list ends
+         * before ?2, which that clause does not use. */
+#define QUEUED_TASK_KEY                                                                                    \
+        "CASE WHEN json_type(context_snapshot, '$.taskKey') = 'text' THEN json_extract(context_snapshot, " \
+        "'$.taskKey') END"
+        return store_get_first(s, &run_entity,
+                               task_key ? "WHERE agent_id = ?1 AND status = 'queued' AND " QUEUED_TASK_KEY " = ?2 "
+                                          "ORDER BY created_at DESC, rowid DESC"
+                                        : "WHERE agent_id = ?1 AND status = 'queued' AND " QUEUED_TASK_KEY " IS NULL "
+                                          "ORDER BY created_at DESC, rowid DESC",
+                               ARGS(agent_id, task_key), ret);
+#undef QUEUED_TASK_KEY
+}
+
+int store_run_latest_for_issue(Store *s, const char *company_id, const char *issue_id, Run *ret) {
+        return store_get_first(s, &run_entity, "WHERE company_id = ?1 AND " RUN_ISSUE " = ?2 ORDER BY created_at DESC, id DESC",
+                               ARGS(company_id, issue_id), ret);
+}
+
+int store_runs_running_count(Store *s, const char *agent_id, int64_t *ret) {
+        return store_count(s, "heartbeat_runs", "WHERE agent_id = ?1 AND status = 'running'", ARGS(agent_id), ret);
+}
+
+int store_runs_active_for_issue_count(Store *s, const char *company_id, const char *issue_id, int64_t *ret) {
+        return store_count(s, "heartbeat_runs", "WHERE company_id = ?1 AND " RUN_ACTIVE " AND " RUN_ISSUE " = ?2",
+                           ARGS(company_id, issue_id), ret);
+}
+
+int store_runs_continued_since_count(Store *s, const char *company_id, const char *issue_id, const char *since, int64_t *ret) {
+        return store_count(s, "heartbeat_runs",
+                           "WHERE company_id = ?1 AND " RUN_ISSUE " = ?2 "
+                           "AND json_extract(context_snapshot, '$.retryReason') = 'issue_continuation_needed' "
+                           "AND status = 'succeeded' AND started_at >= ?3",
+                           ARGS(company_id, issue_id, since), ret);
+}
+
+int store_runs_queued_in_claim_order(Store *s, const char *agent_id, Run **ret, size_t *ret_n) {
+#define QUEUED_ISSUE "json_extract(heartbeat_runs.context_snapshot, '$.issueId')"
+        return store_list(s, &run_entity,
+                          "WHERE agent_id = ?1 AND status = 'queued' ORDER BY "
+                          "CASE WHEN " QUEUED_ISSUE " IS NULL THEN 2 "
+                          "WHEN EXISTS (SELECT 1 FROM issue_relations rel JOIN issues b ON b.id = rel.issue_id "
+                          "WHERE rel.related_issue_id = " QUEUED_ISSUE " AND rel.type = 'blocks' AND b.status != 'done') THEN 3 "
+                          "WHEN (SELECT status FROM issues WHERE id = " QUEUED_ISSUE ") = 'in_progress' THEN 0 ELSE 1 END, "
+                          "CASE (SELECT priority FROM issues WHERE id = " QUEUED_ISSUE ") "
+                          "WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3 ELSE 4 END, "
+                          "created_at, rowid",
+                          ARGS(agent_id), 0, (void **) ret, ret_n);
+#undef QUEUED_ISSUE
+}
+
+int store_runs_active_of_agent(Store *s, const char *agent_id, Run **ret, size_t *ret_n) {
+        return store_list(s, &run_entity, "WHERE agent_id = ?1 AND " RUN_ACTIVE " ORDER BY created_at", ARGS(agent_id), 0,
+                          (void **) ret, ret_n);
+}
+
+int store_runs_running(Store *s, Run **ret, size_t *ret_n) {
+        return store_list(s, &run_entity, "WHERE status = 'running' ORDER BY created_at", NULL, 0, (void **) ret, ret_n);
+}
+
+#define WAKE_DEFERRED "status = 'deferred_issue_execution'"
+#define WAKE_ISSUE "json_extract(payload, '$.issueId')"
+
+int store_wakeup_by_idempotency_key(Store *s, const char *agent_id, const char *key, WakeupRequest *ret) {
+        return store_get_first(s, &wakeup_entity, "WHERE agent_id = ?1 AND idempotency_key = ?2 ORDER BY created_at LIMIT 1",
+                               ARGS(agent_id, key), ret);
+}
+
+int store_wakeup_deferred_for_issue(Store *s, const char *company_id, const char *agent_id, const char *issue_id,
+                                    WakeupRequest *ret) {
+        return store_get_first(s, &wakeup_entity,
+                               "WHERE company_id = ?1 AND agent_id = ?2 AND " WAKE_DEFERRED " AND " WAKE_ISSUE " = ?3 "
+                               "ORDER BY requested_at LIMIT 1",
+                               ARGS(company_id, agent_id, issue_id), ret);
+}
+
+int store_wakeups_deferred_for_issue(Store *s, const char *company_id, const char *issue_id, WakeupRequest **ret, size_t *ret_n) {
+        return store_list(s, &wakeup_entity,
+                          "WHERE company_id = ?1 AND " WAKE_DEFERRED " AND " WAKE_ISSUE " = ?2 ORDER BY requested_at, rowid",
+                          ARGS(company_id, issue_id), 0, (void **) ret, ret_n);
+}
+
+int store_wakeups_deferred_for_issue_count(Store *s, const char *company_id, const char *issue_id, int64_t *ret) {
+        return store_count(s, "agent_wakeup_requests", "WHERE company_id = ?1 AND " WAKE_DEFERRED " AND " WAKE_ISSUE " = ?2",
+                           ARGS(company_id, issue_id), ret);
+}
+
+int store_agents_queued_on_issue(Store *s, const char *company_id, const char *issue_id, Agent **ret, size_t *ret_n) {
+        return store_list(s, &agent_entity,
+                          "WHERE id IN (SELECT agent_id FROM heartbeat_runs WHERE company_id = ?1 AND status = 'queued' "
+                          "AND " RUN_ISSUE " = ?2)",
+                          ARGS(company_id, issue_id), 0, (void **) ret, ret_n);
+}
+
+int store_agents_with_queued_runs(Store *s, Agent **ret, size_t *ret_n) {
+        return store_list(s, &agent_entity, "WHERE id IN (SELECT DISTINCT agent_id FROM heartbeat_runs WHERE status = 'queued')",
+                          NULL, 0, (void **) ret, ret_n);
+}
+
+int store_agents_with_timer(Store *s, Agent **ret, size_t *ret_n) {
+        return store_list(s, &agent_entity,
+                          "WHERE status NOT IN ('paused', 'terminated', 'pending_approval') "
+                          "AND json_extract(runtime_config, '$.heartbeat.enabled') = 1",
+                          NULL, 0, (void **) ret, ret_n);
+}
+
+int store_task_session_for_task(Store *s, const char *agent_id, const char *adapter_type, const char *task_key,
+                                AgentTaskSession *ret) {
+        return store_get_first(s, &task_session_entity, "WHERE agent_id = ?1 AND adapter_type = ?2 AND task_key = ?3",
+                               ARGS(agent_id, adapter_type, task_key), ret);
+}
+
+int store_issue_locked_by_run(Store *s, const char *run_id, Issue *ret) {
+        return store_get_first(s, &issue_entity, "WHERE execution_run_id = ?1", ARGS(run_id), ret);
+}
+
+int store_issue_open_blockers_count(Store *s, const char *issue_id, int64_t *ret) {
+        return store_count(s, "issue_relations r JOIN issues b ON b.id = r.issue_id",
+                           "WHERE r.related_issue_id = ?1 AND r.type = 'blocks' AND b.status != 'done'", ARGS(issue_id), ret);
+}
+
+int store_issues_agent_assigned_open(Store *s, Issue **ret, size_t *ret_n) {
+        return store_list(
+                s, &issue_entity,
+                "WHERE assignee_user_id IS NULL AND assignee_agent_id IS NOT NULL AND status IN ('todo', 'in_progress') "
+                "ORDER BY created_at",
+                NULL, 0, (void **) ret, ret_n);
+}
+
+int store_comments_by_run_count(Store *s, const char *run_id, int64_t *ret) {
+        return store_count(s, "issue_comments", "WHERE created_by_run_id = ?1", ARGS(run_id), ret);
+}

@@ -11,3 +11,64 @@
 /* Append an event to a run (seq = max + 1). payload_json may be NULL. */
 int store_run_event_append(Store *s, const char *run_id, const char *event_type, EventLevel level, const char *message,
                            const char *payload_json);
+
+/* ---- runs ---- */
+/* A run is "of an issue" when its contextSnapshot names it (issueId). */
+
+/* The active (queued or running) run of an issue that holds or would hold its lock: running
+ * first, then the oldest. 1 found, 0 none. */
+int store_run_active_for_issue(Store *s, const char *company_id, const char *issue_id, Run *ret);
+/* The newest queued run of the agent for task_key (a string), or without one (NULL). */
+int store_run_queued_for_task(Store *s, const char *agent_id, const char *task_key, Run *ret);
+/* The newest run of an issue, whatever its status. */
+int store_run_latest_for_issue(Store *s, const char *company_id, const char *issue_id, Run *ret);
+/* Runs of the agent in status running. */
+int store_runs_running_count(Store *s, const char *agent_id, int64_t *ret);
+/* Active runs of an issue. */
+int store_runs_active_for_issue_count(Store *s, const char *company_id, const char *issue_id, int64_t *ret);
+/* Continuation runs of an issue (retryReason issue_continuation_needed) that succeeded
+ * since the given time. */
+int store_runs_continued_since_count(Store *s, const char *company_id, const char *issue_id, const char *since, int64_t *ret);
+/* The agent's queued runs in claim order (reference §3.7): runs on in_progress issues first,
+ * then other issue runs, then runs without an issue, and runs whose issue has open blockers
+ * last; within a rank by issue priority, then oldest first. */
+int store_runs_queued_in_claim_order(Store *s, const char *agent_id, Run **ret, size_t *ret_n);
+/* The agent's active runs, oldest first. */
+int store_runs_active_of_agent(Store *s, const char *agent_id, Run **ret, size_t *ret_n);
+/* Every run in status running, oldest first. */
+int store_runs_running(Store *s, Run **ret, size_t *ret_n);
+
+/* ---- wakeups ---- */
+
+/* The agent's first wakeup with this idempotency key. */
+int store_wakeup_by_idempotency_key(Store *s, const char *agent_id, const char *key, WakeupRequest *ret);
+/* The agent's deferred wake on an issue (there is at most one; the oldest if not). */
+int store_wakeup_deferred_for_issue(Store *s, const char *company_id, const char *agent_id, const char *issue_id,
+                                    WakeupRequest *ret);
+/* Every deferred wake on an issue, oldest first. */
+int store_wakeups_deferred_for_issue(Store *s, const char *company_id, const char *issue_id, WakeupRequest **ret, size_t *ret_n);
+int store_wakeups_deferred_for_issue_count(Store *s, const char *company_id, const char *issue_id, int64_t *ret);
+
+/* ---- agents ---- */
+
+/* Agents with a queued run on the issue. */
+int store_agents_queued_on_issue(Store *s, const char *company_id, const char *issue_id, Agent **ret, size_t *ret_n);
+/* Agents with any queued run. */
+int store_agents_with_queued_runs(Store *s, Agent **ret, size_t *ret_n);
+/* Invokable agents with timer heartbeats enabled. */
+int store_agents_with_timer(Store *s, Agent **ret, size_t *ret_n);
+/* The agent's task session for an adapter and task key. */
+int store_task_session_for_task(Store *s, const char *agent_id, const char *adapter_type, const char *task_key,
+                                AgentTaskSession *ret);
+
+/* ---- issues ---- */
+
+/* The issue whose lock run_id holds. */
+int store_issue_locked_by_run(Store *s, const char *run_id, Issue *ret);
+/* Blockers of the issue that are not done (reference §1.8: dependency readiness). */
+int store_issue_open_blockers_count(Store *s, const char *issue_id, int64_t *ret);
+/* Issues assigned to an agent (not a user) in todo or in_progress, oldest first: what
+ * stranded-issue reconciliation looks at. */
+int store_issues_agent_assigned_open(Store *s, Issue **ret, size_t *ret_n);
+/* Comments a run wrote. */
+int store_comments_by_run_count(Store *s, const char *run_id, int64_t *ret);

@@ -605,6 +605,20 @@ int store_list(Store *s, const Entity *e, const char *clause, const char *const 
         return 0;
 }
 
+int store_get_first(Store *s, const Entity *e, const char *clause, const char *const *args, void *ret) {
+        void *items;
+        size_t n;
+        int r;
+
+        r = store_list(s, e, clause, args, 1, &items, &n);
+        if (r < 0)
+                return r;
+        if (n > 0)
+                memcpy(ret, items, e->size); /* the record's strings move with it */
+        free(items);
+        return n > 0;
+}
+
 int store_count(Store *s, const char *table, const char *clause, const char *const *args, int64_t *ret) {
         _cleanup_reset_ sqlite3_stmt *stmt = NULL;
         char sql[STORE_SQL_MAX];

@@ -48,6 +48,9 @@ int store_delete(Store *s, const Entity *e, const char *key);
  * entity_array_free()). limit caps the rows read (0: no cap). */
 int store_list(Store *s, const Entity *e, const char *clause, const char *const *args, size_t limit, void **ret_items,
                size_t *ret_n);
+/* The first record that clause selects, into *ret: 1 when there is one, 0 when not (*ret is
+ * then untouched). */
+int store_get_first(Store *s, const Entity *e, const char *clause, const char *const *args, void *ret);
 /* Number of rows matching clause. */
 int store_count(Store *s, const char *table, const char *clause, const char *const *args, int64_t *ret);
 
