@@ -2,7 +2,7 @@
 /*
  * libmicrohttpd glue: the daemon runs in external-select mode with its own
  * epoll fd, which sits in the sd-event loop; a timer follows MHD's timeout.
- * Requests are routed through the api_routes table.
+ * Requests are routed by api_route_find() to the handlers of api-*.c.
  */
 #include "api/api.h"
 
@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-event.h>
 
-#include "api/api-internal.h"
+#include "api/api-common.h"
 #include "basic/util.h"
 #include "store/jsonmap.h"
 #include "basic/log.h"
@@ -135,40 +135,6 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, con
 }
 
 /* Match path against a pattern; fills params with copies of the ":x" segments. */
-static bool route_match(const char *pattern, const char *path, char *params[static API_PARAMS_MAX]) {
-        size_t n_params = 0;
-        const char *p = pattern, *s = path;
-
-        while (*p && *s) {
-                if (*p != '/' || *s != '/')
-                        return false;
-                p++, s++;
-                size_t plen = strcspn(p, "/"), slen = strcspn(s, "/");
-                if (*p == ':') {
-                        if (slen == 0 || n_params >= API_PARAMS_MAX)
-                                return false;
-                        params[n_params] = strndup(s, slen);
-                        if (!params[n_params])
-                                return false;
-                        n_params++;
-                } else if (plen != slen || strncmp(p, s, plen) != 0)
-                        return false;
-                p += plen;
-                s += slen;
-        }
-        /* Tolerate one trailing slash on the request. */
-        if (!*p && streq(s, "/"))
-                s++;
-        return !*p && !*s;
-}
-
-static void params_free(char *params[static API_PARAMS_MAX]) {
-        for (size_t i = 0; i < API_PARAMS_MAX; i++) {
-                free(params[i]);
-                params[i] = NULL;
-        }
-}
-
 /* Who a connection is, fixed when it was accepted. */
 typedef struct Peer {
         uid_t uid;
@@ -228,23 +194,7 @@ static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *ur
         enum MHD_Result ret;
         int r;
 
-        for (const ApiRoute *rt = api_routes; rt->pattern; rt++) {
-                if (!route_match(rt->pattern, url, params)) {
-                        params_free(params);
-                        continue;
-                }
-                path_known = true;
-                if (streq(rt->method, method)) {
-                        route = rt;
-                        break;
-                }
-                params_free(params);
-                if (strlen(allow) + strlen(rt->method) + 3 < sizeof(allow)) {
-                        if (*allow)
-                                strcat(allow, ", ");
-                        strcat(allow, rt->method);
-                }
-        }
+        route = api_route_find(method, url, params, allow, sizeof(allow), &path_known);
         if (!route) {
                 log_debug("%s %s: %s", method, url, path_known ? "method not allowed" : "no such route");
                 return path_known ? send_error_allow(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", allow)
@@ -259,7 +209,7 @@ static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *ur
                 if (body && end)
                         end += strspn(end, " \t\r\n");
                 if (!body || end != pending->body + pending->size) {
-                        params_free(params);
+                        api_params_free(params);
                         snprintf(msg, sizeof(msg), "malformed JSON at byte %td", end ? end - pending->body : (ptrdiff_t) 0);
                         return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
                 }
@@ -286,7 +236,7 @@ static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *ur
                         if (r < 0)
                                 log_warning_errno(r, "Agent socket: cannot check run %s, refusing the request: %m",
                                                   strna(peer->run_id));
-                        params_free(req.params);
+                        api_params_free(req.params);
                         free(req.caller_run_id);
                         free(req.caller_agent_id);
                         free(req.caller_company_id);
@@ -310,7 +260,7 @@ static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *ur
                 ret = send_json(c, req.status ?: MHD_HTTP_INTERNAL_SERVER_ERROR, req.reply);
         free(req.reply_text);
         cJSON_Delete(req.reply);
-        params_free(req.params);
+        api_params_free(req.params);
         free(req.caller_run_id);
         free(req.caller_agent_id);
         free(req.caller_company_id);

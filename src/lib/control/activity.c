@@ -34,3 +34,8 @@ int activity_record(Store *s, const char *company_id, ActorType actor_type, cons
                 return -ENOMEM;
         return store_insert(s, &activity_entity, &a);
 }
+
+int activity_record_by(Store *s, const Actor *actor, const char *company_id, const char *action, const char *entity_type,
+                       const char *entity_id, const char *agent_id, cJSON *details) {
+        return activity_record(s, company_id, actor->type, actor->id, action, entity_type, entity_id, agent_id, NULL, details);
+}

@@ -145,7 +145,7 @@ static int claim(Control *ctl, Run *run, Agent *agent, bool in_tx, bool *ret_cla
         r = claim_issue(ctl, run, agent, now);
         if (r <= 0)
                 return r; /* stays queued (blocked, or another run holds the issue) */
-        run->status = RUN_RUNNING;
+        run_set_status(run, RUN_RUNNING);
         run->session_id_before = mfree(run->session_id_before);
         r = agent_session_resume_id(ctl->store, agent, run->context_snapshot, &run->session_id_before);
         if (r < 0)
@@ -162,7 +162,7 @@ static int claim(Control *ctl, Run *run, Agent *agent, bool in_tx, bool *ret_cla
         if (r < 0)
                 return r;
         if (agent->status != AGENT_RUNNING) {
-                agent->status = AGENT_RUNNING;
+                agent_set_status(agent, AGENT_RUNNING);
                 if (free_and_strdup(&agent->updated_at, now) < 0)
                         return -ENOMEM;
                 r = store_update_columns(ctl->store, &agent_entity, agent, agent_columns);

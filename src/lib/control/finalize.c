@@ -145,7 +145,7 @@ int finalize_apply_result(Run *run, const RunResult *result) {
         r = iso_time_now(now);
         if (r < 0)
                 return r;
-        run->status = o.status;
+        run_set_status(run, o.status);
         run->exit_code = result->exit_code;
         if (free_and_strdup(&run->signal, result->signal) < 0 || free_and_strdup(&run->error_code, o.error_code) < 0 ||
             free_and_strdup(&run->finished_at, now) < 0 || free_and_strdup(&run->updated_at, now) < 0 ||
@@ -257,9 +257,10 @@ static int finalize_agent(Control *ctl, const Run *run, const char *now) {
                 if (!agent.last_heartbeat_at)
                         telemetry_first_heartbeat(&ctl->telemetry, &agent);
                 if (running > 0)
-                        agent.status = AGENT_RUNNING;
+                        agent_set_status(&agent, AGENT_RUNNING);
                 else
-                        agent.status = run->status == RUN_SUCCEEDED || run->status == RUN_CANCELLED ? AGENT_IDLE : AGENT_ERROR;
+                        agent_set_status(&agent,
+                                         run->status == RUN_SUCCEEDED || run->status == RUN_CANCELLED ? AGENT_IDLE : AGENT_ERROR);
                 if (free_and_strdup(&agent.last_heartbeat_at, now) < 0 || free_and_strdup(&agent.updated_at, now) < 0)
                         return -ENOMEM;
                 r = store_update(ctl->store, &agent_entity, &agent);

@@ -20,7 +20,9 @@
 #include "basic/util.h"
 #include "store/jsonmap.h"
 #include "store/queries.h"
+#include "control/issue-wakes.h"
 #include "control/wake-context.h"
+#include "store/issues.h"
 
 /* The lock fields are bookkeeping, not a change of the issue: updatedAt stays, so it keeps
  * telling when the issue last moved (stranded-issue reconciliation reads it). */
@@ -88,5 +90,153 @@ int issue_lock_release(Store *s, const Run *run, const char *now, Issue *ret, bo
         *ret = issue;
         issue = (Issue){};
         *ret_released = true;
+        return 0;
+}
+
+/* A run id in a lock field that names no active run is stale and may be taken over. */
+static int held_by_other(Store *s, const char *holder, const char *run_id, bool *ret) {
+        _cleanup_(run_donep) Run run = {};
+        int r;
+
+        *ret = false;
+        if (!holder || streq_ptr(holder, run_id))
+                return 0;
+        r = store_get(s, &run_entity, holder, &run);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        *ret = run_status_is_active(run.status);
+        return 0;
+}
+
+static int conflict(Issue *issue, Issue *ret, char **ret_error, const char *error) {
+        *ret = *issue;
+        *issue = (Issue){};
+        return set_error(ret_error, -EBUSY, "%s", error);
+}
+
+int issue_lock_checkout(Control *ctl, const Actor *actor, const char *issue_id, const IssueCheckout *c, Issue *ret,
+                        char **ret_error) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(issue_donep) Issue i = {};
+        _cleanup_(agent_donep) Agent a = {};
+        bool status_ok = false, checkout_taken, lock_taken;
+        char now[ISO_TIME_MAX];
+        int r;
+
+        r = store_begin(ctl->store);
+        if (r < 0)
+                return r;
+        tx = ctl->store;
+        r = store_get(ctl->store, &issue_entity, issue_id, &i);
+        if (r < 0)
+                return r;
+        r = store_get(ctl->store, &agent_entity, c->agent_id, &a);
+        if (r < 0)
+                return r;
+        if (!streq(a.company_id, i.company_id))
+                return set_error(ret_error, -EBADR, "agentId: no such agent in this issue's company");
+
+        if (!c->expected)
+                status_ok = i.status == ISSUE_TODO || i.status == ISSUE_BACKLOG || i.status == ISSUE_BLOCKED;
+        for (size_t k = 0; k < c->n_expected; k++)
+                status_ok = status_ok || c->expected[k] == i.status;
+        /* Checking out again by the run that holds it is fine. */
+        if (c->run_id && streq_ptr(i.checkout_run_id, c->run_id) && i.status == ISSUE_IN_PROGRESS)
+                status_ok = true;
+        r = held_by_other(ctl->store, i.checkout_run_id, c->run_id, &checkout_taken);
+        if (r >= 0)
+                r = held_by_other(ctl->store, i.execution_run_id, c->run_id, &lock_taken);
+        if (r < 0)
+                return r;
+        if (!status_ok || checkout_taken || lock_taken ||
+            (i.assignee_agent_id && !streq(i.assignee_agent_id, a.id) && i.status == ISSUE_IN_PROGRESS))
+                return conflict(&i, ret, ret_error, "Issue checkout conflict");
+
+        IssueStatus previous = i.status;
+        bool reassigned = !streq_ptr(i.assignee_agent_id, a.id);
+        r = iso_time_now(now);
+        if (r < 0)
+                return r;
+        i.status = ISSUE_IN_PROGRESS;
+        if ((!i.started_at && free_and_strdup(&i.started_at, now) < 0) || free_and_strdup(&i.assignee_agent_id, a.id) < 0 ||
+            free_and_strdup(&i.assignee_user_id, NULL) < 0 || free_and_strdup(&i.checkout_run_id, c->run_id) < 0 ||
+            free_and_strdup(&i.updated_at, now) < 0)
+                return -ENOMEM;
+        if (c->run_id)
+                r = issue_lock_set(ctl->store, &i, c->run_id, a.id, now); /* writes the issue */
+        else
+                r = store_update(ctl->store, &issue_entity, &i);
+        if (r < 0)
+                return r;
+        cJSON *d = cJSON_CreateObject();
+        if (d) {
+                cJSON_AddStringToObject(d, "identifier", i.identifier);
+                cJSON_AddStringToObject(d, "previousStatus", issue_status_to_string(previous));
+        }
+        r = activity_record_by(ctl->store, actor, i.company_id, "issue.checked_out", "issue", i.id, a.id, d);
+        if (r < 0)
+                return r;
+        r = store_commit(ctl->store);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        /* Checked out on an agent's behalf: tell the agent. */
+        if (actor->type != ACTOR_AGENT && reassigned) {
+                IssueWaker w = { .ctl = ctl, .actor = actor };
+                issue_wake(&w, a.id, WAKEUP_SOURCE_ASSIGNMENT, "issue_checked_out", &i, "checkout", NULL, "issue.checkout");
+        }
+        *ret = i;
+        i = (Issue){};
+        return 0;
+}
+
+int issue_lock_release_by(Control *ctl, const Actor *actor, const char *issue_id, Issue *ret, char **ret_error) {
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        _cleanup_(issue_donep) Issue i = {};
+        char now[ISO_TIME_MAX];
+        int r;
+
+        r = store_begin(ctl->store);
+        if (r < 0)
+                return r;
+        tx = ctl->store;
+        r = store_get(ctl->store, &issue_entity, issue_id, &i);
+        if (r < 0)
+                return r;
+        if (actor->type == ACTOR_AGENT) {
+                if (!streq_ptr(i.assignee_agent_id, actor->id))
+                        return conflict(&i, ret, ret_error, "Only assignee can release issue");
+                if (i.status == ISSUE_IN_PROGRESS && i.checkout_run_id && !streq_ptr(i.checkout_run_id, actor->run_id))
+                        return conflict(&i, ret, ret_error, "Only checkout run can release issue");
+        }
+        r = iso_time_now(now);
+        if (r < 0)
+                return r;
+        i.status = ISSUE_TODO;
+        i.assignee_agent_id = mfree(i.assignee_agent_id);
+        i.assignee_user_id = mfree(i.assignee_user_id);
+        i.checkout_run_id = mfree(i.checkout_run_id);
+        i.completed_at = mfree(i.completed_at);
+        i.cancelled_at = mfree(i.cancelled_at);
+        if (free_and_strdup(&i.updated_at, now) < 0)
+                return -ENOMEM;
+        r = issue_lock_set(ctl->store, &i, NULL, NULL, now); /* writes the issue */
+        if (r < 0)
+                return r;
+        cJSON *d = cJSON_CreateObject();
+        if (d)
+                cJSON_AddStringToObject(d, "identifier", i.identifier);
+        r = activity_record_by(ctl->store, actor, i.company_id, "issue.released", "issue", i.id,
+                               actor->type == ACTOR_AGENT ? actor->id : NULL, d);
+        if (r < 0)
+                return r;
+        r = store_commit(ctl->store);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        *ret = i;
+        i = (Issue){};
         return 0;
 }

@@ -8,7 +8,10 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
+#include "control/activity.h"
+#include "control/control.h"
 #include "store/model.h"
 #include "store/store.h"
 
@@ -25,3 +28,25 @@ int issue_lock_holder(Store *s, Issue *issue, const char *now, Run *ret, bool *r
  * gets the issue and *ret_released whether there is one whose lock is now free; an issue
  * held by another run is left alone. */
 int issue_lock_release(Store *s, const Run *run, const char *now, Issue *ret, bool *ret_released);
+
+/* ---- checkout and release by the API (reference §8) ---- */
+
+typedef struct IssueCheckout {
+        const char *agent_id; /* who takes the issue */
+        const IssueStatus *expected; /* statuses it may have; NULL: todo, backlog or blocked */
+        size_t n_expected;
+        const char *run_id; /* the run checking out (an agent's call), or NULL (the board) */
+} IssueCheckout;
+
+/* Check the issue out: in_progress, assigned to the agent, and with a run its checkout and
+ * execution lock. -EBUSY: it is taken or not in an expected status (*ret then holds the issue
+ * as it is, for the conflict's details); -EBADR: the agent is of another company. On success
+ * *ret is the issue as it now is. Checked out by the board for an agent it was not assigned
+ * to, the agent is woken. */
+int issue_lock_checkout(Control *ctl, const Actor *actor, const char *issue_id, const IssueCheckout *c, Issue *ret,
+                        char **ret_error);
+
+/* Release the issue: back to todo, unassigned, its checkout and lock cleared. An agent may
+ * release only an issue assigned to it and, when in progress, checked out by its run:
+ * -EBUSY otherwise, with *ret and *ret_error as for a checkout conflict. */
+int issue_lock_release_by(Control *ctl, const Actor *actor, const char *issue_id, Issue *ret, char **ret_error);

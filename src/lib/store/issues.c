@@ -124,3 +124,7 @@ cJSON *issue_reopen_details(const Issue *issue, IssueStatus from, const char *so
                 cJSON_AddStringToObject(d, "source", source);
         return d;
 }
+
+bool issue_status_is_closed(IssueStatus s) {
+        return s == ISSUE_DONE || s == ISSUE_CANCELLED;
+}

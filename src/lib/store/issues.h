@@ -18,6 +18,9 @@ int issue_apply_create_rules(Issue *issue, const char *now);
  * completed/cancelled times, and the lock fields released by the change. */
 int issue_apply_update_rules(const Issue *before, Issue *after, bool status_given, const char *now);
 
+/* done or cancelled. */
+bool issue_status_is_closed(IssueStatus s);
+
 /* Whether the issue's assignee differs between two versions. */
 bool issue_assignee_changed(const Issue *a, const Issue *b);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/log.h"
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "basic/time-util.h"
@@ -449,4 +450,18 @@ int record_stamp(char **id, char **created_at, char **updated_at, const char *no
             (updated_at && free_and_strdup(updated_at, now) < 0))
                 return -ENOMEM;
         return 0;
+}
+
+void agent_set_status(Agent *a, AgentStatus status) {
+        if (a->status != status)
+                log_debug("Agent %s: %s -> %s", strna(a->id), strna(agent_status_to_string(a->status)),
+                          strna(agent_status_to_string(status)));
+        a->status = status;
+}
+
+void run_set_status(Run *run, RunStatus status) {
+        if (run->status != status)
+                log_debug("Run %s: %s -> %s", strna(run->id), strna(run_status_to_string(run->status)),
+                          strna(run_status_to_string(status)));
+        run->status = status;
 }

@@ -410,6 +410,12 @@ extern const Entity activity_entity;
  * time: now, or the given ISO time. */
 int record_stamp(char **id, char **created_at, char **updated_at, const char *now);
 
+/* The one way to change an agent's or a run's status (docs/design.md, "State"): each logs
+ * "A -> B" at debug level. What else the change means (timestamps, rows of other tables)
+ * is the caller's. */
+void agent_set_status(Agent *a, AgentStatus status);
+void run_set_status(Run *run, RunStatus status);
+
 /* Every entity, for code that works on all tables (tests, dumps). */
 extern const Entity *const all_entities[];
 

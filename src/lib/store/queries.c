@@ -2,6 +2,8 @@
 #include "store/queries.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 
 #include "basic/macro.h"
 #include "basic/time-util.h"
@@ -183,4 +185,163 @@ int store_issues_agent_assigned_open(Store *s, Issue **ret, size_t *ret_n) {
 
 int store_comments_by_run_count(Store *s, const char *run_id, int64_t *ret) {
         return store_count(s, "issue_comments", "WHERE created_by_run_id = ?1", ARGS(run_id), ret);
+}
+
+int store_agents_of_company(Store *s, const char *company_id, Agent **ret, size_t *ret_n) {
+        return store_list(s, &agent_entity, "WHERE company_id = ?1 ORDER BY created_at, id", ARGS(company_id), 0, (void **) ret,
+                          ret_n);
+}
+
+int store_issues_unblocked_by(Store *s, const char *done_id, Issue **ret, size_t *ret_n) {
+        return store_list(s, &issue_entity,
+                          "WHERE id IN (SELECT related_issue_id FROM issue_relations WHERE issue_id = ?1 AND type = 'blocks') "
+                          "AND assignee_agent_id IS NOT NULL AND status NOT IN ('backlog', 'done', 'cancelled') "
+                          "AND NOT EXISTS (SELECT 1 FROM issue_relations rel JOIN issues b ON b.id = rel.issue_id "
+                          "WHERE rel.related_issue_id = issues.id AND rel.type = 'blocks' AND b.status != 'done')",
+                          ARGS(done_id), 0, (void **) ret, ret_n);
+}
+
+int store_run_to_interrupt(Store *s, const char *execution_run_id, const char *assignee_agent_id, const char *issue_id,
+                           Run *ret) {
+        return store_get_first(s, &run_entity,
+                               "WHERE status = 'running' AND (id = ?1 OR (agent_id = ?2 AND " RUN_ISSUE " = ?3)) "
+                               "ORDER BY id = ?1 DESC, created_at",
+                               ARGS(strempty(execution_run_id), strempty(assignee_agent_id), issue_id), ret);
+}
+
+int store_issue_waits_for(Store *s, const char *issue_id, const char *other_id, bool *ret) {
+        int64_t n = 0;
+        int r = store_count(s,
+                            "(WITH RECURSIVE up(id) AS (SELECT ?1 UNION SELECT rel.issue_id FROM issue_relations rel "
+                            "JOIN up ON rel.related_issue_id = up.id WHERE rel.type = 'blocks') SELECT id FROM up)",
+                            "WHERE id = ?2", ARGS(issue_id, other_id), &n);
+        *ret = n > 0;
+        return r;
+}
+
+int store_companies(Store *s, const char *only_id, Company **ret, size_t *ret_n) {
+        if (only_id)
+                return store_list(s, &company_entity, "WHERE id = ?1", ARGS(only_id), 0, (void **) ret, ret_n);
+        return store_list(s, &company_entity, "ORDER BY created_at, id", NULL, 0, (void **) ret, ret_n);
+}
+
+int store_company_prefix_taken(Store *s, const char *prefix, bool *ret) {
+        int64_t n = 0;
+        int r = store_count(s, "companies", "WHERE issue_prefix = ?1", ARGS(prefix), &n);
+        *ret = n > 0;
+        return r;
+}
+
+int store_activity_of_company(Store *s, const char *company_id, size_t limit, Activity **ret, size_t *ret_n) {
+        return store_list(s, &activity_entity, "WHERE company_id = ?1 ORDER BY created_at DESC, rowid DESC", ARGS(company_id),
+                          limit, (void **) ret, ret_n);
+}
+
+int store_issues_of_company(Store *s, const char *company_id, const char *status, const char *assignee_agent_id, size_t limit,
+                            Issue **ret, size_t *ret_n) {
+        /* The filters given, numbered in order: ?2 is the status when there is one. */
+        const char *clause = status && assignee_agent_id
+                ? "WHERE company_id = ?1 AND status = ?2 AND assignee_agent_id = ?3 ORDER BY issue_number"
+                : status            ? "WHERE company_id = ?1 AND status = ?2 ORDER BY issue_number"
+                : assignee_agent_id ? "WHERE company_id = ?1 AND assignee_agent_id = ?2 ORDER BY issue_number"
+                                    : "WHERE company_id = ?1 ORDER BY issue_number";
+        const char *args[4] = { company_id };
+        size_t n = 1;
+
+        if (status)
+                args[n++] = status;
+        if (assignee_agent_id)
+                args[n++] = assignee_agent_id;
+        return store_list(s, &issue_entity, clause, args, limit, (void **) ret, ret_n);
+}
+
+int store_issue_by_identifier(Store *s, const char *identifier, Issue *ret) {
+        return store_get_first(s, &issue_entity, "WHERE identifier = ?1", ARGS(identifier), ret);
+}
+
+int store_issue_blockers(Store *s, const char *issue_id, Issue **ret, size_t *ret_n) {
+        return store_list(s, &issue_entity,
+                          "WHERE id IN (SELECT issue_id FROM issue_relations WHERE related_issue_id = ?1 AND type = 'blocks') "
+                          "ORDER BY issue_number",
+                          ARGS(issue_id), 0, (void **) ret, ret_n);
+}
+
+int store_comments_of_issue(Store *s, const char *issue_id, IssueComment **ret, size_t *ret_n) {
+        return store_list(s, &comment_entity, "WHERE issue_id = ?1 ORDER BY created_at, rowid", ARGS(issue_id), 0, (void **) ret,
+                          ret_n);
+}
+
+int store_runs_of_company(Store *s, const char *company_id, const char *agent_id, size_t limit, Run **ret, size_t *ret_n) {
+        if (agent_id)
+                return store_list(s, &run_entity, "WHERE company_id = ?1 AND agent_id = ?2 ORDER BY created_at DESC, rowid DESC",
+                                  ARGS(company_id, agent_id), limit, (void **) ret, ret_n);
+        return store_list(s, &run_entity, "WHERE company_id = ?1 ORDER BY created_at DESC, rowid DESC", ARGS(company_id), limit,
+                          (void **) ret, ret_n);
+}
+
+int store_runs_active_of_company(Store *s, const char *company_id, Run **ret, size_t *ret_n) {
+        return store_list(s, &run_entity, "WHERE company_id = ?1 AND " RUN_ACTIVE " ORDER BY created_at", ARGS(company_id), 0,
+                          (void **) ret, ret_n);
+}
+
+int store_runs_active_for_issue(Store *s, const char *company_id, const char *issue_id, Run **ret, size_t *ret_n) {
+        return store_list(s, &run_entity, "WHERE company_id = ?1 AND " RUN_ACTIVE " AND " RUN_ISSUE " = ?2 ORDER BY created_at",
+                          ARGS(company_id, issue_id), 0, (void **) ret, ret_n);
+}
+
+int store_run_running_of_agent_for_issue(Store *s, const char *agent_id, const char *issue_id, Run *ret) {
+        return store_get_first(s, &run_entity,
+                               "WHERE agent_id = ?1 AND status = 'running' AND " RUN_ISSUE " = ?2 ORDER BY created_at LIMIT 1",
+                               ARGS(agent_id, issue_id), ret);
+}
+
+int store_run_events_after(Store *s, const char *run_id, int64_t after_seq, size_t limit, RunEvent **ret, size_t *ret_n) {
+        char after[32];
+
+        snprintf(after, sizeof(after), "%" PRIi64, after_seq);
+        return store_list(s, &run_event_entity, "WHERE run_id = ?1 AND seq > ?2 ORDER BY seq, id", ARGS(run_id, after), limit,
+                          (void **) ret, ret_n);
+}
+
+int store_wakeups_of_agent(Store *s, const char *agent_id, const char *status, size_t limit, WakeupRequest **ret, size_t *ret_n) {
+        if (status)
+                return store_list(s, &wakeup_entity, "WHERE agent_id = ?1 AND status = ?2 ORDER BY requested_at DESC, rowid DESC",
+                                  ARGS(agent_id, status), limit, (void **) ret, ret_n);
+        return store_list(s, &wakeup_entity, "WHERE agent_id = ?1 ORDER BY requested_at DESC, rowid DESC", ARGS(agent_id), limit,
+                          (void **) ret, ret_n);
+}
+
+int store_task_sessions_of_agent(Store *s, const char *agent_id, AgentTaskSession **ret, size_t *ret_n) {
+        return store_list(s, &task_session_entity, "WHERE agent_id = ?1 ORDER BY updated_at DESC, rowid DESC", ARGS(agent_id), 0,
+                          (void **) ret, ret_n);
+}
+
+int store_task_sessions_delete(Store *s, const char *agent_id, const char *task_key) {
+        AgentTaskSession *items;
+        size_t n;
+        int r;
+
+        if (task_key)
+                r = store_list(s, &task_session_entity, "WHERE agent_id = ?1 AND task_key = ?2", ARGS(agent_id, task_key), 0,
+                               (void **) &items, &n);
+        else
+                r = store_list(s, &task_session_entity, "WHERE agent_id = ?1", ARGS(agent_id), 0, (void **) &items, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = store_delete(s, &task_session_entity, items[i].id);
+        entity_array_free(&task_session_entity, items, n);
+        return r < 0 ? r : 0;
+}
+
+int store_count_all(Store *s, const Entity *e, int64_t *ret) {
+        return store_count(s, e->table, NULL, NULL, ret);
+}
+
+int store_count_with_status(Store *s, const Entity *e, const char *status, int64_t *ret) {
+        return store_count(s, e->table, "WHERE status = ?1", ARGS(status), ret);
+}
+
+int store_runs_active_count(Store *s, int64_t *ret) {
+        return store_count(s, "heartbeat_runs", "WHERE " RUN_ACTIVE, NULL, ret);
 }

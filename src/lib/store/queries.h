@@ -5,6 +5,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+
 #include "store/model.h"
 #include "store/store.h"
 
@@ -53,6 +55,8 @@ int store_wakeups_deferred_for_issue_count(Store *s, const char *company_id, con
 
 /* Agents with a queued run on the issue. */
 int store_agents_queued_on_issue(Store *s, const char *company_id, const char *issue_id, Agent **ret, size_t *ret_n);
+/* The agents of a company. */
+int store_agents_of_company(Store *s, const char *company_id, Agent **ret, size_t *ret_n);
 /* Agents with any queued run. */
 int store_agents_with_queued_runs(Store *s, Agent **ret, size_t *ret_n);
 /* Invokable agents with timer heartbeats enabled. */
@@ -70,5 +74,48 @@ int store_issue_open_blockers_count(Store *s, const char *issue_id, int64_t *ret
 /* Issues assigned to an agent (not a user) in todo or in_progress, oldest first: what
  * stranded-issue reconciliation looks at. */
 int store_issues_agent_assigned_open(Store *s, Issue **ret, size_t *ret_n);
+/* Issues that done blocked, assigned to an agent, open, and now without open blockers. */
+int store_issues_unblocked_by(Store *s, const char *done_id, Issue **ret, size_t *ret_n);
+/* The running run an interrupt of an issue cancels: its execution run, else its assignee's
+ * running run on it (either may be NULL). */
+int store_run_to_interrupt(Store *s, const char *execution_run_id, const char *assignee_agent_id, const char *issue_id, Run *ret);
+/* Whether issue waits, directly or through other blockers, for other. */
+int store_issue_waits_for(Store *s, const char *issue_id, const char *other_id, bool *ret);
 /* Comments a run wrote. */
 int store_comments_by_run_count(Store *s, const char *run_id, int64_t *ret);
+
+/* ---- what the API lists ---- */
+/* limit caps the rows (0: no cap); lists are newest first where they say so. */
+
+int store_companies(Store *s, const char *only_id, Company **ret, size_t *ret_n); /* only_id may be NULL: all */
+int store_company_prefix_taken(Store *s, const char *prefix, bool *ret);
+int store_activity_of_company(Store *s, const char *company_id, size_t limit, Activity **ret, size_t *ret_n);
+/* status and assignee_agent_id may be NULL: no filter. By issue number. */
+int store_issues_of_company(Store *s, const char *company_id, const char *status, const char *assignee_agent_id, size_t limit,
+                            Issue **ret, size_t *ret_n);
+int store_issue_by_identifier(Store *s, const char *identifier, Issue *ret);
+/* The issues that block issue_id, by issue number. */
+int store_issue_blockers(Store *s, const char *issue_id, Issue **ret, size_t *ret_n);
+int store_comments_of_issue(Store *s, const char *issue_id, IssueComment **ret, size_t *ret_n);
+/* agent_id may be NULL: every agent's. Newest first. */
+int store_runs_of_company(Store *s, const char *company_id, const char *agent_id, size_t limit, Run **ret, size_t *ret_n);
+int store_runs_active_of_company(Store *s, const char *company_id, Run **ret, size_t *ret_n);
+int store_runs_active_for_issue(Store *s, const char *company_id, const char *issue_id, Run **ret, size_t *ret_n);
+/* The agent's oldest running run on the issue. */
+int store_run_running_of_agent_for_issue(Store *s, const char *agent_id, const char *issue_id, Run *ret);
+/* Events of a run after seq after_seq, in order. */
+int store_run_events_after(Store *s, const char *run_id, int64_t after_seq, size_t limit, RunEvent **ret, size_t *ret_n);
+/* status may be NULL: all. Newest first. */
+int store_wakeups_of_agent(Store *s, const char *agent_id, const char *status, size_t limit, WakeupRequest **ret, size_t *ret_n);
+/* Newest first. */
+int store_task_sessions_of_agent(Store *s, const char *agent_id, AgentTaskSession **ret, size_t *ret_n);
+/* Delete the agent's task sessions: of one task, or all (task_key NULL). */
+int store_task_sessions_delete(Store *s, const char *agent_id, const char *task_key);
+
+/* ---- counts for health and metrics ---- */
+
+/* Rows of an entity's table, all or with one status (e: company, agent, issue or run). */
+int store_count_all(Store *s, const Entity *e, int64_t *ret);
+int store_count_with_status(Store *s, const Entity *e, const char *status, int64_t *ret);
+/* Queued and running runs. */
+int store_runs_active_count(Store *s, int64_t *ret);

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * corrald about itself: GET /api/health, POST /api/sweep and GET /metrics (Prometheus text).
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api-common.h"
+#include "basic/log.h"
+#include "basic/macro.h"
+#include "basic/strv.h"
+#include "basic/time-util.h"
+#include "basic/util.h"
+#include "store/issues.h"
+#include "store/jsonmap.h"
+#include "store/model.h"
+#include "store/queries.h"
+#include "control/stranded.h"
+#include "control/sweep.h"
+#include "supervise/supervisor.h"
+
+static int add_count(cJSON *o, const char *name, int r, int64_t n) {
+        if (r < 0)
+                return r;
+        return cJSON_AddNumberToObject(o, name, (double) n) ? 0 : -ENOMEM;
+}
+
+static int handle_health(ApiRequest *req) {
+        Control *ctl = req->ctl;
+        _cleanup_json_ cJSON *o = cJSON_CreateObject();
+        cJSON *counts;
+        int r;
+
+        /* An agent learns that corral answers, and nothing about the host or other companies. */
+        if (req->caller_agent_id) {
+                if (!o || !cJSON_AddStringToObject(o, "status", "ok") || !cJSON_AddStringToObject(o, "runId", req->caller_run_id))
+                        return -ENOMEM;
+                return api_reply(req, 200, TAKE_PTR(o));
+        }
+        if (!o || !cJSON_AddStringToObject(o, "status", "ok") || !cJSON_AddStringToObject(o, "version", PACKAGE_VERSION) ||
+            !cJSON_AddNumberToObject(o, "schemaVersion", store_schema_version(ctl->store)) ||
+            !cJSON_AddNumberToObject(o, "pid", getpid()) ||
+            !cJSON_AddNumberToObject(o, "uptimeSec", (double) ((now_usec() - ctl->started_usec) / 1000000)) ||
+            !cJSON_AddStringToObject(o, "placement", placement_kind_to_string(ctl->config->placement)) ||
+            !cJSON_AddStringToObject(o, "stateDir", ctl->config->state_dir) ||
+            !cJSON_AddBoolToObject(o, "socketActivated", ctl->socket_activated))
+                return -ENOMEM;
+        counts = cJSON_AddObjectToObject(o, "counts");
+        if (!counts)
+                return -ENOMEM;
+        int64_t n = 0;
+        Store *s = api_store(req);
+        if ((r = add_count(counts, "companies", store_count_all(s, &company_entity, &n), n)) < 0 ||
+            (r = add_count(counts, "agents", store_count_all(s, &agent_entity, &n), n)) < 0 ||
+            (r = add_count(counts, "issues", store_count_all(s, &issue_entity, &n), n)) < 0 ||
+            (r = add_count(counts, "activeRuns", store_runs_active_count(s, &n), n)) < 0)
+                return r;
+        return api_reply(req, 200, TAKE_PTR(o));
+}
+
+static int handle_sweep(ApiRequest *req) {
+        _cleanup_(stranded_counters_done) StrandedCounters c = {};
+        _cleanup_json_ cJSON *o = NULL;
+        cJSON *ids;
+        int r;
+
+        if (!api_require_board(req, "force a sweep"))
+                return 0;
+        r = control_sweep(req->ctl, &c);
+        if (r < 0)
+                return r;
+        o = cJSON_CreateObject();
+        if (!o || !cJSON_AddNumberToObject(o, "runsRecovered", r) ||
+            !cJSON_AddNumberToObject(o, "dispatchRequeued", c.dispatch_requeued) ||
+            !cJSON_AddNumberToObject(o, "continuationRequeued", c.continuation_requeued) ||
+            !cJSON_AddNumberToObject(o, "escalated", c.escalated) || !cJSON_AddNumberToObject(o, "skipped", c.skipped) ||
+            !(ids = cJSON_AddArrayToObject(o, "issueIds")))
+                return -ENOMEM;
+        for (size_t i = 0; i < c.n_issue_ids; i++)
+                cJSON_AddItemToArray(ids, cJSON_CreateString(c.issue_ids[i]));
+        return api_reply(req, 200, TAKE_PTR(o));
+}
+
+static int metric_counts(ApiRequest *req, FILE *f, const char *name, const char *help, const Entity *e,
+                         const char *const *statuses) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+        for (size_t i = 0; statuses[i]; i++) {
+                int64_t n;
+                int r = store_count_with_status(api_store(req), e, statuses[i], &n);
+                if (r < 0)
+                        return r;
+                fprintf(f, "%s{status=\"%s\"} %" PRIi64 "\n", name, statuses[i], n);
+        }
+        return 0;
+}
+
+static int handle_metrics(ApiRequest *req) {
+        Control *ctl = req->ctl;
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f;
+        int r;
+
+        f = open_memstream(&text, &size);
+        if (!f)
+                return -ENOMEM;
+        fprintf(f,
+                "# HELP corral_telemetry_events_total Telemetry events since corrald started.\n"
+                "# TYPE corral_telemetry_events_total counter\n"
+                "corral_telemetry_events_total{event=\"agent.first_heartbeat\"} %" PRIu64 "\n"
+                "corral_telemetry_events_total{event=\"agent.task_completed\"} %" PRIu64 "\n"
+                "# HELP corral_supervised_runs Runs whose processes this corrald tracks now.\n"
+                "# TYPE corral_supervised_runs gauge\n"
+                "corral_supervised_runs %u\n",
+                ctl->telemetry.first_heartbeat, ctl->telemetry.task_completed, supervisor_count(ctl->supervisor));
+        r = metric_counts(req, f, "corral_runs", "Runs by status.", &run_entity, run_status_names);
+        if (r >= 0)
+                r = metric_counts(req, f, "corral_agents", "Agents by status.", &agent_entity, agent_status_names);
+        if (r >= 0)
+                r = metric_counts(req, f, "corral_issues", "Issues by status.", &issue_entity, issue_status_names);
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0) {
+                free(text);
+                return r;
+        }
+        return api_reply_text(req, 200, text, "text/plain; version=0.0.4");
+}
+
+const ApiRoute api_system_routes[] = {
+        { "GET", "/api/health", handle_health },
+        { "POST", "/api/sweep", handle_sweep },
+        { "GET", "/metrics", handle_metrics },
+        {},
+};
