@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "supervise/placement-scope.h"
+#include "supervise/placement-internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -8,12 +8,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "supervise/cgroup.h"
 #include "basic/log.h"
+
+/* The backend's own state, behind Placement.scope. */
+struct PlacementScope {
+        sd_event *event;
+        sd_bus *bus;
+        sd_bus_slot *job_removed_slot;
+        ScopeStart *starts; /* start jobs in flight */
+        uint64_t start_timeout_usec;
+};
 
 #define SD_DEST "org.freedesktop.systemd1"
 #define SD_PATH "/org/freedesktop/systemd1"
@@ -36,7 +46,7 @@ struct ScopeStart {
 void scope_start_free(ScopeStart *s) {
         if (!s)
                 return;
-        for (ScopeStart **p = &s->placement->starts; *p; p = &(*p)->next)
+        for (ScopeStart **p = &s->placement->scope->starts; *p; p = &(*p)->next)
                 if (*p == s) {
                         *p = s->next;
                         break;
@@ -79,7 +89,7 @@ static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *error
         r = sd_bus_message_read(m, "uoss", &id, &job, &unit, &result);
         if (r < 0)
                 return 0;
-        for (ScopeStart *s = p->starts; s; s = s->next) {
+        for (ScopeStart *s = p->scope->starts; s; s = s->next) {
                 if (!streq_ptr(s->job, job))
                         continue;
                 if (!streq(result, "done")) {
@@ -128,7 +138,7 @@ static int on_start_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 static int on_start_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
         ScopeStart *s = userdata;
         _cleanup_free_ char *msg = strprintf("systemd did not start %s within %" PRIu64 " s; the outcome is unknown",
-                                             s->place->unit_name, s->placement->start_timeout_usec / 1000000);
+                                             s->place->unit_name, s->placement->scope->start_timeout_usec / 1000000);
 
         /* Whatever systemd did meanwhile, the run must not go on: its processes are killed
          * by the caller, and a scope that appears later is empty and collected. */
@@ -202,7 +212,7 @@ static int scope_attach(Placement *p, RunPlace *place, const PlacementAttach *a)
         ScopeStart *s;
         int r;
 
-        r = sd_bus_message_new_method_call(p->bus, &m, SD_DEST, SD_PATH, SD_MANAGER, "StartTransientUnit");
+        r = sd_bus_message_new_method_call(p->scope->bus, &m, SD_DEST, SD_PATH, SD_MANAGER, "StartTransientUnit");
         if (r < 0)
                 return r;
         /* mode "fail": a second start of the same run is refused, never queued behind it. */
@@ -240,13 +250,13 @@ static int scope_attach(Placement *p, RunPlace *place, const PlacementAttach *a)
         if (!s)
                 return -ENOMEM;
         *s = (ScopeStart){ .placement = p, .place = place, .shim = a->pids[0], .done = a->done, .userdata = a->userdata };
-        s->next = p->starts;
-        p->starts = s;
+        s->next = p->scope->starts;
+        p->scope->starts = s;
         place->pending = s;
-        r = sd_bus_call_async(p->bus, &s->call_slot, m, on_start_reply, s, p->start_timeout_usec);
+        r = sd_bus_call_async(p->scope->bus, &s->call_slot, m, on_start_reply, s, p->scope->start_timeout_usec);
         if (r >= 0)
-                r = sd_event_add_time_relative(p->event, &s->timer, CLOCK_MONOTONIC, p->start_timeout_usec, 0, on_start_timeout,
-                                               s);
+                r = sd_event_add_time_relative(p->scope->event, &s->timer, CLOCK_MONOTONIC, p->scope->start_timeout_usec, 0,
+                                               on_start_timeout, s);
         if (r < 0) {
                 scope_start_free(s);
                 return r;
@@ -271,7 +281,7 @@ static int scope_kill_all(Placement *p, const RunPlace *place) {
                         r = 0;
         }
         if (place->unit_name)
-                (void) sd_bus_call_method_async(p->bus, NULL, SD_DEST, SD_PATH, SD_MANAGER, "KillUnit", NULL, NULL, "ssi",
+                (void) sd_bus_call_method_async(p->scope->bus, NULL, SD_DEST, SD_PATH, SD_MANAGER, "KillUnit", NULL, NULL, "ssi",
                                                 place->unit_name, "all", SIGKILL);
         return r;
 }
@@ -355,32 +365,40 @@ int scope_available(void) {
         return 1;
 }
 
-int scope_setup(Placement *p) {
+int scope_setup(Placement *p, sd_event *event) {
         int r;
 
-        r = sd_bus_open_system(&p->bus);
+        p->scope = calloc(1, sizeof(PlacementScope));
+        if (!p->scope)
+                return -ENOMEM;
+        p->scope->event = sd_event_ref(event);
+        r = sd_bus_open_system(&p->scope->bus);
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to the system bus: %m");
-        r = sd_bus_attach_event(p->bus, p->event, SD_EVENT_PRIORITY_NORMAL);
+        r = sd_bus_attach_event(p->scope->bus, p->scope->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the system bus to the event loop: %m");
         /* Listen before the first start, so no job's end can be missed. */
-        r = sd_bus_match_signal_async(p->bus, &p->job_removed_slot, SD_DEST, SD_PATH, SD_MANAGER, "JobRemoved", on_job_removed,
-                                      NULL, p);
+        r = sd_bus_match_signal_async(p->scope->bus, &p->scope->job_removed_slot, SD_DEST, SD_PATH, SD_MANAGER, "JobRemoved",
+                                      on_job_removed, NULL, p);
         if (r < 0)
                 return log_error_errno(r, "Failed to listen for systemd's JobRemoved: %m");
-        r = sd_bus_call_method_async(p->bus, NULL, SD_DEST, SD_PATH, SD_MANAGER, "Subscribe", NULL, NULL, NULL);
+        r = sd_bus_call_method_async(p->scope->bus, NULL, SD_DEST, SD_PATH, SD_MANAGER, "Subscribe", NULL, NULL, NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to subscribe to systemd's signals: %m");
-        p->start_timeout_usec = SCOPE_START_TIMEOUT_USEC;
+        p->scope->start_timeout_usec = SCOPE_START_TIMEOUT_USEC;
         return 0;
 }
 
 void scope_teardown(Placement *p) {
-        while (p->starts)
-                scope_start_free(p->starts);
-        p->job_removed_slot = sd_bus_slot_unref(p->job_removed_slot);
-        p->bus = sd_bus_flush_close_unref(p->bus);
+        if (!p->scope)
+                return;
+        while (p->scope->starts)
+                scope_start_free(p->scope->starts);
+        sd_bus_slot_unref(p->scope->job_removed_slot);
+        sd_bus_flush_close_unref(p->scope->bus);
+        sd_event_unref(p->scope->event);
+        p->scope = mfree(p->scope);
 }
 
 char *scope_run_id(const char *unit_name) {

@@ -9,7 +9,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "basic/config.h"
@@ -35,6 +34,7 @@ typedef struct RunLimits {
 } RunLimits;
 
 typedef struct ScopeStart ScopeStart;
+typedef struct PlacementScope PlacementScope;
 
 /* Where one run lives. */
 typedef struct RunPlace {
@@ -58,7 +58,10 @@ typedef struct PlacementAttach {
         void *userdata;
 } PlacementAttach;
 
+/* Free what a place holds, a start job in flight included. */
 void run_place_done(RunPlace *p);
+/* Forget a start job in flight (its place is being freed). */
+void scope_start_free(ScopeStart *s);
 
 typedef struct Placement Placement;
 
@@ -93,12 +96,7 @@ struct Placement {
         PlacementKind kind; /* resolved: never PLACEMENT_AUTO */
         char *cgroup_root; /* cgroup backend */
         char *cgroup_mount; /* where the v2 hierarchy is mounted */
-        /* scope backend */
-        sd_event *event;
-        sd_bus *bus;
-        sd_bus_slot *job_removed_slot;
-        ScopeStart *starts; /* start jobs in flight */
-        uint64_t start_timeout_usec;
+        PlacementScope *scope; /* scope backend: its bus and start jobs, placement-scope.c's alone */
 };
 
 /* Resolve kind (auto picks scope when systemd is PID 1 and its bus answers, else cgroup)
