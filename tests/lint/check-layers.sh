@@ -31,6 +31,19 @@ allowed() {
         esac
 }
 
+# A third-party library's types stay inside the module that wraps it (CONVENTIONS.md):
+# header pattern, then the files (shell patterns) that may include it.
+wrapped() {
+        case $1 in
+        sqlite3.h) echo "src/lib/store/*" ;;
+        systemd/sd-bus.h) echo "src/lib/supervise/placement-scope.c" ;;
+        microhttpd.h) echo "src/lib/api/api.c" ;;
+        seccomp.h) echo "src/lib/supervise/sandbox.c" ;;
+        curl/*) echo "src/corralctl/*" ;;
+        *) echo "*" ;;
+        esac
+}
+
 # The libraries the shim must not reach (it has no dynamic loader to find them).
 shim_forbidden='^(systemd/|sqlite3\.h|cjson/|microhttpd\.h|seccomp\.h|curl/|openssl/)'
 
@@ -65,6 +78,15 @@ for f in $files; do
                 inner=${inner%?}
                 case $name in
                 \<*)
+                        # shellcheck disable=SC2254 # the owner is a pattern
+                        owner=$(wrapped "$inner")
+                        case $f in
+                        $owner) ;;
+                        *)
+                                echo "$f:$line: <$inner> belongs to $owner alone"
+                                status=1
+                                ;;
+                        esac
                         if [ "$layer" = shim ] || [ "$layer" = corral-shim ]; then
                                 if printf '%s\n' "$inner" | grep -Eq "$shim_forbidden"; then
                                         echo "$f:$line: the shim is libc-only but includes <$inner>"

@@ -13,7 +13,7 @@ ok() {
         if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi
 }
 
-echo "1..7"
+echo "1..8"
 out=$(sh "$check" "$srcdir" 2>&1)
 ok $? "the tree keeps the include rule"
 [ -z "$out" ]
@@ -36,8 +36,8 @@ printf '#include "daemon/manager.h"\n' >>"$work/t/src/lib/store/model.h"
 expect_violation "the store including the daemon" "src/lib/store/model.h:.*daemon/manager.h"
 
 broken
-printf '#include "control/heartbeat.h"\n' >>"$work/t/src/lib/supervise/cgroup.c"
-expect_violation "supervise including control" "src/lib/supervise/cgroup.c:.*control/heartbeat.h"
+printf '#include "control/wakeup.h"\n' >>"$work/t/src/lib/supervise/cgroup.c"
+expect_violation "supervise including control" "src/lib/supervise/cgroup.c:.*control/wakeup.h"
 
 broken
 printf '#include <systemd/sd-event.h>\n' >>"$work/t/src/lib/shim/shim.c"
@@ -46,6 +46,10 @@ expect_violation "the shim including libsystemd" "src/lib/shim/shim.c:.*libc-onl
 broken
 printf '#include "model.h"\n' >>"$work/t/src/lib/control/activity.c"
 expect_violation "an include without its layer" "src/lib/control/activity.c:.*does not name its layer"
+
+broken
+printf '#include <sqlite3.h>\n' >>"$work/t/src/lib/control/claim.c"
+expect_violation "sqlite3 outside the store" "src/lib/control/claim.c:.*sqlite3.h> belongs to src/lib/store"
 
 broken
 printf '/* x */\n' >"$work/t/src/lib/loose.c"
