@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The adapters: process (a command with arguments, environment, working
- * directory and optional stdin) and the coding CLIs claude_local and codex_local,
- * which build the CLI's command line and send it a prompt on stdin.
+ * What all adapters share: adapterConfig (its common keys, limits, environment and
+ * secrets), the run's environment and context, and the launch. What differs per adapter is
+ * behind its AdapterOps (adapter-process.c, adapter-claude.c, adapter-codex.c).
  */
 #include "control/adapter.h"
 
@@ -20,6 +20,7 @@
 #include "store/jsonmap.h"
 #include "supervise/sandbox.h"
 #include "basic/strv.h"
+#include "control/adapter-internal.h"
 
 void adapter_launch_done(AdapterLaunch *l) {
         for (size_t i = 0; l->argv && l->argv[i]; i++)
@@ -36,7 +37,7 @@ void adapter_launch_done(AdapterLaunch *l) {
 }
 
 /* A non-negative integer member; def when absent. */
-static int get_uint(const cJSON *o, const char *name, uint64_t def, uint64_t max, uint64_t *ret, char **ret_error) {
+int adapter_get_uint(const cJSON *o, const char *name, uint64_t def, uint64_t max, uint64_t *ret, char **ret_error) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 
         if (!v || cJSON_IsNull(v)) {
@@ -49,22 +50,7 @@ static int get_uint(const cJSON *o, const char *name, uint64_t def, uint64_t max
         return 0;
 }
 
-typedef struct AdapterConfig {
-        AdapterType type;
-        const cJSON *command, *args, *cwd, *env, *stdin_text;
-        /* coding CLIs */
-        const cJSON *model, *extra_args, *prompt_template;
-        uint64_t max_turns;
-        bool skip_permissions;
-        uint64_t timeout_sec, grace_sec, idle_timeout_sec;
-        RunLimits limits;
-} AdapterConfig;
-
-static bool is_cli(AdapterType type) {
-        return type == ADAPTER_CLAUDE_LOCAL || type == ADAPTER_CODEX_LOCAL;
-}
-
-static int check_string_array(const cJSON *a, const char *name, char **ret_error) {
+int adapter_check_string_array(const cJSON *a, const char *name, char **ret_error) {
         const cJSON *m;
 
         if (!a)
@@ -79,7 +65,7 @@ static int check_string_array(const cJSON *a, const char *name, char **ret_error
         return 0;
 }
 
-static int get_bool(const cJSON *o, const char *name, bool *ret, char **ret_error) {
+int adapter_get_bool(const cJSON *o, const char *name, bool *ret, char **ret_error) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 
         *ret = false;
@@ -93,8 +79,7 @@ static int get_bool(const cJSON *o, const char *name, bool *ret, char **ret_erro
 
 /* The coding CLIs' keys; the process adapter has its command line and stdin instead. */
 static int parse_cli_config(const cJSON *c, AdapterConfig *ret, char **ret_error) {
-        const char *bypass =
-                ret->type == ADAPTER_CLAUDE_LOCAL ? "dangerouslySkipPermissions" : "dangerouslyBypassApprovalsAndSandbox";
+        const AdapterOps *ops = adapter_ops(ret->type);
         int r;
 
         if (ret->args)
@@ -111,19 +96,17 @@ static int parse_cli_config(const cJSON *c, AdapterConfig *ret, char **ret_error
                 return set_error(ret_error, -EINVAL, "adapterConfig.model must be a non-empty string");
         if (ret->prompt_template && !cJSON_IsString(ret->prompt_template))
                 return set_error(ret_error, -EINVAL, "adapterConfig.promptTemplate must be a string");
-        if ((r = check_string_array(ret->extra_args, "extraArgs", ret_error)) < 0 ||
-            (r = get_bool(c, bypass, &ret->skip_permissions, ret_error)) < 0)
+        if ((r = adapter_check_string_array(ret->extra_args, "extraArgs", ret_error)) < 0 ||
+            (r = adapter_get_bool(c, ops->bypass_key, &ret->skip_permissions, ret_error)) < 0)
                 return r;
-        if (ret->type == ADAPTER_CLAUDE_LOCAL)
-                return get_uint(c, "maxTurnsPerRun", 0, 100000, &ret->max_turns, ret_error);
-        return 0;
+        return ops->parse_config ? ops->parse_config(c, ret, ret_error) : 0;
 }
 
 /* require_command: a process agent may be created before its command is known; a launch
  * may not. The coding CLIs default to their usual command names. */
 static int parse_config(AdapterType type, const cJSON *c, bool require_command, AdapterConfig *ret, char **ret_error) {
         const cJSON *m, *limits;
-        bool cli = is_cli(type);
+        bool cli = adapter_ops(type)->cli;
         int r;
 
         if (!cJSON_IsObject(c))
@@ -138,7 +121,7 @@ static int parse_config(AdapterType type, const cJSON *c, bool require_command, 
         };
         if ((ret->command || (require_command && !cli)) && (!cJSON_IsString(ret->command) || isempty(ret->command->valuestring)))
                 return set_error(ret_error, -EINVAL, "adapterConfig.command must be a non-empty string");
-        if ((r = check_string_array(ret->args, "args", ret_error)) < 0)
+        if ((r = adapter_check_string_array(ret->args, "args", ret_error)) < 0)
                 return r;
         if (ret->cwd && (!cJSON_IsString(ret->cwd) || ret->cwd->valuestring[0] != '/'))
                 return set_error(ret_error, -EINVAL, "adapterConfig.cwd must be an absolute path");
@@ -162,11 +145,11 @@ static int parse_config(AdapterType type, const cJSON *c, bool require_command, 
         if (cli && (r = parse_cli_config(c, ret, ret_error)) < 0)
                 return r;
         /* SPEC §3 difference 6: the coding CLIs also get an idle timeout by default. */
-        if ((r = get_uint(c, "timeoutSec", ADAPTER_DEFAULT_TIMEOUT_SEC, 365 * 24 * 3600, &ret->timeout_sec, ret_error)) < 0 ||
-            (r = get_uint(c, "graceSec", cli ? ADAPTER_CLI_DEFAULT_GRACE_SEC : ADAPTER_DEFAULT_GRACE_SEC, 3600, &ret->grace_sec,
-                          ret_error)) < 0 ||
-            (r = get_uint(c, "idleTimeoutSec", cli ? ADAPTER_CLI_DEFAULT_IDLE_TIMEOUT_SEC : 0, 365 * 24 * 3600,
-                          &ret->idle_timeout_sec, ret_error)) < 0)
+        if ((r = adapter_get_uint(c, "timeoutSec", ADAPTER_DEFAULT_TIMEOUT_SEC, 365 * 24 * 3600, &ret->timeout_sec, ret_error)) <
+                    0 ||
+            (r = adapter_get_uint(c, "graceSec", adapter_ops(type)->default_grace_sec, 3600, &ret->grace_sec, ret_error)) < 0 ||
+            (r = adapter_get_uint(c, "idleTimeoutSec", adapter_ops(type)->default_idle_timeout_sec, 365 * 24 * 3600,
+                                  &ret->idle_timeout_sec, ret_error)) < 0)
                 return r;
         r = sandbox_validate_policy(cJSON_GetObjectItemCaseSensitive(c, "sandbox"), ret_error);
         if (r < 0)
@@ -175,9 +158,9 @@ static int parse_config(AdapterType type, const cJSON *c, bool require_command, 
         if (limits && !cJSON_IsObject(limits))
                 return set_error(ret_error, -EINVAL, "adapterConfig.limits must be an object");
         if (limits) {
-                if ((r = get_uint(limits, "memoryMax", 0, UINT64_C(1) << 50, &ret->limits.memory_max, ret_error)) < 0 ||
-                    (r = get_uint(limits, "tasksMax", 0, 4194304, &ret->limits.tasks_max, ret_error)) < 0 ||
-                    (r = get_uint(limits, "cpuWeight", 0, 10000, &ret->limits.cpu_weight, ret_error)) < 0)
+                if ((r = adapter_get_uint(limits, "memoryMax", 0, UINT64_C(1) << 50, &ret->limits.memory_max, ret_error)) < 0 ||
+                    (r = adapter_get_uint(limits, "tasksMax", 0, 4194304, &ret->limits.tasks_max, ret_error)) < 0 ||
+                    (r = adapter_get_uint(limits, "cpuWeight", 0, 10000, &ret->limits.cpu_weight, ret_error)) < 0)
                         return r;
         }
         return 0;
@@ -220,7 +203,7 @@ static int env_add(char ***env, size_t *n, const char *fmt, ...) {
 }
 
 /* Append a copy of s to a NULL-terminated argv of *n entries. */
-static int argv_add(char ***argv, size_t *n, const char *s) {
+int adapter_argv_add(char ***argv, size_t *n, const char *s) {
         char **t = realloc(*argv, (*n + 2) * sizeof(char *));
 
         if (!t)
@@ -233,53 +216,14 @@ static int argv_add(char ***argv, size_t *n, const char *s) {
         return 0;
 }
 
-static int argv_add_all(char ***argv, size_t *n, const cJSON *strings) {
+int adapter_argv_add_all(char ***argv, size_t *n, const cJSON *strings) {
         const cJSON *m;
         int r;
 
         cJSON_ArrayForEach (m, strings)
-                if ((r = argv_add(argv, n, m->valuestring)) < 0)
+                if ((r = adapter_argv_add(argv, n, m->valuestring)) < 0)
                         return r;
         return 0;
-}
-
-/* The command line of a coding CLI (SPEC §6): print mode, JSON lines on stdout, the
- * prompt on stdin ("-"), resuming the task's session when there is one. */
-static int cli_argv(const AdapterConfig *ac, const char *resume, char ***argv, size_t *n) {
-        char turns[32];
-        int r;
-
-        if (ac->type == ADAPTER_CLAUDE_LOCAL) {
-                if ((r = argv_add(argv, n, ac->command ? ac->command->valuestring : "claude")) < 0 ||
-                    (r = argv_add(argv, n, "--print")) < 0 || (r = argv_add(argv, n, "-")) < 0 ||
-                    (r = argv_add(argv, n, "--output-format")) < 0 || (r = argv_add(argv, n, "stream-json")) < 0 ||
-                    (r = argv_add(argv, n, "--verbose")) < 0)
-                        return r;
-                if (resume && ((r = argv_add(argv, n, "--resume")) < 0 || (r = argv_add(argv, n, resume)) < 0))
-                        return r;
-                if (ac->model && ((r = argv_add(argv, n, "--model")) < 0 || (r = argv_add(argv, n, ac->model->valuestring)) < 0))
-                        return r;
-                snprintf(turns, sizeof(turns), "%" PRIu64, ac->max_turns);
-                if (ac->max_turns > 0 && ((r = argv_add(argv, n, "--max-turns")) < 0 || (r = argv_add(argv, n, turns)) < 0))
-                        return r;
-                if (ac->skip_permissions && (r = argv_add(argv, n, "--dangerously-skip-permissions")) < 0)
-                        return r;
-                return argv_add_all(argv, n, ac->extra_args);
-        }
-
-        /* codex exec [OPTIONS] [resume SESSION] -: options come before the subcommand. */
-        if ((r = argv_add(argv, n, ac->command ? ac->command->valuestring : "codex")) < 0 ||
-            (r = argv_add(argv, n, "exec")) < 0 || (r = argv_add(argv, n, "--json")) < 0)
-                return r;
-        if (ac->model && ((r = argv_add(argv, n, "--model")) < 0 || (r = argv_add(argv, n, ac->model->valuestring)) < 0))
-                return r;
-        if (ac->skip_permissions && (r = argv_add(argv, n, "--dangerously-bypass-approvals-and-sandbox")) < 0)
-                return r;
-        if ((r = argv_add_all(argv, n, ac->extra_args)) < 0)
-                return r;
-        if (resume && ((r = argv_add(argv, n, "resume")) < 0 || (r = argv_add(argv, n, resume)) < 0))
-                return r;
-        return argv_add(argv, n, "-");
 }
 
 #define DEFAULT_PROMPT_TEMPLATE                                                                                          \
@@ -386,7 +330,7 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
         if (!payload_text)
                 return -ENOMEM;
 
-        if (is_cli(ac.type)) {
+        if (adapter_ops(ac.type)->cli) {
                 const cJSON *issue = cJSON_GetObjectItemCaseSensitive(payload, "issue");
                 const char *vars[] = {
                         "agent.id",
@@ -407,15 +351,15 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
                         strempty(json_string_member(issue, "title")),
                         NULL,
                 };
-                r = cli_argv(&ac, run->session_id_before, &l.argv, &n_args);
+                r = adapter_ops(ac.type)->argv(&ac, run->session_id_before, &l.argv, &n_args);
                 if (r < 0)
                         return r;
                 l.stdin_text =
                         render_prompt(ac.prompt_template ? ac.prompt_template->valuestring : DEFAULT_PROMPT_TEMPLATE, vars);
                 if (!l.stdin_text)
                         return -ENOMEM;
-        } else if ((r = argv_add(&l.argv, &n_args, ac.command->valuestring)) < 0 ||
-                   (r = argv_add_all(&l.argv, &n_args, ac.args)) < 0)
+        } else if ((r = adapter_argv_add(&l.argv, &n_args, ac.command->valuestring)) < 0 ||
+                   (r = adapter_argv_add_all(&l.argv, &n_args, ac.args)) < 0)
                 return r;
 
         /* A small, explicit environment: nothing of corrald's own reaches agents but PATH. */
@@ -464,4 +408,15 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
         *ret = l;
         l = (AdapterLaunch){};
         return 0;
+}
+
+const AdapterOps *adapter_ops(AdapterType type) {
+        switch (type) {
+        case ADAPTER_CLAUDE_LOCAL:
+                return &adapter_claude_ops;
+        case ADAPTER_CODEX_LOCAL:
+                return &adapter_codex_ops;
+        default:
+                return &adapter_process_ops;
+        }
 }

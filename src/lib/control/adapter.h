@@ -6,6 +6,10 @@
  */
 #pragma once
 
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "store/model.h"
 #include "supervise/supervisor.h"
 
@@ -28,6 +32,27 @@ typedef struct AdapterLaunch {
 } AdapterLaunch;
 
 void adapter_launch_done(AdapterLaunch *l);
+
+typedef struct AdapterConfig AdapterConfig;
+typedef struct CliOutput CliOutput;
+
+/* What makes one adapter type what it is; everything else is the same for all. */
+typedef struct AdapterOps {
+        AdapterType type;
+        bool cli; /* a coding CLI: its prompt on stdin, JSON lines on stdout, resumable sessions */
+        const char *bypass_key; /* the adapterConfig key that skips the CLI's permission prompts */
+        const char *provider; /* whose model the CLI calls, for usageJson */
+        uint64_t default_grace_sec, default_idle_timeout_sec;
+        /* The adapter's own adapterConfig keys, past the common ones; may be NULL. */
+        int (*parse_config)(const cJSON *c, AdapterConfig *ret, char **ret_error);
+        /* A coding CLI's command line, resuming session resume (may be NULL). */
+        int (*argv)(const AdapterConfig *ac, const char *resume, char ***argv, size_t *n);
+        /* One JSON line of a coding CLI's stdout, into what the run reports. */
+        int (*output_line)(CliOutput *o, const cJSON *line);
+} AdapterOps;
+
+/* Never NULL: an unknown type gets the process adapter's. */
+const AdapterOps *adapter_ops(AdapterType type);
 
 /* Build the launch of run for agent; a coding CLI resumes run->session_id_before when set.
  * socket_path is the run's CORRAL_SOCKET, home its HOME and, without adapterConfig.cwd, its

@@ -42,6 +42,9 @@ typedef struct CliOutput {
 
 void cli_output_done(CliOutput *o);
 
+/* Replace *p with a copy of s when s is set: a later line wins. */
+int cli_output_set(char **p, const char *s);
+
 /* Feed one line of stdout (without its newline). Returns 0, -EBADMSG for a line that is
  * not a JSON object (counted, skipped), or -ENOMEM. */
 int cli_output_feed_line(CliOutput *o, AdapterType type, const char *line, size_t size);

@@ -301,8 +301,7 @@ static int read_cli_output(Control *ctl, const char *run_id, CliOutput *ret) {
         int r;
 
         if (store_get(ctl->store, &run_entity, run_id, &run) < 0 || !run.log_path ||
-            store_get(ctl->store, &agent_entity, run.agent_id, &agent) < 0 ||
-            (agent.adapter_type != ADAPTER_CLAUDE_LOCAL && agent.adapter_type != ADAPTER_CODEX_LOCAL))
+            store_get(ctl->store, &agent_entity, run.agent_id, &agent) < 0 || !adapter_ops(agent.adapter_type)->cli)
                 return 0;
         r = cli_output_parse_log(run.log_path, agent.adapter_type, ret);
         if (r < 0) {

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* claude_local: Claude Code in print mode, its prompt on stdin, stream-json on stdout. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "control/adapter-internal.h"
+#include "control/cli-output.h"
+#include "store/jsonmap.h"
+
+static int claude_config(const cJSON *c, AdapterConfig *ret, char **ret_error) {
+        return adapter_get_uint(c, "maxTurnsPerRun", 0, 100000, &ret->max_turns, ret_error);
+}
+
+/* claude --print - --output-format stream-json --verbose [--resume S] [--model M]
+ * [--max-turns N] [--dangerously-skip-permissions] EXTRA... (SPEC §6) */
+static int claude_argv(const AdapterConfig *ac, const char *resume, char ***argv, size_t *n) {
+        char turns[32];
+        int r;
+
+        if ((r = adapter_argv_add(argv, n, ac->command ? ac->command->valuestring : "claude")) < 0 ||
+            (r = adapter_argv_add(argv, n, "--print")) < 0 || (r = adapter_argv_add(argv, n, "-")) < 0 ||
+            (r = adapter_argv_add(argv, n, "--output-format")) < 0 || (r = adapter_argv_add(argv, n, "stream-json")) < 0 ||
+            (r = adapter_argv_add(argv, n, "--verbose")) < 0)
+                return r;
+        if (resume && ((r = adapter_argv_add(argv, n, "--resume")) < 0 || (r = adapter_argv_add(argv, n, resume)) < 0))
+                return r;
+        if (ac->model &&
+            ((r = adapter_argv_add(argv, n, "--model")) < 0 || (r = adapter_argv_add(argv, n, ac->model->valuestring)) < 0))
+                return r;
+        snprintf(turns, sizeof(turns), "%" PRIu64, ac->max_turns);
+        if (ac->max_turns > 0 &&
+            ((r = adapter_argv_add(argv, n, "--max-turns")) < 0 || (r = adapter_argv_add(argv, n, turns)) < 0))
+                return r;
+        if (ac->skip_permissions && (r = adapter_argv_add(argv, n, "--dangerously-skip-permissions")) < 0)
+                return r;
+        return adapter_argv_add_all(argv, n, ac->extra_args);
+}
+
+/* The text blocks of a claude assistant message, joined by newlines. */
+static char *claude_message_text(const cJSON *message) {
+        const cJSON *block;
+        char *text = NULL;
+
+        cJSON_ArrayForEach (block, cJSON_GetObjectItemCaseSensitive(message, "content")) {
+                const char *t = streq_ptr(json_string_member(block, "type"), "text") ? json_string_member(block, "text") : NULL;
+                if (!t)
+                        continue;
+                char *joined = text ? strprintf("%s\n%s", text, t) : strdup(t);
+                free(text);
+                if (!joined)
+                        return NULL;
+                text = joined;
+        }
+        return text;
+}
+
+/* claude --print --output-format stream-json --verbose: "system" (init), "assistant",
+ * "user" (tool results) and a final "result" line with the totals. */
+static int claude_line(CliOutput *o, const cJSON *j) {
+        const char *type = json_string_member(j, "type");
+        int r;
+
+        if ((r = cli_output_set(&o->session_id, json_string_member(j, "session_id"))) < 0)
+                return r;
+        if (streq_ptr(type, "system"))
+                return cli_output_set(&o->model, json_string_member(j, "model"));
+        if (streq_ptr(type, "assistant")) {
+                const cJSON *message = cJSON_GetObjectItemCaseSensitive(j, "message");
+                if (!o->model && (r = cli_output_set(&o->model, json_string_member(message, "model"))) < 0)
+                        return r;
+                _cleanup_free_ char *text = claude_message_text(message);
+                if (text && !o->saw_result)
+                        return cli_output_set(&o->result_text, text);
+                return 0;
+        }
+        if (!streq_ptr(type, "result"))
+                return 0;
+
+        const char *subtype = json_string_member(j, "subtype"), *result = json_string_member(j, "result");
+        const cJSON *usage = cJSON_GetObjectItemCaseSensitive(j, "usage"),
+                    *cost = cJSON_GetObjectItemCaseSensitive(j, "total_cost_usd"),
+                    *is_error = cJSON_GetObjectItemCaseSensitive(j, "is_error");
+
+        o->saw_result = true;
+        o->is_error = cJSON_IsTrue(is_error) || (subtype && !streq(subtype, "success"));
+        /* The result line carries the invocation's totals: they replace, not add. Tokens
+         * written to the prompt cache are billed as input, so they count as input here. */
+        o->input_tokens = json_count_member(usage, "input_tokens") + json_count_member(usage, "cache_creation_input_tokens");
+        o->cached_input_tokens = json_count_member(usage, "cache_read_input_tokens");
+        o->output_tokens = json_count_member(usage, "output_tokens");
+        o->num_turns = json_count_member(j, "num_turns");
+        /* A cost no run could have had (1e308, say, from a CLI that a model took over) is no
+         * cost: cents of it overflow, and the run's end could not be recorded. */
+        if (cJSON_IsNumber(cost) && isfinite(cost->valuedouble) && cost->valuedouble >= 0 &&
+            cost->valuedouble <= CLI_COST_USD_MAX) {
+                o->cost_usd = cost->valuedouble;
+                o->has_cost = true;
+        }
+        if ((r = cli_output_set(&o->result_text, result)) < 0)
+                return r;
+        if (streq_ptr(subtype, "error_max_turns")) {
+                o->error_code = "max_turns_exhausted";
+                _cleanup_free_ char *m =
+                        strprintf("claude stopped after reaching its maximum number of turns (%" PRIi64 ")", o->num_turns);
+                return cli_output_set(&o->error_message, m ?: "claude stopped after reaching its maximum number of turns");
+        }
+        if (o->is_error) {
+                _cleanup_free_ char *m =
+                        strprintf("claude reported %s%s%s", strna(subtype), result ? ": " : "", strempty(result));
+                return m ? cli_output_set(&o->error_message, m) : -ENOMEM;
+        }
+        return 0;
+}
+
+const AdapterOps adapter_claude_ops = {
+        .type = ADAPTER_CLAUDE_LOCAL,
+        .cli = true,
+        .bypass_key = "dangerouslySkipPermissions",
+        .provider = "anthropic",
+        .default_grace_sec = ADAPTER_CLI_DEFAULT_GRACE_SEC,
+        .default_idle_timeout_sec = ADAPTER_CLI_DEFAULT_IDLE_TIMEOUT_SEC,
+        .parse_config = claude_config,
+        .argv = claude_argv,
+        .output_line = claude_line,
+};
