@@ -302,15 +302,81 @@ int adapter_take_secrets(char **config_json, char ***ret_secrets, char ***ret_na
         return 0;
 }
 
+/* The command line, and for a coding CLI its prompt on stdin. */
+static int build_command(const Agent *agent, const Run *run, const AdapterConfig *ac, const cJSON *context,
+                         const char *payload_text, AdapterLaunch *l) {
+        const cJSON *payload = cJSON_GetObjectItemCaseSensitive(context, "paperclipWake"),
+                    *issue = cJSON_GetObjectItemCaseSensitive(payload, "issue");
+        const char *issue_id = json_string_member(context, "issueId");
+        size_t n_args = 0;
+        int r;
+
+        if (!adapter_ops(ac->type)->cli) {
+                r = adapter_argv_add(&l->argv, &n_args, ac->command->valuestring);
+                return r < 0 ? r : adapter_argv_add_all(&l->argv, &n_args, ac->args);
+        }
+        const char *vars[] = {
+                "agent.id",
+                agent->id,
+                "agent.name",
+                strempty(agent->name),
+                "run.id",
+                run->id,
+                "wake.reason",
+                json_string_member(context, "wakeReason") ?: "none",
+                "wake.payload",
+                payload_text,
+                "issue.id",
+                strempty(issue_id),
+                "issue.identifier",
+                json_string_member(issue, "identifier") ?: "(none)",
+                "issue.title",
+                strempty(json_string_member(issue, "title")),
+                NULL,
+        };
+        r = adapter_ops(ac->type)->argv(ac, run->session_id_before, &l->argv, &n_args);
+        if (r < 0)
+                return r;
+        l->stdin_text = render_prompt(ac->prompt_template ? ac->prompt_template->valuestring : DEFAULT_PROMPT_TEMPLATE, vars);
+        return l->stdin_text ? 0 : -ENOMEM;
+}
+
+/* A small, explicit environment: nothing of corrald's own reaches agents but PATH. */
+static int build_env(const Agent *agent, const Run *run, const AdapterConfig *ac, const cJSON *context, const char *payload_text,
+                     const char *socket_path, const char *home, char *const *secrets, AdapterLaunch *l, char **ret_error) {
+        const char *path = getenv("PATH");
+        size_t n_env = 0;
+        const cJSON *m;
+
+        if (env_add(&l->env, &n_env, "PATH=%s", path ?: "/usr/local/bin:/usr/bin:/bin") < 0 ||
+            env_add(&l->env, &n_env, "HOME=%s", home) < 0 || env_add(&l->env, &n_env, "LANG=C.UTF-8") < 0 ||
+            env_add(&l->env, &n_env, "CORRAL_RUN_ID=%s", run->id) < 0 ||
+            env_add(&l->env, &n_env, "CORRAL_AGENT_ID=%s", agent->id) < 0 ||
+            env_add(&l->env, &n_env, "CORRAL_COMPANY_ID=%s", agent->company_id) < 0 ||
+            env_add(&l->env, &n_env, "CORRAL_ISSUE_ID=%s", strempty(json_string_member(context, "issueId"))) < 0 ||
+            env_add(&l->env, &n_env, "CORRAL_WAKE_REASON=%s", strempty(json_string_member(context, "wakeReason"))) < 0 ||
+            env_add(&l->env, &n_env, "CORRAL_WAKE_PAYLOAD_JSON=%s", payload_text) < 0 ||
+            env_add(&l->env, &n_env, "CORRAL_SOCKET=%s", socket_path) < 0)
+                return -ENOMEM;
+        cJSON_ArrayForEach (m, ac->env) {
+                const char *value = m->valuestring;
+                if (!cJSON_IsString(m) && !(value = strv_pair_value(secrets, m->string)))
+                        return set_error(ret_error, -EINVAL,
+                                         "adapterConfig.env.%s is a secret whose value is not stored; set it again", m->string);
+                if (env_add(&l->env, &n_env, "%s=%s", m->string, value) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_path, const char *home, char *const *secrets,
                          AdapterLaunch *ret, char **ret_error) {
         _cleanup_(adapter_launch_done) AdapterLaunch l = {};
         _cleanup_json_ cJSON *config = NULL, *context = NULL;
         _cleanup_free_ char *payload_text = NULL;
-        const char *path = getenv("PATH"), *issue_id;
+        const char *issue_id;
         AdapterConfig ac;
-        size_t n_env = 0, n_args = 0;
-        const cJSON *m, *payload;
+        const cJSON *payload;
         int r;
 
         config = cJSON_Parse(agent->adapter_config ?: "{}");
@@ -330,57 +396,13 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
         if (!payload_text)
                 return -ENOMEM;
 
-        if (adapter_ops(ac.type)->cli) {
-                const cJSON *issue = cJSON_GetObjectItemCaseSensitive(payload, "issue");
-                const char *vars[] = {
-                        "agent.id",
-                        agent->id,
-                        "agent.name",
-                        strempty(agent->name),
-                        "run.id",
-                        run->id,
-                        "wake.reason",
-                        json_string_member(context, "wakeReason") ?: "none",
-                        "wake.payload",
-                        payload_text,
-                        "issue.id",
-                        strempty(issue_id),
-                        "issue.identifier",
-                        json_string_member(issue, "identifier") ?: "(none)",
-                        "issue.title",
-                        strempty(json_string_member(issue, "title")),
-                        NULL,
-                };
-                r = adapter_ops(ac.type)->argv(&ac, run->session_id_before, &l.argv, &n_args);
-                if (r < 0)
-                        return r;
-                l.stdin_text =
-                        render_prompt(ac.prompt_template ? ac.prompt_template->valuestring : DEFAULT_PROMPT_TEMPLATE, vars);
-                if (!l.stdin_text)
-                        return -ENOMEM;
-        } else if ((r = adapter_argv_add(&l.argv, &n_args, ac.command->valuestring)) < 0 ||
-                   (r = adapter_argv_add_all(&l.argv, &n_args, ac.args)) < 0)
+        r = build_command(agent, run, &ac, context, payload_text, &l);
+        if (r < 0)
                 return r;
 
-        /* A small, explicit environment: nothing of corrald's own reaches agents but PATH. */
-        if (env_add(&l.env, &n_env, "PATH=%s", path ?: "/usr/local/bin:/usr/bin:/bin") < 0 ||
-            env_add(&l.env, &n_env, "HOME=%s", home) < 0 || env_add(&l.env, &n_env, "LANG=C.UTF-8") < 0 ||
-            env_add(&l.env, &n_env, "CORRAL_RUN_ID=%s", run->id) < 0 ||
-            env_add(&l.env, &n_env, "CORRAL_AGENT_ID=%s", agent->id) < 0 ||
-            env_add(&l.env, &n_env, "CORRAL_COMPANY_ID=%s", agent->company_id) < 0 ||
-            env_add(&l.env, &n_env, "CORRAL_ISSUE_ID=%s", strempty(issue_id)) < 0 ||
-            env_add(&l.env, &n_env, "CORRAL_WAKE_REASON=%s", strempty(json_string_member(context, "wakeReason"))) < 0 ||
-            env_add(&l.env, &n_env, "CORRAL_WAKE_PAYLOAD_JSON=%s", payload_text) < 0 ||
-            env_add(&l.env, &n_env, "CORRAL_SOCKET=%s", socket_path) < 0)
-                return -ENOMEM;
-        cJSON_ArrayForEach (m, ac.env) {
-                const char *value = m->valuestring;
-                if (!cJSON_IsString(m) && !(value = strv_pair_value(secrets, m->string)))
-                        return set_error(ret_error, -EINVAL,
-                                         "adapterConfig.env.%s is a secret whose value is not stored; set it again", m->string);
-                if (env_add(&l.env, &n_env, "%s=%s", m->string, value) < 0)
-                        return -ENOMEM;
-        }
+        r = build_env(agent, run, &ac, context, payload_text, socket_path, home, secrets, &l, ret_error);
+        if (r < 0)
+                return r;
 
         /* Never the run directory: that is corral's, and hidden from a sandboxed agent. */
         if (!(l.cwd = strdup(ac.cwd ? ac.cwd->valuestring : home)) ||

@@ -23,7 +23,11 @@
 #include "control/claim.h"
 #include "control/issue-lock.h"
 
-/* One automatic retry of a run whose process was lost (reference §4 step 10). */
+/* One automatic retry of a run whose process was lost (reference §4 step 10).
+ *
+ * Long because the retry is two rows linked both ways (its wakeup and its run) and the lock
+ * moved to it, written in this order in the caller's transaction; pieces of it alone would
+ * be half a retry. */
 int run_recovery_enqueue_retry(Control *ctl, const Run *lost, char **ret_retry_id) {
         _cleanup_(run_donep) Run retry = {};
         _cleanup_(wakeup_donep) WakeupRequest w = {};

@@ -210,6 +210,8 @@ static int continuations_without_progress(Control *ctl, const Issue *issue, int6
         return store_runs_continued_since_count(ctl->store, issue->company_id, issue->id, issue->updated_at, ret);
 }
 
+/* Long because it is the reference's table (§5) for one issue, row by row: todo or
+ * in_progress, with or without a latest run, and how that run ended. */
 static int reconcile_one(Control *ctl, const Issue *issue, StrandedCounters *c) {
         _cleanup_(agent_donep) Agent agent = {};
         _cleanup_free_ char *failure = NULL, *text = NULL;

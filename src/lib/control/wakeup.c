@@ -278,7 +278,10 @@ static int wake_plan(Control *ctl, const Agent *agent, const WakeRequest *req, c
         return 0;
 }
 
-/* Write the plan, inside the same transaction. *ret_reason points into the plan. */
+/* Write the plan, inside the same transaction. *ret_reason points into the plan.
+ *
+ * Long because it has one case per plan kind, and the cases side by side are the table of
+ * what each kind of wake writes. */
 static int wake_apply(Control *ctl, const Agent *agent, const WakeRequest *req, const cJSON *ctx, const char *now, WakePlan *p,
                       WakeOutcome *ret_outcome, char **ret_run_id, const char **ret_reason) {
         _cleanup_(wakeup_donep) WakeupRequest w = {};

@@ -324,6 +324,9 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Long because startup is one sequence whose order is the point (signals, state directory,
+ * store, placement, supervisor, recovery, sockets, then listening), each step refusing to
+ * start with a message of its own. */
 int manager_startup(Manager *m) {
         _cleanup_free_ char *db = NULL;
         int r;

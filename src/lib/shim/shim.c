@@ -385,13 +385,135 @@ static int spawn_sandboxed(Shim *s, char *argv[], int in, int out, int err, cons
         return sandbox_spawn(&spec, argv, in, out, err, mask, &s->agent, &s->status_fd, what, what_size);
 }
 
+/* SIGCHLD and the stop signals as a signalfd; the old mask goes to the agent. */
+static int block_signals(sigset_t *ret_old_mask) {
+        sigset_t mask;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, ret_old_mask);
+        (void) signal(SIGPIPE, SIG_IGN);
+        return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* Forward stop requests, read the agent's status, and copy both streams into the log until
+ * the agent has exited and its streams are drained (or have gone quiet). */
+static void pump_until_drained(Shim *s, int sigfd) {
+        int64_t drain_start = 0, last_data = 0;
+
+        for (;;) {
+                struct pollfd p[4]; /* signals, the sandbox init's status, stdout, stderr */
+                nfds_t n = 0;
+                int timeout = -1;
+
+                if (s->agent_exited) {
+                        int64_t now = now_ms();
+                        if (drain_start == 0)
+                                drain_start = last_data = now;
+                        if ((s->streams[0].fd < 0 && s->streams[1].fd < 0) || now - drain_start >= DRAIN_MAX_MS ||
+                            now - last_data >= DRAIN_IDLE_MS)
+                                break;
+                        timeout = DRAIN_IDLE_MS;
+                }
+                p[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
+                if (s->status_fd >= 0)
+                        p[n++] = (struct pollfd){ .fd = s->status_fd, .events = POLLIN };
+                for (int i = 0; i < 2; i++)
+                        if (s->streams[i].fd >= 0)
+                                p[n++] = (struct pollfd){ .fd = s->streams[i].fd, .events = POLLIN };
+                if (poll(p, n, timeout) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        warn("poll failed: %m");
+                        break;
+                }
+                if (p[0].revents & POLLIN) {
+                        struct signalfd_siginfo si;
+                        while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+                                if (si.ssi_signo == SIGCHLD)
+                                        continue;
+                                /* Stop requests go to the agent's whole process group. */
+                                if (!s->agent_exited)
+                                        (void) kill(-s->agent, SIGTERM);
+                        }
+                        reap(s);
+                }
+                for (nfds_t i = 1; i < n; i++) {
+                        if (!p[i].revents)
+                                continue;
+                        if (p[i].fd == s->status_fd) {
+                                read_agent_status(s);
+                                continue;
+                        }
+                        Stream *st = p[i].fd == s->streams[0].fd ? &s->streams[0] : &s->streams[1];
+                        (void) pump(s, st);
+                        last_data = now_ms();
+                }
+        }
+}
+
+/* Whatever is still in a pipe when draining stops is read now, without waiting. */
+static void drain_rest(Shim *s) {
+        for (int i = 0; i < 2; i++)
+                if (s->streams[i].fd >= 0) {
+                        (void) fcntl(s->streams[i].fd, F_SETFL, O_NONBLOCK);
+                        while (pump(s, &s->streams[i]) == PUMP_DATA)
+                                ;
+                        /* Held-back bytes of a split character still belong in the log. */
+                        log_chunk(s, s->streams[i].name, s->streams[i].buf, s->streams[i].held);
+                }
+}
+
+/* Open the run's log and the agent's stdin, and start the agent: 0 when it started, else
+ * the errno of why not (status.json tells it), or -1 when there is no log to run with. */
+static int start_agent(Shim *s, char **agent_argv, const char *agent_cwd, bool sandboxed, int out[2], int err[2],
+                       const sigset_t *old_mask) {
+        char path[4096];
+        int in, e;
+
+        (void) iso_time_now(s->started_at);
+        /* The run directory is touched only now: corrald creates it and writes the run's
+         * files before it says go (a shim from the spawner starts before that). */
+        snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_LOG_FILE);
+        s->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (s->log_fd < 0) {
+                warn("Failed to open %s: %m", path);
+                return -1;
+        }
+        in = open_agent_stdin(s->run_dir);
+        if (in < 0) {
+                e = errno;
+                snprintf(path, sizeof(path), "open %s/%s", s->run_dir, SHIM_STDIN_FILE);
+        } else if (sandboxed) {
+                e = spawn_sandboxed(s, agent_argv, in, out[1], err[1], old_mask, path, sizeof(path));
+                close(in);
+        } else if (agent_cwd && access(agent_cwd, X_OK) < 0) {
+                e = errno;
+                snprintf(path, sizeof(path), "enter the working directory '%s'", agent_cwd);
+                close(in);
+        } else {
+                e = spawn_agent(s, agent_argv, agent_cwd, in, out[1], err[1], old_mask);
+                snprintf(path, sizeof(path), "execute '%s'", agent_argv[0]);
+                close(in);
+        }
+        close(out[1]);
+        close(err[1]);
+        s->streams[0].fd = out[0];
+        s->streams[1].fd = err[0];
+        if (e != 0)
+                agent_not_started(s, path, e);
+        return e;
+}
+
 int shim_run(int argc, char *argv[], const char *agent_cwd) {
         _cleanup_free_ char *line = NULL;
         Shim s = { .log_fd = -1, .status_fd = -1 };
-        sigset_t mask, old_mask;
-        int out[2], err[2], in, sigfd, e;
-        char path[4096], pidline[32];
-        int64_t drain_start = 0, last_data = 0;
+        sigset_t old_mask;
+        int out[2], err[2], sigfd, e;
+        char pidline[32];
         /* Decide before anything is opened, which could otherwise land on fd 3 or 4. */
         bool gated = fd_is_open(SHIM_FD_GO), reporting = fd_is_open(SHIM_FD_REPORT);
         bool sandboxed = argc > 1 && streq(argv[1], "--sandbox");
@@ -419,14 +541,7 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
         if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
                 warn("Failed to become a child subreaper, ignoring: %m");
 
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGCHLD);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGHUP);
-        sigprocmask(SIG_BLOCK, &mask, &old_mask);
-        (void) signal(SIGPIPE, SIG_IGN);
-        sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        sigfd = block_signals(&old_mask);
         if (sigfd < 0) {
                 warn("signalfd failed: %m");
                 return 1;
@@ -449,103 +564,19 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
                         return 1;
                 }
         }
-        (void) iso_time_now(s.started_at);
-        /* The run directory is touched only now: corrald creates it and writes the run's
-         * files before it says go (a shim from the spawner starts before that). */
-        snprintf(path, sizeof(path), "%s/%s", s.run_dir, SHIM_LOG_FILE);
-        s.log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (s.log_fd < 0) {
-                warn("Failed to open %s: %m", path);
+        e = start_agent(&s, argv + 2, agent_cwd, sandboxed, out, err, &old_mask);
+        if (e < 0)
                 return 1;
-        }
-        in = open_agent_stdin(s.run_dir);
-        if (in < 0) {
-                e = errno;
-                snprintf(path, sizeof(path), "open %s/%s", s.run_dir, SHIM_STDIN_FILE);
-        } else if (sandboxed) {
-                e = spawn_sandboxed(&s, argv + 2, in, out[1], err[1], &old_mask, path, sizeof(path));
-                close(in);
-        } else if (agent_cwd && access(agent_cwd, X_OK) < 0) {
-                e = errno;
-                snprintf(path, sizeof(path), "enter the working directory '%s'", agent_cwd);
-                close(in);
-        } else {
-                e = spawn_agent(&s, argv + 2, agent_cwd, in, out[1], err[1], &old_mask);
-                snprintf(path, sizeof(path), "execute '%s'", argv[2]);
-                close(in);
-        }
-        close(out[1]);
-        close(err[1]);
-        s.streams[0].fd = out[0];
-        s.streams[1].fd = err[0];
-        if (e != 0)
-                agent_not_started(&s, path, e);
-        else if (reporting) {
+        if (e == 0 && reporting) {
                 snprintf(pidline, sizeof(pidline), "%d\n", (int) s.agent);
                 (void) write_full(SHIM_FD_REPORT, pidline, strlen(pidline));
         }
         if (reporting)
                 close(SHIM_FD_REPORT);
 
-        for (;;) {
-                struct pollfd p[4]; /* signals, the sandbox init's status, stdout, stderr */
-                nfds_t n = 0;
-                int timeout = -1;
+        pump_until_drained(&s, sigfd);
 
-                if (s.agent_exited) {
-                        int64_t now = now_ms();
-                        if (drain_start == 0)
-                                drain_start = last_data = now;
-                        if ((s.streams[0].fd < 0 && s.streams[1].fd < 0) || now - drain_start >= DRAIN_MAX_MS ||
-                            now - last_data >= DRAIN_IDLE_MS)
-                                break;
-                        timeout = DRAIN_IDLE_MS;
-                }
-                p[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
-                if (s.status_fd >= 0)
-                        p[n++] = (struct pollfd){ .fd = s.status_fd, .events = POLLIN };
-                for (int i = 0; i < 2; i++)
-                        if (s.streams[i].fd >= 0)
-                                p[n++] = (struct pollfd){ .fd = s.streams[i].fd, .events = POLLIN };
-                if (poll(p, n, timeout) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        warn("poll failed: %m");
-                        break;
-                }
-                if (p[0].revents & POLLIN) {
-                        struct signalfd_siginfo si;
-                        while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
-                                if (si.ssi_signo == SIGCHLD)
-                                        continue;
-                                /* Stop requests go to the agent's whole process group. */
-                                if (!s.agent_exited)
-                                        (void) kill(-s.agent, SIGTERM);
-                        }
-                        reap(&s);
-                }
-                for (nfds_t i = 1; i < n; i++) {
-                        if (!p[i].revents)
-                                continue;
-                        if (p[i].fd == s.status_fd) {
-                                read_agent_status(&s);
-                                continue;
-                        }
-                        Stream *st = p[i].fd == s.streams[0].fd ? &s.streams[0] : &s.streams[1];
-                        (void) pump(&s, st);
-                        last_data = now_ms();
-                }
-        }
-
-        /* Whatever is still in a pipe when draining stops is read now, without waiting. */
-        for (int i = 0; i < 2; i++)
-                if (s.streams[i].fd >= 0) {
-                        (void) fcntl(s.streams[i].fd, F_SETFL, O_NONBLOCK);
-                        while (pump(&s, &s.streams[i]) == PUMP_DATA)
-                                ;
-                        /* Held-back bytes of a split character still belong in the log. */
-                        log_chunk(&s, s.streams[i].name, s.streams[i].buf, s.streams[i].held);
-                }
+        drain_rest(&s);
         reap(&s);
 
         if (write_status(&s) < 0) {

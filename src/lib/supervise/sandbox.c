@@ -546,6 +546,9 @@ static bool may_hide(const char *path, const char *const *visible) {
         return true;
 }
 
+/* Long because the policy file is written in one pass, directive by directive, in the order
+ * the shim applies them (identity, home, files, network, syscalls): split, the order would
+ * be spread over several functions that each need the open file. */
 int sandbox_prepare(Sandbox *sb, Store *store, const Agent *agent, const char *run_dir, const char *cwd, SandboxLaunch *ret,
                     char **ret_error) {
         _cleanup_(sandbox_launch_done) SandboxLaunch l = {};

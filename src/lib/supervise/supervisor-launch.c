@@ -226,6 +226,8 @@ static int write_run_files(Tracked *t, const LaunchSpec *spec, char **ret_error)
         return 0;
 }
 
+/* Long because the two ways of starting the shim (asked of the spawner, or cloned here)
+ * share the pipes and the run directory, and what a failure must undo differs between them. */
 static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_error) {
         _cleanup_close_ int go_read = -EBADF, report_write = -EBADF;
         _cleanup_free_ char **argv = NULL;

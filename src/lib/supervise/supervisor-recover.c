@@ -62,6 +62,8 @@ static void seed_excerpts(RunLog *l, const Run *run) {
                 (void) runlog_seed_excerpt(l, 1, run->stderr_excerpt);
 }
 
+/* Long because taking up a run is one decision made in order: the place it had, then
+ * whether this boot knows its shim, then adopt or finish; every step can end the take-up. */
 int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, RecoverOutcome *ret) {
         _cleanup_json_ cJSON *ctx = NULL;
         const cJSON *issue;
