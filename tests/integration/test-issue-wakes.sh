@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Issue-driven wakes through the daemon: assignment, the execution lock, harness
 # checkout, comment-wake batching (reference §3.3), mentions, status changes,
-# and promotion of every deferred wake on release (SPEC §3 difference 3).
+# and promotion of every deferred wake on release (design §3 difference 3).
 . "$(dirname "$0")/lib.sh"
 require curl jq sqlite3
 

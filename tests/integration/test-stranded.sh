@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Stranded-issue reconciliation through the daemon (reference §5, the seed's
-# stranded scenarios, and SPEC §3 difference 7), driven by POST /api/sweep.
+# stranded scenarios, and design §3 difference 7), driven by POST /api/sweep.
 . "$(dirname "$0")/lib.sh"
 require curl jq sqlite3
 
@@ -63,7 +63,7 @@ s=$(sweep)
 is "after a failed continuation: escalated" "$(jq -c '[.continuationRequeued, .escalated]' <<<"$s")" "[0,1]"
 like "saying it retried continuation" "$(api GET /api/issues/$prog/comments | jq -r '.[0].body')" "retried continuation"
 
-# --- continuations that succeed but change nothing are bounded (SPEC §3 difference 7) ---
+# --- continuations that succeed but change nothing are bounded (design §3 difference 7) ---
 idle=$(agent idle 'true')
 stuck=$(api POST /api/companies/$company/issues "{\"title\":\"Stuck\",\"status\":\"todo\",\"assigneeAgentId\":\"$idle\"}" | jq -r .id)
 wait_idle "$idle"

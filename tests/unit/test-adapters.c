@@ -226,7 +226,7 @@ static void test_claude_command_line(void **state) {
         assert_non_null(strstr(fresh.stdin_text, "You are Ada (agent agent-1)"));
         assert_non_null(strstr(fresh.stdin_text, "Issue: ENG-7 Fix it"));
         assert_non_null(strstr(fresh.stdin_text, "Wake reason: issue_assigned."));
-        /* SPEC §3 difference 6: coding CLIs time out, and go idle, by default. */
+        /* design §3 difference 6: coding CLIs time out, and go idle, by default. */
         assert_int_equal(fresh.spec.timeout_sec, 3600);
         assert_int_equal(fresh.spec.idle_timeout_sec, 900);
         assert_int_equal(fresh.spec.grace_sec, 20);

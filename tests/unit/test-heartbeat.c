@@ -3,7 +3,7 @@
  * The heartbeat control plane against the library on an in-memory store, with
  * real (short or sleeping) processes: the issue lock stamped at enqueue,
  * coalescing, deferral and comment-wake batching (reference §3.3), promotion of
- * every deferred agent on release (SPEC §3 difference 3), blockers, per-agent
+ * every deferred agent on release (design §3 difference 3), blockers, per-agent
  * concurrency, claim order (reference §3.7), timer wakes during an issue run,
  * policy skips, idempotency keys and finalization.
  */
@@ -107,7 +107,7 @@ static void test_issue_lock_at_enqueue(void **state) {
         assert_int_equal(wake(sleeper, WAKEUP_SOURCE_ASSIGNMENT, "issue_assigned", payload, NULL, &run), WAKE_QUEUED);
         get_issue(issue, &i);
         assert_string_equal(i.execution_run_id, run);
-        assert_string_equal(i.execution_agent_id, sleeper); /* SPEC §3 difference 1: the id, not the name */
+        assert_string_equal(i.execution_agent_id, sleeper); /* design §3 difference 1: the id, not the name */
         assert_string_equal(i.checkout_run_id, run);
         assert_int_equal(i.status, ISSUE_IN_PROGRESS);
         assert_int_equal(run_status(run), RUN_RUNNING);
@@ -184,7 +184,7 @@ static void test_comment_batching(void **state) {
         cancel_all(sleeper);
 }
 
-/* SPEC §3 difference 3: a release promotes the oldest deferred wake of every agent waiting
+/* design §3 difference 3: a release promotes the oldest deferred wake of every agent waiting
  * on the issue, not just one. */
 static void test_release_promotes_every_agent(void **state) {
         _cleanup_free_ char *r1 = NULL, *payload = NULL;

@@ -12,7 +12,7 @@ typedef struct Control Control;
 /* Largest request body accepted; bigger ones get 413. */
 #define API_BODY_MAX (1024 * 1024)
 
-/* Who the callers on a socket are (SPEC §7). */
+/* Who the callers on a socket are (design §7). */
 typedef enum ApiKind {
         API_OPERATOR, /* the board, whoever connects: the socket's mode says who can */
         API_AGENT, /* the agent of the running run whose process connected; anyone else is refused */

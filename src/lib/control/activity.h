@@ -10,7 +10,7 @@
 #include "store/model.h"
 #include "store/store.h"
 
-/* Who acts: a process inside a run's cgroup acts as that run's agent (SPEC §7); any other
+/* Who acts: a process inside a run's cgroup acts as that run's agent (design §7); any other
  * peer the operator socket lets in is the board, recorded with its uid; corrald itself is
  * the system. */
 typedef struct Actor {

@@ -19,7 +19,7 @@ static int claude_config(const cJSON *c, AdapterConfig *ret, char **ret_error) {
 }
 
 /* claude --print - --output-format stream-json --verbose [--resume S] [--model M]
- * [--max-turns N] [--dangerously-skip-permissions] EXTRA... (SPEC §6) */
+ * [--max-turns N] [--dangerously-skip-permissions] EXTRA... (design §6) */
 static int claude_argv(const AdapterConfig *ac, const char *resume, char ***argv, size_t *n) {
         char turns[32];
         int r;

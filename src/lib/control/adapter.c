@@ -144,7 +144,7 @@ static int parse_config(AdapterType type, const cJSON *c, bool require_command, 
                 return set_error(ret_error, -EINVAL, "adapterConfig.stdin must be a string");
         if (cli && (r = parse_cli_config(c, ret, ret_error)) < 0)
                 return r;
-        /* SPEC §3 difference 6: the coding CLIs also get an idle timeout by default. */
+        /* design §3 difference 6: the coding CLIs also get an idle timeout by default. */
         if ((r = adapter_get_uint(c, "timeoutSec", ADAPTER_DEFAULT_TIMEOUT_SEC, 365 * 24 * 3600, &ret->timeout_sec, ret_error)) <
                     0 ||
             (r = adapter_get_uint(c, "graceSec", adapter_ops(type)->default_grace_sec, 3600, &ret->grace_sec, ret_error)) < 0 ||

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Adapters turn an agent's adapterConfig and a run into what the supervisor
- * launches (SPEC §6): command line, environment, working directory, stdin,
+ * launches (design §6): command line, environment, working directory, stdin,
  * timeouts and limits.
  */
 #pragma once
@@ -13,7 +13,7 @@
 #include "store/model.h"
 #include "supervise/supervisor.h"
 
-/* Defaults (SPEC §3 difference 6: a run never holds its agent's slot forever). */
+/* Defaults (design §3 difference 6: a run never holds its agent's slot forever). */
 #define ADAPTER_DEFAULT_TIMEOUT_SEC 3600
 #define ADAPTER_DEFAULT_GRACE_SEC 15
 #define ADAPTER_CLI_DEFAULT_GRACE_SEC 20

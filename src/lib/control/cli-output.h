@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * What the coding CLIs say about a run (SPEC §6): the JSON lines that
+ * What the coding CLIs say about a run (design §6): the JSON lines that
  * `claude --output-format stream-json` and `codex exec --json` print on stdout,
  * read back from the run's log.ndjson after the run ended, so that a restart of
  * corrald loses nothing. A line that is not a JSON object is counted and skipped,

@@ -293,7 +293,7 @@ static int finalize_agent(Control *ctl, const Run *run, const char *now) {
                       : store_update(ctl->store, &runtime_state_entity, &rs);
 }
 
-/* What a coding CLI printed (SPEC §6), read back from its log: 1 when the run's agent is
+/* What a coding CLI printed (design §6), read back from its log: 1 when the run's agent is
  * one, 0 otherwise. Read before the transaction: the log may be large. */
 static int read_cli_output(Control *ctl, const char *run_id, CliOutput *ret) {
         _cleanup_(run_donep) Run run = {};

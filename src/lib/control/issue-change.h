@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Changes an actor makes to issues (SPEC §7, reference §8): create, update (with a comment,
+ * Changes an actor makes to issues (design §7, reference §8): create, update (with a comment,
  * reopen and interrupt), comment, block. Each is one transaction with its activity rows;
  * the wakes it causes follow once it has committed.
  *

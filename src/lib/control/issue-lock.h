@@ -2,7 +2,7 @@
 /*
  * An issue's execution lock (executionRunId, executionAgentId, executionLockedAt): the run
  * that works on the issue now. An issue-scoped wake takes it in the transaction that queues
- * its run (SPEC §3 difference 1); every terminal path of that run releases it (difference
+ * its run (design §3 difference 1); every terminal path of that run releases it (difference
  * 3). This module is the only writer of those three fields.
  */
 #pragma once

@@ -79,7 +79,7 @@ static void wake_mentions(const IssueWaker *w, const Issue *issue, const char *b
         for (size_t i = 0; i < n; i++) {
                 const Agent *a = &agents[i];
                 bool mentioned = mentions(body, a->name);
-                /* An agent's own comment never wakes it (SPEC §3 difference 2); the assignee got its wake. */
+                /* An agent's own comment never wakes it (design §3 difference 2); the assignee got its wake. */
                 if (mentioned && !streq_ptr(a->id, author_agent_id) && !streq_ptr(a->id, issue->assignee_agent_id))
                         issue_wake(w, a->id, WAKEUP_SOURCE_AUTOMATION, "issue_comment_mentioned", issue, "comment", comment_id,
                                    "comment.mention");

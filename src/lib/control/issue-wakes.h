@@ -4,7 +4,7 @@
  * status change that resumes work and on a comment; the agents a comment @-mentions; the
  * assignees of issues a finished one unblocks. They are fire-and-forget: a wake that fails
  * is logged, and the change that caused it stands. An agent's own change never wakes it
- * (SPEC §3 difference 2).
+ * (design §3 difference 2).
  */
 #pragma once
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Runs in status running whose process this corrald does not track (SPEC §5, reference
+ * Runs in status running whose process this corrald does not track (design §5, reference
  * §4): at startup and on every sweep each is re-adopted when its shim still lives, or
  * finalized as lost, with one automatic retry of a lost run.
  */

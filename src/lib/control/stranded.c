@@ -286,7 +286,7 @@ static int reconcile_one(Control *ctl, const Issue *issue, StrandedCounters *c) 
                 r = escalate_counted(ctl, c, issue, latest, text);
         } else if ((r = continuations_without_progress(ctl, issue, &idle_successes)) >= 0 &&
                    idle_successes >= ctl->config->max_continuation_retries) {
-                /* Continuations that succeed but change nothing do not go on forever (SPEC §3 difference 7). */
+                /* Continuations that succeed but change nothing do not go on forever (design §3 difference 7). */
                 text = strprintf("corral retried continuation of this `in_progress` issue %" PRIi64 " times; each run "
                                  "succeeded without progress on the issue. Moving it to `blocked` so someone can intervene.",
                                  idle_successes);

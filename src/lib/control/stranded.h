@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Stranded-issue reconciliation (reference §5, SPEC §3 difference 7): agent-
+ * Stranded-issue reconciliation (reference §5, design §3 difference 7): agent-
  * assigned todo and in_progress issues that nothing is working on any more get
  * one automatic dispatch or continuation; when that did not help, they are
  * moved to blocked with a comment saying so, so someone can intervene. Issues

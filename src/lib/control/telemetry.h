@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Telemetry (SPEC §3, reference §6.5): agent.first_heartbeat and
+ * Telemetry (design §3, reference §6.5): agent.first_heartbeat and
  * agent.task_completed go to the journal as structured entries with their own
  * MESSAGE_ID, and are counted for GET /metrics. Nothing leaves the machine.
  */

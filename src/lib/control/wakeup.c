@@ -269,7 +269,7 @@ static int wake_plan(Control *ctl, const Agent *agent, const WakeRequest *req, c
                 p->kind = PLAN_QUEUE;
                 return 0;
         }
-        /* Lock identity is the agent id, not its name (SPEC §3 difference 1). A comment (or an
+        /* Lock identity is the agent id, not its name (design §3 difference 1). A comment (or an
          * approval) for a run already under way is a follow-up it cannot see: it waits. */
         bool same = streq(p->issue.execution_agent_id ?: p->run.agent_id, agent->id);
         bool follow_up = (wake_context_has_comment(ctx) || streq_ptr(req->reason, "approval_approved")) &&
@@ -351,7 +351,7 @@ static int wake_apply(Control *ctl, const Agent *agent, const WakeRequest *req, 
         case PLAN_QUEUE:
                 /* A new queued run, linked both ways with its wakeup. For an issue it takes the
                  * lock in this same transaction, so a second wake can never start a second run
-                 * (SPEC §3 difference 1). */
+                 * (design §3 difference 1). */
                 context = cJSON_PrintUnformatted(ctx);
                 if (!context)
                         return -ENOMEM;

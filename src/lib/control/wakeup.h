@@ -45,5 +45,5 @@ int wakeup_set_status(Control *ctl, const char *wakeup_id, WakeupStatus status, 
 
 /* The lock of issue was just released: promote the oldest deferred wake of every agent
  * waiting on it, and name the agents with runs queued on it, in *agents (a strv without
- * repeats), to be started once the caller's transaction commits (SPEC §3 difference 3). */
+ * repeats), to be started once the caller's transaction commits (design §3 difference 3). */
 int wakeup_promote_deferred(Control *ctl, Issue *issue, const char *now, char ***agents);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * corral-shim: the one small monitor per run (SPEC §4.2). It is the parent of
+ * corral-shim: the one small monitor per run (design §4.2). It is the parent of
  * the agent, owns the agent's output pipes and exit status, and writes both to
  * the run directory, so that nothing is lost while corrald is down.
  *

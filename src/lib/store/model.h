@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The control-plane model (SPEC §2, reference §1): enumerations with their
+ * The control-plane model (design §2, reference §1): enumerations with their
  * string tables, one struct per table, and the Entity descriptors the store
  * and the JSON mapping work from.
  */
@@ -302,7 +302,7 @@ typedef struct Run {
         char *retry_of_run_id;
         int64_t process_loss_retry_count;
         char *context_snapshot; /* JSON object */
-        /* corral's kernel-level tracking (SPEC §2) */
+        /* corral's kernel-level tracking (design §2) */
         char *unit_name;
         char *cgroup_path;
         int64_t shim_pid;
@@ -343,7 +343,7 @@ typedef struct Issue {
         char *assignee_user_id;
         char *checkout_run_id;
         char *execution_run_id;
-        char *execution_agent_id; /* lock identity is the agent id (SPEC §3 difference 1) */
+        char *execution_agent_id; /* lock identity is the agent id (design §3 difference 1) */
         char *execution_locked_at;
         int64_t issue_number;
         char *identifier;

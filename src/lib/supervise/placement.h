@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Placement: how a run gets a cgroup of its own before its first instruction
- * (SPEC §4.1). Backends share one small table of operations; the supervisor
+ * (design §4.1). Backends share one small table of operations; the supervisor
  * does not know which one it talks to.
  */
 #pragma once

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The run log: incremental ingestion of the log.ndjson the shim writes
- * (SPEC §4.6), stdout/stderr excerpts, compaction and credential redaction of
+ * (design §4.6), stdout/stderr excerpts, compaction and credential redaction of
  * what corrald stores and shows, and the size and SHA-256 of the final file.
  * The file itself is never changed: it holds the agent's exact bytes.
  */

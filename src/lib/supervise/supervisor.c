@@ -187,7 +187,7 @@ static void finish(Tracked *t) {
                 result.end = t->stop_reason;
         else if (t->origin != TRACK_LAUNCHED && result.signal && t->deadline_usec > 0 && finished_usec >= t->deadline_usec)
                 /* Killed past its deadline while corrald was away: the scope's RuntimeMaxUSec
-                 * held the run's timeout (SPEC §4.1). */
+                 * held the run's timeout (design §4.1). */
                 result.end = RUN_END_TIMEOUT;
         else if (result.oom_kills > 0)
                 result.end = RUN_END_OOM;
@@ -195,7 +195,7 @@ static void finish(Tracked *t) {
                 result.end = RUN_END_EXITED;
         char lost[256];
         if (r == -ENOENT && t->stop_reason < 0 && result.oom_kills == 0) {
-                /* No exit status: the shim died with the agent (SPEC §5, the last two rows). */
+                /* No exit status: the shim died with the agent (design §5, the last two rows). */
                 result.end = RUN_END_LOST;
                 if (t->origin == TRACK_AFTER_REBOOT)
                         snprintf(lost, sizeof(lost), "Process lost -- the machine rebooted while the run was running");
@@ -308,7 +308,7 @@ void tracked_set_state(Tracked *t, TrackState state) {
                 break;
         case TRACK_RUNNING:
                 if (t->deadline_usec > 0) {
-                        /* The deadline holds across restarts (SPEC §3 difference 5). */
+                        /* The deadline holds across restarts (design §3 difference 5). */
                         int64_t left = t->deadline_usec - now_usec();
                         arm(t, &t->deadline_timer, left > 0 ? (uint64_t) left : 0, on_deadline, "timeout");
                 } else if (t->timeout_usec > 0)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The supervisor (SPEC §4): launches each run's shim inside the run's own
+ * The supervisor (design §4): launches each run's shim inside the run's own
  * cgroup, tracks it with a pidfd, cgroup.events and the log file through the
  * event loop, ends it (SIGTERM through the shim, then the whole cgroup killed
  * after the grace period), and reports how it ended once its cgroup is empty.
@@ -108,7 +108,7 @@ typedef enum RecoverOutcome {
 } RecoverOutcome;
 
 /* Take up a run in status running that no supervisor tracks (after a restart of corrald),
- * following SPEC §5: a live shim (pidfd opens, start ticks match) is re-adopted with its
+ * following design §5: a live shim (pidfd opens, start ticks match) is re-adopted with its
  * watchers and deadline; a dead one is finished with the exit status it wrote, or as lost,
  * after the run's cgroup is killed and empty. The finished callback reports the end. */
 int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, RecoverOutcome *ret);
