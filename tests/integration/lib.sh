@@ -162,6 +162,53 @@ db_dump() {
         sqlite3 "$STATE/corral.db" .dump
 }
 
+# wait_for SECONDS CMD [ARGS...]: until CMD succeeds (0), or 1 after SECONDS. Tests wait for
+# the state they then assert on, never for a time.
+wait_for() {
+        local limit=$1 i
+        shift
+        for i in $(seq $((limit * 20))); do
+                "$@" && return 0
+                sleep 0.05
+        done
+        return 1
+}
+
+# run_is RUN STATUS: whether the run is in STATUS now.
+run_is() {
+        [ "$(api GET "/api/heartbeat-runs/$1" | jq -r .status)" = "$2" ]
+}
+
+# run_started RUN: whether the run's agent is running (its pid is recorded).
+run_started() {
+        [ "$(api GET "/api/heartbeat-runs/$1" | jq -r '.status + " " + (.processPid != null | tostring)')" = "running true" ]
+}
+
+# wait_run_status RUN STATUS [SECONDS]: until the run is in STATUS.
+wait_run_status() {
+        wait_for "${3:-15}" run_is "$1" "$2"
+}
+
+# wait_run_started RUN [SECONDS]: until the run's agent runs.
+wait_run_started() {
+        wait_for "${2:-15}" run_started "$1"
+}
+
+# field_is PATH JQ VALUE: whether GET PATH, through jq -r JQ, is VALUE.
+field_is() {
+        [ "$(api GET "$1" | jq -r "$2")" = "$3" ]
+}
+
+# log_has PATTERN: whether corrald's log has a line matching PATTERN (grep -E).
+log_has() {
+        grep -Eq "$1" "$T/corrald.log"
+}
+
+# gone PID: whether the process is gone.
+gone() {
+        ! kill -0 "$1" 2>/dev/null
+}
+
 # wait_run RUN [SECONDS]: until the run is terminal; prints its final JSON.
 wait_run() {
         local run=$1 limit=${2:-30} i status

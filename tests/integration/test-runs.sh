@@ -93,12 +93,12 @@ r2=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
 r3=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
 is "second wake queues a run" "$(api GET /api/heartbeat-runs/$r2 | jq -r .status)" queued
 is "third wake coalesces into the queued run" "$r3" "$r2"
-sleep 0.3
+wait_run_started "$r1"
 is "one run at a time (maxConcurrentRuns 1)" "$(api GET /api/heartbeat-runs/$r1 | jq -r .status)" running
 "$CORRALCTL" cancel "$r1" >/dev/null
 final=$(wait_run "$r1")
 is "cancelled" "$(jq -r '.status + "/" + .errorCode' <<<"$final")" "cancelled/cancelled"
-sleep 0.3
+wait_run_status "$r2" running
 is "the queued run starts when the slot frees" "$(api GET /api/heartbeat-runs/$r2 | jq -r .status)" running
 "$CORRALCTL" agent pause "$a" >/dev/null
 final=$(wait_run "$r2")
@@ -117,13 +117,16 @@ invoked=$(api GET "/api/companies/$company/activity?limit=200" |
 is "each wake is in the activity log with its outcome and run" "$invoked" "coalesced $k1,queued $k1"
 
 # --- corrald SIGKILLed while an agent writes: the run is re-adopted and ends for real ---
-a=$(agent chatty '{"command":"/bin/sh","args":["-c","for i in $(seq 40); do echo line $i; sleep 0.05; done; exit 7"]}')
+# The agent writes half its lines, waits for the test to let it go on, and writes the rest.
+a=$(agent chatty '{"command":"/bin/sh","args":["-c","for i in $(seq 20); do echo line $i; done; while [ ! -e '"$T"'/chatty.go ]; do sleep 0.05; done; for i in $(seq 21 40); do echo line $i; done; exit 7"]}')
 run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
-sleep 0.6
+twenty_lines() { [ "$(jq -r .chunk "$STATE/runs/$run/log.ndjson" 2>/dev/null | grep -c '^line ')" -ge 20 ]; }
+check "the agent wrote its first half" wait_for 15 twenty_lines
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
 check "corrald starts again" start
+touch "$T/chatty.go"
 final=$(wait_run "$run")
 is "the re-adopted run ends with its real exit code" "$(jq -r '.status + "/" + (.exitCode|tostring)' <<<"$final")" "failed/7"
 is "every line is in the log" "$("$CORRALCTL" logs "$run" | grep -c '^line ')" 40
@@ -131,13 +134,14 @@ ev=$(api GET /api/heartbeat-runs/$run/events | jq -r '[.[].message] | join("|")'
 like "it was marked detached, then cleared by its output" "$ev" "still alive.*cleared detached warning"
 
 # --- the run ended while corrald was down: finalized from status.json, no retry ---
-a=$(agent short '{"command":"/bin/sh","args":["-c","sleep 0.5; echo done; exit 5"]}')
+a=$(agent short '{"command":"/bin/sh","args":["-c","while [ ! -e '"$T"'/short.go ]; do sleep 0.05; done; echo done; exit 5"]}')
 run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
-sleep 0.2
+wait_run_started "$run"
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
-sleep 1
+touch "$T/short.go"
+check "the run ends while corrald is down" wait_for 15 test -e "$STATE/runs/$run/status.json"
 check "corrald starts after the run ended" start
 final=$(wait_run "$run")
 is "finalized with its true exit code" "$(jq -r '.status + "/" + (.exitCode|tostring)' <<<"$final")" "failed/5"
@@ -146,13 +150,13 @@ is "... and no retry" "$(api GET "/api/companies/$company/heartbeat-runs?agentId
 # --- the shim killed while corrald was down: process lost, one retry ---
 a=$(agent lost '{"command":"/bin/sh","args":["-c","sleep 1; echo hi"]}')
 run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
-sleep 0.3
+wait_run_started "$run"
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
 shim=$(sqlite3 "$STATE/corral.db" "SELECT shim_pid FROM heartbeat_runs WHERE id = '$run'")
 kill -KILL "$shim"
-sleep 0.2
+check "the shim is gone" wait_for 10 gone "$shim"
 check "corrald starts after the shim died" start
 final=$(wait_run "$run")
 is "process lost" "$(jq -r '.status + "/" + .errorCode' <<<"$final")" "failed/process_lost"
@@ -169,8 +173,8 @@ is "the retry runs and succeeds" "$(jq -r .status <<<"$final")" succeeded
 # did can be seen before anything else runs.
 a=$(agent issuelost '{"command":"/bin/sh","args":["-c","exec sleep 300"],"graceSec":1}')
 issue=$(api POST /api/companies/$company/issues "{\"title\":\"Lost twice\",\"status\":\"todo\",\"assigneeAgentId\":\"$a\"}" | jq -r .id)
-sleep 0.4
 first=$(api GET /api/issues/$issue | jq -r .executionRunId)
+wait_run_started "$first"
 lose() { # kill corrald and the run's shim and agent, pause the agent, start again
         kill -KILL "$DAEMON_PID"
         wait "$DAEMON_PID" 2>/dev/null
@@ -178,7 +182,7 @@ lose() { # kill corrald and the run's shim and agent, pause the agent, start aga
         read -r s p < <(sqlite3 -separator ' ' "$STATE/corral.db" "SELECT shim_pid, process_pid FROM heartbeat_runs WHERE id = '$1'")
         kill -KILL "$s" "$p" 2>/dev/null
         sqlite3 "$STATE/corral.db" "UPDATE agents SET status = 'paused' WHERE id = '$a'"
-        sleep 0.2
+        wait_for 10 gone "$s"
         start >/dev/null
 }
 lose "$first"
@@ -188,7 +192,7 @@ second=$(jq -r .executionRunId <<<"$i")
 is "the lost run's retry holds the lock" "$(api GET /api/heartbeat-runs/$second | jq -r '.retryOfRunId + " " + .status')" "$first queued"
 is "the checkout stayed with the lost run" "$(jq -r .checkoutRunId <<<"$i")" "$first"
 "$CORRALCTL" agent resume "$a" >/dev/null
-for k in $(seq 40); do [ "$(api GET /api/heartbeat-runs/$second | jq -r .status)" = running ] && break; sleep 0.05; done
+wait_run_started "$second"
 is "the retry adopts the stale checkout when it starts" "$(api GET /api/issues/$issue | jq -r .checkoutRunId)" "$second"
 lose "$second"
 final=$(wait_run "$second")
@@ -201,13 +205,16 @@ is "the checkout is unchanged" "$(jq -r .checkoutRunId <<<"$i")" "$second"
 # --- shim and agent gone, a descendant still in the cgroup: killed through it, lost, retried ---
 a=$(agent orphan '{"command":"/bin/sh","args":["-c","setsid sh -c \"sleep 300; : corral-it-orphan-'$$'\" </dev/null >/dev/null 2>&1 & sleep 300"],"graceSec":1}')
 run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
-sleep 0.4
+wait_run_started "$run"
+orphan_started() { [ "$(marker_procs "corral-it-orphan-$$")" -ge 1 ]; }
+wait_for 15 orphan_started
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
 read -r shim agentpid < <(sqlite3 -separator ' ' "$STATE/corral.db" "SELECT shim_pid, process_pid FROM heartbeat_runs WHERE id = '$run'")
 kill -KILL "$shim" "$agentpid"
-sleep 0.2
+wait_for 10 gone "$shim"
+wait_for 10 gone "$agentpid"
 like "the descendant outlived shim and agent" "$(marker_procs "corral-it-orphan-$$")" '^[1-9]$'
 check "corrald starts" start
 final=$(wait_run "$run")
@@ -223,7 +230,7 @@ is "with the retry cancelled, every process of both is gone" "$(marker_procs "co
 # --- a simulated reboot: the run's processes belong to another boot ---
 a=$(agent rebooted '{"command":"/bin/sh","args":["-c","echo up; sh -c \"sleep 300; : corral-it-reboot-'$$'\"; echo again"]}')
 run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
-sleep 0.3
+wait_run_started "$run"
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=

@@ -231,11 +231,13 @@ issue=$(api POST "/api/companies/$victim_co/issues" '{"title":"Forgery target","
 kill -STOP "$corrald_pid"
 sh -c "echo \$\$ >$CG/run-$victim_run/cgroup.procs; exec curl -s --unix-socket $AGENT_SOCK -X POST -H 'Content-Type: application/json' --data-binary '{\"body\":\"forged\"}' http://corral/api/issues/$issue/comments" >/dev/null 2>&1 &
 forger=$!
-sleep 0.3
+# The forger has connected (into the listen queue of the stopped corrald) and sent its request.
+connected() { ss -xp 2>/dev/null | grep -q "pid=$forger,"; }
+wait_for 15 connected
 kill -KILL "$forger" 2>/dev/null
 wait "$forger" 2>/dev/null
 kill -CONT "$corrald_pid"
-sleep 0.3
+check "corrald refuses the peer it cannot identify" wait_for 15 log_has "peer $forger .*refusing it"
 is "a peer gone before it was identified posts nothing" "$(api GET "/api/issues/$issue/comments" | jq length)" 0
 
 # --- secrets ---

@@ -31,10 +31,14 @@ start() {
         start_daemon --placement cgroup --cgroup-root "$CG" --sweep-interval-sec 1
 }
 
+# crash: SIGKILL corrald; 0 when it was running and died of that signal.
 crash() {
-        kill -KILL "$DAEMON_PID" 2>/dev/null
-        wait "$DAEMON_PID" 2>/dev/null
+        local pid=$DAEMON_PID status
         DAEMON_PID=
+        kill -KILL "$pid" 2>/dev/null || return 1
+        wait "$pid" 2>/dev/null
+        status=$?
+        [ "$status" -eq $((128 + 9)) ]
 }
 
 check "corrald starts" start
@@ -71,15 +75,19 @@ for k in 1 2 3 4 5; do
         api POST "/api/companies/$company/issues" "{\"title\":\"Torture $k\",\"status\":\"todo\",\"assigneeAgentId\":\"$long\"}" >/dev/null
 done
 wake_all 10 first
+crashes=0 restarts=0
+# Random moments on purpose: the crashes are to land anywhere in the runs' lives.
 for round in $(seq "$ROUNDS"); do
         sleep "0.$((RANDOM % 6 + 1))"
-        crash
+        crash && crashes=$((crashes + 1))
         # Some work arrives while corrald is down or right after it is back.
         [ $((RANDOM % 3)) -eq 0 ] && sleep "0.$((RANDOM % 5))"
         start >/dev/null || { not_ok "corrald restarts in round $round"; break; }
+        restarts=$((restarts + 1))
         [ $((round % 5)) -eq 0 ] && wake_all 1 "round$round"
 done
-ok "$ROUNDS crashes and restarts"
+is "corrald was SIGKILLed $ROUNDS times while runs lived" "$crashes" "$ROUNDS"
+is "and started again each time" "$restarts" "$ROUNDS"
 
 # Let everything finish.
 for i in $(seq 600); do

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "manager-fixture.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "basic/macro.h"
 #include "control/finalize.h"
+#include "control/wakeup.h"
 #include "basic/log.h"
 #include "basic/time-util.h"
 #include "basic/util.h"
@@ -131,4 +133,77 @@ int fixture_manager_teardown(void **state) {
         fixture_drain();
         m = manager_free(m);
         return 0;
+}
+
+/* ---- the control plane ---- */
+
+WakeOutcome fixture_wake(const char *agent_id, WakeupSource source, const char *reason, const char *payload, const char *key,
+                         char **ret_run_id) {
+        WakeRequest req = { .source = source,
+                            .trigger_detail = -1,
+                            .reason = reason,
+                            .payload_json = payload,
+                            .idempotency_key = key,
+                            .actor_type = ACTOR_USER,
+                            .actor_id = "board" };
+        _cleanup_free_ char *run_id = NULL, *skip = NULL;
+        WakeOutcome o;
+
+        assert_int_equal(wakeup_request(&m->control, agent_id, &req, &o, &run_id, &skip), 0);
+        if (ret_run_id)
+                *ret_run_id = TAKE_PTR(run_id);
+        return o;
+}
+
+char *fixture_issue_payload(const char *issue_id, const char *comment_id) {
+        return comment_id ? strprintf("{\"issueId\":\"%s\",\"commentId\":\"%s\"}", issue_id, comment_id)
+                          : strprintf("{\"issueId\":\"%s\"}", issue_id);
+}
+
+RunStatus fixture_run_status(const char *run_id) {
+        _cleanup_(run_donep) Run r = {};
+        assert_int_equal(store_get(m->control.store, &run_entity, run_id, &r), 0);
+        return r.status;
+}
+
+void fixture_get_run(const char *run_id, Run *ret) {
+        assert_int_equal(store_get(m->control.store, &run_entity, run_id, ret), 0);
+}
+
+void fixture_get_issue(const char *issue_id, Issue *ret) {
+        assert_int_equal(store_get(m->control.store, &issue_entity, issue_id, ret), 0);
+}
+
+/* Run the loop until the run is terminal (at most 20 s). */
+void fixture_wait_terminal(const char *run_id) {
+        for (int i = 0; i < 400 && !run_status_is_terminal(fixture_run_status(run_id)); i++)
+                assert_true(sd_event_run(m->control.event, 50000) >= 0);
+        assert_true(run_status_is_terminal(fixture_run_status(run_id)));
+}
+
+void fixture_cancel(const char *run_id) {
+        assert_int_equal(finalize_cancel_run(&m->control, run_id), 0);
+        fixture_wait_terminal(run_id);
+}
+
+void fixture_cancel_all(const char *agent_id) {
+        assert_int_equal(finalize_cancel_agent_runs(&m->control, agent_id), 0);
+        fixture_drain();
+}
+
+void fixture_new_comment(char id[UUID_STRING_MAX], const char *issue_id, const char *body) {
+        _cleanup_(comment_donep) IssueComment c = {};
+        assert_int_equal(record_stamp(&c.id, &c.created_at, &c.updated_at, NULL), 0);
+        snprintf(id, UUID_STRING_MAX, "%s", c.id);
+        c.company_id = strdup(company);
+        c.issue_id = strdup(issue_id);
+        c.author_user_id = strdup("user-1");
+        c.body = strdup(body);
+        fixture_insert(&comment_entity, &c);
+}
+
+cJSON *fixture_context_of(const char *run_id) {
+        _cleanup_(run_donep) Run r = {};
+        fixture_get_run(run_id, &r);
+        return cJSON_Parse(r.context_snapshot);
 }

@@ -38,3 +38,26 @@ void fixture_new_agent(char id[static UUID_STRING_MAX], const char *name, const 
 
 /* An issue assigned to assignee_agent_id, or to a user when that is NULL. */
 void fixture_new_issue(char id[static UUID_STRING_MAX], IssueStatus status, const char *assignee_agent_id);
+
+/* ---- the control plane ---- */
+
+/* An agent whose runs sleep until cancelled. */
+#define SLEEPER "{\"command\":\"/bin/sleep\",\"args\":[\"30\"]}"
+
+#include <cjson/cJSON.h>
+#include "control/wakeup.h"
+
+/* A wake as the board would send it; *ret_run_id (may be NULL) gets its run. */
+WakeOutcome fixture_wake(const char *agent_id, WakeupSource source, const char *reason, const char *payload, const char *key,
+                         char **ret_run_id);
+/* {"issueId": ..., "commentId": ...} (comment_id may be NULL). */
+char *fixture_issue_payload(const char *issue_id, const char *comment_id);
+RunStatus fixture_run_status(const char *run_id);
+void fixture_get_run(const char *run_id, Run *ret);
+void fixture_get_issue(const char *issue_id, Issue *ret);
+/* Run the loop until the run is terminal (at most 20 s). */
+void fixture_wait_terminal(const char *run_id);
+void fixture_cancel(const char *run_id);
+void fixture_cancel_all(const char *agent_id);
+void fixture_new_comment(char id[static UUID_STRING_MAX], const char *issue_id, const char *body);
+cJSON *fixture_context_of(const char *run_id);

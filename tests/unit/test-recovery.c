@@ -134,7 +134,14 @@ static void test_alive_pid_detached(void **state) {
                 execl("/bin/sleep", "sleep", "30", NULL);
                 _exit(1);
         }
-        usleep(50000);
+        /* The shim stand-in is the process of its start ticks once it has exec'd. */
+        _cleanup_free_ char *comm_path = strprintf("/proc/%d/comm", (int) child);
+        for (int i = 0; i < 500; i++) {
+                _cleanup_free_ char *comm = NULL;
+                if (read_full_file(comm_path, 64, &comm, NULL) >= 0 && startswith(comm, "sleep"))
+                        break;
+                usleep(10000);
+        }
         new_run(run, RUN_RUNNING, NULL, NULL, NULL, NULL);
         set_shim(run, child, start_ticks(child), 0);
 

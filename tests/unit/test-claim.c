@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Claiming (control/claim.c): blockers keep an issue run queued, the per-agent concurrency
+ * limit, and the claim order (reference §3.7), with real sleeping processes.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "control/claim.h"
+#include "control/finalize.h"
+#include "control/wakeup.h"
+#include "manager-fixture.h"
+#include "store/jsonmap.h"
+
+/* A run whose issue has open blockers stays queued until they are done. */
+static void test_blockers_keep_run_queued(void **state) {
+        _cleanup_free_ char *run = NULL, *payload = NULL;
+        _cleanup_(issue_relation_donep) IssueRelation rel = {};
+        char blocker[UUID_STRING_MAX], issue[UUID_STRING_MAX];
+
+        fixture_new_issue(blocker, ISSUE_TODO, NULL);
+        fixture_new_issue(issue, ISSUE_TODO, agent);
+        assert_int_equal(entity_init(&issue_relation_entity, &rel), 0);
+        assert_int_equal(record_stamp(&rel.id, &rel.created_at, NULL, NULL), 0);
+        rel.company_id = strdup(company);
+        rel.issue_id = strdup(blocker);
+        rel.related_issue_id = strdup(issue);
+        free(rel.type);
+        rel.type = strdup("blocks");
+        fixture_insert(&issue_relation_entity, &rel);
+
+        payload = fixture_issue_payload(issue, NULL);
+        assert_int_equal(fixture_wake(agent, WAKEUP_SOURCE_ASSIGNMENT, "issue_assigned", payload, NULL, &run), WAKE_QUEUED);
+        claim_start_next(&m->control, agent);
+        assert_int_equal(fixture_run_status(run), RUN_QUEUED);
+
+        _cleanup_(issue_donep) Issue b = {};
+        fixture_get_issue(blocker, &b);
+        b.status = ISSUE_DONE;
+        assert_int_equal(store_update(m->control.store, &issue_entity, &b), 0);
+        claim_start_next(&m->control, agent);
+        fixture_wait_terminal(run);
+        assert_int_equal(fixture_run_status(run), RUN_SUCCEEDED);
+}
+
+/* maxConcurrentRuns: 1 by default, more when configured. */
+static void test_concurrency_limit(void **state) {
+        _cleanup_free_ char *r1 = NULL, *r2 = NULL, *r3 = NULL, *r4 = NULL;
+        char one[UUID_STRING_MAX], two[UUID_STRING_MAX];
+
+        fixture_new_agent(one, "one", SLEEPER, NULL);
+        fixture_new_agent(two, "two", SLEEPER, "{\"heartbeat\":{\"maxConcurrentRuns\":2}}");
+        assert_int_equal(fixture_wake(one, WAKEUP_SOURCE_ON_DEMAND, "a", "{\"taskKey\":\"a\"}", NULL, &r1), WAKE_QUEUED);
+        assert_int_equal(fixture_wake(one, WAKEUP_SOURCE_ON_DEMAND, "b", "{\"taskKey\":\"b\"}", NULL, &r2), WAKE_QUEUED);
+        assert_int_equal(fixture_run_status(r1), RUN_RUNNING);
+        assert_int_equal(fixture_run_status(r2), RUN_QUEUED);
+        assert_int_equal(fixture_wake(two, WAKEUP_SOURCE_ON_DEMAND, "a", "{\"taskKey\":\"a\"}", NULL, &r3), WAKE_QUEUED);
+        assert_int_equal(fixture_wake(two, WAKEUP_SOURCE_ON_DEMAND, "b", "{\"taskKey\":\"b\"}", NULL, &r4), WAKE_QUEUED);
+        assert_int_equal(fixture_run_status(r3), RUN_RUNNING);
+        assert_int_equal(fixture_run_status(r4), RUN_RUNNING);
+
+        fixture_cancel(r1); /* the freed slot goes to the queued run */
+        assert_int_equal(fixture_run_status(r2), RUN_RUNNING);
+        assert_int_equal(finalize_cancel_agent_runs(&m->control, two), 0);
+        fixture_cancel_all(one);
+}
+
+/* Reference §3.7: in_progress issue runs first, then other issue runs by priority, then runs
+ * without an issue. */
+static void test_claim_order(void **state) {
+        _cleanup_free_ char *hold = NULL, *r_low = NULL, *r_crit = NULL, *r_prog = NULL, *r_none = NULL, *p = NULL;
+        char sleeper[UUID_STRING_MAX], low[UUID_STRING_MAX], crit[UUID_STRING_MAX], prog[UUID_STRING_MAX];
+        _cleanup_(issue_donep) Issue i = {};
+
+        fixture_new_agent(sleeper, "sleeper", SLEEPER, NULL);
+        assert_int_equal(fixture_wake(sleeper, WAKEUP_SOURCE_ON_DEMAND, "hold", NULL, NULL, &hold), WAKE_QUEUED);
+        assert_int_equal(fixture_run_status(hold), RUN_RUNNING);
+
+        fixture_new_issue(low, ISSUE_TODO, sleeper);
+        fixture_new_issue(crit, ISSUE_TODO, sleeper);
+        fixture_new_issue(prog, ISSUE_IN_PROGRESS, sleeper);
+        fixture_get_issue(low, &i);
+        i.priority = PRIORITY_LOW;
+        assert_int_equal(store_update(m->control.store, &issue_entity, &i), 0);
+        entity_done(&issue_entity, &i);
+        fixture_get_issue(crit, &i);
+        i.priority = PRIORITY_CRITICAL;
+        assert_int_equal(store_update(m->control.store, &issue_entity, &i), 0);
+
+        assert_int_equal(fixture_wake(sleeper, WAKEUP_SOURCE_ON_DEMAND, "none", "{\"taskKey\":\"other\"}", NULL, &r_none),
+                         WAKE_QUEUED);
+        free(p), p = fixture_issue_payload(low, NULL);
+        assert_int_equal(fixture_wake(sleeper, WAKEUP_SOURCE_ASSIGNMENT, "issue_assigned", p, NULL, &r_low), WAKE_QUEUED);
+        free(p), p = fixture_issue_payload(crit, NULL);
+        assert_int_equal(fixture_wake(sleeper, WAKEUP_SOURCE_ASSIGNMENT, "issue_assigned", p, NULL, &r_crit), WAKE_QUEUED);
+        free(p), p = fixture_issue_payload(prog, NULL);
+        assert_int_equal(fixture_wake(sleeper, WAKEUP_SOURCE_ASSIGNMENT, "issue_assigned", p, NULL, &r_prog), WAKE_QUEUED);
+
+        const char *order[] = { r_prog, r_crit, r_low, r_none };
+        const char *previous = hold;
+        for (size_t k = 0; k < ELEMENTSOF(order); k++) {
+                fixture_cancel(previous);
+                assert_int_equal(fixture_run_status(order[k]), RUN_RUNNING);
+                for (size_t j = k + 1; j < ELEMENTSOF(order); j++)
+                        assert_int_equal(fixture_run_status(order[j]), RUN_QUEUED);
+                previous = order[k];
+        }
+        fixture_cancel_all(sleeper);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, fixture_manager_setup, fixture_manager_teardown)
+static const struct CMUnitTest tests[] = {
+        T(test_blockers_keep_run_queued),
+        T(test_concurrency_limit),
+        T(test_claim_order),
+};
+
+int main(void) {
+        cmocka_set_message_output(CM_OUTPUT_TAP);
+        return cmocka_run_group_tests(tests, fixture_group_setup, fixture_group_teardown);
+}
