@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "basic/macro.h"
+#include "basic/strv.h"
 #include "basic/util.h"
 #include "supervise/cgroup.h"
 #include "control/claim.h"
@@ -388,7 +389,7 @@ static void test_stranded_todo_requeued(void **state) {
         assert_int_equal(c.dispatch_requeued, 1);
         assert_int_equal(c.continuation_requeued, 0);
         assert_int_equal(c.escalated, 0);
-        assert_int_equal(c.n_issue_ids, 1);
+        assert_int_equal(strv_length(c.issue_ids), 1);
         assert_string_equal(c.issue_ids[0], issue);
         assert_int_equal(fixture_count("heartbeat_runs", "WHERE agent_id = ?1", agent), 2);
         assert_string_equal(retry_reason_of_newest(buf), "assignment_recovery");

@@ -80,8 +80,8 @@ static int handle_sweep(ApiRequest *req) {
             !cJSON_AddNumberToObject(o, "escalated", c.escalated) || !cJSON_AddNumberToObject(o, "skipped", c.skipped) ||
             !(ids = cJSON_AddArrayToObject(o, "issueIds")))
                 return -ENOMEM;
-        for (size_t i = 0; i < c.n_issue_ids; i++)
-                cJSON_AddItemToArray(ids, cJSON_CreateString(c.issue_ids[i]));
+        STRV_FOREACH(id, c.issue_ids)
+        cJSON_AddItemToArray(ids, cJSON_CreateString(*id));
         return api_reply(req, 200, TAKE_PTR(o));
 }
 

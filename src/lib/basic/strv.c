@@ -36,19 +36,21 @@ const char *strv_pair_value(char *const *l, const char *name) {
         return NULL;
 }
 
-int strv_push(char ***l, const char *s) {
+int strv_consume(char ***l, char *s) {
         size_t n = strv_length(*l);
-        char *copy = strdup(s), **t;
+        char **t = realloc(*l, (n + 2) * sizeof(char *));
 
-        if (!copy)
-                return -ENOMEM;
-        t = realloc(*l, (n + 2) * sizeof(char *));
         if (!t) {
-                free(copy);
+                free(s);
                 return -ENOMEM;
         }
-        t[n] = copy;
+        t[n] = s;
         t[n + 1] = NULL;
         *l = t;
         return 0;
+}
+
+int strv_push(char ***l, const char *s) {
+        char *copy = strdup(s);
+        return copy ? strv_consume(l, copy) : -ENOMEM;
 }

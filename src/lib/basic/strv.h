@@ -9,6 +9,8 @@
 char **strv_free(char **l);
 size_t strv_length(char *const *l);
 bool strv_contains(const char *const *l, const char *s);
+/* Append s itself, which the list then owns (freed on failure). */
+int strv_consume(char ***l, char *s);
 /* Append a copy of s. */
 int strv_push(char ***l, const char *s);
 /* In a list of names and values, alternating: the value of name, or NULL. */

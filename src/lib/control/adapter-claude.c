@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "basic/strv.h"
 #include "basic/util.h"
 #include "control/adapter-internal.h"
 #include "control/cli-output.h"
@@ -20,27 +21,25 @@ static int claude_config(const cJSON *c, AdapterConfig *ret, char **ret_error) {
 
 /* claude --print - --output-format stream-json --verbose [--resume S] [--model M]
  * [--max-turns N] [--dangerously-skip-permissions] EXTRA... (design §6) */
-static int claude_argv(const AdapterConfig *ac, const char *resume, char ***argv, size_t *n) {
+static int claude_argv(const AdapterConfig *ac, const char *resume, char ***argv) {
         char turns[32];
         int r;
 
-        if ((r = adapter_argv_add(argv, n, ac->command ? ac->command->valuestring : "claude")) < 0 ||
-            (r = adapter_argv_add(argv, n, "--print")) < 0 || (r = adapter_argv_add(argv, n, "-")) < 0 ||
-            (r = adapter_argv_add(argv, n, "--output-format")) < 0 || (r = adapter_argv_add(argv, n, "stream-json")) < 0 ||
-            (r = adapter_argv_add(argv, n, "--verbose")) < 0)
+        if ((r = strv_push(argv, ac->command ? ac->command->valuestring : "claude")) < 0 ||
+            (r = strv_push(argv, "--print")) < 0 || (r = strv_push(argv, "-")) < 0 ||
+            (r = strv_push(argv, "--output-format")) < 0 || (r = strv_push(argv, "stream-json")) < 0 ||
+            (r = strv_push(argv, "--verbose")) < 0)
                 return r;
-        if (resume && ((r = adapter_argv_add(argv, n, "--resume")) < 0 || (r = adapter_argv_add(argv, n, resume)) < 0))
+        if (resume && ((r = strv_push(argv, "--resume")) < 0 || (r = strv_push(argv, resume)) < 0))
                 return r;
-        if (ac->model &&
-            ((r = adapter_argv_add(argv, n, "--model")) < 0 || (r = adapter_argv_add(argv, n, ac->model->valuestring)) < 0))
+        if (ac->model && ((r = strv_push(argv, "--model")) < 0 || (r = strv_push(argv, ac->model->valuestring)) < 0))
                 return r;
         snprintf(turns, sizeof(turns), "%" PRIu64, ac->max_turns);
-        if (ac->max_turns > 0 &&
-            ((r = adapter_argv_add(argv, n, "--max-turns")) < 0 || (r = adapter_argv_add(argv, n, turns)) < 0))
+        if (ac->max_turns > 0 && ((r = strv_push(argv, "--max-turns")) < 0 || (r = strv_push(argv, turns)) < 0))
                 return r;
-        if (ac->skip_permissions && (r = adapter_argv_add(argv, n, "--dangerously-skip-permissions")) < 0)
+        if (ac->skip_permissions && (r = strv_push(argv, "--dangerously-skip-permissions")) < 0)
                 return r;
-        return adapter_argv_add_all(argv, n, ac->extra_args);
+        return adapter_argv_add_all(argv, ac->extra_args);
 }
 
 /* The text blocks of a claude assistant message, joined by newlines. */

@@ -9,28 +9,28 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "basic/strv.h"
 #include "basic/util.h"
 #include "control/adapter-internal.h"
 #include "control/cli-output.h"
 #include "store/jsonmap.h"
 
-static int codex_argv(const AdapterConfig *ac, const char *resume, char ***argv, size_t *n) {
+static int codex_argv(const AdapterConfig *ac, const char *resume, char ***argv) {
         int r;
 
         /* codex exec [OPTIONS] [resume SESSION] -: options come before the subcommand. */
-        if ((r = adapter_argv_add(argv, n, ac->command ? ac->command->valuestring : "codex")) < 0 ||
-            (r = adapter_argv_add(argv, n, "exec")) < 0 || (r = adapter_argv_add(argv, n, "--json")) < 0)
+        if ((r = strv_push(argv, ac->command ? ac->command->valuestring : "codex")) < 0 || (r = strv_push(argv, "exec")) < 0 ||
+            (r = strv_push(argv, "--json")) < 0)
                 return r;
-        if (ac->model &&
-            ((r = adapter_argv_add(argv, n, "--model")) < 0 || (r = adapter_argv_add(argv, n, ac->model->valuestring)) < 0))
+        if (ac->model && ((r = strv_push(argv, "--model")) < 0 || (r = strv_push(argv, ac->model->valuestring)) < 0))
                 return r;
-        if (ac->skip_permissions && (r = adapter_argv_add(argv, n, "--dangerously-bypass-approvals-and-sandbox")) < 0)
+        if (ac->skip_permissions && (r = strv_push(argv, "--dangerously-bypass-approvals-and-sandbox")) < 0)
                 return r;
-        if ((r = adapter_argv_add_all(argv, n, ac->extra_args)) < 0)
+        if ((r = adapter_argv_add_all(argv, ac->extra_args)) < 0)
                 return r;
-        if (resume && ((r = adapter_argv_add(argv, n, "resume")) < 0 || (r = adapter_argv_add(argv, n, resume)) < 0))
+        if (resume && ((r = strv_push(argv, "resume")) < 0 || (r = strv_push(argv, resume)) < 0))
                 return r;
-        return adapter_argv_add(argv, n, "-");
+        return strv_push(argv, "-");
 }
 
 /* codex exec --json: "thread.started", "turn.started", "item.*", "turn.completed" with the

@@ -26,8 +26,7 @@ int adapter_get_uint(const cJSON *o, const char *name, uint64_t def, uint64_t ma
 int adapter_get_bool(const cJSON *o, const char *name, bool *ret, char **ret_error);
 int adapter_check_string_array(const cJSON *a, const char *name, char **ret_error);
 
-/* Append to a NULL-terminated argv of *n entries. */
-int adapter_argv_add(char ***argv, size_t *n, const char *s);
-int adapter_argv_add_all(char ***argv, size_t *n, const cJSON *strings);
+/* Append the strings of a JSON array to a strv. */
+int adapter_argv_add_all(char ***argv, const cJSON *strings);
 
 extern const AdapterOps adapter_process_ops, adapter_claude_ops, adapter_codex_ops;

@@ -23,12 +23,8 @@
 #include "control/adapter-internal.h"
 
 void adapter_launch_done(AdapterLaunch *l) {
-        for (size_t i = 0; l->argv && l->argv[i]; i++)
-                free(l->argv[i]);
-        free(l->argv);
-        for (size_t i = 0; l->env && l->env[i]; i++)
-                free(l->env[i]);
-        free(l->env);
+        strv_free(l->argv);
+        strv_free(l->env);
         free(l->cwd);
         free(l->stdin_text);
         free(l->context_json);
@@ -173,9 +169,9 @@ int adapter_validate_config(AdapterType type, const char *config_json, char **re
         return parse_config(type, c, false, &ac, ret_error);
 }
 
-static int env_add(char ***env, size_t *n, const char *fmt, ...) _printf_(3, 4);
-static int env_add(char ***env, size_t *n, const char *fmt, ...) {
-        char *s, **t;
+static int env_add(char ***env, const char *fmt, ...) _printf_(2, 3);
+static int env_add(char ***env, const char *fmt, ...) {
+        _cleanup_free_ char *s = NULL;
         va_list ap;
 
         va_start(ap, fmt);
@@ -185,43 +181,22 @@ static int env_add(char ***env, size_t *n, const char *fmt, ...) {
                 return -ENOMEM;
         /* A later setting of the same name replaces the earlier one. */
         size_t klen = strcspn(s, "=");
-        for (size_t i = 0; i < *n; i++)
-                if (strncmp((*env)[i], s, klen + 1) == 0) {
-                        free((*env)[i]);
-                        (*env)[i] = s;
-                        return 0;
-                }
-        t = realloc(*env, (*n + 2) * sizeof(char *));
-        if (!t) {
-                free(s);
-                return -ENOMEM;
+        STRV_FOREACH(e, *env)
+        if (strncmp(*e, s, klen + 1) == 0) {
+                free(*e);
+                *e = TAKE_PTR(s);
+                return 0;
         }
-        *env = t;
-        t[(*n)++] = s;
-        t[*n] = NULL;
-        return 0;
+        return strv_consume(env, TAKE_PTR(s));
 }
 
 /* Append a copy of s to a NULL-terminated argv of *n entries. */
-int adapter_argv_add(char ***argv, size_t *n, const char *s) {
-        char **t = realloc(*argv, (*n + 2) * sizeof(char *));
-
-        if (!t)
-                return -ENOMEM;
-        *argv = t;
-        t[*n] = strdup(s);
-        if (!t[*n])
-                return -ENOMEM;
-        t[++*n] = NULL;
-        return 0;
-}
-
-int adapter_argv_add_all(char ***argv, size_t *n, const cJSON *strings) {
+int adapter_argv_add_all(char ***argv, const cJSON *strings) {
         const cJSON *m;
         int r;
 
         cJSON_ArrayForEach (m, strings)
-                if ((r = adapter_argv_add(argv, n, m->valuestring)) < 0)
+                if ((r = strv_push(argv, m->valuestring)) < 0)
                         return r;
         return 0;
 }
@@ -308,12 +283,11 @@ static int build_command(const Agent *agent, const Run *run, const AdapterConfig
         const cJSON *payload = cJSON_GetObjectItemCaseSensitive(context, "paperclipWake"),
                     *issue = cJSON_GetObjectItemCaseSensitive(payload, "issue");
         const char *issue_id = json_string_member(context, "issueId");
-        size_t n_args = 0;
         int r;
 
         if (!adapter_ops(ac->type)->cli) {
-                r = adapter_argv_add(&l->argv, &n_args, ac->command->valuestring);
-                return r < 0 ? r : adapter_argv_add_all(&l->argv, &n_args, ac->args);
+                r = strv_push(&l->argv, ac->command->valuestring);
+                return r < 0 ? r : adapter_argv_add_all(&l->argv, ac->args);
         }
         const char *vars[] = {
                 "agent.id",
@@ -334,7 +308,7 @@ static int build_command(const Agent *agent, const Run *run, const AdapterConfig
                 strempty(json_string_member(issue, "title")),
                 NULL,
         };
-        r = adapter_ops(ac->type)->argv(ac, run->session_id_before, &l->argv, &n_args);
+        r = adapter_ops(ac->type)->argv(ac, run->session_id_before, &l->argv);
         if (r < 0)
                 return r;
         l->stdin_text = render_prompt(ac->prompt_template ? ac->prompt_template->valuestring : DEFAULT_PROMPT_TEMPLATE, vars);
@@ -345,25 +319,23 @@ static int build_command(const Agent *agent, const Run *run, const AdapterConfig
 static int build_env(const Agent *agent, const Run *run, const AdapterConfig *ac, const cJSON *context, const char *payload_text,
                      const char *socket_path, const char *home, char *const *secrets, AdapterLaunch *l, char **ret_error) {
         const char *path = getenv("PATH");
-        size_t n_env = 0;
         const cJSON *m;
 
-        if (env_add(&l->env, &n_env, "PATH=%s", path ?: "/usr/local/bin:/usr/bin:/bin") < 0 ||
-            env_add(&l->env, &n_env, "HOME=%s", home) < 0 || env_add(&l->env, &n_env, "LANG=C.UTF-8") < 0 ||
-            env_add(&l->env, &n_env, "CORRAL_RUN_ID=%s", run->id) < 0 ||
-            env_add(&l->env, &n_env, "CORRAL_AGENT_ID=%s", agent->id) < 0 ||
-            env_add(&l->env, &n_env, "CORRAL_COMPANY_ID=%s", agent->company_id) < 0 ||
-            env_add(&l->env, &n_env, "CORRAL_ISSUE_ID=%s", strempty(json_string_member(context, "issueId"))) < 0 ||
-            env_add(&l->env, &n_env, "CORRAL_WAKE_REASON=%s", strempty(json_string_member(context, "wakeReason"))) < 0 ||
-            env_add(&l->env, &n_env, "CORRAL_WAKE_PAYLOAD_JSON=%s", payload_text) < 0 ||
-            env_add(&l->env, &n_env, "CORRAL_SOCKET=%s", socket_path) < 0)
+        if (env_add(&l->env, "PATH=%s", path ?: "/usr/local/bin:/usr/bin:/bin") < 0 || env_add(&l->env, "HOME=%s", home) < 0 ||
+            env_add(&l->env, "LANG=C.UTF-8") < 0 || env_add(&l->env, "CORRAL_RUN_ID=%s", run->id) < 0 ||
+            env_add(&l->env, "CORRAL_AGENT_ID=%s", agent->id) < 0 ||
+            env_add(&l->env, "CORRAL_COMPANY_ID=%s", agent->company_id) < 0 ||
+            env_add(&l->env, "CORRAL_ISSUE_ID=%s", strempty(json_string_member(context, "issueId"))) < 0 ||
+            env_add(&l->env, "CORRAL_WAKE_REASON=%s", strempty(json_string_member(context, "wakeReason"))) < 0 ||
+            env_add(&l->env, "CORRAL_WAKE_PAYLOAD_JSON=%s", payload_text) < 0 ||
+            env_add(&l->env, "CORRAL_SOCKET=%s", socket_path) < 0)
                 return -ENOMEM;
         cJSON_ArrayForEach (m, ac->env) {
                 const char *value = m->valuestring;
                 if (!cJSON_IsString(m) && !(value = strv_pair_value(secrets, m->string)))
                         return set_error(ret_error, -EINVAL,
                                          "adapterConfig.env.%s is a secret whose value is not stored; set it again", m->string);
-                if (env_add(&l->env, &n_env, "%s=%s", m->string, value) < 0)
+                if (env_add(&l->env, "%s=%s", m->string, value) < 0)
                         return -ENOMEM;
         }
         return 0;

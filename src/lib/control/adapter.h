@@ -46,7 +46,7 @@ typedef struct AdapterOps {
         /* The adapter's own adapterConfig keys, past the common ones; may be NULL. */
         int (*parse_config)(const cJSON *c, AdapterConfig *ret, char **ret_error);
         /* A coding CLI's command line, resuming session resume (may be NULL). */
-        int (*argv)(const AdapterConfig *ac, const char *resume, char ***argv, size_t *n);
+        int (*argv)(const AdapterConfig *ac, const char *resume, char ***argv);
         /* One JSON line of a coding CLI's stdout, into what the run reports. */
         int (*output_line)(CliOutput *o, const cJSON *line);
 } AdapterOps;

@@ -13,6 +13,7 @@
 
 #include "control/activity.h"
 #include "basic/macro.h"
+#include "basic/strv.h"
 #include "store/queries.h"
 #include "basic/util.h"
 #include "control/wakeup.h"
@@ -22,22 +23,11 @@
 #include "basic/time-util.h"
 
 void stranded_counters_done(StrandedCounters *c) {
-        for (size_t i = 0; i < c->n_issue_ids; i++)
-                free(c->issue_ids[i]);
-        free(c->issue_ids);
-        *c = (StrandedCounters){};
+        c->issue_ids = strv_free(c->issue_ids);
 }
 
 static int note_issue(StrandedCounters *c, const char *id) {
-        char **t = realloc(c->issue_ids, (c->n_issue_ids + 1) * sizeof(char *));
-        if (!t)
-                return -ENOMEM;
-        c->issue_ids = t;
-        t[c->n_issue_ids] = strdup(id);
-        if (!t[c->n_issue_ids])
-                return -ENOMEM;
-        c->n_issue_ids++;
-        return 0;
+        return strv_push(&c->issue_ids, id);
 }
 
 char *stranded_failure_line(const char *error_code, const char *error) {

@@ -17,8 +17,7 @@ typedef struct StrandedCounters {
         unsigned continuation_requeued;
         unsigned escalated;
         unsigned skipped;
-        char **issue_ids; /* the issues acted on (requeued or escalated) */
-        size_t n_issue_ids;
+        char **issue_ids; /* strv: the issues acted on (requeued or escalated) */
 } StrandedCounters;
 
 void stranded_counters_done(StrandedCounters *c);

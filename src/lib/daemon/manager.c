@@ -25,6 +25,7 @@
 #include "control/scheduler.h"
 #include "basic/time-util.h"
 #include "basic/fd-util.h"
+#include "basic/strv.h"
 
 sd_event *manager_event(Manager *m) {
         return m->control.event;
@@ -78,9 +79,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->stall_source);
         sd_event_source_disable_unref(m->sweep_timer);
         sd_event_unref(m->control.event);
-        for (size_t i = 0; i < m->n_overrides * 2; i++)
-                free(m->overrides[i]);
-        free(m->overrides);
+        strv_free(m->overrides);
         free(m->config_path);
         config_done(&m->config);
         free(m);
@@ -88,17 +87,13 @@ Manager *manager_free(Manager *m) {
 }
 
 int manager_add_override(Manager *m, const char *key, const char *value) {
-        char **t = realloc(m->overrides, (m->n_overrides + 1) * 2 * sizeof(char *));
+        size_t n = strv_length(m->overrides);
+        int r = strv_push(&m->overrides, key);
 
-        if (!t)
-                return -ENOMEM;
-        m->overrides = t;
-        t[m->n_overrides * 2] = strdup(key);
-        t[m->n_overrides * 2 + 1] = strdup(value);
-        m->n_overrides++;
-        if (!t[m->n_overrides * 2 - 2] || !t[m->n_overrides * 2 - 1])
-                return -ENOMEM;
-        return 0;
+        if (r >= 0 && (r = strv_push(&m->overrides, value)) < 0)
+                /* Never a key without its value. */
+                m->overrides[n] = mfree(m->overrides[n]);
+        return r;
 }
 
 int manager_load_config(Manager *m) {
@@ -113,7 +108,7 @@ int manager_load_config(Manager *m) {
                 config_done(&c);
                 return r;
         }
-        for (size_t i = 0; i < m->n_overrides; i++) {
+        for (size_t i = 0; m->overrides && m->overrides[2 * i]; i++) {
                 _cleanup_free_ char *error = NULL;
                 r = config_set(&c, m->overrides[2 * i], m->overrides[2 * i + 1], &error);
                 if (r < 0) {

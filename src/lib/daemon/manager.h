@@ -24,8 +24,7 @@ typedef struct Manager {
         Config config;
         char *config_path;
         bool config_must_exist;
-        char **overrides;
-        size_t n_overrides;
+        char **overrides; /* strv of key, value, key, value, ... */
 
         Api *api; /* on the operator socket: every caller is the board */
         Api *agent_api; /* on the agent socket: every caller is a run's agent, or refused */
