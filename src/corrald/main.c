@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -128,6 +129,16 @@ int main(int argc, char *argv[]) {
         sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
+
+        /* As systemd's own services do: every live run costs descriptors, and the soft limit
+         * (1,024 by default) would cap the runs far below what the machine holds. */
+        struct rlimit nofile;
+        if (getrlimit(RLIMIT_NOFILE, &nofile) >= 0 && nofile.rlim_cur < nofile.rlim_max) {
+                nofile.rlim_cur = nofile.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+                        log_warning_errno(-errno, "Failed to raise the open files limit to %llu, ignoring: %m",
+                                          (unsigned long long) nofile.rlim_max);
+        }
 
         log_info("corrald %s starting (state in %s).", PACKAGE_VERSION, m->config.state_dir);
         r = manager_startup(m);

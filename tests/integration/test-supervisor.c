@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -513,6 +514,33 @@ static void test_agent_not_executed(void **state) {
         assert_string_equal(err2, "corral-shim: cannot execute '/etc/passwd': Permission denied\n");
 }
 
+/* Out of descriptors: the launch fails at once, and its event names the limit to raise. */
+static void test_out_of_descriptors(void **state) {
+        char id[UUID_STRING_MAX];
+        char *argv[] = { "/bin/true", NULL }, *env[] = { "PATH=/usr/bin:/bin", NULL };
+        struct rlimit saved, tight;
+        int64_t n;
+
+        new_run(id);
+        LaunchSpec spec = { .run_id = id, .agent_id = agent_id, .argv = argv, .env = env };
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+        /* No descriptor above the ones open now. */
+        int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_true(probe >= 0);
+        close(probe);
+        tight = saved;
+        tight.rlim_cur = (rlim_t) probe;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+        int r = supervisor_launch(supervisor, &spec);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+        assert_int_equal(r, -EMFILE);
+        assert_false(supervisor_tracks(supervisor, id));
+        assert_int_equal(store_count(store, "heartbeat_run_events", "WHERE run_id = ?1 AND message LIKE '%RLIMIT_NOFILE%'",
+                                     (const char *const[]){ id, NULL }, &n),
+                         0);
+        assert_int_equal(n, 1);
+}
+
 /* The running shim of a run, as the kernel sees it. */
 typedef struct ShimSeen {
         pid_t pid, ppid;
@@ -765,6 +793,7 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_command_not_found),
         cmocka_unit_test(test_limits_warning),
         cmocka_unit_test(test_agent_not_executed),
+        cmocka_unit_test(test_out_of_descriptors),
         cmocka_unit_test(test_spawner_forks_shims),
         cmocka_unit_test(test_spawner_killed),
         cmocka_unit_test(test_spawner_hangs),

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "basic/util.h"
 #include "basic/log.h"
 #include "store/model.h"
+#include "store/queries.h"
 #include "store/store.h"
 #include "test-helpers.h"
 #include "basic/time-util.h"
@@ -73,6 +75,62 @@ static void test_refuse_newer_schema(void **state) {
         set_user_version(path, (uint32_t) store_schema_latest() + 1);
         assert_int_equal(store_open(path, &s), -EPROTONOSUPPORT);
         assert_null(s);
+}
+
+/* Migration 3 on a database with history: the runs and wakes already there are found by
+ * their issue through the new indexes. The database is taken back to version 2 first. */
+static void test_migrate_history_to_issue_columns(void **state) {
+        _cleanup_free_ char *path = strprintf("%s/v2.db", tmpdir);
+        _cleanup_(company_donep) Company c = {};
+        _cleanup_(agent_donep) Agent a = {};
+        _cleanup_(run_donep) Run r = {}, found = {};
+        Store *s = NULL;
+        sqlite3 *db;
+
+        assert_int_equal(store_open(path, &s), 0);
+        assert_int_equal(entity_init(&company_entity, &c), 0);
+        assert_int_equal(record_stamp(&c.id, &c.created_at, &c.updated_at, NULL), 0);
+        c.name = strdup("History");
+        c.issue_prefix = strdup("HIST");
+        assert_int_equal(store_insert(s, &company_entity, &c), 0);
+        assert_int_equal(entity_init(&agent_entity, &a), 0);
+        assert_int_equal(record_stamp(&a.id, &a.created_at, &a.updated_at, NULL), 0);
+        a.company_id = strdup(c.id);
+        a.name = strdup("old");
+        assert_int_equal(store_insert(s, &agent_entity, &a), 0);
+        assert_int_equal(entity_init(&run_entity, &r), 0);
+        assert_int_equal(record_stamp(&r.id, &r.created_at, &r.updated_at, NULL), 0);
+        r.company_id = strdup(c.id);
+        r.agent_id = strdup(a.id);
+        r.status = RUN_RUNNING;
+        free(r.context_snapshot);
+        r.context_snapshot = strdup("{\"issueId\":\"issue-7\",\"taskKey\":\"issue-7\"}");
+        assert_int_equal(store_insert(s, &run_entity, &r), 0);
+        s = store_free(s);
+
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db,
+                                      "DROP INDEX runs_company_issue; DROP INDEX runs_agent_status_task;"
+                                      "DROP INDEX runs_company_agent_created; DROP INDEX runs_retry_of;"
+                                      "DROP INDEX wakeups_company_issue; DROP INDEX wakeups_agent_status_issue;"
+                                      "DROP INDEX issues_execution_run; DROP INDEX issues_company_number;"
+                                      "DROP INDEX issues_status_created; DROP INDEX issue_comments_run;"
+                                      "DROP INDEX wakeups_agent_requested;"
+                                      "ALTER TABLE heartbeat_runs DROP COLUMN issue_id;"
+                                      "ALTER TABLE heartbeat_runs DROP COLUMN task_key;"
+                                      "ALTER TABLE agent_wakeup_requests DROP COLUMN issue_id;"
+                                      "PRAGMA user_version = 2;",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+
+        assert_int_equal(store_open(path, &s), 0);
+        assert_int_equal(store_schema_version(s), store_schema_latest());
+        assert_int_equal(store_run_active_for_issue(s, c.id, "issue-7", &found), 1);
+        assert_string_equal(found.id, r.id);
+        entity_done(&run_entity, &found);
+        assert_int_equal(store_run_active_for_issue(s, c.id, "issue-8", &found), 0);
+        store_free(s);
 }
 
 /* ---- round trips ---- */
@@ -416,13 +474,10 @@ static void test_update_columns(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_migrate_from_empty),
-        cmocka_unit_test(test_reopen_keeps_version),
-        cmocka_unit_test(test_refuse_newer_schema),
-        cmocka_unit_test(test_round_trip_every_table),
-        cmocka_unit_test(test_get_missing_and_constraints),
-        cmocka_unit_test(test_counter_concurrent),
-        cmocka_unit_test(test_update_columns),
+        cmocka_unit_test(test_migrate_from_empty),     cmocka_unit_test(test_migrate_history_to_issue_columns),
+        cmocka_unit_test(test_reopen_keeps_version),   cmocka_unit_test(test_refuse_newer_schema),
+        cmocka_unit_test(test_round_trip_every_table), cmocka_unit_test(test_get_missing_and_constraints),
+        cmocka_unit_test(test_counter_concurrent),     cmocka_unit_test(test_update_columns),
 };
 
 int main(void) {

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -538,6 +540,13 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
         /* Out of corrald's session (a Ctrl-C there must not reach the run), and the parent
          * of every orphan the agent leaves, so they are reaped here. */
         (void) setsid();
+        /* The agent gets the usual soft limit of open files back (corrald raised its own to
+         * hold many runs): a program that still uses select() breaks above FD_SETSIZE. */
+        struct rlimit nofile;
+        if (getrlimit(RLIMIT_NOFILE, &nofile) >= 0 && nofile.rlim_cur > FD_SETSIZE) {
+                nofile.rlim_cur = FD_SETSIZE;
+                (void) setrlimit(RLIMIT_NOFILE, &nofile);
+        }
         if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
                 warn("Failed to become a child subreaper, ignoring: %m");
 

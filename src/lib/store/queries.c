@@ -42,8 +42,8 @@ int store_run_event_append(Store *s, const char *run_id, const char *event_type,
 /* The arguments of a query, NULL-terminated. */
 #define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
-/* An issue run: the issueId of its context. */
-#define RUN_ISSUE "json_extract(context_snapshot, '$.issueId')"
+/* An issue run: the issueId of its context, as the indexed column of migration 3. */
+#define RUN_ISSUE "issue_id"
 #define RUN_ACTIVE "status IN ('queued', 'running')"
 
 int store_run_active_for_issue(Store *s, const char *company_id, const char *issue_id, Run *ret) {
@@ -54,18 +54,14 @@ int store_run_active_for_issue(Store *s, const char *company_id, const char *iss
 }
 
 int store_run_queued_for_task(Store *s, const char *agent_id, const char *task_key, Run *ret) {
-        /* A task key is one only when it is a string. Without a key the argument list ends
-         * before ?2, which that clause does not use. */
-#define QUEUED_TASK_KEY                                                                                    \
-        "CASE WHEN json_type(context_snapshot, '$.taskKey') = 'text' THEN json_extract(context_snapshot, " \
-        "'$.taskKey') END"
+        /* task_key is the context's taskKey when that is a string (migration 3). Without a
+         * key the argument list ends before ?2, which that clause does not use. */
         return store_get_first(s, &run_entity,
-                               task_key ? "WHERE agent_id = ?1 AND status = 'queued' AND " QUEUED_TASK_KEY " = ?2 "
+                               task_key ? "WHERE agent_id = ?1 AND status = 'queued' AND task_key = ?2 "
                                           "ORDER BY created_at DESC, rowid DESC"
-                                        : "WHERE agent_id = ?1 AND status = 'queued' AND " QUEUED_TASK_KEY " IS NULL "
+                                        : "WHERE agent_id = ?1 AND status = 'queued' AND task_key IS NULL "
                                           "ORDER BY created_at DESC, rowid DESC",
                                ARGS(agent_id, task_key), ret);
-#undef QUEUED_TASK_KEY
 }
 
 int store_run_latest_for_issue(Store *s, const char *company_id, const char *issue_id, Run *ret) {
@@ -91,7 +87,7 @@ int store_runs_continued_since_count(Store *s, const char *company_id, const cha
 }
 
 int store_runs_queued_in_claim_order(Store *s, const char *agent_id, Run **ret, size_t *ret_n) {
-#define QUEUED_ISSUE "json_extract(heartbeat_runs.context_snapshot, '$.issueId')"
+#define QUEUED_ISSUE "heartbeat_runs.issue_id"
         return store_list(s, &run_entity,
                           "WHERE agent_id = ?1 AND status = 'queued' ORDER BY "
                           "CASE WHEN " QUEUED_ISSUE " IS NULL THEN 2 "
@@ -115,7 +111,7 @@ int store_runs_running(Store *s, Run **ret, size_t *ret_n) {
 }
 
 #define WAKE_DEFERRED "status = 'deferred_issue_execution'"
-#define WAKE_ISSUE "json_extract(payload, '$.issueId')"
+#define WAKE_ISSUE "issue_id"
 
 int store_wakeup_by_idempotency_key(Store *s, const char *agent_id, const char *key, WakeupRequest *ret) {
         return store_get_first(s, &wakeup_entity, "WHERE agent_id = ?1 AND idempotency_key = ?2 ORDER BY created_at LIMIT 1",

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "basic/util.h"
 #include "basic/log.h"
 #include "store/store-internal.h"
 #include "store/store-schema.h"
@@ -46,6 +47,8 @@ struct Store {
         CachedStatement *cache;
         size_t n_cache;
         bool in_transaction;
+        StorePlanFn plan_fn; /* tests: told the query plan of each statement prepared */
+        void *plan_userdata;
 };
 
 int store_schema_latest(void) {
@@ -110,6 +113,25 @@ static sqlite3_stmt *entity_statement(Store *s, const Entity *e, EntityStatement
         return c ? c->stmt : NULL;
 }
 
+void store_set_plan_observer(Store *s, StorePlanFn fn, void *userdata) {
+        s->plan_fn = fn;
+        s->plan_userdata = userdata;
+}
+
+/* EXPLAIN QUERY PLAN of sql, line by line, to the observer. */
+static void report_plan(Store *s, const char *sql) {
+        _cleanup_free_ char *explain = strprintf("EXPLAIN QUERY PLAN %s", sql);
+        sqlite3_stmt *stmt = NULL;
+
+        if (!explain || sqlite3_prepare_v2(s->db, explain, -1, &stmt, NULL) != SQLITE_OK) {
+                s->plan_fn(sql, "(no plan)", s->plan_userdata);
+                return;
+        }
+        while (sqlite3_step(stmt) == SQLITE_ROW)
+                s->plan_fn(sql, (const char *) sqlite3_column_text(stmt, 3), s->plan_userdata);
+        sqlite3_finalize(stmt);
+}
+
 static int store_prepare_entity_of(Store *s, const char *sql, const Entity *e, EntityStatement kind, const char *const *columns,
                                    sqlite3_stmt **ret) {
         sqlite3_stmt *stmt = NULL;
@@ -125,6 +147,8 @@ static int store_prepare_entity_of(Store *s, const char *sql, const Entity *e, E
         rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL);
         if (rc != SQLITE_OK)
                 return store_error(s, rc, "prepare");
+        if (s->plan_fn)
+                report_plan(s, sql);
 
         c = realloc(s->cache, (s->n_cache + 1) * sizeof(CachedStatement));
         if (!c) {

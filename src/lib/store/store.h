@@ -48,6 +48,11 @@ int store_delete(Store *s, const Entity *e, const char *key);
  * entity_array_free()). limit caps the rows read (0: no cap). */
 int store_list(Store *s, const Entity *e, const char *clause, const char *const *args, size_t limit, void **ret_items,
                size_t *ret_n);
+/* For tests: fn is told each line of the query plan (EXPLAIN QUERY PLAN's detail) of every
+ * statement the store prepares from now on. */
+typedef void (*StorePlanFn)(const char *sql, const char *detail, void *userdata);
+void store_set_plan_observer(Store *s, StorePlanFn fn, void *userdata);
+
 /* The first record that clause selects, into *ret: 1 when there is one, 0 when not (*ret is
  * then untouched). */
 int store_get_first(Store *s, const Entity *e, const char *clause, const char *const *args, void *ret);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -584,6 +585,16 @@ int supervisor_launch(Supervisor *s, const LaunchSpec *spec) {
         t->sandboxed = spec->sandboxed;
 
         r = launch(s, t, spec, &error);
+        if (r == -EMFILE || r == -ENFILE) {
+                /* Whichever step ran out, the limit is what the operator needs to know. */
+                struct rlimit nofile = {};
+                (void) getrlimit(RLIMIT_NOFILE, &nofile);
+                free(error);
+                error = r == -EMFILE ? strprintf("corrald has reached its limit of %llu open files (RLIMIT_NOFILE: LimitNOFILE= "
+                                                 "in corrald.service) with %zu runs live",
+                                                 (unsigned long long) nofile.rlim_cur, s->n_runs - 1)
+                                     : strdup("the system's limit of open files (fs.file-max) is reached");
+        }
         if (r < 0) {
                 RUN_FIELDS(t, fields);
                 log_fields(LOG_ERR, fields, "Run %s could not be launched: %s", t->run_id, error ?: strerror(-r));

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Every named query of the store (store/queries.c) that runs per wake, per run end, per
+ * sweep or per list request reads through an index: none scans a table that grows with
+ * history. EXPLAIN QUERY PLAN says so for each, on the schema as the migrations make it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/macro.h"
+#include "basic/strv.h"
+#include "basic/util.h"
+#include "store/queries.h"
+#include "test-helpers.h"
+
+/* The tables whose rows pile up over the years. */
+static const char *const growing[] = {
+        "heartbeat_runs",  "heartbeat_run_events", "agent_wakeup_requests", "issues", "issue_comments",
+        "issue_relations", "activity_log",         "agent_task_sessions",   NULL,
+};
+
+static char **scans; /* "SQL: detail" of every scan of a growing table */
+static char **plan; /* every line of the plans since the last expect_index() */
+
+static void observe(const char *sql, const char *detail, void *userdata) {
+        char table[64];
+
+        assert_int_equal(strv_push(&plan, detail), 0);
+        /* "SCAN t", "SCAN t USING INDEX i", "SCAN t USING COVERING INDEX i": each reads all
+         * of t (or of i); "SEARCH t USING ..." does not. */
+        if (sscanf(detail, "SCAN %63s", table) != 1 || !strv_contains(growing, table))
+                return;
+        _cleanup_free_ char *line = strprintf("%s\n    %s", sql, detail);
+        assert_non_null(line);
+        assert_int_equal(strv_push(&scans, line), 0);
+}
+
+static Store *open_observed(void) {
+        Store *s = NULL;
+
+        assert_int_equal(store_open(":memory:", &s), 0);
+        store_set_plan_observer(s, observe, NULL);
+        scans = strv_free(scans);
+        return s;
+}
+
+/* A search by the index made for it: a scan is caught above, but a search by a prefix that
+ * is not selective (every run of a company, say) reads history just the same. */
+static void expect_index(const char *index) {
+        bool found = false;
+
+        STRV_FOREACH(l, plan)
+        found = found || strstr(*l, index);
+        if (!found)
+                STRV_FOREACH(l, plan)
+        print_message("# plan: %s\n", *l);
+        assert_true(found);
+        plan = strv_free(plan);
+}
+
+static void assert_no_scans(void) {
+        STRV_FOREACH(l, scans)
+        print_message("# scans a growing table: %s\n", *l);
+        assert_int_equal(strv_length(scans), 0);
+}
+
+#define FREE(e, items, n) entity_array_free(&(e), items, n)
+
+static void test_hot_paths_use_indexes(void **state) {
+        Store *s = open_observed();
+        const char *c = "c", *a = "a", *i = "i", *r = "r";
+        Run run = {}, *runs;
+        WakeupRequest w = {}, *wakes;
+        Issue issue = {}, *issues;
+        Agent *agents;
+        IssueComment *comments;
+        RunEvent *events;
+        Activity *activity;
+        AgentTaskSession ts = {}, *sessions;
+        Company *companies;
+        size_t n;
+        int64_t count;
+        bool b;
+
+        /* Per wake and claim. */
+        plan = strv_free(plan);
+        assert_true(store_run_active_for_issue(s, c, i, &run) >= 0);
+        expect_index("runs_company_issue");
+        assert_true(store_run_queued_for_task(s, a, "task", &run) >= 0);
+        expect_index("runs_agent_status_task");
+        assert_true(store_run_queued_for_task(s, a, NULL, &run) >= 0);
+        assert_true(store_runs_running_count(s, a, &count) >= 0);
+        assert_true(store_runs_queued_in_claim_order(s, a, &runs, &n) >= 0);
+        FREE(run_entity, runs, n);
+        assert_true(store_wakeup_by_idempotency_key(s, a, "k", &w) >= 0);
+        assert_true(store_wakeup_deferred_for_issue(s, c, a, i, &w) >= 0);
+        expect_index("wakeups_agent_status_issue");
+        assert_true(store_issue_open_blockers_count(s, i, &count) >= 0);
+        assert_true(store_task_session_for_task(s, a, "process", "task", &ts) >= 0);
+        assert_true(store_issue_waits_for(s, i, "other", &b) >= 0);
+        assert_true(store_run_to_interrupt(s, r, a, i, &run) >= 0);
+        assert_true(store_issues_unblocked_by(s, i, &issues, &n) >= 0);
+        FREE(issue_entity, issues, n);
+        /* Per run end. */
+        plan = strv_free(plan);
+        assert_true(store_issue_locked_by_run(s, r, &issue) >= 0);
+        expect_index("issues_execution_run");
+        plan = strv_free(plan);
+        assert_true(store_wakeups_deferred_for_issue(s, c, i, &wakes, &n) >= 0);
+        expect_index("wakeups_company_issue");
+        FREE(wakeup_entity, wakes, n);
+        assert_true(store_agents_queued_on_issue(s, c, i, &agents, &n) >= 0);
+        FREE(agent_entity, agents, n);
+        assert_true(store_comments_by_run_count(s, r, &count) >= 0);
+        expect_index("issue_comments_run");
+        assert_true(store_runs_active_of_agent(s, a, &runs, &n) >= 0);
+        FREE(run_entity, runs, n);
+        assert_int_equal(store_run_event_append(s, "missing", "lifecycle", LEVEL_INFO, "x", NULL), -ENOENT);
+        /* Per sweep. */
+        assert_true(store_runs_running(s, &runs, &n) >= 0);
+        FREE(run_entity, runs, n);
+        assert_true(store_agents_with_queued_runs(s, &agents, &n) >= 0);
+        FREE(agent_entity, agents, n);
+        assert_true(store_issues_agent_assigned_open(s, &issues, &n) >= 0);
+        FREE(issue_entity, issues, n);
+        assert_true(store_runs_active_for_issue_count(s, c, i, &count) >= 0);
+        assert_true(store_wakeups_deferred_for_issue_count(s, c, i, &count) >= 0);
+        assert_true(store_run_latest_for_issue(s, c, i, &run) >= 0);
+        assert_true(store_runs_continued_since_count(s, c, i, "2026-01-01T00:00:00.000Z", &count) >= 0);
+        /* Per list request, and the counts of metrics by status. */
+        assert_true(store_companies(s, c, &companies, &n) >= 0);
+        FREE(company_entity, companies, n);
+        assert_true(store_company_prefix_taken(s, "ACME", &b) >= 0);
+        assert_true(store_activity_of_company(s, c, 200, &activity, &n) >= 0);
+        FREE(activity_entity, activity, n);
+        assert_true(store_issues_of_company(s, c, NULL, NULL, 200, &issues, &n) >= 0);
+        FREE(issue_entity, issues, n);
+        assert_true(store_issues_of_company(s, c, "todo", a, 200, &issues, &n) >= 0);
+        FREE(issue_entity, issues, n);
+        assert_true(store_issue_by_identifier(s, "ACME-1", &issue) >= 0);
+        assert_true(store_issue_blockers(s, i, &issues, &n) >= 0);
+        FREE(issue_entity, issues, n);
+        assert_true(store_comments_of_issue(s, i, &comments, &n) >= 0);
+        FREE(comment_entity, comments, n);
+        assert_true(store_runs_of_company(s, c, NULL, 200, &runs, &n) >= 0);
+        FREE(run_entity, runs, n);
+        plan = strv_free(plan);
+        assert_true(store_runs_of_company(s, c, a, 200, &runs, &n) >= 0);
+        expect_index("runs_company_agent_created");
+        FREE(run_entity, runs, n);
+        assert_true(store_runs_active_of_company(s, c, &runs, &n) >= 0);
+        FREE(run_entity, runs, n);
+        assert_true(store_runs_active_for_issue(s, c, i, &runs, &n) >= 0);
+        FREE(run_entity, runs, n);
+        assert_true(store_run_running_of_agent_for_issue(s, a, i, &run) >= 0);
+        assert_true(store_run_events_after(s, r, 0, 200, &events, &n) >= 0);
+        FREE(run_event_entity, events, n);
+        assert_true(store_wakeups_of_agent(s, a, NULL, 200, &wakes, &n) >= 0);
+        FREE(wakeup_entity, wakes, n);
+        assert_true(store_wakeups_of_agent(s, a, "queued", 200, &wakes, &n) >= 0);
+        FREE(wakeup_entity, wakes, n);
+        assert_true(store_task_sessions_of_agent(s, a, &sessions, &n) >= 0);
+        FREE(task_session_entity, sessions, n);
+        assert_true(store_count_with_status(s, &run_entity, "running", &count) >= 0);
+        assert_true(store_count_with_status(s, &issue_entity, "todo", &count) >= 0);
+        assert_true(store_runs_active_count(s, &count) >= 0);
+
+        assert_no_scans();
+        plan = strv_free(plan);
+        store_free(s);
+}
+
+/* The check itself can fail: a lookup by a column without an index is caught. */
+static void test_a_scan_is_caught(void **state) {
+        Store *s = open_observed();
+        int64_t n;
+
+        assert_int_equal(store_count(s, "heartbeat_runs", "WHERE error = ?1", (const char *const[]){ "x", NULL }, &n), 0);
+        assert_int_equal(strv_length(scans), 1);
+        assert_non_null(strstr(scans[0], "SCAN heartbeat_runs"));
+        scans = strv_free(scans);
+        store_free(s);
+}
+
+static const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hot_paths_use_indexes),
+        cmocka_unit_test(test_a_scan_is_caught),
+};
+
+RUN_TESTS(tests)
