@@ -128,7 +128,8 @@ static void test_hot_paths_use_indexes(void **state) {
         assert_true(store_wakeups_deferred_for_issue_count(s, c, i, &count) >= 0);
         assert_true(store_run_latest_for_issue(s, c, i, &run) >= 0);
         assert_true(store_runs_continued_since_count(s, c, i, "2026-01-01T00:00:00.000Z", &count) >= 0);
-        /* Per list request, and the counts of metrics by status. */
+        /* Per list request. (GET /metrics counts by status in one grouped query a table, which
+         * reads an index whole, once a scrape: not a hot path.) */
         assert_true(store_companies(s, c, &companies, &n) >= 0);
         FREE(company_entity, companies, n);
         assert_true(store_company_prefix_taken(s, "ACME", &b) >= 0);
@@ -162,8 +163,6 @@ static void test_hot_paths_use_indexes(void **state) {
         FREE(wakeup_entity, wakes, n);
         assert_true(store_task_sessions_of_agent(s, a, &sessions, &n) >= 0);
         FREE(task_session_entity, sessions, n);
-        assert_true(store_count_with_status(s, &run_entity, "running", &count) >= 0);
-        assert_true(store_count_with_status(s, &issue_entity, "todo", &count) >= 0);
         assert_true(store_runs_active_count(s, &count) >= 0);
 
         assert_no_scans();

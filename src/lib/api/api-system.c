@@ -2,6 +2,7 @@
 /*
  * corrald about itself: GET /api/health, POST /api/sweep and GET /metrics (Prometheus text).
  */
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -87,14 +88,19 @@ static int handle_sweep(ApiRequest *req) {
 
 static int metric_counts(ApiRequest *req, FILE *f, const char *name, const char *help, const Entity *e,
                          const char *const *statuses) {
+        int64_t counts[16];
+        size_t n = 0;
+        int r;
+
+        while (statuses[n])
+                n++;
+        assert(n <= ELEMENTSOF(counts));
+        r = store_count_by_status(api_store(req), e, statuses, counts);
+        if (r < 0)
+                return r;
         fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
-        for (size_t i = 0; statuses[i]; i++) {
-                int64_t n;
-                int r = store_count_with_status(api_store(req), e, statuses[i], &n);
-                if (r < 0)
-                        return r;
-                fprintf(f, "%s{status=\"%s\"} %" PRIi64 "\n", name, statuses[i], n);
-        }
+        for (size_t i = 0; i < n; i++)
+                fprintf(f, "%s{status=\"%s\"} %" PRIi64 "\n", name, statuses[i], counts[i]);
         return 0;
 }
 

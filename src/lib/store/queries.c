@@ -334,10 +334,6 @@ int store_count_all(Store *s, const Entity *e, int64_t *ret) {
         return store_count(s, e->table, NULL, NULL, ret);
 }
 
-int store_count_with_status(Store *s, const Entity *e, const char *status, int64_t *ret) {
-        return store_count(s, e->table, "WHERE status = ?1", ARGS(status), ret);
-}
-
 int store_runs_active_count(Store *s, int64_t *ret) {
         return store_count(s, "heartbeat_runs", "WHERE " RUN_ACTIVE, NULL, ret);
 }

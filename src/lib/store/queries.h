@@ -114,8 +114,8 @@ int store_task_sessions_delete(Store *s, const char *agent_id, const char *task_
 
 /* ---- counts for health and metrics ---- */
 
-/* Rows of an entity's table, all or with one status (e: company, agent, issue or run). */
+/* Rows of an entity's table (e: company, agent or issue, for health; counts by status are
+ * store_count_by_status(), one grouped query a table). */
 int store_count_all(Store *s, const Entity *e, int64_t *ret);
-int store_count_with_status(Store *s, const Entity *e, const char *status, int64_t *ret);
 /* Queued and running runs. */
 int store_runs_active_count(Store *s, int64_t *ret);

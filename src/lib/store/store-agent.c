@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Statements no entity describes: a company's issue counter, an agent's sandbox uid, its
- * secrets, the workspaces of its other runs.
+ * secrets, the workspaces of its other runs, counts by status.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -11,6 +11,7 @@
 
 #include "basic/macro.h"
 #include "basic/strv.h"
+#include "basic/util.h"
 #include "store/store-internal.h"
 
 int store_issue_counter_next(Store *s, const char *company_id, int64_t *ret_number, char **ret_prefix) {
@@ -183,4 +184,25 @@ int store_agent_secrets_retain(Store *s, const char *agent_id, const char *const
                         return store_error(s, rc, "agent_secrets");
         }
         return 0;
+}
+
+int store_count_by_status(Store *s, const Entity *e, const char *const *statuses, int64_t *counts) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        _cleanup_free_ char *sql = strprintf("SELECT status, count(*) FROM %s GROUP BY status", e->table);
+        int r, rc;
+
+        if (!sql)
+                return -ENOMEM;
+        for (size_t i = 0; statuses[i]; i++)
+                counts[i] = 0;
+        r = store_prepare(s, sql, &stmt);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                const char *status = (const char *) sqlite3_column_text(stmt, 0);
+                for (size_t i = 0; status && statuses[i]; i++)
+                        if (streq(statuses[i], status))
+                                counts[i] = sqlite3_column_int64(stmt, 1);
+        }
+        return rc == SQLITE_DONE ? 0 : store_error(s, rc, e->table);
 }

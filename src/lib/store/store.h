@@ -59,6 +59,10 @@ int store_get_first(Store *s, const Entity *e, const char *clause, const char *c
 /* Number of rows matching clause. */
 int store_count(Store *s, const char *table, const char *clause, const char *const *args, int64_t *ret);
 
+/* Rows of an entity's table by status, in one grouped query: counts[i] for statuses[i] (a
+ * NULL-terminated list); a status no row has counts 0. */
+int store_count_by_status(Store *s, const Entity *e, const char *const *statuses, int64_t *counts);
+
 /* Bump the company's issue counter and return the new number and the company's prefix. Call
  * inside a transaction so the number is used by the same commit. */
 /* The agent's sandbox uid: the one it has, or else the lowest of first..last that no agent
