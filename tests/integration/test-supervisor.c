@@ -713,7 +713,7 @@ static void run_pending(void) {
 
 /* Inode numbers of the spare run directories there are now. */
 static size_t spare_inodes(ino_t *ret, size_t max) {
-        _cleanup_free_ char *runs = strprintf("%s/runs", state_dir);
+        _cleanup_free_ char *runs = strprintf("%s/spares", state_dir);
         DIR *d = opendir(runs);
         size_t n = 0;
 
@@ -764,7 +764,7 @@ static void test_exec_shims(void **state) {
         };
 
         /* An earlier corrald's spare run directory is removed when a supervisor starts. */
-        _cleanup_free_ char *stale = strprintf("%s/runs/.spare-stale", state_dir), *stale_log = strprintf("%s/log.ndjson", stale);
+        _cleanup_free_ char *stale = strprintf("%s/spares/.spare-stale", state_dir), *stale_log = strprintf("%s/log.ndjson", stale);
         assert_int_equal(mkdir(stale, 0750), 0);
         assert_int_equal(close(open(stale_log, O_WRONLY | O_CREAT | O_CLOEXEC, 0640)), 0);
         assert_int_equal(supervisor_new(event, store, placement, &config, on_finished, NULL, &supervisor), 0);

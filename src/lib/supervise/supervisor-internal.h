@@ -20,6 +20,7 @@
 
 /* Run directories made ahead (see make_spare()). */
 #define SPARE_RUN_DIRS 4
+#define SPARE_DIR "spares" /* in the state directory, beside runs/ */
 #define SPARE_PREFIX ".spare-"
 /* The run's context, in its directory, for the agent. */
 #define RUN_CONTEXT_FILE "context.json"

@@ -153,7 +153,7 @@ static int make_spare(Supervisor *s, char **ret) {
         r = uuid_new(id);
         if (r < 0)
                 return r;
-        dir = strprintf("%s/runs/" SPARE_PREFIX "%s", s->state_dir, id);
+        dir = strprintf("%s/" SPARE_DIR "/" SPARE_PREFIX "%s", s->state_dir, id);
         if (!dir)
                 return -ENOMEM;
         if (mkdir(dir, 0700) < 0)
@@ -608,29 +608,44 @@ int supervisor_launch(Supervisor *s, const LaunchSpec *spec) {
         return 0;
 }
 
-/* The runs directory, without the spares an earlier corrald left, and the source that makes
- * new ones (its first round right after startup). */
-int supervisor_setup_spares(Supervisor *s) {
-        _cleanup_free_ char *runs = strprintf("%s/runs", s->state_dir);
-        DIR *d;
+/* Remove the spare directories in dir (an earlier corrald's). */
+static void remove_spares_in(const char *dir) {
+        DIR *d = opendir(dir);
         int r;
 
-        if (!runs)
+        if (!d)
+                return;
+        for (struct dirent *de; (de = readdir(d));) {
+                if (strncmp(de->d_name, SPARE_PREFIX, strlen(SPARE_PREFIX)) != 0)
+                        continue;
+                _cleanup_free_ char *spare = strprintf("%s/%s", dir, de->d_name);
+                if (spare && (r = remove_spare(spare)) < 0)
+                        log_warning_errno(r, "Failed to remove the spare run directory %s, ignoring: %m", spare);
+        }
+        closedir(d);
+}
+
+/* The runs directory and the spares' own, without the spares an earlier corrald left, and
+ * the source that makes new ones (its first round right after startup). The spares live
+ * beside runs/, not in it, so that startup never reads the directory of every run ever. */
+int supervisor_setup_spares(Supervisor *s) {
+        _cleanup_free_ char *runs = strprintf("%s/runs", s->state_dir), *spares = strprintf("%s/" SPARE_DIR, s->state_dir);
+        bool first;
+        int r;
+
+        if (!runs || !spares)
                 return -ENOMEM;
         r = mkdir_parents_and_self(runs, 0700);
         if (r < 0)
                 return log_error_errno(r, "Failed to create %s: %m", runs);
-        d = opendir(runs);
-        if (!d)
-                return log_error_errno(-errno, "Failed to open %s: %m", runs);
-        for (struct dirent *de; (de = readdir(d));) {
-                if (strncmp(de->d_name, SPARE_PREFIX, strlen(SPARE_PREFIX)) != 0)
-                        continue;
-                _cleanup_free_ char *dir = strprintf("%s/%s", runs, de->d_name);
-                if (dir && (r = remove_spare(dir)) < 0)
-                        log_warning_errno(r, "Failed to remove the spare run directory %s, ignoring: %m", dir);
-        }
-        closedir(d);
+        first = access(spares, F_OK) < 0;
+        r = mkdir_parents_and_self(spares, 0700);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create %s: %m", spares);
+        remove_spares_in(spares);
+        /* Once, the first time: a corrald before 0.2 made its spares in runs/. */
+        if (first)
+                remove_spares_in(runs);
         r = sd_event_add_defer(s->event, &s->spare_source, on_make_spares, s);
         if (r >= 0)
                 r = sd_event_source_set_priority(s->spare_source, SD_EVENT_PRIORITY_IDLE);
