@@ -91,6 +91,20 @@ is "status change recorded with the previous status" \
 is "activity limit" "$(api GET "/api/companies/$company/activity?limit=2" | jq length)" 2
 like "corralctl activity prints a table" "$("$CORRALCTL" activity --company "$company" --limit 3)" "issue.comment_added"
 
+# --- every list has a limit (default 200, at most 1000), applied in SQL ---
+is "comments: ?limit" "$(api GET "/api/issues/ACME-2/comments?limit=1" | jq -r 'length, .[0].body')" "1
+Why was this cancelled?"
+is "issues: ?limit" "$(api GET "/api/companies/$company/issues?limit=1" | jq -r '.[].identifier')" ACME-1
+is "issues: without it, the default" "$(api GET "/api/companies/$company/issues" | jq length)" 2
+is "companies: ?limit" "$(api GET "/api/companies?limit=1" | jq length)" 1
+is "agents: ?limit" "$(api GET "/api/companies/$company/agents?limit=1" | jq length)" 1
+for route in /api/companies /api/companies/$company/agents /api/companies/$company/issues /api/issues/ACME-2/comments \
+        /api/issues/ACME-2/blockers /api/issues/ACME-2/live-runs /api/companies/$company/live-runs \
+        /api/agents/$agent/task-sessions; do
+        api GET "$route?limit=1001" >/dev/null
+        is "a limit past 1000 is refused: $route" "$(status) $(jq -r .error <"$T/body")" "400 limit must be an integer from 1 to 1000"
+done
+
 # --- tables ---
 like "issue list table" "$("$CORRALCTL" issue list --company "$company")" "ACME-1 +todo +high"
 like "company list table" "$("$CORRALCTL" company list)" "Acme Robotics +ACME"

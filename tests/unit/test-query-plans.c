@@ -130,7 +130,7 @@ static void test_hot_paths_use_indexes(void **state) {
         assert_true(store_runs_continued_since_count(s, c, i, "2026-01-01T00:00:00.000Z", &count) >= 0);
         /* Per list request. (GET /metrics counts by status in one grouped query a table, which
          * reads an index whole, once a scrape: not a hot path.) */
-        assert_true(store_companies(s, c, &companies, &n) >= 0);
+        assert_true(store_companies(s, c, 200, &companies, &n) >= 0);
         FREE(company_entity, companies, n);
         assert_true(store_company_prefix_taken(s, "ACME", &b) >= 0);
         assert_true(store_activity_of_company(s, c, 200, &activity, &n) >= 0);
@@ -140,9 +140,9 @@ static void test_hot_paths_use_indexes(void **state) {
         assert_true(store_issues_of_company(s, c, "todo", a, 200, &issues, &n) >= 0);
         FREE(issue_entity, issues, n);
         assert_true(store_issue_by_identifier(s, "ACME-1", &issue) >= 0);
-        assert_true(store_issue_blockers(s, i, &issues, &n) >= 0);
+        assert_true(store_issue_blockers(s, i, 200, &issues, &n) >= 0);
         FREE(issue_entity, issues, n);
-        assert_true(store_comments_of_issue(s, i, &comments, &n) >= 0);
+        assert_true(store_comments_of_issue(s, i, 200, &comments, &n) >= 0);
         FREE(comment_entity, comments, n);
         assert_true(store_runs_of_company(s, c, NULL, 200, &runs, &n) >= 0);
         FREE(run_entity, runs, n);
@@ -150,9 +150,9 @@ static void test_hot_paths_use_indexes(void **state) {
         assert_true(store_runs_of_company(s, c, a, 200, &runs, &n) >= 0);
         expect_index("runs_company_agent_created");
         FREE(run_entity, runs, n);
-        assert_true(store_runs_active_of_company(s, c, &runs, &n) >= 0);
+        assert_true(store_runs_active_of_company(s, c, 200, &runs, &n) >= 0);
         FREE(run_entity, runs, n);
-        assert_true(store_runs_active_for_issue(s, c, i, &runs, &n) >= 0);
+        assert_true(store_runs_active_for_issue(s, c, i, 200, &runs, &n) >= 0);
         FREE(run_entity, runs, n);
         assert_true(store_run_running_of_agent_for_issue(s, a, i, &run) >= 0);
         assert_true(store_run_events_after(s, r, 0, 200, &events, &n) >= 0);
@@ -161,7 +161,7 @@ static void test_hot_paths_use_indexes(void **state) {
         FREE(wakeup_entity, wakes, n);
         assert_true(store_wakeups_of_agent(s, a, "queued", 200, &wakes, &n) >= 0);
         FREE(wakeup_entity, wakes, n);
-        assert_true(store_task_sessions_of_agent(s, a, &sessions, &n) >= 0);
+        assert_true(store_task_sessions_of_agent(s, a, 200, &sessions, &n) >= 0);
         FREE(task_session_entity, sessions, n);
         assert_true(store_runs_active_count(s, &count) >= 0);
 

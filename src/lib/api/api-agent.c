@@ -119,14 +119,17 @@ static cJSON *agent_change_details(const ApiRequest *req, const Agent *a) {
 
 static int handle_agent_list(ApiRequest *req) {
         _cleanup_(company_donep) Company c = {};
-        size_t n;
+        size_t limit, n;
         Agent *items;
         int r;
 
         r = api_load(req, &company_entity, req->params[0], &c);
         if (r <= 0)
                 return r;
-        r = store_agents_of_company(api_store(req), c.id, &items, &n);
+        r = api_parse_limit(req, &limit);
+        if (r <= 0)
+                return r;
+        r = store_agents_of_company(api_store(req), c.id, limit, &items, &n);
         return r < 0 ? r : api_reply_entities(req, &agent_entity, items, n);
 }
 
@@ -376,13 +379,16 @@ static int handle_agent_runtime_state(ApiRequest *req) {
 static int handle_agent_task_sessions(ApiRequest *req) {
         _cleanup_(agent_donep) Agent a = {};
         AgentTaskSession *items;
-        size_t n;
+        size_t limit, n;
         int r;
 
         r = api_load(req, &agent_entity, req->params[0], &a);
         if (r <= 0)
                 return r;
-        r = store_task_sessions_of_agent(api_store(req), a.id, &items, &n);
+        r = api_parse_limit(req, &limit);
+        if (r <= 0)
+                return r;
+        r = store_task_sessions_of_agent(api_store(req), a.id, limit, &items, &n);
         return r < 0 ? r : api_reply_entities(req, &task_session_entity, items, n);
 }
 

@@ -12,13 +12,16 @@
 static int handle_comment_list(ApiRequest *req) {
         _cleanup_(issue_donep) Issue i = {};
         IssueComment *items;
-        size_t n;
+        size_t limit, n;
         int r;
 
         r = api_load_issue(req, req->params[0], &i);
         if (r <= 0)
                 return r;
-        r = store_comments_of_issue(api_store(req), i.id, &items, &n);
+        r = api_parse_limit(req, &limit);
+        if (r <= 0)
+                return r;
+        r = store_comments_of_issue(api_store(req), i.id, limit, &items, &n);
         return r < 0 ? r : api_reply_entities(req, &comment_entity, items, n);
 }
 

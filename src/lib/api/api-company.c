@@ -23,11 +23,14 @@
 
 static int handle_company_list(ApiRequest *req) {
         Company *items;
-        size_t n;
+        size_t limit, n;
         int r;
 
+        r = api_parse_limit(req, &limit);
+        if (r <= 0)
+                return r;
         /* An agent's list is its own company: it learns no other's name. */
-        r = store_companies(api_store(req), req->caller_agent_id ? req->caller_company_id : NULL, &items, &n);
+        r = store_companies(api_store(req), req->caller_agent_id ? req->caller_company_id : NULL, limit, &items, &n);
         return r < 0 ? r : api_reply_entities(req, &company_entity, items, n);
 }
 

@@ -37,8 +37,6 @@ static int handle_issue_list(ApiRequest *req) {
         r = api_parse_limit(req, &limit);
         if (r <= 0)
                 return r;
-        if (!api_query(req, "limit"))
-                limit = 0;
         if (status && issue_status_from_string(status) < 0)
                 return api_reply_error(req, 400, "invalid status '%.64s'", status);
         r = store_issues_of_company(api_store(req), c.id, status, assignee, limit, &items, &n);
@@ -119,13 +117,16 @@ static int handle_issue_patch(ApiRequest *req) {
 static int handle_blocker_list(ApiRequest *req) {
         _cleanup_(issue_donep) Issue i = {};
         Issue *items;
-        size_t n;
+        size_t limit, n;
         int r;
 
         r = api_load_issue(req, req->params[0], &i);
         if (r <= 0)
                 return r;
-        r = store_issue_blockers(api_store(req), i.id, &items, &n);
+        r = api_parse_limit(req, &limit);
+        if (r <= 0)
+                return r;
+        r = store_issue_blockers(api_store(req), i.id, limit, &items, &n);
         return r < 0 ? r : api_reply_entities(req, &issue_entity, items, n);
 }
 
@@ -239,13 +240,16 @@ static int handle_issue_release(ApiRequest *req) {
 static int handle_issue_live_runs(ApiRequest *req) {
         _cleanup_(issue_donep) Issue i = {};
         Run *items;
-        size_t n;
+        size_t limit, n;
         int r;
 
         r = api_load_issue(req, req->params[0], &i);
         if (r <= 0)
                 return r;
-        r = store_runs_active_for_issue(api_store(req), i.company_id, i.id, &items, &n);
+        r = api_parse_limit(req, &limit);
+        if (r <= 0)
+                return r;
+        r = store_runs_active_for_issue(api_store(req), i.company_id, i.id, limit, &items, &n);
         return r < 0 ? r : api_reply_entities(req, &run_entity, items, n);
 }
 

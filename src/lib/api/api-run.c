@@ -124,14 +124,17 @@ static int handle_run_log(ApiRequest *req) {
 
 static int handle_company_live_runs(ApiRequest *req) {
         _cleanup_(company_donep) Company c = {};
-        size_t n;
+        size_t limit, n;
         Run *items;
         int r;
 
         r = api_load(req, &company_entity, req->params[0], &c);
         if (r <= 0)
                 return r;
-        r = store_runs_active_of_company(api_store(req), c.id, &items, &n);
+        r = api_parse_limit(req, &limit);
+        if (r <= 0)
+                return r;
+        r = store_runs_active_of_company(api_store(req), c.id, limit, &items, &n);
         return r < 0 ? r : api_reply_entities(req, &run_entity, items, n);
 }
 

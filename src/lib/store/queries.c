@@ -49,7 +49,7 @@ int store_run_event_append(Store *s, const char *run_id, const char *event_type,
 int store_run_active_for_issue(Store *s, const char *company_id, const char *issue_id, Run *ret) {
         return store_get_first(s, &run_entity,
                                "WHERE company_id = ?1 AND " RUN_ACTIVE " AND " RUN_ISSUE " = ?2 "
-                               "ORDER BY status = 'running' DESC, created_at LIMIT 1",
+                               "ORDER BY status = 'running' DESC, created_at",
                                ARGS(company_id, issue_id), ret);
 }
 
@@ -114,7 +114,7 @@ int store_runs_running(Store *s, Run **ret, size_t *ret_n) {
 #define WAKE_ISSUE "issue_id"
 
 int store_wakeup_by_idempotency_key(Store *s, const char *agent_id, const char *key, WakeupRequest *ret) {
-        return store_get_first(s, &wakeup_entity, "WHERE agent_id = ?1 AND idempotency_key = ?2 ORDER BY created_at LIMIT 1",
+        return store_get_first(s, &wakeup_entity, "WHERE agent_id = ?1 AND idempotency_key = ?2 ORDER BY created_at",
                                ARGS(agent_id, key), ret);
 }
 
@@ -122,7 +122,7 @@ int store_wakeup_deferred_for_issue(Store *s, const char *company_id, const char
                                     WakeupRequest *ret) {
         return store_get_first(s, &wakeup_entity,
                                "WHERE company_id = ?1 AND agent_id = ?2 AND " WAKE_DEFERRED " AND " WAKE_ISSUE " = ?3 "
-                               "ORDER BY requested_at LIMIT 1",
+                               "ORDER BY requested_at",
                                ARGS(company_id, agent_id, issue_id), ret);
 }
 
@@ -183,8 +183,8 @@ int store_comments_by_run_count(Store *s, const char *run_id, int64_t *ret) {
         return store_count(s, "issue_comments", "WHERE created_by_run_id = ?1", ARGS(run_id), ret);
 }
 
-int store_agents_of_company(Store *s, const char *company_id, Agent **ret, size_t *ret_n) {
-        return store_list(s, &agent_entity, "WHERE company_id = ?1 ORDER BY created_at, id", ARGS(company_id), 0, (void **) ret,
+int store_agents_of_company(Store *s, const char *company_id, size_t limit, Agent **ret, size_t *ret_n) {
+        return store_list(s, &agent_entity, "WHERE company_id = ?1 ORDER BY created_at, id", ARGS(company_id), limit, (void **) ret,
                           ret_n);
 }
 
@@ -215,10 +215,10 @@ int store_issue_waits_for(Store *s, const char *issue_id, const char *other_id, 
         return r;
 }
 
-int store_companies(Store *s, const char *only_id, Company **ret, size_t *ret_n) {
+int store_companies(Store *s, const char *only_id, size_t limit, Company **ret, size_t *ret_n) {
         if (only_id)
-                return store_list(s, &company_entity, "WHERE id = ?1", ARGS(only_id), 0, (void **) ret, ret_n);
-        return store_list(s, &company_entity, "ORDER BY created_at, id", NULL, 0, (void **) ret, ret_n);
+                return store_list(s, &company_entity, "WHERE id = ?1", ARGS(only_id), limit, (void **) ret, ret_n);
+        return store_list(s, &company_entity, "ORDER BY created_at, id", NULL, limit, (void **) ret, ret_n);
 }
 
 int store_company_prefix_taken(Store *s, const char *prefix, bool *ret) {
@@ -255,15 +255,15 @@ int store_issue_by_identifier(Store *s, const char *identifier, Issue *ret) {
         return store_get_first(s, &issue_entity, "WHERE identifier = ?1", ARGS(identifier), ret);
 }
 
-int store_issue_blockers(Store *s, const char *issue_id, Issue **ret, size_t *ret_n) {
+int store_issue_blockers(Store *s, const char *issue_id, size_t limit, Issue **ret, size_t *ret_n) {
         return store_list(s, &issue_entity,
                           "WHERE id IN (SELECT issue_id FROM issue_relations WHERE related_issue_id = ?1 AND type = 'blocks') "
                           "ORDER BY issue_number",
-                          ARGS(issue_id), 0, (void **) ret, ret_n);
+                          ARGS(issue_id), limit, (void **) ret, ret_n);
 }
 
-int store_comments_of_issue(Store *s, const char *issue_id, IssueComment **ret, size_t *ret_n) {
-        return store_list(s, &comment_entity, "WHERE issue_id = ?1 ORDER BY created_at, rowid", ARGS(issue_id), 0, (void **) ret,
+int store_comments_of_issue(Store *s, const char *issue_id, size_t limit, IssueComment **ret, size_t *ret_n) {
+        return store_list(s, &comment_entity, "WHERE issue_id = ?1 ORDER BY created_at, rowid", ARGS(issue_id), limit, (void **) ret,
                           ret_n);
 }
 
@@ -275,19 +275,19 @@ int store_runs_of_company(Store *s, const char *company_id, const char *agent_id
                           (void **) ret, ret_n);
 }
 
-int store_runs_active_of_company(Store *s, const char *company_id, Run **ret, size_t *ret_n) {
+int store_runs_active_of_company(Store *s, const char *company_id, size_t limit, Run **ret, size_t *ret_n) {
         return store_list(s, &run_entity, "WHERE company_id = ?1 AND " RUN_ACTIVE " ORDER BY created_at", ARGS(company_id), 0,
                           (void **) ret, ret_n);
 }
 
-int store_runs_active_for_issue(Store *s, const char *company_id, const char *issue_id, Run **ret, size_t *ret_n) {
+int store_runs_active_for_issue(Store *s, const char *company_id, const char *issue_id, size_t limit, Run **ret, size_t *ret_n) {
         return store_list(s, &run_entity, "WHERE company_id = ?1 AND " RUN_ACTIVE " AND " RUN_ISSUE " = ?2 ORDER BY created_at",
-                          ARGS(company_id, issue_id), 0, (void **) ret, ret_n);
+                          ARGS(company_id, issue_id), limit, (void **) ret, ret_n);
 }
 
 int store_run_running_of_agent_for_issue(Store *s, const char *agent_id, const char *issue_id, Run *ret) {
         return store_get_first(s, &run_entity,
-                               "WHERE agent_id = ?1 AND status = 'running' AND " RUN_ISSUE " = ?2 ORDER BY created_at LIMIT 1",
+                               "WHERE agent_id = ?1 AND status = 'running' AND " RUN_ISSUE " = ?2 ORDER BY created_at",
                                ARGS(agent_id, issue_id), ret);
 }
 
@@ -307,7 +307,7 @@ int store_wakeups_of_agent(Store *s, const char *agent_id, const char *status, s
                           (void **) ret, ret_n);
 }
 
-int store_task_sessions_of_agent(Store *s, const char *agent_id, AgentTaskSession **ret, size_t *ret_n) {
+int store_task_sessions_of_agent(Store *s, const char *agent_id, size_t limit, AgentTaskSession **ret, size_t *ret_n) {
         return store_list(s, &task_session_entity, "WHERE agent_id = ?1 ORDER BY updated_at DESC, rowid DESC", ARGS(agent_id), 0,
                           (void **) ret, ret_n);
 }

@@ -590,13 +590,19 @@ int store_list(Store *s, const Entity *e, const char *clause, const char *const 
         int r, rc;
 
         column_list(e, cols, sizeof(cols));
-        snprintf(sql, sizeof(sql), "SELECT %s FROM %s %s", cols, e->table, strempty(clause));
+        /* The limit in SQL, so that SQLite stops reading there (a parameter: one statement
+         * for every limit). */
+        snprintf(sql, sizeof(sql), "SELECT %s FROM %s %s%s", cols, e->table, strempty(clause), limit > 0 ? " LIMIT :limit" : "");
         r = store_prepare(s, sql, &stmt);
         if (r < 0)
                 return r;
         r = bind_args(stmt, args);
         if (r < 0)
                 return r;
+        if (limit > 0 &&
+            sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":limit"), (sqlite3_int64) MIN(limit, (size_t) INT64_MAX)) !=
+                    SQLITE_OK)
+                return -ENOMEM;
 
         while (limit == 0 || n < limit) {
                 rc = sqlite3_step(stmt);
