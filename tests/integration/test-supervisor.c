@@ -764,7 +764,8 @@ static void test_exec_shims(void **state) {
         };
 
         /* An earlier corrald's spare run directory is removed when a supervisor starts. */
-        _cleanup_free_ char *stale = strprintf("%s/spares/.spare-stale", state_dir), *stale_log = strprintf("%s/log.ndjson", stale);
+        _cleanup_free_ char *stale = strprintf("%s/spares/.spare-stale", state_dir),
+                            *stale_log = strprintf("%s/log.ndjson", stale);
         assert_int_equal(mkdir(stale, 0750), 0);
         assert_int_equal(close(open(stale_log, O_WRONLY | O_CREAT | O_CLOEXEC, 0640)), 0);
         assert_int_equal(supervisor_new(event, store, placement, &config, on_finished, NULL, &supervisor), 0);

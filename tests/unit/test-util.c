@@ -17,6 +17,7 @@
 #include "test-helpers.h"
 #include "basic/time-util.h"
 #include "basic/fd-util.h"
+#include "basic/hashmap.h"
 
 static void test_uuid(void **state) {
         char a[UUID_STRING_MAX], b[UUID_STRING_MAX];
@@ -225,6 +226,58 @@ static void test_fds_over_socket(void **state) {
         close(p[1]);
 }
 
+static void test_hashmap_int(void **state) {
+        Hashmap *h = NULL;
+        static int values[5000];
+
+        assert_int_equal(hashmap_new(HASHMAP_INT, &h), 0);
+        assert_null(hashmap_get(h, HASHMAP_INT_KEY(1)));
+        assert_null(hashmap_remove(h, HASHMAP_INT_KEY(1)));
+        for (int i = 0; i < 5000; i++)
+                assert_int_equal(hashmap_put(h, HASHMAP_INT_KEY(i), &values[i]), 0);
+        assert_int_equal(hashmap_put(h, HASHMAP_INT_KEY(7), &values[0]), -EEXIST);
+        assert_int_equal(hashmap_size(h), 5000);
+        for (int i = 0; i < 5000; i++)
+                assert_ptr_equal(hashmap_get(h, HASHMAP_INT_KEY(i)), &values[i]);
+        /* Every other one removed: the rest are still found past the holes, and a removed
+         * key can be put again. */
+        for (int i = 0; i < 5000; i += 2)
+                assert_ptr_equal(hashmap_remove(h, HASHMAP_INT_KEY(i)), &values[i]);
+        for (int i = 0; i < 5000; i++)
+                assert_ptr_equal(hashmap_get(h, HASHMAP_INT_KEY(i)), i % 2 ? &values[i] : NULL);
+        assert_int_equal(hashmap_size(h), 2500);
+        /* Churn: many more puts and removes than buckets, tombstones and all. */
+        for (int round = 0; round < 20; round++)
+                for (int i = 0; i < 5000; i += 2) {
+                        assert_int_equal(hashmap_put(h, HASHMAP_INT_KEY(i), &values[i]), 0);
+                        assert_ptr_equal(hashmap_remove(h, HASHMAP_INT_KEY(i)), &values[i]);
+                }
+        assert_int_equal(hashmap_size(h), 2500);
+        assert_ptr_equal(hashmap_get(h, HASHMAP_INT_KEY(4999)), &values[4999]);
+        hashmap_free(h);
+}
+
+static void test_hashmap_string(void **state) {
+        Hashmap *h = NULL;
+        char keys[300][40];
+
+        assert_int_equal(hashmap_new(HASHMAP_STRING, &h), 0);
+        for (int i = 0; i < 300; i++) {
+                snprintf(keys[i], sizeof(keys[i]), "0199a213-81c0-7800-8aa1-%012d", i);
+                assert_int_equal(hashmap_put(h, keys[i], keys[i]), 0);
+        }
+        /* Found by equal strings, not by the same pointer. */
+        char probe[40];
+        snprintf(probe, sizeof(probe), "0199a213-81c0-7800-8aa1-%012d", 123);
+        assert_ptr_equal(hashmap_get(h, probe), keys[123]);
+        assert_int_equal(hashmap_put(h, probe, NULL), -EEXIST);
+        assert_null(hashmap_get(h, "0199a213-81c0-7800-8aa1-999999999999"));
+        assert_ptr_equal(hashmap_remove(h, probe), keys[123]);
+        assert_null(hashmap_get(h, keys[123]));
+        assert_int_equal(hashmap_size(h), 299);
+        hashmap_free(h);
+}
+
 static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uuid),
         cmocka_unit_test(test_iso_time),
@@ -233,6 +286,8 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strstrip),
         cmocka_unit_test(test_clone3_spawn),
         cmocka_unit_test(test_fds_over_socket),
+        cmocka_unit_test(test_hashmap_int),
+        cmocka_unit_test(test_hashmap_string),
 };
 
 RUN_TESTS(tests)

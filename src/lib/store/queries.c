@@ -184,8 +184,8 @@ int store_comments_by_run_count(Store *s, const char *run_id, int64_t *ret) {
 }
 
 int store_agents_of_company(Store *s, const char *company_id, size_t limit, Agent **ret, size_t *ret_n) {
-        return store_list(s, &agent_entity, "WHERE company_id = ?1 ORDER BY created_at, id", ARGS(company_id), limit, (void **) ret,
-                          ret_n);
+        return store_list(s, &agent_entity, "WHERE company_id = ?1 ORDER BY created_at, id", ARGS(company_id), limit,
+                          (void **) ret, ret_n);
 }
 
 int store_issues_unblocked_by(Store *s, const char *done_id, Issue **ret, size_t *ret_n) {
@@ -263,8 +263,8 @@ int store_issue_blockers(Store *s, const char *issue_id, size_t limit, Issue **r
 }
 
 int store_comments_of_issue(Store *s, const char *issue_id, size_t limit, IssueComment **ret, size_t *ret_n) {
-        return store_list(s, &comment_entity, "WHERE issue_id = ?1 ORDER BY created_at, rowid", ARGS(issue_id), limit, (void **) ret,
-                          ret_n);
+        return store_list(s, &comment_entity, "WHERE issue_id = ?1 ORDER BY created_at, rowid", ARGS(issue_id), limit,
+                          (void **) ret, ret_n);
 }
 
 int store_runs_of_company(Store *s, const char *company_id, const char *agent_id, size_t limit, Run **ret, size_t *ret_n) {

@@ -600,8 +600,8 @@ int store_list(Store *s, const Entity *e, const char *clause, const char *const 
         if (r < 0)
                 return r;
         if (limit > 0 &&
-            sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":limit"), (sqlite3_int64) MIN(limit, (size_t) INT64_MAX)) !=
-                    SQLITE_OK)
+            sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":limit"),
+                               (sqlite3_int64) MIN(limit, (size_t) INT64_MAX)) != SQLITE_OK)
                 return -ENOMEM;
 
         while (limit == 0 || n < limit) {

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "basic/hashmap.h"
 #include "basic/macro.h"
 #include "supervise/placement.h"
 #include "supervise/runlog.h"
@@ -47,6 +48,7 @@ typedef struct Tracked {
         Supervisor *supervisor;
         TrackState state; /* changed by tracked_set_state() only */
         TrackOrigin origin;
+        size_t slot; /* its index in Supervisor.runs */
         char *run_id, *agent_id, *issue_id;
         char *run_dir;
         RunPlace place;
@@ -98,6 +100,8 @@ struct Supervisor {
         sd_event_source *inotify_source;
         Tracked **runs;
         size_t n_runs;
+        Hashmap *by_id; /* run id -> Tracked */
+        Hashmap *by_wd; /* inotify watch -> Tracked: the log, cgroup.events or memory.events of a run */
 };
 
 /* Journal fields naming the run, so "journalctl CORRAL_RUN_ID=<id>" shows its life. */
@@ -123,6 +127,9 @@ unsigned tracked_count_leftovers(Tracked *t);
 void tracked_maybe_finish(Tracked *t);
 int tracked_on_shim_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata);
 int tracked_on_report(sd_event_source *src, int fd, uint32_t revents, void *userdata);
+
+/* Watch path with inotify for t; the watch, or -1 (said in the journal). */
+int tracked_add_watch(Tracked *t, const char *path, const char *what);
 
 /* supervisor-launch.c */
 /* A new tracked run, registered with the supervisor. */

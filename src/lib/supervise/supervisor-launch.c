@@ -525,6 +525,11 @@ int tracked_new(Supervisor *s, const char *run_id, const char *agent_id, const c
                 tracked_free(t);
                 return -ENOMEM;
         }
+        if (hashmap_put(s->by_id, t->run_id, t) < 0) {
+                tracked_free(t);
+                return -ENOMEM;
+        }
+        t->slot = s->n_runs;
         s->runs[s->n_runs++] = t;
         *ret = t;
         return 0;
@@ -539,30 +544,24 @@ static void watch_cgroup(Tracked *t) {
         if (t->events_wd >= 0)
                 return;
         events = s->placement->ops->events_path(s->placement, &t->place);
-        if (events) {
-                t->events_wd = inotify_add_watch(s->inotify_fd, events, IN_MODIFY);
-                if (t->events_wd < 0)
-                        log_warning_errno(-errno, "Run %s: cannot watch %s: %m", t->run_id, events);
-        }
+        if (events)
+                t->events_wd = tracked_add_watch(t, events, events);
         /* OOM kills are counted as they happen: a scope's cgroup may be gone (collected by
          * systemd) by the time the run is finalized. Without the memory controller there
          * is no such file, and no OOM kill of the run's own. */
         if (t->place.cgroup_path && t->memory_wd < 0) {
                 _cleanup_free_ char *memory = strprintf("%s/memory.events", t->place.cgroup_path);
-                if (memory)
-                        t->memory_wd = inotify_add_watch(s->inotify_fd, memory, IN_MODIFY);
+                if (memory && access(memory, F_OK) >= 0)
+                        t->memory_wd = tracked_add_watch(t, memory, NULL);
         }
 }
 
 void tracked_watch(Tracked *t) {
-        Supervisor *s = t->supervisor;
         int fd;
 
         fd = open(t->log->path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         safe_close(fd);
-        t->log_wd = inotify_add_watch(s->inotify_fd, t->log->path, IN_MODIFY);
-        if (t->log_wd < 0)
-                log_warning_errno(-errno, "Run %s: cannot watch its log, output is read at the end only: %m", t->run_id);
+        t->log_wd = tracked_add_watch(t, t->log->path, "its log, so its output is read at the end only");
         watch_cgroup(t);
 }
 

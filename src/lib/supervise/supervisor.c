@@ -13,6 +13,7 @@
  * log file are event sources, the deadlines are timers.
  */
 #include "supervise/supervisor.h"
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -67,10 +68,36 @@ void supervisor_want_spares(Supervisor *s) {
 }
 
 Tracked *supervisor_find(Supervisor *s, const char *run_id) {
-        for (size_t i = 0; i < s->n_runs; i++)
-                if (streq(s->runs[i]->run_id, run_id))
-                        return s->runs[i];
-        return NULL;
+        return hashmap_get(s->by_id, run_id);
+}
+
+int tracked_add_watch(Tracked *t, const char *path, const char *what) {
+        Supervisor *s = t->supervisor;
+        int wd = inotify_add_watch(s->inotify_fd, path, IN_MODIFY);
+
+        if (wd < 0) {
+                if (what)
+                        log_warning_errno(-errno, "Run %s: cannot watch %s: %m", t->run_id, what);
+                return -1;
+        }
+        if (hashmap_put(s->by_wd, HASHMAP_INT_KEY(wd), t) < 0) {
+                /* Out of memory, or a watch of another run's (one file for two runs, which
+                 * is never meant to be): not this run's to follow. */
+                log_warning("Run %s: cannot follow %s, ignoring.", t->run_id, path);
+                if (hashmap_get(s->by_wd, HASHMAP_INT_KEY(wd)) != t)
+                        return -1;
+        }
+        return wd;
+}
+
+static void remove_watch(Tracked *t, int wd) {
+        Supervisor *s = t->supervisor;
+
+        if (wd < 0 || !s || s->inotify_fd < 0)
+                return;
+        if (hashmap_get(s->by_wd, HASHMAP_INT_KEY(wd)) == t)
+                (void) hashmap_remove(s->by_wd, HASHMAP_INT_KEY(wd));
+        (void) inotify_rm_watch(s->inotify_fd, wd);
 }
 
 void tracked_free(Tracked *t) {
@@ -78,14 +105,9 @@ void tracked_free(Tracked *t) {
                 return;
         if (t->spawning)
                 spawner_cancel(t->supervisor->spawner, t);
-        if (t->supervisor && t->supervisor->inotify_fd >= 0) {
-                if (t->log_wd >= 0)
-                        (void) inotify_rm_watch(t->supervisor->inotify_fd, t->log_wd);
-                if (t->events_wd >= 0)
-                        (void) inotify_rm_watch(t->supervisor->inotify_fd, t->events_wd);
-                if (t->memory_wd >= 0)
-                        (void) inotify_rm_watch(t->supervisor->inotify_fd, t->memory_wd);
-        }
+        remove_watch(t, t->log_wd);
+        remove_watch(t, t->events_wd);
+        remove_watch(t, t->memory_wd);
         sd_event_source_disable_unref(t->pidfd_source);
         sd_event_source_disable_unref(t->report_source);
         sd_event_source_disable_unref(t->deadline_timer);
@@ -106,11 +128,10 @@ void tracked_free(Tracked *t) {
 }
 
 void supervisor_untrack(Supervisor *s, Tracked *t) {
-        for (size_t i = 0; i < s->n_runs; i++)
-                if (s->runs[i] == t) {
-                        s->runs[i] = s->runs[--s->n_runs];
-                        break;
-                }
+        assert(t->slot < s->n_runs && s->runs[t->slot] == t);
+        s->runs[t->slot] = s->runs[--s->n_runs];
+        s->runs[t->slot]->slot = t->slot;
+        (void) hashmap_remove(s->by_id, t->run_id);
         tracked_free(t);
 }
 
@@ -507,28 +528,22 @@ static int on_inotify(sd_event_source *src, int fd, uint32_t revents, void *user
                 for (char *p = buf; p < buf + n;) {
                         const struct inotify_event *e = (const struct inotify_event *) p;
                         p += sizeof(*e) + e->len;
-                        for (size_t i = 0; i < s->n_runs; i++) {
-                                Tracked *t = s->runs[i];
-                                if (e->wd == t->log_wd) {
-                                        if (runlog_ingest(t->log) > 0) {
-                                                t->last_output = now_mono_usec();
-                                                if (t->detached)
-                                                        clear_detached(t);
-                                        }
-                                        persist_progress(t);
-                                        break;
+                        Tracked *t = hashmap_get(s->by_wd, HASHMAP_INT_KEY(e->wd));
+                        if (!t)
+                                continue; /* a watch removed with its run */
+                        if (e->wd == t->log_wd) {
+                                if (runlog_ingest(t->log) > 0) {
+                                        t->last_output = now_mono_usec();
+                                        if (t->detached)
+                                                clear_detached(t);
                                 }
-                                if (e->wd == t->memory_wd) {
-                                        uint64_t kills = 0;
-                                        if (s->placement->ops->oom_kills(s->placement, &t->place, &kills) >= 0)
-                                                t->oom_kills = MAX(t->oom_kills, kills);
-                                        break;
-                                }
-                                if (e->wd == t->events_wd) {
-                                        tracked_maybe_finish(t); /* may free t */
-                                        break;
-                                }
-                        }
+                                persist_progress(t);
+                        } else if (e->wd == t->memory_wd) {
+                                uint64_t kills = 0;
+                                if (s->placement->ops->oom_kills(s->placement, &t->place, &kills) >= 0)
+                                        t->oom_kills = MAX(t->oom_kills, kills);
+                        } else if (e->wd == t->events_wd)
+                                tracked_maybe_finish(t); /* may free t */
                 }
         }
         return 0;
@@ -552,7 +567,8 @@ int supervisor_new(sd_event *event, Store *store, Placement *placement, const Su
         s->leftover_grace_usec = config->leftover_grace_usec ?: USEC_PER_SEC;
         s->state_dir = strdup(config->state_dir);
         s->shim_path = strdup(config->shim_path);
-        if (!s->state_dir || !s->shim_path) {
+        if (!s->state_dir || !s->shim_path || hashmap_new(HASHMAP_STRING, &s->by_id) < 0 ||
+            hashmap_new(HASHMAP_INT, &s->by_wd) < 0) {
                 supervisor_free(s);
                 return -ENOMEM;
         }
@@ -603,6 +619,8 @@ Supervisor *supervisor_free(Supervisor *s) {
         while (s->n_runs > 0)
                 supervisor_untrack(s, s->runs[0]);
         free(s->runs);
+        hashmap_free(s->by_id);
+        hashmap_free(s->by_wd);
         spawner_free(s->spawner);
         sd_event_source_disable_unref(s->spare_source);
         supervisor_remove_spares(s);
