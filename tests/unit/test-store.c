@@ -111,7 +111,7 @@ static void test_migrate_history_to_issue_columns(void **state) {
         assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db,
                                       "DROP INDEX runs_company_issue; DROP INDEX runs_agent_status_task;"
-                                      "DROP INDEX runs_company_agent_created; DROP INDEX runs_retry_of;"
+                                      "DROP INDEX runs_company_agent_created;"
                                       "DROP INDEX wakeups_company_issue; DROP INDEX wakeups_agent_status_issue;"
                                       "DROP INDEX issues_execution_run; DROP INDEX issues_company_number;"
                                       "DROP INDEX issues_status_created; DROP INDEX issue_comments_run;"

@@ -240,7 +240,9 @@ static const Migration store_migrations[] = {
         /* What the control plane looks up on every wake, run end and sweep, as columns
          * SQLite can index: a run's issue and task key and a wake's issue were only inside
          * JSON, so every lookup by them read every row of history. Virtual generated
-         * columns cost nothing to write and keep the JSON the one place they are set. */
+         * columns cost nothing to store and keep the JSON the one place they are set; the
+         * indexes are partial where only some rows are ever looked up (issue runs, queued
+         * runs), so that a run's writes keep few index entries up to date. */
         { 3,
           "ALTER TABLE heartbeat_runs ADD COLUMN issue_id TEXT\n"
           "  GENERATED ALWAYS AS (json_extract(context_snapshot, '$.issueId')) VIRTUAL;\n"
@@ -249,12 +251,13 @@ static const Migration store_migrations[] = {
           "                       THEN json_extract(context_snapshot, '$.taskKey') END) VIRTUAL;\n"
           "ALTER TABLE agent_wakeup_requests ADD COLUMN issue_id TEXT\n"
           "  GENERATED ALWAYS AS (json_extract(payload, '$.issueId')) VIRTUAL;\n"
-          "CREATE INDEX runs_company_issue ON heartbeat_runs(company_id, issue_id, status);\n"
-          "CREATE INDEX runs_agent_status_task ON heartbeat_runs(agent_id, status, task_key);\n"
+          "CREATE INDEX runs_company_issue ON heartbeat_runs(company_id, issue_id, status) WHERE issue_id IS NOT NULL;\n"
+          "CREATE INDEX runs_agent_status_task ON heartbeat_runs(agent_id, task_key) WHERE status = 'queued';\n"
           "CREATE INDEX runs_company_agent_created ON heartbeat_runs(company_id, agent_id, created_at);\n"
-          "CREATE INDEX runs_retry_of ON heartbeat_runs(retry_of_run_id) WHERE retry_of_run_id IS NOT NULL;\n"
-          "CREATE INDEX wakeups_company_issue ON agent_wakeup_requests(company_id, issue_id, status, requested_at);\n"
-          "CREATE INDEX wakeups_agent_status_issue ON agent_wakeup_requests(agent_id, status, issue_id, requested_at);\n"
+          "CREATE INDEX wakeups_company_issue ON agent_wakeup_requests(company_id, issue_id, requested_at)\n"
+          "  WHERE status = 'deferred_issue_execution';\n"
+          "CREATE INDEX wakeups_agent_status_issue ON agent_wakeup_requests(agent_id, issue_id, requested_at)\n"
+          "  WHERE status = 'deferred_issue_execution';\n"
           "CREATE INDEX issues_execution_run ON issues(execution_run_id) WHERE execution_run_id IS NOT NULL;\n"
           "CREATE INDEX issues_company_number ON issues(company_id, issue_number);\n"
           "CREATE INDEX issues_status_created ON issues(status, created_at);\n"
