@@ -105,6 +105,9 @@ static int cgroup_oom_kills(Placement *p, const RunPlace *place, uint64_t *ret) 
 }
 
 static int cgroup_remove_place(Placement *p, const RunPlace *place) {
+        /* A launch that failed before its cgroup was made has nothing to remove. */
+        if (!place->cgroup_path)
+                return 0;
         int r = cgroup_remove(place->cgroup_path);
         return cgroup_gone(r) ? 0 : r;
 }
