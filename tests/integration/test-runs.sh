@@ -117,8 +117,9 @@ invoked=$(api GET "/api/companies/$company/activity?limit=200" |
 is "each wake is in the activity log with its outcome and run" "$invoked" "coalesced $k1,queued $k1"
 
 # --- corrald SIGKILLed while an agent writes: the run is re-adopted and ends for real ---
-# The agent writes half its lines, waits for the test to let it go on, and writes the rest.
-a=$(agent chatty '{"command":"/bin/sh","args":["-c","for i in $(seq 20); do echo line $i; done; while [ ! -e '"$T"'/chatty.go ]; do sleep 0.05; done; for i in $(seq 21 40); do echo line $i; done; exit 7"]}')
+# The agent writes half its lines, waits for the test to let it go on, writes the rest, and
+# waits again before it exits, so that its output is seen while it still runs.
+a=$(agent chatty '{"command":"/bin/sh","args":["-c","for i in $(seq 20); do echo line $i; done; while [ ! -e '"$T"'/chatty.go ]; do sleep 0.05; done; for i in $(seq 21 40); do echo line $i; done; while [ ! -e '"$T"'/chatty.end ]; do sleep 0.05; done; exit 7"]}')
 run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
 twenty_lines() { [ "$(jq -r .chunk "$STATE/runs/$run/log.ndjson" 2>/dev/null | grep -c '^line ')" -ge 20 ]; }
 check "the agent wrote its first half" wait_for 15 twenty_lines
@@ -127,6 +128,9 @@ wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
 check "corrald starts again" start
 touch "$T/chatty.go"
+cleared() { api GET "/api/heartbeat-runs/$run/events" | jq -r '.[].message' | grep -q 'cleared detached warning'; }
+check "its new output clears the detached mark while it runs" wait_for 15 cleared
+touch "$T/chatty.end"
 final=$(wait_run "$run")
 is "the re-adopted run ends with its real exit code" "$(jq -r '.status + "/" + (.exitCode|tostring)' <<<"$final")" "failed/7"
 is "every line is in the log" "$("$CORRALCTL" logs "$run" | grep -c '^line ')" 40
