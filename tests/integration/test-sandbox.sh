@@ -86,6 +86,7 @@ exec sleep 600
 AGENT
 chmod 755 "$BIN/victim.sh"
 victim=$(agent "$victim_co" victim "$(config "$BIN/victim.sh" "" "\"cwd\":\"$WS/victim\",\"env\":{\"VICTIM_TOKEN\":{\"secret\":\"victim-s3cret\"}}")")
+victim_issue=$(api POST "/api/companies/$victim_co/issues" '{"title":"Private plans","status":"backlog"}' | jq -r .identifier)
 victim_run=$(invoke "$victim")
 check "the victim runs" wait_running "$victim_run"
 vr=$(api GET "/api/heartbeat-runs/$victim_run")
@@ -131,6 +132,7 @@ api() { curl -s --unix-socket "$CORRAL_SOCKET" -o /tmp/body -w '%{http_code}' -X
 echo "companies: $(api GET /api/companies)"
 echo "create-company: $(api POST /api/companies '{"name":"Evil"}')"
 echo "other-company: $(api GET /api/companies/$VICTIM_COMPANY)"
+echo "victim-issue-by-identifier: $(api GET /api/issues/$VICTIM_ISSUE)"
 echo "victim-agent: $(api GET /api/agents/$VICTIM_AGENT)"
 echo "wake-victim: $(api POST /api/agents/$VICTIM_AGENT/wakeup '{}')"
 echo "cancel-victim: $(api POST /api/heartbeat-runs/$VICTIM_RUN/cancel)"
@@ -142,10 +144,10 @@ echo "board-socket: $(curl -s --unix-socket "$OPERATOR_SOCK" http://corral/api/c
 AGENT
 chmod 755 "$BIN/attacker.sh"
 env_json=$(jq -nc --arg bin "$BIN" --arg corrald "$corrald_pid" --arg spawner "$spawner" --arg shim "$victim_shim" \
-        --arg vpid "$victim_pid" --arg vrun "$victim_run" --arg vco "$victim_co" --arg vagent "$victim" --arg peer "$peer" \
+        --arg vpid "$victim_pid" --arg vrun "$victim_run" --arg vco "$victim_co" --arg vagent "$victim" --arg vissue "$victim_issue" --arg peer "$peer" \
         --arg op "$SOCK" --arg state "$STATE" --arg cg "$CG" --arg mount "$MOUNT" --arg ws "$WS/victim" --arg out "$WS/outside" \
         '{BIN:$bin, CORRALD_PID:$corrald, SPAWNER_PID:$spawner, VICTIM_SHIM:$shim, VICTIM_PID:$vpid, VICTIM_RUN:$vrun,
-          VICTIM_COMPANY:$vco, VICTIM_AGENT:$vagent, PEER_AGENT:$peer, OPERATOR_SOCK:$op, STATE:$state, CG:$cg,
+          VICTIM_COMPANY:$vco, VICTIM_AGENT:$vagent, VICTIM_ISSUE:$vissue, PEER_AGENT:$peer, OPERATOR_SOCK:$op, STATE:$state, CG:$cg,
           CGMOUNT:$mount, VICTIM_WS:$ws, OUTSIDE:$out}')
 attacker=$(agent "$attacker_co" attacker "$(config "$BIN/attacker.sh" "" "\"env\":$env_json")")
 run=$(invoke "$attacker")
@@ -200,6 +202,7 @@ like "it sees only its own company" "$(line companies)" "^200 \[\{\"id\":\"$atta
 like "it cannot create a company" "$(line create-company)" "^403"
 like "another company is closed to it" "$(line other-company)" "^403"
 like "another company's agent is closed to it" "$(line victim-agent)" "^403"
+like "another company's issue is closed to it by identifier as by id" "$(line victim-issue-by-identifier)" "^403"
 like "it cannot wake another agent" "$(line wake-victim)" "^403"
 like "it cannot cancel another company's run" "$(line cancel-victim)" "^403"
 is "its peer's secret is shown as a secret" "$(line peer-agent)" '["secret",true]'
