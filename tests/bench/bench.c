@@ -21,12 +21,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <dirent.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "supervise/cgroup.h"
 #include "supervise/runlog.h"
 #include "basic/fd-util.h"
 
@@ -61,6 +63,29 @@ static void sleep_us(long us) {
         nanosleep(&ts, NULL);
 }
 
+/* With the cgroup backend, the bench's runs live under a root of its own, which it removes
+ * at the end: runs that outlive a corrald the bench stopped leave nothing behind. */
+static char cgroup_root[4096];
+
+static void remove_cgroup_root(void) {
+        DIR *d;
+
+        if (!cgroup_root[0] || !(d = opendir(cgroup_root)))
+                return;
+        for (struct dirent *de; (de = readdir(d));) {
+                if (strncmp(de->d_name, "run-", 4) != 0)
+                        continue;
+                _cleanup_free_ char *cg = strprintf("%s/%s", cgroup_root, de->d_name);
+                if (!cg)
+                        continue;
+                (void) cgroup_kill(cg);
+                for (int i = 0; i < 200 && rmdir(cg) < 0 && errno == EBUSY; i++)
+                        sleep_us(10000);
+        }
+        closedir(d);
+        (void) rmdir(cgroup_root);
+}
+
 static _noreturn_ void die(const char *fmt, ...) _printf_(1, 2);
 static _noreturn_ void die(const char *fmt, ...) {
         va_list ap;
@@ -69,8 +94,11 @@ static _noreturn_ void die(const char *fmt, ...) {
         vfprintf(stderr, fmt, ap);
         fputc('\n', stderr);
         va_end(ap);
-        if (corrald_pid > 0)
+        if (corrald_pid > 0) {
                 kill(corrald_pid, SIGTERM);
+                waitpid(corrald_pid, NULL, 0);
+        }
+        remove_cgroup_root();
         exit(1);
 }
 
@@ -191,6 +219,8 @@ static void start_corrald(void) {
                          "86400",
                          "--sandbox",
                          (char *) sandbox,
+                         cgroup_root[0] ? "--cgroup-root" : NULL,
+                         cgroup_root,
                          NULL };
         if (posix_spawn(&corrald_pid, corrald_path, NULL, NULL, argv, environ) != 0)
                 die("cannot start %s", corrald_path);
@@ -593,6 +623,13 @@ int main(int argc, char *argv[]) {
         if (mkfifo(fifo_path, 0666) < 0 || chmod(fifo_path, 0666) < 0 || (fifo = open(fifo_path, O_RDWR | O_CLOEXEC)) < 0)
                 die("fifo: %m");
         signal(SIGPIPE, SIG_IGN);
+        if (streq(placement, "cgroup")) {
+                _cleanup_free_ char *mount = NULL, *self = NULL;
+                if (cgroup_find_v2_mount(&mount) < 0 || cgroup_self_path(&self) < 0)
+                        die("no cgroup v2 hierarchy for placement cgroup");
+                snprintf(cgroup_root, sizeof(cgroup_root), "%s%s/corral-bench-%d", mount, streq(self, "/") ? "" : self,
+                         (int) getpid());
+        }
         start_corrald();
         _cleanup_free_ char *co = post_id("/api/companies", "{\"name\":\"Bench\",\"issuePrefix\":\"BEN\"}");
         snprintf(company, sizeof(company), "%s", co);
@@ -609,6 +646,7 @@ int main(int argc, char *argv[]) {
         if (want("recovery"))
                 bench_recovery();
         stop_corrald(SIGTERM);
+        remove_cgroup_root();
         _cleanup_free_ char *rm_share = strprintf("rm -rf '%s'", share_dir);
         (void) system(rm_share);
         if (keep_state) {
