@@ -52,6 +52,7 @@ static int claim_issue(Control *ctl, Run *run, const Agent *agent, const char *n
         _cleanup_(issue_donep) Issue issue = {};
         const char *issue_id = json_string_member(ctx, "issueId"), *reason = json_string_member(ctx, "wakeReason");
         int64_t blockers;
+        bool held;
         int r;
 
         if (!issue_id)
@@ -66,14 +67,11 @@ static int claim_issue(Control *ctl, Run *run, const Agent *agent, const char *n
                 return r;
         if (blockers > 0)
                 return 0;
-        if (issue.execution_run_id && !streq(issue.execution_run_id, run->id)) {
-                _cleanup_(run_donep) Run holder = {};
-                r = store_get(ctl->store, &run_entity, issue.execution_run_id, &holder);
-                if (r >= 0 && run_status_is_active(holder.status))
-                        return 0;
-                if (r < 0 && r != -ENOENT)
-                        return r;
-        }
+        r = issue_lock_held_by_other(ctl->store, issue.execution_run_id, run->id, &held);
+        if (r < 0)
+                return r;
+        if (held)
+                return 0;
 
         bool checkout = streq_ptr(issue.assignee_agent_id, agent->id) &&
                 (issue.status == ISSUE_TODO || issue.status == ISSUE_BACKLOG || issue.status == ISSUE_BLOCKED ||

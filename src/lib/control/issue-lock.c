@@ -93,8 +93,7 @@ int issue_lock_release(Store *s, const Run *run, const char *now, Issue *ret, bo
         return 0;
 }
 
-/* A run id in a lock field that names no active run is stale and may be taken over. */
-static int held_by_other(Store *s, const char *holder, const char *run_id, bool *ret) {
+int issue_lock_held_by_other(Store *s, const char *holder, const char *run_id, bool *ret) {
         _cleanup_(run_donep) Run run = {};
         int r;
 
@@ -145,9 +144,9 @@ int issue_lock_checkout(Control *ctl, const Actor *actor, const char *issue_id, 
         /* Checking out again by the run that holds it is fine. */
         if (c->run_id && streq_ptr(i.checkout_run_id, c->run_id) && i.status == ISSUE_IN_PROGRESS)
                 status_ok = true;
-        r = held_by_other(ctl->store, i.checkout_run_id, c->run_id, &checkout_taken);
+        r = issue_lock_held_by_other(ctl->store, i.checkout_run_id, c->run_id, &checkout_taken);
         if (r >= 0)
-                r = held_by_other(ctl->store, i.execution_run_id, c->run_id, &lock_taken);
+                r = issue_lock_held_by_other(ctl->store, i.execution_run_id, c->run_id, &lock_taken);
         if (r < 0)
                 return r;
         if (!status_ok || checkout_taken || lock_taken ||

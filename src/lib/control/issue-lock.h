@@ -29,6 +29,10 @@ int issue_lock_holder(Store *s, Issue *issue, const char *now, Run *ret, bool *r
  * held by another run is left alone. */
 int issue_lock_release(Store *s, const Run *run, const char *now, Issue *ret, bool *ret_released);
 
+/* Whether holder (a run id in a lock or checkout field, may be NULL) names an active run other
+ * than run_id: a field naming no active run is stale and may be taken over. */
+int issue_lock_held_by_other(Store *s, const char *holder, const char *run_id, bool *ret);
+
 /* ---- checkout and release by the API (reference §8) ---- */
 
 typedef struct IssueCheckout {

@@ -434,7 +434,7 @@ int wakeup_request(Control *ctl, const char *agent_id, const WakeRequest *req, W
         *ret_outcome = outcome;
         *ret_reason = reason ? strdup(reason) : NULL;
         *ret_run_id = TAKE_PTR(run_id);
-        if (n_claimed > 0 || claimed)
+        if (claimed)
                 claim_launch(ctl, &agent, claimed, n_claimed);
         else if (plan.has_issue && (plan.kind == PLAN_QUEUE || plan.kind == PLAN_JOIN))
                 /* Claimed outside the wake: the run may wait for blockers, or a joined run may
@@ -480,7 +480,7 @@ static int promote(Control *ctl, Issue *issue, WakeupRequest *w, const Agent *ag
                 return -ENOMEM;
 
         /* Comments on a closed issue reopen it for the agent they wake. */
-        if (wake_context_has_comment(ctx) && (issue->status == ISSUE_DONE || issue->status == ISSUE_CANCELLED)) {
+        if (wake_context_has_comment(ctx) && issue_status_is_closed(issue->status)) {
                 IssueStatus from = issue->status;
                 issue->status = ISSUE_TODO;
                 issue->execution_state = mfree(issue->execution_state);
