@@ -10,6 +10,7 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "control/claim.h"
 #include "control/issue-lock.h"
 #include "manager-fixture.h"
 
@@ -232,6 +233,37 @@ static void test_release_by(void **state) {
         assert_int_equal(fixture_count("activity_log", "WHERE action = ?1", "issue.released"), 1);
 }
 
+/* An active run holding the lock keeps every other run from the issue: a checkout by another
+ * run conflicts, and another queued run of the issue is not claimed, until the holder ends. */
+static void test_active_holder_keeps_others_out(void **state) {
+        char issue[UUID_STRING_MAX], holder[UUID_STRING_MAX], other[UUID_STRING_MAX];
+        _cleanup_(issue_donep) Issue conflict = {};
+        _cleanup_(run_donep) Run r = {};
+        _cleanup_free_ char *error = NULL;
+        IssueStatus expected[] = { ISSUE_TODO };
+
+        fixture_new_issue(issue, ISSUE_TODO, agent);
+        new_run(holder, RUN_RUNNING, issue);
+        lock(issue, holder);
+        new_run(other, RUN_QUEUED, issue);
+
+        Actor by_other = agent_actor(agent, other);
+        IssueCheckout c = { .agent_id = agent, .run_id = other, .expected = expected, .n_expected = 1 };
+        assert_int_equal(issue_lock_checkout(&m->control, &by_other, issue, &c, &conflict, &error), -EBUSY);
+        assert_string_equal(conflict.execution_run_id, holder);
+
+        claim_start_next(&m->control, agent);
+        assert_int_equal(fixture_run_status(other), RUN_QUEUED);
+
+        /* The holder ended: the lock is stale, and the waiting run is claimed. */
+        fixture_get_run(holder, &r);
+        r.status = RUN_SUCCEEDED;
+        assert_int_equal(store_update(m->control.store, &run_entity, &r), 0);
+        claim_start_next(&m->control, agent);
+        assert_int_equal(fixture_run_status(other), RUN_RUNNING);
+        fixture_cancel_all(agent);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fixture_manager_setup, fixture_manager_teardown)
 static const struct CMUnitTest tests[] = {
         T(test_set_keeps_updated_at),
@@ -241,6 +273,7 @@ static const struct CMUnitTest tests[] = {
         T(test_release_found_by_run),
         T(test_checkout),
         T(test_release_by),
+        T(test_active_holder_keeps_others_out),
 };
 
 int main(void) {
