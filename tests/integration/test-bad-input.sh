@@ -44,6 +44,16 @@ bad POST /api/companies '{"name":"x","budgetMonthlyCents":-1}' 400 "must not be 
 bad POST /api/companies '{"name":"x","budgetMonthlyCents":"lots"}' 400 "must be an integer"
 bad POST /api/companies '{"name":"x","id":"mine"}' 400 "field 'id' cannot be set"
 bad POST /api/companies '{"name":"x","colour":"red"}' 400 "unknown field 'colour' for company"
+# Input hygiene: before, invalid UTF-8 was stored and echoed, a NUL cut the string short and
+# the last of two equal keys won.
+bad POST /api/companies $'{"name":"caf\xe9"}' 400 "field 'name' is not valid UTF-8"
+bad POST /api/companies '{"name":"a\u0000b"}' 400 "field 'name' holds a NUL character"
+printf '{"name":"a\0b"}' >"$T/nul.json"
+bad POST /api/companies @"$T/nul.json" 400 "the request body holds a NUL byte at byte 10"
+bad POST /api/companies '{"name":"a","name":"b"}' 400 "the request body has the key 'name' more than once"
+bad POST /api/companies/$company/agents '{"name":"x","adapterConfig":{"env":{"A":"1","A":"2"}}}' 400 \
+        "field 'adapterConfig.env' has the key 'A' more than once"
+bad POST /api/companies '{"name":"\ud800"}' 400 "field 'name' is not valid UTF-8 \\(a lone surrogate"
 bad PATCH /api/companies/$company '{"issuePrefix":"NEW"}' 400 "field 'issuePrefix' cannot be set"
 bad PATCH /api/companies/$company '{"name":null}' 400 "field 'name' must not be null"
 bad GET /api/companies/$missing '' 404 "company '$missing' not found"

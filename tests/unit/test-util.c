@@ -18,6 +18,7 @@
 #include "basic/time-util.h"
 #include "basic/fd-util.h"
 #include "basic/hashmap.h"
+#include "basic/json-text.h"
 
 static void test_uuid(void **state) {
         char a[UUID_STRING_MAX], b[UUID_STRING_MAX];
@@ -278,6 +279,71 @@ static void test_hashmap_string(void **state) {
         hashmap_free(h);
 }
 
+/* refused TEXT MESSAGE: json_text_check() refuses TEXT with MESSAGE. */
+static void refused(const char *text, size_t size, const char *message) {
+        char msg[256] = "";
+
+        assert_int_equal(json_text_check(text, size, msg, sizeof(msg)), -EINVAL);
+        assert_string_equal(msg, message);
+}
+
+static void accepted(const char *text) {
+        char msg[256] = "";
+
+        assert_int_equal(json_text_check(text, strlen(text), msg, sizeof(msg)), 0);
+}
+
+static void test_json_text(void **state) {
+        char deep[200] = "";
+
+        accepted("{\"name\":\"caf\xc3\xa9 \\u00e9 \\ud83d\\ude00 \\\"q\\\" \\n\",\"a\":[1,2,{\"b\":null}]}");
+        accepted("{\"a\":{\"x\":1},\"b\":{\"x\":2}}"); /* equal keys in different objects */
+        accepted("[\"a\",\"a\"]");
+        accepted("{\"a\":1,\"\\u0061b\":2}");
+        /* Broken syntax is left to the parser. */
+        accepted("{\"name\":");
+        accepted("{\"a\" 1}");
+        accepted("nonsense");
+
+        refused("{\"name\":\"a\xff\"}", sizeof("{\"name\":\"a\xff\"}") - 1, "field 'name' is not valid UTF-8");
+        refused("{\"name\":\"\xc0\xaf\"}", sizeof("{\"name\":\"\xc0\xaf\"}") - 1,
+                "field 'name' is not valid UTF-8"); /* overlong '/' */
+        refused("{\"a\":{\"b\":[\"ok\",\"\xed\xa0\x80\"]}}", sizeof("{\"a\":{\"b\":[\"ok\",\"\xed\xa0\x80\"]}}") - 1,
+                "field 'a.b[1]' is not valid UTF-8");
+        refused("{\"a\":\"\\ud800\"}", sizeof("{\"a\":\"\\ud800\"}") - 1,
+                "field 'a' is not valid UTF-8 (a lone surrogate \\ud800)");
+        refused("{\"a\":\"\\udc00x\"}", sizeof("{\"a\":\"\\udc00x\"}") - 1,
+                "field 'a' is not valid UTF-8 (a lone surrogate \\udc00)");
+        refused("{\"name\":\"a\\u0000b\"}", sizeof("{\"name\":\"a\\u0000b\"}") - 1,
+                "field 'name' holds a NUL character (\\u0000)");
+        refused("{\"name\":\"a\0b\"}", sizeof("{\"name\":\"a\0b\"}") - 1, "the request body holds a NUL byte at byte 10");
+        refused("{\"name\":\"a\",\"name\":\"b\"}", sizeof("{\"name\":\"a\",\"name\":\"b\"}") - 1,
+                "the request body has the key 'name' more than once");
+        refused("{\"env\":{\"A\":\"1\",\"B\":\"2\",\"\\u0041\":\"3\"}}", 38, "field 'env' has the key 'A' more than once");
+        refused("{\"env\":{\"\xff\":1}}", sizeof("{\"env\":{\"\xff\":1}}") - 1, "field 'env' has a key that is not valid UTF-8");
+        refused("{\"\\u0000\":1}", sizeof("{\"\\u0000\":1}") - 1,
+                "the request body has a key that holds a NUL character (\\u0000)");
+
+        for (int i = 0; i < 70; i++)
+                strcat(deep, "[");
+        refused(deep, strlen(deep), "the request body is nested deeper than 64 levels");
+
+        /* Many keys: sorted, not compared pairwise. */
+        size_t n = 200000, len = 0;
+        char *big = malloc(n * 16 + 4);
+        assert_non_null(big);
+        big[len++] = '{';
+        for (size_t i = 0; i < n; i++)
+                len += (size_t) sprintf(big + len, "%s\"k%zu\":1", i ? "," : "", i);
+        big[len++] = '}';
+        big[len] = 0;
+        accepted(big);
+        len -= 1;
+        len += (size_t) sprintf(big + len, ",\"k7\":2}");
+        refused(big, len, "the request body has the key 'k7' more than once");
+        free(big);
+}
+
 static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uuid),
         cmocka_unit_test(test_iso_time),
@@ -288,6 +354,7 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fds_over_socket),
         cmocka_unit_test(test_hashmap_int),
         cmocka_unit_test(test_hashmap_string),
+        cmocka_unit_test(test_json_text),
 };
 
 RUN_TESTS(tests)

@@ -1,44 +1,131 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * libmicrohttpd glue: the daemon runs in external-select mode with its own
- * epoll fd, which sits in the sd-event loop; a timer follows MHD's timeout.
- * Requests are routed by api_route_find() to the handlers of api-*.c.
+ * libmicrohttpd glue. The HTTP server runs in a thread of its own (libmicrohttpd's internal
+ * poll() thread); the handlers run on the sd-event loop, like everything else that touches
+ * corrald's state. A request crosses once each way:
+ *
+ *   HTTP thread: request line, headers and body read and checked against the limits
+ *                (414, 431, 413 answered there, at once); then the connection is suspended
+ *                and its Job queued, and an eventfd wakes the loop.
+ *   loop:        the Job is routed and answered (or, when it waited too long or the
+ *                database stayed locked past its deadline, refused with 503 and
+ *                Retry-After); then the connection is resumed.
+ *   HTTP thread: the answer is queued on the connection and sent.
+ *
+ * Why a thread: libmicrohttpd 0.9.75 in external epoll mode, as corrald used it, is edge
+ * triggered and loses the edge of a connection whose request failed while its headers were
+ * parsed, or whose body arrived in more than one read: such a connection was not looked at
+ * again until its timeout (a 431 took 15 s, a 1 MiB body 11 s), and 1,024 of them stopped
+ * the listener for good. Its internal thread with poll() is level triggered and keeps
+ * accepting while the loop is busy; the hand-off keeps every handler single-threaded.
+ *
+ * What both threads touch is under Api.lock: the queue, the list of connections and a
+ * Job's state. A Job's other fields belong to the HTTP thread while it is RECEIVING or
+ * ANSWERED and to the loop while it is QUEUED or WAITING; a suspended connection is not
+ * touched by libmicrohttpd, so the loop may read what the HTTP thread wrote before.
  */
 #include "api/api.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <systemd/sd-event.h>
+#include <unistd.h>
 
 #include "api/api-common.h"
-#include "basic/util.h"
-#include "store/jsonmap.h"
+#include "basic/fd-util.h"
+#include "basic/json-text.h"
 #include "basic/log.h"
+#include "basic/time-util.h"
+#include "basic/util.h"
 #include "control/caller.h"
+#include "store/jsonmap.h"
+
+/* How often the loop retries a request that found the database locked. */
+#define API_RETRY_USEC (50 * 1000)
+/* How often the loop looks for connections past their receive deadline. */
+#define API_SWEEP_USEC USEC_PER_SEC
+
+typedef struct Conn Conn;
+typedef struct Job Job;
+
+/* One accepted connection; created and freed by the HTTP thread, listed under Api.lock. */
+struct Conn {
+        int fd;
+        uid_t uid;
+        pid_t pid;
+        char *run_id; /* agent socket: the run whose process connected (checked again per request); NULL: nobody */
+        uint64_t since_usec; /* accepted, or its last answer queued: its next request is due within the deadline */
+        bool handed_off; /* a request of it is with the loop: no deadline runs */
+        bool shut; /* shut down by corrald (cap or deadline): libmicrohttpd closes it */
+        Conn *prev, *next;
+};
+
+typedef enum JobState {
+        JOB_RECEIVING, /* HTTP thread: the request arrives */
+        JOB_QUEUED, /* in Api.queue, for the loop */
+        JOB_WAITING, /* the loop: waiting to retry against a locked database */
+        JOB_ANSWERED, /* HTTP thread: response ready to be queued */
+} JobState;
+
+typedef struct ApiArg {
+        char *key, *value;
+} ApiArg;
+
+/* One request, from its request line to its answer; owned by its connection (con_cls). */
+struct Job {
+        Api *api;
+        struct MHD_Connection *connection;
+        Conn *conn;
+        JobState state;
+        unsigned refuse_status; /* != 0: refused while it arrived (414, 431), answered at once */
+        const char *refuse_msg;
+        char *method, *url;
+        ApiArg args[API_QUERY_ARGS_MAX];
+        size_t n_args;
+        char *body;
+        size_t size;
+        bool too_large;
+        bool headers_seen;
+        uint64_t queued_usec;
+        struct MHD_Response *response;
+        unsigned status;
+        Job *next; /* in Api.queue or Api.waiting */
+};
 
 struct Api {
         Control *ctl;
         ApiKind kind;
         struct MHD_Daemon *daemon;
-        sd_event_source *io_source;
-        sd_event_source *timer_source;
+        int wake_fd;
+        sd_event_source *wake_source;
+        sd_event_source *retry_source;
+        sd_event_source *sweep_source;
+
+        pthread_mutex_t lock;
+        Job *queue, **queue_tail; /* HTTP thread -> loop */
+        Conn *conns;
+        bool stopping; /* no more hand-offs: requests get 503 in the HTTP thread */
+        uint64_t refused_logged_usec; /* rate limit of the notice about refused connections */
+        unsigned refused_since_log;
+
+        Job *waiting; /* loop only: jobs that retry against a locked database */
 };
 
-/* Per-connection state while a request body arrives. */
-typedef struct Pending {
-        char *body;
-        size_t size;
-        bool too_large;
-} Pending;
-
 const char *api_query(ApiRequest *req, const char *key) {
-        return MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, key);
+        const Job *j = req->connection;
+
+        for (size_t i = 0; i < j->n_args; i++)
+                if (streq(j->args[i].key, key))
+                        return j->args[i].value;
+        return NULL;
 }
 
 int api_reply(ApiRequest *req, unsigned status, cJSON *body) {
@@ -77,278 +164,544 @@ int api_reply_error(ApiRequest *req, unsigned status, const char *format, ...) {
         return api_reply(req, status, o);
 }
 
-/* Queue a JSON reply; allow (may be NULL) becomes the Allow header of a 405. */
-static enum MHD_Result send_json_allow(struct MHD_Connection *c, unsigned status, const cJSON *body, const char *allow) {
+/* A response of text (taken) with a content type; NULL when out of memory. */
+static struct MHD_Response *response_text(char *text, const char *content_type) {
         struct MHD_Response *resp;
-        enum MHD_Result ret;
-        char *text = NULL;
-        size_t len;
 
-        text = body ? cJSON_PrintUnformatted(body) : NULL;
         if (!text)
-                text = strdup("{\"error\":\"out of memory\"}");
-        if (!text)
-                return MHD_NO;
-        len = strlen(text);
-        resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+                return NULL;
+        resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
         if (!resp) {
                 free(text);
-                return MHD_NO;
+                return NULL;
         }
-        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        if (allow)
-                (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-        ret = MHD_queue_response(c, status, resp);
-        MHD_destroy_response(resp);
-        return ret;
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        return resp;
 }
 
-/* Queue a plain-text reply; takes ownership of text. */
-static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, char *text, const char *content_type) {
-        struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-        enum MHD_Result ret;
-
-        if (!resp) {
-                free(text);
-                return MHD_NO;
-        }
-        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type ?: "text/plain");
-        ret = MHD_queue_response(c, status, resp);
-        MHD_destroy_response(resp);
-        return ret;
+static struct MHD_Response *response_json(const cJSON *body) {
+        char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+        return response_text(text ?: strdup("{\"error\":\"out of memory\"}"), "application/json");
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, const cJSON *body) {
-        return send_json_allow(c, status, body, NULL);
-}
-
-static enum MHD_Result send_error_allow(struct MHD_Connection *c, unsigned status, const char *msg, const char *allow) {
+static struct MHD_Response *response_error(const char *msg) {
         _cleanup_json_ cJSON *o = cJSON_CreateObject();
 
         if (o)
                 cJSON_AddStringToObject(o, "error", msg);
-        return send_json_allow(c, status, o, allow);
+        return response_json(o);
+}
+
+/* Answer c now, from the HTTP thread. */
+static enum MHD_Result send_response(struct MHD_Connection *c, unsigned status, struct MHD_Response *resp) {
+        enum MHD_Result ret;
+
+        if (!resp)
+                return MHD_NO; /* out of memory: libmicrohttpd closes the connection */
+        ret = MHD_queue_response(c, status, resp);
+        MHD_destroy_response(resp);
+        return ret;
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg) {
-        return send_error_allow(c, status, msg, NULL);
+        return send_response(c, status, response_error(msg));
 }
 
-/* Match path against a pattern; fills params with copies of the ":x" segments. */
-/* Who a connection is, fixed when it was accepted. */
-typedef struct Peer {
-        uid_t uid;
-        pid_t pid;
-        char *run_id; /* agent socket: the run whose process connected; NULL: refused */
-} Peer;
+/* 503 with Retry-After: the request was not carried out. */
+static struct MHD_Response *response_unavailable(const char *msg) {
+        struct MHD_Response *resp = response_error(msg);
 
-static Peer *peer_free(Peer *p) {
-        if (p) {
-                free(p->run_id);
-                free(p);
+        if (resp)
+                (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        return resp;
+}
+
+static Job *job_free(Job *j) {
+        if (!j)
+                return NULL;
+        free(j->method);
+        free(j->url);
+        for (size_t i = 0; i < j->n_args; i++) {
+                free(j->args[i].key);
+                free(j->args[i].value);
         }
+        free(j->body);
+        if (j->response)
+                MHD_destroy_response(j->response);
+        free(j);
         return NULL;
 }
 
-/* A connection starts: on the agent socket, its peer is a process of a running run, or
- * nobody (every request it sends is refused). */
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code) {
+/* ---- HTTP thread ---- */
+
+static void on_mhd_log(void *cls, const char *format, va_list ap) {
+        char msg[512];
+
+        vsnprintf(msg, sizeof(msg), format, ap);
+        msg[strcspn(msg, "\n")] = 0;
+        log_debug("HTTP: %s", msg);
+}
+
+/* The cap of connections for one peer: a run's processes on the agent socket (those of no
+ * run count as one peer), one uid on the operator socket. */
+static unsigned peer_cap(const Api *a) {
+        if (a->kind == API_OPERATOR)
+                return API_CONNECTIONS_PER_UID;
+        return API_CONNECTIONS_PER_RUN;
+}
+
+static bool same_peer(const Api *a, const Conn *x, const Conn *y) {
+        if (a->kind == API_OPERATOR)
+                return x->uid == y->uid;
+        return streq_ptr(x->run_id, y->run_id);
+}
+
+/* A connection starts or ends. A peer over its cap is shut down at once: libmicrohttpd has
+ * no way to refuse a connection it accepted, but reads end of file on a socket shut down
+ * under it and closes it without sending anything. */
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context, enum MHD_ConnectionNotificationCode code) {
         Api *a = cls;
         const union MHD_ConnectionInfo *info;
         struct ucred cred;
         socklen_t len = sizeof(cred);
-        Peer *p;
+        unsigned same = 0;
+        Conn *c;
         int r;
 
         if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-                *socket_context = peer_free(*socket_context);
+                c = *socket_context;
+                if (!c)
+                        return;
+                /* Unlisted before libmicrohttpd closes the fd, so the loop never shuts down
+                 * a descriptor that was reused meanwhile. */
+                pthread_mutex_lock(&a->lock);
+                if (c->prev)
+                        c->prev->next = c->next;
+                else
+                        a->conns = c->next;
+                if (c->next)
+                        c->next->prev = c->prev;
+                pthread_mutex_unlock(&a->lock);
+                free(c->run_id);
+                free(c);
+                *socket_context = NULL;
                 return;
         }
-        p = calloc(1, sizeof(Peer));
-        if (!p)
-                return; /* no context: refused like an unknown peer */
-        p->uid = (uid_t) -1;
-        info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (info && getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) >= 0) {
-                p->uid = cred.uid;
-                p->pid = cred.pid;
+
+        info = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!info)
+                return; /* no context: its requests are refused like an unknown peer's */
+        c = calloc(1, sizeof(Conn));
+        if (!c) {
+                (void) shutdown(info->connect_fd, SHUT_RDWR);
+                return;
         }
-        if (a->kind == API_AGENT && info) {
-                r = control_identify_peer(a->ctl, info->connect_fd, &p->run_id);
+        c->fd = info->connect_fd;
+        c->uid = (uid_t) -1;
+        c->since_usec = now_mono_usec();
+        if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) >= 0) {
+                c->uid = cred.uid;
+                c->pid = cred.pid;
+        }
+        if (a->kind == API_AGENT) {
+                r = control_peer_run(a->ctl, c->fd, &c->run_id);
                 if (r < 0)
-                        log_warning_errno(r, "Agent socket: cannot identify peer %d (uid %d), refusing it: %m", (int) p->pid,
-                                          (int) p->uid);
-                else if (!p->run_id)
-                        log_notice("Agent socket: peer %d (uid %d) is no process of a running run; refusing it.", (int) p->pid,
-                                   (int) p->uid);
+                        log_warning_errno(r, "Agent socket: cannot identify peer %d (uid %d), refusing it: %m", (int) c->pid,
+                                          (int) c->uid);
+                else if (!c->run_id)
+                        log_notice("Agent socket: peer %d (uid %d) is no process of a run; refusing it.", (int) c->pid,
+                                   (int) c->uid);
         }
-        *socket_context = p;
+
+        pthread_mutex_lock(&a->lock);
+        for (Conn *o = a->conns; o; o = o->next)
+                if (!o->shut && same_peer(a, o, c))
+                        same++;
+        if (same >= peer_cap(a)) {
+                uint64_t now = now_mono_usec();
+
+                c->shut = true;
+                (void) shutdown(c->fd, SHUT_RDWR);
+                a->refused_since_log++;
+                if (now - a->refused_logged_usec >= 10 * USEC_PER_SEC) {
+                        log_notice(
+                                "%s socket: refused %u connection(s) of peers over their cap of %u (latest: pid %d, uid %d%s%s).",
+                                a->kind == API_AGENT ? "Agent" : "Operator", a->refused_since_log, peer_cap(a), (int) c->pid,
+                                (int) c->uid, c->run_id ? ", run " : "", strempty(c->run_id));
+                        a->refused_logged_usec = now;
+                        a->refused_since_log = 0;
+                }
+        }
+        c->next = a->conns;
+        if (a->conns)
+                a->conns->prev = c;
+        a->conns = c;
+        pthread_mutex_unlock(&a->lock);
+        *socket_context = c;
 }
 
-static enum MHD_Result dispatch(Api *a, struct MHD_Connection *c, const char *url, const char *method, Pending *pending) {
-        _cleanup_json_ cJSON *body = NULL;
-        const ApiRoute *route = NULL;
-        bool path_known = false;
-        char *params[API_PARAMS_MAX] = {};
-        char allow[64] = "";
-        enum MHD_Result ret;
-        int r;
+/* The request line has arrived, before libmicrohttpd splits the query into arguments: the
+ * Job starts here, so that a URL too long or with too many arguments is refused at once.
+ * libmicrohttpd stores each argument in the connection's memory pool and, when that runs
+ * out, neither answers nor closes; so an over-long query is cut off here, in the buffer
+ * libmicrohttpd parses in place (it writes into it itself right after this call), and the
+ * request answered 431 once its headers are in. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc) {
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        Job *j = calloc(1, sizeof(Job));
+        char *query;
+        size_t n = 0;
 
-        route = api_route_find(method, url, params, allow, sizeof(allow), &path_known);
-        if (!route) {
-                log_debug("%s %s: %s", method, url, path_known ? "method not allowed" : "no such route");
-                return path_known ? send_error_allow(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", allow)
-                                  : send_error(c, MHD_HTTP_NOT_FOUND, "no such route");
+        if (!j)
+                return NULL;
+        j->api = cls;
+        j->connection = mc;
+        j->conn = info ? info->socket_context : NULL;
+        if (strlen(uri) > API_URL_MAX) {
+                j->refuse_status = MHD_HTTP_URI_TOO_LONG;
+                j->refuse_msg = "request URL longer than " STRINGIFY(API_URL_MAX) " bytes";
         }
-
-        if (pending->size > 0) {
-                const char *end = NULL;
-                char msg[128];
-
-                body = cJSON_ParseWithLengthOpts(pending->body, pending->size, &end, false);
-                if (body && end)
-                        end += strspn(end, " \t\r\n");
-                if (!body || end != pending->body + pending->size) {
-                        api_params_free(params);
-                        snprintf(msg, sizeof(msg), "malformed JSON at byte %td", end ? end - pending->body : (ptrdiff_t) 0);
-                        return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+        query = strchr(uri, '?');
+        if (query) {
+                for (const char *p = query + 1; *p; p++)
+                        n += *p == '&';
+                if (n + 1 > API_QUERY_ARGS_MAX && !j->refuse_status) {
+                        j->refuse_status = MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
+                        j->refuse_msg = "more than " STRINGIFY(API_QUERY_ARGS_MAX) " query arguments";
                 }
+                if (j->refuse_status)
+                        query[1] = 0;
         }
+        return j;
+}
 
-        ApiRequest req = {
-                .ctl = a->ctl,
-                .method = method,
-                .path = url,
-                .body = body,
-                .connection = c,
-        };
-        memcpy(req.params, params, sizeof(params));
-        const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        const Peer *peer = info ? info->socket_context : NULL;
-        req.peer_uid = peer ? peer->uid : (uid_t) -1;
-        req.peer_pid = peer ? peer->pid : 0;
-        if (a->kind == API_AGENT) {
-                /* The run must still be running: a process its run left behind speaks for nobody. */
-                r = peer && peer->run_id ? control_identify_caller(a->ctl, peer->run_id, &req.caller_run_id, &req.caller_agent_id,
-                                                                   &req.caller_company_id)
-                                         : 0;
-                if (r < 0 || !req.caller_agent_id) {
-                        if (r < 0)
-                                log_warning_errno(r, "Agent socket: cannot check run %s, refusing the request: %m",
-                                                  strna(peer->run_id));
-                        api_params_free(req.params);
-                        free(req.caller_run_id);
-                        free(req.caller_agent_id);
-                        free(req.caller_company_id);
-                        return send_error(c, MHD_HTTP_FORBIDDEN,
-                                          "this socket serves the processes of running runs only, and this peer is none");
-                }
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+        Job *j = cls;
+
+        if (j->n_args >= API_QUERY_ARGS_MAX)
+                return MHD_NO;
+        j->args[j->n_args].key = strdup(key);
+        j->args[j->n_args].value = strdup(value ?: "");
+        if (!j->args[j->n_args].key || !j->args[j->n_args].value) {
+                free(j->args[j->n_args].key);
+                free(j->args[j->n_args].value);
+                return MHD_NO;
         }
+        j->n_args++;
+        return MHD_YES;
+}
 
-        r = route->handler(&req);
-        if (r < 0) {
-                log_error_errno(r, "%s %s failed: %m", method, url);
-                (void) api_reply_error(&req, r == -EBUSY ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_INTERNAL_SERVER_ERROR,
-                                       "internal error: %s", strerror(-r));
-        } else if (!req.reply && !req.reply_text)
-                (void) api_reply_error(&req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error: handler gave no reply");
+/* The request is in: hand it to the loop. */
+static enum MHD_Result hand_off(Api *a, Job *j, const char *url, const char *method) {
+        static const uint64_t one = 1;
 
-        log_debug("%s %s -> %u", method, url, req.status);
-        if (req.reply_text && !req.reply)
-                ret = send_text(c, req.status, TAKE_PTR(req.reply_text), req.reply_content_type);
-        else
-                ret = send_json(c, req.status ?: MHD_HTTP_INTERNAL_SERVER_ERROR, req.reply);
-        free(req.reply_text);
-        cJSON_Delete(req.reply);
-        api_params_free(req.params);
-        free(req.caller_run_id);
-        free(req.caller_agent_id);
-        free(req.caller_company_id);
-        return ret;
+        j->method = strdup(method);
+        j->url = strdup(url);
+        if (!j->method || !j->url)
+                return MHD_NO;
+        (void) MHD_get_connection_values(j->connection, MHD_GET_ARGUMENT_KIND, collect_arg, j);
+
+        pthread_mutex_lock(&a->lock);
+        if (a->stopping) {
+                pthread_mutex_unlock(&a->lock);
+                return send_response(j->connection, MHD_HTTP_SERVICE_UNAVAILABLE, response_unavailable("corrald is stopping"));
+        }
+        /* Suspended before the loop can see it, so that it is never resumed first. The loop
+         * never holds Api.lock and libmicrohttpd's lock at once, so taking the second
+         * under the first here cannot deadlock. */
+        MHD_suspend_connection(j->connection);
+        j->state = JOB_QUEUED;
+        j->queued_usec = now_mono_usec();
+        if (j->conn)
+                j->conn->handed_off = true;
+        j->next = NULL;
+        *a->queue_tail = j;
+        a->queue_tail = &j->next;
+        pthread_mutex_unlock(&a->lock);
+
+        if (write(a->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+                log_warning_errno(-errno, "Cannot wake the loop for a request: %m");
+        return MHD_YES;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
                                  const char *upload_data, size_t *upload_data_size, void **con_cls) {
         Api *a = cls;
-        Pending *p = *con_cls;
+        Job *j = *con_cls;
+        if (!j) {
+                /* on_uri() found no memory */
+                return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+        }
 
-        if (!p) {
-                const char *cl;
+        pthread_mutex_lock(&a->lock);
+        if (j->state == JOB_ANSWERED) {
+                struct MHD_Response *resp = TAKE_PTR(j->response);
+
+                if (j->conn) {
+                        j->conn->handed_off = false;
+                        j->conn->since_usec = now_mono_usec();
+                }
+                pthread_mutex_unlock(&a->lock);
+                return send_response(c, j->status, resp);
+        }
+        pthread_mutex_unlock(&a->lock);
+
+        if (!j->headers_seen) {
+                /* The first call: the headers are in, the body (if any) is not. */
+                const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
                 uint64_t len;
 
-                p = calloc(1, sizeof(Pending));
-                if (!p)
-                        return MHD_NO;
-                *con_cls = p;
-                cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                if (j->refuse_status)
+                        return send_error(c, j->refuse_status, j->refuse_msg);
                 if (cl && safe_atou64(cl, &len) >= 0 && len > API_BODY_MAX)
-                        /* Refuse before reading the body at all. */
+                        /* Refused before the body is read at all. */
                         return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than 1 MiB");
+                j->headers_seen = true;
                 return MHD_YES;
         }
 
         if (*upload_data_size > 0) {
-                if (!p->too_large && p->size + *upload_data_size > API_BODY_MAX) {
-                        p->too_large = true;
-                        free(p->body);
-                        p->body = NULL;
-                        p->size = 0;
+                if (!j->too_large && j->size + *upload_data_size > API_BODY_MAX) {
+                        j->too_large = true;
+                        j->body = mfree(j->body);
+                        j->size = 0;
                 }
-                if (!p->too_large) {
-                        char *t = realloc(p->body, p->size + *upload_data_size + 1);
+                if (!j->too_large) {
+                        char *t = realloc(j->body, j->size + *upload_data_size + 1);
                         if (!t)
                                 return MHD_NO;
-                        memcpy(t + p->size, upload_data, *upload_data_size);
-                        p->body = t;
-                        p->size += *upload_data_size;
-                        p->body[p->size] = 0;
+                        memcpy(t + j->size, upload_data, *upload_data_size);
+                        j->body = t;
+                        j->size += *upload_data_size;
+                        j->body[j->size] = 0;
                 }
                 *upload_data_size = 0;
                 return MHD_YES;
         }
 
-        if (p->too_large)
+        if (j->too_large)
                 return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than 1 MiB");
-        return dispatch(a, c, url, method, p);
+        return hand_off(a, j, url, method);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-        Pending *p = *con_cls;
-
-        if (p) {
-                free(p->body);
-                free(p);
-                *con_cls = NULL;
-        }
+        *con_cls = job_free(*con_cls);
 }
 
-static void api_run(Api *a);
+/* ---- loop ---- */
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        api_run(userdata);
-        return 0;
+static void peer_of(const Job *j, uid_t *ret_uid, pid_t *ret_pid, const char **ret_run_id) {
+        *ret_uid = j->conn ? j->conn->uid : (uid_t) -1;
+        *ret_pid = j->conn ? j->conn->pid : 0;
+        *ret_run_id = j->conn ? j->conn->run_id : NULL;
 }
 
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        api_run(userdata);
-        return 0;
+static void request_done(ApiRequest *req) {
+        free(req->reply_text);
+        cJSON_Delete(req->reply);
+        api_params_free(req->params);
+        free(req->caller_run_id);
+        free(req->caller_agent_id);
+        free(req->caller_company_id);
 }
 
-/* Let MHD do its work, then arm the timer for whatever it wants to do next without an fd event. */
-static void api_run(Api *a) {
-        MHD_UNSIGNED_LONG_LONG timeout_ms;
+/* Route and run j; its answer in j->response and j->status. -EAGAIN: the database stayed
+ * locked, nothing was done, try again. */
+static int answer(Api *a, Job *j) {
+        _cleanup_json_ cJSON *body = NULL;
+        const ApiRoute *route;
+        const char *run_id;
+        bool path_known = false;
+        char *params[API_PARAMS_MAX] = {};
+        char allow[64] = "";
+        char msg[160];
         int r;
 
-        (void) MHD_run(a->daemon);
+        route = api_route_find(j->method, j->url, params, allow, sizeof(allow), &path_known);
+        if (!route) {
+                log_debug("%s %s: %s", j->method, j->url, path_known ? "method not allowed" : "no such route");
+                j->status = path_known ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND;
+                j->response = response_error(path_known ? "method not allowed" : "no such route");
+                if (j->response && path_known)
+                        (void) MHD_add_response_header(j->response, MHD_HTTP_HEADER_ALLOW, allow);
+                return 0;
+        }
 
-        if (MHD_get_timeout(a->daemon, &timeout_ms) == MHD_YES) {
-                r = sd_event_source_set_time_relative(a->timer_source, (uint64_t) timeout_ms * 1000);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(a->timer_source, SD_EVENT_ONESHOT);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to arm HTTP timer, ignoring: %m");
-        } else
-                (void) sd_event_source_set_enabled(a->timer_source, SD_EVENT_OFF);
+        if (j->size > 0) {
+                const char *end = NULL;
+
+                /* Before cJSON, which takes invalid UTF-8 as it is, ends a string at \u0000
+                 * and keeps the last of duplicate keys. */
+                if (json_text_check(j->body, j->size, msg, sizeof(msg)) < 0) {
+                        api_params_free(params);
+                        j->status = MHD_HTTP_BAD_REQUEST;
+                        j->response = response_error(msg);
+                        return 0;
+                }
+                body = cJSON_ParseWithLengthOpts(j->body, j->size, &end, false);
+                if (body && end)
+                        end += strspn(end, " \t\r\n");
+                if (!body || end != j->body + j->size) {
+                        api_params_free(params);
+                        snprintf(msg, sizeof(msg), "malformed JSON at byte %td", end ? end - j->body : (ptrdiff_t) 0);
+                        j->status = MHD_HTTP_BAD_REQUEST;
+                        j->response = response_error(msg);
+                        return 0;
+                }
+        }
+
+        ApiRequest req = {
+                .ctl = a->ctl,
+                .method = j->method,
+                .path = j->url,
+                .body = body,
+                .connection = j,
+        };
+        memcpy(req.params, params, sizeof(params));
+        peer_of(j, &req.peer_uid, &req.peer_pid, &run_id);
+        if (a->kind == API_AGENT) {
+                /* The run must still be running: a process its run left behind speaks for nobody. */
+                r = run_id ? control_identify_caller(a->ctl, run_id, &req.caller_run_id, &req.caller_agent_id,
+                                                     &req.caller_company_id)
+                           : 0;
+                if (r == -EAGAIN) {
+                        request_done(&req);
+                        return r;
+                }
+                if (r < 0 || !req.caller_agent_id) {
+                        if (r < 0)
+                                log_warning_errno(r, "Agent socket: cannot check run %s, refusing the request: %m", run_id);
+                        request_done(&req);
+                        j->status = MHD_HTTP_FORBIDDEN;
+                        j->response =
+                                response_error("this socket serves the processes of running runs only, and this peer is none");
+                        return 0;
+                }
+        }
+
+        r = route->handler(&req);
+        if (r == -EAGAIN) {
+                request_done(&req);
+                return r;
+        }
+        if (r < 0) {
+                log_error_errno(r, "%s %s failed: %m", j->method, j->url);
+                (void) api_reply_error(&req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error: %s", strerror(-r));
+        } else if (!req.reply && !req.reply_text)
+                (void) api_reply_error(&req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error: handler gave no reply");
+
+        log_debug("%s %s -> %u", j->method, j->url, req.status);
+        j->status = req.status ?: MHD_HTTP_INTERNAL_SERVER_ERROR;
+        if (req.reply_text && !req.reply)
+                j->response = response_text(TAKE_PTR(req.reply_text), req.reply_content_type ?: "text/plain");
+        else
+                j->response = response_json(req.reply);
+        request_done(&req);
+        return 0;
+}
+
+/* Give j back to the HTTP thread with its answer. */
+static void give_back(Api *a, Job *j) {
+        pthread_mutex_lock(&a->lock);
+        j->state = JOB_ANSWERED;
+        pthread_mutex_unlock(&a->lock);
+        MHD_resume_connection(j->connection);
+}
+
+static void refuse_late(Job *j, const char *why) {
+        j->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        j->response = response_unavailable(why);
+}
+
+/* Answer j, or keep it to try again while the database is locked and its deadline allows. */
+static void process(Api *a, Job *j) {
+        uint64_t age = now_mono_usec() - j->queued_usec;
+        int r;
+
+        if (age > API_ANSWER_TIMEOUT_USEC) {
+                log_warning("%s %s waited %" PRIu64 " ms for corrald, refusing it with 503.", j->method, j->url, age / 1000);
+                refuse_late(j, "corrald was busy and did not take this request in time; nothing was done, try again");
+                give_back(a, j);
+                return;
+        }
+        r = answer(a, j);
+        if (r == -EAGAIN) {
+                if (age + API_RETRY_USEC > API_ANSWER_TIMEOUT_USEC) {
+                        log_warning("%s %s: the database stayed locked for %" PRIu64 " ms, refusing it with 503.", j->method,
+                                    j->url, age / 1000);
+                        refuse_late(j, "the database is locked by another process; nothing was done, try again");
+                        give_back(a, j);
+                        return;
+                }
+                j->state = JOB_WAITING;
+                j->next = a->waiting;
+                a->waiting = j;
+                if (sd_event_source_get_enabled(a->retry_source, NULL) == 0) {
+                        (void) sd_event_source_set_time_relative(a->retry_source, API_RETRY_USEC);
+                        (void) sd_event_source_set_enabled(a->retry_source, SD_EVENT_ONESHOT);
+                }
+                return;
+        }
+        give_back(a, j);
+}
+
+static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Api *a = userdata;
+        uint64_t n;
+        Job *list, *next;
+
+        (void) read(a->wake_fd, &n, sizeof(n));
+        pthread_mutex_lock(&a->lock);
+        list = a->queue;
+        a->queue = NULL;
+        a->queue_tail = &a->queue;
+        pthread_mutex_unlock(&a->lock);
+        for (Job *j = list; j; j = next) {
+                next = j->next;
+                process(a, j);
+        }
+        return 0;
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Api *a = userdata;
+        Job *list = a->waiting, *next;
+
+        /* Oldest first, as they came. */
+        a->waiting = NULL;
+        Job *rev = NULL;
+        for (Job *j = list; j; j = next) {
+                next = j->next;
+                j->next = rev;
+                rev = j;
+        }
+        for (Job *j = rev; j; j = next) {
+                next = j->next;
+                process(a, j);
+        }
+        return 0;
+}
+
+/* Shut down connections whose request did not arrive within the deadline (a peer that
+ * sends a byte at a time would otherwise hold its connection for good). */
+static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
+        Api *a = userdata;
+        uint64_t now = now_mono_usec();
+        unsigned n = 0;
+
+        pthread_mutex_lock(&a->lock);
+        for (Conn *c = a->conns; c; c = c->next)
+                if (!c->shut && !c->handed_off && now - c->since_usec > API_RECEIVE_TIMEOUT_USEC) {
+                        c->shut = true;
+                        (void) shutdown(c->fd, SHUT_RDWR);
+                        n++;
+                }
+        pthread_mutex_unlock(&a->lock);
+        if (n > 0)
+                log_debug("%s socket: closed %u connection(s) that sent no complete request within %u s.",
+                          a->kind == API_AGENT ? "Agent" : "Operator", n, (unsigned) (API_RECEIVE_TIMEOUT_USEC / USEC_PER_SEC));
+        (void) sd_event_source_set_time_relative(s, API_SWEEP_USEC);
+        return 0;
 }
 
 static void on_mhd_panic(void *cls, const char *file, unsigned line, const char *reason) {
@@ -358,7 +711,6 @@ static void on_mhd_panic(void *cls, const char *file, unsigned line, const char 
 
 int api_new(Control *ctl, int listen_fd, ApiKind kind, Api **ret) {
         Api *a;
-        const union MHD_DaemonInfo *info;
         int r;
 
         a = calloc(1, sizeof(Api));
@@ -366,54 +718,88 @@ int api_new(Control *ctl, int listen_fd, ApiKind kind, Api **ret) {
                 return -ENOMEM;
         a->ctl = ctl;
         a->kind = kind;
+        a->wake_fd = -EBADF;
+        a->queue_tail = &a->queue;
+        pthread_mutex_init(&a->lock, NULL);
+
+        a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (a->wake_fd < 0) {
+                r = -errno;
+                api_free(a);
+                return log_error_errno(r, "Failed to create the API's eventfd: %m");
+        }
+        r = sd_event_add_io(ctl->event, &a->wake_source, a->wake_fd, EPOLLIN, on_wake, a);
+        if (r >= 0)
+                r = sd_event_add_time_relative(ctl->event, &a->retry_source, CLOCK_MONOTONIC, API_RETRY_USEC, 0, on_retry, a);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(a->retry_source, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(ctl->event, &a->sweep_source, CLOCK_MONOTONIC, API_SWEEP_USEC, 0, on_sweep, a);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(a->sweep_source, SD_EVENT_ON);
+        if (r < 0) {
+                api_free(a);
+                return log_error_errno(r, "Failed to add the API to the event loop: %m");
+        }
+        (void) sd_event_source_set_description(a->wake_source, "api-wake");
+        (void) sd_event_source_set_description(a->retry_source, "api-retry");
+        (void) sd_event_source_set_description(a->sweep_source, "api-sweep");
 
         MHD_set_panic_func(on_mhd_panic, NULL);
-        /* A connection's memory pool holds its headers and read buffer (bodies are copied out
-         * as they arrive). Up to 32 KiB, libmicrohttpd takes it from malloc; above, it maps
-         * fresh pages for every connection and faults each one in, which cost more than
-         * the rest of a small request. MHD_USE_TURBO reads a request as soon as its
-         * connection is accepted, instead of one loop iteration later, and skips
-         * shutdown() before close, which a Unix socket does not need. */
-        a->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, a,
-                                     MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-                                     MHD_OPTION_NOTIFY_CONNECTION, on_connection, a, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 120, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                                     (size_t) 32 * 1024, MHD_OPTION_END);
+        /* A connection's memory pool holds its request line, headers and read buffer (bodies
+         * are copied out as they arrive): what does not fit gets 431. Up to 32 KiB
+         * libmicrohttpd takes it from malloc. The idle timeout backs the receive deadline
+         * of on_sweep() while the loop is busy. */
+        a->daemon = MHD_start_daemon(
+                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                on_access, a, MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+                MHD_OPTION_NOTIFY_CONNECTION, on_connection, a, MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
+                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a, MHD_OPTION_CONNECTION_LIMIT, (unsigned) API_CONNECTIONS_MAX,
+                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) (API_RECEIVE_TIMEOUT_USEC / USEC_PER_SEC),
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) API_HEADERS_MAX, MHD_OPTION_END);
         if (!a->daemon) {
                 api_free(a);
                 return log_error_errno(-EIO, "Failed to start the HTTP server on the API socket.");
         }
-
-        info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-        if (!info) {
-                api_free(a);
-                return log_error_errno(-EIO, "libmicrohttpd gave no epoll fd.");
-        }
-        r = sd_event_add_io(ctl->event, &a->io_source, info->epoll_fd, EPOLLIN, on_io, a);
-        if (r >= 0)
-                r = sd_event_add_time_relative(ctl->event, &a->timer_source, CLOCK_MONOTONIC, 0, 0, on_timer, a);
-        if (r < 0) {
-                api_free(a);
-                return log_error_errno(r, "Failed to add the HTTP server to the event loop: %m");
-        }
-        (void) sd_event_source_set_description(a->io_source, "api-io");
-        (void) sd_event_source_set_description(a->timer_source, "api-timer");
-        api_run(a);
 
         *ret = a;
         return 0;
 }
 
 Api *api_free(Api *a) {
+        Job *list, *next;
+
         if (!a)
                 return NULL;
-        sd_event_source_disable_unref(a->io_source);
-        sd_event_source_disable_unref(a->timer_source);
         if (a->daemon) {
+                /* Requests the loop holds are answered 503, so that no connection stays
+                 * suspended (libmicrohttpd refuses to stop then) and every client hears. */
+                pthread_mutex_lock(&a->lock);
+                a->stopping = true;
+                list = a->queue;
+                a->queue = NULL;
+                a->queue_tail = &a->queue;
+                pthread_mutex_unlock(&a->lock);
+                for (Job *j = list; j; j = next) {
+                        next = j->next;
+                        refuse_late(j, "corrald is stopping");
+                        give_back(a, j);
+                }
+                for (Job *j = a->waiting; j; j = next) {
+                        next = j->next;
+                        refuse_late(j, "corrald is stopping");
+                        give_back(a, j);
+                }
+                a->waiting = NULL;
                 /* The listening socket belongs to the manager: take it back before stopping. */
                 (void) MHD_quiesce_daemon(a->daemon);
                 MHD_stop_daemon(a->daemon);
         }
+        sd_event_source_disable_unref(a->wake_source);
+        sd_event_source_disable_unref(a->retry_source);
+        sd_event_source_disable_unref(a->sweep_source);
+        safe_close(a->wake_fd);
+        pthread_mutex_destroy(&a->lock);
         free(a);
         return NULL;
 }

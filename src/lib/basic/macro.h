@@ -72,6 +72,10 @@ static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;
 }
 
+#define STRINGIFY_(x) #x
+/* A macro's value as a string literal. */
+#define STRINGIFY(x) STRINGIFY_(x)
+
 static inline bool streq_ptr(const char *a, const char *b) {
         if (!a || !b)
                 return a == b;

@@ -14,7 +14,7 @@
 #define SO_PEERPIDFD 77
 #endif
 
-int control_identify_peer(Control *ctl, int fd, char **ret_run_id) {
+int control_peer_run(Control *ctl, int fd, char **ret_run_id) {
         _cleanup_free_ char *run_id = NULL;
         _cleanup_close_ int pidfd = -EBADF;
         struct ucred cred;
@@ -48,8 +48,6 @@ int control_identify_peer(Control *ctl, int fd, char **ret_run_id) {
         /* Still alive after its cgroup was read: the cgroup was that process's. */
         if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0)
                 return 0;
-        if (!run_id || !supervisor_tracks(ctl->supervisor, run_id))
-                return 0; /* a cgroup of a run this corrald does not run is nobody's */
         *ret_run_id = TAKE_PTR(run_id);
         return 0;
 }
@@ -59,6 +57,8 @@ int control_identify_caller(Control *ctl, const char *run_id, char **ret_run_id,
         int r;
 
         *ret_run_id = *ret_agent_id = *ret_company_id = NULL;
+        if (!supervisor_tracks(ctl->supervisor, run_id))
+                return 0; /* a cgroup of a run this corrald does not run is nobody's */
         r = store_get(ctl->store, &run_entity, run_id, &run);
         if (r == -ENOENT || (r >= 0 && run.status != RUN_RUNNING))
                 return 0; /* a leftover of a finished run speaks for nobody */

@@ -67,7 +67,9 @@ static int sqlite_to_errno(int rc) {
                 return -EINVAL;
         case SQLITE_BUSY:
         case SQLITE_LOCKED:
-                return -EBUSY;
+                /* Not -EBUSY, which the control plane uses for "taken" (409): a database
+                 * locked by another process is worth another try, later. */
+                return -EAGAIN;
         case SQLITE_NOMEM:
                 return -ENOMEM;
         case SQLITE_FULL:

@@ -5,7 +5,8 @@
  * the Entity descriptors of model.h. Only this module sees sqlite3.
  *
  * Errors: -ENOENT no such row, -EEXIST unique constraint, -EINVAL other
- * constraint, -EBUSY locked, -EPROTONOSUPPORT database newer than this binary,
+ * constraint, -EAGAIN locked by another connection past the busy timeout (nothing was
+ * done: try again later), -EPROTONOSUPPORT database newer than this binary,
  * -EIO anything else (logged here with SQLite's message).
  */
 #pragma once
