@@ -153,6 +153,22 @@ static void test_out_of_range_numbers(void **state) {
         assert_int_equal(o.input_tokens, 0);
         assert_int_equal(o.output_tokens, 0);
         assert_int_equal(o.num_turns, 0);
+        /* Each is counted as invalid, and the first named for the run's event. */
+        assert_int_equal(o.invalid_numbers, 4);
+        assert_string_equal(o.first_invalid, "input_tokens=1e+300");
+}
+
+/* Codex's counts add up over turns: held at INT64_MAX, never wrapped. */
+static void test_counts_saturate(void **state) {
+        static const char line[] = "{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":9007199254740991}}";
+        _cleanup_(cli_output_done) CliOutput o = {};
+
+        for (int i = 0; i < 1100; i++)
+                assert_int_equal(cli_output_feed_line(&o, ADAPTER_CODEX_LOCAL, line, strlen(line)), 0);
+        assert_int_equal(o.input_tokens, INT64_MAX);
+        assert_int_equal(o.invalid_numbers, 0);
+        assert_int_equal(cli_count_add(INT64_MAX - 1, 5), INT64_MAX);
+        assert_int_equal(cli_count_add(3, 4), 7);
 }
 
 /* The log path: chunks in log.ndjson split lines anywhere; stderr is not parsed. */
@@ -289,11 +305,17 @@ static void test_config_errors(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_claude_success),       cmocka_unit_test(test_claude_max_turns),
-        cmocka_unit_test(test_claude_malformed),     cmocka_unit_test(test_codex_success),
-        cmocka_unit_test(test_codex_failed),         cmocka_unit_test(test_garbage_never_crashes),
-        cmocka_unit_test(test_out_of_range_numbers), cmocka_unit_test(test_parse_log),
-        cmocka_unit_test(test_claude_command_line),  cmocka_unit_test(test_codex_command_line),
+        cmocka_unit_test(test_claude_success),
+        cmocka_unit_test(test_claude_max_turns),
+        cmocka_unit_test(test_claude_malformed),
+        cmocka_unit_test(test_codex_success),
+        cmocka_unit_test(test_codex_failed),
+        cmocka_unit_test(test_garbage_never_crashes),
+        cmocka_unit_test(test_out_of_range_numbers),
+        cmocka_unit_test(test_counts_saturate),
+        cmocka_unit_test(test_parse_log),
+        cmocka_unit_test(test_claude_command_line),
+        cmocka_unit_test(test_codex_command_line),
         cmocka_unit_test(test_config_errors),
 };
 

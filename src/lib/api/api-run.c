@@ -54,8 +54,6 @@ static int handle_run_cancel(ApiRequest *req) {
         if (r <= 0)
                 return r;
         r = finalize_cancel_run(req->ctl, run.id);
-        if (r == -EREMCHG)
-                return api_reply_error(req, 409, "run %s is running but not tracked by this corrald", run.id);
         if (r < 0 && r != -ESTALE)
                 return r;
         if (r >= 0) {

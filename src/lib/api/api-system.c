@@ -42,7 +42,17 @@ static int handle_health(ApiRequest *req) {
                         return -ENOMEM;
                 return api_reply(req, 200, TAKE_PTR(o));
         }
-        if (!o || !cJSON_AddStringToObject(o, "status", "ok") || !cJSON_AddStringToObject(o, "version", PACKAGE_VERSION) ||
+        /* Degraded: corrald answers, but what it should record may not be. */
+        const char *why = store_health(ctl->store);
+        if (!o || !cJSON_AddStringToObject(o, "status", why ? "degraded" : "ok"))
+                return -ENOMEM;
+        if (why) {
+                cJSON *reasons = cJSON_AddArrayToObject(o, "degraded");
+                if (!reasons)
+                        return -ENOMEM;
+                cJSON_AddItemToArray(reasons, cJSON_CreateString(why));
+        }
+        if (!cJSON_AddStringToObject(o, "version", PACKAGE_VERSION) ||
             !cJSON_AddNumberToObject(o, "schemaVersion", store_schema_version(ctl->store)) ||
             !cJSON_AddNumberToObject(o, "pid", getpid()) ||
             !cJSON_AddNumberToObject(o, "uptimeSec", (double) ((now_usec() - ctl->started_usec) / 1000000)) ||

@@ -94,6 +94,7 @@ struct Job {
         size_t size;
         bool too_large;
         bool headers_seen;
+        unsigned attempts; /* tries that found the database locked */
         uint64_t queued_usec;
         struct MHD_Response *response;
         unsigned status;
@@ -584,7 +585,12 @@ static int answer(Api *a, Job *j) {
                 request_done(&req);
                 return r;
         }
-        if (r < 0) {
+        if (r == -EACCES || r == -ENOSPC) {
+                /* The store logged why; the client hears that its request is not at fault. */
+                (void) api_reply_error(&req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                       "the database cannot be written (%s); nothing was done",
+                                       r == -ENOSPC ? "its file system is full" : "it is read-only or not permitted");
+        } else if (r < 0) {
                 log_error_errno(r, "%s %s failed: %m", j->method, j->url);
                 (void) api_reply_error(&req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error: %s", strerror(-r));
         } else if (!req.reply && !req.reply_text)
@@ -618,14 +624,16 @@ static void process(Api *a, Job *j) {
         uint64_t age = now_mono_usec() - j->queued_usec;
         int r;
 
-        if (age > API_ANSWER_TIMEOUT_USEC) {
+        if (age > API_ANSWER_TIMEOUT_USEC && j->attempts == 0) {
                 log_warning("%s %s waited %" PRIu64 " ms for corrald, refusing it with 503.", j->method, j->url, age / 1000);
                 refuse_late(j, "corrald was busy and did not take this request in time; nothing was done, try again");
                 give_back(a, j);
                 return;
         }
-        r = answer(a, j);
+        /* A retry that comes too late is not tried again: its client has been waiting. */
+        r = age > API_ANSWER_TIMEOUT_USEC ? -EAGAIN : answer(a, j);
         if (r == -EAGAIN) {
+                j->attempts++;
                 if (age + API_RETRY_USEC > API_ANSWER_TIMEOUT_USEC) {
                         log_warning("%s %s: the database stayed locked for %" PRIu64 " ms, refusing it with 503.", j->method,
                                     j->url, age / 1000);
@@ -752,9 +760,9 @@ int api_new(Control *ctl, int listen_fd, ApiKind kind, Api **ret) {
          * of on_sweep() while the loop is busy. */
         a->daemon = MHD_start_daemon(
                 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                on_access, a, MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-                MHD_OPTION_NOTIFY_CONNECTION, on_connection, a, MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
-                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a, MHD_OPTION_CONNECTION_LIMIT, (unsigned) API_CONNECTIONS_MAX,
+                on_access, a, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
+                MHD_OPTION_URI_LOG_CALLBACK, on_uri, a, MHD_OPTION_CONNECTION_LIMIT, (unsigned) API_CONNECTIONS_MAX,
                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) (API_RECEIVE_TIMEOUT_USEC / USEC_PER_SEC),
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) API_HEADERS_MAX, MHD_OPTION_END);
         if (!a->daemon) {

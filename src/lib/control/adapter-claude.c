@@ -91,16 +91,21 @@ static int claude_line(CliOutput *o, const cJSON *j) {
         o->is_error = cJSON_IsTrue(is_error) || (subtype && !streq(subtype, "success"));
         /* The result line carries the invocation's totals: they replace, not add. Tokens
          * written to the prompt cache are billed as input, so they count as input here. */
-        o->input_tokens = json_count_member(usage, "input_tokens") + json_count_member(usage, "cache_creation_input_tokens");
-        o->cached_input_tokens = json_count_member(usage, "cache_read_input_tokens");
-        o->output_tokens = json_count_member(usage, "output_tokens");
-        o->num_turns = json_count_member(j, "num_turns");
+        o->input_tokens = cli_count_add(cli_output_count(o, usage, "input_tokens"),
+                                        cli_output_count(o, usage, "cache_creation_input_tokens"));
+        o->cached_input_tokens = cli_output_count(o, usage, "cache_read_input_tokens");
+        o->output_tokens = cli_output_count(o, usage, "output_tokens");
+        o->num_turns = cli_output_count(o, j, "num_turns");
         /* A cost no run could have had (1e308, say, from a CLI that a model took over) is no
          * cost: cents of it overflow, and the run's end could not be recorded. */
         if (cJSON_IsNumber(cost) && isfinite(cost->valuedouble) && cost->valuedouble >= 0 &&
             cost->valuedouble <= CLI_COST_USD_MAX) {
                 o->cost_usd = cost->valuedouble;
                 o->has_cost = true;
+        } else if (cost && !cJSON_IsNull(cost)) {
+                r = cli_output_invalid(o, "total_cost_usd", cost);
+                if (r < 0)
+                        return r;
         }
         if ((r = cli_output_set(&o->result_text, result)) < 0)
                 return r;

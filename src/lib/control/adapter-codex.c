@@ -49,9 +49,9 @@ static int codex_line(CliOutput *o, const cJSON *j) {
         if (streq_ptr(type, "turn.completed")) {
                 const cJSON *usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
                 /* Each turn reports its own usage: they add up over the invocation. */
-                o->input_tokens += json_count_member(usage, "input_tokens");
-                o->cached_input_tokens += json_count_member(usage, "cached_input_tokens");
-                o->output_tokens += json_count_member(usage, "output_tokens");
+                o->input_tokens = cli_count_add(o->input_tokens, cli_output_count(o, usage, "input_tokens"));
+                o->cached_input_tokens = cli_count_add(o->cached_input_tokens, cli_output_count(o, usage, "cached_input_tokens"));
+                o->output_tokens = cli_count_add(o->output_tokens, cli_output_count(o, usage, "output_tokens"));
                 o->num_turns++;
                 o->saw_result = true;
                 o->is_error = false;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "control/agent-session.h"
+#include "control/cli-output.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -49,12 +50,14 @@ int agent_session_record(Store *s, const Agent *agent, const Run *run, AgentRunt
         int r;
 
         /* Usage adds up (reference §6.7); a subscription costs nothing per run. */
-        rs->total_input_tokens += json_count_member(usage, "inputTokens");
-        rs->total_cached_input_tokens += json_count_member(usage, "cachedInputTokens");
-        rs->total_output_tokens += json_count_member(usage, "outputTokens");
-        if (cJSON_IsNumber(cost) && cost->valuedouble > 0 &&
+        rs->total_input_tokens = cli_count_add(rs->total_input_tokens, json_count_member(usage, "inputTokens"));
+        rs->total_cached_input_tokens =
+                cli_count_add(rs->total_cached_input_tokens, json_count_member(usage, "cachedInputTokens"));
+        rs->total_output_tokens = cli_count_add(rs->total_output_tokens, json_count_member(usage, "outputTokens"));
+        /* costUsd is at most CLI_COST_USD_MAX (cli-output.h): its cents fit. */
+        if (cJSON_IsNumber(cost) && cost->valuedouble > 0 && cost->valuedouble <= CLI_COST_USD_MAX &&
             !streq_ptr(json_string_member(usage, "billingType"), "subscription_included"))
-                rs->total_cost_cents += (int64_t) llround(cost->valuedouble * 100.0);
+                rs->total_cost_cents = cli_count_add(rs->total_cost_cents, (int64_t) llround(cost->valuedouble * 100.0));
         if (!run->session_id_after)
                 return 0;
         if (free_and_strdup(&rs->session_id, run->session_id_after) < 0)

@@ -20,7 +20,30 @@ void cli_output_done(CliOutput *o) {
         free(o->result_text);
         free(o->error_message);
         free(o->first_malformed);
+        free(o->first_invalid);
         *o = (CliOutput){};
+}
+
+int cli_output_invalid(CliOutput *o, const char *name, const cJSON *v) {
+        _cleanup_free_ char *text = NULL;
+
+        if (o->invalid_numbers++ > 0)
+                return 0;
+        text = v ? cJSON_PrintUnformatted(v) : NULL;
+        o->first_invalid = strprintf("%s=%.40s", name, text ?: "?");
+        return o->first_invalid ? 0 : -ENOMEM;
+}
+
+int64_t cli_output_count(CliOutput *o, const cJSON *obj, const char *name) {
+        int64_t v;
+
+        if (json_count_member_checked(obj, name, &v) < 0)
+                (void) cli_output_invalid(o, name, cJSON_GetObjectItemCaseSensitive(obj, name));
+        return v;
+}
+
+int64_t cli_count_add(int64_t a, int64_t b) {
+        return b > 0 && a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
 int cli_output_feed_line(CliOutput *o, AdapterType type, const char *line, size_t size) {

@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,9 +39,19 @@ typedef struct CliOutput {
         unsigned lines; /* JSON lines understood */
         unsigned malformed; /* lines skipped */
         char *first_malformed; /* the start of the first skipped line, for the warning */
+        unsigned invalid_numbers; /* counts or costs out of range, not recorded */
+        char *first_invalid; /* "total_cost_usd=1e+308", for the warning */
 } CliOutput;
 
 void cli_output_done(CliOutput *o);
+
+/* A count the CLI reported as member name of obj: its value, or 0 when it is absent or out
+ * of range (then counted in invalid_numbers, never cast). */
+int64_t cli_output_count(CliOutput *o, const cJSON *obj, const char *name);
+/* Count v, reported as name, as out of range. */
+int cli_output_invalid(CliOutput *o, const char *name, const cJSON *v);
+/* a + b for counts, held at INT64_MAX instead of overflowing. */
+int64_t cli_count_add(int64_t a, int64_t b);
 
 /* Replace *p with a copy of s when s is set: a later line wins. */
 int cli_output_set(char **p, const char *s);

@@ -31,6 +31,10 @@ typedef struct Control {
         Telemetry telemetry;
         char *agent_socket_path; /* CORRAL_SOCKET of every run */
 
+        /* Run ends not recorded yet, tried again from a timer: finalize.c's alone. */
+        struct PendingEnd *pending_ends;
+        sd_event_source *pending_source;
+
         /* What the daemon says of itself in GET /api/health. */
         int64_t started_usec;
         bool socket_activated;

@@ -17,6 +17,7 @@
 #include "basic/macro.h"
 #include "basic/strv.h"
 #include "basic/time-util.h"
+#include "basic/utf8.h"
 #include "basic/util.h"
 #include "store/jsonmap.h"
 #include "store/queries.h"
@@ -30,21 +31,7 @@
 #include "control/run-recovery.h"
 #include "control/wake-context.h"
 #include "control/wakeup.h"
-
-#include <cjson/cJSON.h>
-#include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "basic/macro.h"
-#include "basic/utf8.h"
-#include "store/queries.h"
-#include "basic/util.h"
-#include "control/cli-output.h"
 #include "supervise/supervisor.h"
-#include "basic/time-util.h"
 
 typedef struct Outcome {
         RunStatus status;
@@ -53,6 +40,8 @@ typedef struct Outcome {
 } Outcome;
 
 static Outcome outcome_of(const RunResult *result) {
+        if (result->record_error)
+                return (Outcome){ RUN_FAILED, "finalize_failed", "finalize_failed" };
         switch (result->end) {
         case RUN_END_EXITED:
                 /* A coding CLI may say it failed even when it exits 0 (reference §2.3 step 7). */
@@ -80,6 +69,14 @@ static Outcome outcome_of(const RunResult *result) {
 }
 
 static char *error_text(const RunResult *result) {
+        if (result->record_error) {
+                if (result->end == RUN_END_EXITED && result->exit_code != INT_NULL)
+                        return strprintf("Recording the end of the run failed (%s); it is recorded without its output. "
+                                         "Its agent exited with code %" PRIi64,
+                                         result->record_error, result->exit_code);
+                return strprintf("Recording the end of the run failed (%s); it is recorded without its output",
+                                 result->record_error);
+        }
         switch (result->end) {
         case RUN_END_EXITED:
                 if (result->cli && result->cli->error_message && (result->cli->is_error || result->exit_code != 0))
@@ -312,10 +309,23 @@ static int read_cli_output(Control *ctl, const char *run_id, CliOutput *ret) {
         return 1;
 }
 
-/* Lines of a coding CLI's stdout that were not JSON were skipped: say so on the run. */
+/* Lines of a coding CLI's stdout that were not JSON were skipped, numbers in it were out of
+ * range: say so on the run. */
 static int warn_malformed(Control *ctl, const char *run_id, const CliOutput *cli) {
         _cleanup_free_ char *msg = NULL;
+        int r;
 
+        if (cli->invalid_numbers > 0) {
+                _cleanup_free_ char *m =
+                        strprintf("%u number(s) in %s output were out of range and not recorded (the first: %s)",
+                                  cli->invalid_numbers, adapter_type_to_string(cli->type), strempty(cli->first_invalid));
+                if (!m)
+                        return -ENOMEM;
+                log_warning("Run %s: %s", run_id, m);
+                r = store_run_event_append(ctl->store, run_id, "adapter.output", LEVEL_WARN, m, NULL);
+                if (r < 0)
+                        return r;
+        }
         if (cli->malformed == 0)
                 return 0;
         msg = strprintf("%u line(s) of %s output were not JSON and were skipped (the first began: %s)", cli->malformed,
@@ -363,89 +373,264 @@ static int post_result_comment(Control *ctl, const Run *run, const char *now) {
                                run->agent_id, run->id, d);
 }
 
-void finalize_run_finished(Supervisor *s, const RunResult *result, void *userdata) {
-        Control *ctl = userdata;
+/* The whole end of a run in one transaction: the run, its wakeup, a retry of a lost run,
+ * its issue's lock and the deferred wakes behind it, its agent. Nothing is written on
+ * failure; -ESTALE when the run is terminal already. The agents whose next run may start
+ * are in *ret_start (the run's own first). */
+static int record_end(Control *ctl, const RunResult *result, const CliOutput *cli, char ***ret_start) {
         _cleanup_(store_rollbackp) Store *tx = NULL;
         _cleanup_(run_donep) Run run = {};
-        _cleanup_(cli_output_done) CliOutput cli = {};
-        RunResult with_cli;
+        _cleanup_strv_free_ char **start = NULL;
+        _cleanup_free_ char *retry_id = NULL;
         char now[ISO_TIME_MAX];
         WakeupStatus ws;
         int r;
 
         (void) iso_time_now(now);
-        if (read_cli_output(ctl, result->run_id, &cli) > 0) {
-                with_cli = *result;
-                with_cli.cli = &cli;
-                result = &with_cli;
-        }
-        /* The run's end, its wakeup, the issue's lock and the agent change in one transaction. */
         r = store_begin(ctl->store);
-        if (r < 0) {
-                log_error_errno(r, "Failed to finalize run %s: %m", result->run_id);
-                return;
-        }
+        if (r < 0)
+                return r;
         tx = ctl->store;
         r = finalize_run_in_transaction(ctl->store, result, &run);
-        if (r == -ESTALE)
-                return; /* already terminal: someone else finalized it */
-        if (r < 0) {
-                log_error_errno(r, "Failed to finalize run %s: %m", result->run_id);
-                return;
+        if (r < 0)
+                return r;
+        if (cli) {
+                r = warn_malformed(ctl, run.id, cli);
+                if (r < 0)
+                        return r;
         }
-        r = warn_malformed(ctl, run.id, &cli);
-        if (r >= 0)
-                r = post_result_comment(ctl, &run, now);
-        if (r < 0) {
-                log_error_errno(r, "Failed to finalize run %s: %m", result->run_id);
-                return;
-        }
+        r = post_result_comment(ctl, &run, now);
+        if (r < 0)
+                return r;
         ws = run.status == RUN_SUCCEEDED ? WAKEUP_COMPLETED : run.status == RUN_CANCELLED ? WAKEUP_CANCELLED : WAKEUP_FAILED;
-
-        _cleanup_free_ char *retry_id = NULL;
         r = wakeup_set_status(ctl, run.wakeup_request_id, ws, run.error, now);
-        if (r >= 0 && result->end == RUN_END_LOST && run.process_loss_retry_count < ctl->config->process_loss_retries) {
+        if (r < 0)
+                return r;
+        if (result->end == RUN_END_LOST && run.process_loss_retry_count < ctl->config->process_loss_retries) {
                 r = run_recovery_enqueue_retry(ctl, &run, &retry_id);
-                if (r >= 0) {
-                        /* The lost run's error says a retry follows. */
-                        char *e = strprintf("%s; retrying once", strempty(run.error));
-                        if (!e)
-                                r = -ENOMEM;
-                        else {
-                                free(run.error);
-                                run.error = e;
-                                r = store_update(ctl->store, &run_entity, &run);
-                        }
-                }
+                if (r < 0)
+                        return r;
+                /* The lost run's error says a retry follows. */
+                char *e = strprintf("%s; retrying once", strempty(run.error));
+                if (!e)
+                        return -ENOMEM;
+                free(run.error);
+                run.error = e;
+                r = store_update(ctl->store, &run_entity, &run);
+                if (r < 0)
+                        return r;
         }
-        _cleanup_strv_free_ char **promoted = NULL;
-        if (r >= 0 && !retry_id) {
+        if (strv_push(&start, run.agent_id) < 0)
+                return -ENOMEM;
+        if (!retry_id) {
                 _cleanup_(issue_donep) Issue issue = {};
+                _cleanup_strv_free_ char **promoted = NULL;
                 bool released;
 
                 r = issue_lock_release(ctl->store, &run, now, &issue, &released);
                 if (r >= 0 && released)
                         r = wakeup_promote_deferred(ctl, &issue, now, &promoted);
+                if (r < 0)
+                        return r;
+                STRV_FOREACH(a, promoted)
+                if (strv_push(&start, *a) < 0)
+                        return -ENOMEM;
         }
-        if (r >= 0)
-                r = finalize_agent(ctl, &run, now);
-        if (r >= 0)
-                r = store_commit(ctl->store);
-        if (r < 0) {
-                log_error_errno(r, "Failed to record the end of run %s for its agent: %m", run.id);
+        r = finalize_agent(ctl, &run, now);
+        if (r < 0)
+                return r;
+        r = store_commit(ctl->store);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        *ret_start = TAKE_PTR(start);
+        return 0;
+}
+
+/* A run's end that could not be recorded yet, kept (with what it points to) to try again. */
+typedef struct PendingEnd {
+        RunResult result;
+        char *run_id, *signal, *stdout_excerpt, *stderr_excerpt, *error, *record_error;
+        unsigned attempts;
+        uint64_t due_usec;
+        struct PendingEnd *next;
+} PendingEnd;
+
+static PendingEnd *pending_end_free(PendingEnd *p) {
+        if (p) {
+                free(p->run_id);
+                free(p->signal);
+                free(p->stdout_excerpt);
+                free(p->stderr_excerpt);
+                free(p->error);
+                free(p->record_error);
+                free(p);
+        }
+        return NULL;
+}
+
+static int strdup_ptr(char **dst, const char **field, const char *src) {
+        if (!src) {
+                *field = NULL;
+                return 0;
+        }
+        *dst = strdup(src);
+        if (!*dst)
+                return -ENOMEM;
+        *field = *dst;
+        return 0;
+}
+
+static PendingEnd *pending_end_new(const RunResult *result) {
+        PendingEnd *p = calloc(1, sizeof(PendingEnd));
+
+        if (!p)
+                return NULL;
+        p->result = *result;
+        p->result.cli = NULL; /* read again from the log at each try */
+        if (strdup_ptr(&p->run_id, &p->result.run_id, result->run_id) < 0 ||
+            strdup_ptr(&p->signal, &p->result.signal, result->signal) < 0 ||
+            strdup_ptr(&p->stdout_excerpt, &p->result.stdout_excerpt, result->stdout_excerpt) < 0 ||
+            strdup_ptr(&p->stderr_excerpt, &p->result.stderr_excerpt, result->stderr_excerpt) < 0 ||
+            strdup_ptr(&p->error, &p->result.error, result->error) < 0 ||
+            strdup_ptr(&p->record_error, &p->result.record_error, result->record_error) < 0)
+                return pending_end_free(p);
+        return p;
+}
+
+static int on_pending(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* Arm the timer for the earliest pending end. */
+static void pending_arm(Control *ctl) {
+        uint64_t due = UINT64_MAX;
+        int r;
+
+        for (PendingEnd *p = ctl->pending_ends; p; p = p->next)
+                due = MIN(due, p->due_usec);
+        if (due == UINT64_MAX) {
+                if (ctl->pending_source)
+                        (void) sd_event_source_set_enabled(ctl->pending_source, SD_EVENT_OFF);
                 return;
         }
-        tx = NULL;
-        claim_start_next(ctl, run.agent_id);
-        STRV_FOREACH(a, promoted)
+        if (!ctl->pending_source) {
+                r = sd_event_add_time(ctl->event, &ctl->pending_source, CLOCK_MONOTONIC, due, 0, on_pending, ctl);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot arm the timer for run ends still to record: %m");
+                        return;
+                }
+                (void) sd_event_source_set_description(ctl->pending_source, "finalize-pending");
+        } else
+                (void) sd_event_source_set_time(ctl->pending_source, due);
+        (void) sd_event_source_set_enabled(ctl->pending_source, SD_EVENT_ONESHOT);
+}
+
+static int finalize_end(Control *ctl, const RunResult *result, unsigned attempts);
+
+static void pending_add(Control *ctl, const RunResult *result, unsigned attempts) {
+        PendingEnd *p = pending_end_new(result);
+
+        if (!p) {
+                log_error("Out of memory keeping the end of run %s: it is left to the next start's recovery.", result->run_id);
+                return;
+        }
+        /* 1 s, doubling up to a minute: a locked database is usually free again soon. */
+        p->attempts = attempts;
+        p->due_usec = now_mono_usec() + MIN(USEC_PER_SEC << MIN(attempts, 6u), 60 * USEC_PER_SEC);
+        p->next = ctl->pending_ends;
+        ctl->pending_ends = p;
+        pending_arm(ctl);
+}
+
+static int on_pending(sd_event_source *s, uint64_t usec, void *userdata) {
+        Control *ctl = userdata;
+        PendingEnd *due = NULL, **pp = &ctl->pending_ends;
+        uint64_t now = now_mono_usec();
+
+        while (*pp) {
+                PendingEnd *p = *pp;
+                if (p->due_usec <= now) {
+                        *pp = p->next;
+                        p->next = due;
+                        due = p;
+                } else
+                        pp = &p->next;
+        }
+        while (due) {
+                PendingEnd *p = due;
+                due = p->next;
+                (void) finalize_end(ctl, &p->result, p->attempts + 1);
+                pending_end_free(p);
+        }
+        pending_arm(ctl);
+        return 0;
+}
+
+void finalize_pending_free(Control *ctl) {
+        while (ctl->pending_ends) {
+                PendingEnd *p = ctl->pending_ends;
+                ctl->pending_ends = p->next;
+                log_warning("The end of run %s was never recorded: the next start's recovery finalizes it from its status file.",
+                            p->run_id);
+                pending_end_free(p);
+        }
+        ctl->pending_source = sd_event_source_disable_unref(ctl->pending_source);
+}
+
+/* Record a run's end, whatever happens: in full; if that fails for any reason but a locked
+ * database, without what its agent printed (failed, finalize_failed, with the reason), so
+ * that a value nobody foresaw cannot keep the run running, its agent busy and its wakes
+ * queued; and if even that fails, again later, from memory, until it can be written. */
+static int finalize_end(Control *ctl, const RunResult *result, unsigned attempts) {
+        _cleanup_(cli_output_done) CliOutput cli = {};
+        _cleanup_strv_free_ char **start = NULL;
+        RunResult with_cli;
+        int r;
+
+        if (!result->record_error && read_cli_output(ctl, result->run_id, &cli) > 0) {
+                with_cli = *result;
+                with_cli.cli = &cli;
+                r = record_end(ctl, &with_cli, &cli, &start);
+        } else
+                r = record_end(ctl, result, NULL, &start);
+        if (r == -ESTALE)
+                return 0; /* terminal already: someone else finalized it */
+        if (r < 0 && r != -EAGAIN && !result->record_error) {
+                RunResult bare = *result;
+
+                log_error_errno(r, "Failed to record the end of run %s, recording it without its output: %m", result->run_id);
+                bare.cli = NULL;
+                bare.stdout_excerpt = bare.stderr_excerpt = NULL;
+                bare.record_error = strerror(-r);
+                r = record_end(ctl, &bare, NULL, &start);
+                if (r == -ESTALE)
+                        return 0;
+                if (r < 0) {
+                        log_error_errno(r, "Failed to record the end of run %s at all, trying again later: %m", result->run_id);
+                        pending_add(ctl, &bare, attempts);
+                        return r;
+                }
+        } else if (r < 0) {
+                log_warning_errno(r, "Cannot record the end of run %s now (%s), trying again later: %m", result->run_id,
+                                  r == -EAGAIN ? "the database is locked" : "the database cannot be written");
+                pending_add(ctl, result, attempts);
+                return r;
+        }
+        if (attempts > 0)
+                log_info("Recorded the end of run %s after %u attempt(s).", result->run_id, attempts + 1);
+        STRV_FOREACH(a, start)
         claim_start_next(ctl, *a);
+        return 0;
+}
+
+void finalize_run_finished(Supervisor *s, const RunResult *result, void *userdata) {
+        (void) finalize_end(userdata, result, 0);
 }
 
 static int cancel_queued(Control *ctl, const char *run_id, const char *agent_id) {
         RunResult result = { .run_id = run_id, .end = RUN_END_CANCELLED, .exit_code = INT_NULL };
+        int r = finalize_end(ctl, &result, 0);
 
-        finalize_run_finished(ctl->supervisor, &result, ctl);
-        return 0;
+        return r == -EAGAIN ? r : 0;
 }
 
 int finalize_cancel_run(Control *ctl, const char *run_id) {
@@ -460,7 +645,18 @@ int finalize_cancel_run(Control *ctl, const char *run_id) {
         if (run.status == RUN_QUEUED)
                 return cancel_queued(ctl, run.id, run.agent_id);
         r = supervisor_stop(ctl->supervisor, run.id, RUN_END_CANCELLED);
-        return r == -ENOENT ? -EREMCHG : r;
+        if (r != -ENOENT)
+                return r;
+        /* Running, yet no process of it is tracked (its end was never recorded, or the
+         * database says so against the facts): the board's cancel finishes it here. */
+        RunResult result = {
+                .run_id = run.id,
+                .end = RUN_END_CANCELLED,
+                .exit_code = INT_NULL,
+        };
+        log_notice("Run %s is running but no process of it is tracked: finishing it as cancelled.", run.id);
+        r = finalize_end(ctl, &result, 0);
+        return r == -EAGAIN ? r : 0;
 }
 
 int finalize_cancel_agent_runs(Control *ctl, const char *agent_id) {

@@ -25,12 +25,17 @@ int finalize_run(Store *s, const RunResult *result, Run *ret);
 /* The same inside the caller's transaction. */
 int finalize_run_in_transaction(Store *s, const RunResult *result, Run *ret);
 
-/* The supervisor's callback (userdata: the Control): a run ended and its cgroup is gone. */
+/* The supervisor's callback (userdata: the Control): a run ended and its cgroup is gone.
+ * The end is recorded whatever happens (finalize.c, finalize_end()): what cannot be written
+ * now is kept and tried again from a timer. */
 void finalize_run_finished(Supervisor *s, const RunResult *result, void *userdata);
+/* At shutdown: forget the ends not recorded yet (the next start's recovery records them
+ * from the runs' status files). */
+void finalize_pending_free(Control *ctl);
 
 /* Cancel one run: a queued run at once, a running one through the supervisor (it ends
- * after SIGTERM and the grace period). -ENOENT unknown, -ESTALE already terminal,
- * -EREMCHG running but not tracked by this corrald. */
+ * after SIGTERM and the grace period), a running one that no process of is tracked at once
+ * (force-finished). -ENOENT unknown, -ESTALE already terminal. */
 int finalize_cancel_run(Control *ctl, const char *run_id);
 
 /* Cancel every queued and running run of an agent (pause, terminate). */

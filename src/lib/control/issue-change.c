@@ -133,11 +133,6 @@ static int interrupt_run(Control *ctl, const Actor *actor, const Issue *issue, c
                 return r;
         snprintf(run_id, UUID_STRING_MAX, "%s", run.id);
         r = finalize_cancel_run(ctl, run_id);
-        if (r == -EREMCHG) {
-                log_warning("Run %s is running but not tracked by this corrald: not interrupting it.", run_id);
-                run_id[0] = '\0';
-                return 0;
-        }
         if (r < 0 && r != -ESTALE)
                 return r;
         cJSON *d = cJSON_CreateObject();

@@ -62,6 +62,7 @@ Manager *manager_free(Manager *m) {
         api_free(m->agent_api);
         scheduler_free(m->control.scheduler);
         supervisor_free(m->control.supervisor);
+        finalize_pending_free(&m->control);
         placement_free(m->control.placement);
         sandbox_free(m->control.sandbox);
         free(m->socket_path_effective);
@@ -369,6 +370,15 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to open database %s: %m", db);
         log_info("Database %s at schema version %d.", db, store_schema_version(m->control.store));
+        /* corrald runs on (the board can still read what is there), but says at once that
+         * nothing it does will be recorded; GET /api/health says degraded meanwhile. */
+        if (store_read_only(m->control.store))
+                log_error("Database %s is read-only: no run, wake or change can be recorded until it can be written.", db);
+        else {
+                r = store_probe_write(m->control.store);
+                if (r < 0)
+                        log_error_errno(r, "Database %s cannot be written now: %m", db);
+        }
 
         r = placement_new(m->config.placement, m->config.cgroup_root, m->control.event, &m->control.placement);
         if (r < 0)

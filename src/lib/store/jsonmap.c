@@ -17,7 +17,6 @@
 #include "basic/strv.h"
 
 /* Largest integer a JSON number (IEEE double) carries exactly. */
-#define JSON_INT_MAX 9007199254740991.0
 
 const char *json_string_member(const cJSON *o, const char *name) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -29,6 +28,22 @@ int64_t json_count_member(const cJSON *o, const char *name) {
         /* Past 2^53 a double is no count anyone reported, and casting one past INT64_MAX
          * is undefined: such a number counts as none. */
         return cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble <= JSON_INT_MAX ? (int64_t) v->valuedouble : 0;
+}
+
+int json_count_member_checked(const cJSON *o, const char *name, int64_t *ret) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+        double d;
+
+        *ret = 0;
+        if (!v || cJSON_IsNull(v))
+                return 0;
+        if (!cJSON_IsNumber(v))
+                return -ERANGE;
+        d = v->valuedouble;
+        if (!isfinite(d) || d < 0 || d != floor(d) || d > JSON_INT_MAX)
+                return -ERANGE;
+        *ret = (int64_t) d;
+        return 0;
 }
 
 cJSON *json_parse_object(const char *text) {

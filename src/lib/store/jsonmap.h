@@ -38,5 +38,11 @@ cJSON *json_parse_object(const char *text);
 /* The string value of member name of o; NULL when o has no such member or it is not a string. */
 const char *json_string_member(const cJSON *o, const char *name);
 
+/* The largest integer a double holds exactly (2^53 - 1): past it, no count anyone reported. */
+#define JSON_INT_MAX 9007199254740991.0
+
 /* A member as a count: its value when it is a positive number, else 0. */
 int64_t json_count_member(const cJSON *o, const char *name);
+/* The same, telling a member that is there but no count (a string, a fraction, negative,
+ * past JSON_INT_MAX, not finite): -ERANGE, with *ret 0. Absent or null: 0, *ret 0. */
+int json_count_member_checked(const cJSON *o, const char *name, int64_t *ret);

@@ -19,8 +19,14 @@
 #include "store/store-internal.h"
 #include "store/store-schema.h"
 #include "basic/strv.h"
+#include "basic/time-util.h"
 
-#define STORE_BUSY_TIMEOUT_MS 5000
+/* How long a statement waits for a lock another process holds. Short: it waits on the loop;
+ * a request that gets -EAGAIN is tried again from a timer (api.c), a run's end too
+ * (finalize.c). */
+#define STORE_BUSY_TIMEOUT_MS 50
+/* How long a failed write keeps the store degraded (store_health()). */
+#define STORE_DEGRADED_USEC (60 * USEC_PER_SEC)
 #define STORE_SQL_MAX 8192
 
 typedef enum EntityStatement {
@@ -47,6 +53,8 @@ struct Store {
         CachedStatement *cache;
         size_t n_cache;
         bool in_transaction;
+        int write_error; /* the last failure to write (-EAGAIN, -ENOSPC, -EACCES, -EIO), 0 after a commit */
+        uint64_t write_error_usec; /* CLOCK_MONOTONIC */
         StorePlanFn plan_fn; /* tests: told the query plan of each statement prepared */
         void *plan_userdata;
 };
@@ -89,6 +97,11 @@ static int sqlite_to_errno(int rc) {
  * own message is still available. Constraint violations are the caller's to explain. */
 int store_error(Store *s, int rc, const char *what) {
         int r = sqlite_to_errno(rc);
+
+        if (r == -EAGAIN || r == -ENOSPC || r == -EACCES || r == -EIO) {
+                s->write_error = r;
+                s->write_error_usec = now_mono_usec();
+        }
 
         if (r == -EIO || r == -ENOSPC || r == -EACCES)
                 log_error("Database %s: %s failed: %s", strna(s->path), what, sqlite3_errmsg(s->db));
@@ -313,7 +326,37 @@ int store_commit(Store *s) {
         if (r < 0)
                 return r;
         s->in_transaction = false;
+        s->write_error = 0;
         return 0;
+}
+
+bool store_read_only(Store *s) {
+        return sqlite3_db_readonly(s->db, "main") == 1;
+}
+
+int store_probe_write(Store *s) {
+        int r = store_begin(s);
+        if (r < 0)
+                return r;
+        store_rollback(s);
+        return 0;
+}
+
+const char *store_health(Store *s) {
+        if (store_read_only(s))
+                return "the database is read-only: nothing can be recorded";
+        if (s->write_error == 0 || now_mono_usec() - s->write_error_usec > STORE_DEGRADED_USEC)
+                return NULL;
+        switch (s->write_error) {
+        case -EAGAIN:
+                return "the database was locked by another process within the last minute";
+        case -ENOSPC:
+                return "the database's file system was full within the last minute";
+        case -EACCES:
+                return "the database could not be written within the last minute";
+        default:
+                return "the database reported an I/O error within the last minute";
+        }
 }
 
 void store_rollback(Store *s) {

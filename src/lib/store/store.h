@@ -31,6 +31,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 int store_schema_version(Store *s);
 
 /* Short write transactions: BEGIN IMMEDIATE takes the write lock up front. */
+/* Whether the database was opened read-only (its file or directory cannot be written). */
+bool store_read_only(Store *s);
+/* Take the write lock and give it back: 0, or why nothing could be written now. */
+int store_probe_write(Store *s);
+/* Why the store is degraded, or NULL: read-only, or a write failed (locked past the busy
+ * timeout, disk full, I/O error) within the last minute and nothing was committed since. */
+const char *store_health(Store *s);
+
 int store_begin(Store *s);
 int store_commit(Store *s);
 void store_rollback(Store *s);

@@ -71,6 +71,8 @@ typedef struct RunResult {
         const char *stderr_excerpt;
         const char *error; /* what went wrong, for launch failures; NULL otherwise */
         const struct CliOutput *cli; /* what a coding CLI reported; set by the control plane */
+        const char *record_error; /* set by the control plane when recording the whole end failed:
+                                   * the run is recorded failed, finalize_failed, saying why */
 } RunResult;
 
 /* Called once per run, after its cgroup is empty and removed. */
