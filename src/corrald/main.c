@@ -33,6 +33,10 @@ static void help(void) {
                "     --agent-socket=PATH the socket agents reach (default agent.sock beside --socket)\n"
                "     --sandbox=yes|no    every agent in its sandbox, as a user of its own (default yes; needs root)\n"
                "     --sandbox-uids=FIRST-LAST  the uids given to agents (default %u-%u)\n"
+               "     --quota-wakes-per-minute=N     wakes one agent may ask for a minute (default 60; 0: no quota)\n"
+               "     --quota-comments-per-minute=N  comments one agent may post a minute (default 60; 0: no quota)\n"
+               "     --quota-comment-kib=N          longest comment body (default 256; 0: up to the body limit)\n"
+               "     --quota-log-mib=N              output of a run past which it is stopped (default 1024; 0: none)\n"
                "\nSee corrald(8) and corrald.conf(5).\n",
                CONFIG_DEFAULT_PATH, CORRAL_LOCALSTATEDIR, CORRAL_RUNSTATEDIR, CONFIG_SANDBOX_UID_MIN, CONFIG_SANDBOX_UID_MAX);
 }
@@ -56,6 +60,10 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "agent-socket", required_argument, NULL, ARG_SETTING },
                 { "sandbox", required_argument, NULL, ARG_SETTING },
                 { "sandbox-uids", required_argument, NULL, ARG_SETTING },
+                { "quota-wakes-per-minute", required_argument, NULL, ARG_SETTING },
+                { "quota-comments-per-minute", required_argument, NULL, ARG_SETTING },
+                { "quota-comment-kib", required_argument, NULL, ARG_SETTING },
+                { "quota-log-mib", required_argument, NULL, ARG_SETTING },
                 { "log-level", required_argument, NULL, ARG_SETTING },
                 {},
         };

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/statvfs.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,14 +44,21 @@ static int handle_health(ApiRequest *req) {
                 return api_reply(req, 200, TAKE_PTR(o));
         }
         /* Degraded: corrald answers, but what it should record may not be. */
-        const char *why = store_health(ctl->store);
-        if (!o || !cJSON_AddStringToObject(o, "status", why ? "degraded" : "ok"))
+        const char *why[2];
+        size_t n_why = 0;
+        struct statvfs sv;
+        if ((why[n_why] = store_health(ctl->store)))
+                n_why++;
+        if (statvfs(ctl->config->state_dir, &sv) >= 0 && sv.f_bavail == 0)
+                why[n_why++] = "the state directory's file system is full: runs' output is held in memory or lost";
+        if (!o || !cJSON_AddStringToObject(o, "status", n_why > 0 ? "degraded" : "ok"))
                 return -ENOMEM;
-        if (why) {
+        if (n_why > 0) {
                 cJSON *reasons = cJSON_AddArrayToObject(o, "degraded");
                 if (!reasons)
                         return -ENOMEM;
-                cJSON_AddItemToArray(reasons, cJSON_CreateString(why));
+                for (size_t i = 0; i < n_why; i++)
+                        cJSON_AddItemToArray(reasons, cJSON_CreateString(why[i]));
         }
         if (!cJSON_AddStringToObject(o, "version", PACKAGE_VERSION) ||
             !cJSON_AddNumberToObject(o, "schemaVersion", store_schema_version(ctl->store)) ||

@@ -42,6 +42,10 @@ const char *const config_keys[] = {
         "agent-socket",
         "sandbox",
         "sandbox-uids",
+        "quota-wakes-per-minute",
+        "quota-comments-per-minute",
+        "quota-comment-kib",
+        "quota-log-mib",
         NULL,
 };
 
@@ -58,6 +62,10 @@ int config_init(Config *c) {
                 .sandbox = true,
                 .sandbox_uid_min = CONFIG_SANDBOX_UID_MIN,
                 .sandbox_uid_max = CONFIG_SANDBOX_UID_MAX,
+                .quota_wakes_per_minute = 60,
+                .quota_comments_per_minute = 60,
+                .quota_comment_kib = 256,
+                .quota_log_mib = 1024,
         };
         if (!c->state_dir || !c->socket_path) {
                 config_done(c);
@@ -160,6 +168,10 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
                 { "sweep-interval-sec", 1, 86400, offsetof(Config, sweep_interval_sec) },
                 { "process-loss-retries", 0, 10, offsetof(Config, process_loss_retries) },
                 { "max-continuation-retries", 1, 100, offsetof(Config, max_continuation_retries) },
+                { "quota-wakes-per-minute", 0, 100000, offsetof(Config, quota_wakes_per_minute) },
+                { "quota-comments-per-minute", 0, 100000, offsetof(Config, quota_comments_per_minute) },
+                { "quota-comment-kib", 0, 1024, offsetof(Config, quota_comment_kib) },
+                { "quota-log-mib", 0, 1048576, offsetof(Config, quota_log_mib) },
         };
         for (size_t i = 0; i < ELEMENTSOF(numbers); i++) {
                 uint64_t v;

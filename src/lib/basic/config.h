@@ -46,6 +46,11 @@ typedef struct Config {
         char *agent_socket_path; /* the socket agents reach; NULL: agent.sock beside socket_path */
         bool sandbox; /* every agent in its sandbox (needs root); no: agents run as corrald does */
         uint32_t sandbox_uid_min, sandbox_uid_max; /* the uids given to agents */
+        /* Quotas; 0 turns one off (corrald(8), LIMITS). */
+        unsigned quota_wakes_per_minute; /* wakes an agent may ask for, of itself or others */
+        unsigned quota_comments_per_minute; /* comments an agent may post */
+        unsigned quota_comment_kib; /* the longest comment body anyone may post, in KiB (1024 at most) */
+        unsigned quota_log_mib; /* output of one run past which it is stopped (log_limit) */
 } Config;
 
 /* The keys config_set() knows, in the order the man page lists them. */

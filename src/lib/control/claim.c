@@ -270,6 +270,7 @@ static int launch_one(Control *ctl, const Agent *agent, const Run *run, char **r
                 memcpy(launch.spec.limits.ip_allow, sandbox.ip_allow, sizeof(sandbox.ip_allow));
                 launch.spec.limits.n_ip_allow = sandbox.n_ip_allow;
         }
+        launch.spec.log_bytes_max = (uint64_t) ctl->config->quota_log_mib << 20;
         launch.spec.sandboxed = sandbox.confined;
         launch.spec.files = sandbox.files;
         launch.spec.n_files = sandbox.n_files;

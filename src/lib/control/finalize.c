@@ -62,6 +62,8 @@ static Outcome outcome_of(const RunResult *result) {
                 return (Outcome){ RUN_FAILED, "oom_killed", "oom_killed" };
         case RUN_END_LOST:
                 return (Outcome){ RUN_FAILED, "process_lost", "process_lost" };
+        case RUN_END_LOG_LIMIT:
+                return (Outcome){ RUN_FAILED, "log_limit", "log_limit" };
         case RUN_END_LAUNCH_FAILED:
         default:
                 return (Outcome){ RUN_FAILED, "launch_failed", "launch_failed" };
@@ -98,6 +100,9 @@ static char *error_text(const RunResult *result) {
                 return strdup("Killed by the kernel's OOM killer: the run exceeded its memoryMax");
         case RUN_END_LOST:
                 return strdup(result->error ?: "Process lost");
+        case RUN_END_LOG_LIMIT:
+                return strprintf("Stopped: its output passed the limit of %" PRIu64 " bytes a run (quota-log-mib)",
+                                 result->log_bytes);
         default:
                 return strdup(result->error ?: "The run could not be launched");
         }
@@ -168,9 +173,12 @@ int finalize_apply_result(Run *run, const RunResult *result) {
         cJSON_DeleteItemFromObjectCaseSensitive(rj, "stopReason");
         cJSON_DeleteItemFromObjectCaseSensitive(rj, "timeoutFired");
         cJSON_DeleteItemFromObjectCaseSensitive(rj, "leftoverProcessesKilled");
+        cJSON_DeleteItemFromObjectCaseSensitive(rj, "logTruncatedBytes");
         cJSON_AddStringToObject(rj, "stopReason", o.stop_reason);
         cJSON_AddBoolToObject(rj, "timeoutFired", result->end == RUN_END_TIMEOUT || result->end == RUN_END_IDLE_TIMEOUT);
         cJSON_AddNumberToObject(rj, "leftoverProcessesKilled", result->leftover);
+        if (result->log_dropped_bytes > 0)
+                cJSON_AddNumberToObject(rj, "logTruncatedBytes", (double) result->log_dropped_bytes);
         r = apply_cli_output(run, rj, result->cli);
         if (r < 0) {
                 cJSON_Delete(rj);
@@ -205,6 +213,14 @@ int finalize_run_in_transaction(Store *s, const RunResult *result, Run *ret) {
         r = store_run_event_append(s, run.id, "lifecycle", run.status == RUN_SUCCEEDED ? LEVEL_INFO : LEVEL_WARN, msg, NULL);
         if (r < 0)
                 return r;
+        if (result->log_dropped_bytes > 0) {
+                snprintf(msg, sizeof(msg),
+                         "log_truncated: %" PRIu64 " byte(s) of output were lost, the state directory's file system was full",
+                         result->log_dropped_bytes);
+                r = store_run_event_append(s, run.id, "log_truncated", LEVEL_WARN, msg, NULL);
+                if (r < 0)
+                        return r;
+        }
         if (ret) {
                 *ret = run;
                 run = (Run){};
@@ -576,10 +592,17 @@ void finalize_pending_free(Control *ctl) {
         ctl->pending_source = sd_event_source_disable_unref(ctl->pending_source);
 }
 
-/* Record a run's end, whatever happens: in full; if that fails for any reason but a locked
- * database, without what its agent printed (failed, finalize_failed, with the reason), so
+/* Whether r says the database cannot take a write now (locked, full, read-only, failing),
+ * which another try may get past, rather than that this end cannot be written at all. */
+static bool store_unwritable(int r) {
+        return r == -EAGAIN || r == -ENOSPC || r == -EACCES || r == -EIO;
+}
+
+/* Record a run's end, whatever happens: in full; if that fails for any reason but a database
+ * that cannot take a write now, without what its agent printed (failed, finalize_failed, with the reason), so
  * that a value nobody foresaw cannot keep the run running, its agent busy and its wakes
- * queued; and if even that fails, again later, from memory, until it can be written. */
+ * queued; and what cannot be written now (store_unwritable()) again later, from memory,
+ * until it can be. */
 static int finalize_end(Control *ctl, const RunResult *result, unsigned attempts) {
         _cleanup_(cli_output_done) CliOutput cli = {};
         _cleanup_strv_free_ char **start = NULL;
@@ -594,7 +617,7 @@ static int finalize_end(Control *ctl, const RunResult *result, unsigned attempts
                 r = record_end(ctl, result, NULL, &start);
         if (r == -ESTALE)
                 return 0; /* terminal already: someone else finalized it */
-        if (r < 0 && r != -EAGAIN && !result->record_error) {
+        if (r < 0 && !store_unwritable(r) && !result->record_error) {
                 RunResult bare = *result;
 
                 log_error_errno(r, "Failed to record the end of run %s, recording it without its output: %m", result->run_id);
@@ -612,6 +635,8 @@ static int finalize_end(Control *ctl, const RunResult *result, unsigned attempts
         } else if (r < 0) {
                 log_warning_errno(r, "Cannot record the end of run %s now (%s), trying again later: %m", result->run_id,
                                   r == -EAGAIN ? "the database is locked" : "the database cannot be written");
+                if (r == -ENOSPC)
+                        log_warning("Run %s: the database's file system is full.", result->run_id);
                 pending_add(ctl, result, attempts);
                 return r;
         }

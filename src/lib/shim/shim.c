@@ -36,6 +36,10 @@
  * a descendant that keeps the pipe open must not keep the shim alive. */
 #define DRAIN_IDLE_MS 100
 #define DRAIN_MAX_MS 2000
+/* Room allocated for status.json before the agent starts. */
+#define SHIM_STATUS_ROOM 4096
+/* After the agent exited, how many seconds held-back output waits for room on the disk. */
+#define PENDING_FLUSH_TRIES 10
 
 static void warn(const char *fmt, ...) _printf_(1, 2);
 static void warn(const char *fmt, ...) {
@@ -131,8 +135,20 @@ typedef struct Stream {
 typedef struct Shim {
         const char *run_dir;
         int log_fd;
-        bool log_failed;
+        bool log_failed; /* a write failed and nothing was written since: said once */
         char *line; /* shim_line_max(READ_MAX + 4) bytes */
+        /* Log lines not written yet (the disk was full), oldest first; what did not fit. */
+        char *pending;
+        size_t n_pending;
+        uint64_t pending_raw; /* the agent's bytes in it, for what is lost if it never goes out */
+        uint64_t dropped_bytes;
+        uint64_t log_bytes; /* the agent's output so far */
+        /* The limits file's: 0 for none. */
+        int64_t timeout_ms, grace_ms;
+        uint64_t log_bytes_max;
+        int64_t started_ms, kill_at_ms;
+        const char *stopped; /* why the shim stopped the agent: "timeout", "log_limit" */
+        int status_new_fd; /* status.json.new, allocated when the agent started; -1 */
         Stream streams[2];
         pid_t agent; /* in a sandbox: its init, whose end is the end of every process in it */
         int status_fd; /* in a sandbox: where the init writes the agent's wait status, else -1 */
@@ -142,21 +158,99 @@ typedef struct Shim {
         char started_at[ISO_TIME_MAX], finished_at[ISO_TIME_MAX];
 } Shim;
 
+/* Write what it can of buf: the bytes written, and the errno that stopped it (0: none). */
+static size_t write_some(int fd, const char *buf, size_t size, int *ret_errno) {
+        size_t done = 0;
+
+        *ret_errno = 0;
+        while (done < size) {
+                ssize_t k = write(fd, buf + done, size - done);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        *ret_errno = errno;
+                        break;
+                }
+                done += (size_t) k;
+        }
+        return done;
+}
+
+static void log_failed(Shim *s, int e) {
+        if (s->log_failed)
+                return;
+        warn("Failed to write %s/%s, holding output in memory until it can be: %s", s->run_dir, SHIM_LOG_FILE, strerror(e));
+        s->log_failed = true;
+}
+
+/* Write what is held back; true when nothing is left. */
+static bool flush_pending(Shim *s) {
+        size_t done;
+        int e;
+
+        if (s->n_pending == 0)
+                return true;
+        done = write_some(s->log_fd, s->pending, s->n_pending, &e);
+        memmove(s->pending, s->pending + done, s->n_pending - done);
+        s->n_pending -= done;
+        if (s->n_pending > 0) {
+                log_failed(s, e);
+                return false;
+        }
+        s->pending_raw = 0;
+        if (s->log_failed) {
+                warn("%s/%s can be written again; %llu byte(s) of output were lost meanwhile", s->run_dir, SHIM_LOG_FILE,
+                     (unsigned long long) s->dropped_bytes);
+                s->log_failed = false;
+        }
+        return true;
+}
+
+/* Hold line[0..size) back; false when it does not fit. The rest of a line that was
+ * written in part always fits (the buffer has room for one line more than its limit), so
+ * that the log never holds half a line. */
+static bool hold(Shim *s, const char *line, size_t size, size_t raw, bool partial) {
+        if (!s->pending) {
+                s->pending = malloc(SHIM_PENDING_MAX + shim_line_max(READ_MAX + 4));
+                if (!s->pending)
+                        return false;
+        }
+        if (!partial && s->n_pending + size > SHIM_PENDING_MAX)
+                return false;
+        memcpy(s->pending + s->n_pending, line, size);
+        s->n_pending += size;
+        s->pending_raw += raw;
+        return true;
+}
+
+static void stop_agent(Shim *s, const char *why);
+
 static void log_chunk(Shim *s, const char *stream, const char *data, size_t size) {
         char ts[ISO_TIME_MAX];
-        size_t n;
-        int r;
+        size_t n, done;
+        int e;
 
-        if (size == 0 || s->log_failed)
+        if (size == 0)
                 return;
+        /* Past the limit nothing more is kept: the agent is being stopped. */
+        if (s->log_bytes_max > 0 && s->log_bytes >= s->log_bytes_max)
+                return;
+        s->log_bytes += size;
         (void) iso_time_now(ts);
         n = shim_format_line(s->line, ts, stream, data, size);
-        r = write_full(s->log_fd, s->line, n);
-        if (r < 0) {
-                /* Keep reading so the agent never blocks on a full pipe, but say it once. */
-                warn("Failed to write %s/%s, output is being lost: %s", s->run_dir, SHIM_LOG_FILE, strerror(-r));
-                s->log_failed = true;
+        if (!flush_pending(s)) {
+                if (!hold(s, s->line, n, size, false))
+                        s->dropped_bytes += size;
+        } else {
+                done = write_some(s->log_fd, s->line, n, &e);
+                if (done < n) {
+                        log_failed(s, e);
+                        if (!hold(s, s->line + done, n - done, size, done > 0))
+                                s->dropped_bytes += size;
+                }
         }
+        if (s->log_bytes_max > 0 && s->log_bytes >= s->log_bytes_max)
+                stop_agent(s, "log_limit");
 }
 
 typedef enum PumpResult {
@@ -191,6 +285,40 @@ static void agent_ended(Shim *s, int status) {
         s->agent_exited = true;
         s->agent_status = status;
         (void) iso_time_now(s->finished_at);
+}
+
+/* A limit of the limits file was reached: SIGTERM now, SIGKILL after the grace period. */
+static void stop_agent(Shim *s, const char *why) {
+        if (s->stopped || s->agent_exited || s->agent <= 0)
+                return;
+        s->stopped = why;
+        warn("Stopping the agent: %s", streq(why, "timeout") ? "its timeout passed" : "its output passed the log limit");
+        (void) kill(-s->agent, SIGTERM);
+        s->kill_at_ms = now_ms() + (s->grace_ms > 0 ? s->grace_ms : 1000);
+}
+
+/* What the clock asks of the shim now; the poll timeout until it asks again (-1: never). */
+static int tick(Shim *s) {
+        int64_t now = now_ms(), next = -1;
+
+        if (s->timeout_ms > 0 && !s->agent_exited) {
+                int64_t deadline = s->started_ms + s->timeout_ms;
+                if (now >= deadline)
+                        stop_agent(s, "timeout");
+                else
+                        next = deadline - now;
+        }
+        if (s->kill_at_ms > 0 && !s->agent_exited) {
+                if (now >= s->kill_at_ms) {
+                        (void) kill(-s->agent, SIGKILL);
+                        s->kill_at_ms = 0;
+                } else if (next < 0 || s->kill_at_ms - now < next)
+                        next = s->kill_at_ms - now;
+        }
+        /* Held-back output is tried again every second. */
+        if (s->n_pending > 0 && !flush_pending(s) && (next < 0 || next > 1000))
+                next = 1000;
+        return next < 0 ? -1 : (int) MIN(next, (int64_t) INT32_MAX);
 }
 
 /* The sandbox init's word on how the agent ended (it has written it, or died without). */
@@ -230,7 +358,7 @@ static const char *signal_name(int sig, char *buf, size_t size) {
 }
 
 static int write_status(Shim *s) {
-        char path[4096], json[512], sig[32];
+        char path[4096], tmp[4096], json[640], sig[32];
         int n;
 
         if (WIFEXITED(s->agent_status))
@@ -243,13 +371,73 @@ static int write_status(Shim *s) {
                 n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"agentPid\":%d", (int) s->agent);
         else
                 n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"agentPid\":null"); /* never executed */
+        if (s->stopped)
+                n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"stopped\":\"%s\"", s->stopped);
+        n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"logBytes\":%llu,\"logDroppedBytes\":%llu",
+                      (unsigned long long) s->log_bytes, (unsigned long long) s->dropped_bytes);
         snprintf(json + n, sizeof(json) - (size_t) n, ",\"startedAt\":\"%s\",\"finishedAt\":\"%s\"}\n", s->started_at,
                  s->finished_at);
         snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_STATUS_FILE);
         /* The log must be on disk before the status that says the run is over. */
-        if (!s->log_failed)
+        if (s->n_pending == 0)
                 (void) fdatasync(s->log_fd);
-        return write_file_atomic(path, json, strlen(json), 0600);
+        if (s->status_new_fd < 0)
+                return write_file_atomic(path, json, strlen(json), 0600);
+        /* Into the blocks allocated at the start: a full disk cannot refuse them. */
+        snprintf(tmp, sizeof(tmp), "%s/%s.new", s->run_dir, SHIM_STATUS_FILE);
+        if (pwrite(s->status_new_fd, json, strlen(json), 0) != (ssize_t) strlen(json) ||
+            ftruncate(s->status_new_fd, (off_t) strlen(json)) < 0 || fdatasync(s->status_new_fd) < 0 || rename(tmp, path) < 0)
+                return -errno;
+        close(s->status_new_fd);
+        s->status_new_fd = -1;
+        return 0;
+}
+
+/* status.json.new, with room for the status: made when the disk most likely has room. */
+static void allocate_status(Shim *s) {
+        char path[4096], blank[SHIM_STATUS_ROOM];
+
+        snprintf(path, sizeof(path), "%s/%s.new", s->run_dir, SHIM_STATUS_FILE);
+        s->status_new_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (s->status_new_fd < 0)
+                return;
+        /* posix_fallocate() where the file system has it; else blocks written for real. */
+        if (posix_fallocate(s->status_new_fd, 0, sizeof(blank)) == 0)
+                return;
+        memset(blank, ' ', sizeof(blank));
+        if (pwrite(s->status_new_fd, blank, sizeof(blank), 0) != (ssize_t) sizeof(blank) || fdatasync(s->status_new_fd) < 0) {
+                close(s->status_new_fd);
+                s->status_new_fd = -1;
+                (void) unlink(path);
+        }
+}
+
+/* The limits file, if corrald wrote one: key=value lines (shim.h). */
+static void read_limits(Shim *s) {
+        _cleanup_free_ char *text = NULL;
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_LIMITS_FILE);
+        if (read_full_file(path, 4096, &text, NULL) < 0)
+                return;
+        for (char *line = text, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                char *eq = strchr(line, '=');
+                if (!eq)
+                        continue;
+                *eq = 0;
+                long long v = strtoll(eq + 1, NULL, 10);
+                if (v <= 0)
+                        continue;
+                if (streq(line, "timeout_ms"))
+                        s->timeout_ms = v;
+                else if (streq(line, "grace_ms"))
+                        s->grace_ms = v;
+                else if (streq(line, "log_bytes_max"))
+                        s->log_bytes_max = (uint64_t) v;
+        }
 }
 
 static bool fd_is_open(int fd) {
@@ -411,6 +599,7 @@ static void pump_until_drained(Shim *s, int sigfd) {
                 nfds_t n = 0;
                 int timeout = -1;
 
+                timeout = tick(s);
                 if (s->agent_exited) {
                         int64_t now = now_ms();
                         if (drain_start == 0)
@@ -477,6 +666,7 @@ static int start_agent(Shim *s, char **agent_argv, const char *agent_cwd, bool s
         int in, e;
 
         (void) iso_time_now(s->started_at);
+        s->started_ms = now_ms();
         /* The run directory is touched only now: corrald creates it and writes the run's
          * files before it says go (a shim from the spawner starts before that). */
         snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_LOG_FILE);
@@ -485,6 +675,8 @@ static int start_agent(Shim *s, char **agent_argv, const char *agent_cwd, bool s
                 warn("Failed to open %s: %m", path);
                 return -1;
         }
+        read_limits(s);
+        allocate_status(s);
         in = open_agent_stdin(s->run_dir);
         if (in < 0) {
                 e = errno;
@@ -512,7 +704,7 @@ static int start_agent(Shim *s, char **agent_argv, const char *agent_cwd, bool s
 
 int shim_run(int argc, char *argv[], const char *agent_cwd) {
         _cleanup_free_ char *line = NULL;
-        Shim s = { .log_fd = -1, .status_fd = -1 };
+        Shim s = { .log_fd = -1, .status_fd = -1, .status_new_fd = -1 };
         sigset_t old_mask;
         int out[2], err[2], sigfd, e;
         char pidline[32];
@@ -588,9 +780,24 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
         drain_rest(&s);
         reap(&s);
 
-        if (write_status(&s) < 0) {
-                warn("Failed to write %s/%s: %m", s.run_dir, SHIM_STATUS_FILE);
-                return 1;
+        /* Output still held back gets a little longer for the disk to have room again;
+         * then what is left is counted as lost. */
+        for (int i = 0; i < PENDING_FLUSH_TRIES && !flush_pending(&s); i++)
+                (void) usleep(1000 * 1000);
+        if (s.n_pending > 0) {
+                s.dropped_bytes += s.pending_raw;
+                s.n_pending = 0;
         }
+        /* The exit status is never given up: corrald waits for this shim, and finds the
+         * run still running, until it is written. */
+        for (unsigned i = 0;; i++) {
+                int r = write_status(&s);
+                if (r >= 0)
+                        break;
+                if (i == 0)
+                        warn("Failed to write %s/%s, trying again every second: %s", s.run_dir, SHIM_STATUS_FILE, strerror(-r));
+                (void) usleep(1000 * 1000);
+        }
+        free(s.pending);
         return 0;
 }

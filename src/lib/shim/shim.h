@@ -16,7 +16,17 @@
  * corrald sends the go byte only once the run's row names the shim and its cgroup or
  * scope, so it need not wait for the report: the agent is born in the run's place.
  * Files in RUN_DIR: log.ndjson (appended), status.json (written atomically when
- * the agent has exited), stdin (optional, read by the agent).
+ * the agent has exited, from status.json.new, which is allocated when the agent starts so
+ * that a full disk cannot lose the exit status), stdin (optional, read by the agent),
+ * limits (optional, written by corrald: what the shim enforces itself, so that a stopped
+ * or slow corrald does not lift them):
+ *   timeout_ms=N        the agent is stopped N ms after it started: SIGTERM to its process
+ *                       group, SIGKILL after grace_ms; status.json says "stopped":"timeout"
+ *   grace_ms=N          (default 1000)
+ *   log_bytes_max=N     output past N bytes stops the agent the same way: "log_limit"
+ * When the log cannot be written (the disk is full), output is held in memory (up to
+ * SHIM_PENDING_MAX) and written when it can be; what did not fit is counted in
+ * "logDroppedBytes" and never blocks the agent.
  */
 #pragma once
 
@@ -28,6 +38,10 @@
 #define SHIM_LOG_FILE "log.ndjson"
 #define SHIM_STATUS_FILE "status.json"
 #define SHIM_STDIN_FILE "stdin"
+#define SHIM_LIMITS_FILE "limits"
+
+/* Output held in memory while the log cannot be written. */
+#define SHIM_PENDING_MAX (4 * 1024 * 1024)
 
 /* The exit status the shim gives an agent it could not execute (as a shell does). */
 #define SHIM_EXIT_EXEC_FAILED 127

@@ -220,6 +220,12 @@ static int write_run_files(Tracked *t, const LaunchSpec *spec, char **ret_error)
         if (spec->stdin_text &&
             (r = write_run_file(t->run_dir, SHIM_STDIN_FILE, spec->stdin_text, strlen(spec->stdin_text), 0600)) < 0)
                 return set_error(ret_error, r, "cannot write the stdin file: %s", strerror(-r));
+        /* What the shim enforces itself, so that a stopped corrald lifts nothing (shim.h). */
+        char limits[160];
+        int n = snprintf(limits, sizeof(limits), "timeout_ms=%" PRIu64 "\ngrace_ms=%" PRIu64 "\nlog_bytes_max=%" PRIu64 "\n",
+                         spec->timeout_sec * 1000, MAX(spec->grace_sec, UINT64_C(1)) * 1000, spec->log_bytes_max);
+        if ((r = write_run_file(t->run_dir, SHIM_LIMITS_FILE, limits, (size_t) n, 0600)) < 0)
+                return set_error(ret_error, r, "cannot write the limits file: %s", strerror(-r));
         for (size_t i = 0; i < spec->n_files; i++)
                 if ((r = write_run_file(t->run_dir, spec->files[i].name, spec->files[i].data, spec->files[i].size,
                                         spec->files[i].mode)) < 0)

@@ -54,7 +54,7 @@
 #endif
 
 static const char *const run_end_names[] = {
-        "exited", "cancelled", "timeout", "idle_timeout", "oom_killed", "launch_failed", "process_lost", NULL,
+        "exited", "cancelled", "timeout", "idle_timeout", "oom_killed", "launch_failed", "process_lost", "log_limit", NULL,
 };
 
 const char *run_end_to_string(RunEnd e) {
@@ -159,10 +159,17 @@ void tracked_event(Tracked *t, EventLevel level, const char *message) {
                 log_warning_errno(r, "Failed to record run event for %s, ignoring: %m", t->run_id);
 }
 
+/* What status.json says beyond the exit status. */
+typedef struct ShimStatus {
+        int64_t finished_usec;
+        RunEnd stopped; /* _RUN_END_INVALID: the shim stopped nothing */
+        uint64_t dropped_bytes;
+} ShimStatus;
+
 /* Read status.json: the agent's real exit status. */
-static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal, int64_t *ret_finished_usec) {
+static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal, ShimStatus *ret) {
         _cleanup_free_ char *path = strprintf("%s/%s", t->run_dir, SHIM_STATUS_FILE), *text = NULL;
-        cJSON *j, *code, *sig, *finished;
+        cJSON *j, *code, *sig, *finished, *stopped, *dropped;
         int r;
 
         if (!path)
@@ -178,8 +185,18 @@ static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal, int64_t
         *ret_exit = cJSON_IsNumber(code) ? (int64_t) code->valuedouble : INT_NULL;
         *ret_signal = cJSON_IsString(sig) ? strdup(sig->valuestring) : NULL;
         finished = cJSON_GetObjectItemCaseSensitive(j, "finishedAt");
-        if (!cJSON_IsString(finished) || iso_time_parse(finished->valuestring, ret_finished_usec) < 0)
-                *ret_finished_usec = 0;
+        if (!cJSON_IsString(finished) || iso_time_parse(finished->valuestring, &ret->finished_usec) < 0)
+                ret->finished_usec = 0;
+        /* The limits the shim enforces itself (shim.h). */
+        stopped = cJSON_GetObjectItemCaseSensitive(j, "stopped");
+        ret->stopped = !cJSON_IsString(stopped)            ? _RUN_END_INVALID
+                : streq(stopped->valuestring, "timeout")   ? RUN_END_TIMEOUT
+                : streq(stopped->valuestring, "log_limit") ? RUN_END_LOG_LIMIT
+                                                           : _RUN_END_INVALID;
+        dropped = cJSON_GetObjectItemCaseSensitive(j, "logDroppedBytes");
+        ret->dropped_bytes = cJSON_IsNumber(dropped) && dropped->valuedouble > 0 && dropped->valuedouble < 1e18
+                ? (uint64_t) dropped->valuedouble
+                : 0;
         cJSON_Delete(j);
         return 0;
 }
@@ -189,11 +206,18 @@ static void finish(Tracked *t) {
         Supervisor *s = t->supervisor;
         _cleanup_free_ char *signal_name = NULL;
         char exit_text[32];
-        int64_t finished_usec = 0;
+        ShimStatus st = { .stopped = _RUN_END_INVALID };
         RunResult result = { .run_id = t->run_id, .exit_code = INT_NULL };
         int r;
 
-        r = read_status(t, &result.exit_code, &signal_name, &finished_usec);
+        r = read_status(t, &result.exit_code, &signal_name, &st);
+        result.log_dropped_bytes = st.dropped_bytes;
+        if (st.dropped_bytes > 0) {
+                RUN_FIELDS(t, fields);
+                log_fields(LOG_WARNING, fields,
+                           "Run %s: %" PRIu64 " byte(s) of its output were lost: the file system of %s was full.", t->run_id,
+                           st.dropped_bytes, t->run_dir);
+        }
         if (r < 0 && r != -ENOENT)
                 log_warning_errno(r, "Run %s: unreadable %s, ignoring: %m", t->run_id, SHIM_STATUS_FILE);
         if (r < 0 && t->killed)
@@ -206,7 +230,10 @@ static void finish(Tracked *t) {
         result.oom_kills = MAX(result.oom_kills, t->oom_kills);
         if (t->stop_reason >= 0)
                 result.end = t->stop_reason;
-        else if (t->origin != TRACK_LAUNCHED && result.signal && t->deadline_usec > 0 && finished_usec >= t->deadline_usec)
+        else if (st.stopped >= 0)
+                /* The shim stopped it: its timeout (while corrald could not), its log limit. */
+                result.end = st.stopped;
+        else if (t->origin != TRACK_LAUNCHED && result.signal && t->deadline_usec > 0 && st.finished_usec >= t->deadline_usec)
                 /* Killed past its deadline while corrald was away: the scope's RuntimeMaxUSec
                  * held the run's timeout (design §4.1). */
                 result.end = RUN_END_TIMEOUT;

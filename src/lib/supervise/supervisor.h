@@ -37,6 +37,7 @@ typedef struct LaunchSpec {
         uint64_t timeout_sec; /* 0: none */
         uint64_t grace_sec; /* SIGTERM to SIGKILL; 0 means 1 */
         uint64_t idle_timeout_sec; /* no output for this long ends the run; 0: none */
+        uint64_t log_bytes_max; /* output past this stops the run (log_limit); 0: none */
         RunLimits limits;
         bool sandboxed; /* the shim starts the agent in the sandbox its files describe */
         const RunFile *files; /* more files for the run directory (the sandbox's) */
@@ -51,6 +52,7 @@ typedef enum RunEnd {
         RUN_END_OOM,
         RUN_END_LAUNCH_FAILED,
         RUN_END_LOST, /* found after a restart with its shim gone and no exit status */
+        RUN_END_LOG_LIMIT, /* its output passed log_bytes_max: the shim stopped it */
         _RUN_END_MAX,
         _RUN_END_INVALID = -EINVAL,
 } RunEnd;
@@ -66,6 +68,7 @@ typedef struct RunResult {
         uint64_t oom_kills;
         uint64_t log_bytes;
         uint64_t log_offset; /* how much of log.ndjson was ingested; 0 leaves the row's as it is */
+        uint64_t log_dropped_bytes; /* output the shim could not write (the disk was full) */
         char log_sha256[65];
         const char *stdout_excerpt;
         const char *stderr_excerpt;
