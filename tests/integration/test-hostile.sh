@@ -89,4 +89,31 @@ touch "$T/release"
 check "the flooding run ends" wait_run "$flood_run" 30
 is "the board is answered all along" "$($CLIENT get "$SOCK" /api/health)" 200
 
+# --- quotas: wakes and comments an agent may ask for in a minute, the size of a comment ---
+issue=$(api POST "/api/companies/$company/issues" '{"title":"Quota target","status":"backlog"}' | jq -r .id)
+head -c 300000 /dev/zero | tr '\0' x | sed 's/^/{"body":"/; s/$/"}/' >"$T/huge-comment.json"
+cat >"$T/greedy.sh" <<'AGENT'
+#!/bin/sh
+call() { curl -s -o /dev/null -w '%{http_code} ' --unix-socket "$CORRAL_SOCKET" -X POST -H 'Content-Type: application/json' "$@"; }
+for i in $(seq 70); do call -d '{"reason":"again"}' "http://corral/api/agents/$CORRAL_AGENT_ID/wakeup"; done
+echo
+for i in $(seq 61); do call -d '{"body":"spam"}' "http://corral/api/issues/$ISSUE/comments"; done
+echo
+call --data-binary @"$HUGE" "http://corral/api/issues/$ISSUE/comments"
+echo
+curl -s -D - -o /dev/null --unix-socket "$CORRAL_SOCKET" -X POST -H 'Content-Type: application/json' -d '{}' \
+        "http://corral/api/agents/$CORRAL_AGENT_ID/wakeup" | tr -d '\r' | grep -i '^retry-after'
+AGENT
+chmod 755 "$T/greedy.sh"
+greedy=$(api POST "/api/companies/$company/agents" "{\"name\":\"greedy\",\"adapterConfig\":{\"command\":\"$T/greedy.sh\",\"env\":{\"ISSUE\":\"$issue\",\"HUGE\":\"$T/huge-comment.json\"}}}" | jq -r .id)
+greedy_run=$(api POST "/api/agents/$greedy/heartbeat/invoke" | jq -r .id)
+check "the greedy run ends" wait_run "$greedy_run" 60
+out=$(jq -j 'select(.stream == "stdout") | .chunk' "$STATE/runs/$greedy_run/log.ndjson" | tr -d '\r')
+counts() { sed -n "${1}p" <<<"$out" | tr ' ' '\n' | grep -v '^$' | sort | uniq -c | awk '{print $2 "x" $1}' | tr '\n' ' '; }
+is "of 70 wakes in a minute, 60 are taken and 10 get 429" "$(counts 1)" "202x60 429x10 "
+is "of 61 comments, 60 are posted and 1 gets 429" "$(counts 2)" "201x60 429x1 "
+is "a 300 KB comment gets 413" "$(sed -n 3p <<<"$out" | tr -d ' ')" 413
+like "429 comes with Retry-After" "$(sed -n 4p <<<"$out")" "^[Rr]etry-[Aa]fter: [0-9]+$"
+is "the board has no quota" "$(for i in $(seq 3); do api POST "/api/agents/$greedy/wakeup" '{}' >/dev/null; status; echo; done | sort -u)" 202
+
 finish

@@ -319,6 +319,9 @@ static int wake(ApiRequest *req, bool invoke) {
                         w.idempotency_key = key->valuestring;
         }
 
+        r = api_within_quota(req, QUOTA_WAKES);
+        if (r <= 0)
+                return r;
         r = wakeup_request(req->ctl, a.id, &w, &outcome, &run_id, &reason);
         if (r == -EPERM)
                 return api_reply_error(req, 409, "Agent is not invokable in its current state (status %s)",

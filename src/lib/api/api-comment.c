@@ -60,6 +60,12 @@ static int handle_comment_create(ApiRequest *req) {
                            &error);
         if (r < 0)
                 return api_reply_input_error(req, r, error);
+        r = api_check_comment_size(req, input.body);
+        if (r <= 0)
+                return r;
+        r = api_within_quota(req, QUOTA_COMMENTS);
+        if (r <= 0)
+                return r;
         r = issue_change_comment(req->ctl, &actor, &i, input.body, reopen, interrupt, &c);
         if (r < 0)
                 return r;

@@ -66,6 +66,33 @@ int api_check_company(ApiRequest *req, const char *company_id) {
 }
 
 /* Operator actions: a run's agent gets 403. */
+int api_within_quota(ApiRequest *req, QuotaKind kind) {
+        static const char *const what[_QUOTA_MAX] = { "wakes", "comments" };
+        static const char *const key[_QUOTA_MAX] = { "quota-wakes-per-minute", "quota-comments-per-minute" };
+        const Config *c = req->ctl->config;
+        unsigned limit = kind == QUOTA_WAKES ? c->quota_wakes_per_minute : c->quota_comments_per_minute, wait;
+        int r;
+
+        if (!req->caller_agent_id)
+                return 1; /* the board has no quota */
+        r = quota_take(req->ctl->quota, kind, req->caller_agent_id, limit, now_mono_usec(), &wait);
+        if (r != -EDQUOT)
+                return r < 0 ? r : 1;
+        req->retry_after_sec = wait;
+        (void) api_reply_error(req, 429, "agent %s asked for more than %u %s in a minute (%s); try again in %u s",
+                               req->caller_agent_id, limit, what[kind], key[kind], wait);
+        return 0;
+}
+
+int api_check_comment_size(ApiRequest *req, const char *body) {
+        unsigned kib = req->ctl->config->quota_comment_kib;
+
+        if (kib == 0 || !body || strlen(body) <= (size_t) kib * 1024)
+                return 1;
+        (void) api_reply_error(req, 413, "comment body longer than %u KiB (quota-comment-kib)", kib);
+        return 0;
+}
+
 int api_require_board(ApiRequest *req, const char *what) {
         if (!req->caller_agent_id)
                 return 1;

@@ -14,6 +14,7 @@
 #include "basic/macro.h"
 #include "control/activity.h"
 #include "control/control.h"
+#include "control/quota.h"
 #include "store/entity.h"
 #include "store/model.h"
 #include "store/store.h"
@@ -37,6 +38,7 @@ typedef struct ApiRequest {
         const char *interrupted_run_id; /* a run this request interrupted: its wakes name it */
 
         unsigned status; /* response, set by api_reply*() */
+        unsigned retry_after_sec; /* != 0: a Retry-After header goes with it */
         cJSON *reply;
         char *reply_text; /* instead of reply: a plain-text body (GET /metrics) */
         const char *reply_content_type;
@@ -99,6 +101,11 @@ int api_require_body(ApiRequest *req);
 int api_check_company(ApiRequest *req, const char *company_id);
 /* Operator actions: a run's agent gets 403. */
 int api_require_board(ApiRequest *req, const char *what);
+/* Count a request of an agent against its quota of kind (the board has none): 1 within it,
+ * 0 over it (replied 429 with Retry-After), or -errno. */
+int api_within_quota(ApiRequest *req, QuotaKind kind);
+/* 1 when a comment body is within quota-comment-kib, else 0 (replied 413). */
+int api_check_comment_size(ApiRequest *req, const char *body);
 /* A record by id: 404 when it does not exist, 403 when the caller is an agent of another
  * company. */
 int api_load(ApiRequest *req, const Entity *e, const char *id, void *ret);

@@ -105,6 +105,14 @@ static int handle_issue_patch(ApiRequest *req) {
         if (r < 0)
                 return api_reply_input_error(req, r, error);
         u.comment = comment ? comment->valuestring : NULL;
+        if (u.comment) {
+                r = api_check_comment_size(req, u.comment);
+                if (r <= 0)
+                        return r;
+                r = api_within_quota(req, QUOTA_COMMENTS);
+                if (r <= 0)
+                        return r;
+        }
         u.status_given = json_has_field(req->body, "status");
         r = issue_change_update(req->ctl, &actor, &before, &after, &u, &error);
         if (r < 0)

@@ -602,6 +602,11 @@ static int answer(Api *a, Job *j) {
                 j->response = response_text(TAKE_PTR(req.reply_text), req.reply_content_type ?: "text/plain");
         else
                 j->response = response_json(req.reply);
+        if (j->response && req.retry_after_sec > 0) {
+                char v[16];
+                snprintf(v, sizeof(v), "%u", req.retry_after_sec);
+                (void) MHD_add_response_header(j->response, MHD_HTTP_HEADER_RETRY_AFTER, v);
+        }
         request_done(&req);
         return 0;
 }

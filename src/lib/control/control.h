@@ -28,6 +28,7 @@ typedef struct Control {
         Supervisor *supervisor;
         Sandbox *sandbox; /* NULL when agents run unsandboxed (sandbox = no) */
         Scheduler *scheduler;
+        struct Quota *quota; /* what agents asked for this minute (control/quota.h) */
         Telemetry telemetry;
         char *agent_socket_path; /* CORRAL_SOCKET of every run */
 

@@ -20,6 +20,7 @@
 #include "api/api.h"
 #include "basic/util.h"
 #include "control/finalize.h"
+#include "control/quota.h"
 #include "basic/log.h"
 #include "control/sweep.h"
 #include "control/scheduler.h"
@@ -61,6 +62,7 @@ Manager *manager_free(Manager *m) {
         api_free(m->api);
         api_free(m->agent_api);
         scheduler_free(m->control.scheduler);
+        quota_free(m->control.quota);
         supervisor_free(m->control.supervisor);
         finalize_pending_free(&m->control);
         placement_free(m->control.placement);
@@ -426,6 +428,9 @@ int manager_startup(Manager *m) {
         r = scheduler_new(&m->control, &m->control.scheduler);
         if (r < 0)
                 return r;
+        r = quota_new(&m->control.quota);
+        if (r < 0)
+                return log_oom();
         r = sd_event_add_time_relative(m->control.event, &m->sweep_timer, CLOCK_MONOTONIC,
                                        (uint64_t) m->config.sweep_interval_sec * 1000000, 0, on_sweep, m);
         if (r < 0)
