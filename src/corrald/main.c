@@ -37,6 +37,8 @@ static void help(void) {
                "     --quota-comments-per-minute=N  comments one agent may post a minute (default 60; 0: no quota)\n"
                "     --quota-comment-kib=N          longest comment body (default 256; 0: up to the body limit)\n"
                "     --quota-log-mib=N              output of a run past which it is stopped (default 1024; 0: none)\n"
+               "     --default-tasks-max=N          a run's tasksMax unless it sets one (default 4096; 0: none)\n"
+               "     --default-memory-max-mib=N     a run's memoryMax unless it sets one (default 8192; 0: none)\n"
                "\nSee corrald(8) and corrald.conf(5).\n",
                CONFIG_DEFAULT_PATH, CORRAL_LOCALSTATEDIR, CORRAL_RUNSTATEDIR, CONFIG_SANDBOX_UID_MIN, CONFIG_SANDBOX_UID_MAX);
 }
@@ -64,6 +66,8 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "quota-comments-per-minute", required_argument, NULL, ARG_SETTING },
                 { "quota-comment-kib", required_argument, NULL, ARG_SETTING },
                 { "quota-log-mib", required_argument, NULL, ARG_SETTING },
+                { "default-tasks-max", required_argument, NULL, ARG_SETTING },
+                { "default-memory-max-mib", required_argument, NULL, ARG_SETTING },
                 { "log-level", required_argument, NULL, ARG_SETTING },
                 {},
         };

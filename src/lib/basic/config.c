@@ -46,6 +46,8 @@ const char *const config_keys[] = {
         "quota-comments-per-minute",
         "quota-comment-kib",
         "quota-log-mib",
+        "default-tasks-max",
+        "default-memory-max-mib",
         NULL,
 };
 
@@ -66,6 +68,8 @@ int config_init(Config *c) {
                 .quota_comments_per_minute = 60,
                 .quota_comment_kib = 256,
                 .quota_log_mib = 1024,
+                .default_tasks_max = 4096,
+                .default_memory_max_mib = 8192,
         };
         if (!c->state_dir || !c->socket_path) {
                 config_done(c);
@@ -172,6 +176,8 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
                 { "quota-comments-per-minute", 0, 100000, offsetof(Config, quota_comments_per_minute) },
                 { "quota-comment-kib", 0, 1024, offsetof(Config, quota_comment_kib) },
                 { "quota-log-mib", 0, 1048576, offsetof(Config, quota_log_mib) },
+                { "default-tasks-max", 0, 4194304, offsetof(Config, default_tasks_max) },
+                { "default-memory-max-mib", 0, 1048576, offsetof(Config, default_memory_max_mib) },
         };
         for (size_t i = 0; i < ELEMENTSOF(numbers); i++) {
                 uint64_t v;

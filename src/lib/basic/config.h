@@ -51,6 +51,10 @@ typedef struct Config {
         unsigned quota_comments_per_minute; /* comments an agent may post */
         unsigned quota_comment_kib; /* the longest comment body anyone may post, in KiB (1024 at most) */
         unsigned quota_log_mib; /* output of one run past which it is stopped (log_limit) */
+        /* A run's tasksMax and memoryMax when its adapterConfig.limits sets none, applied
+         * where the controllers are (silently skipped where not); 0: none. */
+        unsigned default_tasks_max;
+        unsigned default_memory_max_mib;
 } Config;
 
 /* The keys config_set() knows, in the order the man page lists them. */

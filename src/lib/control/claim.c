@@ -271,6 +271,8 @@ static int launch_one(Control *ctl, const Agent *agent, const Run *run, char **r
                 launch.spec.limits.n_ip_allow = sandbox.n_ip_allow;
         }
         launch.spec.log_bytes_max = (uint64_t) ctl->config->quota_log_mib << 20;
+        launch.spec.limits.default_tasks_max = ctl->config->default_tasks_max;
+        launch.spec.limits.default_memory_max = (uint64_t) ctl->config->default_memory_max_mib << 20;
         launch.spec.sandboxed = sandbox.confined;
         launch.spec.files = sandbox.files;
         launch.spec.n_files = sandbox.n_files;

@@ -26,10 +26,12 @@ static int apply_limits(Placement *p, const char *path, const RunLimits *limits,
         const struct {
                 const char *controller, *attribute, *name;
                 uint64_t value;
+                bool is_default; /* the operator's default: no warning where it cannot be set */
         } l[] = {
-                { "memory", "memory.max", "memoryMax", limits->memory_max },
-                { "pids", "pids.max", "tasksMax", limits->tasks_max },
-                { "cpu", "cpu.weight", "cpuWeight", limits->cpu_weight },
+                { "memory", "memory.max", "memoryMax", limits->memory_max ?: limits->default_memory_max,
+                  limits->memory_max == 0 },
+                { "pids", "pids.max", "tasksMax", limits->tasks_max ?: limits->default_tasks_max, limits->tasks_max == 0 },
+                { "cpu", "cpu.weight", "cpuWeight", limits->cpu_weight, false },
         };
         char skipped[128] = "";
 
@@ -43,6 +45,8 @@ static int apply_limits(Placement *p, const char *path, const RunLimits *limits,
                 r = cgroup_write(path, l[i].attribute, value);
                 if (r < 0) {
                         log_debug("Could not set %s=%s on %s: %s", l[i].attribute, value, path, strerror(-r));
+                        if (l[i].is_default)
+                                continue;
                         if (*skipped)
                                 strcat(skipped, ", ");
                         strcat(skipped, l[i].name);

@@ -230,9 +230,9 @@ static int scope_attach(Placement *p, RunPlace *place, const PlacementAttach *a)
         if (r >= 0)
                 r = close_array_property(m);
         if (r >= 0)
-                r = append_property(m, "MemoryMax", a->limits->memory_max);
+                r = append_property(m, "MemoryMax", a->limits->memory_max ?: a->limits->default_memory_max);
         if (r >= 0)
-                r = append_property(m, "TasksMax", a->limits->tasks_max);
+                r = append_property(m, "TasksMax", a->limits->tasks_max ?: a->limits->default_tasks_max);
         if (r >= 0)
                 r = append_property(m, "CPUWeight", a->limits->cpu_weight);
         if (r >= 0)

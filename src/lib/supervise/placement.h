@@ -27,6 +27,9 @@ typedef struct RunLimits {
         uint64_t memory_max; /* bytes */
         uint64_t tasks_max;
         uint64_t cpu_weight; /* 1..10000 */
+        /* Where memory_max or tasks_max is 0: the operator's defaults, set where their
+         * controllers are and silently skipped where not (0: none). */
+        uint64_t default_memory_max, default_tasks_max;
         /* The only addresses the run may talk to over IP (n_ip_allow > 0; the scope backend
          * alone can enforce it: IPAddressAllow=, every other address denied). */
         IpPrefix ip_allow[RUN_IP_ALLOW_MAX];

@@ -18,6 +18,7 @@ unit=corral-run-$run.scope
 check "the bomb's scope is active" retry 10 systemctl is-active --quiet "$unit"
 is "TasksMax of the scope" "$(systemctl show -p TasksMax --value "$unit")" 20
 is "CPUWeight of the scope" "$(systemctl show -p CPUWeight --value "$unit")" 50
+is "MemoryMax of the scope: the default, 8 GiB, as the run sets none" "$(systemctl show -p MemoryMax --value "$unit")" 8589934592
 check "the bomb has done its forking" retry 30 sh -c "curl -s --unix-socket /run/corral/corrald.sock 'http://l/api/heartbeat-runs/$run/log' | grep -q forked"
 tasks=$(cat "/sys/fs/cgroup/corral.slice/$unit/pids.current")
 check "the fork bomb is held at 20 tasks ($tasks)" test "$tasks" -le 20
