@@ -23,6 +23,7 @@ packages=(
 check_packages=(
         debhelper dpkg-dev fakeroot lintian bash-completion rpm
         mmdebstrap qemu-system-x86 qemu-utils e2fsprogs
+        clang libclang-rt-14-dev
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -99,6 +100,20 @@ cmd_check() {
         log "make check (ASan/UBSan)"
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
                 make -j"$(nproc)" check || { show_failures "$asan"; exit 1; }
+
+        # libFuzzer targets (tests/fuzz), each for a bounded time; a finding fails the check
+        # and its input is kept in tests/fuzz/corpus/, which make check replays.
+        local fuzz=$top/build-fuzz
+        mkdir -p "$fuzz"
+        cd "$fuzz"
+        if [ ! -f Makefile ] || [ "$top/configure" -nt config.status ]; then
+                log "configure (libFuzzer, clang)"
+                CC=clang "$top/configure" --enable-fuzz
+        fi
+        log "fuzzing (${CORRAL_FUZZ_SECONDS:-60} s a target)"
+        make -j"$(nproc)" tests/fuzz/fuzz-api-request tests/fuzz/fuzz-adapter-config tests/fuzz/fuzz-spawner-request \
+                tests/fuzz/fuzz-runlog tests/fuzz/fuzz-cli-output >/dev/null
+        "$top/tests/fuzz/run.sh" "$fuzz" "${CORRAL_FUZZ_SECONDS:-60}"
 
         cd "$builddir"
         log "make distcheck"

@@ -235,7 +235,7 @@ static Job *job_free(Job *j) {
 
 /* ---- HTTP thread ---- */
 
-static void on_mhd_log(void *cls, const char *format, va_list ap) {
+_printf_(2, 0) static void on_mhd_log(void *cls, const char *format, va_list ap) {
         char msg[512];
 
         vsnprintf(msg, sizeof(msg), format, ap);
