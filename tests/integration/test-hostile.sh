@@ -42,6 +42,10 @@ is "a valid 1 MB body is read and answered" "$(curl -s -m 20 -o /dev/null -w '%{
 head -c 2000000 /dev/zero | tr '\0' a >"$T/huge"
 is "a chunked body over 1 MiB gets 413" "$(curl -s -m 20 -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" -X POST \
         -H 'Transfer-Encoding: chunked' -H 'Content-Type: application/json' -T "$T/huge" http://corral/api/companies)" 413
+head -c 20000000 /dev/zero | tr '\0' a >"$T/enormous"
+like "a chunked body past 8 MiB: its connection is closed, with no answer but 100 Continue" \
+        "$(curl -s -m 20 -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" -X POST -H 'Transfer-Encoding: chunked' \
+                -H 'Content-Type: application/json' -T "$T/enormous" http://corral/api/companies)" '^(000|100)$'
 
 # --- the permanent stall: the recipe above, then more connections than the server serves ---
 $CLIENT args "$SOCK" 600 5 >/dev/null

@@ -48,6 +48,8 @@
 #include "control/caller.h"
 #include "store/jsonmap.h"
 
+/* How much of a body over API_BODY_MAX is read (and dropped) to answer 413 at its end. */
+#define API_BODY_DISCARD_MAX (8 * API_BODY_MAX)
 /* How often the loop retries a request that found the database locked. */
 #define API_RETRY_USEC (50 * 1000)
 /* How often the loop looks for connections past their receive deadline. */
@@ -92,6 +94,7 @@ struct Job {
         size_t n_args;
         char *body;
         size_t size;
+        uint64_t received; /* of the body, kept or not */
         bool too_large;
         bool headers_seen;
         unsigned attempts; /* tries that found the database locked */
@@ -462,6 +465,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         }
 
         if (*upload_data_size > 0) {
+                /* libmicrohttpd can answer only before or after a body: one over the limit
+                 * (chunked, so not refused by its length) is read and dropped for the 413,
+                 * up to a point; past it the connection is closed. */
+                j->received += *upload_data_size;
+                if (j->received > API_BODY_DISCARD_MAX)
+                        return MHD_NO;
                 if (!j->too_large && j->size + *upload_data_size > API_BODY_MAX) {
                         j->too_large = true;
                         j->body = mfree(j->body);
