@@ -111,6 +111,20 @@ like "a warning event counts the skipped lines" \
         "$(api GET "/api/heartbeat-runs/$run/events" | jq -r '.[] | select(.eventType == "adapter.output") | .level + " " + .message')" \
         "^warn 4 line\\(s\\) of claude_local output were not JSON"
 
+# --- claude_local, numbers out of range: not recorded, named in an event, and the run ends ---
+# A cost of 1e308 once made the run's end impossible to record: it stayed running for good.
+hostile=$(agent hostile claude_local claude-hostile-numbers.jsonl)
+run=$(issue "Hostile numbers" "$hostile")
+final=$(wait_run "$run")
+is "a run whose CLI printed a cost of 1e308 succeeds" "$(jq -r '.status + " " + .resultJson.result' <<<"$final")" \
+        "succeeded Numbers a model chose."
+is "no cost and no count out of range was kept" "$(jq -c '.usageJson | [.costUsd, .inputTokens, .cachedInputTokens, .outputTokens]' <<<"$final")" \
+        '[null,0,0,12]'
+like "a warning event names the first of them" \
+        "$(api GET "/api/heartbeat-runs/$run/events" | jq -r '.[] | select(.eventType == "adapter.output") | .level + " " + .message')" \
+        "^warn 5 number\\(s\\) in claude_local output were out of range and not recorded \\(the first: input_tokens=1e\\+300\\)"
+check "its agent is idle again" field_is "/api/agents/$hostile" .status idle
+
 # --- codex_local: thread id as session, usage without cost, CLI-reported failure ---
 codex=$(agent codex codex_local codex-success.jsonl 0 '{"model":"gpt-5-codex"}')
 final=$(wait_run "$(issue "Build" "$codex")")

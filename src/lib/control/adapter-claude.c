@@ -91,8 +91,9 @@ static int claude_line(CliOutput *o, const cJSON *j) {
         o->is_error = cJSON_IsTrue(is_error) || (subtype && !streq(subtype, "success"));
         /* The result line carries the invocation's totals: they replace, not add. Tokens
          * written to the prompt cache are billed as input, so they count as input here. */
-        o->input_tokens = cli_count_add(cli_output_count(o, usage, "input_tokens"),
-                                        cli_output_count(o, usage, "cache_creation_input_tokens"));
+        /* One statement each: the first number out of range is the one named. */
+        o->input_tokens = cli_output_count(o, usage, "input_tokens");
+        o->input_tokens = cli_count_add(o->input_tokens, cli_output_count(o, usage, "cache_creation_input_tokens"));
         o->cached_input_tokens = cli_output_count(o, usage, "cache_read_input_tokens");
         o->output_tokens = cli_output_count(o, usage, "output_tokens");
         o->num_turns = cli_output_count(o, j, "num_turns");

@@ -182,7 +182,11 @@ static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal, ShimSta
                 return -EBADMSG;
         code = cJSON_GetObjectItemCaseSensitive(j, "exitCode");
         sig = cJSON_GetObjectItemCaseSensitive(j, "signal");
-        *ret_exit = cJSON_IsNumber(code) ? (int64_t) code->valuedouble : INT_NULL;
+        /* An exit code is 0..255; anything else in the file is no exit code (never cast). */
+        *ret_exit = cJSON_IsNumber(code) && code->valuedouble >= 0 && code->valuedouble <= 255 &&
+                        code->valuedouble == (double) (int) code->valuedouble
+                ? (int64_t) code->valuedouble
+                : INT_NULL;
         *ret_signal = cJSON_IsString(sig) ? strdup(sig->valuestring) : NULL;
         finished = cJSON_GetObjectItemCaseSensitive(j, "finishedAt");
         if (!cJSON_IsString(finished) || iso_time_parse(finished->valuestring, &ret->finished_usec) < 0)
