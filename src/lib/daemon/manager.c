@@ -28,6 +28,9 @@
 #include "basic/fd-util.h"
 #include "basic/strv.h"
 
+/* How long the loop waits for a database lock another process holds (store.h). */
+#define MANAGER_BUSY_TIMEOUT_MS 50
+
 sd_event *manager_event(Manager *m) {
         return m->control.event;
 }
@@ -372,6 +375,9 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to open database %s: %m", db);
         log_info("Database %s at schema version %d.", db, store_schema_version(m->control.store));
+        /* A lock another process holds is waited for on the loop: briefly. A request that
+         * finds it locked is tried again from a timer (api.c), a run's end too (finalize.c). */
+        store_set_busy_timeout(m->control.store, MANAGER_BUSY_TIMEOUT_MS);
         /* corrald runs on (the board can still read what is there), but says at once that
          * nothing it does will be recorded; GET /api/health says degraded meanwhile. */
         if (store_read_only(m->control.store))

@@ -21,10 +21,9 @@
 #include "basic/strv.h"
 #include "basic/time-util.h"
 
-/* How long a statement waits for a lock another process holds. Short: it waits on the loop;
- * a request that gets -EAGAIN is tried again from a timer (api.c), a run's end too
- * (finalize.c). */
-#define STORE_BUSY_TIMEOUT_MS 50
+/* How long a statement waits for a lock another connection holds, unless the owner says
+ * otherwise (store_set_busy_timeout(): corrald's loop waits 50 ms). */
+#define STORE_BUSY_TIMEOUT_MS 5000
 /* How long a failed write keeps the store degraded (store_health()). */
 #define STORE_DEGRADED_USEC (60 * USEC_PER_SEC)
 #define STORE_SQL_MAX 8192
@@ -328,6 +327,10 @@ int store_commit(Store *s) {
         s->in_transaction = false;
         s->write_error = 0;
         return 0;
+}
+
+void store_set_busy_timeout(Store *s, unsigned msec) {
+        sqlite3_busy_timeout(s->db, (int) msec);
 }
 
 bool store_read_only(Store *s) {

@@ -31,6 +31,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 int store_schema_version(Store *s);
 
 /* Short write transactions: BEGIN IMMEDIATE takes the write lock up front. */
+/* How long a statement waits for a lock another connection holds (default 5 s) before it
+ * fails with -EAGAIN. */
+void store_set_busy_timeout(Store *s, unsigned msec);
 /* Whether the database was opened read-only (its file or directory cannot be written). */
 bool store_read_only(Store *s);
 /* Take the write lock and give it back: 0, or why nothing could be written now. */
