@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "basic/macro.h"
 
@@ -83,7 +84,77 @@ static int interpret(Ctl *ctl, CURL *curl, CURLcode rc, const char *errbuf, cons
         return EXIT_OK;
 }
 
+/* The Next-Cursor header of a reply, kept (lists page with it). */
+static size_t on_header(char *line, size_t size, size_t nitems, void *userdata) {
+        char **cursor = userdata;
+        size_t n = size * nitems;
+        static const char name[] = "next-cursor:";
+
+        if (n > sizeof(name) - 1 && strncasecmp(line, name, sizeof(name) - 1) == 0) {
+                const char *v = line + sizeof(name) - 1;
+                size_t len = n - (sizeof(name) - 1);
+                while (len > 0 && (*v == ' ' || *v == '\t'))
+                        v++, len--;
+                while (len > 0 && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
+                        len--;
+                free(*cursor);
+                *cursor = strndup(v, len);
+        }
+        return n;
+}
+
+static int call(Ctl *ctl, const char *method, const char *path, const cJSON *body, cJSON **ret_reply, char **ret_cursor);
+
 int client_call(Ctl *ctl, const char *method, const char *path, const cJSON *body, cJSON **ret_reply) {
+        return call(ctl, method, path, body, ret_reply, NULL);
+}
+
+int client_list(Ctl *ctl, const char *path, size_t want, cJSON **ret_array) {
+        _cleanup_free_ char *cursor = NULL;
+        cJSON *all = cJSON_CreateArray();
+        size_t got = 0;
+
+        if (!all) {
+                fprintf(stderr, "corralctl: out of memory\n");
+                return EXIT_API_ERROR;
+        }
+        /* Page after page, as the Next-Cursor of each says, until want items or the end. */
+        do {
+                _cleanup_free_ char *page = NULL, *after = cursor ? client_escape(cursor) : NULL;
+                size_t limit = want == 0 ? CLIENT_PAGE_MAX : MIN(want - got, (size_t) CLIENT_PAGE_MAX);
+                cJSON *reply = NULL, *item;
+                int r;
+
+                if ((cursor && !after) ||
+                    asprintf(&page, "%s%slimit=%zu%s%s", path, strchr(path, '?') ? "&" : "?", limit, after ? "&after=" : "",
+                             strempty(after)) < 0) {
+                        cJSON_Delete(all);
+                        fprintf(stderr, "corralctl: out of memory\n");
+                        return EXIT_API_ERROR;
+                }
+                cursor = mfree(cursor);
+                r = call(ctl, "GET", page, NULL, &reply, &cursor);
+                if (r != EXIT_OK) {
+                        cJSON_Delete(all);
+                        return r;
+                }
+                if (!cJSON_IsArray(reply)) {
+                        cJSON_Delete(reply);
+                        cJSON_Delete(all);
+                        fprintf(stderr, "corralctl: corrald sent a list that is not an array\n");
+                        return EXIT_API_ERROR;
+                }
+                while ((item = cJSON_DetachItemFromArray(reply, 0))) {
+                        cJSON_AddItemToArray(all, item);
+                        got++;
+                }
+                cJSON_Delete(reply);
+        } while (cursor && (want == 0 || got < want));
+        *ret_array = all;
+        return EXIT_OK;
+}
+
+static int call(Ctl *ctl, const char *method, const char *path, const cJSON *body, cJSON **ret_reply, char **ret_cursor) {
         _cleanup_free_ char *url = NULL, *text = NULL;
         struct curl_slist *headers = NULL;
         Buffer reply = {};
@@ -114,6 +185,10 @@ int client_call(Ctl *ctl, const char *method, const char *path, const cJSON *bod
         curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
         curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT, 120L);
+        if (ret_cursor) {
+                curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+                curl_easy_setopt(curl, CURLOPT_HEADERDATA, ret_cursor);
+        }
         if (text) {
                 headers = curl_slist_append(headers, "Content-Type: application/json");
                 curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);

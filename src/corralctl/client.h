@@ -16,5 +16,14 @@
  */
 int client_call(Ctl *ctl, const char *method, const char *path, const cJSON *body, cJSON **ret_reply);
 
+/* The most items corralctl asks for in one page (the API's maximum). */
+#define CLIENT_PAGE_MAX 1000
+/* How many items a list shows unless --limit says otherwise (the API's default page). */
+#define CLIENT_LIST_DEFAULT 200
+
+/* GET a list at path (its filters in the query, no limit), following its pages (their
+ * Next-Cursor) until want items (0: all) or its end; *ret_array gets them in order. */
+int client_list(Ctl *ctl, const char *path, size_t want, cJSON **ret_array);
+
 /* Percent-encode s for a URL path segment or query value; NULL on OOM. */
 char *client_escape(const char *s);

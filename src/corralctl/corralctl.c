@@ -375,18 +375,32 @@ int ctl_company_list(Ctl *ctl, const char *group, const char *name, const char *
         company = client_escape(filters[0].value);
         if (!company || asprintf(&path, "/api/companies/%s/%s", company, collection) < 0)
                 return EXIT_API_ERROR;
+        size_t want = CLIENT_LIST_DEFAULT;
         for (size_t i = 1; filters[i].option; i++) {
                 _cleanup_free_ char *v = NULL;
                 char *t;
                 if (!filters[i].value)
                         continue;
+                if (streq(filter_params[i], "limit")) {
+                        /* Any number, or all: corralctl follows the list's pages for it. */
+                        uint64_t n;
+                        if (streq(filters[i].value, "all"))
+                                want = 0;
+                        else if (safe_atou64(filters[i].value, &n) < 0 || n == 0 || n > SIZE_MAX / 2) {
+                                fprintf(stderr, "corralctl %s%s%s: --limit must be a positive number or 'all', not '%s'\n",
+                                        strempty(group), group ? " " : "", name, filters[i].value);
+                                return EXIT_USAGE;
+                        } else
+                                want = (size_t) n;
+                        continue;
+                }
                 v = client_escape(filters[i].value);
                 if (!v || asprintf(&t, "%s%s%s=%s", path, strchr(path, '?') ? "&" : "?", filter_params[i], v) < 0)
                         return EXIT_API_ERROR;
                 free(path);
                 path = t;
         }
-        r = client_call(ctl, "GET", path, NULL, &reply);
+        r = client_list(ctl, path, want, &reply);
         if (r == EXIT_OK)
                 output_list(ctl, reply, columns);
         cJSON_Delete(reply);

@@ -28,7 +28,7 @@ int verb_comment_list(Ctl *ctl, int argc, char *argv[]) {
         issue = client_escape(argv[first]);
         if (!issue || asprintf(&path, "/api/issues/%s/comments", issue) < 0)
                 return EXIT_API_ERROR;
-        r = client_call(ctl, "GET", path, NULL, &reply);
+        r = client_list(ctl, path, 0, &reply);
         if (r == EXIT_OK)
                 output_list(ctl, reply, comment_columns);
         cJSON_Delete(reply);

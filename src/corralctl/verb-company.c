@@ -38,7 +38,7 @@ int verb_company_list(Ctl *ctl, int argc, char *argv[]) {
         first = ctl_args(ctl, "company", "list", argc, argv, NULL, NULL, NULL, 0);
         if (first < 0)
                 return -1 - first;
-        r = client_call(ctl, "GET", "/api/companies", NULL, &reply);
+        r = client_list(ctl, "/api/companies", 0, &reply);
         if (r == EXIT_OK)
                 output_list(ctl, reply, company_columns);
         cJSON_Delete(reply);
@@ -84,7 +84,9 @@ static const Column activity_columns[] = {
 };
 
 int verb_activity(Ctl *ctl, int argc, char *argv[]) {
-        ExtraOpt filters[] = { { "company", "Company id (required)" }, { "limit", "At most N entries (default 200)" }, {} };
+        ExtraOpt filters[] = { { "company", "Company id (required)" },
+                               { "limit", "At most N entries, or all (default 200)" },
+                               {} };
         static const char *const params[] = { NULL, "limit" };
         return ctl_company_list(ctl, NULL, "activity", "activity", argc, argv, filters, params, activity_columns);
 }

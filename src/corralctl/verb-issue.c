@@ -32,7 +32,7 @@ int verb_issue_list(Ctl *ctl, int argc, char *argv[]) {
         ExtraOpt filters[] = { { "company", "Company id (required)" },
                                { "status", "Only issues with this status" },
                                { "assignee", "Only issues assigned to this agent" },
-                               { "limit", "At most N issues (default 200, at most 1000)" },
+                               { "limit", "At most N issues, or all (default 200)" },
                                {} };
         static const char *const params[] = { NULL, "status", "assigneeAgentId", "limit" };
         return ctl_company_list(ctl, "issue", "list", "issues", argc, argv, filters, params, issue_columns);

@@ -46,7 +46,7 @@ int verb_wake(Ctl *ctl, int argc, char *argv[]) {
 int verb_runs(Ctl *ctl, int argc, char *argv[]) {
         ExtraOpt filters[] = { { "company", "Company id (required)" },
                                { "agent", "Only runs of this agent" },
-                               { "limit", "At most N runs, newest first (default 200)" },
+                               { "limit", "At most N runs, or all (default 200)" },
                                {} };
         static const char *const params[] = { NULL, "agentId", "limit" };
         return ctl_company_list(ctl, NULL, "runs", "heartbeat-runs", argc, argv, filters, params, run_columns);

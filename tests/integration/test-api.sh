@@ -124,4 +124,41 @@ is "every row survives the restart" "$(md5sum <<<"$after")" "$(md5sum <<<"$befor
 i3=$(api POST /api/companies/$company/issues '{"title":"After restart"}' | jq -r .identifier)
 is "the issue counter continues after a restart" "$i3" ACME-3
 
+# --- lists page with a cursor ---
+pager=$(api POST /api/companies '{"name":"Pager","issuePrefix":"PG"}' | jq -r .id)
+for t in one two three four five; do api POST "/api/companies/$pager/issues" "{\"title\":\"$t\"}" >/dev/null; done
+# page PATH: the reply's titles on one line, its Next-Cursor in $T/cursor.
+page() {
+        curl -s -D "$T/headers" --unix-socket "$SOCK" "http://localhost$1" | jq -r '[.[].title] | join(" ")'
+        tr -d '\r' <"$T/headers" | sed -n 's/^[Nn]ext-[Cc]ursor: //p' >"$T/cursor"
+}
+is "a first page of 2" "$(page "/api/companies/$pager/issues?limit=2")" "one two"
+cursor=$(cat "$T/cursor")
+like "it names the next page's cursor" "$cursor" '^[0-9a-f]+$'
+like "and links to it, keeping the query" "$(tr -d '\r' <"$T/headers" | grep -i '^link:')" \
+        "^[Ll]ink: </api/companies/$pager/issues\\?limit=2&after=$cursor>; rel=\"next\"$"
+is "the page after the cursor" "$(page "/api/companies/$pager/issues?limit=2&after=$cursor")" "three four"
+is "the last page" "$(page "/api/companies/$pager/issues?limit=2&after=$(cat "$T/cursor")")" "five"
+is "it has no next cursor" "$(cat "$T/cursor")" ""
+api POST "/api/companies/$pager/issues" '{"title":"six"}' >/dev/null
+is "a row added meanwhile comes on the page after the old cursor" \
+        "$(page "/api/companies/$pager/issues?limit=2&after=$cursor")" "three four"
+is "a filter holds across pages" "$(page "/api/companies/$pager/issues?limit=1&status=backlog&after=$cursor")" "three"
+is "runs page newest first, like their list" "$(api GET "/api/companies/$company/heartbeat-runs?limit=1" >/dev/null; status)" 200
+bad_cursor() { api GET "/api/companies/$pager/issues?after=$1" >/dev/null; status; }
+is "a cursor that is not one gets 400" "$(bad_cursor zz)" 400
+is "so does a cursor of nonsense in hex" "$(bad_cursor 6869)" 400
+like "saying what after must be" "$(api GET "/api/companies/$pager/issues?after=zz" | jq -r .error)" "after must be the nextCursor"
+# corralctl follows the pages: more than the API's largest page of 1000.
+sqlite3 "$STATE/corral.db" "WITH RECURSIVE n(i) AS (SELECT 7 UNION ALL SELECT i + 1 FROM n WHERE i < 1206)
+        INSERT INTO issues (id, company_id, title, issue_number, identifier, created_at, updated_at)
+        SELECT printf('00000000-0000-4000-8000-%012d', i), '$pager', 'bulk ' || i, i, 'PG-' || i,
+               '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z' FROM n;
+        UPDATE companies SET issue_counter = 1206 WHERE id = '$pager'"
+is "corralctl issue list --limit all follows every page" "$("$CORRALCTL" --json issue list --company "$pager" --limit all | jq length)" 1206
+is "--limit 1100 takes two pages and stops" "$("$CORRALCTL" --json issue list --company "$pager" --limit 1100 | jq -r '[length, .[-1].identifier] | join(" ")')" \
+        "1100 PG-1100"
+is "by default a list shows 200" "$("$CORRALCTL" --json issue list --company "$pager" | jq length)" 200
+is "--limit must be a number or all" "$("$CORRALCTL" issue list --company "$pager" --limit lots >/dev/null 2>&1; echo $?)" 2
+
 finish

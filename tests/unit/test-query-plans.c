@@ -82,6 +82,8 @@ static void test_hot_paths_use_indexes(void **state) {
         size_t n;
         int64_t count;
         bool b;
+        /* Cursors as store_list_page() makes them: "t<rowid>:<text key>", "i<rowid>:<number>", in hex. */
+        const char *text_cursor = "7431323a323032362d30312d30315430303a30303a30302e3030305a", *number_cursor = "6931323a37";
 
         /* Per wake and claim. */
         plan = strv_free(plan);
@@ -128,41 +130,47 @@ static void test_hot_paths_use_indexes(void **state) {
         assert_true(store_wakeups_deferred_for_issue_count(s, c, i, &count) >= 0);
         assert_true(store_run_latest_for_issue(s, c, i, &run) >= 0);
         assert_true(store_runs_continued_since_count(s, c, i, "2026-01-01T00:00:00.000Z", &count) >= 0);
-        /* Per list request. (GET /metrics counts by status in one grouped query a table, which
-         * reads an index whole, once a scrape: not a hot path.) */
-        assert_true(store_companies(s, c, 200, &companies, &n) >= 0);
-        FREE(company_entity, companies, n);
-        assert_true(store_company_prefix_taken(s, "ACME", &b) >= 0);
-        assert_true(store_activity_of_company(s, c, 200, &activity, &n) >= 0);
-        FREE(activity_entity, activity, n);
-        assert_true(store_issues_of_company(s, c, NULL, NULL, 200, &issues, &n) >= 0);
-        FREE(issue_entity, issues, n);
-        assert_true(store_issues_of_company(s, c, "todo", a, 200, &issues, &n) >= 0);
-        FREE(issue_entity, issues, n);
-        assert_true(store_issue_by_identifier(s, "ACME-1", &issue) >= 0);
-        assert_true(store_issue_blockers(s, i, 200, &issues, &n) >= 0);
-        FREE(issue_entity, issues, n);
-        assert_true(store_comments_of_issue(s, i, 200, &comments, &n) >= 0);
-        FREE(comment_entity, comments, n);
-        assert_true(store_runs_of_company(s, c, NULL, 200, &runs, &n) >= 0);
-        FREE(run_entity, runs, n);
-        plan = strv_free(plan);
-        assert_true(store_runs_of_company(s, c, a, 200, &runs, &n) >= 0);
-        expect_index("runs_company_agent_created");
-        FREE(run_entity, runs, n);
-        assert_true(store_runs_active_of_company(s, c, 200, &runs, &n) >= 0);
-        FREE(run_entity, runs, n);
-        assert_true(store_runs_active_for_issue(s, c, i, 200, &runs, &n) >= 0);
-        FREE(run_entity, runs, n);
-        assert_true(store_run_running_of_agent_for_issue(s, a, i, &run) >= 0);
-        assert_true(store_run_events_after(s, r, 0, 200, &events, &n) >= 0);
-        FREE(run_event_entity, events, n);
-        assert_true(store_wakeups_of_agent(s, a, NULL, 200, &wakes, &n) >= 0);
-        FREE(wakeup_entity, wakes, n);
-        assert_true(store_wakeups_of_agent(s, a, "queued", 200, &wakes, &n) >= 0);
-        FREE(wakeup_entity, wakes, n);
-        assert_true(store_task_sessions_of_agent(s, a, 200, &sessions, &n) >= 0);
-        FREE(task_session_entity, sessions, n);
+        /* Per list request, from the start and after a cursor (keyset paging must use the
+         * same index: a deep page costs what the first does). */
+        for (int pass = 0; pass < 2; pass++) {
+                StorePage page_text = { .limit = 200, .after = pass ? text_cursor : NULL };
+                StorePage page_number = { .limit = 200, .after = pass ? number_cursor : NULL };
+                /* Per list request. (GET /metrics counts by status in one grouped query a table, which
+                 * reads an index whole, once a scrape: not a hot path.) */
+                assert_true(store_companies(s, c, &page_text, &companies, &n) >= 0);
+                FREE(company_entity, companies, n);
+                assert_true(store_company_prefix_taken(s, "ACME", &b) >= 0);
+                assert_true(store_activity_of_company(s, c, &page_text, &activity, &n) >= 0);
+                FREE(activity_entity, activity, n);
+                assert_true(store_issues_of_company(s, c, NULL, NULL, &page_number, &issues, &n) >= 0);
+                FREE(issue_entity, issues, n);
+                assert_true(store_issues_of_company(s, c, "todo", a, &page_number, &issues, &n) >= 0);
+                FREE(issue_entity, issues, n);
+                assert_true(store_issue_by_identifier(s, "ACME-1", &issue) >= 0);
+                assert_true(store_issue_blockers(s, i, &page_number, &issues, &n) >= 0);
+                FREE(issue_entity, issues, n);
+                assert_true(store_comments_of_issue(s, i, &page_text, &comments, &n) >= 0);
+                FREE(comment_entity, comments, n);
+                assert_true(store_runs_of_company(s, c, NULL, &page_text, &runs, &n) >= 0);
+                FREE(run_entity, runs, n);
+                plan = strv_free(plan);
+                assert_true(store_runs_of_company(s, c, a, &page_text, &runs, &n) >= 0);
+                expect_index("runs_company_agent_created");
+                FREE(run_entity, runs, n);
+                assert_true(store_runs_active_of_company(s, c, &page_text, &runs, &n) >= 0);
+                FREE(run_entity, runs, n);
+                assert_true(store_runs_active_for_issue(s, c, i, &page_text, &runs, &n) >= 0);
+                FREE(run_entity, runs, n);
+                assert_true(store_run_running_of_agent_for_issue(s, a, i, &run) >= 0);
+                assert_true(store_run_events_after(s, r, 0, 200, &events, &n) >= 0);
+                FREE(run_event_entity, events, n);
+                assert_true(store_wakeups_of_agent(s, a, NULL, &page_text, &wakes, &n) >= 0);
+                FREE(wakeup_entity, wakes, n);
+                assert_true(store_wakeups_of_agent(s, a, "queued", &page_text, &wakes, &n) >= 0);
+                FREE(wakeup_entity, wakes, n);
+                assert_true(store_task_sessions_of_agent(s, a, 200, &sessions, &n) >= 0);
+                FREE(task_session_entity, sessions, n);
+        }
         assert_true(store_runs_active_count(s, &count) >= 0);
 
         assert_no_scans();

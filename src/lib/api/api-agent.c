@@ -119,18 +119,19 @@ static cJSON *agent_change_details(const ApiRequest *req, const Agent *a) {
 
 static int handle_agent_list(ApiRequest *req) {
         _cleanup_(company_donep) Company c = {};
-        size_t limit, n;
+        StorePage page;
+        size_t n;
         Agent *items;
         int r;
 
         r = api_load(req, &company_entity, req->params[0], &c);
         if (r <= 0)
                 return r;
-        r = api_parse_limit(req, &limit);
+        r = api_parse_page(req, &page);
         if (r <= 0)
                 return r;
-        r = store_agents_of_company(api_store(req), c.id, limit, &items, &n);
-        return r < 0 ? r : api_reply_entities(req, &agent_entity, items, n);
+        r = store_agents_of_company(api_store(req), c.id, &page, &items, &n);
+        return api_reply_page(req, &agent_entity, r, items, n, &page);
 }
 
 static int handle_agent_get(ApiRequest *req) {
@@ -451,20 +452,21 @@ static int handle_agent_reset_session(ApiRequest *req) {
 static int handle_agent_wakeups(ApiRequest *req) {
         _cleanup_(agent_donep) Agent a = {};
         const char *status = api_query(req, "status");
-        size_t limit, n;
+        StorePage page;
+        size_t n;
         WakeupRequest *items;
         int r;
 
         r = api_load(req, &agent_entity, req->params[0], &a);
         if (r <= 0)
                 return r;
-        r = api_parse_limit(req, &limit);
+        r = api_parse_page(req, &page);
         if (r <= 0)
                 return r;
         if (status && wakeup_status_from_string(status) < 0)
                 return api_reply_error(req, 400, "status must be a wakeup status, not '%s'", status);
-        r = store_wakeups_of_agent(api_store(req), a.id, status, limit, &items, &n);
-        return r < 0 ? r : api_reply_entities(req, &wakeup_entity, items, n);
+        r = store_wakeups_of_agent(api_store(req), a.id, status, &page, &items, &n);
+        return api_reply_page(req, &wakeup_entity, r, items, n, &page);
 }
 
 const ApiRoute api_agent_routes[] = {

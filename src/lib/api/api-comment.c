@@ -12,17 +12,18 @@
 static int handle_comment_list(ApiRequest *req) {
         _cleanup_(issue_donep) Issue i = {};
         IssueComment *items;
-        size_t limit, n;
+        StorePage page;
+        size_t n;
         int r;
 
         r = api_load_issue(req, req->params[0], &i);
         if (r <= 0)
                 return r;
-        r = api_parse_limit(req, &limit);
+        r = api_parse_page(req, &page);
         if (r <= 0)
                 return r;
-        r = store_comments_of_issue(api_store(req), i.id, limit, &items, &n);
-        return r < 0 ? r : api_reply_entities(req, &comment_entity, items, n);
+        r = store_comments_of_issue(api_store(req), i.id, &page, &items, &n);
+        return api_reply_page(req, &comment_entity, r, items, n, &page);
 }
 
 static int handle_comment_get(ApiRequest *req) {

@@ -185,6 +185,32 @@ int api_parse_limit(ApiRequest *req, size_t *ret) {
         return 1;
 }
 
+int api_parse_page(ApiRequest *req, StorePage *ret) {
+        const char *after = api_query(req, "after");
+        int r;
+
+        *ret = (StorePage){};
+        r = api_parse_limit(req, &ret->limit);
+        if (r <= 0)
+                return r;
+        if (after && (isempty(after) || strlen(after) > 2 * STORE_CURSOR_MAX)) {
+                (void) api_reply_error(req, 400, "after must be the nextCursor of a page of this list");
+                return 0;
+        }
+        ret->after = after;
+        return 1;
+}
+
+int api_reply_page(ApiRequest *req, const Entity *e, int r, void *items, size_t n, StorePage *page) {
+        if (r == -EINVAL && page->after)
+                return api_reply_error(req, 400, "after must be the nextCursor of a page of this list");
+        if (r < 0)
+                return r;
+        free(req->next_cursor);
+        req->next_cursor = TAKE_PTR(page->next);
+        return api_reply_entities(req, e, items, n);
+}
+
 int api_parse_uint_query(ApiRequest *req, const char *name, int64_t def, int64_t min, int64_t max, int64_t *ret) {
         const char *s = api_query(req, name);
         int64_t v;

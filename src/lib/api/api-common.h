@@ -39,6 +39,7 @@ typedef struct ApiRequest {
 
         unsigned status; /* response, set by api_reply*() */
         unsigned retry_after_sec; /* != 0: a Retry-After header goes with it */
+        char *next_cursor; /* a list with more pages: the Next-Cursor and Link headers */
         cJSON *reply;
         char *reply_text; /* instead of reply: a plain-text body (GET /metrics) */
         const char *reply_content_type;
@@ -77,6 +78,12 @@ int api_reply(ApiRequest *req, unsigned status, cJSON *body);
 int api_reply_error(ApiRequest *req, unsigned status, const char *format, ...) _printf_(3, 4);
 /* A body that is not JSON; takes ownership of text. */
 int api_reply_text(ApiRequest *req, unsigned status, char *text, const char *content_type);
+
+/* ?limit= and ?after= of a list: 1, or 0 when replied 400. */
+int api_parse_page(ApiRequest *req, StorePage *ret);
+/* A page of a list (r: what the store said): the array, and its next cursor in the
+ * Next-Cursor and Link headers; a cursor the store refused gets 400. */
+int api_reply_page(ApiRequest *req, const Entity *e, int r, void *items, size_t n, StorePage *page);
 
 #define API_LIST_LIMIT_DEFAULT 200
 #define API_LIST_LIMIT_MAX 1000

@@ -23,15 +23,16 @@
 
 static int handle_company_list(ApiRequest *req) {
         Company *items;
-        size_t limit, n;
+        StorePage page;
+        size_t n;
         int r;
 
-        r = api_parse_limit(req, &limit);
+        r = api_parse_page(req, &page);
         if (r <= 0)
                 return r;
         /* An agent's list is its own company: it learns no other's name. */
-        r = store_companies(api_store(req), req->caller_agent_id ? req->caller_company_id : NULL, limit, &items, &n);
-        return r < 0 ? r : api_reply_entities(req, &company_entity, items, n);
+        r = store_companies(api_store(req), req->caller_agent_id ? req->caller_company_id : NULL, &page, &items, &n);
+        return api_reply_page(req, &company_entity, r, items, n, &page);
 }
 
 static int handle_company_get(ApiRequest *req) {
@@ -153,18 +154,19 @@ static int handle_company_patch(ApiRequest *req) {
 
 static int handle_company_activity(ApiRequest *req) {
         _cleanup_(company_donep) Company c = {};
-        size_t limit, n;
+        StorePage page;
+        size_t n;
         Activity *items;
         int r;
 
         r = api_load(req, &company_entity, req->params[0], &c);
         if (r <= 0)
                 return r;
-        r = api_parse_limit(req, &limit);
+        r = api_parse_page(req, &page);
         if (r <= 0)
                 return r;
-        r = store_activity_of_company(api_store(req), c.id, limit, &items, &n);
-        return r < 0 ? r : api_reply_entities(req, &activity_entity, items, n);
+        r = store_activity_of_company(api_store(req), c.id, &page, &items, &n);
+        return api_reply_page(req, &activity_entity, r, items, n, &page);
 }
 
 const ApiRoute api_company_routes[] = {

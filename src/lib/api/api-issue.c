@@ -27,20 +27,21 @@ static int reply_issue(ApiRequest *req, unsigned status, const char *id) {
 static int handle_issue_list(ApiRequest *req) {
         _cleanup_(company_donep) Company c = {};
         const char *status = api_query(req, "status"), *assignee = api_query(req, "assigneeAgentId");
-        size_t limit, n;
+        StorePage page;
+        size_t n;
         Issue *items;
         int r;
 
         r = api_load(req, &company_entity, req->params[0], &c);
         if (r <= 0)
                 return r;
-        r = api_parse_limit(req, &limit);
+        r = api_parse_page(req, &page);
         if (r <= 0)
                 return r;
         if (status && issue_status_from_string(status) < 0)
                 return api_reply_error(req, 400, "invalid status '%.64s'", status);
-        r = store_issues_of_company(api_store(req), c.id, status, assignee, limit, &items, &n);
-        return r < 0 ? r : api_reply_entities(req, &issue_entity, items, n);
+        r = store_issues_of_company(api_store(req), c.id, status, assignee, &page, &items, &n);
+        return api_reply_page(req, &issue_entity, r, items, n, &page);
 }
 
 static int handle_issue_get(ApiRequest *req) {
@@ -125,17 +126,18 @@ static int handle_issue_patch(ApiRequest *req) {
 static int handle_blocker_list(ApiRequest *req) {
         _cleanup_(issue_donep) Issue i = {};
         Issue *items;
-        size_t limit, n;
+        StorePage page;
+        size_t n;
         int r;
 
         r = api_load_issue(req, req->params[0], &i);
         if (r <= 0)
                 return r;
-        r = api_parse_limit(req, &limit);
+        r = api_parse_page(req, &page);
         if (r <= 0)
                 return r;
-        r = store_issue_blockers(api_store(req), i.id, limit, &items, &n);
-        return r < 0 ? r : api_reply_entities(req, &issue_entity, items, n);
+        r = store_issue_blockers(api_store(req), i.id, &page, &items, &n);
+        return api_reply_page(req, &issue_entity, r, items, n, &page);
 }
 
 static int handle_blocker_add(ApiRequest *req) {
@@ -248,17 +250,18 @@ static int handle_issue_release(ApiRequest *req) {
 static int handle_issue_live_runs(ApiRequest *req) {
         _cleanup_(issue_donep) Issue i = {};
         Run *items;
-        size_t limit, n;
+        StorePage page;
+        size_t n;
         int r;
 
         r = api_load_issue(req, req->params[0], &i);
         if (r <= 0)
                 return r;
-        r = api_parse_limit(req, &limit);
+        r = api_parse_page(req, &page);
         if (r <= 0)
                 return r;
-        r = store_runs_active_for_issue(api_store(req), i.company_id, i.id, limit, &items, &n);
-        return r < 0 ? r : api_reply_entities(req, &run_entity, items, n);
+        r = store_runs_active_for_issue(api_store(req), i.company_id, i.id, &page, &items, &n);
+        return api_reply_page(req, &run_entity, r, items, n, &page);
 }
 
 /* The run holding the lock if it is active, else the assignee's running run on this

@@ -26,18 +26,19 @@
 static int handle_run_list(ApiRequest *req) {
         _cleanup_(company_donep) Company c = {};
         const char *agent = api_query(req, "agentId");
-        size_t limit, n;
+        StorePage page;
+        size_t n;
         Run *items;
         int r;
 
         r = api_load(req, &company_entity, req->params[0], &c);
         if (r <= 0)
                 return r;
-        r = api_parse_limit(req, &limit);
+        r = api_parse_page(req, &page);
         if (r <= 0)
                 return r;
-        r = store_runs_of_company(api_store(req), c.id, agent, limit, &items, &n);
-        return r < 0 ? r : api_reply_entities(req, &run_entity, items, n);
+        r = store_runs_of_company(api_store(req), c.id, agent, &page, &items, &n);
+        return api_reply_page(req, &run_entity, r, items, n, &page);
 }
 
 static int handle_run_get(ApiRequest *req) {
@@ -122,18 +123,19 @@ static int handle_run_log(ApiRequest *req) {
 
 static int handle_company_live_runs(ApiRequest *req) {
         _cleanup_(company_donep) Company c = {};
-        size_t limit, n;
+        StorePage page;
+        size_t n;
         Run *items;
         int r;
 
         r = api_load(req, &company_entity, req->params[0], &c);
         if (r <= 0)
                 return r;
-        r = api_parse_limit(req, &limit);
+        r = api_parse_page(req, &page);
         if (r <= 0)
                 return r;
-        r = store_runs_active_of_company(api_store(req), c.id, limit, &items, &n);
-        return r < 0 ? r : api_reply_entities(req, &run_entity, items, n);
+        r = store_runs_active_of_company(api_store(req), c.id, &page, &items, &n);
+        return api_reply_page(req, &run_entity, r, items, n, &page);
 }
 
 const ApiRoute api_run_routes[] = {

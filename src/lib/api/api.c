@@ -508,11 +508,52 @@ static void peer_of(const Job *j, uid_t *ret_uid, pid_t *ret_pid, const char **r
 
 static void request_done(ApiRequest *req) {
         free(req->reply_text);
+        free(req->next_cursor);
         cJSON_Delete(req->reply);
         api_params_free(req->params);
         free(req->caller_run_id);
         free(req->caller_agent_id);
         free(req->caller_company_id);
+}
+
+/* s percent-encoded but for RFC 3986's unreserved characters. */
+static void put_encoded(FILE *f, const char *s) {
+        for (; *s; s++) {
+                unsigned char c = (unsigned char) *s;
+                if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("-._~", c))
+                        fputc(c, f);
+                else
+                        fprintf(f, "%%%02X", c);
+        }
+}
+
+/* The next page of a list: its cursor alone (Next-Cursor), and the request's URL with its
+ * query, after= replaced (Link, RFC 8288), for clients that follow links. */
+static void add_next_page(const Job *j, struct MHD_Response *resp, const char *cursor) {
+        _cleanup_free_ char *link = NULL;
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        (void) MHD_add_response_header(resp, "Next-Cursor", cursor);
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return;
+        fprintf(f, "<%s?", j->url);
+        for (size_t i = 0; i < j->n_args; i++)
+                if (!streq(j->args[i].key, "after")) {
+                        put_encoded(f, j->args[i].key);
+                        fputc('=', f);
+                        put_encoded(f, j->args[i].value);
+                        fputc('&', f);
+                }
+        fprintf(f, "after=%s>; rel=\"next\"", cursor);
+        if (fclose(f) != 0) {
+                free(buf);
+                return;
+        }
+        link = buf;
+        (void) MHD_add_response_header(resp, "Link", link);
 }
 
 /* Route and run j; its answer in j->response and j->status. -EAGAIN: the database stayed
@@ -611,6 +652,8 @@ static int answer(Api *a, Job *j) {
                 j->response = response_text(TAKE_PTR(req.reply_text), req.reply_content_type ?: "text/plain");
         else
                 j->response = response_json(req.reply);
+        if (j->response && req.next_cursor)
+                add_next_page(j, j->response, req.next_cursor);
         if (j->response && req.retry_after_sec > 0) {
                 char v[16];
                 snprintf(v, sizeof(v), "%u", req.retry_after_sec);

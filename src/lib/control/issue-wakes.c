@@ -74,7 +74,7 @@ static void wake_mentions(const IssueWaker *w, const Issue *issue, const char *b
         Agent *agents;
         size_t n;
 
-        if (!strchr(body, '@') || store_agents_of_company(w->ctl->store, issue->company_id, 0, &agents, &n) < 0)
+        if (!strchr(body, '@') || store_agents_of_company_all(w->ctl->store, issue->company_id, &agents, &n) < 0)
                 return;
         for (size_t i = 0; i < n; i++) {
                 const Agent *a = &agents[i];

@@ -183,9 +183,14 @@ int store_comments_by_run_count(Store *s, const char *run_id, int64_t *ret) {
         return store_count(s, "issue_comments", "WHERE created_by_run_id = ?1", ARGS(run_id), ret);
 }
 
-int store_agents_of_company(Store *s, const char *company_id, size_t limit, Agent **ret, size_t *ret_n) {
-        return store_list(s, &agent_entity, "WHERE company_id = ?1 ORDER BY created_at, id", ARGS(company_id), limit,
-                          (void **) ret, ret_n);
+int store_agents_of_company(Store *s, const char *company_id, StorePage *page, Agent **ret, size_t *ret_n) {
+        return store_list_page(s, &agent_entity, "company_id = ?1", "created_at", false, ARGS(company_id), page, (void **) ret,
+                               ret_n);
+}
+
+int store_agents_of_company_all(Store *s, const char *company_id, Agent **ret, size_t *ret_n) {
+        return store_list(s, &agent_entity, "WHERE company_id = ?1 ORDER BY created_at, id", ARGS(company_id), 0, (void **) ret,
+                          ret_n);
 }
 
 int store_issues_unblocked_by(Store *s, const char *done_id, Issue **ret, size_t *ret_n) {
@@ -215,10 +220,11 @@ int store_issue_waits_for(Store *s, const char *issue_id, const char *other_id, 
         return r;
 }
 
-int store_companies(Store *s, const char *only_id, size_t limit, Company **ret, size_t *ret_n) {
+int store_companies(Store *s, const char *only_id, StorePage *page, Company **ret, size_t *ret_n) {
         if (only_id)
-                return store_list(s, &company_entity, "WHERE id = ?1", ARGS(only_id), limit, (void **) ret, ret_n);
-        return store_list(s, &company_entity, "ORDER BY created_at, id", NULL, limit, (void **) ret, ret_n);
+                return store_list_page(s, &company_entity, "id = ?1", "created_at", false, ARGS(only_id), page, (void **) ret,
+                                       ret_n);
+        return store_list_page(s, &company_entity, NULL, "created_at", false, NULL, page, (void **) ret, ret_n);
 }
 
 int store_company_prefix_taken(Store *s, const char *prefix, bool *ret) {
@@ -228,19 +234,18 @@ int store_company_prefix_taken(Store *s, const char *prefix, bool *ret) {
         return r;
 }
 
-int store_activity_of_company(Store *s, const char *company_id, size_t limit, Activity **ret, size_t *ret_n) {
-        return store_list(s, &activity_entity, "WHERE company_id = ?1 ORDER BY created_at DESC, rowid DESC", ARGS(company_id),
-                          limit, (void **) ret, ret_n);
+int store_activity_of_company(Store *s, const char *company_id, StorePage *page, Activity **ret, size_t *ret_n) {
+        return store_list_page(s, &activity_entity, "company_id = ?1", "created_at", true, ARGS(company_id), page, (void **) ret,
+                               ret_n);
 }
 
-int store_issues_of_company(Store *s, const char *company_id, const char *status, const char *assignee_agent_id, size_t limit,
+int store_issues_of_company(Store *s, const char *company_id, const char *status, const char *assignee_agent_id, StorePage *page,
                             Issue **ret, size_t *ret_n) {
         /* The filters given, numbered in order: ?2 is the status when there is one. */
-        const char *clause = status && assignee_agent_id
-                ? "WHERE company_id = ?1 AND status = ?2 AND assignee_agent_id = ?3 ORDER BY issue_number"
-                : status            ? "WHERE company_id = ?1 AND status = ?2 ORDER BY issue_number"
-                : assignee_agent_id ? "WHERE company_id = ?1 AND assignee_agent_id = ?2 ORDER BY issue_number"
-                                    : "WHERE company_id = ?1 ORDER BY issue_number";
+        const char *clause = status && assignee_agent_id ? "company_id = ?1 AND status = ?2 AND assignee_agent_id = ?3"
+                : status                                 ? "company_id = ?1 AND status = ?2"
+                : assignee_agent_id                      ? "company_id = ?1 AND assignee_agent_id = ?2"
+                                                         : "company_id = ?1";
         const char *args[4] = { company_id };
         size_t n = 1;
 
@@ -248,41 +253,41 @@ int store_issues_of_company(Store *s, const char *company_id, const char *status
                 args[n++] = status;
         if (assignee_agent_id)
                 args[n++] = assignee_agent_id;
-        return store_list(s, &issue_entity, clause, args, limit, (void **) ret, ret_n);
+        return store_list_page(s, &issue_entity, clause, "issue_number", false, args, page, (void **) ret, ret_n);
 }
 
 int store_issue_by_identifier(Store *s, const char *identifier, Issue *ret) {
         return store_get_first(s, &issue_entity, "WHERE identifier = ?1", ARGS(identifier), ret);
 }
 
-int store_issue_blockers(Store *s, const char *issue_id, size_t limit, Issue **ret, size_t *ret_n) {
-        return store_list(s, &issue_entity,
-                          "WHERE id IN (SELECT issue_id FROM issue_relations WHERE related_issue_id = ?1 AND type = 'blocks') "
-                          "ORDER BY issue_number",
-                          ARGS(issue_id), limit, (void **) ret, ret_n);
+int store_issue_blockers(Store *s, const char *issue_id, StorePage *page, Issue **ret, size_t *ret_n) {
+        return store_list_page(s, &issue_entity,
+                               "id IN (SELECT issue_id FROM issue_relations WHERE related_issue_id = ?1 AND type = 'blocks')",
+                               "issue_number", false, ARGS(issue_id), page, (void **) ret, ret_n);
 }
 
-int store_comments_of_issue(Store *s, const char *issue_id, size_t limit, IssueComment **ret, size_t *ret_n) {
-        return store_list(s, &comment_entity, "WHERE issue_id = ?1 ORDER BY created_at, rowid", ARGS(issue_id), limit,
-                          (void **) ret, ret_n);
+int store_comments_of_issue(Store *s, const char *issue_id, StorePage *page, IssueComment **ret, size_t *ret_n) {
+        return store_list_page(s, &comment_entity, "issue_id = ?1", "created_at", false, ARGS(issue_id), page, (void **) ret,
+                               ret_n);
 }
 
-int store_runs_of_company(Store *s, const char *company_id, const char *agent_id, size_t limit, Run **ret, size_t *ret_n) {
+int store_runs_of_company(Store *s, const char *company_id, const char *agent_id, StorePage *page, Run **ret, size_t *ret_n) {
         if (agent_id)
-                return store_list(s, &run_entity, "WHERE company_id = ?1 AND agent_id = ?2 ORDER BY created_at DESC, rowid DESC",
-                                  ARGS(company_id, agent_id), limit, (void **) ret, ret_n);
-        return store_list(s, &run_entity, "WHERE company_id = ?1 ORDER BY created_at DESC, rowid DESC", ARGS(company_id), limit,
-                          (void **) ret, ret_n);
+                return store_list_page(s, &run_entity, "company_id = ?1 AND agent_id = ?2", "created_at", true,
+                                       ARGS(company_id, agent_id), page, (void **) ret, ret_n);
+        return store_list_page(s, &run_entity, "company_id = ?1", "created_at", true, ARGS(company_id), page, (void **) ret,
+                               ret_n);
 }
 
-int store_runs_active_of_company(Store *s, const char *company_id, size_t limit, Run **ret, size_t *ret_n) {
-        return store_list(s, &run_entity, "WHERE company_id = ?1 AND " RUN_ACTIVE " ORDER BY created_at", ARGS(company_id), 0,
-                          (void **) ret, ret_n);
+int store_runs_active_of_company(Store *s, const char *company_id, StorePage *page, Run **ret, size_t *ret_n) {
+        return store_list_page(s, &run_entity, "company_id = ?1 AND " RUN_ACTIVE, "created_at", false, ARGS(company_id), page,
+                               (void **) ret, ret_n);
 }
 
-int store_runs_active_for_issue(Store *s, const char *company_id, const char *issue_id, size_t limit, Run **ret, size_t *ret_n) {
-        return store_list(s, &run_entity, "WHERE company_id = ?1 AND " RUN_ACTIVE " AND " RUN_ISSUE " = ?2 ORDER BY created_at",
-                          ARGS(company_id, issue_id), limit, (void **) ret, ret_n);
+int store_runs_active_for_issue(Store *s, const char *company_id, const char *issue_id, StorePage *page, Run **ret,
+                                size_t *ret_n) {
+        return store_list_page(s, &run_entity, "company_id = ?1 AND " RUN_ACTIVE " AND " RUN_ISSUE " = ?2", "created_at", false,
+                               ARGS(company_id, issue_id), page, (void **) ret, ret_n);
 }
 
 int store_run_running_of_agent_for_issue(Store *s, const char *agent_id, const char *issue_id, Run *ret) {
@@ -299,12 +304,13 @@ int store_run_events_after(Store *s, const char *run_id, int64_t after_seq, size
                           (void **) ret, ret_n);
 }
 
-int store_wakeups_of_agent(Store *s, const char *agent_id, const char *status, size_t limit, WakeupRequest **ret, size_t *ret_n) {
+int store_wakeups_of_agent(Store *s, const char *agent_id, const char *status, StorePage *page, WakeupRequest **ret,
+                           size_t *ret_n) {
         if (status)
-                return store_list(s, &wakeup_entity, "WHERE agent_id = ?1 AND status = ?2 ORDER BY requested_at DESC, rowid DESC",
-                                  ARGS(agent_id, status), limit, (void **) ret, ret_n);
-        return store_list(s, &wakeup_entity, "WHERE agent_id = ?1 ORDER BY requested_at DESC, rowid DESC", ARGS(agent_id), limit,
-                          (void **) ret, ret_n);
+                return store_list_page(s, &wakeup_entity, "agent_id = ?1 AND status = ?2", "requested_at", true,
+                                       ARGS(agent_id, status), page, (void **) ret, ret_n);
+        return store_list_page(s, &wakeup_entity, "agent_id = ?1", "requested_at", true, ARGS(agent_id), page, (void **) ret,
+                               ret_n);
 }
 
 int store_task_sessions_of_agent(Store *s, const char *agent_id, size_t limit, AgentTaskSession **ret, size_t *ret_n) {

@@ -56,7 +56,9 @@ int store_wakeups_deferred_for_issue_count(Store *s, const char *company_id, con
 /* Agents with a queued run on the issue. */
 int store_agents_queued_on_issue(Store *s, const char *company_id, const char *issue_id, Agent **ret, size_t *ret_n);
 /* The agents of a company. */
-int store_agents_of_company(Store *s, const char *company_id, size_t limit, Agent **ret, size_t *ret_n);
+int store_agents_of_company(Store *s, const char *company_id, StorePage *page, Agent **ret, size_t *ret_n);
+/* Every agent of the company, for @-mentions (a company has at most a few thousand). */
+int store_agents_of_company_all(Store *s, const char *company_id, Agent **ret, size_t *ret_n);
 /* Agents with any queued run. */
 int store_agents_with_queued_runs(Store *s, Agent **ret, size_t *ret_n);
 /* Invokable agents with timer heartbeats enabled. */
@@ -85,28 +87,30 @@ int store_issue_waits_for(Store *s, const char *issue_id, const char *other_id, 
 int store_comments_by_run_count(Store *s, const char *run_id, int64_t *ret);
 
 /* ---- what the API lists ---- */
-/* limit caps the rows (0: no cap); lists are newest first where they say so. */
+/* One page each (store.h, StorePage); lists are newest first where they say so. */
 
-int store_companies(Store *s, const char *only_id, size_t limit, Company **ret, size_t *ret_n); /* only_id may be NULL: all */
+int store_companies(Store *s, const char *only_id, StorePage *page, Company **ret, size_t *ret_n); /* only_id may be NULL: all */
 int store_company_prefix_taken(Store *s, const char *prefix, bool *ret);
-int store_activity_of_company(Store *s, const char *company_id, size_t limit, Activity **ret, size_t *ret_n);
+int store_activity_of_company(Store *s, const char *company_id, StorePage *page, Activity **ret, size_t *ret_n);
 /* status and assignee_agent_id may be NULL: no filter. By issue number. */
-int store_issues_of_company(Store *s, const char *company_id, const char *status, const char *assignee_agent_id, size_t limit,
+int store_issues_of_company(Store *s, const char *company_id, const char *status, const char *assignee_agent_id, StorePage *page,
                             Issue **ret, size_t *ret_n);
 int store_issue_by_identifier(Store *s, const char *identifier, Issue *ret);
 /* The issues that block issue_id, by issue number. */
-int store_issue_blockers(Store *s, const char *issue_id, size_t limit, Issue **ret, size_t *ret_n);
-int store_comments_of_issue(Store *s, const char *issue_id, size_t limit, IssueComment **ret, size_t *ret_n);
+int store_issue_blockers(Store *s, const char *issue_id, StorePage *page, Issue **ret, size_t *ret_n);
+int store_comments_of_issue(Store *s, const char *issue_id, StorePage *page, IssueComment **ret, size_t *ret_n);
 /* agent_id may be NULL: every agent's. Newest first. */
-int store_runs_of_company(Store *s, const char *company_id, const char *agent_id, size_t limit, Run **ret, size_t *ret_n);
-int store_runs_active_of_company(Store *s, const char *company_id, size_t limit, Run **ret, size_t *ret_n);
-int store_runs_active_for_issue(Store *s, const char *company_id, const char *issue_id, size_t limit, Run **ret, size_t *ret_n);
+int store_runs_of_company(Store *s, const char *company_id, const char *agent_id, StorePage *page, Run **ret, size_t *ret_n);
+int store_runs_active_of_company(Store *s, const char *company_id, StorePage *page, Run **ret, size_t *ret_n);
+int store_runs_active_for_issue(Store *s, const char *company_id, const char *issue_id, StorePage *page, Run **ret,
+                                size_t *ret_n);
 /* The agent's oldest running run on the issue. */
 int store_run_running_of_agent_for_issue(Store *s, const char *agent_id, const char *issue_id, Run *ret);
 /* Events of a run after seq after_seq, in order. */
 int store_run_events_after(Store *s, const char *run_id, int64_t after_seq, size_t limit, RunEvent **ret, size_t *ret_n);
 /* status may be NULL: all. Newest first. */
-int store_wakeups_of_agent(Store *s, const char *agent_id, const char *status, size_t limit, WakeupRequest **ret, size_t *ret_n);
+int store_wakeups_of_agent(Store *s, const char *agent_id, const char *status, StorePage *page, WakeupRequest **ret,
+                           size_t *ret_n);
 /* Newest first. */
 int store_task_sessions_of_agent(Store *s, const char *agent_id, size_t limit, AgentTaskSession **ret, size_t *ret_n);
 /* Delete the agent's task sessions: of one task, or all (task_key NULL). */

@@ -6,6 +6,7 @@
  */
 #include "store/store.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -20,6 +21,7 @@
 #include "store/store-schema.h"
 #include "basic/strv.h"
 #include "basic/time-util.h"
+#include "basic/utf8.h"
 
 /* How long a statement waits for a lock another connection holds, unless the owner says
  * otherwise (store_set_busy_timeout(): corrald's loop waits 50 ms). */
@@ -678,6 +680,158 @@ int store_list(Store *s, const Entity *e, const char *clause, const char *const 
                         return r;
                 }
         }
+        *ret_items = items;
+        *ret_n = n;
+        return 0;
+}
+
+/* A page's cursor: "<t|i><rowid>:<key>" (the key a text or an integer), in hex, so that it
+ * is one opaque word in a URL. */
+static char *cursor_encode(bool integer, int64_t rowid, const char *key) {
+        _cleanup_free_ char *plain = strprintf("%c%" PRIi64 ":%s", integer ? 'i' : 't', rowid, key);
+        char *hex;
+
+        if (!plain)
+                return NULL;
+        hex = malloc(strlen(plain) * 2 + 1);
+        if (!hex)
+                return NULL;
+        for (size_t i = 0; plain[i]; i++)
+                snprintf(hex + 2 * i, 3, "%02x", (unsigned char) plain[i]);
+        hex[strlen(plain) * 2] = 0;
+        return hex;
+}
+
+static int cursor_decode(const char *hex, bool *ret_integer, int64_t *ret_rowid, char **ret_key) {
+        size_t n = strlen(hex);
+        _cleanup_free_ char *plain = NULL;
+        char *colon;
+
+        if (n == 0 || n % 2 != 0 || n > 2 * STORE_CURSOR_MAX)
+                return -EINVAL;
+        plain = malloc(n / 2 + 1);
+        if (!plain)
+                return -ENOMEM;
+        for (size_t i = 0; i < n / 2; i++) {
+                unsigned v;
+                if (!isxdigit((unsigned char) hex[2 * i]) || !isxdigit((unsigned char) hex[2 * i + 1]) ||
+                    sscanf(hex + 2 * i, "%2x", &v) != 1 || v == 0)
+                        return -EINVAL;
+                plain[i] = (char) v;
+        }
+        plain[n / 2] = 0;
+        colon = strchr(plain, ':');
+        if ((plain[0] != 'i' && plain[0] != 't') || !colon)
+                return -EINVAL;
+        *colon = 0;
+        if (safe_atoi64(plain + 1, ret_rowid) < 0 || !utf8_is_valid(colon + 1, strlen(colon + 1)))
+                return -EINVAL;
+        *ret_integer = plain[0] == 'i';
+        if (*ret_integer) {
+                int64_t k;
+                if (safe_atoi64(colon + 1, &k) < 0)
+                        return -EINVAL;
+        }
+        *ret_key = strdup(colon + 1);
+        return *ret_key ? 0 : -ENOMEM;
+}
+
+int store_list_page(Store *s, const Entity *e, const char *where, const char *key, bool desc, const char *const *args,
+                    StorePage *page, void **ret_items, size_t *ret_n) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        _cleanup_free_ char *after_key = NULL;
+        char cols[2048], sql[STORE_SQL_MAX];
+        const char *dir = desc ? "DESC" : "ASC";
+        bool after_integer = false, key_integer = false;
+        int64_t after_rowid = 0, last_rowid = 0;
+        char *items = NULL, *last_key = NULL;
+        size_t n = 0, allocated = 0;
+        int r, rc;
+
+        page->next = NULL;
+        if (page->after) {
+                r = cursor_decode(page->after, &after_integer, &after_rowid, &after_key);
+                if (r < 0)
+                        return r;
+        }
+        column_list(e, cols, sizeof(cols));
+        /* Keyset paging: the page after a cursor starts past its row in the list's order,
+         * which an index gives, however deep the page. One row more than asked says whether
+         * there is a next page. */
+        char cond[256] = "";
+        if (page->after)
+                /* The rows past the cursor's, in the list's direction. */
+                snprintf(cond, sizeof(cond), " AND (%s, rowid) %s (:after_key, :after_rowid)", key, desc ? "<" : ">");
+        snprintf(sql, sizeof(sql), "SELECT %s, %s, rowid FROM %s WHERE (%s)%s ORDER BY %s %s, rowid %s LIMIT :limit", cols, key,
+                 e->table, where ?: "1", cond, key, dir, dir);
+        r = store_prepare(s, sql, &stmt);
+        if (r < 0)
+                return r;
+        r = bind_args(stmt, args);
+        if (r < 0)
+                return r;
+        if (page->after) {
+                int ik = sqlite3_bind_parameter_index(stmt, ":after_key"),
+                    ir = sqlite3_bind_parameter_index(stmt, ":after_rowid");
+                int64_t k = 0;
+                if (after_integer)
+                        (void) safe_atoi64(after_key, &k);
+                if ((after_integer ? sqlite3_bind_int64(stmt, ik, k)
+                                   : sqlite3_bind_text(stmt, ik, after_key, -1, SQLITE_STATIC)) != SQLITE_OK ||
+                    sqlite3_bind_int64(stmt, ir, after_rowid) != SQLITE_OK)
+                        return -ENOMEM;
+        }
+        if (sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":limit"), (sqlite3_int64) page->limit + 1) != SQLITE_OK)
+                return -ENOMEM;
+
+        for (;;) {
+                rc = sqlite3_step(stmt);
+                if (rc == SQLITE_DONE)
+                        break;
+                if (rc != SQLITE_ROW) {
+                        entity_array_free(e, items, n);
+                        free(last_key);
+                        return store_error(s, rc, e->table);
+                }
+                if (n == page->limit) {
+                        /* A row past the page: there is a next one, from the page's last row. */
+                        page->next = cursor_encode(key_integer, last_rowid, strempty(last_key));
+                        free(last_key);
+                        if (!page->next) {
+                                entity_array_free(e, items, n);
+                                return -ENOMEM;
+                        }
+                        *ret_items = items;
+                        *ret_n = n;
+                        return 0;
+                }
+                if (n == allocated) {
+                        size_t m = allocated ? allocated * 2 : 16;
+                        char *t = realloc(items, m * e->size);
+                        if (!t) {
+                                entity_array_free(e, items, n);
+                                free(last_key);
+                                return -ENOMEM;
+                        }
+                        items = t;
+                        allocated = m;
+                }
+                memset(items + n * e->size, 0, e->size);
+                r = read_row(stmt, e, items + n * e->size);
+                n++;
+                free(last_key);
+                key_integer = sqlite3_column_type(stmt, (int) e->n_fields) == SQLITE_INTEGER;
+                last_key = sqlite3_column_type(stmt, (int) e->n_fields) == SQLITE_NULL
+                        ? strdup("")
+                        : strdup((const char *) sqlite3_column_text(stmt, (int) e->n_fields));
+                last_rowid = sqlite3_column_int64(stmt, (int) e->n_fields + 1);
+                if (r < 0 || !last_key) {
+                        entity_array_free(e, items, n);
+                        free(last_key);
+                        return r < 0 ? r : -ENOMEM;
+                }
+        }
+        free(last_key);
         *ret_items = items;
         *ret_n = n;
         return 0;

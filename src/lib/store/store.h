@@ -58,6 +58,21 @@ int store_delete(Store *s, const Entity *e, const char *key);
 /* SELECT of all columns with a trailing clause ("WHERE company_id = ?1 ORDER BY created_at"),
  * text parameters bound in order. Returns a malloc'ed array of records (free with
  * entity_array_free()). limit caps the rows read (0: no cap). */
+/* One page of a list the API serves: at most limit rows, after the row of cursor after (a
+ * previous page's next; NULL: from the start). next is set (malloc'd) when there are more
+ * rows. An after that is no cursor: -EINVAL. */
+#define STORE_CURSOR_MAX 160
+typedef struct StorePage {
+        size_t limit;
+        const char *after;
+        char *next;
+} StorePage;
+
+/* A list ordered by key (a column; rowid breaks ties, and the key must never change once a
+ * row is written), newest or largest first with desc, one page of it. where: a condition
+ * with ?1, ?2... of args, or NULL. */
+int store_list_page(Store *s, const Entity *e, const char *where, const char *key, bool desc, const char *const *args,
+                    StorePage *page, void **ret_items, size_t *ret_n);
 int store_list(Store *s, const Entity *e, const char *clause, const char *const *args, size_t limit, void **ret_items,
                size_t *ret_n);
 /* For tests: fn is told each line of the query plan (EXPLAIN QUERY PLAN's detail) of every
