@@ -5,6 +5,7 @@
 #include "daemon/manager.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -84,6 +85,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->sighup_source);
         sd_event_source_disable_unref(m->stall_source);
         sd_event_source_disable_unref(m->sweep_timer);
+        sd_event_source_disable_unref(m->startup_source);
         sd_event_unref(m->control.event);
         strv_free(m->overrides);
         free(m->config_path);
@@ -310,6 +312,22 @@ static char *socket_path_of(Manager *m) {
         return strdup(m->config.socket_path);
 }
 
+/* The loop's first act (manager_startup()): recovery, then readiness. */
+static int on_startup(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        uint64_t start = now_mono_usec();
+        int r;
+
+        /* Runs a previous corrald left running are taken up before anything new starts. */
+        r = control_sweep(&m->control, NULL);
+        if (r > 0)
+                log_notice("Recovered %d run%s left running by a previous corrald in %" PRIu64 " ms.", r, r == 1 ? "" : "s",
+                           (now_mono_usec() - start) / 1000);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Running, API on %s.",
+                          m->control.socket_activated ? "the socket passed by systemd" : m->config.socket_path);
+        return 0;
+}
+
 static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         int r;
@@ -427,10 +445,6 @@ int manager_startup(Manager *m) {
         if (!m->config.sandbox)
                 log_warning("The agent sandbox is off (sandbox=no): agents run as corrald's own user, unconfined.");
 
-        /* Runs a previous corrald left running are taken up before anything new starts. */
-        r = control_sweep(&m->control, NULL);
-        if (r > 0)
-                log_notice("Recovered %d run%s left running by a previous corrald.", r, r == 1 ? "" : "s");
         r = scheduler_new(&m->control, &m->control.scheduler);
         if (r < 0)
                 return r;
@@ -447,14 +461,23 @@ int manager_startup(Manager *m) {
         r = api_new(&m->control, m->agent_listen_fd, API_AGENT, &m->agent_api);
         if (r < 0)
                 return r;
+        /* The API listens from here on (its thread accepts and reads requests); the loop's
+         * first act is to take up the runs a previous corrald left running, before any
+         * request is carried out (design §5). */
+        r = sd_event_add_defer(m->control.event, &m->startup_source, on_startup, m);
+        if (r >= 0)
+                r = sd_event_source_set_priority(m->startup_source, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->startup_source, SD_EVENT_ONESHOT);
+        if (r < 0)
+                return log_error_errno(r, "Failed to schedule recovery: %m");
+        (void) sd_event_source_set_description(m->startup_source, "startup-recovery");
         return 0;
 }
 
 int manager_run(Manager *m) {
         int r;
 
-        (void) sd_notifyf(false, "READY=1\nSTATUS=Running, API on %s.",
-                          m->control.socket_activated ? "the socket passed by systemd" : m->config.socket_path);
         r = sd_event_loop(m->control.event);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");

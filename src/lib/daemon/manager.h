@@ -19,6 +19,7 @@ typedef struct Manager {
         Control control; /* the loop, store, placement, supervisor, sandbox: what control and API see */
         sd_event_source *sigterm_source, *sigint_source, *sighup_source, *stall_source;
         sd_event_source *sweep_timer;
+        sd_event_source *startup_source; /* recovery, the loop's first act */
 
         /* Configuration: defaults, then the file, then the command-line overrides (key, value pairs). */
         Config config;
