@@ -68,6 +68,63 @@ static void test_format_binary(void **state) {
         assert_non_null(strstr(surrogate, "base64"));
 }
 
+typedef struct Collected {
+        char *data;
+        size_t size;
+        int streams; /* bit 0 stdout, bit 1 stderr */
+} Collected;
+
+static int collect(int stream, const char *data, size_t size, void *userdata) {
+        Collected *c = userdata;
+        char *t = realloc(c->data, c->size + size + 1);
+
+        assert_non_null(t);
+        memcpy(t + c->size, data, size);
+        c->data = t;
+        c->size += size;
+        c->streams |= 1 << stream;
+        return 0;
+}
+
+/* Every chunk the shim formats comes back byte for byte, whichever decoder reads it: the
+ * shim's own lines take the fast path, anything else JSON's (a line re-encoded by cJSON,
+ * with escapes the shim never writes). */
+static void test_decode_round_trip(void **state) {
+        _cleanup_free_ char *path = strprintf("%s/round.ndjson", dir), *expect = NULL;
+        static const char alphabet[] = "ab\"\\/\n\r\t\x01\x1f\x7f\xc3\xa9\xe2\x82\xac\xff\x00 ";
+        size_t expect_size = 0;
+        Collected got = {};
+        FILE *f = fopen(path, "we");
+        unsigned seed = 7;
+
+        assert_non_null(f);
+        expect = malloc(200 * 64);
+        assert_non_null(expect);
+        for (int i = 0; i < 200; i++) {
+                char chunk[64];
+                size_t n = (size_t) (i % 63) + 1;
+                for (size_t k = 0; k < n; k++) {
+                        seed = seed * 1103515245 + 12345;
+                        chunk[k] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+                }
+                _cleanup_free_ char *l = line(i % 3 ? "stdout" : "stderr", chunk, n);
+                fputs(l, f);
+                memcpy(expect + expect_size, chunk, n);
+                expect_size += n;
+        }
+        /* A line the shim never writes, which only the JSON parser understands. */
+        fputs("{\"stream\":\"stdout\",\"ts\":\"x\",\"chunk\":\"\\u00e9\\ud83d\\ude00\"}\n", f);
+        memcpy(expect + expect_size, "\xc3\xa9\xf0\x9f\x98\x80", 6);
+        expect_size += 6;
+        fclose(f);
+
+        assert_int_equal(runlog_for_each_chunk(path, collect, &got), 0);
+        assert_int_equal(got.size, expect_size);
+        assert_memory_equal(got.data, expect, expect_size);
+        assert_int_equal(got.streams, 3);
+        free(got.data);
+}
+
 static void test_utf8_prefix(void **state) {
         assert_int_equal(utf8_complete_prefix("abc", 3), 3);
         assert_int_equal(utf8_complete_prefix("ab\xc3", 3), 2); /* 2-byte lead cut */
@@ -257,10 +314,15 @@ static void test_digest(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_format_text),  cmocka_unit_test(test_format_binary),
-        cmocka_unit_test(test_utf8_prefix),  cmocka_unit_test(test_ingest_incremental),
-        cmocka_unit_test(test_excerpt_tail), cmocka_unit_test(test_excerpt_redacted),
-        cmocka_unit_test(test_compact),      cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_format_text),
+        cmocka_unit_test(test_decode_round_trip),
+        cmocka_unit_test(test_format_binary),
+        cmocka_unit_test(test_utf8_prefix),
+        cmocka_unit_test(test_ingest_incremental),
+        cmocka_unit_test(test_excerpt_tail),
+        cmocka_unit_test(test_excerpt_redacted),
+        cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_redact),
         cmocka_unit_test(test_digest),
 };
 
