@@ -285,6 +285,24 @@ like "metrics: runs by status" "$metrics" 'corral_runs\{status="succeeded"\} [1-
 like "telemetry went to the log with the agent's role" "$(cat "$T/corrald.log")" "Telemetry agent.first_heartbeat: agent .* \(role general\)"
 
 is "POST /api/sweep answers" "$(api POST /api/sweep | jq -r '.runsRecovered | type')" number
+
+# --- one descriptor a live run (its shim's pidfd), so that 10,000 runs fit ---
+fds() { find "/proc/$DAEMON_PID/fd" -mindepth 1 2>/dev/null | wc -l; }
+before=$(fds)
+many=()
+for i in $(seq 20); do
+        id=$(agent "idle-$i" '{"command":"sleep","args":["600"],"timeoutSec":0}')
+        many+=("$(api POST "/api/agents/$id/heartbeat/invoke" | jq -r .id)")
+done
+all_running() {
+        local r
+        for r in "${many[@]}"; do run_started "$r" || return 1; done
+}
+check "20 idle runs run" wait_for 60 all_running
+after=$(fds)
+check "corrald holds at most one more descriptor a run ($before before, $after with 20 runs)" test $((after - before)) -le 22
+for r in "${many[@]}"; do api POST "/api/heartbeat-runs/$r/cancel" >/dev/null; done
+for r in "${many[@]}"; do wait_run "$r" 30 >/dev/null; done
 stop_daemon
 is "corrald exits 0" "$DAEMON_STATUS" 0
 is "no run cgroup is left" "$(find "$CG" -mindepth 1 -maxdepth 1 -type d | wc -l)" 0

@@ -295,6 +295,9 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
                         return set_error(ret_error, r, "cannot ask the shim spawner for the shim: %s", strerror(-r));
                 if (r >= 0) {
                         _cleanup_free_ char *error = NULL;
+                        /* The message holds its own copy of the cgroup's fd: a run keeps one
+                         * descriptor (its shim's pidfd), not two, so that 10,000 runs fit. */
+                        t->place.cgroup_fd = safe_close(t->place.cgroup_fd);
                         t->spawning = true;
                         r = make_run_dir(t, &error);
                         if (r >= 0)
@@ -314,6 +317,7 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
         if (r < 0)
                 return r;
         pid = exec_shim(s, t, argv, spec->env, cwd, go_read, report_write, &pidfd);
+        t->place.cgroup_fd = safe_close(t->place.cgroup_fd); /* the shim is born in it, or not at all */
         if (pid < 0)
                 return set_error(ret_error, pid, "cannot start the shim: clone3: %s", strerror(-pid));
         return shim_started(t, pid, pidfd, 0);
