@@ -263,4 +263,23 @@ static const Migration store_migrations[] = {
           "CREATE INDEX issues_status_created ON issues(status, created_at);\n"
           "CREATE INDEX issue_comments_run ON issue_comments(created_by_run_id) WHERE created_by_run_id IS NOT NULL;\n"
           "CREATE INDEX wakeups_agent_requested ON agent_wakeup_requests(agent_id, requested_at);\n" },
+        /* Rows of the tables GET /api/health counts, kept by triggers: a COUNT(*) reads a
+         * whole index, and health is asked for often, of a table that grows with history. */
+        { 4,
+          "CREATE TABLE row_counts (name TEXT PRIMARY KEY NOT NULL, n INTEGER NOT NULL) WITHOUT ROWID;\n"
+          "INSERT INTO row_counts SELECT 'companies', count(*) FROM companies;\n"
+          "INSERT INTO row_counts SELECT 'agents', count(*) FROM agents;\n"
+          "INSERT INTO row_counts SELECT 'issues', count(*) FROM issues;\n"
+          "CREATE TRIGGER companies_counted AFTER INSERT ON companies\n"
+          "  BEGIN UPDATE row_counts SET n = n + 1 WHERE name = 'companies'; END;\n"
+          "CREATE TRIGGER companies_uncounted AFTER DELETE ON companies\n"
+          "  BEGIN UPDATE row_counts SET n = n - 1 WHERE name = 'companies'; END;\n"
+          "CREATE TRIGGER agents_counted AFTER INSERT ON agents\n"
+          "  BEGIN UPDATE row_counts SET n = n + 1 WHERE name = 'agents'; END;\n"
+          "CREATE TRIGGER agents_uncounted AFTER DELETE ON agents\n"
+          "  BEGIN UPDATE row_counts SET n = n - 1 WHERE name = 'agents'; END;\n"
+          "CREATE TRIGGER issues_counted AFTER INSERT ON issues\n"
+          "  BEGIN UPDATE row_counts SET n = n + 1 WHERE name = 'issues'; END;\n"
+          "CREATE TRIGGER issues_uncounted AFTER DELETE ON issues\n"
+          "  BEGIN UPDATE row_counts SET n = n - 1 WHERE name = 'issues'; END;\n" },
 };

@@ -852,11 +852,16 @@ int store_get_first(Store *s, const Entity *e, const char *clause, const char *c
 }
 
 int store_count(Store *s, const char *table, const char *clause, const char *const *args, int64_t *ret) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
         char sql[STORE_SQL_MAX];
-        int r, rc;
 
         snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s %s", table, strempty(clause));
+        return store_scalar(s, sql, args, ret);
+}
+
+int store_scalar(Store *s, const char *sql, const char *const *args, int64_t *ret) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        int r, rc;
+
         r = store_prepare(s, sql, &stmt);
         if (r < 0)
                 return r;
@@ -864,8 +869,10 @@ int store_count(Store *s, const char *table, const char *clause, const char *con
         if (r < 0)
                 return r;
         rc = sqlite3_step(stmt);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
         if (rc != SQLITE_ROW)
-                return store_error(s, rc, table);
+                return store_error(s, rc, sql);
         *ret = sqlite3_column_int64(stmt, 0);
         return 0;
 }

@@ -85,6 +85,8 @@ void store_set_plan_observer(Store *s, StorePlanFn fn, void *userdata);
 int store_get_first(Store *s, const Entity *e, const char *clause, const char *const *args, void *ret);
 /* Number of rows matching clause. */
 int store_count(Store *s, const char *table, const char *clause, const char *const *args, int64_t *ret);
+/* The first column of the first row of sql, as an integer; -ENOENT when it has no row. */
+int store_scalar(Store *s, const char *sql, const char *const *args, int64_t *ret);
 
 /* Rows of an entity's table by status, in one grouped query: counts[i] for statuses[i] (a
  * NULL-terminated list); a status no row has counts 0. */
