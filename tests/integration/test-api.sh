@@ -124,6 +124,11 @@ is "every row survives the restart" "$(md5sum <<<"$after")" "$(md5sum <<<"$befor
 i3=$(api POST /api/companies/$company/issues '{"title":"After restart"}' | jq -r .identifier)
 is "the issue counter continues after a restart" "$i3" ACME-3
 
+# Health's counts are each their own (they were read one field late: an argument order bug).
+is "health counts companies, agents, issues, active runs" "$(api GET /api/health | jq -c '[.counts.companies, .counts.agents, .counts.issues, .counts.activeRuns]')" \
+        "$(sqlite3 "$STATE/corral.db" "SELECT '[' || (SELECT count(*) FROM companies) || ',' || (SELECT count(*) FROM agents) || ',' ||
+                (SELECT count(*) FROM issues) || ',' || (SELECT count(*) FROM heartbeat_runs WHERE status IN ('queued', 'running')) || ']'")"
+
 # --- lists page with a cursor ---
 pager=$(api POST /api/companies '{"name":"Pager","issuePrefix":"PG"}' | jq -r .id)
 for t in one two three four five; do api POST "/api/companies/$pager/issues" "{\"title\":\"$t\"}" >/dev/null; done

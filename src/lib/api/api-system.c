@@ -25,10 +25,12 @@
 #include "control/sweep.h"
 #include "supervise/supervisor.h"
 
-static int add_count(cJSON *o, const char *name, int r, int64_t n) {
+/* The count r == 0 gave in *n, as name; passed by pointer and read here, after the call that
+ * set it (the order of a call's arguments is unspecified: by value, n was read before). */
+static int add_count(cJSON *o, const char *name, int r, const int64_t *n) {
         if (r < 0)
                 return r;
-        return cJSON_AddNumberToObject(o, name, (double) n) ? 0 : -ENOMEM;
+        return cJSON_AddNumberToObject(o, name, (double) *n) ? 0 : -ENOMEM;
 }
 
 static int handle_health(ApiRequest *req) {
@@ -73,10 +75,10 @@ static int handle_health(ApiRequest *req) {
                 return -ENOMEM;
         int64_t n = 0;
         Store *s = api_store(req);
-        if ((r = add_count(counts, "companies", store_count_all(s, &company_entity, &n), n)) < 0 ||
-            (r = add_count(counts, "agents", store_count_all(s, &agent_entity, &n), n)) < 0 ||
-            (r = add_count(counts, "issues", store_count_all(s, &issue_entity, &n), n)) < 0 ||
-            (r = add_count(counts, "activeRuns", store_runs_active_count(s, &n), n)) < 0)
+        if ((r = add_count(counts, "companies", store_count_all(s, &company_entity, &n), &n)) < 0 ||
+            (r = add_count(counts, "agents", store_count_all(s, &agent_entity, &n), &n)) < 0 ||
+            (r = add_count(counts, "issues", store_count_all(s, &issue_entity, &n), &n)) < 0 ||
+            (r = add_count(counts, "activeRuns", store_runs_active_count(s, &n), &n)) < 0)
                 return r;
         return api_reply(req, 200, TAKE_PTR(o));
 }
