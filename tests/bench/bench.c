@@ -560,6 +560,241 @@ static void bench_recovery(void) {
         wait_idle();
 }
 
+/* ---- 7. history: the same figures on an empty database and on one of 1M finished runs ---- */
+
+static unsigned history_runs = 1000000;
+
+/* Run sql through the sqlite3 shell on the bench's database (corrald stopped). */
+static void sqlite_run(const char *sql) {
+        _cleanup_free_ char *cmd = strprintf("sqlite3 -bail '%s/corral.db'", state_dir);
+        FILE *f = cmd ? popen(cmd, "w") : NULL;
+
+        if (!f)
+                die("cannot run sqlite3");
+        fputs(sql, f);
+        if (pclose(f) != 0)
+                die("sqlite3 failed on: %.200s", sql);
+}
+
+static char *sqlite_query(const char *sql) {
+        _cleanup_free_ char *cmd = strprintf("sqlite3 '%s/corral.db' \"%s\"", state_dir, sql);
+        char buf[65536];
+        FILE *f = cmd ? popen(cmd, "r") : NULL;
+        size_t n;
+
+        if (!f)
+                die("cannot run sqlite3");
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        buf[n] = 0;
+        pclose(f);
+        return strdup(strstrip(buf));
+}
+
+/* Copy the row of table that where selects count times, each column as itself unless
+ * overrides ("column=expression;...", the expressions see i, 1..count) say otherwise:
+ * history made of real rows' shapes. */
+static void copy_rows(const char *table, const char *where, unsigned count, const char *overrides) {
+        _cleanup_free_ char *q = strprintf("SELECT group_concat(name, ' ') FROM pragma_table_xinfo('%s') WHERE hidden = 0",
+                                           table);
+        _cleanup_free_ char *cols = sqlite_query(q);
+        char *names = NULL, *values = NULL, *save = NULL;
+        size_t ns = 0, vs = 0;
+        FILE *fn = open_memstream(&names, &ns), *fv = open_memstream(&values, &vs);
+
+        for (char *c = strtok_r(cols, " ", &save); c; c = strtok_r(NULL, " ", &save)) {
+                _cleanup_free_ char *key = strprintf(";%s=", c), *all = strprintf(";%s", overrides);
+                const char *o = strstr(all, key);
+                fprintf(fn, "%s%s", ns || ftell(fn) ? "," : "", c);
+                if (o) {
+                        o += strlen(key);
+                        fprintf(fv, "%s%.*s", ftell(fv) ? "," : "", (int) strcspn(o, ";"), o);
+                } else
+                        fprintf(fv, "%ss.%s", ftell(fv) ? "," : "", c);
+        }
+        fclose(fn);
+        fclose(fv);
+        _cleanup_free_ char *sql = strprintf(
+                "PRAGMA foreign_keys = ON; BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %u) "
+                "INSERT INTO %s (%s) SELECT %s FROM n, (SELECT * FROM %s WHERE %s LIMIT 1) s; COMMIT;\n",
+                count, table, names, values, table, where);
+        free(names);
+        free(values);
+        sqlite_run(sql);
+}
+
+typedef struct Figures {
+        double launch_ms, issue_launch_ms, throughput, sweep_ms, startup_ms, metrics_ms, health_ms;
+        double list_ms[6];
+        size_t list_bytes[6];
+        long rss_kb;
+} Figures;
+
+static const char *const list_names[6] = { "runs", "issues", "activity", "agents", "wakeups", "comments" };
+
+static double median_ms(int64_t *v, size_t n) {
+        return percentile(v, n, 0.5) / 1e6;
+}
+
+static double request_ms(const char *method, const char *path, size_t *ret_bytes) {
+        int64_t t[9];
+        for (int k = 0; k < 9; k++) {
+                _cleanup_free_ char *reply = NULL;
+                int64_t t0 = now_ns();
+                int status = http(method, path, NULL, &reply);
+                t[k] = now_ns() - t0;
+                if (status != 200)
+                        die("%s %s: %d", method, path, status);
+                if (ret_bytes)
+                        *ret_bytes = strlen(reply);
+        }
+        return median_ms(t, 9);
+}
+
+/* A wake, timed to its agent's first instruction (the stamp), and its run's end. */
+static double launch_ms(int fifo, const char *agent, const char *issue) {
+        int64_t t[21];
+        for (int k = 0; k < 21; k++) {
+                _cleanup_free_ char *path = strprintf("/api/agents/%s/wakeup", agent),
+                                    *body = issue ? strprintf("{\"payload\":{\"issueId\":\"%s\",\"taskKey\":\"h%d\"}}", issue, k)
+                                                  : strprintf("{\"payload\":{\"taskKey\":\"h%d\"}}", k);
+                int64_t t0 = now_ns();
+                _cleanup_free_ char *run = post_id(path, body);
+                t[k] = read_stamp(fifo) - t0;
+                while (!run_terminal(run))
+                        sleep_us(200);
+        }
+        return median_ms(t, 21);
+}
+
+static void measure(int fifo, const char *co, const char *agent, const char *issue, const char *true_agent, Figures *f) {
+        char path[256];
+
+        f->launch_ms = launch_ms(fifo, agent, NULL);
+        f->issue_launch_ms = launch_ms(fifo, agent, issue);
+        /* Throughput: 5 s of /bin/true wakes of one agent, 10 at a time. */
+        unsigned wakes = 0;
+        int64_t t0 = now_ns();
+        while (now_ns() - t0 < 5 * (int64_t) 1000000000) {
+                free(wake(true_agent, wakes++));
+                if (wakes % 20 == 0)
+                        while (active_runs() > 40)
+                                sleep_us(1000);
+        }
+        wait_idle();
+        f->throughput = wakes / ((now_ns() - t0) / 1e9);
+        f->sweep_ms = request_ms("POST", "/api/sweep", NULL);
+        f->metrics_ms = request_ms("GET", "/metrics", NULL);
+        f->health_ms = request_ms("GET", "/api/health", NULL);
+        for (int i = 0; i < 6; i++) {
+                if (i == 4)
+                        snprintf(path, sizeof(path), "/api/agents/%s/wakeup-requests", agent);
+                else if (i == 5)
+                        snprintf(path, sizeof(path), "/api/issues/%s/comments", issue);
+                else
+                        snprintf(path, sizeof(path), "/api/companies/%s/%s", co,
+                                 i == 0 ? "heartbeat-runs" : i == 1 ? "issues" : i == 2 ? "activity" : "agents");
+                f->list_ms[i] = request_ms("GET", path, &f->list_bytes[i]);
+        }
+        f->rss_kb = status_kb(corrald_pid, "VmRSS:");
+}
+
+static double startup_ms(void) {
+        int64_t t0 = now_ns();
+        start_corrald();
+        return (now_ns() - t0) / 1e6;
+}
+
+static void history_row(const char *what, double empty, double full, const char *unit, const char *goal, bool higher_better) {
+        char a[64], b[64], c[32];
+        snprintf(a, sizeof(a), "%.2f %s", empty, unit);
+        snprintf(b, sizeof(b), "%.2f %s", full, unit);
+        snprintf(c, sizeof(c), "%.2fx", higher_better ? full / empty : full / empty);
+        row(what, a, b, c, goal);
+}
+
+static void bench_history(int fifo) {
+        _cleanup_free_ char *co = post_id("/api/companies", "{\"name\":\"History\",\"issuePrefix\":\"HIS\"}");
+        _cleanup_free_ char *config = strprintf("{\"command\":\"%s\",\"env\":{\"BENCH_FIFO\":\"%s\"}}", agent_path, fifo_path);
+        _cleanup_free_ char *agents_path = strprintf("/api/companies/%s/agents", co), *issues_path = strprintf("/api/companies/%s/issues", co);
+        _cleanup_free_ char *body = strprintf("{\"name\":\"hist\",\"adapterConfig\":%s}", config);
+        _cleanup_free_ char *agent = post_id(agents_path, body);
+        _cleanup_free_ char *true_agent = post_id(agents_path, "{\"name\":\"hist-true\",\"adapterConfig\":{\"command\":\"/bin/true\"},"
+                                                              "\"runtimeConfig\":{\"heartbeat\":{\"maxConcurrentRuns\":10}}}");
+        _cleanup_free_ char *ib = strprintf("{\"title\":\"History target\",\"status\":\"todo\"}");
+        _cleanup_free_ char *issue = post_id(issues_path, ib);
+        _cleanup_free_ char *cpath = strprintf("/api/issues/%s/comments", issue);
+        free(post_id(cpath, "{\"body\":\"A comment as comments go, with a line or two of text about the work.\"}"));
+        Figures empty = {}, full = {};
+        char a[64], b[64];
+
+        measure(fifo, co, agent, issue, true_agent, &empty);
+        stop_corrald(SIGTERM);
+        empty.startup_ms = startup_ms();
+        stop_corrald(SIGTERM);
+
+        /* History, copied from the rows the measurement just made. */
+        int64_t t0 = now_ns();
+        unsigned runs = history_runs, issues = MAX(history_runs / 5, 1u), n_agents = 1000;
+        _cleanup_free_ char *w_agents = strprintf("id = '%s'", agent), *w_issue = strprintf("id = '%s'", issue);
+        _cleanup_free_ char *o_agents = strprintf("id=printf('a0000000-0000-4000-8000-%%012d', i);name='hist-' || i");
+        copy_rows("agents", w_agents, n_agents, o_agents);
+        _cleanup_free_ char *o_issues = strprintf(
+                "id=printf('10000000-0000-4000-8000-%%012d', i);issue_number=1000 + i;identifier='HIS-' || (1000 + i);"
+                "status='done';execution_run_id=NULL;execution_locked_at=NULL;checkout_run_id=NULL;"
+                "assignee_agent_id=printf('a0000000-0000-4000-8000-%%012d', 1 + i %% %u)",
+                n_agents);
+        copy_rows("issues", w_issue, issues, o_issues);
+        _cleanup_free_ char *w_wake = strprintf("agent_id = '%s' AND run_id IS NOT NULL", agent);
+        _cleanup_free_ char *o_wakes = strprintf(
+                "id=printf('30000000-0000-4000-8000-%%012d', i);agent_id=printf('a0000000-0000-4000-8000-%%012d', 1 + i %% %u);"
+                "run_id=NULL;status='completed';payload=json_set(coalesce(payload, '{}'), '$.issueId', printf('10000000-0000-4000-8000-%%012d', 1 + i %% %u));"
+                "requested_at=strftime('%%Y-%%m-%%dT%%H:%%M:%%S.000Z', '2025-01-01', '+' || (i * 20) || ' seconds')",
+                n_agents, issues);
+        copy_rows("agent_wakeup_requests", w_wake, runs, o_wakes);
+        _cleanup_free_ char *w_run = strprintf("agent_id = '%s' AND status = 'succeeded' AND issue_id IS NOT NULL", agent);
+        _cleanup_free_ char *o_runs = strprintf(
+                "id=printf('20000000-0000-4000-8000-%%012d', i);agent_id=printf('a0000000-0000-4000-8000-%%012d', 1 + i %% %u);"
+                "wakeup_request_id=printf('30000000-0000-4000-8000-%%012d', i);"
+                "context_snapshot=json_set(context_snapshot, '$.issueId', printf('10000000-0000-4000-8000-%%012d', 1 + i %% %u));"
+                "created_at=strftime('%%Y-%%m-%%dT%%H:%%M:%%S.000Z', '2025-01-01', '+' || (i * 20) || ' seconds')",
+                n_agents, issues);
+        copy_rows("heartbeat_runs", w_run, runs, o_runs);
+        _cleanup_free_ char *w_event = strprintf("agent_id = '%s'", agent);
+        copy_rows("heartbeat_run_events", w_event, runs, "id=NULL;run_id=printf('20000000-0000-4000-8000-%012d', i)");
+        _cleanup_free_ char *w_comment = strprintf("issue_id = '%s'", issue);
+        copy_rows("issue_comments", w_comment, issues,
+                  "id=printf('40000000-0000-4000-8000-%012d', i);issue_id=printf('10000000-0000-4000-8000-%012d', i)");
+        _cleanup_free_ char *w_activity = strprintf("company_id = '%s'", co);
+        copy_rows("activity_log", w_activity, runs, "id=printf('50000000-0000-4000-8000-%012d', i)");
+        _cleanup_free_ char *counter = strprintf("UPDATE companies SET issue_counter = %u WHERE id = '%s';\n", 1000 + issues, co);
+        sqlite_run(counter);
+        _cleanup_free_ char *fk = sqlite_query("PRAGMA foreign_key_check");
+        double build_s = (now_ns() - t0) / 1e9;
+
+        full.startup_ms = startup_ms();
+        measure(fifo, co, agent, issue, true_agent, &full);
+
+        printf("|   (history: %u finished runs with as many wakes, events and activity rows, %u issues with a comment each, "
+               "%u agents, copied from real rows in %.0f s; foreign keys: %s) |\n",
+               runs, issues, n_agents, build_s, isempty(fk) ? "ok" : fk);
+        history_row("history: plain launch", empty.launch_ms, full.launch_ms, "ms", "≤ 1.5x", false);
+        history_row("history: issue-scoped launch", empty.issue_launch_ms, full.issue_launch_ms, "ms", "≤ 1.5x", false);
+        history_row("history: throughput", empty.throughput, full.throughput, "runs/s", "≥ 0.8x", true);
+        history_row("history: sweep", empty.sweep_ms, full.sweep_ms, "ms", "≤ 50 ms, ≤ 1.5x", false);
+        history_row("history: startup to first answer", empty.startup_ms, full.startup_ms, "ms", "≤ 1.5x", false);
+        history_row("history: GET /metrics", empty.metrics_ms, full.metrics_ms, "ms", "≤ 1.5x", false);
+        history_row("history: GET /api/health", empty.health_ms, full.health_ms, "ms", "≤ 1.5x", false);
+        for (int i = 0; i < 6; i++) {
+                char what[64];
+                snprintf(what, sizeof(what), "history: list %s", list_names[i]);
+                history_row(what, empty.list_ms[i], full.list_ms[i], "ms", "≤ 1.5x, ≤ 1 MB", false);
+                printf("|   (default page: %zu bytes empty, %zu bytes with history) |\n", empty.list_bytes[i], full.list_bytes[i]);
+        }
+        snprintf(a, sizeof(a), "%ld KiB", empty.rss_kb);
+        snprintf(b, sizeof(b), "%ld KiB", full.rss_kb);
+        row("history: corrald RSS", a, b, "", "≤ 1.5x");
+}
+
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "corrald", required_argument, NULL, 'c' },   { "agent", required_argument, NULL, 'a' },
@@ -567,7 +802,8 @@ int main(int argc, char *argv[]) {
                 { "seconds", required_argument, NULL, 's' },   { "recovery-runs", required_argument, NULL, 'r' },
                 { "log-bytes", required_argument, NULL, 'l' }, { "only", required_argument, NULL, 'o' },
                 { "reference-scope", no_argument, NULL, 'S' }, { "keep-state", no_argument, NULL, 'k' },
-                { "sandbox", required_argument, NULL, 'x' },   {},
+                { "sandbox", required_argument, NULL, 'x' },   { "history-runs", required_argument, NULL, 'H' },
+                {},
         };
         int c, fifo;
 
@@ -606,13 +842,16 @@ int main(int argc, char *argv[]) {
                 case 'x':
                         sandbox = optarg;
                         break;
+                case 'H':
+                        history_runs = (unsigned) atoi(optarg);
+                        break;
                 default:
                         return 2;
                 }
         if (!corrald_path || !agent_path || n_runs == 0) {
                 fprintf(stderr,
                         "usage: bench --corrald PATH --agent PATH [--placement KIND] [--runs N] [--seconds S] "
-                        "[--recovery-runs N] [--log-bytes N] [--only launch|throughput|log|recovery] [--reference-scope] "
+                        "[--recovery-runs N] [--log-bytes N] [--only launch|throughput|log|recovery|history] [--history-runs N] [--reference-scope] "
                         "[--keep-state] [--sandbox yes|no]\n");
                 return 2;
         }
@@ -645,6 +884,8 @@ int main(int argc, char *argv[]) {
                 bench_throughput();
         if (want("recovery"))
                 bench_recovery();
+        if (want("history") && history_runs > 0)
+                bench_history(fifo);
         stop_corrald(SIGTERM);
         remove_cgroup_root();
         _cleanup_free_ char *rm_share = strprintf("rm -rf '%s'", share_dir);

@@ -101,8 +101,7 @@ static char *error_text(const RunResult *result) {
         case RUN_END_LOST:
                 return strdup(result->error ?: "Process lost");
         case RUN_END_LOG_LIMIT:
-                return strprintf("Stopped: its output passed the limit of %" PRIu64 " bytes a run (quota-log-mib)",
-                                 result->log_bytes);
+                return strdup("Stopped: its output passed the log quota of a run (quota-log-mib)");
         default:
                 return strdup(result->error ?: "The run could not be launched");
         }
