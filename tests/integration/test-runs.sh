@@ -282,6 +282,16 @@ metrics=$(curl -sS --unix-socket "$SOCK" http://localhost/metrics)
 like "metrics: first heartbeats counted" "$metrics" 'corral_telemetry_events_total\{event="agent.first_heartbeat"\} [1-9]'
 like "metrics: the callback agent's done issue counted" "$metrics" 'corral_telemetry_events_total\{event="agent.task_completed"\} 1'
 like "metrics: runs by status" "$metrics" 'corral_runs\{status="succeeded"\} [1-9]'
+# Counted by triggers (migration 5): each the table's own count.
+metric_counts() {
+        grep -E '^corral_(runs|agents|issues)\{status=' <<<"$metrics" | grep -v ' 0$' | sed 's/^corral_//; s/{status="/ /; s/"} / /' | sort
+}
+table_counts() {
+        sqlite3 "$STATE/corral.db" "SELECT 'runs', status, count(*) FROM heartbeat_runs GROUP BY status
+                UNION ALL SELECT 'agents', status, count(*) FROM agents GROUP BY status
+                UNION ALL SELECT 'issues', status, count(*) FROM issues GROUP BY status" | tr '|' ' ' | sort
+}
+is "metrics: every status count is the table's" "$(metric_counts)" "$(table_counts)"
 like "telemetry went to the log with the agent's role" "$(cat "$T/corrald.log")" "Telemetry agent.first_heartbeat: agent .* \(role general\)"
 
 is "POST /api/sweep answers" "$(api POST /api/sweep | jq -r '.runsRecovered | type')" number

@@ -122,7 +122,12 @@ static void test_migrate_history_to_issue_columns(void **state) {
                                       "DROP TRIGGER companies_counted; DROP TRIGGER companies_uncounted;"
                                       "DROP TRIGGER agents_counted; DROP TRIGGER agents_uncounted;"
                                       "DROP TRIGGER issues_counted; DROP TRIGGER issues_uncounted;"
-                                      "DROP TABLE row_counts;"
+                                      "DROP TABLE row_counts; DROP TABLE status_counts;"
+                                      "DROP TRIGGER heartbeat_runs_status_counted; DROP TRIGGER heartbeat_runs_status_uncounted;"
+                                      "DROP TRIGGER heartbeat_runs_status_moved; DROP TRIGGER agents_status_counted;"
+                                      "DROP TRIGGER agents_status_uncounted; DROP TRIGGER agents_status_moved;"
+                                      "DROP TRIGGER issues_status_counted; DROP TRIGGER issues_status_uncounted;"
+                                      "DROP TRIGGER issues_status_moved;"
                                       "PRAGMA user_version = 2;",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
