@@ -232,6 +232,18 @@ cgroup2_mount() {
         awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' /proc/self/mountinfo | head -n 1
 }
 
+# remove_run_cgroups ROOT: kill what is left in each run cgroup under ROOT and remove them
+# and ROOT (a test's extra_cleanup, for the cgroup backend).
+remove_run_cgroups() {
+        local d
+        for d in "$1"/run-*; do
+                [ -d "$d" ] || continue
+                echo 1 >"$d/cgroup.kill" 2>/dev/null
+                for _ in $(seq 20); do rmdir "$d" 2>/dev/null && break; sleep 0.05; done
+        done
+        rmdir "$1" 2>/dev/null
+}
+
 # Processes whose command line holds a marker (tests only: corrald never scans pids).
 marker_procs() {
         local f n=0

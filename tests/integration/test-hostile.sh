@@ -14,14 +14,8 @@ CG=$MOUNT/corral-it-$$
 CLIENT="python3 $(cd "$(dirname "$0")" && pwd)/hostile-client.py"
 
 extra_cleanup() {
-        local d
         touch "$T/release"
-        for d in "$CG"/run-*; do
-                [ -d "$d" ] || continue
-                echo 1 >"$d/cgroup.kill" 2>/dev/null
-                for _ in $(seq 20); do rmdir "$d" 2>/dev/null && break; sleep 0.05; done
-        done
-        rmdir "$CG" 2>/dev/null
+        remove_run_cgroups "$CG"
 }
 
 check "corrald starts on the cgroup backend" start_daemon --placement cgroup --cgroup-root "$CG"

@@ -15,13 +15,7 @@ CG=$MOUNT/corral-it-$$
 mkdir -p "$STATE"
 mount -t tmpfs -o size=24m,mode=0700 corral-test "$STATE" || skip_all "cannot mount a tmpfs"
 extra_cleanup() {
-        local d
-        for d in "$CG"/run-*; do
-                [ -d "$d" ] || continue
-                echo 1 >"$d/cgroup.kill" 2>/dev/null
-                for _ in $(seq 20); do rmdir "$d" 2>/dev/null && break; sleep 0.05; done
-        done
-        rmdir "$CG" 2>/dev/null
+        remove_run_cgroups "$CG"
         umount "$STATE" 2>/dev/null
 }
 

@@ -11,13 +11,7 @@ MOUNT=$(cgroup2_mount)
 CG=$MOUNT/corral-it-$$
 
 extra_cleanup() {
-        local d
-        for d in "$CG"/run-*; do
-                [ -d "$d" ] || continue
-                echo 1 >"$d/cgroup.kill" 2>/dev/null
-                for _ in $(seq 20); do rmdir "$d" 2>/dev/null && break; sleep 0.05; done
-        done
-        rmdir "$CG" 2>/dev/null
+        remove_run_cgroups "$CG"
 }
 
 # The boot id comes from a file the test controls, so a reboot can be simulated.

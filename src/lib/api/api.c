@@ -831,8 +831,17 @@ int api_new(Control *ctl, int listen_fd, ApiKind kind, Api **ret) {
         return 0;
 }
 
+/* At shutdown: answer every job of list 503. */
+static void refuse_all(Api *a, Job *list) {
+        for (Job *j = list, *next; j; j = next) {
+                next = j->next;
+                refuse_late(j, "corrald is stopping");
+                give_back(a, j);
+        }
+}
+
 Api *api_free(Api *a) {
-        Job *list, *next;
+        Job *list;
 
         if (!a)
                 return NULL;
@@ -845,17 +854,8 @@ Api *api_free(Api *a) {
                 a->queue = NULL;
                 a->queue_tail = &a->queue;
                 pthread_mutex_unlock(&a->lock);
-                for (Job *j = list; j; j = next) {
-                        next = j->next;
-                        refuse_late(j, "corrald is stopping");
-                        give_back(a, j);
-                }
-                for (Job *j = a->waiting; j; j = next) {
-                        next = j->next;
-                        refuse_late(j, "corrald is stopping");
-                        give_back(a, j);
-                }
-                a->waiting = NULL;
+                refuse_all(a, list);
+                refuse_all(a, TAKE_PTR(a->waiting));
                 /* The listening socket belongs to the manager: take it back before stopping. */
                 (void) MHD_quiesce_daemon(a->daemon);
                 MHD_stop_daemon(a->daemon);

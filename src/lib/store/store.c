@@ -631,6 +631,29 @@ static int bind_args(sqlite3_stmt *stmt, const char *const *args) {
         return 0;
 }
 
+/* Read the current row into a new record at the end of *items (n of them, room for
+ * *allocated): 0, or -errno with *items as it was. */
+static int append_row(sqlite3_stmt *stmt, const Entity *e, char **items, size_t *n, size_t *allocated) {
+        int r;
+
+        if (*n == *allocated) {
+                size_t m = *allocated ? *allocated * 2 : 16;
+                char *t = realloc(*items, m * e->size);
+                if (!t)
+                        return -ENOMEM;
+                *items = t;
+                *allocated = m;
+        }
+        memset(*items + *n * e->size, 0, e->size);
+        r = read_row(stmt, e, *items + *n * e->size);
+        if (r < 0) {
+                entity_done(e, *items + *n * e->size);
+                return r;
+        }
+        (*n)++;
+        return 0;
+}
+
 int store_list(Store *s, const Entity *e, const char *clause, const char *const *args, size_t limit, void **ret_items,
                size_t *ret_n) {
         _cleanup_reset_ sqlite3_stmt *stmt = NULL;
@@ -662,19 +685,7 @@ int store_list(Store *s, const Entity *e, const char *clause, const char *const 
                         entity_array_free(e, items, n);
                         return store_error(s, rc, e->table);
                 }
-                if (n == allocated) {
-                        size_t m = allocated ? allocated * 2 : 16;
-                        char *t = realloc(items, m * e->size);
-                        if (!t) {
-                                entity_array_free(e, items, n);
-                                return -ENOMEM;
-                        }
-                        items = t;
-                        allocated = m;
-                }
-                memset(items + n * e->size, 0, e->size);
-                r = read_row(stmt, e, items + n * e->size);
-                n++;
+                r = append_row(stmt, e, &items, &n, &allocated);
                 if (r < 0) {
                         entity_array_free(e, items, n);
                         return r;
@@ -805,30 +816,21 @@ int store_list_page(Store *s, const Entity *e, const char *where, const char *ke
                         *ret_n = n;
                         return 0;
                 }
-                if (n == allocated) {
-                        size_t m = allocated ? allocated * 2 : 16;
-                        char *t = realloc(items, m * e->size);
-                        if (!t) {
-                                entity_array_free(e, items, n);
-                                free(last_key);
-                                return -ENOMEM;
-                        }
-                        items = t;
-                        allocated = m;
-                }
-                memset(items + n * e->size, 0, e->size);
-                r = read_row(stmt, e, items + n * e->size);
-                n++;
+                r = append_row(stmt, e, &items, &n, &allocated);
                 free(last_key);
+                last_key = NULL;
+                if (r < 0) {
+                        entity_array_free(e, items, n);
+                        return r;
+                }
                 key_integer = sqlite3_column_type(stmt, (int) e->n_fields) == SQLITE_INTEGER;
                 last_key = sqlite3_column_type(stmt, (int) e->n_fields) == SQLITE_NULL
                         ? strdup("")
                         : strdup((const char *) sqlite3_column_text(stmt, (int) e->n_fields));
                 last_rowid = sqlite3_column_int64(stmt, (int) e->n_fields + 1);
-                if (r < 0 || !last_key) {
+                if (!last_key) {
                         entity_array_free(e, items, n);
-                        free(last_key);
-                        return r < 0 ? r : -ENOMEM;
+                        return -ENOMEM;
                 }
         }
         free(last_key);
