@@ -594,8 +594,8 @@ static char *sqlite_query(const char *sql) {
  * overrides ("column=expression;...", the expressions see i, 1..count) say otherwise:
  * history made of real rows' shapes. */
 static void copy_rows(const char *table, const char *where, unsigned count, const char *overrides) {
-        _cleanup_free_ char *q = strprintf("SELECT group_concat(name, ' ') FROM pragma_table_xinfo('%s') WHERE hidden = 0",
-                                           table);
+        _cleanup_free_ char *q =
+                strprintf("SELECT group_concat(name, ' ') FROM pragma_table_xinfo('%s') WHERE hidden = 0", table);
         _cleanup_free_ char *cols = sqlite_query(q);
         char *names = NULL, *values = NULL, *save = NULL;
         size_t ns = 0, vs = 0;
@@ -692,7 +692,10 @@ static void measure(int fifo, const char *co, const char *agent, const char *iss
                         snprintf(path, sizeof(path), "/api/issues/%s/comments", issue);
                 else
                         snprintf(path, sizeof(path), "/api/companies/%s/%s", co,
-                                 i == 0 ? "heartbeat-runs" : i == 1 ? "issues" : i == 2 ? "activity" : "agents");
+                                 i == 0           ? "heartbeat-runs"
+                                         : i == 1 ? "issues"
+                                         : i == 2 ? "activity"
+                                                  : "agents");
                 f->list_ms[i] = request_ms("GET", path, &f->list_bytes[i]);
         }
         f->rss_kb = status_kb(corrald_pid, "VmRSS:");
@@ -715,11 +718,13 @@ static void history_row(const char *what, double empty, double full, const char 
 static void bench_history(int fifo) {
         _cleanup_free_ char *co = post_id("/api/companies", "{\"name\":\"History\",\"issuePrefix\":\"HIS\"}");
         _cleanup_free_ char *config = strprintf("{\"command\":\"%s\",\"env\":{\"BENCH_FIFO\":\"%s\"}}", agent_path, fifo_path);
-        _cleanup_free_ char *agents_path = strprintf("/api/companies/%s/agents", co), *issues_path = strprintf("/api/companies/%s/issues", co);
+        _cleanup_free_ char *agents_path = strprintf("/api/companies/%s/agents", co),
+                            *issues_path = strprintf("/api/companies/%s/issues", co);
         _cleanup_free_ char *body = strprintf("{\"name\":\"hist\",\"adapterConfig\":%s}", config);
         _cleanup_free_ char *agent = post_id(agents_path, body);
-        _cleanup_free_ char *true_agent = post_id(agents_path, "{\"name\":\"hist-true\",\"adapterConfig\":{\"command\":\"/bin/true\"},"
-                                                              "\"runtimeConfig\":{\"heartbeat\":{\"maxConcurrentRuns\":10}}}");
+        _cleanup_free_ char *true_agent = post_id(agents_path,
+                                                  "{\"name\":\"hist-true\",\"adapterConfig\":{\"command\":\"/bin/true\"},"
+                                                  "\"runtimeConfig\":{\"heartbeat\":{\"maxConcurrentRuns\":10}}}");
         _cleanup_free_ char *ib = strprintf("{\"title\":\"History target\",\"status\":\"todo\"}");
         _cleanup_free_ char *issue = post_id(issues_path, ib);
         _cleanup_free_ char *cpath = strprintf("/api/issues/%s/comments", issue);
@@ -738,16 +743,17 @@ static void bench_history(int fifo) {
         _cleanup_free_ char *w_agents = strprintf("id = '%s'", agent), *w_issue = strprintf("id = '%s'", issue);
         _cleanup_free_ char *o_agents = strprintf("id=printf('a0000000-0000-4000-8000-%%012d', i);name='hist-' || i");
         copy_rows("agents", w_agents, n_agents, o_agents);
-        _cleanup_free_ char *o_issues = strprintf(
-                "id=printf('10000000-0000-4000-8000-%%012d', i);issue_number=1000 + i;identifier='HIS-' || (1000 + i);"
-                "status='done';execution_run_id=NULL;execution_locked_at=NULL;checkout_run_id=NULL;"
-                "assignee_agent_id=printf('a0000000-0000-4000-8000-%%012d', 1 + i %% %u)",
-                n_agents);
+        _cleanup_free_ char *o_issues =
+                strprintf("id=printf('10000000-0000-4000-8000-%%012d', i);issue_number=1000 + i;identifier='HIS-' || (1000 + i);"
+                          "status='done';execution_run_id=NULL;execution_locked_at=NULL;checkout_run_id=NULL;"
+                          "assignee_agent_id=printf('a0000000-0000-4000-8000-%%012d', 1 + i %% %u)",
+                          n_agents);
         copy_rows("issues", w_issue, issues, o_issues);
         _cleanup_free_ char *w_wake = strprintf("agent_id = '%s' AND run_id IS NOT NULL", agent);
         _cleanup_free_ char *o_wakes = strprintf(
                 "id=printf('30000000-0000-4000-8000-%%012d', i);agent_id=printf('a0000000-0000-4000-8000-%%012d', 1 + i %% %u);"
-                "run_id=NULL;status='completed';payload=json_set(coalesce(payload, '{}'), '$.issueId', printf('10000000-0000-4000-8000-%%012d', 1 + i %% %u));"
+                "run_id=NULL;status='completed';payload=json_set(coalesce(payload, '{}'), '$.issueId', "
+                "printf('10000000-0000-4000-8000-%%012d', 1 + i %% %u));"
                 "requested_at=strftime('%%Y-%%m-%%dT%%H:%%M:%%S.000Z', '2025-01-01', '+' || (i * 20) || ' seconds')",
                 n_agents, issues);
         copy_rows("agent_wakeup_requests", w_wake, runs, o_wakes);
@@ -788,7 +794,8 @@ static void bench_history(int fifo) {
                 char what[64];
                 snprintf(what, sizeof(what), "history: list %s", list_names[i]);
                 history_row(what, empty.list_ms[i], full.list_ms[i], "ms", "≤ 1.5x, ≤ 1 MB", false);
-                printf("|   (default page: %zu bytes empty, %zu bytes with history) |\n", empty.list_bytes[i], full.list_bytes[i]);
+                printf("|   (default page: %zu bytes empty, %zu bytes with history) |\n", empty.list_bytes[i],
+                       full.list_bytes[i]);
         }
         snprintf(a, sizeof(a), "%ld KiB", empty.rss_kb);
         snprintf(b, sizeof(b), "%ld KiB", full.rss_kb);
@@ -797,12 +804,18 @@ static void bench_history(int fifo) {
 
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
-                { "corrald", required_argument, NULL, 'c' },   { "agent", required_argument, NULL, 'a' },
-                { "placement", required_argument, NULL, 'p' }, { "runs", required_argument, NULL, 'n' },
-                { "seconds", required_argument, NULL, 's' },   { "recovery-runs", required_argument, NULL, 'r' },
-                { "log-bytes", required_argument, NULL, 'l' }, { "only", required_argument, NULL, 'o' },
-                { "reference-scope", no_argument, NULL, 'S' }, { "keep-state", no_argument, NULL, 'k' },
-                { "sandbox", required_argument, NULL, 'x' },   { "history-runs", required_argument, NULL, 'H' },
+                { "corrald", required_argument, NULL, 'c' },
+                { "agent", required_argument, NULL, 'a' },
+                { "placement", required_argument, NULL, 'p' },
+                { "runs", required_argument, NULL, 'n' },
+                { "seconds", required_argument, NULL, 's' },
+                { "recovery-runs", required_argument, NULL, 'r' },
+                { "log-bytes", required_argument, NULL, 'l' },
+                { "only", required_argument, NULL, 'o' },
+                { "reference-scope", no_argument, NULL, 'S' },
+                { "keep-state", no_argument, NULL, 'k' },
+                { "sandbox", required_argument, NULL, 'x' },
+                { "history-runs", required_argument, NULL, 'H' },
                 {},
         };
         int c, fifo;
@@ -851,7 +864,8 @@ int main(int argc, char *argv[]) {
         if (!corrald_path || !agent_path || n_runs == 0) {
                 fprintf(stderr,
                         "usage: bench --corrald PATH --agent PATH [--placement KIND] [--runs N] [--seconds S] "
-                        "[--recovery-runs N] [--log-bytes N] [--only launch|throughput|log|recovery|history] [--history-runs N] [--reference-scope] "
+                        "[--recovery-runs N] [--log-bytes N] [--only launch|throughput|log|recovery|history] [--history-runs N] "
+                        "[--reference-scope] "
                         "[--keep-state] [--sandbox yes|no]\n");
                 return 2;
         }
