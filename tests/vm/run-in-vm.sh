@@ -19,4 +19,9 @@ for s in scenarios/[0-9]*.sh; do
         done < <(bash "$s" 2>&1)
 done
 echo "1..$n"
+# A failure shows what corrald said meanwhile.
+if [ "$status" -ne 0 ]; then
+        echo "# corrald's journal, last 200 lines:"
+        journalctl -u corrald --no-pager -n 200 -o short-monotonic 2>&1 | sed 's/^/#   /'
+fi
 exit $status
