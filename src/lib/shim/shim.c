@@ -385,6 +385,7 @@ static int write_status(Shim *s) {
                 return write_file_atomic(path, json, strlen(json), 0600);
         /* Into the blocks allocated at the start: a full disk cannot refuse them. */
         snprintf(tmp, sizeof(tmp), "%s/%s.new", s->run_dir, SHIM_STATUS_FILE);
+        errno = EIO; /* a short write says no errno */
         if (pwrite(s->status_new_fd, json, strlen(json), 0) != (ssize_t) strlen(json) ||
             ftruncate(s->status_new_fd, (off_t) strlen(json)) < 0 || fdatasync(s->status_new_fd) < 0 || rename(tmp, path) < 0)
                 return -errno;
@@ -788,12 +789,18 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
                 s.dropped_bytes += s.pending_raw;
                 s.n_pending = 0;
         }
-        /* The exit status is never given up: corrald waits for this shim, and finds the
-         * run still running, until it is written. */
+        /* The exit status is not given up to a full disk: corrald waits for this shim, and
+         * finds the run still running, until it is written. Any other failure (the run
+         * directory is gone, say) ends the shim, as it always did. */
         for (unsigned i = 0;; i++) {
                 int r = write_status(&s);
                 if (r >= 0)
                         break;
+                if (r != -ENOSPC && r != -EDQUOT) {
+                        warn("Failed to write %s/%s: %s", s.run_dir, SHIM_STATUS_FILE, strerror(-r));
+                        free(s.pending);
+                        return 1;
+                }
                 if (i == 0)
                         warn("Failed to write %s/%s, trying again every second: %s", s.run_dir, SHIM_STATUS_FILE, strerror(-r));
                 (void) usleep(1000 * 1000);
