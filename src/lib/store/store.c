@@ -713,7 +713,19 @@ static char *cursor_encode(bool integer, int64_t rowid, const char *key) {
         return hex;
 }
 
-static int cursor_decode(const char *hex, bool *ret_integer, int64_t *ret_rowid, char **ret_key) {
+/* A decoded cursor: the row's rowid and its key, a number or a text. */
+typedef struct Cursor {
+        int64_t rowid;
+        bool integer;
+        int64_t number;
+        char *text;
+} Cursor;
+
+static void cursor_done(Cursor *c) {
+        free(c->text);
+}
+
+static int cursor_decode(const char *hex, Cursor *ret) {
         size_t n = strlen(hex);
         _cleanup_free_ char *plain = NULL;
         char *colon;
@@ -735,33 +747,30 @@ static int cursor_decode(const char *hex, bool *ret_integer, int64_t *ret_rowid,
         if ((plain[0] != 'i' && plain[0] != 't') || !colon)
                 return -EINVAL;
         *colon = 0;
-        if (safe_atoi64(plain + 1, ret_rowid) < 0 || !utf8_is_valid(colon + 1, strlen(colon + 1)))
+        if (safe_atoi64(plain + 1, &ret->rowid) < 0 || !utf8_is_valid(colon + 1, strlen(colon + 1)))
                 return -EINVAL;
-        *ret_integer = plain[0] == 'i';
-        if (*ret_integer) {
-                int64_t k;
-                if (safe_atoi64(colon + 1, &k) < 0)
-                        return -EINVAL;
-        }
-        *ret_key = strdup(colon + 1);
-        return *ret_key ? 0 : -ENOMEM;
+        ret->integer = plain[0] == 'i';
+        if (ret->integer)
+                return safe_atoi64(colon + 1, &ret->number) < 0 ? -EINVAL : 0;
+        ret->text = strdup(colon + 1);
+        return ret->text ? 0 : -ENOMEM;
 }
 
 int store_list_page(Store *s, const Entity *e, const char *where, const char *key, bool desc, const char *const *args,
                     StorePage *page, void **ret_items, size_t *ret_n) {
         _cleanup_reset_ sqlite3_stmt *stmt = NULL;
-        _cleanup_free_ char *after_key = NULL;
+        _cleanup_(cursor_done) Cursor after = {};
         char cols[2048], sql[STORE_SQL_MAX];
         const char *dir = desc ? "DESC" : "ASC";
-        bool after_integer = false, key_integer = false;
-        int64_t after_rowid = 0, last_rowid = 0;
+        bool key_integer = false;
+        int64_t last_rowid = 0;
         char *items = NULL, *last_key = NULL;
         size_t n = 0, allocated = 0;
         int r, rc;
 
         page->next = NULL;
         if (page->after) {
-                r = cursor_decode(page->after, &after_integer, &after_rowid, &after_key);
+                r = cursor_decode(page->after, &after);
                 if (r < 0)
                         return r;
         }
@@ -784,12 +793,9 @@ int store_list_page(Store *s, const Entity *e, const char *where, const char *ke
         if (page->after) {
                 int ik = sqlite3_bind_parameter_index(stmt, ":after_key"),
                     ir = sqlite3_bind_parameter_index(stmt, ":after_rowid");
-                int64_t k = 0;
-                if (after_integer)
-                        (void) safe_atoi64(after_key, &k);
-                if ((after_integer ? sqlite3_bind_int64(stmt, ik, k)
-                                   : sqlite3_bind_text(stmt, ik, after_key, -1, SQLITE_STATIC)) != SQLITE_OK ||
-                    sqlite3_bind_int64(stmt, ir, after_rowid) != SQLITE_OK)
+                if ((after.integer ? sqlite3_bind_int64(stmt, ik, after.number)
+                                   : sqlite3_bind_text(stmt, ik, after.text, -1, SQLITE_STATIC)) != SQLITE_OK ||
+                    sqlite3_bind_int64(stmt, ir, after.rowid) != SQLITE_OK)
                         return -ENOMEM;
         }
         if (sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":limit"), (sqlite3_int64) page->limit + 1) != SQLITE_OK)
