@@ -2,12 +2,14 @@
 /*
  * The agent of the benchmarks: its first instruction takes the time and writes it
  * (8 bytes, CLOCK_REALTIME in ns) to the FIFO named by $BENCH_FIFO, then it exits.
- * With an argument N it instead writes N bytes of text to stdout as fast as it can.
+ * With an argument N it instead writes N bytes of text to stdout as fast as it can, once
+ * the file named by $BENCH_RELEASE exists (at once without it).
  */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +20,11 @@ int main(int argc, char *argv[]) {
         if (argc > 1) {
                 static char buf[1 << 16];
                 unsigned long long left = strtoull(argv[1], NULL, 10);
+                const char *release = getenv("BENCH_RELEASE");
+                struct timespec ms = { .tv_nsec = 1000000 };
+                struct stat st;
+                while (release && stat(release, &st) < 0)
+                        nanosleep(&ms, NULL);
                 for (size_t i = 0; i < sizeof(buf); i++)
                         buf[i] = i % 64 == 63 ? '\n' : (char) ('a' + i % 26);
                 while (left > 0) {

@@ -802,6 +802,166 @@ static void bench_history(int fifo) {
         row("history: corrald RSS", a, b, "", "≤ 1.5x");
 }
 
+/* ---- 8. log flood: 100 agents writing 10 MB each at once, and a wake during it ---- */
+
+static unsigned flood_agents = 100;
+static uint64_t flood_bytes = 10000000;
+
+/* Wakes of the stamp agent, one after the other while keep_going() says so (at least min
+ * of them): the medians in ms of the wake's answer (the control plane) and of its agent's
+ * first instruction (which also waits for the agent to get a share of the CPU). */
+typedef struct Probe {
+        double answer_ms, first_ms;
+        unsigned n;
+} Probe;
+
+static Probe probe(int fifo, const char *agent, unsigned min, bool (*keep_going)(void)) {
+        static int64_t answer[4096], first[4096];
+        unsigned n = 0;
+
+        while (n < ELEMENTSOF(first) && (n < min || (keep_going && keep_going()))) {
+                _cleanup_free_ char *path = strprintf("/api/agents/%s/wakeup", agent),
+                                    *body = strprintf("{\"payload\":{\"taskKey\":\"p%u\"}}", n);
+                int64_t t0 = now_ns();
+                _cleanup_free_ char *run = post_id(path, body);
+                answer[n] = now_ns() - t0;
+                first[n] = read_stamp(fifo) - t0;
+                n++;
+                /* Not too eager: the bench's requests compete for the same two cores. */
+                while (!run_terminal(run))
+                        sleep_us(2000);
+        }
+        return (Probe){ .answer_ms = median_ms(answer, n), .first_ms = median_ms(first, n), .n = n };
+}
+
+static bool flood_running(void) {
+        return active_runs() > 0;
+}
+
+/* The reference: the same streams, each through a pipe into a file of its own ("agent |
+ * cat > file"), all at once; its seconds. */
+static double flood_reference(const char *count) {
+        pid_t *pids = calloc(2 * (size_t) flood_agents, sizeof(pid_t));
+        int64_t t0;
+
+        if (!pids)
+                die("out of memory");
+        sync(); /* what an earlier stage wrote is not written back during this one */
+        t0 = now_ns();
+        for (unsigned i = 0; i < flood_agents; i++) {
+                _cleanup_free_ char *file = strprintf("%s/reference-%u.out", state_dir, i);
+                char *agent_argv[] = { (char *) agent_path, (char *) count, NULL }, *cat_argv[] = { (char *) "cat", NULL };
+                posix_spawn_file_actions_t fa;
+                int p[2];
+
+                if (pipe2(p, O_CLOEXEC) < 0)
+                        die("pipe: %m");
+                posix_spawn_file_actions_init(&fa);
+                posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
+                if (posix_spawn(&pids[2 * i], agent_path, &fa, NULL, agent_argv, environ) != 0)
+                        die("posix_spawn failed");
+                posix_spawn_file_actions_destroy(&fa);
+                posix_spawn_file_actions_init(&fa);
+                posix_spawn_file_actions_adddup2(&fa, p[0], STDIN_FILENO);
+                posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+                if (posix_spawnp(&pids[2 * i + 1], "cat", &fa, NULL, cat_argv, environ) != 0)
+                        die("posix_spawn failed");
+                posix_spawn_file_actions_destroy(&fa);
+                safe_close(p[0]);
+                safe_close(p[1]);
+        }
+        for (unsigned i = 0; i < 2 * flood_agents; i++)
+                waitpid(pids[i], NULL, 0);
+        double s = (now_ns() - t0) / 1e9;
+        for (unsigned i = 0; i < flood_agents; i++) {
+                _cleanup_free_ char *file = strprintf("%s/reference-%u.out", state_dir, i);
+                unlink(file);
+        }
+        free(pids);
+        return s;
+}
+
+static void bench_flood(int fifo) {
+        _cleanup_free_ char *probe_config =
+                strprintf("{\"command\":\"%s\",\"env\":{\"BENCH_FIFO\":\"%s\"}}", agent_path, fifo_path);
+        _cleanup_free_ char *probe_agent = new_agent("probe", probe_config, NULL);
+        _cleanup_free_ char *release = strprintf("%s/flood-release", share_dir);
+        _cleanup_free_ char *flood_config =
+                strprintf("{\"command\":\"%s\",\"args\":[\"%" PRIu64 "\"],\"timeoutSec\":0,\"env\":{\"BENCH_RELEASE\":\"%s\"}}",
+                          agent_path, flood_bytes, release);
+        _cleanup_free_ char *count = strprintf("%" PRIu64, flood_bytes);
+        char **agents = calloc(flood_agents, sizeof(char *)), **runs = calloc(flood_agents, sizeof(char *));
+        char a[64], b[64], c[32];
+
+        if (!agents || !runs || !probe_config || !flood_config || !count)
+                die("out of memory");
+        for (unsigned i = 0; i < flood_agents; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "flood-%u", i);
+                agents[i] = new_agent(name, flood_config, NULL);
+        }
+        Probe idle = probe(fifo, probe_agent, 21, NULL);
+        /* The reference before and after corral's turn, the faster counting: the disk's
+         * speed wanders from one second to the next. */
+        double ref_s = flood_reference(count);
+
+        /* Every run launched and waiting, then all of them released at once: the figures are
+         * the flood's, not the launches'. */
+        for (unsigned i = 0; i < flood_agents; i++)
+                runs[i] = wake(agents[i], 0);
+        while (runs_with_status("running") < (int64_t) flood_agents)
+                sleep_us(10000);
+        sync();
+        int64_t t0 = now_ns();
+        int fd = open(release, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+                die("%s: %m", release);
+        safe_close(fd);
+        Probe during = probe(fifo, probe_agent, 1, flood_running);
+        wait_idle();
+        double corral_s = (now_ns() - t0) / 1e9;
+
+        /* Every byte of every stream in its run's log. */
+        uint64_t logged = 0;
+        for (unsigned i = 0; i < flood_agents; i++) {
+                _cleanup_free_ char *log = strprintf("%s/runs/%s/log.ndjson", state_dir, runs[i]);
+                Count n = {};
+                (void) runlog_for_each_chunk(log, count_chunk, &n);
+                logged += n.bytes;
+                unlink(log);
+        }
+
+        ref_s = MIN(ref_s, flood_reference(count));
+
+        double mb = (double) flood_bytes * flood_agents / 1e6;
+        snprintf(a, sizeof(a), "%.0f MB/s", mb / corral_s);
+        snprintf(b, sizeof(b), "%.0f MB/s", mb / ref_s);
+        snprintf(c, sizeof(c), "%.2f", ref_s / corral_s);
+        row("log flood: aggregate ingestion", a, b, c, "≥ 0.5x");
+        printf("|   (%u agents x %" PRIu64 " bytes at once: %" PRIu64 " bytes in the logs%s; reference: agent | cat > file) |\n",
+               flood_agents, flood_bytes, logged, logged == flood_bytes * flood_agents ? ", nothing lost" : ", BYTES MISSING");
+        snprintf(a, sizeof(a), "%.2f ms", during.answer_ms);
+        snprintf(b, sizeof(b), "%.2f ms idle", idle.answer_ms);
+        snprintf(c, sizeof(c), "%.2fx", during.answer_ms / idle.answer_ms);
+        row("log flood: wake answered", a, b, c, "≤ 2x");
+        snprintf(a, sizeof(a), "%.2f ms", during.first_ms);
+        snprintf(b, sizeof(b), "%.2f ms idle", idle.first_ms);
+        snprintf(c, sizeof(c), "%.2fx", during.first_ms / idle.first_ms);
+        row("log flood: wake → first instruction", a, b, c, "≤ 2x");
+        printf("|   (medians of %u wakes during the flood, 21 idle; every process of the flood is busy, and the new agent "
+               "gets its share of the CPU among them) |\n",
+               during.n);
+
+        for (unsigned i = 0; i < flood_agents; i++) {
+                _cleanup_free_ char *path = strprintf("/api/agents/%s/pause", agents[i]);
+                (void) http("POST", path, "{}", NULL);
+                free(agents[i]);
+                free(runs[i]);
+        }
+        free(agents);
+        free(runs);
+}
+
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "corrald", required_argument, NULL, 'c' },
@@ -864,7 +1024,8 @@ int main(int argc, char *argv[]) {
         if (!corrald_path || !agent_path || n_runs == 0) {
                 fprintf(stderr,
                         "usage: bench --corrald PATH --agent PATH [--placement KIND] [--runs N] [--seconds S] "
-                        "[--recovery-runs N] [--log-bytes N] [--only launch|throughput|log|recovery|history] [--history-runs N] "
+                        "[--recovery-runs N] [--log-bytes N] [--only launch|throughput|log|recovery|flood|history] "
+                        "[--history-runs N] "
                         "[--reference-scope] "
                         "[--keep-state] [--sandbox yes|no]\n");
                 return 2;
@@ -898,6 +1059,8 @@ int main(int argc, char *argv[]) {
                 bench_throughput();
         if (want("recovery"))
                 bench_recovery();
+        if (want("flood"))
+                bench_flood(fifo);
         if (want("history") && history_runs > 0)
                 bench_history(fifo);
         stop_corrald(SIGTERM);

@@ -55,6 +55,32 @@ page=$(api GET "/api/heartbeat-runs/$run/log?offset=0&limitBytes=10")
 like "a log page holds whole lines or is cut on a character" "$(jq -r .nextOffset <<<"$page")" '^[0-9]+$'
 like "corralctl runs lists it" "$("$CORRALCTL" runs --company "$company")" "$run +[0-9a-f-]+ +succeeded"
 
+# --- excerpts: a reason on stderr, then a flood on stdout; a live run's excerpt ---
+a=$(agent flood '{"command":"/bin/sh","args":["-c","echo the-reason >&2; head -c 3000000 /dev/zero | tr \"\\0\" x; echo; echo last-line"]}')
+run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
+final=$(wait_run "$run")
+is "a reason printed before 3 MB of stdout is the stderr excerpt" "$(jq -r .stderrExcerpt <<<"$final")" "the-reason"
+like "the stdout excerpt is the output's end" "$(jq -r .stdoutExcerpt <<<"$final")" 'xxx
+last-line$'
+is "the shim kept both tails" "$(jq -c .tails "$STATE/runs/$run/status.json")" "[36864,11]"
+is "... exactly" "$(cat "$STATE/runs/$run/stderr.tail")" "the-reason"
+is "logSha256 is the file's digest after a flood" "$(jq -r .logSha256 <<<"$final")" \
+        "$(sha256sum "$STATE/runs/$run/log.ndjson" | cut -d' ' -f1)"
+a=$(agent live '{"command":"/bin/sh","args":["-c","echo live-output; echo live-error >&2; exec sleep 300"]}')
+run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
+for _ in $(seq 100); do
+        live=$(api GET /api/heartbeat-runs/$run)
+        [ "$(jq -r .stdoutExcerpt <<<"$live")" = live-output ] && break
+        sleep 0.1
+done
+is "a live run's excerpts come from its log" "$(jq -r '[.status, .stdoutExcerpt, .stderrExcerpt] | map(rtrimstr("\n")) | join(" ")' <<<"$live")" \
+        "running live-output live-error"
+is "... and are not written to its row while it runs" \
+        "$(sqlite3 "$STATE/corral.db" "SELECT coalesce(stdout_excerpt, '') FROM heartbeat_runs WHERE id = '$run'")" ""
+api POST /api/heartbeat-runs/$run/cancel >/dev/null
+final=$(wait_run "$run")
+is "... and are written with its end" "$(jq -r .stdoutExcerpt <<<"$final")" "live-output"
+
 # --- failures ---
 a=$(agent fails '{"command":"/bin/sh","args":["-c","exit 3"]}')
 final=$(wait_run "$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)")

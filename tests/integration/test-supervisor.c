@@ -206,10 +206,13 @@ static void run_case(const Case *c, char id[static UUID_STRING_MAX], char marker
                          0);
         if (c->cancel_after_start) {
                 /* Let it start and print, then cancel. */
+                _cleanup_free_ char *log = strprintf("%s/runs/%s/log.ndjson", state_dir, id);
                 for (;;) {
                         assert_true(sd_event_run(event, 100000) >= 0);
                         _cleanup_(run_donep) Run r = {};
-                        if (store_get(store, &run_entity, id, &r) >= 0 && r.process_pid != INT_NULL && r.log_offset > 0)
+                        struct stat ls;
+                        if (store_get(store, &run_entity, id, &r) >= 0 && r.process_pid != INT_NULL && stat(log, &ls) >= 0 &&
+                            ls.st_size > 0)
                                 break;
                         assert_false(seen.done);
                 }

@@ -191,6 +191,66 @@ static void test_ingest_incremental(void **state) {
         runlog_free(again);
 }
 
+/* While a run lives its log is followed by size and digest only; its excerpts come from
+ * the log's tail when asked for, and at the end from the tails the shim kept. */
+static void test_follow_and_tails(void **state) {
+        _cleanup_free_ char *path = strprintf("%s/follow.ndjson", dir), *reason = line("stderr", "the reason\n", 11),
+                            *late = line("stderr", "late\n", 5), *chunk = malloc(1000), *out = NULL;
+        RunLog *log = NULL;
+        char whole[65], along[65];
+        uint64_t whole_size, along_size;
+
+        unlink(path);
+        memset(chunk, 'x', 999);
+        chunk[999] = '\n';
+        write_log(path, reason);
+        for (int i = 0; i < 300; i++) {
+                _cleanup_free_ char *l = line("stdout", chunk, 1000);
+                write_log(path, l);
+        }
+        out = line("stdout", "the last line\n", 14);
+        write_log(path, out);
+
+        assert_int_equal(runlog_new(path, 0, &log), 0);
+        assert_int_equal(runlog_follow(log, 100 * 1000), 1); /* more to come */
+        assert_int_equal(runlog_follow(log, SIZE_MAX), 0);
+        assert_int_equal(log->chunks, 0); /* nothing decoded */
+
+        /* The live excerpt: the window holds stdout only, so stderr keeps what it had (nothing). */
+        assert_int_equal(runlog_refresh_tail(log), 0);
+        const char *e = runlog_excerpt(log, 0);
+        assert_true(strlen(e) <= RUNLOG_EXCERPT_MAX);
+        assert_true(strlen(e) > RUNLOG_EXCERPT_MAX - 1100);
+        assert_string_equal(e + strlen(e) - 14, "the last line\n");
+        assert_string_equal(runlog_excerpt(log, 1), "");
+        write_log(path, late);
+        assert_int_equal(runlog_refresh_tail(log), 0);
+        assert_string_equal(runlog_excerpt(log, 1), "late\n");
+        for (int i = 0; i < 200; i++) {
+                _cleanup_free_ char *l = line("stdout", chunk, 1000);
+                write_log(path, l);
+        }
+        assert_int_equal(runlog_refresh_tail(log), 0);
+        assert_string_equal(runlog_excerpt(log, 1), "late\n"); /* out of the window, kept */
+
+        /* The shim's tail replaces it, redacted where it is read. */
+        const char *tail = "the reason\nlate\nOPENAI_API_KEY=sk-live-0123456789\n";
+        assert_int_equal(runlog_set_tail(log, 1, tail, strlen(tail)), 0);
+        assert_non_null(strstr(runlog_excerpt(log, 1), "the reason\nlate\n"));
+        assert_null(strstr(runlog_excerpt(log, 1), "sk-live"));
+
+        /* Without the shim's tails, the whole log is read once, from its start. */
+        assert_int_equal(runlog_ingest_all(log), 503);
+        assert_string_equal(runlog_excerpt(log, 1), "the reason\nlate\n");
+
+        /* Followed, then read again: the digest is still the file's, made in one pass. */
+        assert_int_equal(runlog_digest(path, &whole_size, whole), 0);
+        assert_int_equal(runlog_digest_final(log, &along_size, along), 0);
+        assert_string_equal(along, whole);
+        assert_int_equal(along_size, whole_size);
+        runlog_free(log);
+}
+
 static void test_excerpt_tail(void **state) {
         _cleanup_free_ char *path = strprintf("%s/big.ndjson", dir), *chunk = malloc(10000);
         RunLog *log = NULL;
@@ -319,6 +379,7 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_binary),
         cmocka_unit_test(test_utf8_prefix),
         cmocka_unit_test(test_ingest_incremental),
+        cmocka_unit_test(test_follow_and_tails),
         cmocka_unit_test(test_excerpt_tail),
         cmocka_unit_test(test_excerpt_redacted),
         cmocka_unit_test(test_compact),

@@ -293,5 +293,10 @@ int api_reply_refusal(ApiRequest *req, int r, char *error) {
 int api_reply_run(ApiRequest *req, unsigned status, const char *run_id) {
         _cleanup_(run_donep) Run run = {};
         int r = api_load(req, &run_entity, run_id, &run);
-        return r <= 0 ? r : api_reply_entity(req, status, &run_entity, &run);
+        if (r <= 0)
+                return r;
+        /* A live run's row holds no excerpts: they come from its log as it is now. */
+        if (run.status == RUN_RUNNING)
+                (void) supervisor_live_excerpts(req->ctl->supervisor, run.id, &run.stdout_excerpt, &run.stderr_excerpt);
+        return api_reply_entity(req, status, &run_entity, &run);
 }

@@ -127,9 +127,16 @@ size_t shim_format_line(char *out, const char *ts, const char *stream, const cha
 
 typedef struct Stream {
         const char *name;
+        const char *tail_file;
         int fd; /* read end of the agent's pipe, -1 at EOF */
         char buf[READ_MAX + 4];
         size_t held; /* bytes of a split UTF-8 sequence kept for the next read */
+        /* The stream's last SHIM_TAIL_MAX bytes, a ring (allocated with the first output):
+         * written to tail_file at the end, so that corrald makes the run's excerpt without
+         * reading back every line of the log. */
+        char *tail;
+        size_t tail_end;
+        bool tail_full, tail_lost;
 } Stream;
 
 typedef struct Shim {
@@ -225,7 +232,27 @@ static bool hold(Shim *s, const char *line, size_t size, size_t raw, bool partia
 
 static void stop_agent(Shim *s, const char *why);
 
-static void log_chunk(Shim *s, const char *stream, const char *data, size_t size) {
+static void tail_append(Stream *st, const char *data, size_t size) {
+        size_t first;
+
+        if (!st->tail && !st->tail_lost && !(st->tail = malloc(SHIM_TAIL_MAX)))
+                st->tail_lost = true; /* corrald then reads the log instead */
+        if (!st->tail)
+                return;
+        if (size >= SHIM_TAIL_MAX) {
+                memcpy(st->tail, data + size - SHIM_TAIL_MAX, SHIM_TAIL_MAX);
+                st->tail_end = 0;
+                st->tail_full = true;
+                return;
+        }
+        first = MIN(size, SHIM_TAIL_MAX - st->tail_end);
+        memcpy(st->tail + st->tail_end, data, first);
+        memcpy(st->tail, data + first, size - first);
+        st->tail_full = st->tail_full || st->tail_end + size >= SHIM_TAIL_MAX;
+        st->tail_end = (st->tail_end + size) % SHIM_TAIL_MAX;
+}
+
+static void log_chunk(Shim *s, Stream *st, const char *data, size_t size) {
         char ts[ISO_TIME_MAX];
         size_t n, done;
         int e;
@@ -236,8 +263,9 @@ static void log_chunk(Shim *s, const char *stream, const char *data, size_t size
         if (s->log_bytes_max > 0 && s->log_bytes >= s->log_bytes_max)
                 return;
         s->log_bytes += size;
+        tail_append(st, data, size);
         (void) iso_time_now(ts);
-        n = shim_format_line(s->line, ts, stream, data, size);
+        n = shim_format_line(s->line, ts, st->name, data, size);
         if (!flush_pending(s)) {
                 if (!hold(s, s->line, n, size, false))
                         s->dropped_bytes += size;
@@ -267,7 +295,7 @@ static PumpResult pump(Shim *s, Stream *st) {
                 return PUMP_AGAIN;
         if (k <= 0) {
                 /* EOF (or a broken pipe): whatever was held back goes out as it is. */
-                log_chunk(s, st->name, st->buf, st->held);
+                log_chunk(s, st, st->buf, st->held);
                 st->held = 0;
                 close(st->fd);
                 st->fd = -1;
@@ -275,7 +303,7 @@ static PumpResult pump(Shim *s, Stream *st) {
         }
         total = st->held + (size_t) k;
         complete = utf8_complete_prefix(st->buf, total);
-        log_chunk(s, st->name, st->buf, complete);
+        log_chunk(s, st, st->buf, complete);
         st->held = total - complete;
         memmove(st->buf, st->buf + complete, st->held);
         return PUMP_DATA;
@@ -357,6 +385,38 @@ static const char *signal_name(int sig, char *buf, size_t size) {
         return buf;
 }
 
+/* Each stream's tail into its file (none for a stream that said nothing): true when both
+ * are there whole, and status.json says so with their sizes. */
+static bool write_tails(Shim *s) {
+        for (int i = 0; i < 2; i++) {
+                Stream *st = &s->streams[i];
+                size_t old = st->tail_full ? SHIM_TAIL_MAX - st->tail_end : 0;
+                char path[4096];
+                bool ok;
+                int fd, e;
+
+                if (st->tail_lost)
+                        return false;
+                if (!st->tail_full && st->tail_end == 0)
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", s->run_dir, st->tail_file);
+                fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0600);
+                if (fd < 0)
+                        return false;
+                /* Oldest first: the ring's part after its end, then the part before it. */
+                ok = write_some(fd, st->tail + st->tail_end, old, &e) == old &&
+                        write_some(fd, st->tail, st->tail_end, &e) == st->tail_end;
+                close(fd);
+                if (!ok)
+                        return false;
+        }
+        return true;
+}
+
+static size_t tail_size(const Stream *st) {
+        return st->tail_full ? SHIM_TAIL_MAX : st->tail_end;
+}
+
 static int write_status(Shim *s) {
         char path[4096], tmp[4096], json[640], sig[32];
         int n;
@@ -375,6 +435,9 @@ static int write_status(Shim *s) {
                 n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"stopped\":\"%s\"", s->stopped);
         n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"logBytes\":%llu,\"logDroppedBytes\":%llu",
                       (unsigned long long) s->log_bytes, (unsigned long long) s->dropped_bytes);
+        if (write_tails(s))
+                n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"tails\":[%zu,%zu]", tail_size(&s->streams[0]),
+                              tail_size(&s->streams[1]));
         snprintf(json + n, sizeof(json) - (size_t) n, ",\"startedAt\":\"%s\",\"finishedAt\":\"%s\"}\n", s->started_at,
                  s->finished_at);
         snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_STATUS_FILE);
@@ -521,7 +584,7 @@ static void agent_not_started(Shim *s, const char *what, int e) {
         int n;
 
         n = snprintf(message, sizeof(message), "corral-shim: cannot %s: %s\n", what, strerror(e));
-        log_chunk(s, "stderr", message, (size_t) MIN(n, (int) sizeof(message) - 1));
+        log_chunk(s, &s->streams[1], message, (size_t) MIN(n, (int) sizeof(message) - 1));
         s->agent = 0;
         s->agent_exited = true;
         s->agent_status = W_EXITCODE(e == EACCES || e == ENOEXEC ? 126 : SHIM_EXIT_EXEC_FAILED, 0);
@@ -655,7 +718,7 @@ static void drain_rest(Shim *s) {
                         while (pump(s, &s->streams[i]) == PUMP_DATA)
                                 ;
                         /* Held-back bytes of a split character still belong in the log. */
-                        log_chunk(s, s->streams[i].name, s->streams[i].buf, s->streams[i].held);
+                        log_chunk(s, &s->streams[i], s->streams[i].buf, s->streams[i].held);
                 }
 }
 
@@ -727,8 +790,10 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
                 return 2;
         }
         s.run_dir = argv[1];
-        s.streams[0] = (Stream){ .name = "stdout" };
-        s.streams[1] = (Stream){ .name = "stderr" };
+        s.streams[0].name = "stdout";
+        s.streams[0].tail_file = SHIM_STDOUT_TAIL_FILE;
+        s.streams[1].name = "stderr";
+        s.streams[1].tail_file = SHIM_STDERR_TAIL_FILE;
 
         /* Out of corrald's session (a Ctrl-C there must not reach the run), and the parent
          * of every orphan the agent leaves, so they are reaped here. */
@@ -806,5 +871,7 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
                 (void) usleep(1000 * 1000);
         }
         free(s.pending);
+        free(s.streams[0].tail);
+        free(s.streams[1].tail);
         return 0;
 }

@@ -24,6 +24,10 @@
  *                       group, SIGKILL after grace_ms; status.json says "stopped":"timeout"
  *   grace_ms=N          (default 1000)
  *   log_bytes_max=N     output past N bytes stops the agent the same way: "log_limit"
+ * stdout.tail, stderr.tail (written at the end, before status.json): the last SHIM_TAIL_MAX
+ *   bytes of each stream, exactly as the agent wrote them; none for a silent stream.
+ *   status.json's "tails":[N,M] gives their sizes, and is missing when they could not be
+ *   written: then corrald reads the whole log for its excerpts.
  * When the log cannot be written (the disk is full), output is held in memory (up to
  * SHIM_PENDING_MAX) and written when it can be; what did not fit is counted in
  * "logDroppedBytes" and never blocks the agent.
@@ -39,6 +43,12 @@
 #define SHIM_STATUS_FILE "status.json"
 #define SHIM_STDIN_FILE "stdin"
 #define SHIM_LIMITS_FILE "limits"
+#define SHIM_STDOUT_TAIL_FILE "stdout.tail"
+#define SHIM_STDERR_TAIL_FILE "stderr.tail"
+
+/* What a stream's tail file keeps: corrald's excerpt and the margin its redaction needs
+ * (RUNLOG_EXCERPT_MAX + RUNLOG_REDACT_MARGIN; runlog.c checks they agree). */
+#define SHIM_TAIL_MAX (36 * 1024)
 
 /* Output held in memory while the log cannot be written. */
 #define SHIM_PENDING_MAX (4 * 1024 * 1024)

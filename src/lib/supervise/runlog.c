@@ -18,6 +18,9 @@
 #include "basic/macro.h"
 #include "basic/utf8.h"
 #include "basic/log.h"
+#include "shim/shim.h"
+
+_Static_assert(SHIM_TAIL_MAX == RUNLOG_EXCERPT_MAX + RUNLOG_REDACT_MARGIN, "the shim keeps what an excerpt needs");
 
 #define REDACTED "***REDACTED***"
 #define IMAGE_MIN_CHARS 1024
@@ -332,6 +335,111 @@ int runlog_for_each_chunk(const char *path, RunLogChunkFn cb, void *userdata) {
         return r < 0 ? r : 0;
 }
 
+static void digest_update(RunLog *l, const char *data, size_t size) {
+        if (l->digest && EVP_DigestUpdate(l->digest, data, size) != 1) {
+                /* The final digest reads the file instead. */
+                EVP_MD_CTX_free(l->digest);
+                l->digest = NULL;
+        }
+        l->digested += size;
+}
+
+int runlog_follow(RunLog *l, size_t max) {
+        _cleanup_close_ int fd = -EBADF;
+        char buf[65536];
+        size_t done = 0;
+
+        if (!l->digest)
+                return 0;
+        fd = open(l->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        while (done < max) {
+                ssize_t k = pread(fd, buf, MIN(sizeof(buf), max - done), (off_t) l->digested);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return 0;
+                digest_update(l, buf, (size_t) k);
+                done += (size_t) k;
+        }
+        return 1;
+}
+
+int runlog_refresh_tail(RunLog *l) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        bool seen[2] = {};
+        struct stat st;
+        off_t from;
+        ssize_t k;
+        size_t start = 0;
+
+        fd = open(l->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        from = st.st_size > RUNLOG_TAIL_WINDOW ? st.st_size - RUNLOG_TAIL_WINDOW : 0;
+        buf = malloc(RUNLOG_TAIL_WINDOW);
+        if (!buf)
+                return -ENOMEM;
+        do
+                k = pread(fd, buf, RUNLOG_TAIL_WINDOW, from);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -errno;
+        if (from > 0) {
+                /* The window starts inside a line: from the next one. */
+                char *nl = memchr(buf, '\n', (size_t) k);
+                start = nl ? (size_t) (nl - buf) + 1 : (size_t) k;
+        }
+        for (char *nl; start < (size_t) k && (nl = memchr(buf + start, '\n', (size_t) k - start));
+             start = (size_t) (nl - buf) + 1) {
+                _cleanup_free_ char *data = NULL, *compact = NULL;
+                size_t n, csize;
+                int stream;
+
+                if (decode_line(buf + start, (size_t) (nl - buf) - start, &stream, &data, &n) <= 0)
+                        continue;
+                compact = runlog_compact(data, n, RUNLOG_CHUNK_LIMIT, &csize);
+                if (!compact)
+                        return -ENOMEM;
+                if (!seen[stream]) {
+                        /* What the window shows replaces what an earlier one did. */
+                        l->tail_size[stream] = 0;
+                        seen[stream] = true;
+                }
+                if (excerpt_append(l, stream, compact, csize) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int runlog_set_tail(RunLog *l, int stream, const char *data, size_t size) {
+        _cleanup_free_ char *compact = NULL;
+        size_t csize;
+
+        compact = runlog_compact(data, size, RUNLOG_CHUNK_LIMIT, &csize);
+        if (!compact)
+                return -ENOMEM;
+        l->tail_size[stream] = 0;
+        l->excerpt_stale[stream] = true;
+        return excerpt_append(l, stream, compact, csize);
+}
+
+int runlog_ingest_all(RunLog *l) {
+        for (int i = 0; i < 2; i++) {
+                l->tail_size[i] = 0;
+                l->excerpt_stale[i] = true;
+        }
+        l->offset = 0;
+        l->partial_size = 0;
+        return runlog_ingest(l);
+}
+
 int runlog_ingest(RunLog *l) {
         _cleanup_close_ int fd = -EBADF;
         char buf[65536];
@@ -351,12 +459,11 @@ int runlog_ingest(RunLog *l) {
                 }
                 if (k == 0)
                         break;
-                if (l->digest && (at != l->digested || EVP_DigestUpdate(l->digest, buf, (size_t) k) != 1)) {
-                        /* Not read in one sequence: the final digest reads the file instead. */
-                        EVP_MD_CTX_free(l->digest);
-                        l->digest = NULL;
+                if (at <= l->digested && at + (uint64_t) k > l->digested) {
+                        /* Bytes runlog_follow() has not hashed yet. */
+                        size_t skip = (size_t) (l->digested - at);
+                        digest_update(l, buf + skip, (size_t) k - skip);
                 }
-                l->digested = at + (uint64_t) k;
                 size_t start = 0;
                 for (size_t i = 0; i < (size_t) k; i++) {
                         if (buf[i] != '\n')
@@ -453,7 +560,8 @@ int runlog_digest_final(RunLog *l, uint64_t *ret_size, char ret_sha256[static 65
         unsigned md_len = 0;
         struct stat st;
 
-        /* Usable only if ingestion read every byte there is. */
+        /* Usable only if every byte there is was hashed. */
+        (void) runlog_follow(l, SIZE_MAX);
         if (!l->digest || stat(l->path, &st) < 0 || (uint64_t) st.st_size != l->digested ||
             EVP_DigestFinal_ex(l->digest, md, &md_len) != 1)
                 return runlog_digest(l->path, ret_size, ret_sha256);

@@ -17,6 +17,8 @@
 #define RUNLOG_REDACT_MARGIN (4 * 1024)
 #define RUNLOG_CHUNK_LIMIT (64 * 1024)
 #define RUNLOG_LINE_MAX (8 * 1024 * 1024)
+/* How much of the log's end a live run's excerpts are made from. */
+#define RUNLOG_TAIL_WINDOW (128 * 1024)
 
 typedef struct RunLog {
         char *path;
@@ -45,6 +47,21 @@ RunLog *runlog_free(RunLog *l);
 /* Read what was appended since the last call. Returns the number of new chunks (0 when
  * nothing new), or -errno. A missing file counts as empty. */
 int runlog_ingest(RunLog *l);
+
+/* The same from the log's first byte, the excerpts made again from all of it. */
+int runlog_ingest_all(RunLog *l);
+
+/* Hash up to max bytes appended since the last call (or runlog_ingest()): 1 when more may
+ * be there, 0 at the end, -errno. Output is followed this way while a run lives: by its
+ * size and digest, not line by line. */
+int runlog_follow(RunLog *l, size_t max);
+
+/* Excerpts of a live run, from the last RUNLOG_TAIL_WINDOW bytes of its log: a stream that
+ * wrote nothing there keeps what it had. */
+int runlog_refresh_tail(RunLog *l);
+
+/* The stream's excerpt from its tail as the shim kept it (raw bytes, SHIM_TAIL_MAX at most). */
+int runlog_set_tail(RunLog *l, int stream, const char *data, size_t size);
 
 /* Start an excerpt with text kept from before (after a restart). */
 int runlog_seed_excerpt(RunLog *l, int stream, const char *text);

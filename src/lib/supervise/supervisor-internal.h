@@ -27,7 +27,12 @@
 #define RUN_CONTEXT_FILE "context.json"
 
 /* Ingestion progress is written to the run row at most this often. */
-#define OFFSET_PERSIST_USEC (1 * USEC_PER_SEC)
+/* Log bytes hashed per dispatch of the follow queue, and per run in one turn: a dispatch
+ * takes well under a millisecond. */
+#define FOLLOW_BUDGET (1024 * 1024)
+#define FOLLOW_SLICE (256 * 1024)
+/* Reads of inotify events per dispatch (each up to 16 KiB of them). */
+#define INOTIFY_READS_MAX 4
 
 /* Each state's meaning: supervisor.c, at the top. */
 typedef enum TrackState {
@@ -72,9 +77,10 @@ typedef struct Tracked {
         RunLimits limits;
         char *error; /* why the run could not be launched or placed */
         uint64_t last_output; /* CLOCK_MONOTONIC */
-        uint64_t last_persist;
 
         RunLog *log;
+        /* In the supervisor's follow queue: output not hashed yet (runlog_follow()). */
+        struct Tracked *follow_next, **follow_prev;
         int log_wd, events_wd, memory_wd;
         uint64_t oom_kills; /* seen in memory.events while the run's cgroup existed */
 
@@ -102,6 +108,11 @@ struct Supervisor {
         size_t n_runs;
         Hashmap *by_id; /* run id -> Tracked */
         Hashmap *by_wd; /* inotify watch -> Tracked: the log, cgroup.events or memory.events of a run */
+        /* Runs whose log grew, oldest first: hashed a slice at a time, between the loop's
+         * other work, so a flood of output never holds up a request for long. */
+        Tracked *follow_head, **follow_tail;
+        int follow_fd; /* an eventfd: readable while the queue holds a run */
+        sd_event_source *follow_source;
 };
 
 /* Journal fields naming the run, so "journalctl CORRAL_RUN_ID=<id>" shows its life. */
@@ -123,6 +134,8 @@ void tracked_event(Tracked *t, EventLevel level, const char *message);
 void tracked_kill(Tracked *t);
 /* The agent's processes left in the run's cgroup. */
 unsigned tracked_count_leftovers(Tracked *t);
+/* Queue the run's new output to be hashed (a no-op when it is queued). */
+void tracked_follow(Tracked *t);
 /* Finish the run if its shim is gone and its cgroup empty: may report and free t. */
 void tracked_maybe_finish(Tracked *t);
 int tracked_on_shim_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata);
@@ -133,8 +146,7 @@ int tracked_add_watch(Tracked *t, const char *path, const char *what);
 
 /* supervisor-launch.c */
 /* A new tracked run, registered with the supervisor. */
-int tracked_new(Supervisor *s, const char *run_id, const char *agent_id, const char *issue_id, uint64_t log_offset,
-                Tracked **ret);
+int tracked_new(Supervisor *s, const char *run_id, const char *agent_id, const char *issue_id, Tracked **ret);
 /* Watch the run's log and cgroup. */
 void tracked_watch(Tracked *t);
 /* Ask for the spare run directories that are missing. */

@@ -501,8 +501,7 @@ static void start_agent(Tracked *t) {
 }
 
 /* A new tracked run, registered with the supervisor. */
-int tracked_new(Supervisor *s, const char *run_id, const char *agent_id, const char *issue_id, uint64_t log_offset,
-                Tracked **ret) {
+int tracked_new(Supervisor *s, const char *run_id, const char *agent_id, const char *issue_id, Tracked **ret) {
         _cleanup_free_ char *log_path = NULL;
         Tracked *t, **runs;
 
@@ -531,7 +530,7 @@ int tracked_new(Supervisor *s, const char *run_id, const char *agent_id, const c
         if (runs)
                 s->runs = runs;
         if (!t->run_id || !t->run_dir || !log_path || !runs || (agent_id && !t->agent_id) || (issue_id && !t->issue_id) ||
-            runlog_new(log_path, log_offset, &t->log) < 0) {
+            runlog_new(log_path, 0, &t->log) < 0) {
                 tracked_free(t);
                 return -ENOMEM;
         }
@@ -584,7 +583,7 @@ int supervisor_launch(Supervisor *s, const LaunchSpec *spec) {
                 return -EEXIST;
         if (!spec->argv || !spec->argv[0])
                 return -EINVAL;
-        r = tracked_new(s, spec->run_id, spec->agent_id, spec->issue_id, 0, &t);
+        r = tracked_new(s, spec->run_id, spec->agent_id, spec->issue_id, &t);
         if (r < 0)
                 return r;
         t->grace_usec = (spec->grace_sec ?: 1) * USEC_PER_SEC;

@@ -74,8 +74,7 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
                 return -EEXIST;
         ctx = cJSON_Parse(run->context_snapshot ?: "{}");
         issue = cJSON_GetObjectItemCaseSensitive(ctx, "issueId");
-        r = tracked_new(s, run->id, run->agent_id, cJSON_IsString(issue) ? issue->valuestring : NULL,
-                        run->log_offset > 0 ? (uint64_t) run->log_offset : 0, &t);
+        r = tracked_new(s, run->id, run->agent_id, cJSON_IsString(issue) ? issue->valuestring : NULL, &t);
         if (r < 0)
                 return r;
         seed_excerpts(t->log, run);
@@ -107,7 +106,7 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
                 }
         }
         tracked_watch(t);
-        (void) runlog_ingest(t->log);
+        tracked_follow(t); /* its log, hashed from the start while it runs on */
 
         /* Pids of an earlier boot name nothing of this one: the run's processes died with it,
          * and only what it wrote to disk (its log, perhaps its status.json) is left. */

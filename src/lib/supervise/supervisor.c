@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -100,9 +101,65 @@ static void remove_watch(Tracked *t, int wd) {
         (void) inotify_rm_watch(s->inotify_fd, wd);
 }
 
+static void follow_dequeue(Tracked *t) {
+        Supervisor *s = t->supervisor;
+
+        if (!t->follow_prev)
+                return;
+        *t->follow_prev = t->follow_next;
+        if (t->follow_next)
+                t->follow_next->follow_prev = t->follow_prev;
+        else
+                s->follow_tail = t->follow_prev;
+        t->follow_next = NULL;
+        t->follow_prev = NULL;
+}
+
+void tracked_follow(Tracked *t) {
+        Supervisor *s = t->supervisor;
+
+        if (t->follow_prev || s->follow_fd < 0)
+                return;
+        if (!s->follow_head)
+                (void) eventfd_write(s->follow_fd, 1);
+        t->follow_prev = s->follow_tail;
+        *s->follow_tail = t;
+        s->follow_tail = &t->follow_next;
+}
+
+/* Slices of each queued run's new output, round robin, within a budget per dispatch: a
+ * request, an exit or a timer waits for one dispatch at most. The queue is an eventfd,
+ * readable while it holds a run, not a defer source: sd-event does not poll while a source
+ * is pending, and a defer source always is, which would hide every request until the
+ * flood's end. */
+static int on_follow(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Supervisor *s = userdata;
+        size_t budget = FOLLOW_BUDGET;
+
+        while (s->follow_head && budget > 0) {
+                Tracked *t = s->follow_head;
+                size_t slice = MIN(budget, FOLLOW_SLICE);
+                int r;
+
+                follow_dequeue(t);
+                r = runlog_follow(t->log, slice);
+                if (r < 0)
+                        log_warning_errno(r, "Run %s: failed to read its log, will hash it at the end: %m", t->run_id);
+                if (r > 0)
+                        tracked_follow(t); /* more: to the back of the queue */
+                budget -= slice;
+        }
+        if (!s->follow_head) {
+                eventfd_t n;
+                (void) eventfd_read(fd, &n);
+        }
+        return 0;
+}
+
 void tracked_free(Tracked *t) {
         if (!t)
                 return;
+        follow_dequeue(t);
         if (t->spawning)
                 spawner_cancel(t->supervisor->spawner, t);
         remove_watch(t, t->log_wd);
@@ -164,12 +221,40 @@ typedef struct ShimStatus {
         int64_t finished_usec;
         RunEnd stopped; /* _RUN_END_INVALID: the shim stopped nothing */
         uint64_t dropped_bytes;
+        bool tails; /* the shim wrote each stream's tail, of these sizes */
+        size_t tail_sizes[2];
 } ShimStatus;
+
+/* The excerpts from the tail files, which must have the sizes status.json gives (a file cut
+ * short by a crash is not a tail). */
+static int set_tails(Tracked *t, const size_t sizes[2]) {
+        static const char *const files[2] = { SHIM_STDOUT_TAIL_FILE, SHIM_STDERR_TAIL_FILE };
+
+        for (int i = 0; i < 2; i++) {
+                _cleanup_free_ char *path = strprintf("%s/%s", t->run_dir, files[i]), *data = NULL;
+                size_t size = 0;
+                int r;
+
+                if (!path)
+                        return -ENOMEM;
+                if (sizes[i] > 0) {
+                        r = read_full_file(path, SHIM_TAIL_MAX, &data, &size);
+                        if (r < 0)
+                                return r;
+                        if (size != sizes[i])
+                                return -EBADMSG;
+                }
+                r = runlog_set_tail(t->log, i, data ?: "", size);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
 
 /* Read status.json: the agent's real exit status. */
 static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal, ShimStatus *ret) {
         _cleanup_free_ char *path = strprintf("%s/%s", t->run_dir, SHIM_STATUS_FILE), *text = NULL;
-        cJSON *j, *code, *sig, *finished, *stopped, *dropped;
+        cJSON *j, *code, *sig, *finished, *stopped, *dropped, *tails;
         int r;
 
         if (!path)
@@ -197,6 +282,13 @@ static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal, ShimSta
                 : streq(stopped->valuestring, "timeout")   ? RUN_END_TIMEOUT
                 : streq(stopped->valuestring, "log_limit") ? RUN_END_LOG_LIMIT
                                                            : _RUN_END_INVALID;
+        tails = cJSON_GetObjectItemCaseSensitive(j, "tails");
+        ret->tails = cJSON_GetArraySize(tails) == 2;
+        for (int i = 0; ret->tails && i < 2; i++) {
+                const cJSON *n = cJSON_GetArrayItem(tails, i);
+                ret->tails = cJSON_IsNumber(n) && n->valuedouble >= 0 && n->valuedouble <= SHIM_TAIL_MAX;
+                ret->tail_sizes[i] = ret->tails ? (size_t) n->valuedouble : 0;
+        }
         dropped = cJSON_GetObjectItemCaseSensitive(j, "logDroppedBytes");
         ret->dropped_bytes = cJSON_IsNumber(dropped) && dropped->valuedouble > 0 && dropped->valuedouble < 1e18
                 ? (uint64_t) dropped->valuedouble
@@ -264,10 +356,12 @@ static void finish(Tracked *t) {
                 result.error = lost;
         }
 
-        /* Offset and excerpts go into the row with the run's end, in one transaction. */
-        (void) runlog_ingest(t->log);
-        result.log_offset = t->log->offset;
+        /* Excerpts go into the row with the run's end, in one transaction: from the tails the
+         * shim kept, or (a shim that died, or could not write them) from the whole log. */
+        if (!st.tails || set_tails(t, st.tail_sizes) < 0)
+                (void) runlog_ingest_all(t->log);
         r = runlog_digest_final(t->log, &result.log_bytes, result.log_sha256);
+        result.log_offset = r >= 0 ? result.log_bytes : 0;
         if (r < 0 && r != -ENOENT)
                 log_warning_errno(r, "Run %s: failed to hash its log, ignoring: %m", t->run_id);
         result.stdout_excerpt = runlog_excerpt(t->log, 0);
@@ -424,7 +518,6 @@ int tracked_on_shim_exit(sd_event_source *src, int fd, uint32_t revents, void *u
                 log_warning("Run %s: the shim %s %d.", t->run_id,
                             si.si_code == CLD_EXITED ? "exited with status" : "died of signal", si.si_status);
         tracked_set_state(t, TRACK_DRAINING);
-        (void) runlog_ingest(t->log);
 
         if (t->supervisor->placement->ops->populated(t->supervisor->placement, &t->place) > 0 && !t->killed) {
                 /* Processes the agent left behind get a short grace, then the cgroup is killed. */
@@ -502,26 +595,22 @@ static int on_idle_timer(sd_event_source *src, uint64_t usec, void *userdata) {
 
 /* ---- log and cgroup events ---- */
 
-/* Ingestion progress of a running run, at most every OFFSET_PERSIST_USEC: a corrald that
- * restarts resumes from there. */
-static void persist_progress(Tracked *t) {
-        _cleanup_(run_donep) Run run = {};
-        uint64_t now = now_mono_usec();
+/* A live run's excerpts are made when it is read, from its log's tail, and are not
+ * written to its row while it runs: under a flood of output every write to the disk the
+ * logs are on waits, and the loop must not. */
+int supervisor_live_excerpts(Supervisor *s, const char *run_id, char **ret_stdout, char **ret_stderr) {
+        Tracked *t = supervisor_find(s, run_id);
         int r;
 
-        if (now - t->last_persist < OFFSET_PERSIST_USEC)
-                return;
-        t->last_persist = now;
-        r = store_get(t->supervisor->store, &run_entity, t->run_id, &run);
+        if (!t)
+                return -ESRCH;
+        r = runlog_refresh_tail(t->log);
         if (r < 0)
-                return;
-        run.log_offset = (int64_t) t->log->offset;
-        if (free_and_strdup(&run.stdout_excerpt, runlog_excerpt(t->log, 0)) < 0 ||
-            free_and_strdup(&run.stderr_excerpt, runlog_excerpt(t->log, 1)) < 0)
-                return;
-        r = store_update(t->supervisor->store, &run_entity, &run);
-        if (r < 0)
-                log_warning_errno(r, "Run %s: failed to record log progress, ignoring: %m", t->run_id);
+                return r;
+        if (free_and_strdup(ret_stdout, runlog_excerpt(t->log, 0)) < 0 ||
+            free_and_strdup(ret_stderr, runlog_excerpt(t->log, 1)) < 0)
+                return -ENOMEM;
+        return 0;
 }
 
 /* New output from a re-adopted run: it is alive, so the detached warning goes (the
@@ -552,7 +641,9 @@ static int on_inotify(sd_event_source *src, int fd, uint32_t revents, void *user
         Supervisor *s = userdata;
         char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
 
-        for (;;) {
+        /* A few reads per dispatch, not until there is nothing more: under a flood of output
+         * the events come as fast as they are read, and the loop would never leave. */
+        for (int k = 0; k < INOTIFY_READS_MAX; k++) {
                 ssize_t n = read(fd, buf, sizeof(buf));
                 if (n <= 0)
                         break;
@@ -563,12 +654,11 @@ static int on_inotify(sd_event_source *src, int fd, uint32_t revents, void *user
                         if (!t)
                                 continue; /* a watch removed with its run */
                         if (e->wd == t->log_wd) {
-                                if (runlog_ingest(t->log) > 0) {
-                                        t->last_output = now_mono_usec();
-                                        if (t->detached)
-                                                clear_detached(t);
-                                }
-                                persist_progress(t);
+                                /* Only the shim writes the log: a change is output. */
+                                t->last_output = now_mono_usec();
+                                if (t->detached)
+                                        clear_detached(t);
+                                tracked_follow(t);
                         } else if (e->wd == t->memory_wd) {
                                 uint64_t kills = 0;
                                 if (s->placement->ops->oom_kills(s->placement, &t->place, &kills) >= 0)
@@ -595,6 +685,7 @@ int supervisor_new(sd_event *event, Store *store, Placement *placement, const Su
         s->finished = finished;
         s->userdata = userdata;
         s->inotify_fd = -EBADF;
+        s->follow_fd = -EBADF;
         s->leftover_grace_usec = config->leftover_grace_usec ?: USEC_PER_SEC;
         s->state_dir = strdup(config->state_dir);
         s->shim_path = strdup(config->shim_path);
@@ -621,6 +712,15 @@ int supervisor_new(sd_event *event, Store *store, Placement *placement, const Su
         if (r < 0) {
                 supervisor_free(s);
                 return log_error_errno(r, "Failed to watch inotify: %m");
+        }
+        s->follow_tail = &s->follow_head;
+        /* At the priority of everything else, not idle: under a flood the log's watch is
+         * always pending, and idle work would wait for the flood's end, then hold the loop. */
+        s->follow_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        r = s->follow_fd < 0 ? -errno : sd_event_add_io(event, &s->follow_source, s->follow_fd, EPOLLIN, on_follow, s);
+        if (r < 0) {
+                supervisor_free(s);
+                return log_error_errno(r, "Failed to set up log following: %m");
         }
         if (access(s->shim_path, X_OK) < 0) {
                 r = -errno;
@@ -655,6 +755,8 @@ Supervisor *supervisor_free(Supervisor *s) {
         spawner_free(s->spawner);
         sd_event_source_disable_unref(s->spare_source);
         supervisor_remove_spares(s);
+        sd_event_source_disable_unref(s->follow_source);
+        safe_close(s->follow_fd);
         sd_event_source_disable_unref(s->inotify_source);
         safe_close(s->inotify_fd);
         sd_event_unref(s->event);

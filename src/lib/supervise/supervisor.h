@@ -123,6 +123,10 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
  * -ENOENT when this supervisor does not track the run. */
 int supervisor_stop(Supervisor *s, const char *run_id, RunEnd why);
 
+/* The excerpts of a tracked run as they are now (malloc'ed into *ret_stdout, *ret_stderr,
+ * replacing what they held): -ESRCH for a run not tracked. */
+int supervisor_live_excerpts(Supervisor *s, const char *run_id, char **ret_stdout, char **ret_stderr);
+
 bool supervisor_tracks(Supervisor *s, const char *run_id);
 
 /* The run's agent did something (an API request): a detached warning is cleared. */
