@@ -962,21 +962,119 @@ static void bench_flood(int fifo) {
         free(runs);
 }
 
+/* ---- 9. live runs: 1,000, 5,000 and 10,000 at once ---- */
+
+static unsigned live_max = 10000;
+
+/* A gauge or counter of /metrics without labels; -1 when missing. */
+static int64_t metric(const char *name) {
+        _cleanup_free_ char *reply = NULL, *needle = strprintf("\n%s ", name);
+        if (http("GET", "/metrics", NULL, &reply) != 200 || !needle)
+                return -1;
+        const char *p = strstr(reply, needle);
+        return p ? strtoll(p + strlen(needle), NULL, 10) : -1;
+}
+
+static unsigned count_fds(pid_t pid) {
+        _cleanup_free_ char *path = strprintf("/proc/%d/fd", (int) pid);
+        DIR *d = path ? opendir(path) : NULL;
+        unsigned n = 0;
+
+        if (!d)
+                return 0;
+        for (struct dirent *de; (de = readdir(d));)
+                n += de->d_name[0] != '.';
+        closedir(d);
+        return n;
+}
+
+static void bench_live(int fifo) {
+        const unsigned sizes[] = { 1000, 5000, 10000 };
+        unsigned n_agents = (live_max + 9) / 10, live = 0;
+        _cleanup_free_ char *stamp_config =
+                strprintf("{\"command\":\"%s\",\"env\":{\"BENCH_FIFO\":\"%s\"}}", agent_path, fifo_path);
+        _cleanup_free_ char *stamp = new_agent("live-stamp", stamp_config, NULL);
+        char **agents = calloc(n_agents, sizeof(char *));
+        char a[64], b[64], c[32];
+
+        if (!agents || !stamp_config)
+                die("out of memory");
+        for (unsigned i = 0; i < n_agents; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "live-%u", i);
+                agents[i] = new_agent(name, "{\"command\":\"/bin/sleep\",\"args\":[\"3600\"]}",
+                                      "{\"heartbeat\":{\"maxConcurrentRuns\":10}}");
+        }
+        Probe idle = probe(fifo, stamp, 21, NULL);
+        long idle_rss = status_kb(corrald_pid, "VmRSS:");
+        double empty_start_ms = 0;
+        {
+                /* The reference of a restart: corrald on the same database, nothing running. */
+                stop_corrald(SIGKILL);
+                int64_t t0 = now_ns();
+                start_corrald();
+                empty_start_ms = (now_ns() - t0) / 1e6;
+        }
+
+        for (size_t k = 0; k < ELEMENTSOF(sizes) && sizes[k] <= live_max; k++) {
+                unsigned size = sizes[k];
+                while (live < size) {
+                        free(wake(agents[live % n_agents], live));
+                        live++;
+                }
+                for (int i = 0; i < 6000 && runs_with_status("running") < (int64_t) size; i++)
+                        sleep_us(50000);
+                int64_t running = runs_with_status("running");
+                if (running < (int64_t) size)
+                        die("only %" PRIi64 " of %u runs are running", running, size);
+
+                Probe last = probe(fifo, stamp, 5, NULL);
+                long rss = status_kb(corrald_pid, "VmRSS:");
+                unsigned fds = count_fds(corrald_pid);
+
+                /* Recovery: SIGKILL, then the time to the first answer and to every run taken up. */
+                stop_corrald(SIGKILL);
+                int64_t t0 = now_ns();
+                start_corrald();
+                double answer_ms = (now_ns() - t0) / 1e6;
+                while (metric("corral_supervised_runs") < (int64_t) size && now_ns() - t0 < 120 * (int64_t) 1000000000)
+                        sleep_us(2000);
+                double adopted_ms = (now_ns() - t0) / 1e6;
+                int64_t supervised = metric("corral_supervised_runs"), after = runs_with_status("running");
+
+                printf("| %u live runs %*s|\n", size, 60, "");
+                snprintf(a, sizeof(a), "%.2f ms", last.first_ms);
+                snprintf(b, sizeof(b), "%.2f ms (none live)", idle.first_ms);
+                snprintf(c, sizeof(c), "%.2fx", last.first_ms / idle.first_ms);
+                row("live: wake → first instruction", a, b, c, "≤ 1.5x");
+                snprintf(a, sizeof(a), "%.1f MiB", rss / 1024.0);
+                snprintf(b, sizeof(b), "%.1f MiB (none live)", idle_rss / 1024.0);
+                snprintf(c, sizeof(c), "%.1fx", (double) rss / (double) idle_rss);
+                row("live: corrald RSS", a, b, c, "≤ 64 MiB");
+                printf("|   (%u descriptors open in corrald) |\n", fds);
+                snprintf(a, sizeof(a), "%.0f / %.0f ms", answer_ms, adopted_ms);
+                snprintf(b, sizeof(b), "%.0f ms (none live)", empty_start_ms);
+                snprintf(c, sizeof(c), "%.1fx", adopted_ms / empty_start_ms);
+                row("live: SIGKILL → answer / all adopted", a, b, c, "≤ 2 s");
+                printf("|   (%" PRIi64 " of %u runs tracked again, %" PRIi64 " running%s) |\n", supervised, size, after,
+                       supervised == (int64_t) size && after == (int64_t) size ? ", nothing lost" : ", RUNS MISSING");
+        }
+
+        /* The runs are left to the end of the bench, which kills their cgroups. */
+        for (unsigned i = 0; i < n_agents; i++)
+                free(agents[i]);
+        free(agents);
+}
+
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
-                { "corrald", required_argument, NULL, 'c' },
-                { "agent", required_argument, NULL, 'a' },
-                { "placement", required_argument, NULL, 'p' },
-                { "runs", required_argument, NULL, 'n' },
-                { "seconds", required_argument, NULL, 's' },
-                { "recovery-runs", required_argument, NULL, 'r' },
-                { "log-bytes", required_argument, NULL, 'l' },
-                { "only", required_argument, NULL, 'o' },
-                { "reference-scope", no_argument, NULL, 'S' },
-                { "keep-state", no_argument, NULL, 'k' },
-                { "sandbox", required_argument, NULL, 'x' },
-                { "history-runs", required_argument, NULL, 'H' },
-                {},
+                { "corrald", required_argument, NULL, 'c' },   { "agent", required_argument, NULL, 'a' },
+                { "placement", required_argument, NULL, 'p' }, { "runs", required_argument, NULL, 'n' },
+                { "seconds", required_argument, NULL, 's' },   { "recovery-runs", required_argument, NULL, 'r' },
+                { "log-bytes", required_argument, NULL, 'l' }, { "only", required_argument, NULL, 'o' },
+                { "reference-scope", no_argument, NULL, 'S' }, { "keep-state", no_argument, NULL, 'k' },
+                { "sandbox", required_argument, NULL, 'x' },   { "history-runs", required_argument, NULL, 'H' },
+                { "live-runs", required_argument, NULL, 'L' }, {},
         };
         int c, fifo;
 
@@ -1018,13 +1116,17 @@ int main(int argc, char *argv[]) {
                 case 'H':
                         history_runs = (unsigned) atoi(optarg);
                         break;
+                case 'L':
+                        live_max = (unsigned) atoi(optarg);
+                        break;
                 default:
                         return 2;
                 }
         if (!corrald_path || !agent_path || n_runs == 0) {
                 fprintf(stderr,
                         "usage: bench --corrald PATH --agent PATH [--placement KIND] [--runs N] [--seconds S] "
-                        "[--recovery-runs N] [--log-bytes N] [--only launch|throughput|log|recovery|flood|history] "
+                        "[--recovery-runs N] [--log-bytes N] [--only launch|throughput|log|recovery|flood|history|live] "
+                        "[--live-runs N] "
                         "[--history-runs N] "
                         "[--reference-scope] "
                         "[--keep-state] [--sandbox yes|no]\n");
@@ -1063,6 +1165,9 @@ int main(int argc, char *argv[]) {
                 bench_flood(fifo);
         if (want("history") && history_runs > 0)
                 bench_history(fifo);
+        /* Last: it leaves its runs running, for the end to kill. */
+        if (want("live") && live_max > 0)
+                bench_live(fifo);
         stop_corrald(SIGTERM);
         remove_cgroup_root();
         _cleanup_free_ char *rm_share = strprintf("rm -rf '%s'", share_dir);
