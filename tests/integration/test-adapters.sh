@@ -46,7 +46,7 @@ final=$(wait_run "$run")
 iid=$(jq -r .contextSnapshot.issueId <<<"$final")
 is "the claude run succeeded" "$(jq -r .status <<<"$final")" succeeded
 is "its command line is claude's print mode with the model and turn limit" "$(tr '\n' ' ' <"$T/claude/argv.1")" \
-        "--print - --output-format stream-json --verbose --model claude-sonnet-4-5 --max-turns 30 "
+        "--print --output-format stream-json --verbose --model claude-sonnet-4-5 --max-turns 30 "
 like "its prompt names the agent and the issue" "$(tr '\n' ' ' <"$T/claude/stdin.1")" "^You are claude .*Issue: CL-1 Fix the store"
 like "its prompt carries the wake payload" "$(cat "$T/claude/stdin.1")" '"reason":"issue_assigned"'
 is "sessionIdAfter is claude's session" "$(jq -r .sessionIdAfter <<<"$final")" 5b0f7d1e-2c3a-4f1e-9d3b-7a1c2e4f6a80

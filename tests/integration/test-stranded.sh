@@ -47,7 +47,7 @@ is "the issue is blocked" "$(api GET /api/issues/$todo | jq -r .status)" blocked
 comments=$(api GET /api/issues/$todo/comments)
 is "with exactly one comment" "$(jq length <<<"$comments")" 1
 like "saying it retried dispatch" "$(jq -r '.[0].body' <<<"$comments")" "retried dispatch"
-like "and how the retry failed" "$(jq -r '.[0].body' <<<"$comments")" 'Latest retry failure: `adapter_failed` - Process exited with code 1\.'
+like "and how the retry failed" "$(jq -r '.[0].body' <<<"$comments")" 'Latest retry failure: `adapter_failed` - Process exited with code 1: run failed before issue advanced\.'
 is "a system comment has no author" "$(jq -r '.[0] | (.authorAgentId|tostring) + " " + (.authorUserId|tostring)' <<<"$comments")" "null null"
 like "activity records the escalation" "$(api GET /api/companies/$company/activity | jq -r '.[] | select(.action == "issue.updated" and .details.source == "heartbeat.reconcile_stranded_assigned_issue") | .details.previousStatus')" "todo"
 

@@ -287,7 +287,7 @@ static void test_exit_codes_and_log(void **state) {
         assert_int_equal(seen.exit_code, 3);
         assert_int_equal(seen.run.status, RUN_FAILED);
         assert_string_equal(seen.run.error_code, "adapter_failed");
-        assert_string_equal(seen.run.error, "Process exited with code 3");
+        assert_string_equal(seen.run.error, "Process exited with code 3: to stderr");
         assert_int_equal(seen.run.exit_code, 3);
         out = stream_text(id, 0);
         err = stream_text(id, 1);

@@ -158,14 +158,19 @@ static void test_out_of_range_numbers(void **state) {
         assert_string_equal(o.first_invalid, "input_tokens=1e+300");
 }
 
-/* Codex's counts add up over turns: held at INT64_MAX, never wrapped. */
+/* Codex's counts are the thread's running totals: the last one counts, and a session's
+ * earlier totals are taken away (never below what was reported, never wrapped). */
 static void test_counts_saturate(void **state) {
         static const char line[] = "{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":9007199254740991}}";
         _cleanup_(cli_output_done) CliOutput o = {};
 
         for (int i = 0; i < 1100; i++)
                 assert_int_equal(cli_output_feed_line(&o, ADAPTER_CODEX_LOCAL, line, strlen(line)), 0);
-        assert_int_equal(o.input_tokens, INT64_MAX);
+        assert_int_equal(o.input_tokens, 9007199254740991);
+        assert_true(o.cumulative);
+        cli_output_session_delta(&o, 9007199254740000, 0, 0);
+        assert_int_equal(o.input_tokens, 991);
+        assert_int_equal(o.total_input_tokens, 9007199254740991);
         assert_int_equal(o.invalid_numbers, 0);
         assert_int_equal(cli_count_add(INT64_MAX - 1, 5), INT64_MAX);
         assert_int_equal(cli_count_add(3, 4), 7);
@@ -237,8 +242,7 @@ static void test_claude_command_line(void **state) {
 
         build(ADAPTER_CLAUDE_LOCAL, "{}", NULL, &fresh);
         assert_true(argv_equal(
-                fresh.argv,
-                (const char *const[]){ "claude", "--print", "-", "--output-format", "stream-json", "--verbose", NULL }));
+                fresh.argv, (const char *const[]){ "claude", "--print", "--output-format", "stream-json", "--verbose", NULL }));
         assert_non_null(strstr(fresh.stdin_text, "You are Ada (agent agent-1)"));
         assert_non_null(strstr(fresh.stdin_text, "Issue: ENG-7 Fix it"));
         assert_non_null(strstr(fresh.stdin_text, "Wake reason: issue_assigned."));
@@ -252,11 +256,10 @@ static void test_claude_command_line(void **state) {
               "\"dangerouslySkipPermissions\":true,\"extraArgs\":[\"--add-dir\",\"/srv\"],"
               "\"promptTemplate\":\"run {{run.id}} for {{issue.identifier}} {{unknown}} {{\",\"idleTimeoutSec\":0}",
               "sess-9", &resumed);
-        assert_true(
-                argv_equal(resumed.argv,
-                           (const char *const[]){ "/opt/claude", "--print", "-", "--output-format", "stream-json", "--verbose",
-                                                  "--resume", "sess-9", "--model", "claude-opus-4-1", "--max-turns", "12",
-                                                  "--dangerously-skip-permissions", "--add-dir", "/srv", NULL }));
+        assert_true(argv_equal(resumed.argv,
+                               (const char *const[]){ "/opt/claude", "--print", "--output-format", "stream-json", "--verbose",
+                                                      "--resume", "sess-9", "--model", "claude-opus-4-1", "--max-turns", "12",
+                                                      "--dangerously-skip-permissions", "--add-dir", "/srv", NULL }));
         assert_string_equal(resumed.stdin_text, "run run-1 for ENG-7 {{unknown}} {{");
         assert_int_equal(resumed.spec.idle_timeout_sec, 0);
 }

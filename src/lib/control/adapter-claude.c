@@ -19,16 +19,17 @@ static int claude_config(const cJSON *c, AdapterConfig *ret, char **ret_error) {
         return adapter_get_uint(c, "maxTurnsPerRun", 0, 100000, &ret->max_turns, ret_error);
 }
 
-/* claude --print - --output-format stream-json --verbose [--resume S] [--model M]
- * [--max-turns N] [--dangerously-skip-permissions] EXTRA... (design §6) */
+/* claude --print --output-format stream-json --verbose [--resume S] [--model M]
+ * [--max-turns N] [--dangerously-skip-permissions] EXTRA... (design §6). The prompt is on
+ * stdin: --print with no prompt reads it there ("-" would be a prompt of its own, that the
+ * model gets before the real one). */
 static int claude_argv(const AdapterConfig *ac, const char *resume, char ***argv) {
         char turns[32];
         int r;
 
         if ((r = strv_push(argv, ac->command ? ac->command->valuestring : "claude")) < 0 ||
-            (r = strv_push(argv, "--print")) < 0 || (r = strv_push(argv, "-")) < 0 ||
-            (r = strv_push(argv, "--output-format")) < 0 || (r = strv_push(argv, "stream-json")) < 0 ||
-            (r = strv_push(argv, "--verbose")) < 0)
+            (r = strv_push(argv, "--print")) < 0 || (r = strv_push(argv, "--output-format")) < 0 ||
+            (r = strv_push(argv, "stream-json")) < 0 || (r = strv_push(argv, "--verbose")) < 0)
                 return r;
         if (resume && ((r = strv_push(argv, "--resume")) < 0 || (r = strv_push(argv, resume)) < 0))
                 return r;
@@ -60,6 +61,35 @@ static char *claude_message_text(const cJSON *message) {
         return text;
 }
 
+/* The model as the API names it: the init line's may carry the CLI's own suffix of a variant
+ * ("claude-opus-4-1[1m]" on a fresh session, and not on a resumed one). */
+static int set_model(CliOutput *o, const char *model) {
+        _cleanup_free_ char *name = NULL;
+
+        if (!model)
+                return 0;
+        name = strndup(model, strcspn(model, "["));
+        return name ? cli_output_set(&o->model, name) : -ENOMEM;
+}
+
+/* The CLI's "errors" array, joined: what it says went wrong, in its own words. NULL when
+ * there is none. */
+static char *claude_errors(const cJSON *j) {
+        const cJSON *e;
+        char *text = NULL;
+
+        cJSON_ArrayForEach (e, cJSON_GetObjectItemCaseSensitive(j, "errors")) {
+                if (!cJSON_IsString(e))
+                        continue;
+                char *joined = text ? strprintf("%s; %s", text, e->valuestring) : strdup(e->valuestring);
+                free(text);
+                if (!joined)
+                        return NULL;
+                text = joined;
+        }
+        return text;
+}
+
 /* claude --print --output-format stream-json --verbose: "system" (init), "assistant",
  * "user" (tool results) and a final "result" line with the totals. */
 static int claude_line(CliOutput *o, const cJSON *j) {
@@ -69,10 +99,10 @@ static int claude_line(CliOutput *o, const cJSON *j) {
         if ((r = cli_output_set(&o->session_id, json_string_member(j, "session_id"))) < 0)
                 return r;
         if (streq_ptr(type, "system"))
-                return cli_output_set(&o->model, json_string_member(j, "model"));
+                return o->model ? 0 : set_model(o, json_string_member(j, "model"));
         if (streq_ptr(type, "assistant")) {
                 const cJSON *message = cJSON_GetObjectItemCaseSensitive(j, "message");
-                if (!o->model && (r = cli_output_set(&o->model, json_string_member(message, "model"))) < 0)
+                if ((r = set_model(o, json_string_member(message, "model"))) < 0)
                         return r;
                 _cleanup_free_ char *text = claude_message_text(message);
                 if (text && !o->saw_result)
@@ -110,18 +140,26 @@ static int claude_line(CliOutput *o, const cJSON *j) {
         }
         if ((r = cli_output_set(&o->result_text, result)) < 0)
                 return r;
-        if (streq_ptr(subtype, "error_max_turns")) {
+        if (!o->is_error)
+                return 0;
+        /* Its reason, in its own words: the "errors" it lists (a max-turns stop names the
+         * limit there; the turn count does not: a tool call and its answer are two), else
+         * the result text of an API error ("API Error: 400 ..."), else the subtype. */
+        _cleanup_free_ char *errors = claude_errors(j);
+        const cJSON *api_status = cJSON_GetObjectItemCaseSensitive(j, "api_error_status");
+        if (streq_ptr(subtype, "error_max_turns"))
                 o->error_code = "max_turns_exhausted";
-                _cleanup_free_ char *m =
-                        strprintf("claude stopped after reaching its maximum number of turns (%" PRIi64 ")", o->num_turns);
-                return cli_output_set(&o->error_message, m ?: "claude stopped after reaching its maximum number of turns");
+        if (errors && strstr(errors, "No conversation found with session ID")) {
+                o->error_code = "session_not_found";
+                o->stale_session = true;
         }
-        if (o->is_error) {
-                _cleanup_free_ char *m =
-                        strprintf("claude reported %s%s%s", strna(subtype), result ? ": " : "", strempty(result));
-                return m ? cli_output_set(&o->error_message, m) : -ENOMEM;
-        }
-        return 0;
+        _cleanup_free_ char *m = errors                    ? strprintf("claude: %s", errors)
+                : streq_ptr(subtype, "error_max_turns")    ? strdup("claude stopped after reaching its maximum number of turns")
+                : cJSON_IsNumber(api_status) && result     ? strprintf("claude: %s", result)
+                : result && !streq_ptr(subtype, "success") ? strprintf("claude: %s: %s", strna(subtype), result)
+                : result                                   ? strprintf("claude: %s", result)
+                                                           : strprintf("claude reported %s", strna(subtype));
+        return m ? cli_output_set(&o->error_message, m) : -ENOMEM;
 }
 
 const AdapterOps adapter_claude_ops = {

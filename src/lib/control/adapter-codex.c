@@ -48,10 +48,16 @@ static int codex_line(CliOutput *o, const cJSON *j) {
         }
         if (streq_ptr(type, "turn.completed")) {
                 const cJSON *usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
-                /* Each turn reports its own usage: they add up over the invocation. */
-                o->input_tokens = cli_count_add(o->input_tokens, cli_output_count(o, usage, "input_tokens"));
-                o->cached_input_tokens = cli_count_add(o->cached_input_tokens, cli_output_count(o, usage, "cached_input_tokens"));
-                o->output_tokens = cli_count_add(o->output_tokens, cli_output_count(o, usage, "output_tokens"));
+                /* The thread's running totals, not the turn's (a resumed thread starts from
+                 * where it was): the last one counts, and finalize takes away what the
+                 * session had before this run. One statement each: the first number out of
+                 * range is the one named. */
+                o->cumulative = true;
+                o->input_tokens = cli_output_count(o, usage, "input_tokens");
+                o->cached_input_tokens = cli_output_count(o, usage, "cached_input_tokens");
+                o->output_tokens = cli_output_count(o, usage, "output_tokens");
+                o->cache_write_input_tokens = cli_output_count(o, usage, "cache_write_input_tokens");
+                o->reasoning_output_tokens = cli_output_count(o, usage, "reasoning_output_tokens");
                 o->num_turns++;
                 o->saw_result = true;
                 o->is_error = false;
@@ -70,6 +76,16 @@ static int codex_line(CliOutput *o, const cJSON *j) {
         return 0;
 }
 
+/* codex says on stderr alone that it cannot resume a thread:
+ * "Error: thread/resume: thread/resume failed: no rollout found for thread id ...". */
+static int codex_stderr_line(CliOutput *o, const char *line) {
+        if (strstr(line, "no rollout found for thread id")) {
+                o->error_code = "session_not_found";
+                o->stale_session = true;
+        }
+        return 0;
+}
+
 const AdapterOps adapter_codex_ops = {
         .type = ADAPTER_CODEX_LOCAL,
         .cli = true,
@@ -79,4 +95,5 @@ const AdapterOps adapter_codex_ops = {
         .default_idle_timeout_sec = ADAPTER_CLI_DEFAULT_IDLE_TIMEOUT_SEC,
         .argv = codex_argv,
         .output_line = codex_line,
+        .stderr_line = codex_stderr_line,
 };

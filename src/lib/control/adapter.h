@@ -49,6 +49,8 @@ typedef struct AdapterOps {
         int (*argv)(const AdapterConfig *ac, const char *resume, char ***argv);
         /* One JSON line of a coding CLI's stdout, into what the run reports. */
         int (*output_line)(CliOutput *o, const cJSON *line);
+        /* A line of its stderr, or NULL. */
+        int (*stderr_line)(CliOutput *o, const char *line);
 } AdapterOps;
 
 /* Never NULL: an unknown type gets the process adapter's. */

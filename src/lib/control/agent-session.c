@@ -43,6 +43,38 @@ int agent_session_resume_id(Store *s, const Agent *agent, const char *context_js
         return 0;
 }
 
+int agent_session_prior_totals(Store *s, const Agent *agent, const Run *run, const char *session_id, int64_t *ret_input,
+                               int64_t *ret_cached, int64_t *ret_output) {
+        _cleanup_json_ cJSON *ctx = cJSON_Parse(run->context_snapshot ?: "{}"), *usage = NULL;
+        _cleanup_(task_session_donep) AgentTaskSession ts = {};
+        _cleanup_(run_donep) Run last = {};
+        const cJSON *totals;
+        int r;
+
+        *ret_input = *ret_cached = *ret_output = 0;
+        if (!session_id)
+                return 0;
+        r = find_task_session(s, agent, task_key_of(ctx), &ts);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        /* Only the session this run continued: another one starts from nothing. */
+        if (!streq_ptr(ts.session_display_id, session_id) || !ts.last_run_id || streq(ts.last_run_id, run->id))
+                return 0;
+        r = store_get(s, &run_entity, ts.last_run_id, &last);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        usage = cJSON_Parse(last.usage_json ?: "{}");
+        totals = cJSON_GetObjectItemCaseSensitive(usage, "sessionTotals");
+        *ret_input = json_count_member(totals, "inputTokens");
+        *ret_cached = json_count_member(totals, "cachedInputTokens");
+        *ret_output = json_count_member(totals, "outputTokens");
+        return 0;
+}
+
 int agent_session_record(Store *s, const Agent *agent, const Run *run, AgentRuntimeState *rs, const char *now) {
         _cleanup_json_ cJSON *ctx = cJSON_Parse(run->context_snapshot ?: "{}"), *usage = cJSON_Parse(run->usage_json ?: "{}");
         _cleanup_(task_session_donep) AgentTaskSession ts = {};
@@ -58,6 +90,12 @@ int agent_session_record(Store *s, const Agent *agent, const Run *run, AgentRunt
         if (cJSON_IsNumber(cost) && cost->valuedouble > 0 && cost->valuedouble <= CLI_COST_USD_MAX &&
             !streq_ptr(json_string_member(usage, "billingType"), "subscription_included"))
                 rs->total_cost_cents = cli_count_add(rs->total_cost_cents, (int64_t) llround(cost->valuedouble * 100.0));
+        if (streq_ptr(run->error_code, "session_not_found")) {
+                /* The CLI no longer knows the session: the task's next run starts afresh,
+                 * instead of failing the same way every time. */
+                rs->session_id = mfree(rs->session_id);
+                return store_task_sessions_delete(s, agent->id, task_key_of(ctx));
+        }
         if (!run->session_id_after)
                 return 0;
         if (free_and_strdup(&rs->session_id, run->session_id_after) < 0)

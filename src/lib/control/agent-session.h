@@ -19,4 +19,9 @@ int agent_session_resume_id(Store *s, const Agent *agent, const char *context_js
 
 /* After a run ended: remember its session for its task, and in the runtime state rs (in
  * memory; the caller writes it) the session, the run and its usage. */
+/* The running totals the session had reached before run, for a CLI that reports those
+ * (codex): from the task's session when run continued it, else 0. */
+int agent_session_prior_totals(Store *s, const Agent *agent, const Run *run, const char *session_id, int64_t *ret_input,
+                               int64_t *ret_cached, int64_t *ret_output);
+
 int agent_session_record(Store *s, const Agent *agent, const Run *run, AgentRuntimeState *rs, const char *now);

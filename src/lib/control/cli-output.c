@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "basic/utf8.h"
 #include "basic/util.h"
 #include "control/adapter.h"
 #include "store/jsonmap.h"
@@ -21,6 +22,7 @@ void cli_output_done(CliOutput *o) {
         free(o->error_message);
         free(o->first_malformed);
         free(o->first_invalid);
+        free(o->stderr_last);
         *o = (CliOutput){};
 }
 
@@ -69,55 +71,87 @@ int cli_output_feed_line(CliOutput *o, AdapterType type, const char *line, size_
         return ops->output_line ? ops->output_line(o, j) : 0;
 }
 
+int cli_output_feed_stderr_line(CliOutput *o, AdapterType type, const char *line, size_t size) {
+        const AdapterOps *ops = adapter_ops(type);
+        _cleanup_free_ char *text = NULL;
+
+        while (size > 0 && (line[size - 1] == '\r' || line[size - 1] == ' ' || line[size - 1] == '\t'))
+                size--;
+        if (size == 0)
+                return 0;
+        /* Bounded, cut on a character: it becomes part of the run's error. */
+        size = utf8_complete_prefix(line, MIN(size, (size_t) CLI_STDERR_LINE_MAX));
+        text = strndup(line, size);
+        if (!text)
+                return -ENOMEM;
+        free(o->stderr_last);
+        o->stderr_last = TAKE_PTR(text);
+        return ops->stderr_line ? ops->stderr_line(o, o->stderr_last) : 0;
+}
+
+void cli_output_session_delta(CliOutput *o, int64_t input, int64_t cached, int64_t output) {
+        o->total_input_tokens = o->input_tokens;
+        o->total_cached_input_tokens = o->cached_input_tokens;
+        o->total_output_tokens = o->output_tokens;
+        if (input <= o->input_tokens && cached <= o->cached_input_tokens && output <= o->output_tokens) {
+                o->input_tokens -= input;
+                o->cached_input_tokens -= cached;
+                o->output_tokens -= output;
+        }
+}
+
 typedef struct LineSplitter {
         CliOutput *out;
         AdapterType type;
-        char *buf; /* the current, incomplete stdout line */
-        size_t size, allocated;
-        bool overlong; /* the current line is past CLI_OUTPUT_LINE_MAX: drop it */
+        char *buf[2]; /* the current, incomplete line of stdout and of stderr */
+        size_t size[2], allocated[2];
+        bool overlong[2]; /* the current line is past CLI_OUTPUT_LINE_MAX: drop it */
 } LineSplitter;
 
-static int end_line(LineSplitter *s) {
+static int end_line(LineSplitter *s, int stream) {
         int r = 0;
 
-        if (s->overlong) {
-                s->out->malformed++;
-                s->overlong = false;
-        } else
-                r = cli_output_feed_line(s->out, s->type, s->buf ?: "", s->size);
-        s->size = 0;
+        if (s->overlong[stream]) {
+                if (stream == 0)
+                        s->out->malformed++;
+                s->overlong[stream] = false;
+        } else if (stream == 0)
+                r = cli_output_feed_line(s->out, s->type, s->buf[0] ?: "", s->size[0]);
+        else
+                r = cli_output_feed_stderr_line(s->out, s->type, s->buf[1] ?: "", s->size[1]);
+        s->size[stream] = 0;
         return r == -EBADMSG ? 0 : r;
 }
 
+/* The JSON lines are on stdout; stderr is for people, but its last line is often the only
+ * reason a CLI gives for failing. */
 static int on_chunk(int stream, const char *data, size_t size, void *userdata) {
         LineSplitter *s = userdata;
         int r;
 
-        if (stream != 0)
-                return 0; /* the JSON lines are on stdout; stderr is for people */
         while (size > 0) {
                 const char *nl = memchr(data, '\n', size);
                 size_t n = nl ? (size_t) (nl - data) : size;
 
-                if (!s->overlong && s->size + n > CLI_OUTPUT_LINE_MAX) {
-                        s->overlong = true;
-                        s->size = 0;
+                if (!s->overlong[stream] && s->size[stream] + n > CLI_OUTPUT_LINE_MAX) {
+                        s->overlong[stream] = true;
+                        s->size[stream] = 0;
                 }
-                if (!s->overlong) {
-                        if (s->size + n + 1 > s->allocated) {
-                                size_t a = MAX(s->allocated * 2, s->size + n + 1);
-                                char *t = realloc(s->buf, a);
+                if (!s->overlong[stream]) {
+                        if (s->size[stream] + n + 1 > s->allocated[stream]) {
+                                size_t a = MAX(s->allocated[stream] * 2, s->size[stream] + n + 1);
+                                char *t = realloc(s->buf[stream], a);
                                 if (!t)
                                         return -ENOMEM;
-                                s->buf = t;
-                                s->allocated = a;
+                                s->buf[stream] = t;
+                                s->allocated[stream] = a;
                         }
-                        memcpy(s->buf + s->size, data, n);
-                        s->size += n;
+                        memcpy(s->buf[stream] + s->size[stream], data, n);
+                        s->size[stream] += n;
                 }
                 if (!nl)
                         break;
-                r = end_line(s);
+                r = end_line(s, stream);
                 if (r < 0)
                         return r;
                 data = nl + 1;
@@ -134,9 +168,12 @@ int cli_output_parse_log(const char *log_path, AdapterType type, CliOutput *o) {
         r = runlog_for_each_chunk(log_path, on_chunk, &s);
         if (r == -ENOENT)
                 r = 0;
-        if (r >= 0 && (s.size > 0 || s.overlong))
-                r = end_line(&s); /* a last line without its newline */
-        free(s.buf);
+        /* A last line without its newline. */
+        for (int i = 0; i < 2 && r >= 0; i++)
+                if (s.size[i] > 0 || s.overlong[i])
+                        r = end_line(&s, i);
+        free(s.buf[0]);
+        free(s.buf[1]);
         return r;
 }
 
@@ -148,6 +185,19 @@ char *cli_output_usage_json(const CliOutput *o) {
         cJSON_AddNumberToObject(u, "inputTokens", (double) o->input_tokens);
         cJSON_AddNumberToObject(u, "cachedInputTokens", (double) o->cached_input_tokens);
         cJSON_AddNumberToObject(u, "outputTokens", (double) o->output_tokens);
+        if (o->cache_write_input_tokens > 0)
+                cJSON_AddNumberToObject(u, "cacheWriteInputTokens", (double) o->cache_write_input_tokens);
+        if (o->reasoning_output_tokens > 0)
+                cJSON_AddNumberToObject(u, "reasoningOutputTokens", (double) o->reasoning_output_tokens);
+        if (o->cumulative) {
+                /* What the session had reached: the next run of it counts from there. */
+                cJSON *t = cJSON_AddObjectToObject(u, "sessionTotals");
+                if (!t)
+                        return NULL;
+                cJSON_AddNumberToObject(t, "inputTokens", (double) o->total_input_tokens);
+                cJSON_AddNumberToObject(t, "cachedInputTokens", (double) o->total_cached_input_tokens);
+                cJSON_AddNumberToObject(t, "outputTokens", (double) o->total_output_tokens);
+        }
         if (o->has_cost)
                 cJSON_AddNumberToObject(u, "costUsd", o->cost_usd);
         if (o->model)

@@ -21,18 +21,29 @@
 /* The most a CLI may report one run to have cost; more is taken as no report. */
 #define CLI_COST_USD_MAX 1e6
 
+/* What is kept of the CLI's last line on stderr. */
+#define CLI_STDERR_LINE_MAX 512
+
 typedef struct CliOutput {
         AdapterType type;
         char *session_id; /* claude session_id, codex thread_id */
         char *model;
         char *result_text; /* the final result, or the last assistant message */
         char *error_message; /* what the CLI reported as its failure */
-        const char *error_code; /* "max_turns_exhausted", or NULL */
+        const char *error_code; /* "max_turns_exhausted", "session_not_found", or NULL */
+        bool stale_session; /* the CLI could not resume the session it was given */
+        char *stderr_last; /* the last line the CLI printed on stderr, for a failure's reason */
         bool saw_result; /* claude: a "result" line; codex: a completed turn */
         bool is_error; /* the CLI itself reported that the run failed */
         int64_t input_tokens;
         int64_t cached_input_tokens;
         int64_t output_tokens;
+        int64_t cache_write_input_tokens; /* reported apart: not in input_tokens */
+        int64_t reasoning_output_tokens; /* part of output_tokens */
+        /* The counts are the session's running totals (codex), not this run's: finalize
+         * takes what the session had before away (cli_output_session_delta()). */
+        bool cumulative;
+        int64_t total_input_tokens, total_cached_input_tokens, total_output_tokens;
         double cost_usd;
         bool has_cost;
         int64_t num_turns;
@@ -55,6 +66,14 @@ int64_t cli_count_add(int64_t a, int64_t b);
 
 /* Replace *p with a copy of s when s is set: a later line wins. */
 int cli_output_set(char **p, const char *s);
+
+/* A line the CLI printed on stderr (without its newline): kept as the last one, and given to
+ * the adapter (a stale session is said there). */
+int cli_output_feed_stderr_line(CliOutput *o, AdapterType type, const char *line, size_t size);
+
+/* For a CLI that reports running totals: this run's usage, given the totals the session had
+ * before it (all 0 for a new session). Counts that went down (another session) are kept. */
+void cli_output_session_delta(CliOutput *o, int64_t input, int64_t cached, int64_t output);
 
 /* Feed one line of stdout (without its newline). Returns 0, -EBADMSG for a line that is
  * not a JSON object (counted, skipped), or -ENOMEM. */

@@ -70,6 +70,23 @@ static Outcome outcome_of(const RunResult *result) {
         }
 }
 
+/* The last non-empty line of text, at most CLI_STDERR_LINE_MAX bytes of it; NULL for none. */
+static char *last_line(const char *text) {
+        const char *end, *start;
+
+        if (!text)
+                return NULL;
+        end = text + strlen(text);
+        while (end > text && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+                end--;
+        start = end;
+        while (start > text && start[-1] != '\n')
+                start--;
+        if (start == end)
+                return NULL;
+        return strndup(start, utf8_complete_prefix(start, MIN((size_t) (end - start), (size_t) CLI_STDERR_LINE_MAX)));
+}
+
 static char *error_text(const RunResult *result) {
         if (result->record_error) {
                 if (result->end == RUN_END_EXITED && result->exit_code != INT_NULL)
@@ -80,7 +97,7 @@ static char *error_text(const RunResult *result) {
                                  result->record_error);
         }
         switch (result->end) {
-        case RUN_END_EXITED:
+        case RUN_END_EXITED: {
                 if (result->cli && result->cli->error_message && (result->cli->is_error || result->exit_code != 0))
                         return strdup(result->cli->error_message);
                 if (result->exit_code == 0 && !result->signal)
@@ -89,7 +106,13 @@ static char *error_text(const RunResult *result) {
                         return strdup(result->error);
                 if (result->signal)
                         return strprintf("Process was killed by %s", result->signal);
+                /* An exit code says little: the program's own last word on stderr says why. */
+                _cleanup_free_ char *why = result->cli && result->cli->stderr_last ? strdup(result->cli->stderr_last)
+                                                                                   : last_line(result->stderr_excerpt);
+                if (why && *why)
+                        return strprintf("Process exited with code %" PRIi64 ": %s", result->exit_code, why);
                 return strprintf("Process exited with code %" PRIi64, result->exit_code);
+        }
         case RUN_END_CANCELLED:
                 return strdup("Cancelled");
         case RUN_END_TIMEOUT:
@@ -111,7 +134,8 @@ static char *error_text(const RunResult *result) {
 static int apply_cli_output(Run *run, cJSON *rj, const CliOutput *cli) {
         if (!cli)
                 return 0;
-        if (free_and_strdup(&run->session_id_after, cli->session_id ?: run->session_id_before) < 0)
+        /* A session the CLI could not resume is not the task's any more. */
+        if (free_and_strdup(&run->session_id_after, cli->stale_session ? NULL : cli->session_id ?: run->session_id_before) < 0)
                 return -ENOMEM;
         char *usage = cli_output_usage_json(cli);
         if (!usage)
@@ -320,6 +344,19 @@ static int read_cli_output(Control *ctl, const char *run_id, CliOutput *ret) {
                 log_warning_errno(r, "Failed to read the output of run %s, finalizing it without: %m", run_id);
                 cli_output_done(ret);
                 return 0;
+        }
+        /* A CLI that prints no model (codex) runs the one it was told to. */
+        if (!ret->model) {
+                _cleanup_json_ cJSON *config = cJSON_Parse(agent.adapter_config ?: "{}");
+                if (cli_output_set(&ret->model, json_string_member(config, "model")) < 0)
+                        return -ENOMEM;
+        }
+        if (ret->cumulative) {
+                int64_t input, cached, output;
+                r = agent_session_prior_totals(ctl->store, &agent, &run, ret->session_id, &input, &cached, &output);
+                if (r < 0)
+                        log_warning_errno(r, "Run %s: cannot read what its session used before, counting all of it: %m", run_id);
+                cli_output_session_delta(ret, r < 0 ? 0 : input, r < 0 ? 0 : cached, r < 0 ? 0 : output);
         }
         return 1;
 }
