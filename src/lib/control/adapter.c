@@ -376,8 +376,16 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
         if (r < 0)
                 return r;
 
-        /* Never the run directory: that is corral's, and hidden from a sandboxed agent. */
-        if (!(l.cwd = strdup(ac.cwd ? ac.cwd->valuestring : home)) ||
+        /* Never the run directory: that is corral's, and hidden from a sandboxed agent. A
+         * coding CLI keeps its sessions and configuration in its HOME (~/.claude, ~/.codex):
+         * by default it works in a directory of its home, not in the home itself, so that
+         * those never land in what it works on. */
+        _cleanup_free_ char *workspace = strprintf("%s/" SANDBOX_WORKSPACE_DIR, home);
+        if (!workspace)
+                return -ENOMEM;
+        if (!(l.cwd = strdup(ac.cwd                              ? ac.cwd->valuestring
+                                     : adapter_ops(ac.type)->cli ? workspace
+                                                                 : home)) ||
             (ac.stdin_text && !(l.stdin_text = strdup(ac.stdin_text->valuestring))) ||
             (issue_id && !(l.issue_id = strdup(issue_id))))
                 return -ENOMEM;

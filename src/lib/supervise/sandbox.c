@@ -491,6 +491,18 @@ static int make_home(const char *home, const Identity *id, char **ret_error) {
                 r = -errno;
         if (r < 0)
                 return set_error(ret_error, -EINVAL, "cannot make the agent's home %s: %s", home, strerror(-r));
+        /* The default working directory of a coding CLI, owned by the agent too. */
+        _cleanup_close_ int wfd = -EBADF;
+        if (mkdirat(fd, SANDBOX_WORKSPACE_DIR, 0700) < 0 && errno != EEXIST)
+                r = -errno;
+        if (r >= 0 && (wfd = openat(fd, SANDBOX_WORKSPACE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+                r = -errno;
+        if (r >= 0 && fstat(wfd, &st) < 0)
+                r = -errno;
+        if (r >= 0 && id && (st.st_uid != id->uid || st.st_gid != id->gid) && fchown(wfd, id->uid, id->gid) < 0)
+                r = -errno;
+        if (r < 0)
+                return set_error(ret_error, -EINVAL, "cannot make the agent's workspace in %s: %s", home, strerror(-r));
         return 0;
 }
 

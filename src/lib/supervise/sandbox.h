@@ -41,6 +41,9 @@ int sandbox_config_user(const char *adapter_config_json, char **ret_user);
 
 /* The agent's home: its HOME and, without a cwd, its working directory. A new string. */
 char *sandbox_home_path(Sandbox *sb, const char *agent_id);
+/* In every home: the default working directory of a coding CLI, which keeps its own
+ * configuration and sessions in the home (~/.claude, ~/.codex), out of what it works on. */
+#define SANDBOX_WORKSPACE_DIR "workspace"
 
 #define SANDBOX_RUN_FILES_MAX 4
 
