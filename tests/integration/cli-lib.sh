@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# For the tests of the real coding CLIs (test-cli-*.sh), after lib.sh: the CLI from npm
+# (tests/cli/install.sh) and a stand-in of its model API (tests/cli/model-stub.py).
+
+bail() {
+        echo "Bail out! $*"
+        exit 1
+}
+
+# cli_bin NAME: the path of the CLI, installed at its pinned version if it is not yet.
+cli_bin() {
+        local bin rc=0
+        bin=$("$CORRAL_SRCDIR/tests/cli/install.sh" "$1") || rc=$?
+        [ "$rc" -eq 77 ] && skip_all "npm is not installed: cannot install the $1 CLI"
+        [ "$rc" -eq 0 ] || bail "cannot install the $1 CLI from npm"
+        echo "$bin"
+}
+
+STUB_PIDS=()
+
+# start_stub NAME SCRIPT-JSON: a model API stand-in for one agent, its port in STUB_PORT (not
+# printed: a command substitution's subshell would lose its pid, and it would outlive the
+# test). Its requests are logged to $T/stub-NAME.log.
+start_stub() {
+        local port_file=$T/stub-$1.port
+        printf '%s\n' "$2" >"$T/stub-$1.json"
+        python3 "$CORRAL_SRCDIR/tests/cli/model-stub.py" --port-file "$port_file" --log "$T/stub-$1.log" \
+                --script "$T/stub-$1.json" >>"$T/stub-$1.err" 2>&1 &
+        STUB_PIDS+=("$!")
+        for _ in $(seq 100); do
+                [ -s "$port_file" ] && break
+                sleep 0.05
+        done
+        [ -s "$port_file" ] || bail "the model stub for $1 did not start"
+        touch "$T/stub-$1.log"
+        STUB_PORT=$(cat "$port_file")
+}
+
+stop_stubs() {
+        local pid
+        for pid in "${STUB_PIDS[@]}"; do
+                kill "$pid" 2>/dev/null || true
+        done
+}
+
+# stub_unknown NAME: what the stand-in of NAME was asked and does not know (empty: nothing).
+stub_unknown() {
+        jq -c 'select(.unknown) | {path, why}' "$T/stub-$1.log"
+}
+
+# stub_requests NAME: the requests for a model turn that the stand-in of NAME answered.
+stub_requests() {
+        jq -s '[.[] | select(.step)] | length' "$T/stub-$1.log"
+}
+
+# cli_result RUN: the CLI's own last line of the given type ($2, default "result") on stdout.
+cli_line() {
+        "$CORRALCTL" logs "$1" 2>/dev/null | jq -c --arg t "${2:-result}" 'select(.type == $t)' 2>/dev/null | tail -n 1
+}
+
+# wake_task AGENT TASK-KEY: a wake of the agent for a task; prints the run id.
+wake_task() {
+        api POST "/api/agents/$1/wakeup" "{\"payload\":{\"taskKey\":\"$2\"}}" | jq -r .id
+}
+
+# procs_of_uid UID: how many processes that uid has (a sandboxed agent's are only its runs').
+procs_of_uid() {
+        local n=0 f
+        for f in /proc/[0-9]*/status; do
+                awk -v u="$1" '/^Uid:/ { exit ($2 == u ? 0 : 1) }' "$f" 2>/dev/null && n=$((n + 1))
+        done
+        echo "$n"
+}
