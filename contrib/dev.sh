@@ -81,8 +81,20 @@ format_check() {
         clang-format --dry-run -Werror $files
 }
 
+# The coding CLIs that tests/integration/test-cli-*.sh drive, from the npm registry at the
+# versions in tests/cli/versions (the tests install them too; here a failure shows first).
+install_clis() {
+        command -v npm >/dev/null || install_deps nodejs npm
+        local name
+        for name in $(awk '!/^#/ && NF { print $1 }' "$top/tests/cli/versions"); do
+                log "coding CLI: $name"
+                "$top/tests/cli/install.sh" "$name" >/dev/null
+        done
+}
+
 cmd_check() {
         install_deps "${check_packages[@]}"
+        install_clis
         build
         format_check
         cd "$builddir"
