@@ -88,10 +88,15 @@ final3=$(wait_run "$run3" 180)
 is "a stale session fails the run as session_not_found" "$(jq -r '.status + " " + .errorCode' <<<"$final3")" \
         "failed session_not_found"
 like "... saying so in the CLI's words" "$(jq -r .error <<<"$final3")" "No conversation found with session ID"
-run4=$(wake_task "$a" t1)
-final4=$(wait_run "$run4" 180)
-is "the task's next run starts a fresh session" "$(jq -r '.status + " " + (.sessionIdBefore // "none") + " " + .resultJson.result' \
+like "... and that it is retried" "$(jq -r .error <<<"$final3")" "retrying once in a fresh session$"
+retry_of() { api GET "/api/companies/$company/heartbeat-runs?agentId=$a" | jq -r --arg r "$1" '.[] | select(.retryOfRunId == $r) | .id'; }
+retried() { [ -n "$(retry_of "$run3")" ]; }
+wait_for 30 retried
+final4=$(wait_run "$(retry_of "$run3")" 180)
+is "the retry runs at once, in a fresh session, and succeeds" "$(jq -r '.status + " " + (.sessionIdBefore // "none") + " " + .resultJson.result' \
         <<<"$final4")" "succeeded none fresh start"
+is "... as the same task's session from now on" "$(api GET "/api/agents/$a/task-sessions" | jq -r '.[] | select(.taskKey == "t1") | .sessionDisplayId')" \
+        "$(jq -r .sessionIdAfter <<<"$final4")"
 is "the stand-in saw nothing it does not know" "$(stub_unknown main)" ""
 rs=$(api GET "/api/agents/$a/runtime-state")
 is "the agent's input tokens add up over its runs" "$(jq -r .totalInputTokens <<<"$rs")" \

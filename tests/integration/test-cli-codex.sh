@@ -92,13 +92,20 @@ is "the agent's totals are the thread's, counted once" "$(jq -r '[.totalInputTok
 # --- a thread the CLI no longer knows: the task starts afresh instead of failing forever ---
 sqlite3 "$STATE/corral.db" "UPDATE agent_task_sessions SET session_display_id = '01a23481-0000-7000-8000-000000000000' \
         WHERE agent_id = '$a'"
-final3=$(wait_run "$(wake_task "$a" t1)" 180)
+run3=$(wake_task "$a" t1)
+final3=$(wait_run "$run3" 180)
 is "a stale thread fails the run as session_not_found" "$(jq -r '.status + " " + .errorCode' <<<"$final3")" \
         "failed session_not_found"
 like "... saying so in the CLI's words" "$(jq -r .error <<<"$final3")" "no rollout found for thread id"
-final4=$(wait_run "$(wake_task "$a" t1)" 180)
-is "the task's next run starts a fresh thread" "$(jq -r '.status + " " + (.sessionIdBefore // "none") + " " + .resultJson.result' \
+like "... and that it is retried" "$(jq -r .error <<<"$final3")" "retrying once in a fresh session$"
+retry_of() { api GET "/api/companies/$company/heartbeat-runs?agentId=$a" | jq -r --arg r "$1" '.[] | select(.retryOfRunId == $r) | .id'; }
+retried() { [ -n "$(retry_of "$run3")" ]; }
+wait_for 30 retried
+final4=$(wait_run "$(retry_of "$run3")" 180)
+is "the retry runs at once, in a fresh thread, and succeeds" "$(jq -r '.status + " " + (.sessionIdBefore // "none") + " " + .resultJson.result' \
         <<<"$final4")" "succeeded none fresh start"
+is "... as the same task's session from now on" "$(api GET "/api/agents/$a/task-sessions" | jq -r '.[] | select(.taskKey == "t1") | .sessionDisplayId')" \
+        "$(jq -r .sessionIdAfter <<<"$final4")"
 is "the stand-in saw nothing it does not know" "$(stub_unknown main)" ""
 
 # --- an API error ---

@@ -70,6 +70,12 @@ static Outcome outcome_of(const RunResult *result) {
         }
 }
 
+/* A run that is itself the retry of a stale session: not retried again. */
+static bool is_stale_session_retry(const Run *run) {
+        _cleanup_json_ cJSON *ctx = cJSON_Parse(run->context_snapshot ?: "{}");
+        return streq_ptr(json_string_member(ctx, "retryReason"), "session_not_found");
+}
+
 /* The last non-empty line of text, at most CLI_STDERR_LINE_MAX bytes of it; NULL for none. */
 static char *last_line(const char *text) {
         const char *end, *start;
@@ -458,12 +464,14 @@ static int record_end(Control *ctl, const RunResult *result, const CliOutput *cl
         r = wakeup_set_status(ctl, run.wakeup_request_id, ws, run.error, now);
         if (r < 0)
                 return r;
-        if (result->end == RUN_END_LOST && run.process_loss_retry_count < ctl->config->process_loss_retries) {
-                r = run_recovery_enqueue_retry(ctl, &run, &retry_id);
+        bool lost = result->end == RUN_END_LOST && run.process_loss_retry_count < ctl->config->process_loss_retries;
+        bool stale = streq_ptr(run.error_code, "session_not_found") && !is_stale_session_retry(&run);
+        if (lost || stale) {
+                r = run_recovery_enqueue_retry(ctl, &run, lost ? RETRY_PROCESS_LOST : RETRY_SESSION_NOT_FOUND, &retry_id);
                 if (r < 0)
                         return r;
-                /* The lost run's error says a retry follows. */
-                char *e = strprintf("%s; retrying once", strempty(run.error));
+                /* The failed run's error says a retry follows. */
+                char *e = strprintf("%s; retrying once%s", strempty(run.error), stale ? " in a fresh session" : "");
                 if (!e)
                         return -ENOMEM;
                 free(run.error);

@@ -28,7 +28,17 @@
  * Long because the retry is two rows linked both ways (its wakeup and its run) and the lock
  * moved to it, written in this order in the caller's transaction; pieces of it alone would
  * be half a retry. */
-int run_recovery_enqueue_retry(Control *ctl, const Run *lost, char **ret_retry_id) {
+int run_recovery_enqueue_retry(Control *ctl, const Run *lost, RetryReason why, char **ret_retry_id) {
+        static const char *const wake_reasons[] = {
+                [RETRY_PROCESS_LOST] = "process_lost_retry", [RETRY_SESSION_NOT_FOUND] = "session_not_found_retry"
+        };
+        static const char *const retry_reasons[] = {
+                [RETRY_PROCESS_LOST] = "process_lost", [RETRY_SESSION_NOT_FOUND] = "session_not_found"
+        };
+        static const char *const events[] = {
+                [RETRY_PROCESS_LOST] = "Queued automatic retry after orphaned child process was confirmed dead",
+                [RETRY_SESSION_NOT_FOUND] = "Queued automatic retry in a fresh session: the CLI could not resume the task's",
+        };
         _cleanup_(run_donep) Run retry = {};
         _cleanup_(wakeup_donep) WakeupRequest w = {};
         _cleanup_json_ cJSON *ctx = NULL;
@@ -61,8 +71,12 @@ int run_recovery_enqueue_retry(Control *ctl, const Run *lost, char **ret_retry_i
         cJSON_DeleteItemFromObjectCaseSensitive(ctx, "wakeReason");
         cJSON_DeleteItemFromObjectCaseSensitive(ctx, "retryReason");
         cJSON_AddStringToObject(ctx, "retryOfRunId", lost->id);
-        cJSON_AddStringToObject(ctx, "wakeReason", "process_lost_retry");
-        cJSON_AddStringToObject(ctx, "retryReason", "process_lost");
+        cJSON_AddStringToObject(ctx, "wakeReason", wake_reasons[why]);
+        cJSON_AddStringToObject(ctx, "retryReason", retry_reasons[why]);
+        if (why == RETRY_SESSION_NOT_FOUND) {
+                cJSON_DeleteItemFromObjectCaseSensitive(ctx, "forceFreshSession");
+                cJSON_AddBoolToObject(ctx, "forceFreshSession", true);
+        }
 
         w.source = WAKEUP_SOURCE_AUTOMATION;
         w.trigger_detail = TRIGGER_SYSTEM;
@@ -71,14 +85,14 @@ int run_recovery_enqueue_retry(Control *ctl, const Run *lost, char **ret_retry_i
         free(w.payload);
         w.payload = strprintf("{\"retryOfRunId\":\"%s\"}", lost->id);
         if (!w.payload || free_and_strdup(&w.company_id, lost->company_id) < 0 ||
-            free_and_strdup(&w.agent_id, lost->agent_id) < 0 || free_and_strdup(&w.reason, "process_lost_retry") < 0 ||
+            free_and_strdup(&w.agent_id, lost->agent_id) < 0 || free_and_strdup(&w.reason, wake_reasons[why]) < 0 ||
             free_and_strdup(&w.requested_by_actor_id, "heartbeat") < 0 || free_and_strdup(&w.requested_at, now) < 0 ||
             free_and_strdup(&w.run_id, retry.id) < 0)
                 return -ENOMEM;
 
         retry.invocation_source = WAKEUP_SOURCE_AUTOMATION;
         retry.trigger_detail = TRIGGER_SYSTEM;
-        retry.process_loss_retry_count = lost->process_loss_retry_count + 1;
+        retry.process_loss_retry_count = lost->process_loss_retry_count + (why == RETRY_PROCESS_LOST);
         free(retry.context_snapshot);
         retry.context_snapshot = cJSON_PrintUnformatted(ctx);
         if (!retry.context_snapshot || free_and_strdup(&retry.company_id, lost->company_id) < 0 ||
@@ -109,8 +123,7 @@ int run_recovery_enqueue_retry(Control *ctl, const Run *lost, char **ret_retry_i
                 if (r < 0 && r != -ENOENT)
                         return r;
         }
-        r = store_run_event_append(ctl->store, retry.id, "lifecycle", LEVEL_INFO,
-                                   "Queued automatic retry after orphaned child process was confirmed dead", NULL);
+        r = store_run_event_append(ctl->store, retry.id, "lifecycle", LEVEL_INFO, events[why], NULL);
         if (r < 0)
                 return r;
         *ret_retry_id = strdup(retry.id);

@@ -13,6 +13,12 @@
  * examined. */
 int run_recovery_adopt(Control *ctl);
 
-/* Queue the one automatic retry of a run whose process was lost (reference §4 step 10),
- * inside the caller's transaction; the issue's lock moves to the retry. */
-int run_recovery_enqueue_retry(Control *ctl, const Run *lost, char **ret_retry_id);
+/* Why a run is retried, once, automatically. */
+typedef enum RetryReason {
+        RETRY_PROCESS_LOST, /* its process was lost (reference §4 step 10) */
+        RETRY_SESSION_NOT_FOUND, /* its CLI could not resume the task's session: again, fresh */
+} RetryReason;
+
+/* Queue the automatic retry of a run inside the caller's transaction; the issue's lock moves
+ * to the retry. */
+int run_recovery_enqueue_retry(Control *ctl, const Run *failed, RetryReason why, char **ret_retry_id);
