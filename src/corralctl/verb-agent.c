@@ -14,7 +14,7 @@ static const FieldOpt agent_fields[] = {
         { "name", "name", OPT_STRING, "Agent name" },
         { "role", "role", OPT_STRING, "Role, e.g. engineer (default general)" },
         { "title", "title", OPT_STRING, "Title" },
-        { "adapter", "adapterType", OPT_STRING, "process, claude_local or codex_local (default process)" },
+        { "adapter", "adapterType", OPT_STRING, "process, claude_local, codex_local or gemini_local (default process)" },
         { "config", "adapterConfig", OPT_JSON, "Adapter configuration, a JSON object" },
         { "runtime-config", "runtimeConfig", OPT_JSON, "Runtime configuration (heartbeat policy), a JSON object" },
         {},

@@ -4,8 +4,10 @@
 
   model-stub.py --port-file FILE --log FILE --script FILE
 
-It speaks Anthropic Messages (POST /v1/messages, server-sent events when asked to stream)
-and OpenAI Responses (POST /v1/responses, server-sent events). Each request for a model's
+It speaks Anthropic Messages (POST /v1/messages, server-sent events when asked to stream),
+OpenAI Responses (POST /v1/responses, server-sent events) and the Gemini API (POST
+/v1beta/models/MODEL:streamGenerateContent?alt=sse, :generateContent; :countTokens is
+answered without a step). Each request for a model's
 turn takes the next step of the script (a JSON array), each step one of:
   {"text": "...", "usage": {...}}                  an answer
   {"tool": "NAME", "input": {...}, "usage": {...}} a call of the CLI's tool NAME
@@ -94,6 +96,16 @@ class Handler(BaseHTTPRequestHandler):
         text, req = self.body()
         path = self.path.split("?")[0]
         kind = {"/v1/messages": "anthropic", "/v1/responses": "openai", "/responses": "openai"}.get(path)
+        if not kind and path.startswith("/v1beta/models/") and ":" in path:
+            kind = "gemini"
+            model, method = path[len("/v1beta/models/"):].split(":", 1)
+            req["model"] = model
+            if method == "countTokens":
+                log({"path": path, "side": True})
+                return self.json(200, {"totalTokens": 10})
+            if method not in ("streamGenerateContent", "generateContent"):
+                return self.refuse("unknown Gemini method " + method, text)
+            req["stream"] = method == "streamGenerateContent"
         if not kind:
             return self.refuse("unknown path " + path, text)
         step = next_step()
@@ -108,6 +120,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.hang()
         if kind == "anthropic" and not req.get("stream"):
             return self.json(200, anthropic_message(step, req))
+        if kind == "gemini":
+            return self.gemini(step, req)
         if kind == "anthropic":
             return self.anthropic(step, req)
         return self.openai(step, req)
@@ -124,6 +138,8 @@ class Handler(BaseHTTPRequestHandler):
         msg = step.get("message", "stub failure")
         if kind == "anthropic":
             body = {"type": "error", "error": {"type": "api_error", "message": msg}}
+        elif kind == "gemini":
+            body = {"error": {"code": step["error"], "message": msg, "status": "INVALID_ARGUMENT"}}
         else:
             body = {"error": {"type": "server_error", "code": "server_error", "message": msg}}
         self.json(step["error"], body)
@@ -178,6 +194,27 @@ class Handler(BaseHTTPRequestHandler):
                                   "usage": {"output_tokens": usage["output_tokens"]}}),
                ("message_stop", {"type": "message_stop"})]
         self.sse(ev)
+
+    def gemini(self, step, req):
+        u = step.get("usage", {})
+        usage = {"promptTokenCount": u.get("input_tokens", 10), "candidatesTokenCount": u.get("output_tokens", 5),
+                 "cachedContentTokenCount": u.get("cached_tokens", 0), "thoughtsTokenCount": u.get("reasoning_tokens", 0)}
+        usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"] + usage["thoughtsTokenCount"]
+        if "tool" in step:
+            part = {"functionCall": {"name": step["tool"], "args": step.get("input", {})}}
+        else:
+            part = {"text": step.get("text", "")}
+        chunk = {"candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
+                 "usageMetadata": usage, "modelVersion": step.get("model", req.get("model", "gemini-stub"))}
+        if not req.get("stream"):
+            return self.json(200, chunk)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(("data: %s\r\n\r\n" % json.dumps(chunk)).encode())
+        self.wfile.flush()
+        self.close_connection = True
 
     def openai(self, step, req):
         u = step.get("usage", {})

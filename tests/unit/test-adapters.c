@@ -118,6 +118,48 @@ static void test_codex_failed(void **state) {
         assert_string_equal(o.session_id, "0199b7c4-1a2b-7c3d-9e4f-5a6b7c8d9e0f");
 }
 
+/* A transcript of the real CLI (@google/gemini-cli 0.61.0, tests/cli/versions): a shell
+ * tool call, then the answer in deltas; the stats are the invocation's. */
+static void test_gemini_success(void **state) {
+        _cleanup_(cli_output_done) CliOutput o = {};
+
+        parse_fixture("gemini-success.jsonl", ADAPTER_GEMINI_LOCAL, &o);
+        assert_string_equal(o.session_id, "3b8bc92c-f77a-44e2-886e-fcc41b03079e");
+        assert_string_equal(o.model, "gemini-2.5-pro");
+        assert_string_equal(o.result_text, "all done");
+        assert_false(o.is_error);
+        assert_true(o.saw_result);
+        assert_int_equal(o.input_tokens, 320);
+        assert_int_equal(o.cached_input_tokens, 40);
+        assert_int_equal(o.output_tokens, 40);
+        assert_int_equal(o.reasoning_output_tokens, 5);
+        assert_false(o.cumulative);
+        assert_int_equal(o.malformed, 0);
+        _cleanup_free_ char *usage = cli_output_usage_json(&o);
+        assert_non_null(strstr(usage, "\"provider\":\"google\""));
+
+        /* Deltas of one message add up; the error of a failed result is its message. */
+        _cleanup_(cli_output_done) CliOutput e = {};
+        static const char *const lines[] = {
+                "{\"type\":\"message\",\"role\":\"assistant\",\"content\":\"half \",\"delta\":true}",
+                "{\"type\":\"message\",\"role\":\"assistant\",\"content\":\"and half\",\"delta\":true}",
+                "{\"type\":\"result\",\"status\":\"error\",\"error\":{\"type\":\"unknown\",\"message\":\"[API Error: 400]\"},"
+                "\"stats\":{\"total_tokens\":0,\"input_tokens\":0,\"output_tokens\":0,\"cached\":0}}",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(lines); i++)
+                assert_int_equal(cli_output_feed_line(&e, ADAPTER_GEMINI_LOCAL, lines[i], strlen(lines[i])), 0);
+        assert_string_equal(e.result_text, "half and half");
+        assert_true(e.is_error);
+        assert_string_equal(e.error_message, "gemini: [API Error: 400]");
+
+        /* A session it cannot resume, said on stderr only. */
+        _cleanup_(cli_output_done) CliOutput st = {};
+        static const char stale[] = "Error resuming session: Invalid session identifier \"0000\".";
+        assert_int_equal(cli_output_feed_stderr_line(&st, ADAPTER_GEMINI_LOCAL, stale, strlen(stale)), 0);
+        assert_true(st.stale_session);
+        assert_string_equal(st.error_code, "session_not_found");
+}
+
 static void test_garbage_never_crashes(void **state) {
         static const char *const lines[] = { "",
                                              "{",
@@ -308,17 +350,12 @@ static void test_config_errors(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_claude_success),
-        cmocka_unit_test(test_claude_max_turns),
-        cmocka_unit_test(test_claude_malformed),
-        cmocka_unit_test(test_codex_success),
-        cmocka_unit_test(test_codex_failed),
-        cmocka_unit_test(test_garbage_never_crashes),
-        cmocka_unit_test(test_out_of_range_numbers),
-        cmocka_unit_test(test_counts_saturate),
-        cmocka_unit_test(test_parse_log),
-        cmocka_unit_test(test_claude_command_line),
-        cmocka_unit_test(test_codex_command_line),
+        cmocka_unit_test(test_claude_success),        cmocka_unit_test(test_claude_max_turns),
+        cmocka_unit_test(test_claude_malformed),      cmocka_unit_test(test_codex_success),
+        cmocka_unit_test(test_codex_failed),          cmocka_unit_test(test_gemini_success),
+        cmocka_unit_test(test_garbage_never_crashes), cmocka_unit_test(test_out_of_range_numbers),
+        cmocka_unit_test(test_counts_saturate),       cmocka_unit_test(test_parse_log),
+        cmocka_unit_test(test_claude_command_line),   cmocka_unit_test(test_codex_command_line),
         cmocka_unit_test(test_config_errors),
 };
 

@@ -418,6 +418,8 @@ const AdapterOps *adapter_ops(AdapterType type) {
                 return &adapter_claude_ops;
         case ADAPTER_CODEX_LOCAL:
                 return &adapter_codex_ops;
+        case ADAPTER_GEMINI_LOCAL:
+                return &adapter_gemini_ops;
         default:
                 return &adapter_process_ops;
         }

@@ -33,7 +33,8 @@ typedef struct CliOutput {
         const char *error_code; /* "max_turns_exhausted", "session_not_found", or NULL */
         bool stale_session; /* the CLI could not resume the session it was given */
         char *stderr_last; /* the last line the CLI printed on stderr, for a failure's reason */
-        bool saw_result; /* claude: a "result" line; codex: a completed turn */
+        bool saw_result; /* claude, gemini: a "result" line; codex: a completed turn */
+        bool continues_text; /* gemini: the last line was a delta of the assistant's message */
         bool is_error; /* the CLI itself reported that the run failed */
         int64_t input_tokens;
         int64_t cached_input_tokens;

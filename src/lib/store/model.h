@@ -35,6 +35,7 @@ typedef enum AdapterType {
         ADAPTER_PROCESS,
         ADAPTER_CLAUDE_LOCAL,
         ADAPTER_CODEX_LOCAL,
+        ADAPTER_GEMINI_LOCAL,
         _ADAPTER_TYPE_MAX,
         _ADAPTER_TYPE_INVALID = -EINVAL,
 } AdapterType;
