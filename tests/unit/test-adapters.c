@@ -5,6 +5,7 @@
  * realistic claude and codex output (malformed lines skipped, never a crash).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,36 @@ static void test_gemini_success(void **state) {
         assert_int_equal(cli_output_feed_stderr_line(&st, ADAPTER_GEMINI_LOCAL, stale, strlen(stale)), 0);
         assert_true(st.stale_session);
         assert_string_equal(st.error_code, "session_not_found");
+}
+
+/* A transcript of the real CLI (@mariozechner/pi-coding-agent 0.73.1, tests/cli/versions): a
+ * bash tool call, then the answer; each assistant message carries its own usage and cost. */
+static void test_pi_success(void **state) {
+        _cleanup_(cli_output_done) CliOutput o = {};
+
+        parse_fixture("pi-success.jsonl", ADAPTER_PI_LOCAL, &o);
+        assert_string_equal(o.session_id, "01a234a3-3411-76a7-8bd1-2c2aa6b08e60");
+        assert_string_equal(o.model, "stub-model");
+        assert_string_equal(o.result_text, "all done");
+        assert_false(o.is_error);
+        assert_true(o.saw_result);
+        assert_int_equal(o.input_tokens, 280);
+        assert_int_equal(o.cached_input_tokens, 40);
+        assert_int_equal(o.output_tokens, 40);
+        assert_true(o.has_cost);
+        assert_true(fabs(o.cost_usd - 0.001452) < 1e-9);
+        assert_int_equal(o.num_turns, 2);
+        assert_int_equal(o.malformed, 0);
+        _cleanup_free_ char *usage = cli_output_usage_json(&o);
+        assert_non_null(strstr(usage, "\"provider\":\"stub\""));
+
+        /* An API error ends the last message: the run failed, in pi's words. */
+        _cleanup_(cli_output_done) CliOutput e = {};
+        static const char line[] = "{\"type\":\"message_end\",\"message\":{\"role\":\"assistant\",\"content\":[],"
+                                   "\"stopReason\":\"error\",\"errorMessage\":\"400 bad request\"}}";
+        assert_int_equal(cli_output_feed_line(&e, ADAPTER_PI_LOCAL, line, strlen(line)), 0);
+        assert_true(e.is_error);
+        assert_string_equal(e.error_message, "pi: 400 bad request");
 }
 
 static void test_garbage_never_crashes(void **state) {
@@ -350,12 +381,19 @@ static void test_config_errors(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_claude_success),        cmocka_unit_test(test_claude_max_turns),
-        cmocka_unit_test(test_claude_malformed),      cmocka_unit_test(test_codex_success),
-        cmocka_unit_test(test_codex_failed),          cmocka_unit_test(test_gemini_success),
-        cmocka_unit_test(test_garbage_never_crashes), cmocka_unit_test(test_out_of_range_numbers),
-        cmocka_unit_test(test_counts_saturate),       cmocka_unit_test(test_parse_log),
-        cmocka_unit_test(test_claude_command_line),   cmocka_unit_test(test_codex_command_line),
+        cmocka_unit_test(test_claude_success),
+        cmocka_unit_test(test_claude_max_turns),
+        cmocka_unit_test(test_claude_malformed),
+        cmocka_unit_test(test_codex_success),
+        cmocka_unit_test(test_codex_failed),
+        cmocka_unit_test(test_gemini_success),
+        cmocka_unit_test(test_pi_success),
+        cmocka_unit_test(test_garbage_never_crashes),
+        cmocka_unit_test(test_out_of_range_numbers),
+        cmocka_unit_test(test_counts_saturate),
+        cmocka_unit_test(test_parse_log),
+        cmocka_unit_test(test_claude_command_line),
+        cmocka_unit_test(test_codex_command_line),
         cmocka_unit_test(test_config_errors),
 };
 

@@ -420,6 +420,8 @@ const AdapterOps *adapter_ops(AdapterType type) {
                 return &adapter_codex_ops;
         case ADAPTER_GEMINI_LOCAL:
                 return &adapter_gemini_ops;
+        case ADAPTER_PI_LOCAL:
+                return &adapter_pi_ops;
         default:
                 return &adapter_process_ops;
         }

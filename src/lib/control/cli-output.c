@@ -18,6 +18,7 @@
 void cli_output_done(CliOutput *o) {
         free(o->session_id);
         free(o->model);
+        free(o->provider);
         free(o->result_text);
         free(o->error_message);
         free(o->first_malformed);
@@ -202,7 +203,7 @@ char *cli_output_usage_json(const CliOutput *o) {
                 cJSON_AddNumberToObject(u, "costUsd", o->cost_usd);
         if (o->model)
                 cJSON_AddStringToObject(u, "model", o->model);
-        cJSON_AddStringToObject(u, "provider", strna(adapter_ops(o->type)->provider));
+        cJSON_AddStringToObject(u, "provider", o->provider ?: strna(adapter_ops(o->type)->provider));
         cJSON_AddNumberToObject(u, "numTurns", (double) o->num_turns);
         return cJSON_PrintUnformatted(u);
 }

@@ -28,6 +28,7 @@ typedef struct CliOutput {
         AdapterType type;
         char *session_id; /* claude session_id, codex thread_id */
         char *model;
+        char *provider; /* when the CLI names it (pi): else the adapter's */
         char *result_text; /* the final result, or the last assistant message */
         char *error_message; /* what the CLI reported as its failure */
         const char *error_code; /* "max_turns_exhausted", "session_not_found", or NULL */

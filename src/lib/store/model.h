@@ -36,6 +36,7 @@ typedef enum AdapterType {
         ADAPTER_CLAUDE_LOCAL,
         ADAPTER_CODEX_LOCAL,
         ADAPTER_GEMINI_LOCAL,
+        ADAPTER_PI_LOCAL,
         _ADAPTER_TYPE_MAX,
         _ADAPTER_TYPE_INVALID = -EINVAL,
 } AdapterType;

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* pi_local: the pi coding agent in print mode, its prompt on stdin, JSON events on stdout. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/macro.h"
+#include "basic/strv.h"
+#include "basic/util.h"
+#include "control/adapter-internal.h"
+#include "control/cli-output.h"
+#include "store/jsonmap.h"
+
+/* pi --print --mode json [--model M] [--session S] EXTRA... The model may name its provider
+ * ("anthropic/claude-sonnet-4-5"); pi asks no permission for its tools. */
+static int pi_argv(const AdapterConfig *ac, const char *resume, char ***argv) {
+        int r;
+
+        if ((r = strv_push(argv, ac->command ? ac->command->valuestring : "pi")) < 0 || (r = strv_push(argv, "--print")) < 0 ||
+            (r = strv_push(argv, "--mode")) < 0 || (r = strv_push(argv, "json")) < 0)
+                return r;
+        if (ac->model && ((r = strv_push(argv, "--model")) < 0 || (r = strv_push(argv, ac->model->valuestring)) < 0))
+                return r;
+        if (resume && ((r = strv_push(argv, "--session")) < 0 || (r = strv_push(argv, resume)) < 0))
+                return r;
+        return adapter_argv_add_all(argv, ac->extra_args);
+}
+
+/* The text blocks of a pi assistant message, joined by newlines. */
+static char *pi_message_text(const cJSON *message) {
+        const cJSON *block;
+        char *text = NULL;
+
+        cJSON_ArrayForEach (block, cJSON_GetObjectItemCaseSensitive(message, "content")) {
+                const char *t = streq_ptr(json_string_member(block, "type"), "text") ? json_string_member(block, "text") : NULL;
+                if (!t)
+                        continue;
+                char *joined = text ? strprintf("%s\n%s", text, t) : strdup(t);
+                free(text);
+                if (!joined)
+                        return NULL;
+                text = joined;
+        }
+        return text;
+}
+
+/* pi --mode json: a "session" header (its id), then the agent's events; each assistant
+ * message ends with "message_end", carrying its own usage and cost, its model and why it
+ * stopped ("stop", "toolUse", "error" with errorMessage, "aborted"). */
+static int pi_line(CliOutput *o, const cJSON *j) {
+        const char *type = json_string_member(j, "type");
+        int r;
+
+        if (streq_ptr(type, "session"))
+                return cli_output_set(&o->session_id, json_string_member(j, "id"));
+        if (streq_ptr(type, "turn_end")) {
+                o->num_turns++;
+                return 0;
+        }
+        if (streq_ptr(type, "agent_end")) {
+                o->saw_result = true;
+                return 0;
+        }
+        const cJSON *message = cJSON_GetObjectItemCaseSensitive(j, "message");
+        if (!streq_ptr(type, "message_end") || !streq_ptr(json_string_member(message, "role"), "assistant"))
+                return 0;
+
+        const cJSON *usage = cJSON_GetObjectItemCaseSensitive(message, "usage"),
+                    *cost = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(usage, "cost"), "total");
+        const char *stop = json_string_member(message, "stopReason");
+        /* Each message's own usage: they add up over the invocation. Input is what was not
+         * read from the cache, and what was written to it counts as input too. One statement
+         * each: the first number out of range is the one named. */
+        int64_t written = cli_output_count(o, usage, "cacheWrite");
+        o->input_tokens = cli_count_add(o->input_tokens, cli_output_count(o, usage, "input"));
+        o->input_tokens = cli_count_add(o->input_tokens, written);
+        o->cache_write_input_tokens = cli_count_add(o->cache_write_input_tokens, written);
+        o->cached_input_tokens = cli_count_add(o->cached_input_tokens, cli_output_count(o, usage, "cacheRead"));
+        o->output_tokens = cli_count_add(o->output_tokens, cli_output_count(o, usage, "output"));
+        if (cJSON_IsNumber(cost) && isfinite(cost->valuedouble) && cost->valuedouble >= 0 &&
+            o->cost_usd + cost->valuedouble <= CLI_COST_USD_MAX) {
+                o->cost_usd += cost->valuedouble;
+                o->has_cost = true;
+        } else if (cost && !cJSON_IsNull(cost) && (r = cli_output_invalid(o, "usage.cost.total", cost)) < 0)
+                return r;
+        if ((r = cli_output_set(&o->model, json_string_member(message, "model"))) < 0 ||
+            (r = cli_output_set(&o->provider, json_string_member(message, "provider"))) < 0)
+                return r;
+        _cleanup_free_ char *text = pi_message_text(message);
+        if (text && (r = cli_output_set(&o->result_text, text)) < 0)
+                return r;
+        /* The last message decides: an error a retry got past is no failure. */
+        o->is_error = streq_ptr(stop, "error") || streq_ptr(stop, "aborted");
+        if (!o->is_error)
+                return 0;
+        const char *why = json_string_member(message, "errorMessage");
+        _cleanup_free_ char *m = why ? strprintf("pi: %s", why) : strprintf("pi stopped: %s", stop);
+        return m ? cli_output_set(&o->error_message, m) : -ENOMEM;
+}
+
+/* pi says on stderr alone that it has no such session: "No session found matching '...'". */
+static int pi_stderr_line(CliOutput *o, const char *line) {
+        if (!strstr(line, "No session found matching"))
+                return 0;
+        o->error_code = "session_not_found";
+        o->stale_session = true;
+        _cleanup_free_ char *m = strprintf("pi: %s", line);
+        return m ? cli_output_set(&o->error_message, m) : -ENOMEM;
+}
+
+const AdapterOps adapter_pi_ops = {
+        .type = ADAPTER_PI_LOCAL,
+        .cli = true,
+        .provider = NULL, /* whichever the model names */
+        .default_grace_sec = ADAPTER_CLI_DEFAULT_GRACE_SEC,
+        .default_idle_timeout_sec = ADAPTER_CLI_DEFAULT_IDLE_TIMEOUT_SEC,
+        .argv = pi_argv,
+        .output_line = pi_line,
+        .stderr_line = pi_stderr_line,
+};
