@@ -71,3 +71,51 @@ procs_of_uid() {
         done
         echo "$n"
 }
+
+# retry_of RUN: the automatic retry of RUN, if there is one yet (of $company's runs).
+retry_of() {
+        api GET "/api/companies/$company/heartbeat-runs" | jq -r --arg r "$1" '.[] | select(.retryOfRunId == $r) | .id'
+}
+
+# check_stale_session AGENT BOGUS-ID WORDS: task t1's session is made one the CLI does not
+# know; the task's next run fails as session_not_found in the CLI's WORDS, and its retry,
+# queued at once, succeeds in a fresh session (the stand-in answers "fresh start"), which is
+# the task's from then on.
+check_stale_session() {
+        local agent=$1 run final
+        sqlite3 "$STATE/corral.db" "UPDATE agent_task_sessions SET session_display_id = '$2' WHERE agent_id = '$agent' \
+                AND task_key = 't1'"
+        run=$(wake_task "$agent" t1)
+        final=$(wait_run "$run" 180)
+        is "a stale session fails the run as session_not_found" "$(jq -r '.status + " " + .errorCode' <<<"$final")" \
+                "failed session_not_found"
+        like "... saying so in the CLI's words" "$(jq -r .error <<<"$final")" "$3"
+        like "... and that it is retried" "$(jq -r .error <<<"$final")" "retrying once in a fresh session$"
+        retried() { [ -n "$(retry_of "$run")" ]; }
+        wait_for 30 retried
+        final=$(wait_run "$(retry_of "$run")" 180)
+        is "the retry runs at once, in a fresh session, and succeeds" \
+                "$(jq -r '.status + " " + (.sessionIdBefore // "none") + " " + .resultJson.result' <<<"$final")" \
+                "succeeded none fresh start"
+        is "... and its session is the task's from now on" "$(api GET "/api/agents/$agent/task-sessions" |
+                jq -r '.[] | select(.taskKey == "t1") | .sessionDisplayId')" "$(jq -r .sessionIdAfter <<<"$final")"
+}
+
+# check_cancel NAME AGENT: a run of AGENT, whose stand-in NAME never answers, is cancelled
+# while the CLI waits for the model, and every process of it goes.
+check_cancel() {
+        local name=$1 agent=$2 run uid final
+        run=$(wake_task "$agent" t1)
+        asked() { [ "$(stub_requests "$name")" -ge 1 ]; }
+        wait_for 120 asked
+        check "the CLI is waiting for the model" asked
+        uid=$(api GET "/api/agents/$agent" | jq -r .sandboxUid)
+        like "the agent has processes" "$(procs_of_uid "$uid")" '^[1-9]'
+        api POST "/api/heartbeat-runs/$run/cancel" >/dev/null
+        final=$(wait_run "$run" 60)
+        is "the cancelled run is cancelled" "$(jq -r .status <<<"$final")" cancelled
+        # The pid namespace's processes die with its init; the last may still be exiting.
+        gone() { [ "$(procs_of_uid "$uid")" -eq 0 ]; }
+        wait_for 10 gone
+        is "no process of it is left" "$(procs_of_uid "$uid")" 0
+}

@@ -81,22 +81,7 @@ is "the resumed run's usage is its own" "$(jq -r .usageJson.inputTokens <<<"$fin
         "$(jq -r '.usage.input_tokens + .usage.cache_creation_input_tokens' <<<"$(cli_line "$run2")")"
 
 # --- a session the CLI no longer knows: the task starts afresh instead of failing forever ---
-sqlite3 "$STATE/corral.db" "UPDATE agent_task_sessions SET session_display_id = '00000000-1111-4222-8333-444444444444' \
-        WHERE agent_id = '$a'"
-run3=$(wake_task "$a" t1)
-final3=$(wait_run "$run3" 180)
-is "a stale session fails the run as session_not_found" "$(jq -r '.status + " " + .errorCode' <<<"$final3")" \
-        "failed session_not_found"
-like "... saying so in the CLI's words" "$(jq -r .error <<<"$final3")" "No conversation found with session ID"
-like "... and that it is retried" "$(jq -r .error <<<"$final3")" "retrying once in a fresh session$"
-retry_of() { api GET "/api/companies/$company/heartbeat-runs?agentId=$a" | jq -r --arg r "$1" '.[] | select(.retryOfRunId == $r) | .id'; }
-retried() { [ -n "$(retry_of "$run3")" ]; }
-wait_for 30 retried
-final4=$(wait_run "$(retry_of "$run3")" 180)
-is "the retry runs at once, in a fresh session, and succeeds" "$(jq -r '.status + " " + (.sessionIdBefore // "none") + " " + .resultJson.result' \
-        <<<"$final4")" "succeeded none fresh start"
-is "... as the same task's session from now on" "$(api GET "/api/agents/$a/task-sessions" | jq -r '.[] | select(.taskKey == "t1") | .sessionDisplayId')" \
-        "$(jq -r .sessionIdAfter <<<"$final4")"
+check_stale_session "$a" 00000000-1111-4222-8333-444444444444 "No conversation found with session ID"
 is "the stand-in saw nothing it does not know" "$(stub_unknown main)" ""
 rs=$(api GET "/api/agents/$a/runtime-state")
 is "the agent's input tokens add up over its runs" "$(jq -r .totalInputTokens <<<"$rs")" \
@@ -120,17 +105,7 @@ like "... naming the limit that was set" "$(jq -r .error <<<"$final")" "maximum 
 
 # --- cancel while the model is answering: the whole tree goes ---
 claude_agent slow '[{"hang": true}]'
-d=$AGENT
-run=$(wake_task "$d" t1)
-asked() { [ "$(stub_requests slow)" -ge 1 ]; }
-wait_for 120 asked
-check "the CLI is waiting for the model" asked
-uid=$(api GET "/api/agents/$d" | jq -r .sandboxUid)
-like "the agent has processes" "$(procs_of_uid "$uid")" '^[1-9]'
-api POST "/api/heartbeat-runs/$run/cancel" >/dev/null
-final=$(wait_run "$run" 60)
-is "the cancelled run is cancelled" "$(jq -r .status <<<"$final")" cancelled
-is "no process of it is left" "$(procs_of_uid "$uid")" 0
+check_cancel slow "$AGENT"
 
 # --- root: the CLI refuses to skip permissions, and the run says why ---
 claude_agent root '[{"text": "never"}]' '{"sandbox": {"user": "root"}}'

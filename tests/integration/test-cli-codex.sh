@@ -90,22 +90,7 @@ is "the agent's totals are the thread's, counted once" "$(jq -r '[.totalInputTok
         <<<"$rs")" "$(jq -r '[.usage.input_tokens, .usage.output_tokens] | join(" ")' <<<"$cli2")"
 
 # --- a thread the CLI no longer knows: the task starts afresh instead of failing forever ---
-sqlite3 "$STATE/corral.db" "UPDATE agent_task_sessions SET session_display_id = '01a23481-0000-7000-8000-000000000000' \
-        WHERE agent_id = '$a'"
-run3=$(wake_task "$a" t1)
-final3=$(wait_run "$run3" 180)
-is "a stale thread fails the run as session_not_found" "$(jq -r '.status + " " + .errorCode' <<<"$final3")" \
-        "failed session_not_found"
-like "... saying so in the CLI's words" "$(jq -r .error <<<"$final3")" "no rollout found for thread id"
-like "... and that it is retried" "$(jq -r .error <<<"$final3")" "retrying once in a fresh session$"
-retry_of() { api GET "/api/companies/$company/heartbeat-runs?agentId=$a" | jq -r --arg r "$1" '.[] | select(.retryOfRunId == $r) | .id'; }
-retried() { [ -n "$(retry_of "$run3")" ]; }
-wait_for 30 retried
-final4=$(wait_run "$(retry_of "$run3")" 180)
-is "the retry runs at once, in a fresh thread, and succeeds" "$(jq -r '.status + " " + (.sessionIdBefore // "none") + " " + .resultJson.result' \
-        <<<"$final4")" "succeeded none fresh start"
-is "... as the same task's session from now on" "$(api GET "/api/agents/$a/task-sessions" | jq -r '.[] | select(.taskKey == "t1") | .sessionDisplayId')" \
-        "$(jq -r .sessionIdAfter <<<"$final4")"
+check_stale_session "$a" 01a23481-0000-7000-8000-000000000000 "no rollout found for thread id"
 is "the stand-in saw nothing it does not know" "$(stub_unknown main)" ""
 
 # --- an API error ---
@@ -116,16 +101,6 @@ like "... with the API's error" "$(jq -r .error <<<"$final")" "the stub refuses 
 
 # --- cancel while the model is answering: the whole tree goes ---
 codex_agent slow '[{"hang": true}]'
-d=$AGENT
-run=$(wake_task "$d" t1)
-asked() { [ "$(stub_requests slow)" -ge 1 ]; }
-wait_for 120 asked
-check "the CLI is waiting for the model" asked
-uid=$(api GET "/api/agents/$d" | jq -r .sandboxUid)
-like "the agent has processes" "$(procs_of_uid "$uid")" '^[1-9]'
-api POST "/api/heartbeat-runs/$run/cancel" >/dev/null
-final=$(wait_run "$run" 60)
-is "the cancelled run is cancelled" "$(jq -r .status <<<"$final")" cancelled
-is "no process of it is left" "$(procs_of_uid "$uid")" 0
+check_cancel slow "$AGENT"
 
 finish

@@ -81,19 +81,7 @@ is "it resumed the first run's session" "$(jq -r .sessionIdBefore <<<"$final2")"
 is "its usage is its own" "$(jq -r .usageJson.outputTokens <<<"$final2")" 35
 
 # --- a session the CLI no longer knows: retried at once in a fresh one ---
-sqlite3 "$STATE/corral.db" "UPDATE agent_task_sessions SET session_display_id = '00000000-1111-4222-8333-444444444444' \
-        WHERE agent_id = '$a' AND task_key = 't1'"
-run3=$(wake_task "$a" t1)
-final3=$(wait_run "$run3" 180)
-is "a stale session fails the run as session_not_found" "$(jq -r '.status + " " + .errorCode' <<<"$final3")" \
-        "failed session_not_found"
-like "... saying so in the CLI's words" "$(jq -r .error <<<"$final3")" "No session found matching"
-retry_of() { api GET "/api/companies/$company/heartbeat-runs?agentId=$a" | jq -r --arg r "$1" '.[] | select(.retryOfRunId == $r) | .id'; }
-retried() { [ -n "$(retry_of "$run3")" ]; }
-wait_for 30 retried
-final4=$(wait_run "$(retry_of "$run3")" 180)
-is "the retry runs at once, in a fresh session, and succeeds" \
-        "$(jq -r '.status + " " + (.sessionIdBefore // "none") + " " + .resultJson.result' <<<"$final4")" "succeeded none fresh start"
+check_stale_session "$a" 00000000-1111-4222-8333-444444444444 "No session found matching"
 is "the stand-in saw nothing it does not know" "$(stub_unknown main)" ""
 
 # --- an API error: pi exits 0, and says so on its last message ---
@@ -104,16 +92,6 @@ like "... with the API's error" "$(jq -r .error <<<"$final")" "^pi: 400 the stub
 
 # --- cancel while the model is answering: the whole tree goes ---
 pi_agent slow '[{"hang": true}]'
-d=$AGENT
-run=$(wake_task "$d" t1)
-asked() { [ "$(stub_requests slow)" -ge 1 ]; }
-wait_for 120 asked
-check "the CLI is waiting for the model" asked
-uid=$(api GET "/api/agents/$d" | jq -r .sandboxUid)
-like "the agent has processes" "$(procs_of_uid "$uid")" '^[1-9]'
-api POST "/api/heartbeat-runs/$run/cancel" >/dev/null
-final=$(wait_run "$run" 60)
-is "the cancelled run is cancelled" "$(jq -r .status <<<"$final")" cancelled
-is "no process of it is left" "$(procs_of_uid "$uid")" 0
+check_cancel slow "$AGENT"
 
 finish

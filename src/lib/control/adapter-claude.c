@@ -43,24 +43,6 @@ static int claude_argv(const AdapterConfig *ac, const char *resume, char ***argv
         return adapter_argv_add_all(argv, ac->extra_args);
 }
 
-/* The text blocks of a claude assistant message, joined by newlines. */
-static char *claude_message_text(const cJSON *message) {
-        const cJSON *block;
-        char *text = NULL;
-
-        cJSON_ArrayForEach (block, cJSON_GetObjectItemCaseSensitive(message, "content")) {
-                const char *t = streq_ptr(json_string_member(block, "type"), "text") ? json_string_member(block, "text") : NULL;
-                if (!t)
-                        continue;
-                char *joined = text ? strprintf("%s\n%s", text, t) : strdup(t);
-                free(text);
-                if (!joined)
-                        return NULL;
-                text = joined;
-        }
-        return text;
-}
-
 /* The model as the API names it: the init line's may carry the CLI's own suffix of a variant
  * ("claude-opus-4-1[1m]" on a fresh session, and not on a resumed one). */
 static int set_model(CliOutput *o, const char *model) {
@@ -104,7 +86,7 @@ static int claude_line(CliOutput *o, const cJSON *j) {
                 const cJSON *message = cJSON_GetObjectItemCaseSensitive(j, "message");
                 if ((r = set_model(o, json_string_member(message, "model"))) < 0)
                         return r;
-                _cleanup_free_ char *text = claude_message_text(message);
+                _cleanup_free_ char *text = cli_text_blocks(message);
                 if (text && !o->saw_result)
                         return cli_output_set(&o->result_text, text);
                 return 0;

@@ -79,11 +79,7 @@ static int codex_line(CliOutput *o, const cJSON *j) {
 /* codex says on stderr alone that it cannot resume a thread:
  * "Error: thread/resume: thread/resume failed: no rollout found for thread id ...". */
 static int codex_stderr_line(CliOutput *o, const char *line) {
-        if (strstr(line, "no rollout found for thread id")) {
-                o->error_code = "session_not_found";
-                o->stale_session = true;
-        }
-        return 0;
+        return strstr(line, "no rollout found for thread id") ? cli_output_stale_session(o, "codex", line) : 0;
 }
 
 const AdapterOps adapter_codex_ops = {

@@ -98,12 +98,7 @@ static int gemini_line(CliOutput *o, const cJSON *j) {
 /* The CLI says on stderr alone that it cannot resume a session:
  * "Error resuming session: Invalid session identifier "...".", and only then how to list them. */
 static int gemini_stderr_line(CliOutput *o, const char *line) {
-        if (!strstr(line, "Error resuming session"))
-                return 0;
-        o->error_code = "session_not_found";
-        o->stale_session = true;
-        _cleanup_free_ char *m = strprintf("gemini: %s", line);
-        return m ? cli_output_set(&o->error_message, m) : -ENOMEM;
+        return strstr(line, "Error resuming session") ? cli_output_stale_session(o, "gemini", line) : 0;
 }
 
 const AdapterOps adapter_gemini_ops = {

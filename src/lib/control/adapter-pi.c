@@ -29,24 +29,6 @@ static int pi_argv(const AdapterConfig *ac, const char *resume, char ***argv) {
         return adapter_argv_add_all(argv, ac->extra_args);
 }
 
-/* The text blocks of a pi assistant message, joined by newlines. */
-static char *pi_message_text(const cJSON *message) {
-        const cJSON *block;
-        char *text = NULL;
-
-        cJSON_ArrayForEach (block, cJSON_GetObjectItemCaseSensitive(message, "content")) {
-                const char *t = streq_ptr(json_string_member(block, "type"), "text") ? json_string_member(block, "text") : NULL;
-                if (!t)
-                        continue;
-                char *joined = text ? strprintf("%s\n%s", text, t) : strdup(t);
-                free(text);
-                if (!joined)
-                        return NULL;
-                text = joined;
-        }
-        return text;
-}
-
 /* pi --mode json: a "session" header (its id), then the agent's events; each assistant
  * message ends with "message_end", carrying its own usage and cost, its model and why it
  * stopped ("stop", "toolUse", "error" with errorMessage, "aborted"). */
@@ -89,7 +71,7 @@ static int pi_line(CliOutput *o, const cJSON *j) {
         if ((r = cli_output_set(&o->model, json_string_member(message, "model"))) < 0 ||
             (r = cli_output_set(&o->provider, json_string_member(message, "provider"))) < 0)
                 return r;
-        _cleanup_free_ char *text = pi_message_text(message);
+        _cleanup_free_ char *text = cli_text_blocks(message);
         if (text && (r = cli_output_set(&o->result_text, text)) < 0)
                 return r;
         /* The last message decides: an error a retry got past is no failure. */
@@ -103,12 +85,7 @@ static int pi_line(CliOutput *o, const cJSON *j) {
 
 /* pi says on stderr alone that it has no such session: "No session found matching '...'". */
 static int pi_stderr_line(CliOutput *o, const char *line) {
-        if (!strstr(line, "No session found matching"))
-                return 0;
-        o->error_code = "session_not_found";
-        o->stale_session = true;
-        _cleanup_free_ char *m = strprintf("pi: %s", line);
-        return m ? cli_output_set(&o->error_message, m) : -ENOMEM;
+        return strstr(line, "No session found matching") ? cli_output_stale_session(o, "pi", line) : 0;
 }
 
 const AdapterOps adapter_pi_ops = {

@@ -208,6 +208,31 @@ char *cli_output_usage_json(const CliOutput *o) {
         return cJSON_PrintUnformatted(u);
 }
 
+int cli_output_stale_session(CliOutput *o, const char *cli, const char *line) {
+        _cleanup_free_ char *m = strprintf("%s: %s", cli, line);
+
+        o->error_code = "session_not_found";
+        o->stale_session = true;
+        return m ? cli_output_set(&o->error_message, m) : -ENOMEM;
+}
+
+char *cli_text_blocks(const cJSON *message) {
+        const cJSON *block;
+        char *text = NULL;
+
+        cJSON_ArrayForEach (block, cJSON_GetObjectItemCaseSensitive(message, "content")) {
+                const char *t = streq_ptr(json_string_member(block, "type"), "text") ? json_string_member(block, "text") : NULL;
+                if (!t)
+                        continue;
+                char *joined = text ? strprintf("%s\n%s", text, t) : strdup(t);
+                free(text);
+                if (!joined)
+                        return NULL;
+                text = joined;
+        }
+        return text;
+}
+
 int cli_output_set(char **p, const char *s) {
         return s ? free_and_strdup(p, s) : 0;
 }

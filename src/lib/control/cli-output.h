@@ -66,6 +66,14 @@ int cli_output_invalid(CliOutput *o, const char *name, const cJSON *v);
 /* a + b for counts, held at INT64_MAX instead of overflowing. */
 int64_t cli_count_add(int64_t a, int64_t b);
 
+/* The CLI could not resume the session it was given, as it said in line (of its stderr):
+ * the run fails as session_not_found, with that line as its reason (prefixed with cli). */
+int cli_output_stale_session(CliOutput *o, const char *cli, const char *line);
+
+/* The "text" blocks of a message's "content" array (claude's and pi's shape), joined by
+ * newlines; NULL when there is none, or on allocation failure. */
+char *cli_text_blocks(const cJSON *message);
+
 /* Replace *p with a copy of s when s is set: a later line wins. */
 int cli_output_set(char **p, const char *s);
 
