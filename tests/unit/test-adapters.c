@@ -159,6 +159,12 @@ static void test_gemini_success(void **state) {
         assert_int_equal(cli_output_feed_stderr_line(&st, ADAPTER_GEMINI_LOCAL, stale, strlen(stale)), 0);
         assert_true(st.stale_session);
         assert_string_equal(st.error_code, "session_not_found");
+
+        /* The last stderr line becomes the run's error: never with a credential in it. */
+        static const char leak[] = "fatal: request failed, OPENAI_API_KEY=sk-live-0123456789abcdef rejected";
+        assert_int_equal(cli_output_feed_stderr_line(&st, ADAPTER_GEMINI_LOCAL, leak, strlen(leak)), 0);
+        assert_null(strstr(st.stderr_last, "sk-live"));
+        assert_non_null(strstr(st.stderr_last, "***REDACTED***"));
 }
 
 /* A transcript of the real CLI (@mariozechner/pi-coding-agent 0.73.1, tests/cli/versions): a

@@ -85,6 +85,8 @@ int cli_output_feed_stderr_line(CliOutput *o, AdapterType type, const char *line
         text = strndup(line, size);
         if (!text)
                 return -ENOMEM;
+        /* It is shown as the run's error: redacted as an excerpt is. */
+        (void) runlog_redact(text, size);
         free(o->stderr_last);
         o->stderr_last = TAKE_PTR(text);
         return ops->stderr_line ? ops->stderr_line(o, o->stderr_last) : 0;
