@@ -239,6 +239,13 @@ static void test_follow_and_tails(void **state) {
         assert_non_null(strstr(runlog_excerpt(log, 1), "the reason\nlate\n"));
         assert_null(strstr(runlog_excerpt(log, 1), "sk-live"));
 
+        /* A silent stream's tail is empty: so is its excerpt, from a log that never had one. */
+        RunLog *quiet = NULL;
+        assert_int_equal(runlog_new(path, 0, &quiet), 0);
+        assert_int_equal(runlog_set_tail(quiet, 0, "", 0), 0);
+        assert_string_equal(runlog_excerpt(quiet, 0), "");
+        runlog_free(quiet);
+
         /* Without the shim's tails, the whole log is read once, from its start. */
         assert_int_equal(runlog_ingest_all(log), 503);
         assert_string_equal(runlog_excerpt(log, 1), "the reason\nlate\n");

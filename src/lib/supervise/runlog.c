@@ -71,7 +71,8 @@ const char *runlog_excerpt(RunLog *l, int stream) {
         e = malloc(n + 1);
         if (!e)
                 return l->excerpt[stream] ?: ""; /* the last one made */
-        memcpy(e, l->tail[stream], n);
+        if (n > 0) /* a stream made empty (runlog_set_tail()) may have no tail at all */
+                memcpy(e, l->tail[stream], n);
         e[n] = 0;
         n = runlog_redact(e, n);
         cut = n > RUNLOG_EXCERPT_MAX ? n - RUNLOG_EXCERPT_MAX : 0;
