@@ -131,10 +131,8 @@ static int claude_line(CliOutput *o, const cJSON *j) {
         const cJSON *api_status = cJSON_GetObjectItemCaseSensitive(j, "api_error_status");
         if (streq_ptr(subtype, "error_max_turns"))
                 o->error_code = "max_turns_exhausted";
-        if (errors && strstr(errors, "No conversation found with session ID")) {
-                o->error_code = "session_not_found";
-                o->stale_session = true;
-        }
+        if (errors && strstr(errors, "No conversation found with session ID"))
+                return cli_output_stale_session(o, "claude", errors);
         _cleanup_free_ char *m = errors                    ? strprintf("claude: %s", errors)
                 : streq_ptr(subtype, "error_max_turns")    ? strdup("claude stopped after reaching its maximum number of turns")
                 : cJSON_IsNumber(api_status) && result     ? strprintf("claude: %s", result)
@@ -148,6 +146,7 @@ const AdapterOps adapter_claude_ops = {
         .type = ADAPTER_CLAUDE_LOCAL,
         .cli = true,
         .bypass_key = "dangerouslySkipPermissions",
+        .cli_name = "claude",
         .provider = "anthropic",
         .default_grace_sec = ADAPTER_CLI_DEFAULT_GRACE_SEC,
         .default_idle_timeout_sec = ADAPTER_CLI_DEFAULT_IDLE_TIMEOUT_SEC,

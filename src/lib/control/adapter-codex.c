@@ -76,12 +76,6 @@ static int codex_line(CliOutput *o, const cJSON *j) {
         return 0;
 }
 
-/* codex says on stderr alone that it cannot resume a thread:
- * "Error: thread/resume: thread/resume failed: no rollout found for thread id ...". */
-static int codex_stderr_line(CliOutput *o, const char *line) {
-        return strstr(line, "no rollout found for thread id") ? cli_output_stale_session(o, "codex", line) : 0;
-}
-
 const AdapterOps adapter_codex_ops = {
         .type = ADAPTER_CODEX_LOCAL,
         .cli = true,
@@ -91,5 +85,8 @@ const AdapterOps adapter_codex_ops = {
         .default_idle_timeout_sec = ADAPTER_CLI_DEFAULT_IDLE_TIMEOUT_SEC,
         .argv = codex_argv,
         .output_line = codex_line,
-        .stderr_line = codex_stderr_line,
+        .cli_name = "codex",
+        /* codex says on stderr alone that it cannot resume a thread:
+         * "Error: thread/resume: thread/resume failed: no rollout found for thread id ...". */
+        .stale_session_stderr = "no rollout found for thread id",
 };

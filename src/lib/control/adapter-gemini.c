@@ -95,12 +95,6 @@ static int gemini_line(CliOutput *o, const cJSON *j) {
         return m ? cli_output_set(&o->error_message, m) : -ENOMEM;
 }
 
-/* The CLI says on stderr alone that it cannot resume a session:
- * "Error resuming session: Invalid session identifier "...".", and only then how to list them. */
-static int gemini_stderr_line(CliOutput *o, const char *line) {
-        return strstr(line, "Error resuming session") ? cli_output_stale_session(o, "gemini", line) : 0;
-}
-
 const AdapterOps adapter_gemini_ops = {
         .type = ADAPTER_GEMINI_LOCAL,
         .cli = true,
@@ -110,5 +104,8 @@ const AdapterOps adapter_gemini_ops = {
         .default_idle_timeout_sec = ADAPTER_CLI_DEFAULT_IDLE_TIMEOUT_SEC,
         .argv = gemini_argv,
         .output_line = gemini_line,
-        .stderr_line = gemini_stderr_line,
+        .cli_name = "gemini",
+        /* The CLI says on stderr alone that it cannot resume a session:
+         * "Error resuming session: Invalid session identifier "...".", and only then how to list them. */
+        .stale_session_stderr = "Error resuming session",
 };

@@ -83,11 +83,6 @@ static int pi_line(CliOutput *o, const cJSON *j) {
         return m ? cli_output_set(&o->error_message, m) : -ENOMEM;
 }
 
-/* pi says on stderr alone that it has no such session: "No session found matching '...'". */
-static int pi_stderr_line(CliOutput *o, const char *line) {
-        return strstr(line, "No session found matching") ? cli_output_stale_session(o, "pi", line) : 0;
-}
-
 const AdapterOps adapter_pi_ops = {
         .type = ADAPTER_PI_LOCAL,
         .cli = true,
@@ -96,5 +91,7 @@ const AdapterOps adapter_pi_ops = {
         .default_idle_timeout_sec = ADAPTER_CLI_DEFAULT_IDLE_TIMEOUT_SEC,
         .argv = pi_argv,
         .output_line = pi_line,
-        .stderr_line = pi_stderr_line,
+        .cli_name = "pi",
+        /* pi says on stderr alone that it has no such session: "No session found matching '...'". */
+        .stale_session_stderr = "No session found matching",
 };

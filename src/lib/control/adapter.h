@@ -49,8 +49,11 @@ typedef struct AdapterOps {
         int (*argv)(const AdapterConfig *ac, const char *resume, char ***argv);
         /* One JSON line of a coding CLI's stdout, into what the run reports. */
         int (*output_line)(CliOutput *o, const cJSON *line);
-        /* A line of its stderr, or NULL. */
-        int (*stderr_line)(CliOutput *o, const char *line);
+        /* The CLI's name in the errors it is quoted in ("codex: ..."). */
+        const char *cli_name;
+        /* What the CLI prints on stderr, alone, when it cannot resume the session it was
+         * given; NULL when it says so elsewhere, or never. */
+        const char *stale_session_stderr;
 } AdapterOps;
 
 /* Never NULL: an unknown type gets the process adapter's. */

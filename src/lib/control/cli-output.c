@@ -49,11 +49,17 @@ int64_t cli_count_add(int64_t a, int64_t b) {
         return b > 0 && a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
+/* size without the line's trailing blanks (and a \r). */
+static size_t trim_end(const char *line, size_t size) {
+        while (size > 0 && (line[size - 1] == '\r' || line[size - 1] == ' ' || line[size - 1] == '\t'))
+                size--;
+        return size;
+}
+
 int cli_output_feed_line(CliOutput *o, AdapterType type, const char *line, size_t size) {
         _cleanup_json_ cJSON *j = NULL;
 
-        while (size > 0 && (line[size - 1] == '\r' || line[size - 1] == ' ' || line[size - 1] == '\t'))
-                size--;
+        size = trim_end(line, size);
         if (size == 0)
                 return 0; /* blank lines are not worth a warning */
         if (size <= CLI_OUTPUT_LINE_MAX)
@@ -76,8 +82,7 @@ int cli_output_feed_stderr_line(CliOutput *o, AdapterType type, const char *line
         const AdapterOps *ops = adapter_ops(type);
         _cleanup_free_ char *text = NULL;
 
-        while (size > 0 && (line[size - 1] == '\r' || line[size - 1] == ' ' || line[size - 1] == '\t'))
-                size--;
+        size = trim_end(line, size);
         if (size == 0)
                 return 0;
         /* Bounded, cut on a character: it becomes part of the run's error. */
@@ -89,7 +94,9 @@ int cli_output_feed_stderr_line(CliOutput *o, AdapterType type, const char *line
         (void) runlog_redact(text, size);
         free(o->stderr_last);
         o->stderr_last = TAKE_PTR(text);
-        return ops->stderr_line ? ops->stderr_line(o, o->stderr_last) : 0;
+        if (ops->stale_session_stderr && strstr(o->stderr_last, ops->stale_session_stderr))
+                return cli_output_stale_session(o, ops->cli_name, o->stderr_last);
+        return 0;
 }
 
 void cli_output_session_delta(CliOutput *o, int64_t input, int64_t cached, int64_t output) {

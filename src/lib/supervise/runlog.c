@@ -287,9 +287,20 @@ int runlog_seed_excerpt(RunLog *l, int stream, const char *text) {
         return excerpt_append(l, stream, text, strlen(text));
 }
 
+/* A chunk of a stream into its tail, compacted as what corrald keeps is. */
+static int tail_append(RunLog *l, int stream, const char *data, size_t size) {
+        _cleanup_free_ char *compact = NULL;
+        size_t csize;
+
+        compact = runlog_compact(data, size, RUNLOG_CHUNK_LIMIT, &csize);
+        if (!compact)
+                return -ENOMEM;
+        return excerpt_append(l, stream, compact, csize);
+}
+
 static int ingest_line(RunLog *l, const char *line, size_t size) {
-        _cleanup_free_ char *data = NULL, *compact = NULL;
-        size_t n, csize;
+        _cleanup_free_ char *data = NULL;
+        size_t n;
         int stream, r;
 
         r = decode_line(line, size, &stream, &data, &n);
@@ -298,10 +309,7 @@ static int ingest_line(RunLog *l, const char *line, size_t size) {
                         l->bad_lines++;
                 return r;
         }
-        compact = runlog_compact(data, n, RUNLOG_CHUNK_LIMIT, &csize);
-        if (!compact)
-                return -ENOMEM;
-        r = excerpt_append(l, stream, compact, csize);
+        r = tail_append(l, stream, data, n);
         if (r < 0)
                 return r;
         l->chunks++;
@@ -399,36 +407,27 @@ int runlog_refresh_tail(RunLog *l) {
         }
         for (char *nl; start < (size_t) k && (nl = memchr(buf + start, '\n', (size_t) k - start));
              start = (size_t) (nl - buf) + 1) {
-                _cleanup_free_ char *data = NULL, *compact = NULL;
-                size_t n, csize;
+                _cleanup_free_ char *data = NULL;
+                size_t n;
                 int stream;
 
                 if (decode_line(buf + start, (size_t) (nl - buf) - start, &stream, &data, &n) <= 0)
                         continue;
-                compact = runlog_compact(data, n, RUNLOG_CHUNK_LIMIT, &csize);
-                if (!compact)
-                        return -ENOMEM;
                 if (!seen[stream]) {
                         /* What the window shows replaces what an earlier one did. */
                         l->tail_size[stream] = 0;
                         seen[stream] = true;
                 }
-                if (excerpt_append(l, stream, compact, csize) < 0)
+                if (tail_append(l, stream, data, n) < 0)
                         return -ENOMEM;
         }
         return 0;
 }
 
 int runlog_set_tail(RunLog *l, int stream, const char *data, size_t size) {
-        _cleanup_free_ char *compact = NULL;
-        size_t csize;
-
-        compact = runlog_compact(data, size, RUNLOG_CHUNK_LIMIT, &csize);
-        if (!compact)
-                return -ENOMEM;
         l->tail_size[stream] = 0;
         l->excerpt_stale[stream] = true;
-        return excerpt_append(l, stream, compact, csize);
+        return tail_append(l, stream, data, size);
 }
 
 int runlog_ingest_all(RunLog *l) {
