@@ -11,13 +11,23 @@
 #include "basic/macro.h"
 #include "basic/strv.h"
 #include "basic/util.h"
+#include "store/costs.h"
 #include "store/queries.h"
 #include "test-helpers.h"
 
 /* The tables whose rows pile up over the years. */
 static const char *const growing[] = {
-        "heartbeat_runs",  "heartbeat_run_events", "agent_wakeup_requests", "issues", "issue_comments",
-        "issue_relations", "activity_log",         "agent_task_sessions",   NULL,
+        "heartbeat_runs",
+        "heartbeat_run_events",
+        "agent_wakeup_requests",
+        "issues",
+        "issue_comments",
+        "issue_relations",
+        "activity_log",
+        "agent_task_sessions",
+        "cost_events",
+        "cost_totals",
+        NULL,
 };
 
 static char **scans; /* "SQL: detail" of every scan of a growing table */
@@ -172,6 +182,35 @@ static void test_hot_paths_use_indexes(void **state) {
                 FREE(task_session_entity, sessions, n);
         }
         assert_true(store_runs_active_count(s, &count) >= 0);
+        /* Per run end and wake: what a run cost, the budgets it spends from. */
+        {
+                CostRecord rec = { .run_id = r,
+                                   .company_id = c,
+                                   .agent_id = a,
+                                   .month = "2026-12",
+                                   .model = "m",
+                                   .billing_type = "api",
+                                   .price_source = "price",
+                                   .now = "2026-12-01T00:00:00.000Z" };
+                int64_t spent, budget, models;
+                CostRow *rows;
+                bool seen;
+
+                (void) store_cost_record(s, &rec); /* no such company: its plans are made all the same */
+                assert_true(store_agent_spent(s, a, "2026-12", &spent, &budget) >= -ENOENT);
+                assert_true(store_company_spent(s, c, "2026-12", &spent, &budget) >= -ENOENT);
+                plan = strv_free(plan);
+                assert_true(store_cost_model_seen(s, a, "2026-12", "m", &seen, &models) >= 0);
+                expect_index("cost_totals");
+                assert_true(store_wakeups_pending_cancel(s, a, "x", "2026-12-01T00:00:00.000Z", NULL) >= 0);
+                /* Per costs request. */
+                plan = strv_free(plan);
+                assert_true(store_costs_of_month(s, c, NULL, "2026-12", &rows, &n) >= 0);
+                expect_index("cost_totals_company_month");
+                cost_rows_free(rows, n);
+                assert_true(store_costs_of_month(s, c, a, "2026-12", &rows, &n) >= 0);
+                cost_rows_free(rows, n);
+        }
 
         assert_no_scans();
         plan = strv_free(plan);

@@ -16,6 +16,7 @@
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "basic/log.h"
+#include "store/costs.h"
 #include "store/model.h"
 #include "store/queries.h"
 #include "store/store.h"
@@ -128,6 +129,11 @@ static void test_migrate_history_to_issue_columns(void **state) {
                                       "DROP TRIGGER agents_status_uncounted; DROP TRIGGER agents_status_moved;"
                                       "DROP TRIGGER issues_status_counted; DROP TRIGGER issues_status_uncounted;"
                                       "DROP TRIGGER issues_status_moved;"
+                                      "DROP TABLE cost_events; DROP TABLE cost_totals;"
+                                      "ALTER TABLE companies DROP COLUMN spent_month;"
+                                      "ALTER TABLE agents DROP COLUMN budget_monthly_cents;"
+                                      "ALTER TABLE agents DROP COLUMN spent_monthly_cents;"
+                                      "ALTER TABLE agents DROP COLUMN spent_month;"
                                       "PRAGMA user_version = 2;",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
@@ -143,6 +149,11 @@ static void test_migrate_history_to_issue_columns(void **state) {
         assert_string_equal(found.id, r.id);
         entity_done(&run_entity, &found);
         assert_int_equal(store_run_active_for_issue(s, c.id, "issue-8", &found), 0);
+        /* Migration 6: agents without a budget, that spent nothing. */
+        int64_t spent = -1, budget = -1;
+        assert_int_equal(store_agent_spent(s, a.id, "2026-12", &spent, &budget), 0);
+        assert_int_equal(spent, 0);
+        assert_int_equal(budget, 0);
         store_free(s);
 }
 
@@ -453,6 +464,83 @@ static void test_counter_concurrent(void **state) {
         assert_int_equal(c.issue_counter, WRITERS * ISSUES_PER_WRITER);
 }
 
+/* A run's cost is recorded once, adds up per agent and company in its month, and a new
+ * month starts from 0 while the last one's totals stay. */
+static void test_costs(void **state) {
+        _cleanup_(company_donep) Company c = {};
+        _cleanup_(agent_donep) Agent a = {};
+        Store *s = NULL;
+        CostRow *rows;
+        size_t n;
+        int64_t spent, budget;
+        bool seen;
+        int64_t models;
+
+        assert_int_equal(store_open(":memory:", &s), 0);
+        assert_int_equal(entity_init(&company_entity, &c), 0);
+        assert_int_equal(record_stamp(&c.id, &c.created_at, &c.updated_at, NULL), 0);
+        c.name = strdup("c");
+        c.issue_prefix = strdup("C");
+        c.budget_monthly_cents = 100;
+        assert_int_equal(store_insert(s, &company_entity, &c), 0);
+        assert_int_equal(entity_init(&agent_entity, &a), 0);
+        assert_int_equal(record_stamp(&a.id, &a.created_at, &a.updated_at, NULL), 0);
+        a.company_id = strdup(c.id);
+        a.name = strdup("a");
+        a.budget_monthly_cents = 50;
+        assert_int_equal(store_insert(s, &agent_entity, &a), 0);
+
+        CostRecord rec = { .run_id = "r1",
+                           .company_id = c.id,
+                           .agent_id = a.id,
+                           .month = "2026-12",
+                           .model = "m",
+                           .billing_type = "api",
+                           .price_source = "price",
+                           .input_tokens = 10,
+                           .cached_input_tokens = 2,
+                           .output_tokens = 3,
+                           .cost_cents = 7,
+                           .now = "2026-12-01T00:00:00.000Z" };
+        assert_int_equal(store_cost_record(s, &rec), 0);
+        assert_int_equal(store_cost_record(s, &rec), -EEXIST); /* the same run again */
+        rec.run_id = "r2";
+        rec.model = "n";
+        assert_int_equal(store_cost_record(s, &rec), 0);
+        assert_int_equal(store_agent_spent(s, a.id, "2026-12", &spent, &budget), 0);
+        assert_int_equal(spent, 14);
+        assert_int_equal(budget, 50);
+        assert_int_equal(store_company_spent(s, c.id, "2026-12", &spent, &budget), 0);
+        assert_int_equal(spent, 14);
+        assert_int_equal(budget, 100);
+        assert_int_equal(store_cost_model_seen(s, a.id, "2026-12", "n", &seen, &models), 0);
+        assert_true(seen);
+        assert_int_equal(models, 2);
+
+        /* Another month: the spend starts again, the last month's is not changed. */
+        assert_int_equal(store_agent_spent(s, a.id, "2027-01", &spent, &budget), 0);
+        assert_int_equal(spent, 0);
+        rec.run_id = "r3";
+        rec.month = "2027-01";
+        assert_int_equal(store_cost_record(s, &rec), 0);
+        assert_int_equal(store_agent_spent(s, a.id, "2027-01", &spent, &budget), 0);
+        assert_int_equal(spent, 7);
+        assert_int_equal(store_costs_of_month(s, c.id, NULL, "2026-12", &rows, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(rows[0].model, "m");
+        assert_int_equal(rows[0].cost_cents, 7);
+        assert_int_equal(rows[1].runs, 1);
+        cost_rows_free(rows, n);
+        assert_int_equal(store_cost_totals(s, &rows, &n), 0);
+        assert_int_equal(n, 2); /* by agent and model, over the months */
+        assert_int_equal(rows[1].cost_cents, 14);
+        cost_rows_free(rows, n);
+        assert_int_equal(store_spent_roll(s, "2027-02"), 0);
+        assert_int_equal(store_agent_spent(s, a.id, "2027-02", &spent, &budget), 0);
+        assert_int_equal(spent, 0);
+        store_free(s);
+}
+
 /* A narrow update writes its columns and nothing else of the row. */
 static void test_update_columns(void **state) {
         static const char *const name_only[] = { "name", NULL };
@@ -487,10 +575,15 @@ static void test_update_columns(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_migrate_from_empty),     cmocka_unit_test(test_migrate_history_to_issue_columns),
-        cmocka_unit_test(test_reopen_keeps_version),   cmocka_unit_test(test_refuse_newer_schema),
-        cmocka_unit_test(test_round_trip_every_table), cmocka_unit_test(test_get_missing_and_constraints),
-        cmocka_unit_test(test_counter_concurrent),     cmocka_unit_test(test_update_columns),
+        cmocka_unit_test(test_migrate_from_empty),
+        cmocka_unit_test(test_migrate_history_to_issue_columns),
+        cmocka_unit_test(test_reopen_keeps_version),
+        cmocka_unit_test(test_refuse_newer_schema),
+        cmocka_unit_test(test_round_trip_every_table),
+        cmocka_unit_test(test_get_missing_and_constraints),
+        cmocka_unit_test(test_counter_concurrent),
+        cmocka_unit_test(test_update_columns),
+        cmocka_unit_test(test_costs),
 };
 
 int main(void) {

@@ -64,6 +64,7 @@ static const Field company_fields[] = {
         FIELD_DEF(Company, paused_at, FIELD_TIME, 0),
         FIELD_DEF(Company, created_at, FIELD_TIME, 0),
         FIELD_DEF(Company, updated_at, FIELD_TIME, 0),
+        FIELD_DEF(Company, spent_month, FIELD_TEXT, N),
 };
 
 const Entity company_entity = {
@@ -108,6 +109,9 @@ static const Field agent_fields[] = {
         FIELD_DEF(Agent, created_at, FIELD_TIME, 0),
         FIELD_DEF(Agent, updated_at, FIELD_TIME, 0),
         FIELD_DEF(Agent, sandbox_uid, FIELD_INT, N),
+        FIELD_DEF(Agent, budget_monthly_cents, FIELD_INT, C | P),
+        FIELD_DEF(Agent, spent_monthly_cents, FIELD_INT, 0),
+        FIELD_DEF(Agent, spent_month, FIELD_TEXT, N),
 };
 
 const Entity agent_entity = {

@@ -194,11 +194,12 @@ typedef struct Company {
         int64_t issue_counter;
         bool require_board_approval_for_new_agents;
         int64_t budget_monthly_cents;
-        int64_t spent_monthly_cents;
+        int64_t spent_monthly_cents; /* in spent_month; 0 in any other */
         int pause_reason; /* PauseReason or -1 */
         char *paused_at;
         char *created_at;
         char *updated_at;
+        char *spent_month; /* "YYYY-MM" (UTC), NULL before its first cost */
 } Company;
 
 typedef struct Agent {
@@ -217,6 +218,9 @@ typedef struct Agent {
         char *created_at;
         char *updated_at;
         int64_t sandbox_uid; /* the uid corral gave the agent's sandbox; INT_NULL until then */
+        int64_t budget_monthly_cents; /* 0: none */
+        int64_t spent_monthly_cents; /* in spent_month; 0 in any other */
+        char *spent_month;
 } Agent;
 
 typedef struct AgentRuntimeState {

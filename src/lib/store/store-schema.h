@@ -318,4 +318,44 @@ static const Migration store_migrations[] = {
           "  UPDATE status_counts SET n = n - 1 WHERE tbl = 'issues' AND status = OLD.status;\n"
           "  INSERT INTO status_counts VALUES ('issues', NEW.status, 1)\n"
           "    ON CONFLICT (tbl, status) DO UPDATE SET n = n + 1; END;\n" },
+        /* Budgets (corrald(8), BUDGETS): what each run cost, and what each agent and company
+         * spent in a month, kept in the transaction that finalizes the run. spent_month says
+         * which month spent_monthly_cents is of: a new month starts from 0 without a write.
+         * cost_totals is per agent, model and month, so that the costs of a month and the
+         * metrics read a row per agent and model, never the runs. agent_id is not a foreign
+         * key of either: what an agent spent stays its company's when the agent is gone. */
+        { 6,
+          "ALTER TABLE companies ADD COLUMN spent_month TEXT;\n"
+          "ALTER TABLE agents ADD COLUMN budget_monthly_cents INTEGER NOT NULL DEFAULT 0;\n"
+          "ALTER TABLE agents ADD COLUMN spent_monthly_cents INTEGER NOT NULL DEFAULT 0;\n"
+          "ALTER TABLE agents ADD COLUMN spent_month TEXT;\n"
+          "CREATE TABLE cost_events (\n"
+          "  run_id TEXT PRIMARY KEY NOT NULL,\n"
+          "  company_id TEXT NOT NULL REFERENCES companies(id) ON DELETE CASCADE,\n"
+          "  agent_id TEXT NOT NULL,\n"
+          "  month TEXT NOT NULL,\n"
+          "  provider TEXT,\n"
+          "  model TEXT NOT NULL,\n"
+          "  billing_type TEXT NOT NULL,\n"
+          "  price_source TEXT NOT NULL,\n"
+          "  input_tokens INTEGER NOT NULL,\n"
+          "  cached_input_tokens INTEGER NOT NULL,\n"
+          "  output_tokens INTEGER NOT NULL,\n"
+          "  cost_cents INTEGER NOT NULL,\n"
+          "  created_at TEXT NOT NULL\n"
+          ");\n"
+          "CREATE INDEX cost_events_company_month ON cost_events(company_id, month);\n"
+          "CREATE TABLE cost_totals (\n"
+          "  agent_id TEXT NOT NULL,\n"
+          "  month TEXT NOT NULL,\n"
+          "  model TEXT NOT NULL,\n"
+          "  company_id TEXT NOT NULL REFERENCES companies(id) ON DELETE CASCADE,\n"
+          "  runs INTEGER NOT NULL,\n"
+          "  input_tokens INTEGER NOT NULL,\n"
+          "  cached_input_tokens INTEGER NOT NULL,\n"
+          "  output_tokens INTEGER NOT NULL,\n"
+          "  cost_cents INTEGER NOT NULL,\n"
+          "  PRIMARY KEY (agent_id, month, model)\n"
+          ") WITHOUT ROWID;\n"
+          "CREATE INDEX cost_totals_company_month ON cost_totals(company_id, month);\n" },
 };

@@ -1,0 +1,351 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "store/costs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "store/store-internal.h"
+
+#define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+static int bind_text(sqlite3_stmt *stmt, int i, const char *v) {
+        int rc = v ? sqlite3_bind_text(stmt, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(stmt, i);
+        return rc == SQLITE_OK ? 0 : -ENOMEM;
+}
+
+static int bind_int(sqlite3_stmt *stmt, int i, int64_t v) {
+        return sqlite3_bind_int64(stmt, i, v) == SQLITE_OK ? 0 : -ENOMEM;
+}
+
+/* Run one statement of the record, its arguments bound by the caller through bind(). */
+static int step_done(Store *s, sqlite3_stmt *stmt, const char *what) {
+        int rc = sqlite3_step(stmt);
+
+        /* The run's event is there: recorded already. */
+        if (rc == SQLITE_CONSTRAINT && sqlite3_extended_errcode(sqlite3_db_handle(stmt)) == SQLITE_CONSTRAINT_PRIMARYKEY)
+                return -EEXIST;
+        return rc == SQLITE_DONE ? 0 : store_error(s, rc, what);
+}
+
+int store_cost_record(Store *s, const CostRecord *c) {
+        _cleanup_reset_ sqlite3_stmt *event = NULL, *totals = NULL, *agent = NULL, *company = NULL;
+        int r;
+
+        /* The event first: its primary key is the run, so a run is never counted twice. */
+        r = store_prepare(s,
+                          "INSERT INTO cost_events (run_id, company_id, agent_id, month, provider, model, billing_type, "
+                          "price_source, input_tokens, cached_input_tokens, output_tokens, cost_cents, created_at) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                          &event);
+        if (r < 0)
+                return r;
+        if (bind_text(event, 1, c->run_id) < 0 || bind_text(event, 2, c->company_id) < 0 ||
+            bind_text(event, 3, c->agent_id) < 0 || bind_text(event, 4, c->month) < 0 || bind_text(event, 5, c->provider) < 0 ||
+            bind_text(event, 6, c->model) < 0 || bind_text(event, 7, c->billing_type) < 0 ||
+            bind_text(event, 8, c->price_source) < 0 || bind_int(event, 9, c->input_tokens) < 0 ||
+            bind_int(event, 10, c->cached_input_tokens) < 0 || bind_int(event, 11, c->output_tokens) < 0 ||
+            bind_int(event, 12, c->cost_cents) < 0 || bind_text(event, 13, c->now) < 0)
+                return -ENOMEM;
+        r = step_done(s, event, "cost_events");
+        if (r < 0)
+                return r;
+
+        r = store_prepare(s,
+                          "INSERT INTO cost_totals (agent_id, month, model, company_id, runs, input_tokens, "
+                          "cached_input_tokens, output_tokens, cost_cents) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8) "
+                          "ON CONFLICT (agent_id, month, model) DO UPDATE SET runs = runs + 1, "
+                          "input_tokens = input_tokens + ?5, cached_input_tokens = cached_input_tokens + ?6, "
+                          "output_tokens = output_tokens + ?7, cost_cents = cost_cents + ?8",
+                          &totals);
+        if (r < 0)
+                return r;
+        if (bind_text(totals, 1, c->agent_id) < 0 || bind_text(totals, 2, c->month) < 0 || bind_text(totals, 3, c->model) < 0 ||
+            bind_text(totals, 4, c->company_id) < 0 || bind_int(totals, 5, c->input_tokens) < 0 ||
+            bind_int(totals, 6, c->cached_input_tokens) < 0 || bind_int(totals, 7, c->output_tokens) < 0 ||
+            bind_int(totals, 8, c->cost_cents) < 0)
+                return -ENOMEM;
+        r = step_done(s, totals, "cost_totals");
+        if (r < 0)
+                return r;
+
+        /* A spend of another month is replaced, not added to: the month turned. */
+        r = store_prepare(s,
+                          "UPDATE agents SET spent_monthly_cents = CASE WHEN spent_month IS ?2 "
+                          "THEN spent_monthly_cents + ?3 ELSE ?3 END, spent_month = ?2 WHERE id = ?1",
+                          &agent);
+        if (r < 0)
+                return r;
+        if (bind_text(agent, 1, c->agent_id) < 0 || bind_text(agent, 2, c->month) < 0 || bind_int(agent, 3, c->cost_cents) < 0)
+                return -ENOMEM;
+        r = step_done(s, agent, "agents");
+        if (r < 0)
+                return r;
+        r = store_prepare(s,
+                          "UPDATE companies SET spent_monthly_cents = CASE WHEN spent_month IS ?2 "
+                          "THEN spent_monthly_cents + ?3 ELSE ?3 END, spent_month = ?2 WHERE id = ?1",
+                          &company);
+        if (r < 0)
+                return r;
+        if (bind_text(company, 1, c->company_id) < 0 || bind_text(company, 2, c->month) < 0 ||
+            bind_int(company, 3, c->cost_cents) < 0)
+                return -ENOMEM;
+        return step_done(s, company, "companies");
+}
+
+int store_cost_model_seen(Store *s, const char *agent_id, const char *month, const char *model, bool *ret_seen,
+                          int64_t *ret_models) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        int r, rc;
+
+        r = store_prepare(s, "SELECT count(*), coalesce(sum(model = ?3), 0) FROM cost_totals WHERE agent_id = ?1 AND month = ?2",
+                          &stmt);
+        if (r < 0)
+                return r;
+        if (bind_text(stmt, 1, agent_id) < 0 || bind_text(stmt, 2, month) < 0 || bind_text(stmt, 3, model) < 0)
+                return -ENOMEM;
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW)
+                return store_error(s, rc, "cost_totals");
+        *ret_models = sqlite3_column_int64(stmt, 0);
+        *ret_seen = sqlite3_column_int64(stmt, 1) > 0;
+        return 0;
+}
+
+static int spent(Store *s, const char *sql, const char *id, const char *month, int64_t *ret_spent, int64_t *ret_budget) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        int r, rc;
+
+        r = store_prepare(s, sql, &stmt);
+        if (r < 0)
+                return r;
+        if (bind_text(stmt, 1, id) < 0 || bind_text(stmt, 2, month) < 0)
+                return -ENOMEM;
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return store_error(s, rc, "spent");
+        *ret_spent = sqlite3_column_int64(stmt, 0);
+        *ret_budget = sqlite3_column_int64(stmt, 1);
+        return 0;
+}
+
+int store_agent_spent(Store *s, const char *agent_id, const char *month, int64_t *ret_spent, int64_t *ret_budget) {
+        return spent(s,
+                     "SELECT CASE WHEN spent_month IS ?2 THEN spent_monthly_cents ELSE 0 END, budget_monthly_cents "
+                     "FROM agents WHERE id = ?1",
+                     agent_id, month, ret_spent, ret_budget);
+}
+
+int store_company_spent(Store *s, const char *company_id, const char *month, int64_t *ret_spent, int64_t *ret_budget) {
+        return spent(s,
+                     "SELECT CASE WHEN spent_month IS ?2 THEN spent_monthly_cents ELSE 0 END, budget_monthly_cents "
+                     "FROM companies WHERE id = ?1",
+                     company_id, month, ret_spent, ret_budget);
+}
+
+int store_spent_roll(Store *s, const char *month) {
+        static const char *const sql[] = {
+                "UPDATE agents SET spent_monthly_cents = 0, spent_month = ?1 WHERE spent_month IS NOT NULL AND spent_month <> ?1",
+                "UPDATE companies SET spent_monthly_cents = 0, spent_month = ?1 "
+                "WHERE spent_month IS NOT NULL AND spent_month <> ?1",
+        };
+        int r, rc;
+
+        for (size_t i = 0; i < ELEMENTSOF(sql); i++) {
+                _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+                r = store_prepare(s, sql[i], &stmt);
+                if (r < 0)
+                        return r;
+                if (bind_text(stmt, 1, month) < 0)
+                        return -ENOMEM;
+                rc = sqlite3_step(stmt);
+                if (rc != SQLITE_DONE)
+                        return store_error(s, rc, "spent_month");
+        }
+        return 0;
+}
+
+void cost_rows_free(CostRow *rows, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(rows[i].company_id);
+                free(rows[i].agent_id);
+                free(rows[i].model);
+        }
+        free(rows);
+}
+
+static int dup_column(sqlite3_stmt *stmt, int i, char **ret) {
+        const char *t = (const char *) sqlite3_column_text(stmt, i);
+
+        if (!t) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup(t);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* Rows of columns company_id, agent_id, model, runs, input, cached, output, cents. */
+static int cost_rows(Store *s, sqlite3_stmt *stmt, CostRow **ret, size_t *ret_n) {
+        CostRow *rows = NULL;
+        size_t n = 0, allocated = 0;
+        int rc;
+
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                if (n == allocated) {
+                        size_t a = MAX(allocated * 2, (size_t) 16);
+                        CostRow *t = reallocarray(rows, a, sizeof(CostRow));
+                        if (!t) {
+                                cost_rows_free(rows, n);
+                                return -ENOMEM;
+                        }
+                        rows = t;
+                        allocated = a;
+                }
+                CostRow *row = &rows[n++];
+                *row = (CostRow){
+                        .runs = sqlite3_column_int64(stmt, 3),
+                        .input_tokens = sqlite3_column_int64(stmt, 4),
+                        .cached_input_tokens = sqlite3_column_int64(stmt, 5),
+                        .output_tokens = sqlite3_column_int64(stmt, 6),
+                        .cost_cents = sqlite3_column_int64(stmt, 7),
+                };
+                if (dup_column(stmt, 0, &row->company_id) < 0 || dup_column(stmt, 1, &row->agent_id) < 0 ||
+                    dup_column(stmt, 2, &row->model) < 0) {
+                        cost_rows_free(rows, n);
+                        return -ENOMEM;
+                }
+        }
+        if (rc != SQLITE_DONE) {
+                cost_rows_free(rows, n);
+                return store_error(s, rc, "cost_totals");
+        }
+        *ret = rows;
+        *ret_n = n;
+        return 0;
+}
+
+int store_costs_of_month(Store *s, const char *company_id, const char *agent_id, const char *month, CostRow **ret,
+                         size_t *ret_n) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s,
+                          agent_id ? "SELECT company_id, agent_id, model, runs, input_tokens, cached_input_tokens, "
+                                     "output_tokens, cost_cents FROM cost_totals WHERE agent_id = ?3 AND month = ?2 "
+                                     "AND company_id = ?1 ORDER BY model"
+                                   : "SELECT company_id, agent_id, model, runs, input_tokens, cached_input_tokens, "
+                                     "output_tokens, cost_cents FROM cost_totals WHERE company_id = ?1 AND month = ?2 "
+                                     "ORDER BY agent_id, model",
+                          &stmt);
+        if (r < 0)
+                return r;
+        if (bind_text(stmt, 1, company_id) < 0 || bind_text(stmt, 2, month) < 0 || (agent_id && bind_text(stmt, 3, agent_id) < 0))
+                return -ENOMEM;
+        return cost_rows(s, stmt, ret, ret_n);
+}
+
+int store_cost_totals(Store *s, CostRow **ret, size_t *ret_n) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        int r;
+
+        /* A row per agent, model and month: it grows by months, not by runs. */
+        r = store_prepare(s,
+                          "SELECT company_id, agent_id, model, sum(runs), sum(input_tokens), sum(cached_input_tokens), "
+                          "sum(output_tokens), sum(cost_cents) FROM cost_totals GROUP BY agent_id, model "
+                          "ORDER BY company_id, agent_id, model",
+                          &stmt);
+        return r < 0 ? r : cost_rows(s, stmt, ret, ret_n);
+}
+
+void budget_rows_free(BudgetRow *rows, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(rows[i].company_id);
+                free(rows[i].agent_id);
+        }
+        free(rows);
+}
+
+int store_budgets(Store *s, const char *month, BudgetRow **ret, size_t *ret_n) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        BudgetRow *rows = NULL;
+        size_t n = 0, allocated = 0;
+        int r, rc;
+
+        r = store_prepare(s,
+                          "SELECT 0, id, NULL, budget_monthly_cents, CASE WHEN spent_month IS ?1 THEN spent_monthly_cents "
+                          "ELSE 0 END FROM companies WHERE budget_monthly_cents > 0 UNION ALL "
+                          "SELECT 1, company_id, id, budget_monthly_cents, CASE WHEN spent_month IS ?1 THEN "
+                          "spent_monthly_cents ELSE 0 END FROM agents WHERE budget_monthly_cents > 0 ORDER BY 2, 3",
+                          &stmt);
+        if (r < 0)
+                return r;
+        if (bind_text(stmt, 1, month) < 0)
+                return -ENOMEM;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                if (n == allocated) {
+                        size_t a = MAX(allocated * 2, (size_t) 16);
+                        BudgetRow *t = reallocarray(rows, a, sizeof(BudgetRow));
+                        if (!t) {
+                                budget_rows_free(rows, n);
+                                return -ENOMEM;
+                        }
+                        rows = t;
+                        allocated = a;
+                }
+                BudgetRow *row = &rows[n++];
+                *row = (BudgetRow){
+                        .agent = sqlite3_column_int(stmt, 0),
+                        .budget_cents = sqlite3_column_int64(stmt, 3),
+                        .spent_cents = sqlite3_column_int64(stmt, 4),
+                };
+                if (dup_column(stmt, 1, &row->company_id) < 0 || dup_column(stmt, 2, &row->agent_id) < 0) {
+                        budget_rows_free(rows, n);
+                        return -ENOMEM;
+                }
+        }
+        if (rc != SQLITE_DONE) {
+                budget_rows_free(rows, n);
+                return store_error(s, rc, "budgets");
+        }
+        *ret = rows;
+        *ret_n = n;
+        return 0;
+}
+
+int store_agents_budget_paused(Store *s, const char *company_id, Agent **ret, size_t *ret_n) {
+        if (company_id)
+                return store_list(s, &agent_entity, "WHERE company_id = ?1 AND status = 'paused' AND pause_reason = 'budget'",
+                                  ARGS(company_id), 0, (void **) ret, ret_n);
+        return store_list(s, &agent_entity, "WHERE status = 'paused' AND pause_reason = 'budget'", NULL, 0, (void **) ret, ret_n);
+}
+
+int store_agents_to_pause_for_company(Store *s, const char *company_id, Agent **ret, size_t *ret_n) {
+        return store_list(s, &agent_entity, "WHERE company_id = ?1 AND status NOT IN ('paused', 'terminated')", ARGS(company_id),
+                          0, (void **) ret, ret_n);
+}
+
+int store_wakeups_pending_cancel(Store *s, const char *agent_id, const char *error, const char *now, int64_t *ret_n) {
+        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        int r, rc;
+
+        r = store_prepare(
+                s,
+                "UPDATE agent_wakeup_requests SET status = 'cancelled', error = ?2, finished_at = ?3, "
+                "updated_at = ?3 WHERE agent_id = ?1 AND status IN ('queued', 'deferred_issue_execution') AND run_id IS NULL",
+                &stmt);
+        if (r < 0)
+                return r;
+        if (bind_text(stmt, 1, agent_id) < 0 || bind_text(stmt, 2, error) < 0 || bind_text(stmt, 3, now) < 0)
+                return -ENOMEM;
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_DONE)
+                return store_error(s, rc, "agent_wakeup_requests");
+        if (ret_n)
+                *ret_n = sqlite3_changes(sqlite3_db_handle(stmt));
+        return 0;
+}
