@@ -53,6 +53,7 @@ RunLog *runlog_free(RunLog *l) {
                 return NULL;
         free(l->path);
         free(l->partial);
+        free(l->watch_line);
         for (int i = 0; i < 2; i++) {
                 free(l->tail[i]);
                 free(l->excerpt[i]);
@@ -373,6 +374,70 @@ int runlog_follow(RunLog *l, size_t max) {
                         return 0;
                 digest_update(l, buf, (size_t) k);
                 done += (size_t) k;
+        }
+        return 1;
+}
+
+/* A complete line of the watched log, with its newline, to cb. */
+static int watch_line_end(RunLog *l, RunLogChunkFn cb, void *userdata) {
+        _cleanup_free_ char *data = NULL;
+        size_t size;
+        int stream, r;
+
+        if (l->watch_overlong) {
+                l->watch_overlong = false;
+                return 0;
+        }
+        r = decode_line(l->watch_line, l->watch_line_size, &stream, &data, &size);
+        l->watch_line_size = 0;
+        if (r <= 0)
+                return r;
+        return cb(stream, data, size, userdata);
+}
+
+int runlog_watch(RunLog *l, size_t max, RunLogChunkFn cb, void *userdata) {
+        _cleanup_close_ int fd = -EBADF;
+        char buf[65536];
+        size_t done = 0;
+        int r;
+
+        fd = open(l->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        while (done < max) {
+                ssize_t k = pread(fd, buf, MIN(sizeof(buf), max - done), (off_t) l->watched);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return 0;
+                l->watched += (uint64_t) k;
+                done += (size_t) k;
+                for (const char *p = buf, *end = buf + k; p < end;) {
+                        const char *nl = memchr(p, '\n', (size_t) (end - p));
+                        size_t n = (nl ? (size_t) (nl + 1 - p) : (size_t) (end - p));
+
+                        if (!l->watch_overlong && l->watch_line_size + n > RUNLOG_LINE_MAX) {
+                                l->watch_overlong = true;
+                                l->watch_line_size = 0;
+                        }
+                        if (!l->watch_overlong) {
+                                if (l->watch_line_size + n > l->watch_line_allocated) {
+                                        size_t a = MAX(l->watch_line_allocated * 2, l->watch_line_size + n);
+                                        char *t = realloc(l->watch_line, a);
+                                        if (!t)
+                                                return -ENOMEM;
+                                        l->watch_line = t;
+                                        l->watch_line_allocated = a;
+                                }
+                                memcpy(l->watch_line + l->watch_line_size, p, n);
+                                l->watch_line_size += n;
+                        }
+                        p += n;
+                        if (nl && (r = watch_line_end(l, cb, userdata)) < 0)
+                                return r;
+                }
         }
         return 1;
 }

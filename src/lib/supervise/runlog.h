@@ -39,6 +39,11 @@ typedef struct RunLog {
          * beginning (after a restart). */
         struct evp_md_ctx_st *digest;
         uint64_t digested;
+        /* runlog_watch(): how far the watcher read, and the line it is in. */
+        uint64_t watched;
+        char *watch_line;
+        size_t watch_line_size, watch_line_allocated;
+        bool watch_overlong; /* the line is past RUNLOG_LINE_MAX: skipped to its end */
 } RunLog;
 
 int runlog_new(const char *path, uint64_t offset, RunLog **ret);
@@ -55,6 +60,14 @@ int runlog_ingest_all(RunLog *l);
  * be there, 0 at the end, -errno. Output is followed this way while a run lives: by its
  * size and digest, not line by line. */
 int runlog_follow(RunLog *l, size_t max);
+
+typedef int (*RunLogChunkFn)(int stream, const char *data, size_t size, void *userdata);
+
+/* Output as it is written, for a watcher that must read it while the run lives (the
+ * budget module's, following what a CLI says it spent): the chunks of the log lines
+ * complete since the last call, decoded, to cb, reading at most max bytes of the file. 1
+ * when more may be there, 0 at the end, -errno (or what cb returned, when negative). */
+int runlog_watch(RunLog *l, size_t max, RunLogChunkFn cb, void *userdata);
 
 /* Excerpts of a live run, from the last RUNLOG_TAIL_WINDOW bytes of its log: a stream that
  * wrote nothing there keeps what it had. */
@@ -73,7 +86,6 @@ const char *runlog_excerpt(RunLog *l, int stream);
 
 /* Call cb for every chunk of the log file, decoded (base64 chunks as their bytes), in order.
  * stream is 0 for stdout, 1 for stderr. Lines that are not log lines are skipped. */
-typedef int (*RunLogChunkFn)(int stream, const char *data, size_t size, void *userdata);
 int runlog_for_each_chunk(const char *path, RunLogChunkFn cb, void *userdata);
 
 /* Size and SHA-256 (lower-case hex) of a file. */

@@ -79,6 +79,7 @@ typedef struct Tracked {
         uint64_t last_output; /* CLOCK_MONOTONIC */
 
         RunLog *log;
+        bool watched; /* its output goes to the supervisor's output watcher too */
         /* In the supervisor's follow queue: output not hashed yet (runlog_follow()). */
         struct Tracked *follow_next, **follow_prev;
         int log_wd, events_wd, memory_wd;
@@ -97,6 +98,8 @@ struct Supervisor {
         char boot_id[64];
         SupervisorFinished finished;
         void *userdata;
+        SupervisorOutputFn output;
+        void *output_userdata;
 
         Spawner *spawner; /* NULL: every shim is executed directly */
         char *spares[SPARE_RUN_DIRS]; /* made run directories, each ready to be renamed into place */

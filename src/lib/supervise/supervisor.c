@@ -55,7 +55,8 @@
 #endif
 
 static const char *const run_end_names[] = {
-        "exited", "cancelled", "timeout", "idle_timeout", "oom_killed", "launch_failed", "process_lost", "log_limit", NULL,
+        "exited",       "cancelled", "timeout", "idle_timeout",  "oom_killed", "launch_failed",
+        "process_lost", "log_limit", "budget",  "budget_paused", NULL,
 };
 
 const char *run_end_to_string(RunEnd e) {
@@ -127,6 +128,30 @@ void tracked_follow(Tracked *t) {
         s->follow_tail = &t->follow_next;
 }
 
+static int on_watched_chunk(int stream, const char *data, size_t size, void *userdata) {
+        Tracked *t = userdata;
+        Supervisor *s = t->supervisor;
+
+        if (s->output)
+                s->output(s, t->run_id, stream, data, size, s->output_userdata);
+        return 0;
+}
+
+void supervisor_set_output_watcher(Supervisor *s, SupervisorOutputFn fn, void *userdata) {
+        s->output = fn;
+        s->output_userdata = userdata;
+}
+
+int supervisor_watch_output(Supervisor *s, const char *run_id) {
+        Tracked *t = supervisor_find(s, run_id);
+
+        if (!t)
+                return -ENOENT;
+        t->watched = true;
+        tracked_follow(t); /* what it wrote before it was watched */
+        return 0;
+}
+
 /* Slices of each queued run's new output, round robin, within a budget per dispatch: a
  * request, an exit or a timer waits for one dispatch at most. The queue is an eventfd,
  * readable while it holds a run, not a defer source: sd-event does not poll while a source
@@ -145,7 +170,14 @@ static int on_follow(sd_event_source *src, int fd, uint32_t revents, void *userd
                 r = runlog_follow(t->log, slice);
                 if (r < 0)
                         log_warning_errno(r, "Run %s: failed to read its log, will hash it at the end: %m", t->run_id);
-                if (r > 0)
+                bool more = r > 0;
+                if (t->watched) {
+                        r = runlog_watch(t->log, slice, on_watched_chunk, t);
+                        if (r < 0)
+                                log_warning_errno(r, "Run %s: failed to read its log for its watcher: %m", t->run_id);
+                        more = more || r > 0;
+                }
+                if (more)
                         tracked_follow(t); /* more: to the back of the queue */
                 budget -= slice;
         }

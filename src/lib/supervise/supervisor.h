@@ -53,6 +53,8 @@ typedef enum RunEnd {
         RUN_END_LAUNCH_FAILED,
         RUN_END_LOST, /* found after a restart with its shim gone and no exit status */
         RUN_END_LOG_LIMIT, /* its output passed log_bytes_max: the shim stopped it */
+        RUN_END_BUDGET, /* it reached a limit of what it may spend (the control plane's) */
+        RUN_END_BUDGET_PAUSED, /* cancelled: its agent was paused by a budget */
         _RUN_END_MAX,
         _RUN_END_INVALID = -EINVAL,
 } RunEnd;
@@ -76,6 +78,7 @@ typedef struct RunResult {
         const struct CliOutput *cli; /* what a coding CLI reported; set by the control plane */
         const char *record_error; /* set by the control plane when recording the whole end failed:
                                    * the run is recorded failed, finalize_failed, saying why */
+        const char *budget_json; /* set by the control plane: the limit that stopped it, for its resultJson */
 } RunResult;
 
 /* Called once per run, after its cgroup is empty and removed. */
@@ -119,7 +122,8 @@ typedef enum RecoverOutcome {
 int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, RecoverOutcome *ret);
 
 /* End a run: SIGTERM to the agent's process group through the shim, then after the grace
- * period every process in its cgroup is killed. why is CANCELLED, TIMEOUT or IDLE_TIMEOUT.
+ * period every process in its cgroup is killed. why is CANCELLED, TIMEOUT, IDLE_TIMEOUT,
+ * BUDGET or BUDGET_PAUSED.
  * -ENOENT when this supervisor does not track the run. */
 int supervisor_stop(Supervisor *s, const char *run_id, RunEnd why);
 
@@ -128,6 +132,14 @@ int supervisor_stop(Supervisor *s, const char *run_id, RunEnd why);
 int supervisor_live_excerpts(Supervisor *s, const char *run_id, char **ret_stdout, char **ret_stderr);
 
 bool supervisor_tracks(Supervisor *s, const char *run_id);
+
+/* The output of a watched run, chunk by chunk as it is written: stream 0 is stdout, 1 stderr.
+ * It may call supervisor_stop() on the run. */
+typedef void (*SupervisorOutputFn)(Supervisor *s, const char *run_id, int stream, const char *data, size_t size, void *userdata);
+void supervisor_set_output_watcher(Supervisor *s, SupervisorOutputFn fn, void *userdata);
+/* Give a tracked run's output to the watcher, from its first byte (what is there already
+ * first): -ENOENT when the run is not tracked. */
+int supervisor_watch_output(Supervisor *s, const char *run_id);
 
 /* The run's agent did something (an API request): a detached warning is cleared. */
 void supervisor_report_activity(Supervisor *s, const char *run_id);
