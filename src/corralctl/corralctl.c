@@ -48,6 +48,8 @@ const Verb verbs[] = {
         { NULL, "events", verb_events, "events RUN", "Show a run's events" },
         { NULL, "logs", verb_logs, "logs [-f] RUN", "Print a run's output; -f follows it until the run ends" },
         { NULL, "cancel", verb_cancel, "cancel RUN", "Cancel a queued or running run" },
+        { NULL, "costs", verb_costs, "costs --company ID|--agent ID [--month YYYY-MM]",
+          "What a company or an agent spent in a month, by agent and model" },
         { NULL, "sweep", verb_sweep, "sweep", "Take up running runs nobody tracks now, not at the next sweep" },
         {},
 };

@@ -93,6 +93,7 @@ int verb_events(Ctl *ctl, int argc, char *argv[]);
 int verb_logs(Ctl *ctl, int argc, char *argv[]);
 int verb_cancel(Ctl *ctl, int argc, char *argv[]);
 int verb_sweep(Ctl *ctl, int argc, char *argv[]);
+int verb_costs(Ctl *ctl, int argc, char *argv[]);
 
 /* The verb table entry of the running verb (for usage messages). */
 const Verb *ctl_find_verb(const char *group, const char *name);

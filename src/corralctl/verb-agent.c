@@ -18,6 +18,7 @@ static const FieldOpt agent_fields[] = {
           "process, claude_local, codex_local, gemini_local or pi_local (default process)" },
         { "config", "adapterConfig", OPT_JSON, "Adapter configuration, a JSON object" },
         { "runtime-config", "runtimeConfig", OPT_JSON, "Runtime configuration (heartbeat policy), a JSON object" },
+        { "budget-cents", "budgetMonthlyCents", OPT_INT, "Monthly budget in cents (0: none)" },
         {},
 };
 

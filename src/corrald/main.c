@@ -39,6 +39,9 @@ static void help(void) {
                "     --quota-log-mib=N              output of a run past which it is stopped (default 1024; 0: none)\n"
                "     --default-tasks-max=N          a run's tasksMax unless it sets one (default 4096; 0: none)\n"
                "     --default-memory-max-mib=N     a run's memoryMax unless it sets one (default 8192; 0: none)\n"
+               "     --price='MODEL IN CACHED OUT'  what a model costs, USD per million tokens (repeatable)\n"
+               "     --price-default='IN CACHED OUT' what any other model costs (default 15 1.5 75)\n"
+               "     --month-file=PATH   read the current month (YYYY-MM) here (tests turn the month)\n"
                "\nSee corrald(8) and corrald.conf(5).\n",
                CONFIG_DEFAULT_PATH, CORRAL_LOCALSTATEDIR, CORRAL_RUNSTATEDIR, CONFIG_SANDBOX_UID_MIN, CONFIG_SANDBOX_UID_MAX);
 }
@@ -69,6 +72,9 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "default-tasks-max", required_argument, NULL, ARG_SETTING },
                 { "default-memory-max-mib", required_argument, NULL, ARG_SETTING },
                 { "log-level", required_argument, NULL, ARG_SETTING },
+                { "price", required_argument, NULL, ARG_SETTING },
+                { "price-default", required_argument, NULL, ARG_SETTING },
+                { "month-file", required_argument, NULL, ARG_SETTING },
                 {},
         };
         int c, idx, r;

@@ -50,7 +50,7 @@ def anthropic_message(step, req):
                     "input": step.get("input", {})}]
     else:
         content = [{"type": "text", "text": step.get("text", "")}]
-    return {"id": "msg_stub", "type": "message", "role": "assistant",
+    return {"id": "msg_stub%d" % len(steps), "type": "message", "role": "assistant",
             "model": step.get("model", req.get("model", "claude-stub")), "content": content,
             "stop_reason": "tool_use" if "tool" in step else "end_turn", "stop_sequence": None,
             "usage": anthropic_usage(step)}
@@ -170,7 +170,7 @@ class Handler(BaseHTTPRequestHandler):
     def anthropic(self, step, req):
         usage = anthropic_usage(step)
         model = step.get("model", req.get("model", "claude-stub"))
-        start = {"id": "msg_stub", "type": "message", "role": "assistant", "model": model, "content": [],
+        start = {"id": "msg_stub%d" % len(steps), "type": "message", "role": "assistant", "model": model, "content": [],
                  "stop_reason": None, "stop_sequence": None,
                  "usage": dict(usage, output_tokens=1)}
         ev = [("message_start", {"type": "message_start", "message": start})]

@@ -187,7 +187,7 @@ void fixture_cancel(const char *run_id) {
 }
 
 void fixture_cancel_all(const char *agent_id) {
-        assert_int_equal(finalize_cancel_agent_runs(&m->control, agent_id), 0);
+        assert_int_equal(finalize_cancel_agent_runs(&m->control, agent_id, RUN_END_CANCELLED), 0);
         fixture_drain();
 }
 

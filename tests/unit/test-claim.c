@@ -66,7 +66,7 @@ static void test_concurrency_limit(void **state) {
 
         fixture_cancel(r1); /* the freed slot goes to the queued run */
         assert_int_equal(fixture_run_status(r2), RUN_RUNNING);
-        assert_int_equal(finalize_cancel_agent_runs(&m->control, two), 0);
+        assert_int_equal(finalize_cancel_agent_runs(&m->control, two, RUN_END_CANCELLED), 0);
         fixture_cancel_all(one);
 }
 

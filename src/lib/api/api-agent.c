@@ -20,6 +20,7 @@
 #include "store/jsonmap.h"
 #include "store/model.h"
 #include "store/queries.h"
+#include "control/budget.h"
 #include "control/adapter.h"
 #include "control/agent-state.h"
 #include "control/claim.h"
@@ -29,6 +30,10 @@
 
 /* Checks of an agent record beyond the field types. */
 static int validate_agent(ApiRequest *req, const Agent *a) {
+        if (a->budget_monthly_cents < 0 || a->budget_monthly_cents > BUDGET_CENTS_MAX) {
+                (void) api_reply_error(req, 400, "budgetMonthlyCents must be from 0 (no budget) to %" PRIi64, BUDGET_CENTS_MAX);
+                return 0;
+        }
         if (strlen(a->name) > 255) {
                 (void) api_reply_error(req, 400, "name must be at most 255 bytes");
                 return 0;
@@ -224,6 +229,16 @@ static int handle_agent_patch(ApiRequest *req) {
         if (r < 0)
                 return r;
         scheduler_reschedule(req->ctl->scheduler);
+        if (cJSON_GetObjectItemCaseSensitive(req->body, "budgetMonthlyCents")) {
+                /* A budget raised resumes the agent, one lowered below its spend pauses it. */
+                r = budget_changed(req->ctl, a.company_id);
+                if (r < 0)
+                        return r;
+                entity_done(&agent_entity, &a);
+                r = api_load(req, &agent_entity, req->params[0], &a);
+                if (r <= 0)
+                        return r;
+        }
         return api_reply_entity(req, 200, &agent_entity, &a);
 }
 
@@ -256,6 +271,33 @@ static int handle_agent_resume(ApiRequest *req) {
 
 static int handle_agent_terminate(ApiRequest *req) {
         return agent_transition(req, AGENT_ACTION_TERMINATE);
+}
+
+/* 409 with the budget that is spent (reference §3.2 step 6); the wake is recorded skipped. */
+static int reply_budget_blocked(ApiRequest *req, const Agent *a) {
+        BudgetBlock b = {};
+        cJSON *o;
+        int r;
+
+        r = budget_blocked(req->ctl, a, &b);
+        if (r < 0)
+                return r;
+        o = cJSON_CreateObject();
+        if (!o)
+                return -ENOMEM;
+        _cleanup_free_ char *msg = strprintf("Budget spent: the %s monthly budget of %" PRIi64 " cents is spent (%" PRIi64
+                                             " cents this month); the wake is skipped",
+                                             b.agent ? "agent's" : "company's", b.budget_cents, b.spent_cents);
+        if (!msg || !cJSON_AddStringToObject(o, "error", msg) || !cJSON_AddStringToObject(o, "status", "skipped") ||
+            !cJSON_AddStringToObject(o, "reason", "budget.blocked") ||
+            !cJSON_AddStringToObject(o, "scopeType", b.agent ? "agent" : "company") ||
+            !cJSON_AddStringToObject(o, "scopeId", b.agent ? a->id : a->company_id) ||
+            !cJSON_AddNumberToObject(o, "budgetMonthlyCents", (double) b.budget_cents) ||
+            !cJSON_AddNumberToObject(o, "spentMonthlyCents", (double) b.spent_cents)) {
+                cJSON_Delete(o);
+                return -ENOMEM;
+        }
+        return api_reply(req, 409, o);
 }
 
 static int wake(ApiRequest *req, bool invoke) {
@@ -324,6 +366,8 @@ static int wake(ApiRequest *req, bool invoke) {
         if (r <= 0)
                 return r;
         r = wakeup_request(req->ctl, a.id, &w, &outcome, &run_id, &reason);
+        if (r >= 0 && outcome == WAKE_SKIPPED && streq_ptr(reason, "budget.blocked"))
+                return reply_budget_blocked(req, &a);
         if (r == -EPERM)
                 return api_reply_error(req, 409, "Agent is not invokable in its current state (status %s)",
                                        agent_status_to_string(a.status));

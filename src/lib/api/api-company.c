@@ -19,6 +19,7 @@
 #include "store/jsonmap.h"
 #include "store/model.h"
 #include "store/queries.h"
+#include "control/budget.h"
 #include "control/activity.h"
 
 static int handle_company_list(ApiRequest *req) {
@@ -66,8 +67,8 @@ static int pick_issue_prefix(ApiRequest *req, const char *name, char **ret) {
 }
 
 static int validate_company(ApiRequest *req, const Company *c) {
-        if (c->budget_monthly_cents < 0) {
-                (void) api_reply_error(req, 400, "budgetMonthlyCents must not be negative");
+        if (c->budget_monthly_cents < 0 || c->budget_monthly_cents > BUDGET_CENTS_MAX) {
+                (void) api_reply_error(req, 400, "budgetMonthlyCents must be from 0 (no budget) to %" PRIi64, BUDGET_CENTS_MAX);
                 return 0;
         }
         if (c->issue_prefix && !issue_prefix_is_valid(c->issue_prefix)) {
@@ -149,7 +150,14 @@ static int handle_company_patch(ApiRequest *req) {
                 return r;
         r = api_save_with_activity(req, &company_entity, &c, false, c.id, "company.updated", c.id, NULL,
                                    cJSON_Duplicate(req->body, true));
-        return r < 0 ? r : api_reply_entity(req, 200, &company_entity, &c);
+        if (r < 0)
+                return r;
+        if (cJSON_GetObjectItemCaseSensitive(req->body, "budgetMonthlyCents")) {
+                r = budget_changed(req->ctl, c.id);
+                if (r < 0)
+                        return r;
+        }
+        return api_reply_entity(req, 200, &company_entity, &c);
 }
 
 static int handle_company_activity(ApiRequest *req) {

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "api/api-common.h"
+#include "control/budget.h"
+#include "store/costs.h"
 #include "basic/log.h"
 #include "basic/macro.h"
 #include "basic/strv.h"
@@ -124,6 +126,62 @@ static int metric_counts(ApiRequest *req, FILE *f, const char *name, const char 
         return 0;
 }
 
+/* A label value as the text format wants it: backslash, double quote and newline escaped. */
+static void put_label(FILE *f, const char *v) {
+        for (const char *p = strempty(v); *p; p++) {
+                if (*p == '\\' || *p == '"')
+                        fputc('\\', f);
+                if (*p == '\n') {
+                        fputs("\\n", f);
+                        continue;
+                }
+                fputc(*p, f);
+        }
+}
+
+/* What was spent since the start, by company, agent and model, and what is left of each
+ * budget this month (corrald(8), BUDGETS). */
+static int metric_costs(ApiRequest *req, FILE *f) {
+        char month[COST_MONTH_MAX];
+        CostRow *rows;
+        BudgetRow *budgets;
+        size_t n;
+        int r;
+
+        r = store_cost_totals(api_store(req), &rows, &n);
+        if (r < 0)
+                return r;
+        fputs("# HELP corral_cost_cents_total What runs cost, in cents, since the start.\n"
+              "# TYPE corral_cost_cents_total counter\n",
+              f);
+        for (size_t i = 0; i < n; i++) {
+                fputs("corral_cost_cents_total{company=\"", f);
+                put_label(f, rows[i].company_id);
+                fputs("\",agent=\"", f);
+                put_label(f, rows[i].agent_id);
+                fputs("\",model=\"", f);
+                put_label(f, rows[i].model);
+                fprintf(f, "\"} %" PRIi64 "\n", rows[i].cost_cents);
+        }
+        cost_rows_free(rows, n);
+        budget_month(req->ctl->config, month);
+        r = store_budgets(api_store(req), month, &budgets, &n);
+        if (r < 0)
+                return r;
+        fputs("# HELP corral_budget_remaining_cents What is left this month of each budget, in cents.\n"
+              "# TYPE corral_budget_remaining_cents gauge\n",
+              f);
+        for (size_t i = 0; i < n; i++) {
+                fprintf(f, "corral_budget_remaining_cents{scope=\"%s\",company=\"", budgets[i].agent ? "agent" : "company");
+                put_label(f, budgets[i].company_id);
+                fputs("\",agent=\"", f);
+                put_label(f, budgets[i].agent_id);
+                fprintf(f, "\"} %" PRIi64 "\n", MAX(budgets[i].budget_cents - budgets[i].spent_cents, (int64_t) 0));
+        }
+        budget_rows_free(budgets, n);
+        return 0;
+}
+
 static int handle_metrics(ApiRequest *req) {
         Control *ctl = req->ctl;
         char *text = NULL;
@@ -148,6 +206,8 @@ static int handle_metrics(ApiRequest *req) {
                 r = metric_counts(req, f, "corral_agents", "Agents by status.", &agent_entity, agent_status_names);
         if (r >= 0)
                 r = metric_counts(req, f, "corral_issues", "Issues by status.", &issue_entity, issue_status_names);
+        if (r >= 0)
+                r = metric_costs(req, f);
         if (fclose(f) != 0 && r >= 0)
                 r = -ENOMEM;
         if (r < 0) {

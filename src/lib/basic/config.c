@@ -5,6 +5,7 @@
 #include "basic/config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,9 @@ const char *const config_keys[] = {
         "quota-log-mib",
         "default-tasks-max",
         "default-memory-max-mib",
+        "price",
+        "price-default",
+        "month-file",
         NULL,
 };
 
@@ -70,6 +74,9 @@ int config_init(Config *c) {
                 .quota_log_mib = 1024,
                 .default_tasks_max = 4096,
                 .default_memory_max_mib = 8192,
+                /* A model corrald has no price for is not free: it is priced as the dearest
+                 * models were when this was written, and its runs say so. */
+                .price_default = { .input = 15.0, .cached_input = 1.5, .output = 75.0 },
         };
         if (!c->state_dir || !c->socket_path) {
                 config_done(c);
@@ -85,7 +92,90 @@ void config_done(Config *c) {
         free(c->cgroup_root);
         free(c->boot_id_file);
         free(c->agent_socket_path);
+        free(c->month_file);
+        for (size_t i = 0; i < c->n_prices; i++)
+                free(c->prices[i].model);
+        free(c->prices);
         *c = (Config){};
+}
+
+/* "INPUT CACHED OUTPUT": three prices, USD per million tokens. */
+static int parse_prices(const char *text, Price *p) {
+        double v[3];
+        char *end;
+
+        for (int i = 0; i < 3; i++) {
+                text += strspn(text, " \t");
+                if (*text == 0)
+                        return -EINVAL;
+                errno = 0;
+                v[i] = strtod(text, &end);
+                if (errno != 0 || end == text || !isfinite(v[i]) || v[i] < 0 || v[i] > CONFIG_PRICE_MAX ||
+                    (*end && *end != ' ' && *end != '\t'))
+                        return -EINVAL;
+                text = end;
+        }
+        if (text[strspn(text, " \t")] != 0)
+                return -EINVAL;
+        p->input = v[0];
+        p->cached_input = v[1];
+        p->output = v[2];
+        return 0;
+}
+
+/* price = MODEL INPUT CACHED OUTPUT (a model given again is priced anew);
+ * price-default = INPUT CACHED OUTPUT. */
+static int set_price(Config *c, const char *key, const char *value, char **ret_error) {
+        Price p = {};
+        size_t n;
+
+        value = strempty(value);
+        if (streq(key, "price-default")) {
+                if (parse_prices(value, &p) < 0) {
+                        *ret_error = strprintf("price-default must be three prices in USD per million tokens, "
+                                               "input, cached input and output, each from 0 to %g; got '%s'",
+                                               CONFIG_PRICE_MAX, value);
+                        return -EINVAL;
+                }
+                c->price_default = p;
+                return 0;
+        }
+        n = strcspn(value, " \t");
+        if (n == 0 || n > CONFIG_MODEL_NAME_MAX || parse_prices(value + n, &p) < 0) {
+                *ret_error = strprintf("price must be a model's name and three prices in USD per million tokens, "
+                                       "input, cached input and output, each from 0 to %g; got '%s'",
+                                       CONFIG_PRICE_MAX, value);
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < c->n_prices; i++)
+                if (strlen(c->prices[i].model) == n && strncmp(c->prices[i].model, value, n) == 0) {
+                        p.model = c->prices[i].model;
+                        c->prices[i] = p;
+                        return 0;
+                }
+        if (c->n_prices >= CONFIG_PRICES_MAX) {
+                *ret_error = strprintf("at most %d models may be priced", CONFIG_PRICES_MAX);
+                return -EINVAL;
+        }
+        Price *t = reallocarray(c->prices, c->n_prices + 1, sizeof(Price));
+        if (!t)
+                return -ENOMEM;
+        c->prices = t;
+        p.model = strndup(value, n);
+        if (!p.model)
+                return -ENOMEM;
+        c->prices[c->n_prices++] = p;
+        return 0;
+}
+
+const Price *config_price(const Config *c, const char *model, bool *ret_default) {
+        for (size_t i = 0; model && i < c->n_prices; i++)
+                if (streq(c->prices[i].model, model)) {
+                        *ret_default = false;
+                        return &c->prices[i];
+                }
+        *ret_default = true;
+        return &c->price_default;
 }
 
 static int set_path(char **field, const char *key, const char *value, char **ret_error) {
@@ -153,6 +243,10 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
                 return set_path(&c->database, key, value, ret_error);
         if (streq(key, "cgroup-root"))
                 return set_path(&c->cgroup_root, key, value, ret_error);
+        if (streq(key, "price") || streq(key, "price-default"))
+                return set_price(c, key, value, ret_error);
+        if (streq(key, "month-file"))
+                return set_path(&c->month_file, key, value, ret_error);
         if (streq(key, "boot-id-file"))
                 return set_path(&c->boot_id_file, key, value, ret_error);
         if (streq(key, "placement")) {

@@ -31,6 +31,17 @@ typedef enum PlacementKind {
 const char *placement_kind_to_string(PlacementKind p);
 PlacementKind placement_kind_from_string(const char *s);
 
+/* The most a model may cost, in USD per million tokens: more is a typo. */
+#define CONFIG_PRICE_MAX 100000.0
+#define CONFIG_PRICES_MAX 1024
+#define CONFIG_MODEL_NAME_MAX 200
+
+/* What a model costs, in USD per million tokens (as the vendors publish it). */
+typedef struct Price {
+        char *model; /* NULL for the default price */
+        double input, cached_input, output;
+} Price;
+
 typedef struct Config {
         char *state_dir; /* database and per-run files */
         char *socket_path; /* API socket (when not socket-activated) */
@@ -55,6 +66,11 @@ typedef struct Config {
          * where the controllers are (silently skipped where not); 0: none. */
         unsigned default_tasks_max;
         unsigned default_memory_max_mib;
+        /* Budgets: prices of the models, by name, and the price of any other. */
+        Price *prices;
+        size_t n_prices;
+        Price price_default;
+        char *month_file; /* NULL: the clock's UTC month; a file here lets tests turn the month */
 } Config;
 
 /* The keys config_set() knows, in the order the man page lists them. */
@@ -69,6 +85,9 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error);
 /* Read a config file. A missing file is fine unless must_exist. Errors are logged with
  * the file name and line; unknown keys are warned about and ignored. */
 int config_load_file(Config *c, const char *path, bool must_exist);
+
+/* The price of model: its own, else the default (*ret_default set). */
+const Price *config_price(const Config *c, const char *model, bool *ret_default);
 
 /* The agent socket's path, derived from socket_path unless set. Returns a new string. */
 char *config_agent_socket_path(const Config *c);

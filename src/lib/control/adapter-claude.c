@@ -72,6 +72,38 @@ static char *claude_errors(const cJSON *j) {
         return text;
 }
 
+/* An assistant message's usage, counted while the run streams, so that a budget can stop it
+ * before its result line gives the totals (corrald(8), BUDGETS). Every line of one message
+ * repeats its usage, growing as the message does: the last one counts, once. */
+static int message_usage(CliOutput *o, const cJSON *message) {
+        const cJSON *usage = cJSON_GetObjectItemCaseSensitive(message, "usage");
+        const char *id = json_string_member(message, "id");
+        int64_t input, cached, output;
+        int r;
+
+        if (!cJSON_IsObject(usage))
+                return 0;
+        input = cli_count_add(cli_output_count(o, usage, "input_tokens"),
+                              cli_output_count(o, usage, "cache_creation_input_tokens"));
+        cached = cli_output_count(o, usage, "cache_read_input_tokens");
+        output = cli_output_count(o, usage, "output_tokens");
+        if (id && streq_ptr(id, o->message_id)) {
+                /* The same message again: its earlier count is taken back. Never below 0:
+                 * the counts saturate, and a saturated one stays. */
+                o->input_tokens -= MIN(o->input_tokens, o->message_input);
+                o->cached_input_tokens -= MIN(o->cached_input_tokens, o->message_cached);
+                o->output_tokens -= MIN(o->output_tokens, o->message_output);
+        } else if ((r = free_and_strdup(&o->message_id, id)) < 0)
+                return r;
+        o->message_input = input;
+        o->message_cached = cached;
+        o->message_output = output;
+        o->input_tokens = cli_count_add(o->input_tokens, input);
+        o->cached_input_tokens = cli_count_add(o->cached_input_tokens, cached);
+        o->output_tokens = cli_count_add(o->output_tokens, output);
+        return 0;
+}
+
 /* claude --print --output-format stream-json --verbose: "system" (init), "assistant",
  * "user" (tool results) and a final "result" line with the totals. */
 static int claude_line(CliOutput *o, const cJSON *j) {
@@ -85,6 +117,8 @@ static int claude_line(CliOutput *o, const cJSON *j) {
         if (streq_ptr(type, "assistant")) {
                 const cJSON *message = cJSON_GetObjectItemCaseSensitive(j, "message");
                 if ((r = set_model(o, json_string_member(message, "model"))) < 0)
+                        return r;
+                if (!o->saw_result && (r = message_usage(o, message)) < 0)
                         return r;
                 _cleanup_free_ char *text = cli_text_blocks(message);
                 if (text && !o->saw_result)

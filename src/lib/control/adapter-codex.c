@@ -81,6 +81,7 @@ const AdapterOps adapter_codex_ops = {
         .cli = true,
         .bypass_key = "dangerouslyBypassApprovalsAndSandbox",
         .provider = "openai",
+        .input_includes_cached = true,
         .default_grace_sec = ADAPTER_CLI_DEFAULT_GRACE_SEC,
         .default_idle_timeout_sec = ADAPTER_CLI_DEFAULT_IDLE_TIMEOUT_SEC,
         .argv = codex_argv,

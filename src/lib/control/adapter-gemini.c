@@ -99,6 +99,7 @@ const AdapterOps adapter_gemini_ops = {
         .type = ADAPTER_GEMINI_LOCAL,
         .cli = true,
         .bypass_key = "yolo",
+        .input_includes_cached = true,
         .provider = "google",
         .default_grace_sec = ADAPTER_CLI_DEFAULT_GRACE_SEC,
         .default_idle_timeout_sec = ADAPTER_CLI_DEFAULT_IDLE_TIMEOUT_SEC,

@@ -17,6 +17,7 @@ typedef struct AdapterConfig {
         const cJSON *model, *extra_args, *prompt_template;
         uint64_t max_turns;
         bool skip_permissions;
+        AdapterBudget budget;
         uint64_t timeout_sec, grace_sec, idle_timeout_sec;
         RunLimits limits;
 } AdapterConfig;

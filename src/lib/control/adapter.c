@@ -95,6 +95,17 @@ static int parse_cli_config(const cJSON *c, AdapterConfig *ret, char **ret_error
         if ((r = adapter_check_string_array(ret->extra_args, "extraArgs", ret_error)) < 0 ||
             (r = adapter_get_bool(c, ops->bypass_key, &ret->skip_permissions, ret_error)) < 0)
                 return r;
+        /* Caps of a run's spend; the CLI reports what it spent while it runs. */
+        if ((r = adapter_get_uint(c, "maxCostCentsPerRun", 0, UINT64_C(100000000), &ret->budget.max_cost_cents_per_run,
+                                  ret_error)) < 0 ||
+            (r = adapter_get_uint(c, "maxTokensPerRun", 0, UINT64_C(1) << 53, &ret->budget.max_tokens_per_run, ret_error)) < 0)
+                return r;
+        const cJSON *billing = cJSON_GetObjectItemCaseSensitive(c, "billingType");
+        if (billing &&
+            !(cJSON_IsString(billing) &&
+              (streq(billing->valuestring, "api") || streq(billing->valuestring, "subscription_included"))))
+                return set_error(ret_error, -EINVAL, "adapterConfig.billingType must be \"api\" or \"subscription_included\"");
+        ret->budget.subscription = billing && streq(billing->valuestring, "subscription_included");
         return ops->parse_config ? ops->parse_config(c, ret, ret_error) : 0;
 }
 
@@ -138,6 +149,13 @@ static int parse_config(AdapterType type, const cJSON *c, bool require_command, 
         }
         if (ret->stdin_text && !cJSON_IsString(ret->stdin_text))
                 return set_error(ret_error, -EINVAL, "adapterConfig.stdin must be a string");
+        static const char *const cli_only[] = { "maxCostCentsPerRun", "maxTokensPerRun", "billingType", NULL };
+        for (size_t i = 0; !cli && cli_only[i]; i++)
+                if (cJSON_GetObjectItemCaseSensitive(c, cli_only[i]))
+                        return set_error(ret_error, -EINVAL,
+                                         "adapterConfig.%s is for the coding CLIs, which report what they spend; "
+                                         "a process agent reports nothing",
+                                         cli_only[i]);
         if (cli && (r = parse_cli_config(c, ret, ret_error)) < 0)
                 return r;
         /* design §3 difference 6: the coding CLIs also get an idle timeout by default. */
@@ -159,6 +177,19 @@ static int parse_config(AdapterType type, const cJSON *c, bool require_command, 
                     (r = adapter_get_uint(limits, "cpuWeight", 0, 10000, &ret->limits.cpu_weight, ret_error)) < 0)
                         return r;
         }
+        return 0;
+}
+
+int adapter_budget(const Agent *agent, AdapterBudget *ret) {
+        _cleanup_json_ cJSON *c = cJSON_Parse(agent->adapter_config ?: "{}");
+        _cleanup_free_ char *error = NULL;
+        AdapterConfig ac;
+        int r;
+
+        r = parse_config(agent->adapter_type, c, false, &ac, &error);
+        if (r < 0)
+                return r;
+        *ret = ac.budget;
         return 0;
 }
 

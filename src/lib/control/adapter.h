@@ -34,6 +34,16 @@ typedef struct AdapterLaunch {
 void adapter_launch_done(AdapterLaunch *l);
 
 typedef struct AdapterConfig AdapterConfig;
+
+/* What a coding CLI's runs may spend (corrald(8), BUDGETS). */
+typedef struct AdapterBudget {
+        uint64_t max_cost_cents_per_run; /* adapterConfig.maxCostCentsPerRun; 0: no cap */
+        uint64_t max_tokens_per_run; /* adapterConfig.maxTokensPerRun; 0: no cap */
+        bool subscription; /* billingType "subscription_included": its runs cost nothing */
+} AdapterBudget;
+
+/* The caps and billing of an agent's runs; all 0 for the process adapter. */
+int adapter_budget(const Agent *agent, AdapterBudget *ret);
 typedef struct CliOutput CliOutput;
 
 /* What makes one adapter type what it is; everything else is the same for all. */
@@ -49,6 +59,9 @@ typedef struct AdapterOps {
         int (*argv)(const AdapterConfig *ac, const char *resume, char ***argv);
         /* One JSON line of a coding CLI's stdout, into what the run reports. */
         int (*output_line)(CliOutput *o, const cJSON *line);
+        /* Its inputTokens count the cached ones too (OpenAI's and Gemini's way), rather than
+         * those sent anew alone (Anthropic's): what pricing takes apart. */
+        bool input_includes_cached;
         /* The CLI's name in the errors it is quoted in ("codex: ..."). */
         const char *cli_name;
         /* What the CLI prints on stderr, alone, when it cannot resume the session it was

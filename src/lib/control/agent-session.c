@@ -78,7 +78,6 @@ int agent_session_prior_totals(Store *s, const Agent *agent, const Run *run, con
 int agent_session_record(Store *s, const Agent *agent, const Run *run, AgentRuntimeState *rs, const char *now) {
         _cleanup_json_ cJSON *ctx = cJSON_Parse(run->context_snapshot ?: "{}"), *usage = cJSON_Parse(run->usage_json ?: "{}");
         _cleanup_(task_session_donep) AgentTaskSession ts = {};
-        const cJSON *cost = cJSON_GetObjectItemCaseSensitive(usage, "costUsd");
         int r;
 
         /* Usage adds up (reference §6.7); a subscription costs nothing per run. */
@@ -86,10 +85,8 @@ int agent_session_record(Store *s, const Agent *agent, const Run *run, AgentRunt
         rs->total_cached_input_tokens =
                 cli_count_add(rs->total_cached_input_tokens, json_count_member(usage, "cachedInputTokens"));
         rs->total_output_tokens = cli_count_add(rs->total_output_tokens, json_count_member(usage, "outputTokens"));
-        /* costUsd is at most CLI_COST_USD_MAX (cli-output.h): its cents fit. */
-        if (cJSON_IsNumber(cost) && cost->valuedouble > 0 && cost->valuedouble <= CLI_COST_USD_MAX &&
-            !streq_ptr(json_string_member(usage, "billingType"), "subscription_included"))
-                rs->total_cost_cents = cli_count_add(rs->total_cost_cents, (int64_t) llround(cost->valuedouble * 100.0));
+        /* Priced by the budget module (control/budget.h): a subscription's are 0. */
+        rs->total_cost_cents = cli_count_add(rs->total_cost_cents, json_count_member(usage, "costCents"));
         if (streq_ptr(run->error_code, "session_not_found")) {
                 /* The CLI no longer knows the session: the task's next run starts afresh,
                  * instead of failing the same way every time. */

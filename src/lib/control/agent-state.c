@@ -70,7 +70,7 @@ int agent_state_apply(Control *ctl, const Actor *actor, const char *agent_id, Ag
 
         /* A paused or terminated agent keeps nothing running (reference §6.2). */
         if (action != AGENT_ACTION_RESUME)
-                (void) finalize_cancel_agent_runs(ctl, a.id);
+                (void) finalize_cancel_agent_runs(ctl, a.id, RUN_END_CANCELLED);
         else {
                 claim_start_next(ctl, a.id);
                 scheduler_reschedule(ctl->scheduler);

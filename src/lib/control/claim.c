@@ -22,6 +22,7 @@
 #include "control/activity.h"
 #include "store/issues.h"
 #include "control/adapter.h"
+#include "control/budget.h"
 #include "control/agent-session.h"
 #include "control/finalize.h"
 #include "control/issue-lock.h"
@@ -196,6 +197,11 @@ int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *r
         int slots = policy_heartbeat(agent).max_concurrent - (int) running;
         if (slots <= 0)
                 return 0;
+        /* A spent budget starts nothing (reference §3.2 step 6); its pause cancels the rest. */
+        BudgetBlock block;
+        r = budget_blocked(ctl, agent, &block);
+        if (r != 0)
+                return r < 0 ? r : 0;
         /* In claim order (reference §3.7); a run that stays queued makes room for the next. */
         r = store_runs_queued_in_claim_order(ctl->store, agent->id, &items, &n);
         if (r < 0)
@@ -276,7 +282,14 @@ static int launch_one(Control *ctl, const Agent *agent, const Run *run, char **r
         launch.spec.sandboxed = sandbox.confined;
         launch.spec.files = sandbox.files;
         launch.spec.n_files = sandbox.n_files;
-        return supervisor_launch(ctl->supervisor, &launch.spec);
+        r = supervisor_launch(ctl->supervisor, &launch.spec);
+        if (r < 0)
+                return r;
+        /* Its spend is followed while it streams when a cap or a budget limits it. */
+        r = budget_watch(ctl, agent, run);
+        if (r < 0)
+                log_warning_errno(r, "Run %s: cannot follow what it spends while it runs, its end counts it: %m", run->id);
+        return 0;
 }
 
 /* Launch claimed runs (their claim committed); claimed is freed. */

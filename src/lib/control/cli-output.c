@@ -24,6 +24,7 @@ void cli_output_done(CliOutput *o) {
         free(o->first_malformed);
         free(o->first_invalid);
         free(o->stderr_last);
+        free(o->message_id);
         *o = (CliOutput){};
 }
 
@@ -110,15 +111,7 @@ void cli_output_session_delta(CliOutput *o, int64_t input, int64_t cached, int64
         }
 }
 
-typedef struct LineSplitter {
-        CliOutput *out;
-        AdapterType type;
-        char *buf[2]; /* the current, incomplete line of stdout and of stderr */
-        size_t size[2], allocated[2];
-        bool overlong[2]; /* the current line is past CLI_OUTPUT_LINE_MAX: drop it */
-} LineSplitter;
-
-static int end_line(LineSplitter *s, int stream) {
+static int end_line(CliLines *s, int stream) {
         int r = 0;
 
         if (s->overlong[stream]) {
@@ -135,8 +128,7 @@ static int end_line(LineSplitter *s, int stream) {
 
 /* The JSON lines are on stdout; stderr is for people, but its last line is often the only
  * reason a CLI gives for failing. */
-static int on_chunk(int stream, const char *data, size_t size, void *userdata) {
-        LineSplitter *s = userdata;
+int cli_lines_feed(CliLines *s, int stream, const char *data, size_t size) {
         int r;
 
         while (size > 0) {
@@ -170,20 +162,38 @@ static int on_chunk(int stream, const char *data, size_t size, void *userdata) {
         return 0;
 }
 
+int cli_lines_finish(CliLines *s) {
+        int r = 0;
+
+        /* A last line without its newline. */
+        for (int i = 0; i < 2 && r >= 0; i++)
+                if (s->size[i] > 0 || s->overlong[i])
+                        r = end_line(s, i);
+        return r;
+}
+
+void cli_lines_done(CliLines *s) {
+        free(s->buf[0]);
+        free(s->buf[1]);
+        s->buf[0] = s->buf[1] = NULL;
+        s->size[0] = s->size[1] = s->allocated[0] = s->allocated[1] = 0;
+}
+
+static int on_chunk(int stream, const char *data, size_t size, void *userdata) {
+        return cli_lines_feed(userdata, stream, data, size);
+}
+
 int cli_output_parse_log(const char *log_path, AdapterType type, CliOutput *o) {
-        LineSplitter s = { .out = o, .type = type };
+        CliLines s = { .out = o, .type = type };
         int r;
 
         o->type = type;
         r = runlog_for_each_chunk(log_path, on_chunk, &s);
         if (r == -ENOENT)
                 r = 0;
-        /* A last line without its newline. */
-        for (int i = 0; i < 2 && r >= 0; i++)
-                if (s.size[i] > 0 || s.overlong[i])
-                        r = end_line(&s, i);
-        free(s.buf[0]);
-        free(s.buf[1]);
+        if (r >= 0)
+                r = cli_lines_finish(&s);
+        cli_lines_done(&s);
         return r;
 }
 
@@ -210,6 +220,11 @@ char *cli_output_usage_json(const CliOutput *o) {
         }
         if (o->has_cost)
                 cJSON_AddNumberToObject(u, "costUsd", o->cost_usd);
+        if (o->priced) {
+                cJSON_AddNumberToObject(u, "costCents", (double) o->cost_cents);
+                cJSON_AddStringToObject(u, "priceSource", o->price_source);
+                cJSON_AddStringToObject(u, "billingType", o->billing_type);
+        }
         if (o->model)
                 cJSON_AddStringToObject(u, "model", o->model);
         cJSON_AddStringToObject(u, "provider", o->provider ?: strna(adapter_ops(o->type)->provider));

@@ -48,6 +48,16 @@ typedef struct CliOutput {
         int64_t total_input_tokens, total_cached_input_tokens, total_output_tokens;
         double cost_usd;
         bool has_cost;
+        /* claude: the assistant message being streamed, whose usage the counts above hold
+         * (each of its lines repeats it, growing) until the result line replaces them. */
+        char *message_id;
+        int64_t message_input, message_cached, message_output;
+        /* What the run cost, priced by the budget module (control/budget.h) before its end
+         * is recorded; priced false leaves it out of usageJson. */
+        bool priced;
+        int64_t cost_cents;
+        const char *price_source; /* "cli", "price", "default", "subscription" */
+        const char *billing_type; /* "api", "subscription_included" */
         int64_t num_turns;
         unsigned lines; /* JSON lines understood */
         unsigned malformed; /* lines skipped */
@@ -88,6 +98,21 @@ void cli_output_session_delta(CliOutput *o, int64_t input, int64_t cached, int64
 /* Feed one line of stdout (without its newline). Returns 0, -EBADMSG for a line that is
  * not a JSON object (counted, skipped), or -ENOMEM. */
 int cli_output_feed_line(CliOutput *o, AdapterType type, const char *line, size_t size);
+
+/* A CLI's output as chunks of its log arrive, cut into lines: stdout's to
+ * cli_output_feed_line(), stderr's to cli_output_feed_stderr_line(). */
+typedef struct CliLines {
+        CliOutput *out;
+        AdapterType type;
+        char *buf[2]; /* the current, incomplete line of stdout and of stderr */
+        size_t size[2], allocated[2];
+        bool overlong[2]; /* the current line is past CLI_OUTPUT_LINE_MAX: drop it */
+} CliLines;
+
+int cli_lines_feed(CliLines *s, int stream, const char *data, size_t size);
+/* The last lines, without their newlines, once the output ended. */
+int cli_lines_finish(CliLines *s);
+void cli_lines_done(CliLines *s);
 
 /* Parse the stdout stream of a run's log.ndjson. A missing log counts as empty. */
 int cli_output_parse_log(const char *log_path, AdapterType type, CliOutput *o);

@@ -32,6 +32,10 @@ typedef struct Control {
         Telemetry telemetry;
         char *agent_socket_path; /* CORRAL_SOCKET of every run */
 
+        /* Runs whose spend is followed while they stream: budget.c's alone. */
+        struct Hashmap *live_spend; /* run id -> LiveSpend */
+        struct LiveSpend *live_spend_list; /* the same, to free them */
+
         /* Run ends not recorded yet, tried again from a timer: finalize.c's alone. */
         struct PendingEnd *pending_ends;
         sd_event_source *pending_source;

@@ -25,6 +25,7 @@
 #include "store/issues.h"
 #include "control/adapter.h"
 #include "control/agent-session.h"
+#include "control/budget.h"
 #include "control/claim.h"
 #include "control/cli-output.h"
 #include "control/issue-lock.h"
@@ -64,6 +65,10 @@ static Outcome outcome_of(const RunResult *result) {
                 return (Outcome){ RUN_FAILED, "process_lost", "process_lost" };
         case RUN_END_LOG_LIMIT:
                 return (Outcome){ RUN_FAILED, "log_limit", "log_limit" };
+        case RUN_END_BUDGET:
+                return (Outcome){ RUN_FAILED, "budget_exceeded", "budget_exceeded" };
+        case RUN_END_BUDGET_PAUSED:
+                return (Outcome){ RUN_CANCELLED, "cancelled", "budget_paused" };
         case RUN_END_LAUNCH_FAILED:
         default:
                 return (Outcome){ RUN_FAILED, "launch_failed", "launch_failed" };
@@ -131,6 +136,10 @@ static char *error_text(const RunResult *result) {
                 return strdup(result->error ?: "Process lost");
         case RUN_END_LOG_LIMIT:
                 return strdup("Stopped: its output passed the log quota of a run (quota-log-mib)");
+        case RUN_END_BUDGET:
+                return strdup(result->error ?: "Stopped: the run reached a limit of what it may spend");
+        case RUN_END_BUDGET_PAUSED:
+                return strdup("Cancelled due to budget pause");
         default:
                 return strdup(result->error ?: "The run could not be launched");
         }
@@ -208,6 +217,10 @@ int finalize_apply_result(Run *run, const RunResult *result) {
         cJSON_AddNumberToObject(rj, "leftoverProcessesKilled", result->leftover);
         if (result->log_dropped_bytes > 0)
                 cJSON_AddNumberToObject(rj, "logTruncatedBytes", (double) result->log_dropped_bytes);
+        cJSON_DeleteItemFromObjectCaseSensitive(rj, "budget");
+        cJSON *budget = result->budget_json ? cJSON_Parse(result->budget_json) : NULL;
+        if (budget)
+                cJSON_AddItemToObject(rj, "budget", budget);
         r = apply_cli_output(run, rj, result->cli);
         if (r < 0) {
                 cJSON_Delete(rj);
@@ -364,6 +377,9 @@ static int read_cli_output(Control *ctl, const char *run_id, CliOutput *ret) {
                         log_warning_errno(r, "Run %s: cannot read what its session used before, counting all of it: %m", run_id);
                 cli_output_session_delta(ret, r < 0 ? 0 : input, r < 0 ? 0 : cached, r < 0 ? 0 : output);
         }
+        AdapterBudget ab = {};
+        (void) adapter_budget(&agent, &ab);
+        budget_price(ctl->config, &ab, ret);
         return 1;
 }
 
@@ -435,10 +451,10 @@ static int post_result_comment(Control *ctl, const Run *run, const char *now) {
  * its issue's lock and the deferred wakes behind it, its agent. Nothing is written on
  * failure; -ESTALE when the run is terminal already. The agents whose next run may start
  * are in *ret_start (the run's own first). */
-static int record_end(Control *ctl, const RunResult *result, const CliOutput *cli, char ***ret_start) {
+static int record_end(Control *ctl, const RunResult *result, const CliOutput *cli, char ***ret_start, char ***ret_paused) {
         _cleanup_(store_rollbackp) Store *tx = NULL;
         _cleanup_(run_donep) Run run = {};
-        _cleanup_strv_free_ char **start = NULL;
+        _cleanup_strv_free_ char **start = NULL, **paused = NULL;
         _cleanup_free_ char *retry_id = NULL;
         char now[ISO_TIME_MAX];
         WakeupStatus ws;
@@ -499,18 +515,24 @@ static int record_end(Control *ctl, const RunResult *result, const CliOutput *cl
         r = finalize_agent(ctl, &run, now);
         if (r < 0)
                 return r;
+        /* What it cost, and the pauses of the budgets it spent, in the same transaction:
+         * a crash never counts a run without its end, or an end without its cost. */
+        r = budget_record_run(ctl, &run, now, &paused);
+        if (r < 0)
+                return r;
         r = store_commit(ctl->store);
         if (r < 0)
                 return r;
         tx = NULL;
         *ret_start = TAKE_PTR(start);
+        *ret_paused = TAKE_PTR(paused);
         return 0;
 }
 
 /* A run's end that could not be recorded yet, kept (with what it points to) to try again. */
 typedef struct PendingEnd {
         RunResult result;
-        char *run_id, *signal, *stdout_excerpt, *stderr_excerpt, *error, *record_error;
+        char *run_id, *signal, *stdout_excerpt, *stderr_excerpt, *error, *record_error, *budget_json;
         unsigned attempts;
         uint64_t due_usec;
         struct PendingEnd *next;
@@ -524,6 +546,7 @@ static PendingEnd *pending_end_free(PendingEnd *p) {
                 free(p->stderr_excerpt);
                 free(p->error);
                 free(p->record_error);
+                free(p->budget_json);
                 free(p);
         }
         return NULL;
@@ -553,7 +576,8 @@ static PendingEnd *pending_end_new(const RunResult *result) {
             strdup_ptr(&p->stdout_excerpt, &p->result.stdout_excerpt, result->stdout_excerpt) < 0 ||
             strdup_ptr(&p->stderr_excerpt, &p->result.stderr_excerpt, result->stderr_excerpt) < 0 ||
             strdup_ptr(&p->error, &p->result.error, result->error) < 0 ||
-            strdup_ptr(&p->record_error, &p->result.record_error, result->record_error) < 0)
+            strdup_ptr(&p->record_error, &p->result.record_error, result->record_error) < 0 ||
+            strdup_ptr(&p->budget_json, &p->result.budget_json, result->budget_json) < 0)
                 return pending_end_free(p);
         return p;
 }
@@ -647,18 +671,28 @@ static bool store_unwritable(int r) {
  * that a value nobody foresaw cannot keep the run running, its agent busy and its wakes
  * queued; and what cannot be written now (store_unwritable()) again later, from memory,
  * until it can be. */
-static int finalize_end(Control *ctl, const RunResult *result, unsigned attempts) {
+static int finalize_end(Control *ctl, const RunResult *given, unsigned attempts) {
         _cleanup_(cli_output_done) CliOutput cli = {};
-        _cleanup_strv_free_ char **start = NULL;
-        RunResult with_cli;
+        _cleanup_strv_free_ char **start = NULL, **paused = NULL;
+        _cleanup_free_ char *budget_message = NULL, *budget_json = NULL;
+        RunResult stopped, with_cli;
+        const RunResult *result = given;
         int r;
 
+        /* A run a limit of its spend stopped says which, and what it spent. */
+        budget_run_ended(ctl, given->run_id, &budget_message, &budget_json);
+        if (given->end == RUN_END_BUDGET && budget_message) {
+                stopped = *given;
+                stopped.error = budget_message;
+                stopped.budget_json = budget_json;
+                result = &stopped;
+        }
         if (!result->record_error && read_cli_output(ctl, result->run_id, &cli) > 0) {
                 with_cli = *result;
                 with_cli.cli = &cli;
-                r = record_end(ctl, &with_cli, &cli, &start);
+                r = record_end(ctl, &with_cli, &cli, &start, &paused);
         } else
-                r = record_end(ctl, result, NULL, &start);
+                r = record_end(ctl, result, NULL, &start, &paused);
         if (r == -ESTALE)
                 return 0; /* terminal already: someone else finalized it */
         if (r < 0 && !store_unwritable(r) && !result->record_error) {
@@ -668,7 +702,7 @@ static int finalize_end(Control *ctl, const RunResult *result, unsigned attempts
                 bare.cli = NULL;
                 bare.stdout_excerpt = bare.stderr_excerpt = NULL;
                 bare.record_error = strerror(-r);
-                r = record_end(ctl, &bare, NULL, &start);
+                r = record_end(ctl, &bare, NULL, &start, &paused);
                 if (r == -ESTALE)
                         return 0;
                 if (r < 0) {
@@ -686,6 +720,7 @@ static int finalize_end(Control *ctl, const RunResult *result, unsigned attempts
         }
         if (attempts > 0)
                 log_info("Recorded the end of run %s after %u attempt(s).", result->run_id, attempts + 1);
+        budget_cancel_paused(ctl, paused);
         STRV_FOREACH(a, start)
         claim_start_next(ctl, *a);
         return 0;
@@ -695,14 +730,14 @@ void finalize_run_finished(Supervisor *s, const RunResult *result, void *userdat
         (void) finalize_end(userdata, result, 0);
 }
 
-static int cancel_queued(Control *ctl, const char *run_id, const char *agent_id) {
-        RunResult result = { .run_id = run_id, .end = RUN_END_CANCELLED, .exit_code = INT_NULL };
+static int cancel_queued(Control *ctl, const char *run_id, RunEnd why) {
+        RunResult result = { .run_id = run_id, .end = why, .exit_code = INT_NULL };
         int r = finalize_end(ctl, &result, 0);
 
         return r == -EAGAIN ? r : 0;
 }
 
-int finalize_cancel_run(Control *ctl, const char *run_id) {
+static int cancel_run(Control *ctl, const char *run_id, RunEnd why) {
         _cleanup_(run_donep) Run run = {};
         int r;
 
@@ -712,15 +747,15 @@ int finalize_cancel_run(Control *ctl, const char *run_id) {
         if (run_status_is_terminal(run.status))
                 return -ESTALE;
         if (run.status == RUN_QUEUED)
-                return cancel_queued(ctl, run.id, run.agent_id);
-        r = supervisor_stop(ctl->supervisor, run.id, RUN_END_CANCELLED);
+                return cancel_queued(ctl, run.id, why);
+        r = supervisor_stop(ctl->supervisor, run.id, why);
         if (r != -ENOENT)
                 return r;
         /* Running, yet no process of it is tracked (its end was never recorded, or the
          * database says so against the facts): the board's cancel finishes it here. */
         RunResult result = {
                 .run_id = run.id,
-                .end = RUN_END_CANCELLED,
+                .end = why,
                 .exit_code = INT_NULL,
         };
         log_notice("Run %s is running but no process of it is tracked: finishing it as cancelled.", run.id);
@@ -728,7 +763,11 @@ int finalize_cancel_run(Control *ctl, const char *run_id) {
         return r == -EAGAIN ? r : 0;
 }
 
-int finalize_cancel_agent_runs(Control *ctl, const char *agent_id) {
+int finalize_cancel_run(Control *ctl, const char *run_id) {
+        return cancel_run(ctl, run_id, RUN_END_CANCELLED);
+}
+
+int finalize_cancel_agent_runs(Control *ctl, const char *agent_id, RunEnd why) {
         Run *items;
         size_t n;
         int r;
@@ -738,7 +777,7 @@ int finalize_cancel_agent_runs(Control *ctl, const char *agent_id) {
                 return r;
         for (size_t i = 0; i < n; i++) {
                 Run *run = &items[i];
-                r = finalize_cancel_run(ctl, run->id);
+                r = cancel_run(ctl, run->id, why);
                 if (r < 0 && r != -ESTALE)
                         log_warning_errno(r, "Failed to cancel run %s, ignoring: %m", run->id);
         }

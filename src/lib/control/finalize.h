@@ -39,4 +39,4 @@ void finalize_pending_free(Control *ctl);
 int finalize_cancel_run(Control *ctl, const char *run_id);
 
 /* Cancel every queued and running run of an agent (pause, terminate). */
-int finalize_cancel_agent_runs(Control *ctl, const char *agent_id);
+int finalize_cancel_agent_runs(Control *ctl, const char *agent_id, RunEnd why);

@@ -20,6 +20,7 @@
 #include "store/jsonmap.h"
 #include "store/queries.h"
 #include "control/adapter.h"
+#include "control/budget.h"
 #include "control/claim.h"
 #include "control/issue-lock.h"
 
@@ -180,8 +181,12 @@ int run_recovery_adopt(Control *ctl) {
                         log_error_errno(r, "Failed to recover run %s: %m", run->id);
                         continue;
                 }
-                if (outcome == RECOVER_ADOPTED)
+                if (outcome == RECOVER_ADOPTED) {
                         (void) mark_detached(ctl, run->id, run->shim_pid);
+                        /* What it spent is read again from its log's start. */
+                        if (agent.id && budget_watch(ctl, &agent, run) < 0)
+                                log_warning("Run %s: cannot follow what it spends while it runs, its end counts it.", run->id);
+                }
         }
         entity_array_free(&run_entity, runs, n);
 

@@ -2,6 +2,7 @@
 #include "control/sweep.h"
 
 #include "basic/log.h"
+#include "control/budget.h"
 #include "control/run-recovery.h"
 #include "control/stranded.h"
 
@@ -9,6 +10,10 @@ int control_sweep(Control *ctl, StrandedCounters *ret) {
         StrandedCounters c = {};
         int recovered, r;
 
+        /* A new month lifts the pauses of budgets spent in the last one. */
+        r = budget_sweep(ctl);
+        if (r < 0)
+                log_warning_errno(r, "Failed to lift budget pauses, trying again at the next sweep: %m");
         /* In the reference's order (§7): lost runs first, then queued work, then issues left without either. */
         recovered = run_recovery_adopt(ctl);
         if (recovered < 0)

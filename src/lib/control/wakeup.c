@@ -24,6 +24,7 @@
 #include "store/issues.h"
 #include "control/claim.h"
 #include "control/issue-lock.h"
+#include "control/budget.h"
 #include "control/policy.h"
 #include "control/wake-context.h"
 
@@ -242,6 +243,13 @@ static int wake_plan(Control *ctl, const Agent *agent, const WakeRequest *req, c
                         return 0;
                 }
         }
+        /* A spent budget (reference §3.2 step 6): recorded skipped, refused with 409. */
+        BudgetBlock block;
+        r = budget_blocked(ctl, agent, &block);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                return plan_skip(p, "budget.blocked");
         if (req->source == WAKEUP_SOURCE_TIMER && !policy.enabled)
                 return plan_skip(p, "heartbeat.disabled");
         if (req->source != WAKEUP_SOURCE_TIMER && !policy.wake_on_demand)
@@ -395,7 +403,20 @@ int wakeup_request(Control *ctl, const char *agent_id, const WakeRequest *req, W
         r = store_get(ctl->store, &agent_entity, agent_id, &agent);
         if (r < 0)
                 return r;
-        if (!agent_status_is_invokable(agent.status))
+        if (agent.status == AGENT_PAUSED && agent.pause_reason == PAUSE_BUDGET) {
+                /* Its budget may be free again (a new month, a budget raised since): lifted
+                 * now, not at the next sweep. Still spent, the wake is recorded skipped. */
+                BudgetBlock block;
+                r = budget_lift(ctl, agent.company_id);
+                if (r > 0) {
+                        entity_done(&agent_entity, &agent);
+                        r = store_get(ctl->store, &agent_entity, agent_id, &agent);
+                        if (r < 0)
+                                return r;
+                }
+                if (!agent_status_is_invokable(agent.status) && budget_blocked(ctl, &agent, &block) <= 0)
+                        return -EPERM;
+        } else if (!agent_status_is_invokable(agent.status))
                 return -EPERM;
         payload = wake_context_parse(req->payload_json);
         if (!payload)

@@ -20,6 +20,7 @@
 
 #include "api/api.h"
 #include "basic/util.h"
+#include "control/budget.h"
 #include "control/finalize.h"
 #include "control/quota.h"
 #include "basic/log.h"
@@ -69,6 +70,7 @@ Manager *manager_free(Manager *m) {
         quota_free(m->control.quota);
         supervisor_free(m->control.supervisor);
         finalize_pending_free(&m->control);
+        budget_done(&m->control);
         placement_free(m->control.placement);
         sandbox_free(m->control.sandbox);
         free(m->socket_path_effective);
@@ -420,6 +422,7 @@ int manager_startup(Manager *m) {
                            &m->control.supervisor);
         if (r < 0)
                 return r;
+        supervisor_set_output_watcher(m->control.supervisor, budget_on_output, &m->control);
 
         r = manager_open_socket(m);
         if (r < 0)

@@ -1,0 +1,207 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Budgets end to end, with a stand-in of claude that streams its usage message by message
+# (fake-spender.sh; test-cli-claude.sh does the same with the real CLI): what runs cost adds
+# up exactly across runs and restarts of corrald; a wake over budget is skipped with 409; a
+# budget spent pauses its agents, cancels their runs and queued work; caps of a run's tokens
+# and cents and the budgets left stop a run while it streams, across a crash of corrald; a
+# budget raised and a new month lift the pause.
+[ "$(id -u)" -eq 0 ] && SANDBOX=${SANDBOX:-yes}
+. "$(dirname "$0")/lib.sh"
+require curl jq sqlite3
+
+SPENDER="$CORRAL_SRCDIR/tests/integration/fake-spender.sh"
+echo 2026-12 >"$T/month"
+# Each message of the stand-in: 1000 input tokens at 10 USD and 1000 output tokens at 40 USD
+# a million, 5 cents.
+PRICES=(--price "fake-model 10 1 40" --month-file "$T/month" --sweep-interval-sec 86400)
+check "corrald starts" start_daemon "${PRICES[@]}"
+company=$(api POST /api/companies '{"name":"Spenders","issuePrefix":"SP"}' | jq -r .id)
+
+# agent NAME ENV-JSON [EXTRA-CONFIG] [COMPANY]: a claude_local agent of the stand-in.
+agent() {
+        mkdir -p "$T/$1"
+        chmod 777 "$T/$1"
+        api POST "/api/companies/${4:-$company}/agents" "$(jq -n --arg name "$1" --arg cmd "$SPENDER" --arg dir "$T/$1" \
+                --argjson env "$2" --argjson extra "${3:-{\}}" \
+                '{name: $name, adapterType: "claude_local",
+                  runtimeConfig: {heartbeat: {maxConcurrentRuns: 3}},
+                  adapterConfig: ({command: $cmd, env: ({FAKE_MARK: ($dir + "/marks")} + $env),
+                                   sandbox: {readWritePaths: [$dir]}} + $extra)}')" | jq -r .id
+}
+
+wake() {
+        api POST "/api/agents/$1/wakeup" "{\"reason\":\"${2:-spend}\"}" | jq -r .id
+}
+
+marks() {
+        wc -l <"$T/$1/marks" 2>/dev/null || echo 0
+}
+
+marked() {
+        [ "$(marks "$1")" -ge "$2" ]
+}
+
+spent() {
+        api GET "/api/agents/$1" | jq -r .spentMonthlyCents
+}
+
+# --- what runs cost adds up ---
+a=$(agent priced '{"FAKE_MESSAGES":"3"}')
+r1=$(wake "$a")
+f1=$(wait_run "$r1")
+is "a run of 3 messages succeeded" "$(jq -r .status <<<"$f1")" succeeded
+is "its tokens are the CLI's" "$(jq -r '[.usageJson.inputTokens, .usageJson.outputTokens] | join(" ")' <<<"$f1")" "3000 3000"
+is "it cost its tokens at the model's price" "$(jq -r '.usageJson | "\(.costCents) \(.priceSource) \(.billingType)"' <<<"$f1")" \
+        "15 price api"
+api PATCH "/api/agents/$a" '{"adapterConfig":{"command":"'"$SPENDER"'","env":{"FAKE_MESSAGES":"1","FAKE_COST_USD":"0.07"},
+        "sandbox":{"readWritePaths":["'"$T/priced"'"]}}}' >/dev/null
+r2=$(wake "$a")
+f2=$(wait_run "$r2")
+is "a CLI's own cost wins over the price" "$(jq -r '.usageJson | "\(.costCents) \(.priceSource)"' <<<"$f2")" "7 cli"
+is "the agent spent both runs this month" "$(spent "$a")" 22
+is "... in this month" "$(api GET "/api/agents/$a" | jq -r .spentMonth)" 2026-12
+is "the company spent as much" "$(api GET "/api/companies/$company" | jq -r .spentMonthlyCents)" 22
+costs=$(api GET "/api/companies/$company/costs")
+is "costs of the month: totals" "$(jq -c .totals <<<"$costs")" \
+        '{"runs":2,"inputTokens":4000,"cachedInputTokens":0,"outputTokens":4000,"costCents":22}'
+is "... by agent" "$(jq -r '.agents[] | "\(.name) \(.runs) \(.costCents)"' <<<"$costs")" "priced 2 22"
+is "... by model" "$(jq -r '.models[] | "\(.model) \(.runs) \(.costCents)"' <<<"$costs")" "fake-model 2 22"
+is "... no budget, nothing remains" "$(jq -r .remainingCents <<<"$costs")" null
+is "the agent's costs" "$(api GET "/api/agents/$a/costs" | jq -r '.totals.costCents')" 22
+is "another month cost nothing" "$(api GET "/api/companies/$company/costs?month=2026-11" | jq -r .totals.costCents)" 0
+is "the runtime state adds the same cents" "$(api GET "/api/agents/$a/runtime-state" | jq -r .totalCostCents)" 22
+is "a cost event per run" "$(sqlite3 "$STATE/corral.db" "SELECT count(*), sum(cost_cents) FROM cost_events WHERE agent_id = '$a'")" "2|22"
+metrics=$(curl -sS --unix-socket "$SOCK" http://localhost/metrics)
+like "metrics: the cents spent by company, agent and model" "$metrics" \
+        "corral_cost_cents_total\\{company=\"$company\",agent=\"$a\",model=\"fake-model\"\\} 22"
+out=$("$CORRALCTL" costs --company "$company")
+like "corralctl costs: the month's spend" "$out" "Company $company, 2026-12: spent 22 cents, no monthly budget"
+like "... a line per agent" "$out" "priced +$a +2 +4000 +0 +4000 +22"
+like "... and per model" "$out" "fake-model +2 +4000 +0 +4000 +22"
+
+# A model without a price is priced at price-default (15, 1.5, 75 USD), and flagged.
+u=$(agent unpriced '{"FAKE_MESSAGES":"1","FAKE_MODEL":"mystery-model"}')
+f=$(wait_run "$(wake "$u")")
+is "an unknown model is priced at the default" "$(jq -r '.usageJson | "\(.costCents) \(.priceSource)"' <<<"$f")" "9 default"
+like "... and the run says so" "$(api GET "/api/heartbeat-runs/$(jq -r .id <<<"$f")/events" | jq -r '.[].message')" \
+        "model 'mystery-model' has no price in corrald.conf"
+
+# A subscription's runs cost nothing; their tokens still count.
+s=$(agent subscribed '{"FAKE_MESSAGES":"2"}' '{"billingType":"subscription_included"}')
+f=$(wait_run "$(wake "$s")")
+is "a subscription's run costs 0" "$(jq -r '.usageJson | "\(.costCents) \(.priceSource) \(.billingType) \(.inputTokens)"' <<<"$f")" \
+        "0 subscription subscription_included 2000"
+
+# The spend survives corrald.
+stop_daemon
+check "corrald starts again" start_daemon "${PRICES[@]}"
+is "the spend is kept across a restart" "$(spent "$a") $(api GET "/api/companies/$company/costs" | jq -r .totals.costCents)" \
+        "22 31"
+
+# --- caps of one run, while it streams ---
+t=$(agent tokens '{"FAKE_MESSAGES":"40","FAKE_INTERVAL":"0.2"}' '{"maxTokensPerRun":4500}')
+f=$(wait_run "$(wake "$t")")
+is "a run past maxTokensPerRun fails" "$(jq -r '"\(.status) \(.errorCode) \(.resultJson.stopReason)"' <<<"$f")" \
+        "failed budget_exceeded budget_exceeded"
+# Its third message's first line (1000 input tokens, 1 output token so far) reached the cap.
+is "... stopped at its third message" "$(jq -c .resultJson.budget <<<"$f")" \
+        '{"limit":"maxTokensPerRun","limitValue":4500,"spentCents":11,"spentTokens":5001}'
+like "... its error says so" "$(jq -r .error <<<"$f")" "spent 11 cents and 5001 tokens, reaching maxTokensPerRun of 4500 tokens"
+check "... long before its 40 messages" test "$(marks tokens)" -lt 10
+is "... and what it spent counts" "$(jq -r .usageJson.costCents <<<"$f") $(spent "$t")" "15 15"
+
+c=$(agent cents '{"FAKE_MESSAGES":"40","FAKE_INTERVAL":"0.2"}' '{"maxCostCentsPerRun":12}')
+f=$(wait_run "$(wake "$c")")
+is "a run past maxCostCentsPerRun fails" "$(jq -r '"\(.status) \(.errorCode)"' <<<"$f")" "failed budget_exceeded"
+is "... at the message that reached it" "$(jq -r '"\(.resultJson.budget.limit) \(.resultJson.budget.spentCents)"' <<<"$f")" \
+        "maxCostCentsPerRun 15"
+
+# --- an agent's budget: a run stopped by what is left of it, the agent paused, its other
+# run and queued run cancelled, its wakes refused ---
+# The first run writes a message every 2 s, the second (configured after the first started)
+# every 0.1 s: the second reaches the 12 cents left first.
+b=$(agent budgeted '{"FAKE_MESSAGES":"40","FAKE_INTERVAL":"2"}')
+api PATCH "/api/agents/$b" '{"budgetMonthlyCents":12,"runtimeConfig":{"heartbeat":{"maxConcurrentRuns":2}}}' >/dev/null
+slow=$(wake "$b" slow)
+wait_run_started "$slow"
+wait_for 20 marked budgeted 1
+api PATCH "/api/agents/$b" '{"adapterConfig":{"command":"'"$SPENDER"'","env":{"FAKE_MESSAGES":"40","FAKE_INTERVAL":"0.1"},
+        "sandbox":{"readWritePaths":["'"$T/budgeted"'"]}}}' >/dev/null
+fast=$(wake "$b" fast)
+queued=$(wake "$b" queued)
+check "a third run waits for a slot" run_is "$queued" queued
+first=$(wait_run "$fast" 60)
+second=$(wait_run "$slow" 60)
+is "the run that reached the agent's budget failed" "$(jq -r '"\(.errorCode) \(.resultJson.budget.limit)"' <<<"$first")" \
+        "budget_exceeded the agent's monthly budget"
+is "the agent is paused by its budget" "$(api GET "/api/agents/$b" | jq -r '"\(.status) \(.pauseReason)"')" "paused budget"
+is "its other run was cancelled by the pause" \
+        "$(jq -r '"\(.status) \(.resultJson.stopReason) \(.error)"' <<<"$second")" "cancelled budget_paused Cancelled due to budget pause"
+fq=$(wait_run "$queued")
+is "... and its queued run" "$(jq -r '"\(.status) \(.resultJson.stopReason)"' <<<"$fq")" "cancelled budget_paused"
+sum=$(($(jq -r .usageJson.costCents <<<"$first") + $(jq -r '.usageJson.costCents // 0' <<<"$second")))
+is "the agent spent what its runs cost" "$(spent "$b")" "$sum"
+pause=$(api GET "/api/companies/$company/activity" | jq -c "[.[] | select(.action == \"agent.paused\" and .entityId == \"$b\")][0].details")
+is "an activity row says which budget paused it" "$(jq -r '"\(.reason) \(.scope) \(.budgetMonthlyCents)"' <<<"$pause")" "budget agent 12"
+out=$(api POST "/api/agents/$b/wakeup" '{"reason":"more"}')
+is "a wake over budget gets 409" "$(status)" 409
+is "... naming the budget" "$(jq -r '"\(.reason) \(.scopeType) \(.scopeId) \(.budgetMonthlyCents)"' <<<"$out")" \
+        "budget.blocked agent $b 12"
+like "... and why" "$(jq -r .error <<<"$out")" "agent's monthly budget of 12 cents is spent"
+is "... and is recorded skipped" \
+        "$(api GET "/api/agents/$b/wakeup-requests?status=skipped" | jq -r '.[0] | "\(.status) \(.reason)"')" "skipped budget.blocked"
+is "the agent's costs show the budget" "$(api GET "/api/agents/$b/costs" | jq -r '"\(.budgetMonthlyCents) \(.remainingCents)"')" "12 0"
+
+# A budget raised lifts the pause.
+out=$(api PATCH "/api/agents/$b" '{"budgetMonthlyCents":1000,"adapterConfig":{"command":"'"$SPENDER"'","env":{"FAKE_MESSAGES":"1"},"sandbox":{"readWritePaths":["'"$T/budgeted"'"]}}}')
+is "a budget raised resumes the agent" "$(jq -r '"\(.status) \(.pauseReason)"' <<<"$out")" "idle null"
+resume=$(api GET "/api/companies/$company/activity" | jq -c "[.[] | select(.action == \"agent.resumed\" and .entityId == \"$b\")][0].details")
+is "... and says why" "$(jq -r .reason <<<"$resume")" budget_raised
+is "... and it runs again" "$(wait_run "$(wake "$b")" | jq -r .status)" succeeded
+
+# --- a company's budget pauses every agent of it ---
+co2=$(api POST /api/companies '{"name":"Thrifty","issuePrefix":"TH","budgetMonthlyCents":10}' | jq -r .id)
+e1=$(agent e1 '{"FAKE_MESSAGES":"40","FAKE_INTERVAL":"0.2"}' '{}' "$co2")
+e2=$(agent e2 '{"FAKE_MESSAGES":"1"}' '{}' "$co2")
+f=$(wait_run "$(wake "$e1")")
+is "a run that reached its company's budget failed" "$(jq -r '"\(.errorCode) \(.resultJson.budget.limit)"' <<<"$f")" \
+        "budget_exceeded the company's monthly budget"
+is "every agent of the company is paused" "$(api GET "/api/agents/$e1" | jq -r .status) $(api GET "/api/agents/$e2" | jq -r .status)" \
+        "paused paused"
+out=$(api POST "/api/agents/$e2/wakeup" '{}')
+is "a wake of another agent of it gets 409" "$(status) $(jq -r '"\(.scopeType) \(.scopeId)"' <<<"$out")" "409 company $co2"
+is "metrics: what is left of the company's budget" \
+        "$(curl -sS --unix-socket "$SOCK" http://localhost/metrics | grep "corral_budget_remaining_cents{scope=\"company\",company=\"$co2\"")" \
+        "corral_budget_remaining_cents{scope=\"company\",company=\"$co2\",agent=\"\"} 0"
+
+# --- a new month lifts the pauses of the last one ---
+echo 2027-01 >"$T/month"
+api POST /api/sweep >/dev/null
+is "a new month resumes the company's agents" "$(api GET "/api/agents/$e1" | jq -r .status) $(api GET "/api/agents/$e2" | jq -r .status)" \
+        "idle idle"
+resume=$(api GET "/api/companies/$co2/activity" | jq -c "[.[] | select(.action == \"agent.resumed\")][0].details")
+is "... saying why" "$(jq -r '"\(.reason) \(.month)"' <<<"$resume")" "budget_new_month 2027-01"
+is "the company spent nothing this month" "$(api GET "/api/companies/$co2" | jq -r '"\(.spentMonthlyCents) \(.spentMonth)"')" "0 2027-01"
+is "... and what it spent last month is kept" "$(api GET "/api/companies/$co2/costs?month=2026-12" | jq -r .totals.costCents)" \
+        "$(jq -r .usageJson.costCents <<<"$f")"
+is "... and its agents run" "$(wait_run "$(wake "$e2")" | jq -r .status)" succeeded
+
+# --- a crash of corrald mid-run loses no cost, and a cap still holds after it ---
+g=$(agent crash '{"FAKE_MESSAGES":"30","FAKE_INTERVAL":"0.3"}' '{"maxCostCentsPerRun":20}')
+h=$(agent nolimit '{"FAKE_MESSAGES":"6","FAKE_INTERVAL":"0.3"}')
+rg=$(wake "$g")
+rh=$(wake "$h")
+wait_for 20 marked crash 1
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+check "corrald starts after its crash" start_daemon "${PRICES[@]}"
+f=$(wait_run "$rg" 60)
+is "the capped run is stopped at its cap after the crash" "$(jq -r '"\(.errorCode) \(.resultJson.budget.limit) \(.resultJson.budget.spentCents)"' <<<"$f")" \
+        "budget_exceeded maxCostCentsPerRun 20"
+fh=$(wait_run "$rh" 60)
+is "the other run's cost is kept across the crash" "$(jq -r '"\(.status) \(.usageJson.costCents)"' <<<"$fh")" "succeeded 30"
+is "... and counted once" "$(api GET "/api/agents/$h/costs" | jq -r '"\(.spentMonthlyCents) \(.totals.runs)"')" "30 1"
+
+finish
