@@ -13,7 +13,8 @@ require curl jq python3 sqlite3
 CLAUDE=$(cli_bin claude)
 extra_cleanup() { stop_stubs; }
 
-check "corrald starts" start_daemon --sweep-interval-sec 86400
+# The price of the stand-in's model, for what a run that ends before its result costs.
+check "corrald starts" start_daemon --sweep-interval-sec 86400 --price "claude-sonnet-4-5 3 0.3 15"
 company=$(api POST /api/companies '{"name":"Claude","issuePrefix":"CC"}' | jq -r .id)
 
 # claude_agent NAME STUB-SCRIPT [EXTRA-CONFIG]: an agent of the real CLI with a stand-in of its
@@ -106,6 +107,38 @@ like "... naming the limit that was set" "$(jq -r .error <<<"$final")" "maximum 
 # --- cancel while the model is answering: the whole tree goes ---
 claude_agent slow '[{"hang": true}]'
 check_cancel slow "$AGENT"
+
+# --- budgets: the CLI's costs add up; a run is stopped mid-stream by its cap, another by what
+# is left of its agent's budget, and the agent is paused ---
+runs=$(api GET "/api/companies/$company/heartbeat-runs?agentId=$a")
+is "a finished run costs what the CLI reported" "$(jq -r .usageJson.costCents <<<"$final2")" \
+        "$(jq -r '.usageJson.costUsd * 100 | round' <<<"$final2")"
+is "the agent's spend is its runs' costs, exactly" "$(api GET "/api/agents/$a" | jq -r .spentMonthlyCents)" \
+        "$(jq '[.[] | .usageJson.costCents // 0] | add' <<<"$runs")"
+is "... and so are the month's costs" "$(api GET "/api/agents/$a/costs" | jq -r .totals.costCents)" \
+        "$(api GET "/api/agents/$a" | jq -r .spentMonthlyCents)"
+# Twelve tool calls, each a turn of 100,000 input tokens: 30 cents and more a turn at the price.
+tools=$(jq -nc '[range(12) | {tool: "Bash", input: {command: "sleep 0.3; echo turn", description: "a turn"},
+                               usage: {input_tokens: 100000, output_tokens: 1000}}] + [{text: "never reached"}]')
+claude_agent capped "$tools" '{"maxCostCentsPerRun": 100}'
+capped=$AGENT
+final=$(wait_run "$(wake_task "$capped" t1)" 180)
+is "a run past its maxCostCentsPerRun fails" "$(jq -r '.status + " " + .errorCode' <<<"$final")" "failed budget_exceeded"
+is "... stopped by its cap" "$(jq -r .resultJson.budget.limit <<<"$final")" maxCostCentsPerRun
+check "... once it had spent 100 cents" test "$(jq -r .resultJson.budget.spentCents <<<"$final")" -ge 100
+check "... long before its 12 turns" test "$(stub_requests capped)" -lt 8
+is "... and nothing of it is left" "$(procs_of_uid "$(api GET "/api/agents/$capped" | jq -r .sandboxUid)")" 0
+is "what it spent counts" "$(api GET "/api/agents/$capped" | jq -r .spentMonthlyCents)" "$(jq -r .usageJson.costCents <<<"$final")"
+
+claude_agent thrifty "$tools"
+thrifty=$AGENT
+api PATCH "/api/agents/$thrifty" '{"budgetMonthlyCents":50}' >/dev/null
+final=$(wait_run "$(wake_task "$thrifty" t1)" 180)
+is "a run that reaches its agent's budget fails" "$(jq -r '.errorCode + " " + .resultJson.budget.limit' <<<"$final")" \
+        "budget_exceeded the agent's monthly budget"
+is "... and the agent is paused by it" "$(api GET "/api/agents/$thrifty" | jq -r '.status + " " + .pauseReason')" "paused budget"
+api POST "/api/agents/$thrifty/wakeup" '{}' >/dev/null
+is "... its wakes get 409" "$(status)" 409
 
 # --- root: the CLI refuses to skip permissions, and the run says why ---
 claude_agent root '[{"text": "never"}]' '{"sandbox": {"user": "root"}}'

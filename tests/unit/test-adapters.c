@@ -14,6 +14,7 @@
 #include "control/adapter.h"
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "control/budget.h"
 #include "control/cli-output.h"
 #include "shim/shim.h"
 #include "test-helpers.h"
@@ -64,6 +65,67 @@ static void test_claude_success(void **state) {
         assert_non_null(strstr(usage, "\"inputTokens\":5444"));
         assert_non_null(strstr(usage, "\"provider\":\"anthropic\""));
         assert_non_null(strstr(usage, "\"model\":\"claude-sonnet-4-5-20250929\""));
+}
+
+/* While claude streams, each assistant message counts once, its last line's usage: a budget
+ * reads it before the result line gives the totals, which then replace it. */
+static void test_claude_streamed_usage(void **state) {
+        _cleanup_(cli_output_done) CliOutput o = { .type = ADAPTER_CLAUDE_LOCAL };
+        static const char *const lines[] = {
+                "{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"usage\":{\"input_tokens\":100,"
+                "\"cache_creation_input_tokens\":10,\"cache_read_input_tokens\":50,\"output_tokens\":1}}}",
+                "{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"usage\":{\"input_tokens\":100,"
+                "\"cache_creation_input_tokens\":10,\"cache_read_input_tokens\":50,\"output_tokens\":20}}}",
+                "{\"type\":\"assistant\",\"message\":{\"id\":\"m2\",\"usage\":{\"input_tokens\":200,\"output_tokens\":5}}}",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(lines); i++)
+                assert_int_equal(cli_output_feed_line(&o, ADAPTER_CLAUDE_LOCAL, lines[i], strlen(lines[i])), 0);
+        assert_int_equal(o.input_tokens, 110 + 200);
+        assert_int_equal(o.cached_input_tokens, 50);
+        assert_int_equal(o.output_tokens, 20 + 5);
+
+        const char *result = "{\"type\":\"result\",\"subtype\":\"success\",\"usage\":{\"input_tokens\":7,\"output_tokens\":8}}";
+        assert_int_equal(cli_output_feed_line(&o, ADAPTER_CLAUDE_LOCAL, result, strlen(result)), 0);
+        assert_int_equal(o.input_tokens, 7);
+        assert_int_equal(o.output_tokens, 8);
+}
+
+/* A run's price: the CLI's cost, else its tokens at its model's price (cached ones apart
+ * where its CLI counts them in the input), a subscription nothing. */
+static void test_pricing(void **state) {
+        _cleanup_free_ char *error = NULL;
+        AdapterBudget api = {}, subscription = { .subscription = true };
+        Config c;
+
+        assert_int_equal(config_init(&c), 0);
+        assert_int_equal(config_set(&c, "price", "m 10 1 40", &error), 0);
+
+        CliOutput o = { .type = ADAPTER_CLAUDE_LOCAL,
+                        .model = (char *) "m",
+                        .input_tokens = 1000000,
+                        .cached_input_tokens = 1000000,
+                        .output_tokens = 100000 };
+        budget_price(&c, &api, &o);
+        assert_int_equal(o.cost_cents, 1000 + 100 + 400); /* claude's input excludes the cached */
+        assert_string_equal(o.price_source, "price");
+        o.type = ADAPTER_CODEX_LOCAL; /* codex's includes them */
+        budget_price(&c, &api, &o);
+        assert_int_equal(o.cost_cents, 0 + 100 + 400);
+        o.model = (char *) "unknown";
+        budget_price(&c, &api, &o);
+        assert_string_equal(o.price_source, "default"); /* 15 1.5 75 */
+        assert_int_equal(o.cost_cents, 0 + 150 + 750);
+        o.has_cost = true;
+        o.cost_usd = 0.125;
+        budget_price(&c, &api, &o);
+        assert_string_equal(o.price_source, "cli");
+        assert_int_equal(o.cost_cents, 13);
+        budget_price(&c, &subscription, &o);
+        assert_string_equal(o.price_source, "subscription");
+        assert_string_equal(o.billing_type, "subscription_included");
+        assert_int_equal(o.cost_cents, 0);
+        config_done(&c);
 }
 
 static void test_claude_max_turns(void **state) {
@@ -388,6 +450,8 @@ static void test_config_errors(void **state) {
 
 static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_claude_success),
+        cmocka_unit_test(test_claude_streamed_usage),
+        cmocka_unit_test(test_pricing),
         cmocka_unit_test(test_claude_max_turns),
         cmocka_unit_test(test_claude_malformed),
         cmocka_unit_test(test_codex_success),

@@ -106,11 +106,60 @@ static void test_set_and_missing(void **state) {
         config_done(&c);
 }
 
+/* Prices: a model's own, a model given again priced anew, the default for any other, and every
+ * malformed line refused with what it should be. */
+static void test_prices(void **state) {
+        _cleanup_free_ char *path = write_conf("price = claude-sonnet-4-5 3 0.3 15\n"
+                                               "price = gpt-5\t1.25 0.125 10\n"
+                                               "price = claude-sonnet-4-5 4 0.4 16\n"
+                                               "price-default = 20 2 80\n");
+        _cleanup_free_ char *error = NULL;
+        const Price *p;
+        bool fallback;
+        Config c;
+
+        assert_int_equal(config_init(&c), 0);
+        p = config_price(&c, "anything", &fallback);
+        assert_true(fallback);
+        assert_true(p->input == 15.0 && p->cached_input == 1.5 && p->output == 75.0);
+        assert_int_equal(config_load_file(&c, path, true), 0);
+        assert_int_equal(c.n_prices, 2);
+        p = config_price(&c, "claude-sonnet-4-5", &fallback);
+        assert_false(fallback);
+        assert_true(p->input == 4.0 && p->cached_input == 0.4 && p->output == 16.0);
+        p = config_price(&c, "gpt-5", &fallback);
+        assert_false(fallback);
+        assert_true(p->output == 10.0);
+        p = config_price(&c, NULL, &fallback);
+        assert_true(fallback);
+        assert_true(p->input == 20.0);
+
+        static const char *const bad[] = {
+                "",
+                "claude",
+                "claude 3 0.3",
+                "claude 3 0.3 15 16",
+                "claude -1 0 0",
+                "claude 3 0.3 1e9",
+                "claude x 0 0",
+                "claude 3 0.3 nan",
+                "claude 3,5 0 0",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                assert_int_equal(config_set(&c, "price", bad[i], &error), -EINVAL);
+                assert_non_null(strstr(error, "price must be a model's name and three prices in USD per million tokens"));
+                error = mfree(error);
+        }
+        assert_int_equal(config_set(&c, "price-default", "1 2", &error), -EINVAL);
+        assert_non_null(strstr(error, "price-default must be three prices"));
+        assert_int_equal(c.n_prices, 2);
+        config_done(&c);
+        unlink(path);
+}
+
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_file),
-        cmocka_unit_test(test_bad_values),
-        cmocka_unit_test(test_set_and_missing),
+        cmocka_unit_test(test_defaults),        cmocka_unit_test(test_file),   cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_set_and_missing), cmocka_unit_test(test_prices),
 };
 
 int main(void) {

@@ -325,8 +325,9 @@ int store_agents_budget_paused(Store *s, const char *company_id, Agent **ret, si
 }
 
 int store_agents_to_pause_for_company(Store *s, const char *company_id, Agent **ret, size_t *ret_n) {
-        return store_list(s, &agent_entity, "WHERE company_id = ?1 AND status NOT IN ('paused', 'terminated')", ARGS(company_id),
-                          0, (void **) ret, ret_n);
+        return store_list(s, &agent_entity,
+                          "WHERE company_id = ?1 AND status NOT IN ('paused', 'terminated', 'pending_approval')",
+                          ARGS(company_id), 0, (void **) ret, ret_n);
 }
 
 int store_wakeups_pending_cancel(Store *s, const char *agent_id, const char *error, const char *now, int64_t *ret_n) {

@@ -71,7 +71,8 @@ int store_budgets(Store *s, const char *month, BudgetRow **ret, size_t *ret_n);
 
 /* Agents paused by a budget, of one company or (NULL) of all. */
 int store_agents_budget_paused(Store *s, const char *company_id, Agent **ret, size_t *ret_n);
-/* Agents of the company that are not paused or terminated: what a company's budget pauses. */
+/* Agents of the company that are not paused, terminated or awaiting approval: what a
+ * company's budget pauses. */
 int store_agents_to_pause_for_company(Store *s, const char *company_id, Agent **ret, size_t *ret_n);
 
 /* Cancel the agent's wakes that wait without a run (queued or deferred), saying error. */
