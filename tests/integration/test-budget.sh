@@ -134,6 +134,13 @@ api PATCH "/api/agents/$b" '{"adapterConfig":{"command":"'"$SPENDER"'","env":{"F
 fast=$(wake "$b" fast)
 queued=$(wake "$b" queued)
 check "a third run waits for a slot" run_is "$queued" queued
+# A wake of it on an issue another agent's run holds waits, deferred, for the issue.
+holder=$(agent holder '{"FAKE_MESSAGES":"200","FAKE_INTERVAL":"0.5"}')
+held=$(api POST "/api/companies/$company/issues" "{\"title\":\"held\",\"status\":\"todo\",\"assigneeAgentId\":\"$holder\"}" |
+        jq -r .id)
+wait_for 20 field_is "/api/issues/$held" '.executionRunId != null' true
+out=$(api POST "/api/agents/$b/wakeup" "{\"reason\":\"help\",\"payload\":{\"issueId\":\"$held\"}}")
+is "a wake on the held issue is deferred" "$(jq -r .status <<<"$out")" deferred
 first=$(wait_run "$fast" 60)
 second=$(wait_run "$slow" 60)
 is "the run that reached the agent's budget failed" "$(jq -r '"\(.errorCode) \(.resultJson.budget.limit)"' <<<"$first")" \
@@ -143,6 +150,11 @@ is "its other run was cancelled by the pause" \
         "$(jq -r '"\(.status) \(.resultJson.stopReason) \(.error)"' <<<"$second")" "cancelled budget_paused Cancelled due to budget pause"
 fq=$(wait_run "$queued")
 is "... and its queued run" "$(jq -r '"\(.status) \(.resultJson.stopReason)"' <<<"$fq")" "cancelled budget_paused"
+is "... and its deferred wake" \
+        "$(api GET "/api/agents/$b/wakeup-requests" | jq -r --arg i "$held" \
+                '.[] | select(.payload | tostring | contains($i)) | "\(.status) \(.error)"')" \
+        "cancelled Cancelled due to budget pause"
+api POST "/api/heartbeat-runs/$(api GET "/api/issues/$held" | jq -r .executionRunId)/cancel" >/dev/null
 sum=$(($(jq -r .usageJson.costCents <<<"$first") + $(jq -r '.usageJson.costCents // 0' <<<"$second")))
 is "the agent spent what its runs cost" "$(spent "$b")" "$sum"
 pause=$(api GET "/api/companies/$company/activity" | jq -c "[.[] | select(.action == \"agent.paused\" and .entityId == \"$b\")][0].details")
