@@ -94,6 +94,9 @@ int verb_logs(Ctl *ctl, int argc, char *argv[]);
 int verb_cancel(Ctl *ctl, int argc, char *argv[]);
 int verb_sweep(Ctl *ctl, int argc, char *argv[]);
 int verb_costs(Ctl *ctl, int argc, char *argv[]);
+int verb_workspace_list(Ctl *ctl, int argc, char *argv[]);
+int verb_workspace_show(Ctl *ctl, int argc, char *argv[]);
+int verb_workspace_prune(Ctl *ctl, int argc, char *argv[]);
 
 /* The verb table entry of the running verb (for usage messages). */
 const Verb *ctl_find_verb(const char *group, const char *name);

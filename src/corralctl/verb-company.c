@@ -18,6 +18,7 @@ static const FieldOpt company_fields[] = {
         { "require-approval", "requireBoardApprovalForNewAgents", OPT_TRUE, "New agents start pending approval" },
         { "no-require-approval", "requireBoardApprovalForNewAgents", OPT_FALSE, "New agents start idle" },
         { "budget-cents", "budgetMonthlyCents", OPT_INT, "Monthly budget in cents" },
+        { "workspace", "workspace", OPT_JSON, "Workspace policy of its agents, a JSON object (corrald(8), WORKSPACES)" },
         {},
 };
 

@@ -42,6 +42,7 @@ static void help(void) {
                "     --price='MODEL IN CACHED OUT'  what a model costs, USD per million tokens (repeatable)\n"
                "     --price-default='IN CACHED OUT' what any other model costs (default 15 1.5 75)\n"
                "     --month-file=PATH   read the current month (YYYY-MM) here (tests turn the month)\n"
+               "     --workspace-remove-delay-sec=N  a closed issue's workspace goes N s later (default 3600)\n"
                "\nSee corrald(8) and corrald.conf(5).\n",
                CONFIG_DEFAULT_PATH, CORRAL_LOCALSTATEDIR, CORRAL_RUNSTATEDIR, CONFIG_SANDBOX_UID_MIN, CONFIG_SANDBOX_UID_MAX);
 }
@@ -75,6 +76,7 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "price", required_argument, NULL, ARG_SETTING },
                 { "price-default", required_argument, NULL, ARG_SETTING },
                 { "month-file", required_argument, NULL, ARG_SETTING },
+                { "workspace-remove-delay-sec", required_argument, NULL, ARG_SETTING },
                 {},
         };
         int c, idx, r;

@@ -140,6 +140,25 @@ is "... and the agent is paused by it" "$(api GET "/api/agents/$thrifty" | jq -r
 api POST "/api/agents/$thrifty/wakeup" '{}' >/dev/null
 is "... its wakes get 409" "$(status)" 409
 
+# --- an issue's run in a git workspace: the CLI works in the issue's checkout ---
+repo=$T/repo
+git init -q -b main "$repo"
+echo start >"$repo/README"
+git -C "$repo" add README
+git -C "$repo" -c user.name=test -c user.email=test@example.com commit -qm start
+claude_agent worker '[
+  {"tool": "Bash", "input": {"command": "echo from-claude > claude.txt && git status --porcelain && git branch --show-current",
+                             "description": "work"}},
+  {"expect": "corral/CC-1", "text": "worked in the workspace"}
+]' "$(jq -n --arg repo "$repo" '{workspace: {repo: $repo, baseRef: "main"}}')"
+worker=$AGENT
+issue=$(api POST "/api/companies/$company/issues" "{\"title\":\"in a workspace\",\"status\":\"todo\",\"assigneeAgentId\":\"$worker\"}")
+final=$(wait_run "$(jq -r .executionRunId <<<"$issue")" 180)
+is "a run in a workspace succeeded" "$(jq -r '.status + " " + .resultJson.result' <<<"$final")" "succeeded worked in the workspace"
+is "... the CLI's tool wrote in the issue's workspace" \
+        "$(cat "$STATE/workspaces/$(jq -r .id <<<"$issue")/claude.txt" 2>&1)" from-claude
+is "... on the issue's branch (the model saw it)" "$(stub_unknown worker)" ""
+
 # --- root: the CLI refuses to skip permissions, and the run says why ---
 claude_agent root '[{"text": "never"}]' '{"sandbox": {"user": "root"}}'
 e=$AGENT

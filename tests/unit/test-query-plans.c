@@ -17,17 +17,8 @@
 
 /* The tables whose rows pile up over the years. */
 static const char *const growing[] = {
-        "heartbeat_runs",
-        "heartbeat_run_events",
-        "agent_wakeup_requests",
-        "issues",
-        "issue_comments",
-        "issue_relations",
-        "activity_log",
-        "agent_task_sessions",
-        "cost_events",
-        "cost_totals",
-        NULL,
+        "heartbeat_runs", "heartbeat_run_events", "agent_wakeup_requests", "issues",      "issue_comments", "issue_relations",
+        "activity_log",   "agent_task_sessions",  "cost_events",           "cost_totals", "workspaces",     NULL,
 };
 
 static char **scans; /* "SQL: detail" of every scan of a growing table */
@@ -210,6 +201,22 @@ static void test_hot_paths_use_indexes(void **state) {
                 cost_rows_free(rows, n);
                 assert_true(store_costs_of_month(s, c, a, "2026-12", &rows, &n) >= 0);
                 cost_rows_free(rows, n);
+        }
+        /* Per sweep and per workspace list. */
+        {
+                Workspace *ws;
+                StorePage page = { .limit = 200 };
+
+                plan = strv_free(plan);
+                assert_true(store_workspaces_due(s, "2026-12-01T00:00:00.000Z", false, 64, &ws, &n) >= 0);
+                expect_index("workspaces_status");
+                FREE(workspace_entity, ws, n);
+                assert_true(store_workspaces_due(s, "2026-12-01T00:00:00.000Z", true, 64, &ws, &n) >= 0);
+                FREE(workspace_entity, ws, n);
+                assert_true(store_workspaces_of_company(s, c, NULL, &page, &ws, &n) >= 0);
+                FREE(workspace_entity, ws, n);
+                assert_true(store_workspaces_of_company(s, c, "kept", &page, &ws, &n) >= 0);
+                FREE(workspace_entity, ws, n);
         }
 
         assert_no_scans();

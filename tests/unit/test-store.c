@@ -134,6 +134,7 @@ static void test_migrate_history_to_issue_columns(void **state) {
                                       "ALTER TABLE agents DROP COLUMN budget_monthly_cents;"
                                       "ALTER TABLE agents DROP COLUMN spent_monthly_cents;"
                                       "ALTER TABLE agents DROP COLUMN spent_month;"
+                                      "DROP TABLE workspaces; ALTER TABLE companies DROP COLUMN workspace;"
                                       "PRAGMA user_version = 2;",
                                       NULL, NULL, NULL),
                          SQLITE_OK);

@@ -20,6 +20,7 @@
 #include "store/model.h"
 #include "store/queries.h"
 #include "control/budget.h"
+#include "control/workspace.h"
 #include "control/activity.h"
 
 static int handle_company_list(ApiRequest *req) {
@@ -69,6 +70,12 @@ static int pick_issue_prefix(ApiRequest *req, const char *name, char **ret) {
 static int validate_company(ApiRequest *req, const Company *c) {
         if (c->budget_monthly_cents < 0 || c->budget_monthly_cents > BUDGET_CENTS_MAX) {
                 (void) api_reply_error(req, 400, "budgetMonthlyCents must be from 0 (no budget) to %" PRIi64, BUDGET_CENTS_MAX);
+                return 0;
+        }
+        _cleanup_json_ cJSON *ws = cJSON_Parse(c->workspace ?: "{}");
+        _cleanup_free_ char *error = NULL;
+        if (cJSON_GetArraySize(ws) > 0 && workspace_policy_check(ws, "workspace", &error) < 0) {
+                (void) api_reply_error(req, 400, "%s", strna(error));
                 return 0;
         }
         if (c->issue_prefix && !issue_prefix_is_valid(c->issue_prefix)) {

@@ -52,6 +52,7 @@ const char *const config_keys[] = {
         "price",
         "price-default",
         "month-file",
+        "workspace-remove-delay-sec",
         NULL,
 };
 
@@ -74,6 +75,7 @@ int config_init(Config *c) {
                 .quota_log_mib = 1024,
                 .default_tasks_max = 4096,
                 .default_memory_max_mib = 8192,
+                .workspace_remove_delay_sec = 3600,
                 /* A model corrald has no price for is not free: it is priced as the dearest
                  * models were when this was written, and its runs say so. */
                 .price_default = { .input = 15.0, .cached_input = 1.5, .output = 75.0 },
@@ -272,6 +274,7 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
                 { "quota-log-mib", 0, 1048576, offsetof(Config, quota_log_mib) },
                 { "default-tasks-max", 0, 4194304, offsetof(Config, default_tasks_max) },
                 { "default-memory-max-mib", 0, 1048576, offsetof(Config, default_memory_max_mib) },
+                { "workspace-remove-delay-sec", 0, 31536000, offsetof(Config, workspace_remove_delay_sec) },
         };
         for (size_t i = 0; i < ELEMENTSOF(numbers); i++) {
                 uint64_t v;

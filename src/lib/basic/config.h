@@ -71,6 +71,7 @@ typedef struct Config {
         size_t n_prices;
         Price price_default;
         char *month_file; /* NULL: the clock's UTC month; a file here lets tests turn the month */
+        unsigned workspace_remove_delay_sec; /* a closed issue's workspace is removed this long after */
 } Config;
 
 /* The keys config_set() knows, in the order the man page lists them. */

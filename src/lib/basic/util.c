@@ -128,3 +128,25 @@ void *memdup(const void *p, size_t size) {
                 memcpy(copy, p, size);
         return copy;
 }
+
+char *strreplace(const char *s, const char *from, const char *to) {
+        size_t nf = strlen(from), nt = strlen(to), n = 0;
+        char *ret, *o;
+
+        for (const char *p = strstr(s, from); nf > 0 && p; p = strstr(p + nf, from))
+                n++;
+        ret = malloc(strlen(s) + n * nt + 1);
+        if (!ret)
+                return NULL;
+        o = ret;
+        const char *p = s, *q;
+        while (nf > 0 && (q = strstr(p, from))) {
+                memcpy(o, p, (size_t) (q - p));
+                o += q - p;
+                memcpy(o, to, nt);
+                o += nt;
+                p = q + nf;
+        }
+        strcpy(o, p);
+        return ret;
+}

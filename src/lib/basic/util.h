@@ -23,6 +23,9 @@ int safe_atou64(const char *s, uint64_t *ret);
 /* Strip leading and trailing whitespace in place; returns s. */
 char *strstrip(char *s);
 
+/* A copy of s with every from replaced by to; NULL on allocation failure. */
+char *strreplace(const char *s, const char *from, const char *to);
+
 /* asprintf() that returns NULL on failure instead of leaving the pointer undefined. */
 char *strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *strvprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));

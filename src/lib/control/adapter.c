@@ -21,6 +21,7 @@
 #include "supervise/sandbox.h"
 #include "basic/strv.h"
 #include "control/adapter-internal.h"
+#include "control/workspace.h"
 
 void adapter_launch_done(AdapterLaunch *l) {
         strv_free(l->argv);
@@ -166,6 +167,9 @@ static int parse_config(AdapterType type, const cJSON *c, bool require_command, 
                                   &ret->idle_timeout_sec, ret_error)) < 0)
                 return r;
         r = sandbox_validate_policy(cJSON_GetObjectItemCaseSensitive(c, "sandbox"), ret_error);
+        if (r < 0)
+                return r;
+        r = workspace_policy_check(cJSON_GetObjectItemCaseSensitive(c, "workspace"), "adapterConfig.workspace", ret_error);
         if (r < 0)
                 return r;
         limits = cJSON_GetObjectItemCaseSensitive(c, "limits");
@@ -361,6 +365,13 @@ static int build_env(const Agent *agent, const Run *run, const AdapterConfig *ac
             env_add(&l->env, "CORRAL_WAKE_PAYLOAD_JSON=%s", payload_text) < 0 ||
             env_add(&l->env, "CORRAL_SOCKET=%s", socket_path) < 0)
                 return -ENOMEM;
+        /* The run's git workspace (control/workspace.h), when it has one. */
+        const cJSON *ws = cJSON_GetObjectItemCaseSensitive(context, "workspace");
+        if (cJSON_IsObject(ws) &&
+            (env_add(&l->env, "CORRAL_WORKSPACE_PATH=%s", strempty(json_string_member(ws, "path"))) < 0 ||
+             env_add(&l->env, "CORRAL_WORKSPACE_BRANCH=%s", strempty(json_string_member(ws, "branch"))) < 0 ||
+             env_add(&l->env, "CORRAL_WORKSPACE_REPO=%s", strempty(json_string_member(ws, "repo"))) < 0))
+                return -ENOMEM;
         cJSON_ArrayForEach (m, ac->env) {
                 const char *value = m->valuestring;
                 if (!cJSON_IsString(m) && !(value = strv_pair_value(secrets, m->string)))
@@ -414,7 +425,9 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
         _cleanup_free_ char *workspace = strprintf("%s/" SANDBOX_WORKSPACE_DIR, home);
         if (!workspace)
                 return -ENOMEM;
-        if (!(l.cwd = strdup(ac.cwd                              ? ac.cwd->valuestring
+        const char *git_workspace = json_string_member(cJSON_GetObjectItemCaseSensitive(context, "workspace"), "path");
+        if (!(l.cwd = strdup(git_workspace                       ? git_workspace
+                                     : ac.cwd                    ? ac.cwd->valuestring
                                      : adapter_ops(ac.type)->cli ? workspace
                                                                  : home)) ||
             (ac.stdin_text && !(l.stdin_text = strdup(ac.stdin_text->valuestring))) ||

@@ -23,6 +23,8 @@
 #include "store/issues.h"
 #include "control/adapter.h"
 #include "control/budget.h"
+#include "control/workspace.h"
+#include "supervise/run-workspace.h"
 #include "control/agent-session.h"
 #include "control/finalize.h"
 #include "control/issue-lock.h"
@@ -244,8 +246,11 @@ int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *r
 static int launch_one(Control *ctl, const Agent *agent, const Run *run, char **ret_error) {
         _cleanup_(adapter_launch_done) AdapterLaunch launch = {};
         _cleanup_(sandbox_launch_done) SandboxLaunch sandbox = {};
+        _cleanup_(workspace_launch_done) WorkspaceLaunch ws = {};
         _cleanup_strv_free_ char **secrets = NULL;
-        _cleanup_free_ char *home = sandbox_home_path(ctl->sandbox, agent->id), *run_dir = NULL;
+        _cleanup_free_ char *home = sandbox_home_path(ctl->sandbox, agent->id), *run_dir = NULL, *context = NULL, *ws_file = NULL;
+        RunFile files[SANDBOX_RUN_FILES_MAX + 1];
+        Run with_workspace;
         int r;
 
         if (!home)
@@ -253,13 +258,28 @@ static int launch_one(Control *ctl, const Agent *agent, const Run *run, char **r
         r = store_agent_secrets(ctl->store, agent->id, &secrets);
         if (r < 0)
                 return r;
+        /* Its git workspace, by its policy: the context names it, and the adapter runs the
+         * agent there (corrald(8), WORKSPACES). */
+        r = workspace_for_run(ctl, agent, run, &ws, ret_error);
+        if (r < 0)
+                return r;
+        if (ws.on) {
+                context = workspace_context(run->context_snapshot, &ws);
+                if (!context)
+                        return -ENOMEM;
+                with_workspace = *run;
+                with_workspace.context_snapshot = context;
+                run = &with_workspace;
+        }
         r = adapter_build_launch(agent, run, ctl->agent_socket_path, home, secrets, &launch, ret_error);
         if (r < 0)
                 return r;
         run_dir = supervisor_run_dir(ctl->supervisor, run->id);
         if (!run_dir)
                 return -ENOMEM;
-        r = sandbox_prepare(ctl->sandbox, ctl->store, agent, run_dir, launch.spec.cwd, &sandbox, ret_error);
+        /* A workspace borrows its repository's objects: the repository is seen, read-only. */
+        const char *const read_only[] = { ws.on ? ws.repo : NULL, NULL };
+        r = sandbox_prepare(ctl->sandbox, ctl->store, agent, run_dir, launch.spec.cwd, read_only, &sandbox, ret_error);
         if (r < 0)
                 return r;
         if (sandbox.warning) {
@@ -280,8 +300,17 @@ static int launch_one(Control *ctl, const Agent *agent, const Run *run, char **r
         launch.spec.limits.default_tasks_max = ctl->config->default_tasks_max;
         launch.spec.limits.default_memory_max = (uint64_t) ctl->config->default_memory_max_mib << 20;
         launch.spec.sandboxed = sandbox.confined;
-        launch.spec.files = sandbox.files;
+        memcpy(files, sandbox.files, sandbox.n_files * sizeof(RunFile));
+        launch.spec.files = files;
         launch.spec.n_files = sandbox.n_files;
+        if (ws.on) {
+                /* The shim makes it before the agent starts; the agent's uid owns it. */
+                ws_file = workspace_file(&ws, sandbox.confined ? (int64_t) sandbox.uid : -1,
+                                         sandbox.confined ? (int64_t) sandbox.gid : -1);
+                if (!ws_file)
+                        return -ENOMEM;
+                files[launch.spec.n_files++] = (RunFile){ run_workspace_file_name, ws_file, strlen(ws_file), 0600 };
+        }
         r = supervisor_launch(ctl->supervisor, &launch.spec);
         if (r < 0)
                 return r;

@@ -31,6 +31,12 @@ typedef struct Control {
         struct Quota *quota; /* what agents asked for this minute (control/quota.h) */
         Telemetry telemetry;
         char *agent_socket_path; /* CORRAL_SOCKET of every run */
+        char *shim_path; /* corral-shim, which also removes workspaces */
+
+        /* Workspace removals under way: workspace.c's alone. */
+        struct WorkspaceRemoval *removals;
+        unsigned n_removals;
+        char **prune_queue; /* keys a prune is to remove still, each tried once */
 
         /* Runs whose spend is followed while they stream: budget.c's alone. */
         struct Hashmap *live_spend; /* run id -> LiveSpend */

@@ -26,6 +26,7 @@
 #include "control/adapter.h"
 #include "control/agent-session.h"
 #include "control/budget.h"
+#include "control/workspace.h"
 #include "control/claim.h"
 #include "control/cli-output.h"
 #include "control/issue-lock.h"
@@ -721,6 +722,7 @@ static int finalize_end(Control *ctl, const RunResult *given, unsigned attempts)
         if (attempts > 0)
                 log_info("Recorded the end of run %s after %u attempt(s).", result->run_id, attempts + 1);
         budget_cancel_paused(ctl, paused);
+        workspace_run_ended(ctl, result->run_id);
         STRV_FOREACH(a, start)
         claim_start_next(ctl, *a);
         return 0;

@@ -3,6 +3,7 @@
 
 #include "basic/log.h"
 #include "control/budget.h"
+#include "control/workspace.h"
 #include "control/run-recovery.h"
 #include "control/stranded.h"
 
@@ -14,6 +15,8 @@ int control_sweep(Control *ctl, StrandedCounters *ret) {
         r = budget_sweep(ctl);
         if (r < 0)
                 log_warning_errno(r, "Failed to lift budget pauses, trying again at the next sweep: %m");
+        /* Workspaces of issues closed for long enough go. */
+        (void) workspace_sweep(ctl, false);
         /* In the reference's order (§7): lost runs first, then queued work, then issues left without either. */
         recovered = run_recovery_adopt(ctl);
         if (recovered < 0)

@@ -21,6 +21,7 @@
 #include "api/api.h"
 #include "basic/util.h"
 #include "control/budget.h"
+#include "control/workspace.h"
 #include "control/finalize.h"
 #include "control/quota.h"
 #include "basic/log.h"
@@ -71,6 +72,8 @@ Manager *manager_free(Manager *m) {
         supervisor_free(m->control.supervisor);
         finalize_pending_free(&m->control);
         budget_done(&m->control);
+        workspace_done(&m->control);
+        free(m->control.shim_path);
         placement_free(m->control.placement);
         sandbox_free(m->control.sandbox);
         free(m->socket_path_effective);
@@ -413,6 +416,9 @@ int manager_startup(Manager *m) {
                 return r;
         _cleanup_free_ char *shim = find_shim();
         if (!shim)
+                return log_oom();
+        m->control.shim_path = strdup(shim);
+        if (!m->control.shim_path)
                 return log_oom();
         SupervisorConfig sc = { .state_dir = m->config.state_dir,
                                 .shim_path = shim,

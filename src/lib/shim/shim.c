@@ -28,6 +28,7 @@
 #include "basic/spawn.h"
 #include "basic/utf8.h"
 #include "shim/shim-sandbox.h"
+#include "shim/shim-workspace.h"
 #include "basic/time-util.h"
 #include "basic/fd-util.h"
 
@@ -722,6 +723,39 @@ static void drain_rest(Shim *s) {
                 }
 }
 
+/* The run's git workspace, when it has one (shim-workspace.h): its working directory, made
+ * before the agent starts. A failure is said in workspace.error, for corrald, and in the
+ * run's log. */
+static int prepare_workspace(Shim *s) {
+        ShimWorkspace w = {};
+        char path[4096], msg[1024];
+        int r, fd;
+
+        r = shim_workspace_read(s->run_dir, &w);
+        if (r <= 0) {
+                if (r == 0)
+                        return 0;
+                snprintf(msg, sizeof(msg), "cannot read the run's workspace file: %s", strerror(-r));
+        } else {
+                snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_WORKSPACE_LOG_FILE);
+                fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+                msg[0] = 0;
+                r = shim_workspace_prepare(&w, fd, msg, sizeof(msg));
+                if (fd >= 0)
+                        close(fd);
+                shim_workspace_done(&w);
+                if (r >= 0)
+                        return 0;
+        }
+        snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_WORKSPACE_ERROR_FILE);
+        (void) write_file_atomic(path, msg, strlen(msg), 0600);
+        size_t n = strlen(msg);
+        char line[1100];
+        int k = snprintf(line, sizeof(line), "corral-shim: %.*s\n", (int) n, msg);
+        log_chunk(s, &s->streams[1], line, (size_t) MIN(k, (int) sizeof(line) - 1));
+        return -EIO;
+}
+
 /* Open the run's log and the agent's stdin, and start the agent: 0 when it started, else
  * the errno of why not (status.json tells it), or -1 when there is no log to run with. */
 static int start_agent(Shim *s, char **agent_argv, const char *agent_cwd, bool sandboxed, int out[2], int err[2],
@@ -742,6 +776,20 @@ static int start_agent(Shim *s, char **agent_argv, const char *agent_cwd, bool s
         read_limits(s);
         allocate_status(s);
         in = open_agent_stdin(s->run_dir);
+        if (in >= 0 && prepare_workspace(s) < 0) {
+                /* Said in the workspace's error file, for corrald: the run could not be launched. */
+                close(in);
+                close(out[1]);
+                close(err[1]);
+                s->streams[0].fd = out[0];
+                s->streams[1].fd = err[0];
+                s->agent = 0;
+                s->agent_exited = true;
+                s->agent_status = W_EXITCODE(SHIM_EXIT_EXEC_FAILED, 0);
+                s->stopped = "workspace";
+                (void) iso_time_now(s->finished_at);
+                return ECANCELED;
+        }
         if (in < 0) {
                 e = errno;
                 snprintf(path, sizeof(path), "open %s/%s", s->run_dir, SHIM_STDIN_FILE);

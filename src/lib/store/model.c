@@ -24,6 +24,7 @@ const char *const trigger_detail_names[] = { "manual", "ping", "callback", "syst
 const char *const wakeup_status_names[] = {
         "queued", "deferred_issue_execution", "claimed", "coalesced", "skipped", "completed", "failed", "cancelled", NULL,
 };
+const char *const workspace_status_names[] = { "active", "removing", "kept", "removed", NULL };
 const char *const actor_type_names[] = { "user", "agent", "system", NULL };
 const char *const run_status_names[] = { "queued", "running", "succeeded", "failed", "cancelled", "timed_out", NULL };
 const char *const event_stream_names[] = { "system", "stdout", "stderr", NULL };
@@ -47,7 +48,7 @@ static int company_init(void *obj) {
         Company *c = obj;
         c->status = COMPANY_ACTIVE;
         c->pause_reason = -1;
-        return 0;
+        return strdup_default(&c->workspace, "{}");
 }
 
 static const Field company_fields[] = {
@@ -65,6 +66,7 @@ static const Field company_fields[] = {
         FIELD_DEF(Company, created_at, FIELD_TIME, 0),
         FIELD_DEF(Company, updated_at, FIELD_TIME, 0),
         FIELD_DEF(Company, spent_month, FIELD_TEXT, N),
+        FIELD_DEF(Company, workspace, FIELD_JSON, C | P),
 };
 
 const Entity company_entity = {
@@ -432,9 +434,45 @@ const Entity activity_entity = {
         .init = activity_init,
 };
 
+static const Field workspace_fields[] = {
+        FIELD_DEF(Workspace, key, FIELD_TEXT, K),
+        FIELD_DEF(Workspace, company_id, FIELD_TEXT, 0),
+        FIELD_DEF(Workspace, issue_id, FIELD_TEXT, N),
+        FIELD_DEF(Workspace, run_id, FIELD_TEXT, N),
+        FIELD_DEF(Workspace, agent_id, FIELD_TEXT, N),
+        FIELD_DEF(Workspace, repo, FIELD_TEXT, 0),
+        FIELD_DEF(Workspace, path, FIELD_TEXT, 0),
+        FIELD_DEF(Workspace, branch, FIELD_TEXT, N),
+        FIELD_DEF(Workspace, base_ref, FIELD_TEXT, 0),
+        FIELD_ENUM_DEF(Workspace, status, workspace_status_names, 0),
+        FIELD_DEF(Workspace, status_reason, FIELD_TEXT, N | L),
+        FIELD_DEF(Workspace, created_at, FIELD_TIME, 0),
+        FIELD_DEF(Workspace, updated_at, FIELD_TIME, 0),
+        FIELD_DEF(Workspace, removed_at, FIELD_TIME, N),
+};
+
+const Entity workspace_entity = {
+        .table = "workspaces",
+        .name = "workspace",
+        .size = sizeof(Workspace),
+        .fields = workspace_fields,
+        .n_fields = ELEMENTSOF(workspace_fields),
+};
+
 const Entity *const all_entities[] = {
-        &company_entity,   &agent_entity, &runtime_state_entity,  &task_session_entity, &wakeup_entity,   &run_entity,
-        &run_event_entity, &issue_entity, &issue_relation_entity, &comment_entity,      &activity_entity, NULL,
+        &company_entity,
+        &agent_entity,
+        &runtime_state_entity,
+        &task_session_entity,
+        &wakeup_entity,
+        &run_entity,
+        &run_event_entity,
+        &issue_entity,
+        &issue_relation_entity,
+        &comment_entity,
+        &activity_entity,
+        &workspace_entity,
+        NULL,
 };
 
 int record_stamp(char **id, char **created_at, char **updated_at, const char *now) {

@@ -200,6 +200,7 @@ typedef struct Company {
         char *created_at;
         char *updated_at;
         char *spent_month; /* "YYYY-MM" (UTC), NULL before its first cost */
+        char *workspace; /* JSON object: the default workspace policy of its agents */
 } Company;
 
 typedef struct Agent {
@@ -400,6 +401,34 @@ typedef struct Activity {
         char *created_at;
 } Activity;
 
+typedef enum WorkspaceStatus {
+        WORKSPACE_ACTIVE, /* its issue's runs work in it */
+        WORKSPACE_REMOVING, /* corral-shim --workspace-remove runs on it */
+        WORKSPACE_KEPT, /* not removed: uncommitted changes, or its branch could not go back */
+        WORKSPACE_REMOVED,
+        _WORKSPACE_STATUS_MAX,
+} WorkspaceStatus;
+
+extern const char *const workspace_status_names[];
+
+/* A git workspace corral made (corrald(8), WORKSPACES). */
+typedef struct Workspace {
+        char *key; /* its issue's id, or "run-<id>" for the run of no issue it was made for */
+        char *company_id;
+        char *issue_id;
+        char *run_id; /* the last run that worked in it */
+        char *agent_id; /* that run's agent, whose uid owns it */
+        char *repo;
+        char *path;
+        char *branch; /* NULL: detached */
+        char *base_ref;
+        WorkspaceStatus status;
+        char *status_reason; /* why it is kept */
+        char *created_at;
+        char *updated_at;
+        char *removed_at;
+} Workspace;
+
 extern const Entity company_entity;
 extern const Entity agent_entity;
 extern const Entity runtime_state_entity;
@@ -411,6 +440,7 @@ extern const Entity issue_entity;
 extern const Entity issue_relation_entity;
 extern const Entity comment_entity;
 extern const Entity activity_entity;
+extern const Entity workspace_entity;
 
 /* Give a new record a fresh id and its creation (and, unless updated_at is NULL, update)
  * time: now, or the given ISO time. */
@@ -441,3 +471,4 @@ DEFINE_RECORD_CLEANUP(IssueComment, comment_donep, comment_entity)
 DEFINE_RECORD_CLEANUP(AgentTaskSession, task_session_donep, task_session_entity)
 DEFINE_RECORD_CLEANUP(IssueRelation, issue_relation_donep, issue_relation_entity)
 DEFINE_RECORD_CLEANUP(Activity, activity_donep, activity_entity)
+DEFINE_RECORD_CLEANUP(Workspace, workspace_donep, workspace_entity)

@@ -344,3 +344,24 @@ int store_count_all(Store *s, const Entity *e, int64_t *ret) {
 int store_runs_active_count(Store *s, int64_t *ret) {
         return store_count(s, "heartbeat_runs", "WHERE " RUN_ACTIVE, NULL, ret);
 }
+
+/* A workspace's issue is closed since before ?1, or gone; or, of no issue, its run ended. */
+#define WORKSPACE_DUE                                                                                                            \
+        "(CASE WHEN issue_id IS NOT NULL THEN NOT EXISTS (SELECT 1 FROM issues i WHERE i.id = workspaces.issue_id "              \
+        "AND (i.status NOT IN ('done', 'cancelled') OR coalesce(i.completed_at, i.cancelled_at, i.updated_at) > ?1)) "           \
+        "ELSE NOT EXISTS (SELECT 1 FROM heartbeat_runs r WHERE r.id = workspaces.run_id AND r.status IN ('queued', 'running')) " \
+        "END)"
+
+int store_workspaces_due(Store *s, const char *closed_before, bool kept, size_t limit, Workspace **ret, size_t *ret_n) {
+        /* Each condition is a lookup by key of the workspace's issue or run. */
+        return store_list(s, &workspace_entity,
+                          kept ? "WHERE status = 'kept' AND " WORKSPACE_DUE " ORDER BY status, created_at"
+                               : "WHERE status IN ('active', 'removing') AND " WORKSPACE_DUE " ORDER BY status, created_at",
+                          ARGS(closed_before), limit, (void **) ret, ret_n);
+}
+
+int store_workspaces_of_company(Store *s, const char *company_id, const char *status, StorePage *page, Workspace **ret,
+                                size_t *ret_n) {
+        return store_list_page(s, &workspace_entity, status ? "company_id = ?1 AND status = ?2" : "company_id = ?1", "created_at",
+                               true, status ? ARGS(company_id, status) : ARGS(company_id), page, (void **) ret, ret_n);
+}

@@ -123,3 +123,14 @@ int store_task_sessions_delete(Store *s, const char *agent_id, const char *task_
 int store_count_all(Store *s, const Entity *e, int64_t *ret);
 /* Queued and running runs. */
 int store_runs_active_count(Store *s, int64_t *ret);
+
+/* ---- workspaces ---- */
+
+/* Workspaces to remove: active (or left removing by a crash) ones whose issue is closed
+ * (done, cancelled) since before closed_before, or gone, and those of no issue whose run is
+ * not active any more; with kept, the kept ones of such issues and runs instead. Oldest
+ * first, at most limit. */
+int store_workspaces_due(Store *s, const char *closed_before, bool kept, size_t limit, Workspace **ret, size_t *ret_n);
+/* A company's workspaces, newest first; status may be NULL (all). */
+int store_workspaces_of_company(Store *s, const char *company_id, const char *status, StorePage *page, Workspace **ret,
+                                size_t *ret_n);

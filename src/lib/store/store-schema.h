@@ -358,4 +358,27 @@ static const Migration store_migrations[] = {
           "  PRIMARY KEY (agent_id, month, model)\n"
           ") WITHOUT ROWID;\n"
           "CREATE INDEX cost_totals_company_month ON cost_totals(company_id, month);\n" },
+        /* Workspaces (corrald(8), WORKSPACES): a company's default policy, and each git
+         * workspace corral made, keyed by its issue (or "run-<id>" for a run without one),
+         * so that a launch after any crash finds the one it made before. */
+        { 7,
+          "ALTER TABLE companies ADD COLUMN workspace TEXT NOT NULL DEFAULT '{}';\n"
+          "CREATE TABLE workspaces (\n"
+          "  key TEXT PRIMARY KEY NOT NULL,\n"
+          "  company_id TEXT NOT NULL REFERENCES companies(id) ON DELETE CASCADE,\n"
+          "  issue_id TEXT,\n"
+          "  run_id TEXT,\n"
+          "  agent_id TEXT,\n"
+          "  repo TEXT NOT NULL,\n"
+          "  path TEXT NOT NULL,\n"
+          "  branch TEXT,\n"
+          "  base_ref TEXT NOT NULL,\n"
+          "  status TEXT NOT NULL DEFAULT 'active',\n"
+          "  status_reason TEXT,\n"
+          "  created_at TEXT NOT NULL,\n"
+          "  updated_at TEXT NOT NULL,\n"
+          "  removed_at TEXT\n"
+          ");\n"
+          "CREATE INDEX workspaces_company_created ON workspaces(company_id, created_at);\n"
+          "CREATE INDEX workspaces_status ON workspaces(status, created_at);\n" },
 };

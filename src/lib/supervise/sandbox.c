@@ -561,8 +561,8 @@ static bool may_hide(const char *path, const char *const *visible) {
 /* Long because the policy file is written in one pass, directive by directive, in the order
  * the shim applies them (identity, home, files, network, syscalls): split, the order would
  * be spread over several functions that each need the open file. */
-int sandbox_prepare(Sandbox *sb, Store *store, const Agent *agent, const char *run_dir, const char *cwd, SandboxLaunch *ret,
-                    char **ret_error) {
+int sandbox_prepare(Sandbox *sb, Store *store, const Agent *agent, const char *run_dir, const char *cwd,
+                    const char *const *read_only, SandboxLaunch *ret, char **ret_error) {
         _cleanup_(sandbox_launch_done) SandboxLaunch l = {};
         _cleanup_json_ cJSON *config = cJSON_Parse(agent->adapter_config ?: "{}");
         _cleanup_strv_free_ char **deny = NULL, **others = NULL;
@@ -625,12 +625,14 @@ int sandbox_prepare(Sandbox *sb, Store *store, const Agent *agent, const char *r
 
         /* What this agent sees: another agent's workspace is hidden only where that hides
          * none of it. */
-        const char *visible[2 * SANDBOX_PATHS_MAX + 4] = { home, cwd ?: home, sb->agent_socket };
+        const char *visible[2 * SANDBOX_PATHS_MAX + 8] = { home, cwd ?: home, sb->agent_socket };
         size_t n_visible = 3;
         cJSON_ArrayForEach (m, p.rw)
                 visible[n_visible++] = m->valuestring;
         cJSON_ArrayForEach (m, p.ro)
                 visible[n_visible++] = m->valuestring;
+        for (size_t i = 0; read_only && read_only[i] && n_visible < ELEMENTSOF(visible) - 1; i++)
+                visible[n_visible++] = read_only[i];
         visible[n_visible] = NULL;
         r = store_agent_workspaces_except(store, agent->id, &others);
         if (r < 0)
@@ -649,6 +651,8 @@ int sandbox_prepare(Sandbox *sb, Store *store, const Agent *agent, const char *r
         text_add(&t, "ro", sb->agent_socket, NULL);
         cJSON_ArrayForEach (m, p.ro)
                 text_add(&t, "ro", m->valuestring, NULL);
+        for (size_t i = 0; read_only && read_only[i]; i++)
+                text_add(&t, "ro", read_only[i], NULL);
         if (id.allocated) {
                 text_add(&t, "bind-ro", passwd_path, "/etc/passwd");
                 text_add(&t, "bind-ro", group_path, "/etc/group");
@@ -671,6 +675,8 @@ int sandbox_prepare(Sandbox *sb, Store *store, const Agent *agent, const char *r
         }
 
         l.confined = true;
+        l.uid = (uint32_t) id.uid;
+        l.gid = (uint32_t) id.gid;
         memcpy(l.ip_allow, p.ip_allow, sizeof(l.ip_allow));
         l.n_ip_allow = p.n_ip_allow;
         l.files[l.n_files++] = (RunFile){ SHIM_SANDBOX_FILE, l.policy, strlen(l.policy), 0600 };

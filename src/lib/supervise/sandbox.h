@@ -49,6 +49,7 @@ char *sandbox_home_path(Sandbox *sb, const char *agent_id);
 
 typedef struct SandboxLaunch {
         bool confined; /* the shim is told to read the policy file */
+        uint32_t uid, gid; /* whom the agent runs as, when confined */
         RunFile files[SANDBOX_RUN_FILES_MAX]; /* point into the fields below */
         size_t n_files;
         char *policy;
@@ -66,5 +67,5 @@ void sandbox_launch_done(SandboxLaunch *l);
  * policy for one run of agent in run_dir with working directory cwd. The agent's uid is
  * allocated on its first run. Failures that are the configuration's: -EINVAL and a
  * message (the run fails as launch_failed with it). */
-int sandbox_prepare(Sandbox *sb, Store *store, const Agent *agent, const char *run_dir, const char *cwd, SandboxLaunch *ret,
-                    char **ret_error);
+int sandbox_prepare(Sandbox *sb, Store *store, const Agent *agent, const char *run_dir, const char *cwd,
+                    const char *const *read_only, SandboxLaunch *ret, char **ret_error);

@@ -44,6 +44,7 @@
 #include "store/queries.h"
 #include "shim/shim-sandbox.h"
 #include "shim/shim.h"
+#include "shim/shim-workspace.h"
 #include "supervise/spawner.h"
 #include "basic/time-util.h"
 #include "basic/fd-util.h"
@@ -313,6 +314,7 @@ static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal, ShimSta
         ret->stopped = !cJSON_IsString(stopped)            ? _RUN_END_INVALID
                 : streq(stopped->valuestring, "timeout")   ? RUN_END_TIMEOUT
                 : streq(stopped->valuestring, "log_limit") ? RUN_END_LOG_LIMIT
+                : streq(stopped->valuestring, "workspace") ? RUN_END_LAUNCH_FAILED /* workspace.error says why */
                                                            : _RUN_END_INVALID;
         tails = cJSON_GetObjectItemCaseSensitive(j, "tails");
         ret->tails = cJSON_GetArraySize(tails) == 2;
@@ -353,6 +355,15 @@ static void finish(Tracked *t) {
                 signal_name = strdup("SIGKILL");
         result.signal = signal_name;
         result.error = t->error;
+        _cleanup_free_ char *workspace_error = NULL;
+        if (st.stopped == RUN_END_LAUNCH_FAILED) {
+                /* The shim could not make the run's workspace: git's words are in the file. */
+                _cleanup_free_ char *path = strprintf("%s/%s", t->run_dir, SHIM_WORKSPACE_ERROR_FILE);
+                if (path && read_full_file(path, 4096, &workspace_error, NULL) >= 0)
+                        result.error = strstrip(workspace_error);
+                else
+                        result.error = "The run's workspace could not be made";
+        }
 
         (void) s->placement->ops->oom_kills(s->placement, &t->place, &result.oom_kills);
         result.oom_kills = MAX(result.oom_kills, t->oom_kills);
