@@ -31,6 +31,7 @@ const Verb verbs[] = {
         { "agent", "update", verb_agent_update, "agent update ID [OPTIONS]", "Change an agent" },
         { "agent", "pause", verb_agent_pause, "agent pause ID", "Pause an agent: it is not woken until resumed" },
         { "agent", "resume", verb_agent_resume, "agent resume ID", "Resume a paused agent" },
+        { "agent", "approve", verb_agent_approve, "agent approve ID", "Approve an agent pending the board's approval" },
         { "agent", "terminate", verb_agent_terminate, "agent terminate ID", "Terminate an agent for good" },
         { "agent", "state", verb_agent_state, "agent state ID", "Show an agent's session, last run and usage totals" },
         { "agent", "reset-session", verb_agent_reset_session, "agent reset-session ID",

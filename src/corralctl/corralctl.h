@@ -77,6 +77,7 @@ int verb_agent_show(Ctl *ctl, int argc, char *argv[]);
 int verb_agent_update(Ctl *ctl, int argc, char *argv[]);
 int verb_agent_pause(Ctl *ctl, int argc, char *argv[]);
 int verb_agent_resume(Ctl *ctl, int argc, char *argv[]);
+int verb_agent_approve(Ctl *ctl, int argc, char *argv[]);
 int verb_agent_terminate(Ctl *ctl, int argc, char *argv[]);
 int verb_agent_state(Ctl *ctl, int argc, char *argv[]);
 int verb_agent_reset_session(Ctl *ctl, int argc, char *argv[]);

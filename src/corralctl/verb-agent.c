@@ -57,6 +57,10 @@ int verb_agent_resume(Ctl *ctl, int argc, char *argv[]) {
         return ctl_call_on_id(ctl, "agent", "resume", argc, argv, "POST", "/api/agents", "/resume", NULL, false);
 }
 
+int verb_agent_approve(Ctl *ctl, int argc, char *argv[]) {
+        return ctl_call_on_id(ctl, "agent", "approve", argc, argv, "POST", "/api/agents", "/approve", NULL, false);
+}
+
 int verb_agent_terminate(Ctl *ctl, int argc, char *argv[]) {
         return ctl_call_on_id(ctl, "agent", "terminate", argc, argv, "POST", "/api/agents", "/terminate", NULL, false);
 }

@@ -31,8 +31,21 @@ a=$(api GET /api/agents/$agent)
 is "agent is idle" "$(jq -r .status <<<"$a")" idle
 is "agent role" "$(jq -r .role <<<"$a")" engineer
 is "adapter config kept as JSON" "$(jq -c .adapterConfig <<<"$a")" '{"command":"/bin/true","timeoutSec":60}'
-pending=$(api POST /api/companies/$other/agents '{"name":"new-hire"}' | jq -r .status)
-is "agents of a company that requires approval start pending_approval" "$pending" pending_approval
+hire=$(api POST /api/companies/$other/agents '{"name":"new-hire","adapterConfig":{"command":"/bin/true"}}')
+is "agents of a company that requires approval start pending_approval" "$(jq -r .status <<<"$hire")" pending_approval
+hire=$(jq -r .id <<<"$hire")
+api POST /api/agents/$hire/wakeup '{}' >/dev/null
+is "... and cannot be woken" "$(status)" 409
+api POST /api/agents/$hire/resume >/dev/null
+is "... nor resumed" "$(status)" 409
+is "corralctl agent approve approves it" "$("$CORRALCTL" --json agent approve "$hire" | jq -r .status)" idle
+is "... with an activity row" "$(api GET /api/companies/$other/activity | jq -r '.[0] | "\(.action) \(.entityId)"')" \
+        "agent.approved $hire"
+api POST /api/agents/$hire/approve >/dev/null
+is "an approved agent cannot be approved again" "$(status) $(jq -r .error "$T/body")" \
+        "409 agent is not pending approval (status idle)"
+run=$(api POST /api/agents/$hire/wakeup '{}' | jq -r .id)
+is "... and it runs" "$(wait_run "$run" | jq -r .status)" succeeded
 is "agent list has one agent" "$("$CORRALCTL" --json agent list --company "$company" | jq length)" 1
 "$CORRALCTL" agent update "$agent" --title "Staff engineer" >/dev/null
 is "agent update" "$(api GET /api/agents/$agent | jq -r .title)" "Staff engineer"

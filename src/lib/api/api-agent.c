@@ -248,7 +248,7 @@ static int agent_transition(ApiRequest *req, AgentAction action) {
         char *error = NULL;
         int r;
 
-        if (!api_require_board(req, "pause, resume or terminate agents"))
+        if (!api_require_board(req, "pause, resume, terminate or approve agents"))
                 return 0;
         r = api_load(req, &agent_entity, req->params[0], &a);
         if (r <= 0)
@@ -259,6 +259,10 @@ static int agent_transition(ApiRequest *req, AgentAction action) {
         if (r < 0)
                 return api_reply_refusal(req, r, error);
         return api_reply_entity(req, 200, &agent_entity, &now);
+}
+
+static int handle_agent_approve(ApiRequest *req) {
+        return agent_transition(req, AGENT_ACTION_APPROVE);
 }
 
 static int handle_agent_pause(ApiRequest *req) {
@@ -519,6 +523,7 @@ const ApiRoute api_agent_routes[] = {
         { "GET", "/api/agents/:id", handle_agent_get },
         { "PATCH", "/api/agents/:id", handle_agent_patch },
         { "POST", "/api/agents/:id/pause", handle_agent_pause },
+        { "POST", "/api/agents/:id/approve", handle_agent_approve },
         { "POST", "/api/agents/:id/resume", handle_agent_resume },
         { "POST", "/api/agents/:id/terminate", handle_agent_terminate },
         { "POST", "/api/agents/:id/wakeup", handle_agent_wakeup },

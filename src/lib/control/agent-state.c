@@ -14,7 +14,8 @@
 #include "store/jsonmap.h"
 
 int agent_state_apply(Control *ctl, const Actor *actor, const char *agent_id, AgentAction action, Agent *ret, char **ret_error) {
-        static const char *const action_names[_AGENT_ACTION_MAX] = { "agent.paused", "agent.resumed", "agent.terminated" };
+        static const char *const action_names[_AGENT_ACTION_MAX] = { "agent.paused", "agent.resumed", "agent.terminated",
+                                                                     "agent.approved" };
         _cleanup_(store_rollbackp) Store *tx = NULL;
         _cleanup_(agent_donep) Agent a = {};
         char now[ISO_TIME_MAX];
@@ -48,6 +49,12 @@ int agent_state_apply(Control *ctl, const Actor *actor, const char *agent_id, Ag
                 a.pause_reason = -1;
                 r = free_and_strdup(&a.paused_at, NULL);
                 break;
+        case AGENT_ACTION_APPROVE:
+                if (a.status != AGENT_PENDING_APPROVAL)
+                        return set_error(ret_error, -EBUSY, "agent is not pending approval (status %s)",
+                                         agent_status_to_string(a.status));
+                agent_set_status(&a, AGENT_IDLE);
+                break;
         default:
                 agent_set_status(&a, AGENT_TERMINATED);
                 break;
@@ -68,8 +75,9 @@ int agent_state_apply(Control *ctl, const Actor *actor, const char *agent_id, Ag
                 return r;
         tx = NULL;
 
-        /* A paused or terminated agent keeps nothing running (reference §6.2). */
-        if (action != AGENT_ACTION_RESUME)
+        /* A paused or terminated agent keeps nothing running (reference §6.2); a resumed or
+         * approved one starts what waited for it. */
+        if (action == AGENT_ACTION_PAUSE || action == AGENT_ACTION_TERMINATE)
                 (void) finalize_cancel_agent_runs(ctl, a.id, RUN_END_CANCELLED);
         else {
                 claim_start_next(ctl, a.id);

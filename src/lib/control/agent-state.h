@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * What the board does to an agent as a whole (reference §6.2): pause it (its runs are
- * cancelled), resume it (its queued work starts), terminate it for good.
+ * cancelled), resume it (its queued work starts), terminate it for good, approve one that
+ * requireBoardApprovalForNewAgents left pending (its queued work starts).
  */
 #pragma once
 
@@ -13,6 +14,7 @@ typedef enum AgentAction {
         AGENT_ACTION_PAUSE,
         AGENT_ACTION_RESUME,
         AGENT_ACTION_TERMINATE,
+        AGENT_ACTION_APPROVE, /* pending_approval -> idle: the board lets a new agent work */
         _AGENT_ACTION_MAX,
 } AgentAction;
 
