@@ -75,8 +75,9 @@ static int interpret(Ctl *ctl, CURL *curl, CURLcode rc, const char *errbuf, cons
         }
         if (status < 200 || status >= 300) {
                 error = cJSON_GetObjectItemCaseSensitive(json, "error");
-                fprintf(stderr, "corralctl: %s (HTTP %ld)\n", cJSON_IsString(error) ? error->valuestring : "request failed",
-                        status);
+                if (!ctl->quiet_errors)
+                        fprintf(stderr, "corralctl: %s (HTTP %ld)\n",
+                                cJSON_IsString(error) ? error->valuestring : "request failed", status);
                 cJSON_Delete(json);
                 return EXIT_API_ERROR;
         }

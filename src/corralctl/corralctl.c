@@ -14,6 +14,7 @@
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "client.h"
+#include "names.h"
 #include "output.h"
 
 #define DEFAULT_SOCKET CORRAL_RUNSTATEDIR "/corral/corrald.sock"
@@ -96,6 +97,8 @@ static void verb_help(const Verb *verb, const FieldOpt *fields, const ExtraOpt *
                 printf("  --%-22s %s\n", extra[i].option, extra[i].help);
         for (size_t i = 0; fields && fields[i].option; i++) {
                 const char *arg = fields[i].kind == OPT_STRING ? " TEXT"
+                        : fields[i].kind == OPT_AGENT          ? " AGENT"
+                        : fields[i].kind == OPT_ISSUE          ? " ISSUE"
                         : fields[i].kind == OPT_INT            ? " N"
                         : fields[i].kind == OPT_JSON           ? " JSON"
                                                                : "";
@@ -118,6 +121,8 @@ static int add_field(cJSON **body, const FieldOpt *f, const char *arg, const cha
         }
         switch (f->kind) {
         case OPT_STRING:
+        case OPT_AGENT: /* resolved once every option is read (the socket may come later) */
+        case OPT_ISSUE:
                 v = cJSON_CreateString(arg);
                 break;
         case OPT_INT:
@@ -169,7 +174,8 @@ int ctl_parse(Ctl *ctl, const Verb *verb, int argc, char *argv[], const FieldOpt
         for (size_t i = 0; extra && extra[i].option && n < 62; i++)
                 options[n++] = (struct option){ extra[i].option, required_argument, NULL, OPT_EXTRA + (int) i };
         for (size_t i = 0; fields && fields[i].option && n < 62; i++) {
-                bool takes_arg = fields[i].kind == OPT_STRING || fields[i].kind == OPT_INT || fields[i].kind == OPT_JSON;
+                bool takes_arg = fields[i].kind == OPT_STRING || fields[i].kind == OPT_INT || fields[i].kind == OPT_JSON ||
+                        fields[i].kind == OPT_AGENT || fields[i].kind == OPT_ISSUE;
                 options[n++] = (struct option){ fields[i].option, takes_arg ? required_argument : no_argument, NULL,
                                                 OPT_FIELD + (int) i };
         }
@@ -206,6 +212,20 @@ int ctl_parse(Ctl *ctl, const Verb *verb, int argc, char *argv[], const FieldOpt
                         cJSON_Delete(body);
                         return EXIT_USAGE;
                 }
+        }
+        /* Agents and issues by name, identifier or a prefix of their id. */
+        for (size_t i = 0; fields && fields[i].option; i++) {
+                cJSON *v = cJSON_GetObjectItemCaseSensitive(body, fields[i].field);
+                if ((fields[i].kind != OPT_AGENT && fields[i].kind != OPT_ISSUE) || !cJSON_IsString(v))
+                        continue;
+                int r;
+                _cleanup_free_ char *id =
+                        names_resolve(ctl, fields[i].kind == OPT_AGENT ? "agent" : "issue", v->valuestring, NULL, &r);
+                if (!id) {
+                        cJSON_Delete(body);
+                        return r == EXIT_OK ? EXIT_API_ERROR : r;
+                }
+                (void) cJSON_ReplaceItemInObjectCaseSensitive(body, fields[i].field, cJSON_CreateString(id));
         }
         if (ret_body)
                 *ret_body = body;
@@ -277,6 +297,7 @@ int main(int argc, char *argv[]) {
 
         curl_global_init(CURL_GLOBAL_DEFAULT);
         r = verb->run(&ctl, argc - i, argv + i);
+        names_done();
         curl_global_cleanup();
         return r;
 }
@@ -325,8 +346,17 @@ int ctl_call_on_id(Ctl *ctl, const char *group, const char *name, int argc, char
                 fprintf(stderr, "corralctl %s %s: nothing to change; see 'corralctl %s %s --help'\n", group, name, group, name);
                 return EXIT_USAGE;
         }
-        id = client_escape(argv[first]);
-        if (!id || asprintf(&path, "%s/%s%s", prefix, id, strempty(suffix)) < 0) {
+        /* What the user typed: a name, an identifier or an id's prefix works too. */
+        const char *kind = streq(prefix, "/api/companies") ? "company"
+                : streq(prefix, "/api/agents")             ? "agent"
+                : streq(prefix, "/api/issues")             ? "issue"
+                                                           : "run";
+        id = names_resolve(ctl, kind, argv[first], NULL, &r);
+        if (!id) {
+                cJSON_Delete(body);
+                return r;
+        }
+        if (asprintf(&path, "%s/%s%s", prefix, id, strempty(suffix)) < 0) {
                 cJSON_Delete(body);
                 return EXIT_API_ERROR;
         }
@@ -353,7 +383,11 @@ int ctl_company_create(Ctl *ctl, const char *group, const char *collection, int 
                 cJSON_Delete(body);
                 return EXIT_USAGE;
         }
-        company = client_escape(extra[0].value);
+        company = names_resolve(ctl, "company", extra[0].value, NULL, &r);
+        if (!company) {
+                cJSON_Delete(body);
+                return r;
+        }
         if (!company || asprintf(&path, "/api/companies/%s/%s", company, collection) < 0) {
                 cJSON_Delete(body);
                 return EXIT_API_ERROR;
@@ -380,8 +414,10 @@ int ctl_company_list(Ctl *ctl, const char *group, const char *name, const char *
                 fprintf(stderr, "corralctl %s%s%s: --company is required\n", strempty(group), group ? " " : "", name);
                 return EXIT_USAGE;
         }
-        company = client_escape(filters[0].value);
-        if (!company || asprintf(&path, "/api/companies/%s/%s", company, collection) < 0)
+        company = names_resolve(ctl, "company", filters[0].value, NULL, &r);
+        if (!company)
+                return r;
+        if (asprintf(&path, "/api/companies/%s/%s", company, collection) < 0)
                 return EXIT_API_ERROR;
         size_t want = CLIENT_LIST_DEFAULT;
         for (size_t i = 1; filters[i].option; i++) {
@@ -402,7 +438,13 @@ int ctl_company_list(Ctl *ctl, const char *group, const char *name, const char *
                                 want = (size_t) n;
                         continue;
                 }
-                v = client_escape(filters[i].value);
+                if (streq(filter_params[i], "agentId") || streq(filter_params[i], "assigneeAgentId")) {
+                        /* An agent of this company, by name or id (an id needs no escaping). */
+                        v = names_resolve(ctl, "agent", filters[i].value, company, &r);
+                        if (!v)
+                                return r;
+                } else
+                        v = client_escape(filters[i].value);
                 if (!v || asprintf(&t, "%s%s%s=%s", path, strchr(path, '?') ? "&" : "?", filter_params[i], v) < 0)
                         return EXIT_API_ERROR;
                 free(path);

@@ -18,6 +18,7 @@ typedef struct Ctl {
         const char *socket_path;
         bool json; /* print the API's JSON instead of tables */
         bool quiet; /* print only ids (create verbs) */
+        bool quiet_errors; /* a failed request says nothing (names.c's lookups of labels) */
 } Ctl;
 
 typedef int (*VerbFn)(Ctl *ctl, int argc, char *argv[]);
@@ -40,6 +41,8 @@ typedef enum OptKind {
         OPT_TRUE, /* --flag         -> "field": true */
         OPT_FALSE, /* --no-flag      -> "field": false */
         OPT_NULL, /* --unassign     -> "field": null */
+        OPT_AGENT, /* --assignee eng -> "field": the id of the agent that names (names.h) */
+        OPT_ISSUE, /* --parent DEMO-1 -> "field": the id of that issue */
 } OptKind;
 
 typedef struct FieldOpt {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "names.h"
 
 #define CELL_MAX 256
 
@@ -121,9 +122,11 @@ void output_reply(Ctl *ctl, const cJSON *reply) {
                 output_record(reply);
 }
 
-void output_list(Ctl *ctl, const cJSON *reply, const Column *columns) {
+void output_list(Ctl *ctl, cJSON *reply, const Column *columns) {
         if (ctl->json)
                 output_json(reply);
-        else
+        else {
+                names_label(ctl, reply, columns);
                 output_table(reply, columns);
+        }
 }

@@ -9,12 +9,17 @@
 #include "basic/macro.h"
 #include "client.h"
 #include "corralctl.h"
+#include "names.h"
 #include "output.h"
 
 #define COMMENT_MAX (1024 * 1024 - 1024)
 
 static const Column comment_columns[] = {
-        { "TIME", "createdAt", 0 }, { "AUTHOR", "authorUserId", 0 }, { "AGENT", "authorAgentId", 0 }, { "BODY", "body", 70 }, {},
+        { "TIME", "createdAt", 0 },
+        { "AUTHOR", "authorUserId", 0 },
+        { "AGENT", "authorAgentId", 24, "agent" },
+        { "BODY", "body", 70 },
+        {},
 };
 
 int verb_comment_list(Ctl *ctl, int argc, char *argv[]) {
@@ -25,8 +30,10 @@ int verb_comment_list(Ctl *ctl, int argc, char *argv[]) {
         first = ctl_args(ctl, "comment", "list", argc, argv, NULL, NULL, NULL, 1);
         if (first < 0)
                 return -1 - first;
-        issue = client_escape(argv[first]);
-        if (!issue || asprintf(&path, "/api/issues/%s/comments", issue) < 0)
+        issue = names_resolve(ctl, "issue", argv[first], NULL, &r);
+        if (!issue)
+                return r;
+        if (asprintf(&path, "/api/issues/%s/comments", issue) < 0)
                 return EXIT_API_ERROR;
         r = client_list(ctl, path, 0, &reply);
         if (r == EXIT_OK)
@@ -75,7 +82,9 @@ int verb_comment_add(Ctl *ctl, int argc, char *argv[]) {
         text = streq(argv[first + 1], "-") ? read_stdin() : strdup(argv[first + 1]);
         if (!text)
                 return EXIT_USAGE;
-        issue = client_escape(argv[first]);
+        issue = names_resolve(ctl, "issue", argv[first], NULL, &r);
+        if (!issue)
+                return r;
         body = cJSON_CreateObject();
         if (!issue || !body || !cJSON_AddStringToObject(body, "body", text) ||
             asprintf(&path, "/api/issues/%s/comments", issue) < 0) {

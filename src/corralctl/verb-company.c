@@ -76,7 +76,7 @@ int verb_company_update(Ctl *ctl, int argc, char *argv[]) {
 
 static const Column activity_columns[] = {
         { "TIME", "createdAt", 0 },
-        { "ACTOR", "actorId", 16 },
+        { "ACTOR", "actorId", 24, "agent" },
         { "ACTION", "action", 0 },
         { "ENTITY", "entityType", 0 },
         { "ENTITY ID", "entityId", 0 },

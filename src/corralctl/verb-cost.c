@@ -9,6 +9,7 @@
 #include "basic/macro.h"
 #include "client.h"
 #include "corralctl.h"
+#include "names.h"
 #include "output.h"
 
 static const Column agent_columns[] = {
@@ -63,7 +64,9 @@ int verb_costs(Ctl *ctl, int argc, char *argv[]) {
                 fprintf(stderr, "corralctl costs: --company or --agent is required\n");
                 return EXIT_USAGE;
         }
-        id = client_escape(opts[1].value ?: opts[0].value);
+        id = names_resolve(ctl, opts[1].value ? "agent" : "company", opts[1].value ?: opts[0].value, NULL, &r);
+        if (!id)
+                return r;
         month = opts[2].value ? client_escape(opts[2].value) : NULL;
         if (!id || (opts[2].value && !month) ||
             asprintf(&path, "/api/%s/%s/costs%s%s", opts[1].value ? "agents" : "companies", id, month ? "?month=" : "",

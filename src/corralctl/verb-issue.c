@@ -15,17 +15,18 @@ static const FieldOpt issue_fields[] = {
         { "description", "description", OPT_STRING, "Description" },
         { "status", "status", OPT_STRING, "backlog, todo, in_progress, in_review, blocked, done or cancelled" },
         { "priority", "priority", OPT_STRING, "critical, high, medium or low" },
-        { "assignee", "assigneeAgentId", OPT_STRING, "Assign to this agent (id)" },
+        { "assignee", "assigneeAgentId", OPT_AGENT, "Assign to this agent (its name, id or a prefix of its id)" },
         { "assignee-user", "assigneeUserId", OPT_STRING, "Assign to this user" },
         { "unassign", "assigneeAgentId", OPT_NULL, "Remove the agent assignee" },
-        { "parent", "parentId", OPT_STRING, "Parent issue id" },
+        { "parent", "parentId", OPT_ISSUE, "Parent issue (its identifier, id or a prefix of its id)" },
         { "comment", "comment", OPT_STRING, "Add this comment with the change (update only)" },
         {},
 };
 
 static const Column issue_columns[] = {
-        { "ISSUE", "identifier", 0 },         { "STATUS", "status", 0 }, { "PRIORITY", "priority", 0 },
-        { "ASSIGNEE", "assigneeAgentId", 0 }, { "TITLE", "title", 48 },  {},
+        { "ISSUE", "identifier", 0 },  { "STATUS", "status", 0 },
+        { "PRIORITY", "priority", 0 }, { "ASSIGNEE", "assigneeAgentId", 24, "agent" },
+        { "TITLE", "title", 48 },      {},
 };
 
 int verb_issue_list(Ctl *ctl, int argc, char *argv[]) {

@@ -13,11 +13,12 @@
 #include "basic/macro.h"
 #include "client.h"
 #include "corralctl.h"
+#include "names.h"
 #include "output.h"
 
 static const Column run_columns[] = {
         { "RUN", "id", 0 },
-        { "AGENT", "agentId", 0 },
+        { "AGENT", "agentId", 24, "agent" },
         { "STATUS", "status", 0 },
         { "EXIT", "exitCode", 0 },
         { "ERROR", "errorCode", 0 },
@@ -68,8 +69,10 @@ int verb_events(Ctl *ctl, int argc, char *argv[]) {
         first = ctl_args(ctl, NULL, "events", argc, argv, NULL, NULL, NULL, 1);
         if (first < 0)
                 return -1 - first;
-        id = client_escape(argv[first]);
-        if (!id || asprintf(&path, "/api/heartbeat-runs/%s/events?limit=1000", id) < 0)
+        id = names_resolve(ctl, "run", argv[first], NULL, &r);
+        if (!id)
+                return r;
+        if (asprintf(&path, "/api/heartbeat-runs/%s/events?limit=1000", id) < 0)
                 return EXIT_API_ERROR;
         r = client_call(ctl, "GET", path, NULL, &reply);
         if (r == EXIT_OK)
@@ -152,9 +155,9 @@ int verb_logs(Ctl *ctl, int argc, char *argv[]) {
         first = ctl_args(ctl, NULL, "logs", argc, argv, NULL, NULL, NULL, 1);
         if (first < 0)
                 return -1 - first;
-        id = client_escape(argv[first]);
+        id = names_resolve(ctl, "run", argv[first], NULL, &r);
         if (!id)
-                return EXIT_API_ERROR;
+                return r;
 
         for (;;) {
                 _cleanup_free_ char *path = NULL;

@@ -11,7 +11,7 @@
 #include "output.h"
 
 static const Column workspace_columns[] = {
-        { "ISSUE", "issueId", 0 },
+        { "ISSUE", "issueId", 0, "issue" },
         { "STATUS", "status", 0 },
         { "BRANCH", "branch", 32 },
         { "PATH", "path", 0 },

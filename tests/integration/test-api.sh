@@ -179,4 +179,31 @@ is "--limit 1100 takes two pages and stops" "$("$CORRALCTL" --json issue list --
 is "by default a list shows 200" "$("$CORRALCTL" --json issue list --company "$pager" | jq length)" 200
 is "--limit must be a number or all" "$("$CORRALCTL" issue list --company "$pager" --limit lots >/dev/null 2>&1; echo $?)" 2
 
+# --- names: what corralctl takes and shows instead of UUIDs ---
+named=$("$CORRALCTL" -q company create --name "Named Co" --prefix NAMED)
+ann=$("$CORRALCTL" -q agent create --company "Named Co" --name ann --config '{"command":"/bin/true"}')
+is "a company by its name" "$(api GET "/api/agents/$ann" | jq -r .companyId)" "$named"
+"$CORRALCTL" -q agent create --company NAMED --name anna --config '{"command":"/bin/true"}' >/dev/null
+is "a company by its issue prefix" "$?" 0
+"$CORRALCTL" -q issue create --company NAMED --title "named work" --assignee ann >/dev/null
+is "an agent by its name" "$(api GET "/api/companies/$named/issues" | jq -r '.[0].assigneeAgentId')" "$ann"
+is "an issue by its identifier, in any case" "$("$CORRALCTL" --json issue show named-1 | jq -r .title)" "named work"
+is "an agent by a prefix of its id" "$("$CORRALCTL" --json agent show "${ann:0:8}" | jq -r .name)" ann
+out=$("$CORRALCTL" issue list --company NAMED)
+like "tables show an agent's name, not its id" "$out" "NAMED-1 +backlog +medium +ann +named work"
+api GET "/api/lookup?kind=agent&q=${ann:0:1}" >/dev/null
+is "a prefix shorter than 4 names nothing" "$(status)" 404
+out=$(api GET "/api/lookup?kind=agent&q=nobody")
+is "an unknown name is 404" "$(status) $(jq -r .error <<<"$out")" "404 no agent is named 'nobody' or has an id that starts so"
+# Two agents of the same name, in two companies: ambiguous, unless the company is given.
+"$CORRALCTL" -q agent create --company "$company" --name ann --config '{"command":"/bin/true"}' >/dev/null
+out=$("$CORRALCTL" agent show ann 2>&1)
+is "an ambiguous name fails" "$?" 1
+like "... listing the candidates" "$out" "'ann' names 2 agents: ann \\([0-9a-f-]+\\), ann \\([0-9a-f-]+\\); give more of the id"
+is "... and the API lists them" "$(api GET "/api/lookup?kind=agent&q=ann" | jq -r '.candidates | length')" 2
+is "within a company the name is one agent" "$(api GET "/api/lookup?kind=agent&q=ann&companyId=$named" | jq -r .id)" "$ann"
+is "a run by a prefix of its id" "$("$CORRALCTL" --json run "${run:0:13}" | jq -r .id)" "$run"
+api GET "/api/lookup?kind=planet&q=x" >/dev/null
+is "an unknown kind is 400" "$(status)" 400
+
 finish

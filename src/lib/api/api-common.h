@@ -71,6 +71,7 @@ extern const ApiRoute api_comment_routes[];
 extern const ApiRoute api_run_routes[];
 extern const ApiRoute api_cost_routes[];
 extern const ApiRoute api_workspace_routes[];
+extern const ApiRoute api_lookup_routes[];
 
 /* A query-string argument, or NULL. */
 const char *api_query(ApiRequest *req, const char *key);

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "store/queries.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 
 #include "basic/macro.h"
+#include "basic/util.h"
 #include "basic/time-util.h"
 
 int store_run_event_append(Store *s, const char *run_id, const char *event_type, EventLevel level, const char *message,
@@ -364,4 +366,34 @@ int store_workspaces_of_company(Store *s, const char *company_id, const char *st
                                 size_t *ret_n) {
         return store_list_page(s, &workspace_entity, status ? "company_id = ?1 AND status = ?2" : "company_id = ?1", "created_at",
                                true, status ? ARGS(company_id, status) : ARGS(company_id), page, (void **) ret, ret_n);
+}
+
+int store_lookup(Store *s, const Entity *e, const char *key, const char *company_id, size_t limit, void **ret, size_t *ret_n) {
+        _cleanup_free_ char *end = NULL, *key_upper = strdup(key);
+
+        if (!key_upper)
+                return -ENOMEM;
+        for (char *p = key_upper; *p; p++)
+                *p = (char) toupper((unsigned char) *p);
+        /* A prefix of an id is a range of the primary key: [key, key~) (ids are lower-case hex
+         * and dashes, all below '~'); shorter than 4, it names nothing. */
+        end = strprintf("%s~", key);
+        if (!end)
+                return -ENOMEM;
+        const char *from = strlen(key) >= 4 ? key : "~", *to = strlen(key) >= 4 ? end : "~";
+        if (e == &company_entity)
+                return store_list(s, e, "WHERE (id >= ?1 AND id < ?2) OR name = ?3 OR issue_prefix = ?4",
+                                  ARGS(from, to, key, key_upper), limit, ret, ret_n);
+        if (e == &agent_entity)
+                return company_id
+                        ? store_list(s, e, "WHERE company_id = ?4 AND ((id >= ?1 AND id < ?2) OR name = ?3)",
+                                     ARGS(from, to, key, company_id), limit, ret, ret_n)
+                        : store_list(s, e, "WHERE (id >= ?1 AND id < ?2) OR name = ?3", ARGS(from, to, key), limit, ret, ret_n);
+        /* Issues and runs pile up: by their keys alone, the caller keeps those of its company. */
+        if (e == &issue_entity)
+                return store_list(s, e, "WHERE (id >= ?1 AND id < ?2) OR identifier = ?3", ARGS(from, to, key_upper), limit, ret,
+                                  ret_n);
+        if (e == &run_entity)
+                return store_list(s, e, "WHERE id >= ?1 AND id < ?2", ARGS(from, to), limit, ret, ret_n);
+        return -EINVAL;
 }

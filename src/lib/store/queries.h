@@ -134,3 +134,11 @@ int store_workspaces_due(Store *s, const char *closed_before, bool kept, size_t 
 /* A company's workspaces, newest first; status may be NULL (all). */
 int store_workspaces_of_company(Store *s, const char *company_id, const char *status, StorePage *page, Workspace **ret,
                                 size_t *ret_n);
+
+/* ---- lookups (corralctl's names) ---- */
+
+/* Records that key names, of the entity (company, agent, issue or run): its id, a prefix of
+ * its id (4 characters at least), or a company's name or issue prefix, an agent's name, an
+ * issue's identifier. Agents of company_id only, when it is set. At most limit, each by an
+ * index but the names, which are looked up in the companies and agents tables (small ones). */
+int store_lookup(Store *s, const Entity *e, const char *key, const char *company_id, size_t limit, void **ret, size_t *ret_n);
