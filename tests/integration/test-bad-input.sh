@@ -146,7 +146,9 @@ is "corralctl: exit 2 on a missing argument" "$?" 2
 "$CORRALCTL" --socket "$T/nowhere.sock" status >/dev/null 2>&1
 is "corralctl: exit 3 when nothing listens" "$?" 3
 err=$("$CORRALCTL" issue show ACME-999 2>&1)
-like "corralctl prints the API's error" "$err" "issue 'ACME-999' not found \(HTTP 404\)"
+like "corralctl prints the API's error" "$err" "no issue is named 'ACME-999' or has an id that starts so \(HTTP 404\)"
+err=$("$CORRALCTL" issue show 00000000-0000-4000-8000-000000000999 2>&1)
+like "... for a whole id, the route's own" "$err" "issue '00000000-0000-4000-8000-000000000999' not found \(HTTP 404\)"
 
 # Every verb has a --help that exits 0.
 while read -r verb; do

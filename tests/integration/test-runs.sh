@@ -53,7 +53,7 @@ ev=$(api GET /api/heartbeat-runs/$run/events)
 is "events: started, then succeeded" "$(jq -r '[.[].message] | join(",")' <<<"$ev")" "run started,run succeeded"
 page=$(api GET "/api/heartbeat-runs/$run/log?offset=0&limitBytes=10")
 like "a log page holds whole lines or is cut on a character" "$(jq -r .nextOffset <<<"$page")" '^[0-9]+$'
-like "corralctl runs lists it" "$("$CORRALCTL" runs --company "$company")" "$run +[0-9a-f-]+ +succeeded"
+like "corralctl runs lists it, by its agent's name" "$("$CORRALCTL" runs --company "$company")" "$run +hello +succeeded"
 
 # --- excerpts: a reason on stderr, then a flood on stdout; a live run's excerpt ---
 a=$(agent flood '{"command":"/bin/sh","args":["-c","echo the-reason >&2; head -c 3000000 /dev/zero | tr \"\\0\" x; echo; echo last-line"]}')

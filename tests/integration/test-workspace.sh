@@ -103,7 +103,8 @@ is "... saying what is uncommitted" "$(api GET "/api/issues/$i1/workspace" | jq 
         "uncommitted changes:
 ?? mine-alice.txt"
 check "... and its directory is there" test -f "$ws1/mine-alice.txt"
-like "corralctl workspace list shows it" "$("$CORRALCTL" workspace list --company "$company" --status kept)" "$i1 +kept +corral/WS-1"
+like "corralctl workspace list shows it, by its issue's identifier" \
+        "$("$CORRALCTL" workspace list --company "$company" --status kept)" "WS-1 +kept +corral/WS-1"
 acts=$(api GET "/api/companies/$company/activity" | jq -r '.[] | select(.entityType == "workspace") | "\(.action) \(.entityId)"')
 like "activity says what was removed" "$acts" "workspace.removed $i2"
 like "... and what was kept" "$acts" "workspace.kept $i1"
