@@ -43,6 +43,7 @@ static void help(void) {
                "     --price-default='IN CACHED OUT' what any other model costs (default 15 1.5 75)\n"
                "     --month-file=PATH   read the current month (YYYY-MM) here (tests turn the month)\n"
                "     --workspace-remove-delay-sec=N  a closed issue's workspace goes N s later (default 3600)\n"
+               "     --metrics-listen=ADDR:PORT  also serve GET /metrics over TCP there (default: no)\n"
                "\nSee corrald(8) and corrald.conf(5).\n",
                CONFIG_DEFAULT_PATH, CORRAL_LOCALSTATEDIR, CORRAL_RUNSTATEDIR, CONFIG_SANDBOX_UID_MIN, CONFIG_SANDBOX_UID_MAX);
 }
@@ -77,6 +78,7 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "price-default", required_argument, NULL, ARG_SETTING },
                 { "month-file", required_argument, NULL, ARG_SETTING },
                 { "workspace-remove-delay-sec", required_argument, NULL, ARG_SETTING },
+                { "metrics-listen", required_argument, NULL, ARG_SETTING },
                 {},
         };
         int c, idx, r;

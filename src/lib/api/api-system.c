@@ -14,6 +14,7 @@
 #include "api/api-common.h"
 #include "control/budget.h"
 #include "store/costs.h"
+#include "basic/histogram.h"
 #include "basic/log.h"
 #include "basic/macro.h"
 #include "basic/strv.h"
@@ -182,6 +183,31 @@ static int metric_costs(ApiRequest *req, FILE *f) {
         return 0;
 }
 
+/* What this corrald saw since it started: runs' ends, their durations, launches. */
+static void metric_run_ends(Control *ctl, FILE *f) {
+        const Telemetry *t = &ctl->telemetry;
+
+        fputs("# HELP corral_run_ends_total Runs that ended since corrald started, by status, adapter and error code.\n"
+              "# TYPE corral_run_ends_total counter\n",
+              f);
+        for (size_t i = 0; i < t->n_run_ends; i++)
+                fprintf(f, "corral_run_ends_total{status=\"%s\",adapter=\"%s\",error_code=\"%s\"} %" PRIu64 "\n",
+                        run_status_to_string(t->run_ends[i].status), adapter_type_to_string(t->run_ends[i].adapter),
+                        t->run_ends[i].error_code, t->run_ends[i].n);
+        if (t->run_ends_other > 0)
+                fprintf(f, "corral_run_ends_total{status=\"other\",adapter=\"other\",error_code=\"other\"} %" PRIu64 "\n",
+                        t->run_ends_other);
+        fprintf(f,
+                "# HELP corral_run_log_bytes_total Output of the runs that ended since corrald started, in bytes.\n"
+                "# TYPE corral_run_log_bytes_total counter\n"
+                "corral_run_log_bytes_total %" PRIu64 "\n",
+                t->log_bytes);
+        histogram_print(&t->run_duration, f, "corral_run_duration_seconds",
+                        "How long runs that ended since corrald started ran, from start to end.");
+        histogram_print(supervisor_launch_latency(ctl->supervisor), f, "corral_launch_latency_seconds",
+                        "From a launch to its agent's first instruction, since corrald started.");
+}
+
 static int handle_metrics(ApiRequest *req) {
         Control *ctl = req->ctl;
         char *text = NULL;
@@ -208,6 +234,8 @@ static int handle_metrics(ApiRequest *req) {
                 r = metric_counts(req, f, "corral_issues", "Issues by status.", &issue_entity, issue_status_names);
         if (r >= 0)
                 r = metric_costs(req, f);
+        if (r >= 0)
+                metric_run_ends(ctl, f);
         if (fclose(f) != 0 && r >= 0)
                 r = -ENOMEM;
         if (r < 0) {

@@ -249,14 +249,14 @@ _printf_(2, 0) static void on_mhd_log(void *cls, const char *format, va_list ap)
 /* The cap of connections for one peer: a run's processes on the agent socket (those of no
  * run count as one peer), one uid on the operator socket. */
 static unsigned peer_cap(const Api *a) {
-        if (a->kind == API_OPERATOR)
+        if (a->kind != API_AGENT)
                 return API_CONNECTIONS_PER_UID;
         return API_CONNECTIONS_PER_RUN;
 }
 
 static bool same_peer(const Api *a, const Conn *x, const Conn *y) {
-        if (a->kind == API_OPERATOR)
-                return x->uid == y->uid;
+        if (a->kind != API_AGENT)
+                return x->uid == y->uid; /* every peer of the metrics listener is one: it has no uid */
         return streq_ptr(x->run_id, y->run_id);
 }
 
@@ -330,8 +330,11 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
                 if (now - a->refused_logged_usec >= 10 * USEC_PER_SEC) {
                         log_notice(
                                 "%s socket: refused %u connection(s) of peers over their cap of %u (latest: pid %d, uid %d%s%s).",
-                                a->kind == API_AGENT ? "Agent" : "Operator", a->refused_since_log, peer_cap(a), (int) c->pid,
-                                (int) c->uid, c->run_id ? ", run " : "", strempty(c->run_id));
+                                a->kind == API_AGENT             ? "Agent"
+                                        : a->kind == API_METRICS ? "Metrics"
+                                                                 : "Operator",
+                                a->refused_since_log, peer_cap(a), (int) c->pid, (int) c->uid, c->run_id ? ", run " : "",
+                                strempty(c->run_id));
                         a->refused_logged_usec = now;
                         a->refused_since_log = 0;
                 }
@@ -568,6 +571,12 @@ static int answer(Api *a, Job *j) {
         char msg[160];
         int r;
 
+        /* The metrics listener serves that one route: nothing else of the API is on TCP. */
+        if (a->kind == API_METRICS && !(streq(j->method, "GET") && streq(j->url, "/metrics"))) {
+                j->status = MHD_HTTP_NOT_FOUND;
+                j->response = response_error("this listener serves GET /metrics only");
+                return 0;
+        }
         route = api_route_find(j->method, j->url, params, allow, sizeof(allow), &path_known);
         if (!route) {
                 log_debug("%s %s: %s", j->method, j->url, path_known ? "method not allowed" : "no such route");
@@ -764,7 +773,10 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
         pthread_mutex_unlock(&a->lock);
         if (n > 0)
                 log_debug("%s socket: closed %u connection(s) that sent no complete request within %u s.",
-                          a->kind == API_AGENT ? "Agent" : "Operator", n, (unsigned) (API_RECEIVE_TIMEOUT_USEC / USEC_PER_SEC));
+                          a->kind == API_AGENT             ? "Agent"
+                                  : a->kind == API_METRICS ? "Metrics"
+                                                           : "Operator",
+                          n, (unsigned) (API_RECEIVE_TIMEOUT_USEC / USEC_PER_SEC));
         (void) sd_event_source_set_time_relative(s, API_SWEEP_USEC);
         return 0;
 }

@@ -37,6 +37,7 @@ typedef struct Control Control;
 typedef enum ApiKind {
         API_OPERATOR, /* the board, whoever connects: the socket's mode says who can */
         API_AGENT, /* the agent of the running run whose process connected; anyone else is refused */
+        API_METRICS, /* a TCP listener for GET /metrics alone, to whoever reaches it (Prometheus) */
 } ApiKind;
 
 /* Serve on listen_fd (a bound, listening stream socket; the Api does not close it). */

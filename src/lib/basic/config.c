@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <netdb.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ const char *const config_keys[] = {
         "price-default",
         "month-file",
         "workspace-remove-delay-sec",
+        "metrics-listen",
         NULL,
 };
 
@@ -95,6 +97,7 @@ void config_done(Config *c) {
         free(c->boot_id_file);
         free(c->agent_socket_path);
         free(c->month_file);
+        free(c->metrics_listen);
         for (size_t i = 0; i < c->n_prices; i++)
                 free(c->prices[i].model);
         free(c->prices);
@@ -167,6 +170,30 @@ static int set_price(Config *c, const char *key, const char *value, char **ret_e
         if (!p.model)
                 return -ENOMEM;
         c->prices[c->n_prices++] = p;
+        return 0;
+}
+
+int config_metrics_address(const char *listen, struct sockaddr_storage *ret, socklen_t *ret_len) {
+        _cleanup_free_ char *host = NULL;
+        struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+        const char *colon = strrchr(listen, ':'), *port;
+
+        if (!colon || !colon[1])
+                return -EINVAL;
+        port = colon + 1;
+        if (listen[0] == '[') {
+                if (colon == listen || colon[-1] != ']')
+                        return -EINVAL;
+                host = strndup(listen + 1, (size_t) (colon - listen - 2));
+        } else
+                host = strndup(listen, (size_t) (colon - listen));
+        if (!host)
+                return -ENOMEM;
+        if (strspn(port, "0123456789") != strlen(port) || getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
+                return -EINVAL;
+        memcpy(ret, ai->ai_addr, ai->ai_addrlen);
+        *ret_len = ai->ai_addrlen;
+        freeaddrinfo(ai);
         return 0;
 }
 
@@ -247,6 +274,19 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
                 return set_path(&c->cgroup_root, key, value, ret_error);
         if (streq(key, "price") || streq(key, "price-default"))
                 return set_price(c, key, value, ret_error);
+        if (streq(key, "metrics-listen")) {
+                struct sockaddr_storage sa;
+                socklen_t len;
+                if (isempty(value) || streq(value, "no"))
+                        return free_and_strdup(&c->metrics_listen, NULL);
+                if (config_metrics_address(value, &sa, &len) < 0) {
+                        *ret_error = strprintf("metrics-listen must be an address and port, 127.0.0.1:9464 or [::1]:9464 "
+                                               "(or no); got '%s'",
+                                               value);
+                        return -EINVAL;
+                }
+                return free_and_strdup(&c->metrics_listen, value);
+        }
         if (streq(key, "month-file"))
                 return set_path(&c->month_file, key, value, ret_error);
         if (streq(key, "boot-id-file"))

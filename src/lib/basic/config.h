@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "basic/macro.h"
 
@@ -72,6 +73,7 @@ typedef struct Config {
         Price price_default;
         char *month_file; /* NULL: the clock's UTC month; a file here lets tests turn the month */
         unsigned workspace_remove_delay_sec; /* a closed issue's workspace is removed this long after */
+        char *metrics_listen; /* "ADDRESS:PORT" of a TCP listener for GET /metrics alone; NULL: none */
 } Config;
 
 /* The keys config_set() knows, in the order the man page lists them. */
@@ -86,6 +88,9 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error);
 /* Read a config file. A missing file is fine unless must_exist. Errors are logged with
  * the file name and line; unknown keys are warned about and ignored. */
 int config_load_file(Config *c, const char *path, bool must_exist);
+
+/* metrics-listen as a socket address: -EINVAL when it is not "IPV4:PORT" or "[IPV6]:PORT". */
+int config_metrics_address(const char *listen, struct sockaddr_storage *ret, socklen_t *ret_len);
 
 /* The price of model: its own, else the default (*ret_default set). */
 const Price *config_price(const Config *c, const char *model, bool *ret_default);

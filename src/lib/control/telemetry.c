@@ -6,10 +6,13 @@
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "basic/macro.h"
 #include "store/jsonmap.h"
 #include "basic/log.h"
+#include "basic/time-util.h"
+#include "basic/util.h"
 
 void telemetry_first_heartbeat(Telemetry *t, const Agent *agent) {
         char agent_id[64], role[TEXT_MAX + 32];
@@ -40,4 +43,35 @@ void telemetry_task_completed(Telemetry *t, const Agent *agent, const Issue *iss
                                         agent_id, role, adapter, issue_id, cJSON_IsString(model) ? model_field : NULL, NULL }),
                 "Telemetry agent.task_completed: agent %s (role %s, adapter %s) finished %s.", agent->id, agent->role,
                 adapter_type_to_string(agent->adapter_type), issue->identifier);
+}
+
+void telemetry_init(Telemetry *t) {
+        static const double duration_bounds[] = { 1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, 43200 };
+
+        *t = (Telemetry){ .run_duration = { .bounds = duration_bounds, .n_bounds = ELEMENTSOF(duration_bounds) } };
+}
+
+void telemetry_run_ended(Telemetry *t, const Run *run, AdapterType adapter) {
+        const char *code = strempty(run->error_code);
+        RunEndCount *c = NULL;
+        int64_t started, finished;
+
+        for (size_t i = 0; i < t->n_run_ends && !c; i++)
+                if (t->run_ends[i].status == run->status && t->run_ends[i].adapter == adapter &&
+                    strncmp(t->run_ends[i].error_code, code, sizeof(t->run_ends[i].error_code)) == 0)
+                        c = &t->run_ends[i];
+        if (!c && t->n_run_ends < TELEMETRY_RUN_END_KINDS) {
+                c = &t->run_ends[t->n_run_ends++];
+                *c = (RunEndCount){ .status = run->status, .adapter = adapter };
+                snprintf(c->error_code, sizeof(c->error_code), "%s", code);
+        }
+        if (c)
+                c->n++;
+        else
+                t->run_ends_other++;
+        if (run->log_bytes > 0 && run->log_bytes != INT_NULL)
+                t->log_bytes += (uint64_t) run->log_bytes;
+        if (run->started_at && run->finished_at && iso_time_parse(run->started_at, &started) >= 0 &&
+            iso_time_parse(run->finished_at, &finished) >= 0 && finished >= started)
+                histogram_observe(&t->run_duration, (double) (finished - started) / 1e6);
 }

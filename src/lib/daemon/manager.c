@@ -45,9 +45,10 @@ int manager_new(Manager **ret) {
         m = calloc(1, sizeof(Manager));
         if (!m)
                 return -ENOMEM;
-        m->listen_fd = m->agent_listen_fd = -EBADF;
+        m->listen_fd = m->agent_listen_fd = m->metrics_listen_fd = -EBADF;
         m->control.started_usec = now_usec();
         m->control.config = &m->config; /* the same struct across reloads */
+        telemetry_init(&m->control.telemetry);
         r = config_init(&m->config);
         if (r < 0) {
                 free(m);
@@ -67,6 +68,7 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         api_free(m->api);
         api_free(m->agent_api);
+        api_free(m->metrics_api);
         scheduler_free(m->control.scheduler);
         quota_free(m->control.quota);
         supervisor_free(m->control.supervisor);
@@ -84,6 +86,7 @@ Manager *manager_free(Manager *m) {
                 (void) unlink(m->control.agent_socket_path);
         free(m->control.agent_socket_path);
         safe_close(m->agent_listen_fd);
+        safe_close(m->metrics_listen_fd);
         store_free(m->control.store);
         sd_event_source_disable_unref(m->sigterm_source);
         sd_event_source_disable_unref(m->sigint_source);
@@ -257,6 +260,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         Manager *m = userdata;
         _cleanup_free_ char *old_state = strdup(strempty(m->config.state_dir));
         _cleanup_free_ char *old_socket = strdup(strempty(m->config.socket_path));
+        _cleanup_free_ char *old_metrics = m->config.metrics_listen ? strdup(m->config.metrics_listen) : NULL;
         _cleanup_free_ char *old_db = config_database_path(&m->config);
         _cleanup_free_ char *new_db = NULL;
         bool old_spawner = m->config.shim_spawner, old_sandbox = m->config.sandbox;
@@ -274,6 +278,8 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                         log_warning("state-dir/database changed in the configuration; the change takes effect on restart.");
                 if (!streq_ptr(old_socket, m->config.socket_path))
                         log_warning("socket changed in the configuration; the change takes effect on restart.");
+                if (!streq_ptr(old_metrics, m->config.metrics_listen))
+                        log_warning("metrics-listen changed in the configuration; the change takes effect on restart.");
                 if (old_spawner != m->config.shim_spawner)
                         log_warning("shim-spawner changed in the configuration; the change takes effect on restart.");
                 new_agent_socket = config_agent_socket_path(&m->config);
@@ -284,6 +290,25 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                 log_info("Configuration reloaded (log level %s).", log_level_to_string(m->config.log_level));
         }
         (void) sd_notify(false, "READY=1\nSTATUS=Running.");
+        return 0;
+}
+
+/* metrics-listen: a TCP socket for GET /metrics alone (Prometheus scrapes it). */
+static int open_metrics_listener(Manager *m) {
+        struct sockaddr_storage sa;
+        socklen_t len;
+        int one = 1, r;
+
+        r = config_metrics_address(m->config.metrics_listen, &sa, &len);
+        if (r < 0)
+                return log_error_errno(r, "metrics-listen=%s is not an address and port.", m->config.metrics_listen);
+        m->metrics_listen_fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (m->metrics_listen_fd < 0)
+                return log_error_errno(-errno, "Failed to create the metrics socket: %m");
+        (void) setsockopt(m->metrics_listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(m->metrics_listen_fd, (struct sockaddr *) &sa, len) < 0 || listen(m->metrics_listen_fd, SOMAXCONN) < 0)
+                return log_error_errno(-errno, "Failed to listen for metrics on %s: %m", m->config.metrics_listen);
+        log_info("Serving GET /metrics on %s.", m->config.metrics_listen);
         return 0;
 }
 
@@ -470,6 +495,14 @@ int manager_startup(Manager *m) {
         r = api_new(&m->control, m->agent_listen_fd, API_AGENT, &m->agent_api);
         if (r < 0)
                 return r;
+        if (m->config.metrics_listen) {
+                r = open_metrics_listener(m);
+                if (r < 0)
+                        return r;
+                r = api_new(&m->control, m->metrics_listen_fd, API_METRICS, &m->metrics_api);
+                if (r < 0)
+                        return r;
+        }
         /* The API listens from here on (its thread accepts and reads requests); the loop's
          * first act is to take up the runs a previous corrald left running, before any
          * request is carried out (design §5). */

@@ -29,8 +29,9 @@ typedef struct Manager {
 
         Api *api; /* on the operator socket: every caller is the board */
         Api *agent_api; /* on the agent socket: every caller is a run's agent, or refused */
+        Api *metrics_api; /* on metrics-listen, when set: GET /metrics alone */
         char *socket_path_effective; /* the operator socket's path, also when systemd passed it */
-        int listen_fd, agent_listen_fd;
+        int listen_fd, agent_listen_fd, metrics_listen_fd;
         bool socket_created; /* we made the socket file: remove it on exit */
 } Manager;
 

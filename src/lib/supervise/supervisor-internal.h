@@ -17,6 +17,7 @@
 #include "supervise/placement.h"
 #include "supervise/runlog.h"
 #include "supervise/spawner.h"
+#include "basic/histogram.h"
 #include "supervise/supervisor.h"
 
 /* Run directories made ahead (see make_spare()). */
@@ -77,6 +78,7 @@ typedef struct Tracked {
         RunLimits limits;
         char *error; /* why the run could not be launched or placed */
         uint64_t last_output; /* CLOCK_MONOTONIC */
+        uint64_t launched_usec; /* CLOCK_MONOTONIC, when supervisor_launch() took it; 0 when adopted */
 
         RunLog *log;
         bool watched; /* its output goes to the supervisor's output watcher too */
@@ -100,6 +102,7 @@ struct Supervisor {
         void *userdata;
         SupervisorOutputFn output;
         void *output_userdata;
+        Histogram launch_latency; /* seconds, from supervisor_launch() to the agent started */
 
         Spawner *spawner; /* NULL: every shim is executed directly */
         char *spares[SPARE_RUN_DIRS]; /* made run directories, each ready to be renamed into place */

@@ -409,6 +409,9 @@ int tracked_on_report(sd_event_source *src, int fd, uint32_t revents, void *user
                 return 0;
         t->agent_pid = (pid_t) pid;
         t->place.pgid = t->agent_pid;
+        /* From supervisor_launch() to the agent's first instruction: what the launch costs. */
+        if (t->launched_usec > 0)
+                histogram_observe(&t->supervisor->launch_latency, (double) (now_mono_usec() - t->launched_usec) / 1e6);
 
         /* The pid and the "run started" event in one transaction. */
         _cleanup_(store_rollbackp) Store *tx = NULL;
@@ -586,6 +589,7 @@ int supervisor_launch(Supervisor *s, const LaunchSpec *spec) {
         r = tracked_new(s, spec->run_id, spec->agent_id, spec->issue_id, &t);
         if (r < 0)
                 return r;
+        t->launched_usec = now_mono_usec();
         t->grace_usec = (spec->grace_sec ?: 1) * USEC_PER_SEC;
         t->idle_usec = spec->idle_timeout_sec * USEC_PER_SEC;
         t->timeout_usec = spec->timeout_sec * USEC_PER_SEC;

@@ -143,6 +143,10 @@ void supervisor_set_output_watcher(Supervisor *s, SupervisorOutputFn fn, void *u
         s->output_userdata = userdata;
 }
 
+const Histogram *supervisor_launch_latency(Supervisor *s) {
+        return &s->launch_latency;
+}
+
 int supervisor_watch_output(Supervisor *s, const char *run_id) {
         Tracked *t = supervisor_find(s, run_id);
 
@@ -730,6 +734,8 @@ int supervisor_new(sd_event *event, Store *store, Placement *placement, const Su
         s->inotify_fd = -EBADF;
         s->follow_fd = -EBADF;
         s->leftover_grace_usec = config->leftover_grace_usec ?: USEC_PER_SEC;
+        static const double launch_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+        s->launch_latency = (Histogram){ .bounds = launch_bounds, .n_bounds = ELEMENTSOF(launch_bounds) };
         s->state_dir = strdup(config->state_dir);
         s->shim_path = strdup(config->shim_path);
         if (!s->state_dir || !s->shim_path || hashmap_new(HASHMAP_STRING, &s->by_id) < 0 ||

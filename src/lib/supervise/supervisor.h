@@ -133,6 +133,9 @@ int supervisor_live_excerpts(Supervisor *s, const char *run_id, char **ret_stdou
 
 bool supervisor_tracks(Supervisor *s, const char *run_id);
 
+/* How long launches took, from supervisor_launch() to the agent's start (GET /metrics). */
+const struct Histogram *supervisor_launch_latency(Supervisor *s);
+
 /* The output of a watched run, chunk by chunk as it is written: stream 0 is stdout, 1 stderr.
  * It may call supervisor_stop() on the run. */
 typedef void (*SupervisorOutputFn)(Supervisor *s, const char *run_id, int stream, const char *data, size_t size, void *userdata);
