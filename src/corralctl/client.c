@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "basic/macro.h"
+#include "basic/util.h"
 
 #define REPLY_MAX (256 * 1024 * 1024)
 
@@ -202,5 +203,96 @@ static int call(Ctl *ctl, const char *method, const char *path, const cJSON *bod
         free(reply.data);
         curl_slist_free_all(headers);
         curl_easy_cleanup(curl);
+        return ret;
+}
+
+/* Server-sent events as they come: frames end with an empty line; "event:" and "data:"
+ * lines are kept, comments (":") and "retry:" skipped. A refusal (not 200) is read whole. */
+typedef struct EventReader {
+        Buffer b;
+        size_t scanned;
+        long status;
+        CURL *curl;
+        ClientEventFn fn;
+        void *userdata;
+        int stop;
+} EventReader;
+
+static void event_frame(EventReader *er, char *frame) {
+        const char *type = "message";
+        char *data = NULL;
+
+        for (char *line = frame, *next; line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                if (strncmp(line, "event: ", 7) == 0)
+                        type = line + 7;
+                else if (strncmp(line, "data: ", 6) == 0)
+                        data = line + 6;
+        }
+        if (!data || er->stop < 0)
+                return;
+        cJSON *j = cJSON_Parse(data);
+        if (j)
+                er->stop = er->fn(type, j, er->userdata);
+        cJSON_Delete(j);
+}
+
+static size_t on_event_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        EventReader *er = userdata;
+        size_t n = on_data(ptr, size, nmemb, &er->b);
+        char *end;
+
+        if (n == 0 && size * nmemb > 0)
+                return 0;
+        if (er->status == 0)
+                curl_easy_getinfo(er->curl, CURLINFO_RESPONSE_CODE, &er->status);
+        if (er->status != 200)
+                return n; /* an error's JSON, read whole */
+        /* Every complete frame, then what is left moved to the front. */
+        while ((end = strstr(er->b.data + er->scanned, "\n\n"))) {
+                *end = 0;
+                event_frame(er, er->b.data + er->scanned);
+                er->scanned = (size_t) (end + 2 - er->b.data);
+        }
+        memmove(er->b.data, er->b.data + er->scanned, er->b.size - er->scanned + 1);
+        er->b.size -= er->scanned;
+        er->scanned = 0;
+        return er->stop < 0 ? 0 : n;
+}
+
+int client_events(Ctl *ctl, const char *path, ClientEventFn fn, void *userdata) {
+        _cleanup_free_ char *url = strprintf("http://localhost%s", path);
+        EventReader er = { .fn = fn, .userdata = userdata };
+        char errbuf[CURL_ERROR_SIZE] = "";
+        cJSON *reply = NULL;
+        CURLcode rc;
+        int ret;
+
+        er.curl = curl_easy_init();
+        if (!url || !er.curl) {
+                fprintf(stderr, "corralctl: out of memory\n");
+                return EXIT_API_ERROR;
+        }
+        curl_easy_setopt(er.curl, CURLOPT_UNIX_SOCKET_PATH, ctl->socket_path);
+        curl_easy_setopt(er.curl, CURLOPT_URL, url);
+        curl_easy_setopt(er.curl, CURLOPT_WRITEFUNCTION, on_event_data);
+        curl_easy_setopt(er.curl, CURLOPT_WRITEDATA, &er);
+        curl_easy_setopt(er.curl, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(er.curl, CURLOPT_NOSIGNAL, 1L);
+        rc = curl_easy_perform(er.curl);
+        if (er.status == 200 && (rc == CURLE_OK || er.stop < 0))
+                ret = EXIT_OK;
+        else {
+                /* A refusal's JSON, or a transfer that failed: said as any request's. */
+                Buffer rest = er.b;
+                ret = interpret(ctl, er.curl, rc == CURLE_WRITE_ERROR ? CURLE_OK : rc, errbuf, &rest, &reply);
+                cJSON_Delete(reply);
+                if (ret == EXIT_OK)
+                        ret = EXIT_API_ERROR;
+        }
+        free(er.b.data);
+        curl_easy_cleanup(er.curl);
         return ret;
 }

@@ -52,7 +52,8 @@ const Verb verbs[] = {
         { NULL, "wake", verb_wake, "wake AGENT [--reason TEXT] [--payload JSON]", "Wake an agent: queue a run" },
         { NULL, "runs", verb_runs, "runs --company ID [--agent ID] [--limit N]", "List runs, newest first" },
         { NULL, "run", verb_run, "run RUN", "Show one run" },
-        { NULL, "events", verb_events, "events RUN", "Show a run's events" },
+        { NULL, "events", verb_events, "events [RUN] [-f|--follow] [--company C] [--after ID] [--types T,...]",
+          "Show a run's events; without a run, the event stream of everything (-f: follow it)" },
         { NULL, "logs", verb_logs, "logs [-f] RUN", "Print a run's output; -f follows it until the run ends" },
         { NULL, "cancel", verb_cancel, "cancel RUN", "Cancel a queued or running run" },
         { NULL, "costs", verb_costs, "costs --company ID|--agent ID [--month YYYY-MM]",
@@ -312,7 +313,8 @@ int ctl_args(Ctl *ctl, const char *group, const char *name, int argc, char *argv
                 return CTL_DONE(EXIT_OK);
         if (r > 0)
                 return CTL_DONE(r);
-        if (argc - first != n_args) {
+        /* n_args < 0: at most -n_args of them. */
+        if (n_args >= 0 ? argc - first != n_args : argc - first > -n_args) {
                 fprintf(stderr, "corralctl %s%s%s: expected %d argument%s, got %d. Usage: corralctl %s\n", strempty(group),
                         group ? " " : "", name, n_args, n_args == 1 ? "" : "s", argc - first, verb->usage);
                 if (ret_body) {

@@ -105,7 +105,8 @@ int verb_workspace_prune(Ctl *ctl, int argc, char *argv[]);
 /* The verb table entry of the running verb (for usage messages). */
 const Verb *ctl_find_verb(const char *group, const char *name);
 
-/* Parse a verb's options and check it got exactly n_args positional arguments. Returns
+/* Parse a verb's options and check it got exactly n_args positional arguments (n_args < 0:
+ * at most -n_args). Returns
  * >= 0 (the index of the first positional argument) or the exit code to return (as -1 - code). */
 #define CTL_DONE(code) (-1 - (code))
 int ctl_args(Ctl *ctl, const char *group, const char *name, int argc, char *argv[], const FieldOpt *fields, ExtraOpt *extra,

@@ -61,14 +61,70 @@ int verb_cancel(Ctl *ctl, int argc, char *argv[]) {
         return ctl_call_on_id(ctl, NULL, "cancel", argc, argv, "POST", "/api/heartbeat-runs", "/cancel", NULL, false);
 }
 
+/* One event of the stream: its JSON, or a line of id, time, type, entity and what it says. */
+static int print_event(const char *type, const cJSON *e, void *userdata) {
+        Ctl *ctl = userdata;
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(e, "data");
+        char b1[32], b2[64], b3[64], b4[64], b5[64];
+
+        if (ctl->json) {
+                char *s = cJSON_PrintUnformatted(e);
+                if (s)
+                        puts(s);
+                free(s);
+        } else if (streq(type, "dropped") || streq(type, "gap"))
+                printf("-- %s: %s\n", type, output_value(e, "reason", b1, sizeof(b1)));
+        else
+                printf("%-8s %s  %-16s %s  %s\n", output_value(e, "id", b1, sizeof(b1)),
+                       output_value(e, "createdAt", b2, sizeof(b2)), output_value(e, "type", b3, sizeof(b3)),
+                       output_value(e, "entityId", b4, sizeof(b4)),
+                       output_value(d, cJSON_GetObjectItemCaseSensitive(d, "status") ? "status" : "identifier", b5, sizeof(b5)));
+        fflush(stdout);
+        return 0;
+}
+
+/* corralctl events [--follow] [--company C] [--after N] [--types T]: the event stream. */
+static int event_stream(Ctl *ctl, bool follow, ExtraOpt *opts) {
+        _cleanup_free_ char *path = NULL, *company = NULL, *after = NULL, *types = NULL;
+        int r;
+
+        if (opts[0].value) {
+                company = names_resolve(ctl, "company", opts[0].value, NULL, &r);
+                if (!company)
+                        return r;
+        }
+        after = client_escape(opts[1].value ?: (follow ? "" : "0"));
+        types = opts[2].value ? client_escape(opts[2].value) : NULL;
+        if (!after || (opts[2].value && !types) ||
+            asprintf(&path, "/api/events?follow=%s%s%s%s%s%s%s", follow ? "true" : "false", *after ? "&after=" : "", after,
+                     company ? "&companyId=" : "", strempty(company), types ? "&types=" : "", strempty(types)) < 0)
+                return EXIT_API_ERROR;
+        return client_events(ctl, path, print_event, ctl);
+}
+
 int verb_events(Ctl *ctl, int argc, char *argv[]) {
+        ExtraOpt opts[] = { { "company", "Only this company's events (the stream's)" },
+                            { "after", "The stream from after this event id" },
+                            { "types", "Only events of these types, comma-separated (the stream's)" },
+                            {} };
         _cleanup_free_ char *id = NULL, *path = NULL;
         cJSON *reply = NULL;
+        bool follow = false;
         int first, r;
 
-        first = ctl_args(ctl, NULL, "events", argc, argv, NULL, NULL, NULL, 1);
+        for (int i = 1; i < argc; i++)
+                if (streq(argv[i], "-f") || streq(argv[i], "--follow")) {
+                        follow = true;
+                        memmove(argv + i, argv + i + 1, (size_t) (argc - i) * sizeof(char *));
+                        argc--;
+                        i--;
+                }
+        /* Without a run: the live event stream of everything (GET /api/events). */
+        first = ctl_args(ctl, NULL, "events", argc, argv, NULL, opts, NULL, -1);
         if (first < 0)
                 return -1 - first;
+        if (first >= argc)
+                return event_stream(ctl, follow, opts);
         id = names_resolve(ctl, "run", argv[first], NULL, &r);
         if (!id)
                 return r;

@@ -12,6 +12,7 @@
 #include "basic/strv.h"
 #include "basic/util.h"
 #include "store/costs.h"
+#include "store/events.h"
 #include "store/queries.h"
 #include "test-helpers.h"
 
@@ -201,6 +202,20 @@ static void test_hot_paths_use_indexes(void **state) {
                 cost_rows_free(rows, n);
                 assert_true(store_costs_of_month(s, c, a, "2026-12", &rows, &n) >= 0);
                 cost_rows_free(rows, n);
+        }
+        /* Per turn of the loop with subscribers, per reconnect, per sweep: the events. */
+        {
+                StoreEvent *ev;
+                int64_t oldest, newest;
+
+                plan = strv_free(plan);
+                assert_true(store_events_after(s, 5, NULL, 500, &ev, &n) >= 0);
+                store_events_free(ev, n);
+                assert_true(store_events_after(s, 5, c, 500, &ev, &n) >= 0);
+                expect_index("events_company");
+                store_events_free(ev, n);
+                assert_true(store_events_span(s, &oldest, &newest) >= 0);
+                assert_true(store_events_prune(s, 100000) >= 0);
         }
         /* Per sweep and per workspace list. */
         {

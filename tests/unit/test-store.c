@@ -111,6 +111,11 @@ static void test_migrate_history_to_issue_columns(void **state) {
 
         assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db,
+                                      "DROP TABLE events; DROP TRIGGER runs_evented; DROP TRIGGER runs_status_evented;"
+                                      "DROP TRIGGER agents_evented; DROP TRIGGER agents_status_evented;"
+                                      "DROP TRIGGER issues_evented; DROP TRIGGER issues_changed_evented;"
+                                      "DROP TRIGGER comments_evented; DROP TRIGGER wakeups_evented;"
+                                      "DROP TRIGGER wakeups_status_evented;"
                                       "DROP INDEX runs_company_issue; DROP INDEX runs_agent_status_task;"
                                       "DROP INDEX runs_company_agent_created;"
                                       "DROP INDEX wakeups_company_issue; DROP INDEX wakeups_agent_status_issue;"

@@ -43,7 +43,30 @@ typedef struct ApiRequest {
         cJSON *reply;
         char *reply_text; /* instead of reply: a plain-text body (GET /metrics) */
         const char *reply_content_type;
+        struct ApiStream *reply_stream; /* instead of reply: a body written as it comes (GET /api/events) */
 } ApiRequest;
+
+/* A response body written from the loop as it comes (server-sent events), sent by the
+ * HTTP thread as the client takes it; what waits is bounded. */
+typedef struct ApiStream ApiStream;
+
+/* What waits for a slow client at most: past it a write fails (-ENOBUFS). */
+#define API_STREAM_BUFFER_MAX (1024 * 1024)
+
+/* Answer req with a stream of content_type: 200, and what api_stream_write() gives. *ret is
+ * the caller's reference (api_stream_unref()). */
+int api_reply_stream(ApiRequest *req, const char *content_type, ApiStream **ret);
+/* Append to what the client is sent: -ENOBUFS when more than API_STREAM_BUFFER_MAX would wait
+ * (force: even so, for a last word), -EPIPE when the client is gone. */
+int api_stream_write(ApiStream *s, const char *data, size_t size, bool force);
+/* End the response once what waits is sent. */
+void api_stream_close(ApiStream *s);
+/* The client went away: nothing written reaches it. */
+bool api_stream_gone(ApiStream *s);
+ApiStream *api_stream_unref(ApiStream *s);
+
+/* A header of the request, or NULL. */
+const char *api_header(ApiRequest *req, const char *name);
 
 /* A route handler replies with api_reply*() and returns >= 0, or returns -errno for an
  * internal failure, which becomes a 5xx with the error's text. */
@@ -72,6 +95,7 @@ extern const ApiRoute api_run_routes[];
 extern const ApiRoute api_cost_routes[];
 extern const ApiRoute api_workspace_routes[];
 extern const ApiRoute api_lookup_routes[];
+extern const ApiRoute api_event_routes[];
 
 /* A query-string argument, or NULL. */
 const char *api_query(ApiRequest *req, const char *key);

@@ -66,6 +66,7 @@ struct Conn {
         char *run_id; /* agent socket: the run whose process connected (checked again per request); NULL: nobody */
         uint64_t since_usec; /* accepted, or its last answer queued: its next request is due within the deadline */
         bool handed_off; /* a request of it is with the loop: no deadline runs */
+        bool streaming; /* its answer is a stream (GET /api/events): it has no next request to wait for */
         bool shut; /* shut down by corrald (cap or deadline): libmicrohttpd closes it */
         Conn *prev, *next;
 };
@@ -101,6 +102,7 @@ struct Job {
         uint64_t queued_usec;
         struct MHD_Response *response;
         unsigned status;
+        bool streaming; /* the response is an ApiStream's */
         Job *next; /* in Api.queue or Api.waiting */
 };
 
@@ -122,6 +124,160 @@ struct Api {
 
         Job *waiting; /* loop only: jobs that retry against a locked database */
 };
+
+const char *api_header(ApiRequest *req, const char *name) {
+        const Job *j = req->connection;
+
+        /* The connection is suspended while the loop has it: libmicrohttpd does not touch it. */
+        return MHD_lookup_connection_value(j->connection, MHD_HEADER_KIND, name);
+}
+
+/* ---- streams ---- */
+
+struct ApiStream {
+        pthread_mutex_t lock;
+        unsigned refs; /* the caller's and the response's */
+        struct MHD_Connection *connection;
+        char *buf;
+        size_t start, end, allocated; /* what waits is buf[start..end) */
+        bool suspended; /* the content reader found nothing and suspended the connection */
+        bool closing, gone;
+};
+
+ApiStream *api_stream_unref(ApiStream *s) {
+        bool last;
+
+        if (!s)
+                return NULL;
+        pthread_mutex_lock(&s->lock);
+        last = --s->refs == 0;
+        pthread_mutex_unlock(&s->lock);
+        if (last) {
+                pthread_mutex_destroy(&s->lock);
+                free(s->buf);
+                free(s);
+        }
+        return NULL;
+}
+
+/* The HTTP thread asks for the next bytes. None: the connection is suspended until a write
+ * resumes it (the pattern libmicrohttpd prescribes for a body that is not there yet). */
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
+        ApiStream *s = cls;
+        size_t n;
+
+        pthread_mutex_lock(&s->lock);
+        n = MIN(s->end - s->start, max);
+        if (n == 0) {
+                bool closing = s->closing;
+                if (!closing) {
+                        s->suspended = true;
+                        MHD_suspend_connection(s->connection);
+                }
+                pthread_mutex_unlock(&s->lock);
+                return closing ? MHD_CONTENT_READER_END_OF_STREAM : 0;
+        }
+        memcpy(out, s->buf + s->start, n);
+        s->start += n;
+        if (s->start == s->end)
+                s->start = s->end = 0;
+        pthread_mutex_unlock(&s->lock);
+        return (ssize_t) n;
+}
+
+/* The connection is gone (or the stream ended): the response's reference goes. */
+static void stream_freed(void *cls) {
+        ApiStream *s = cls;
+
+        pthread_mutex_lock(&s->lock);
+        s->gone = true;
+        pthread_mutex_unlock(&s->lock);
+        api_stream_unref(s);
+}
+
+/* Resume the connection if the reader suspended it: outside the stream's lock, as
+ * libmicrohttpd takes its own. A suspended connection is not closed by libmicrohttpd, so
+ * it is still there. */
+static void stream_wake(ApiStream *s, bool resume) {
+        if (resume)
+                MHD_resume_connection(s->connection);
+}
+
+int api_stream_write(ApiStream *s, const char *data, size_t size, bool force) {
+        bool resume;
+
+        pthread_mutex_lock(&s->lock);
+        if (s->gone || s->closing) {
+                pthread_mutex_unlock(&s->lock);
+                return -EPIPE;
+        }
+        if (!force && s->end - s->start + size > API_STREAM_BUFFER_MAX) {
+                pthread_mutex_unlock(&s->lock);
+                return -ENOBUFS;
+        }
+        if (s->start > 0 && s->end + size > s->allocated) {
+                memmove(s->buf, s->buf + s->start, s->end - s->start);
+                s->end -= s->start;
+                s->start = 0;
+        }
+        if (s->end + size > s->allocated) {
+                size_t a = MAX(s->allocated * 2, s->end + size);
+                char *t = realloc(s->buf, a);
+                if (!t) {
+                        pthread_mutex_unlock(&s->lock);
+                        return -ENOMEM;
+                }
+                s->buf = t;
+                s->allocated = a;
+        }
+        memcpy(s->buf + s->end, data, size);
+        s->end += size;
+        resume = s->suspended;
+        s->suspended = false;
+        pthread_mutex_unlock(&s->lock);
+        stream_wake(s, resume);
+        return 0;
+}
+
+void api_stream_close(ApiStream *s) {
+        bool resume;
+
+        pthread_mutex_lock(&s->lock);
+        s->closing = true;
+        resume = s->suspended;
+        s->suspended = false;
+        pthread_mutex_unlock(&s->lock);
+        stream_wake(s, resume);
+}
+
+bool api_stream_gone(ApiStream *s) {
+        bool gone;
+
+        pthread_mutex_lock(&s->lock);
+        gone = s->gone;
+        pthread_mutex_unlock(&s->lock);
+        return gone;
+}
+
+int api_reply_stream(ApiRequest *req, const char *content_type, ApiStream **ret) {
+        const Job *j = req->connection;
+        ApiStream *s = calloc(1, sizeof(ApiStream));
+
+        if (!s)
+                return -ENOMEM;
+        if (pthread_mutex_init(&s->lock, NULL) != 0) {
+                free(s);
+                return -ENOMEM;
+        }
+        s->refs = 2; /* the caller's, and the request's until its response takes it */
+        s->connection = j->connection;
+        api_stream_unref(req->reply_stream);
+        req->reply_stream = s;
+        req->reply_content_type = content_type;
+        req->status = MHD_HTTP_OK;
+        *ret = s;
+        return 0;
+}
 
 const char *api_query(ApiRequest *req, const char *key) {
         const Job *j = req->connection;
@@ -447,6 +603,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                 if (j->conn) {
                         j->conn->handed_off = false;
                         j->conn->since_usec = now_mono_usec();
+                        j->conn->streaming = j->streaming;
                 }
                 pthread_mutex_unlock(&a->lock);
                 return send_response(c, j->status, resp);
@@ -510,6 +667,7 @@ static void peer_of(const Job *j, uid_t *ret_uid, pid_t *ret_pid, const char **r
 }
 
 static void request_done(ApiRequest *req) {
+        api_stream_unref(req->reply_stream);
         free(req->reply_text);
         free(req->next_cursor);
         cJSON_Delete(req->reply);
@@ -652,12 +810,23 @@ static int answer(Api *a, Job *j) {
         } else if (r < 0) {
                 log_error_errno(r, "%s %s failed: %m", j->method, j->url);
                 (void) api_reply_error(&req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error: %s", strerror(-r));
-        } else if (!req.reply && !req.reply_text)
+        } else if (!req.reply && !req.reply_text && !req.reply_stream)
                 (void) api_reply_error(&req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error: handler gave no reply");
 
         log_debug("%s %s -> %u", j->method, j->url, req.status);
         j->status = req.status ?: MHD_HTTP_INTERNAL_SERVER_ERROR;
-        if (req.reply_text && !req.reply)
+        if (req.reply_stream) {
+                /* Its reference goes to the response, which drops it when the connection does. */
+                ApiStream *s = TAKE_PTR(req.reply_stream);
+                j->response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, s, stream_freed);
+                if (!j->response)
+                        stream_freed(s); /* no client will read it: writes fail */
+                else {
+                        (void) MHD_add_response_header(j->response, MHD_HTTP_HEADER_CONTENT_TYPE, req.reply_content_type);
+                        (void) MHD_add_response_header(j->response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+                        j->streaming = true;
+                }
+        } else if (req.reply_text && !req.reply)
                 j->response = response_text(TAKE_PTR(req.reply_text), req.reply_content_type ?: "text/plain");
         else
                 j->response = response_json(req.reply);
@@ -765,7 +934,7 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
 
         pthread_mutex_lock(&a->lock);
         for (Conn *c = a->conns; c; c = c->next)
-                if (!c->shut && !c->handed_off && now - c->since_usec > API_RECEIVE_TIMEOUT_USEC) {
+                if (!c->shut && !c->handed_off && !c->streaming && now - c->since_usec > API_RECEIVE_TIMEOUT_USEC) {
                         c->shut = true;
                         (void) shutdown(c->fd, SHUT_RDWR);
                         n++;

@@ -40,6 +40,9 @@ typedef enum ApiKind {
         API_METRICS, /* a TCP listener for GET /metrics alone, to whoever reaches it (Prometheus) */
 } ApiKind;
 
+/* At shutdown, before the Apis: every event stream ends (api-events.c). */
+void api_events_done(Control *ctl);
+
 /* Serve on listen_fd (a bound, listening stream socket; the Api does not close it). */
 int api_new(Control *ctl, int listen_fd, ApiKind kind, Api **ret);
 Api *api_free(Api *a);

@@ -39,6 +39,7 @@ typedef struct Control {
         char **prune_queue; /* keys a prune is to remove still, each tried once */
 
         /* Runs whose spend is followed while they stream: budget.c's alone. */
+        struct EventHub *events; /* the subscribers of GET /api/events: api-events.c's alone */
         struct Hashmap *live_spend; /* run id -> LiveSpend */
         struct LiveSpend *live_spend_list; /* the same, to free them */
 

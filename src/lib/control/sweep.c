@@ -4,6 +4,7 @@
 #include "basic/log.h"
 #include "control/budget.h"
 #include "control/workspace.h"
+#include "store/events.h"
 #include "control/run-recovery.h"
 #include "control/stranded.h"
 
@@ -17,6 +18,10 @@ int control_sweep(Control *ctl, StrandedCounters *ret) {
                 log_warning_errno(r, "Failed to lift budget pauses, trying again at the next sweep: %m");
         /* Workspaces of issues closed for long enough go. */
         (void) workspace_sweep(ctl, false);
+        /* The live events kept for clients that reconnect are bounded. */
+        r = store_events_prune(ctl->store, EVENTS_KEPT);
+        if (r < 0)
+                log_warning_errno(r, "Failed to forget old events, ignoring: %m");
         /* In the reference's order (§7): lost runs first, then queued work, then issues left without either. */
         recovered = run_recovery_adopt(ctl);
         if (recovered < 0)

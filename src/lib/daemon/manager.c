@@ -66,6 +66,7 @@ int manager_new(Manager **ret) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        api_events_done(&m->control);
         api_free(m->api);
         api_free(m->agent_api);
         api_free(m->metrics_api);

@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * GET /api/events (corrald(8), EVENTS): server-sent events of what changes — runs' and
+ * agents' statuses, issues, comments, wakeups — as the store's triggers record them, in
+ * order, each with its id. A client that reconnects with Last-Event-ID (or ?after=) is
+ * given what came after it, from the database. An agent sees its own company's only.
+ *
+ * The subscribers that are caught up share one read of what is new, after every turn of
+ * the loop that did anything; one that is behind (a reconnect) reads its own until it is
+ * caught up. What waits for a client is bounded (API_STREAM_BUFFER_MAX): a client that
+ * falls that far behind is told so, in a last event, and dropped; none slows the loop.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api-common.h"
+#include "api/api.h"
+#include "basic/log.h"
+#include "basic/macro.h"
+#include "basic/strv.h"
+#include "basic/time-util.h"
+#include "basic/util.h"
+#include "store/events.h"
+
+/* Events read at once, for all or for one subscriber behind. */
+#define EVENTS_BATCH 500
+/* A comment line this often keeps proxies from closing the stream, and finds clients gone. */
+#define EVENTS_KEEPALIVE_USEC (5 * USEC_PER_SEC)
+
+typedef struct Subscriber {
+        ApiStream *stream;
+        char *company_id; /* only its events; NULL: all */
+        char **types; /* only these types; NULL: all */
+        int64_t cursor; /* the last event it was given */
+        bool follow; /* false: the stream ends once it is caught up */
+        struct Subscriber *next;
+} Subscriber;
+
+typedef struct EventHub {
+        Control *ctl;
+        Subscriber *subscribers;
+        int64_t delivered; /* what every caught-up subscriber has been given */
+        sd_event_source *post, *keepalive;
+} EventHub;
+
+static Subscriber *subscriber_free(Subscriber *sub) {
+        if (!sub)
+                return NULL;
+        api_stream_unref(sub->stream);
+        free(sub->company_id);
+        strv_free(sub->types);
+        free(sub);
+        return NULL;
+}
+
+static bool wants(const Subscriber *sub, const StoreEvent *e) {
+        return (!sub->company_id || streq(sub->company_id, e->company_id)) &&
+                (!sub->types || strv_contains((const char *const *) sub->types, e->type));
+}
+
+/* "id: N", "event: TYPE" and the event as JSON on its data line. */
+static char *format_event(const StoreEvent *e, size_t *ret_size) {
+        char *text = strprintf("id: %" PRIi64 "\nevent: %s\ndata: {\"id\":%" PRIi64
+                               ",\"type\":\"%s\",\"companyId\":\"%s\",\"entityId\":\"%s\",\"createdAt\":\"%s\",\"data\":%s}\n\n",
+                               e->id, e->type, e->id, e->type, e->company_id, e->entity_id, e->created_at, e->data);
+        if (text)
+                *ret_size = strlen(text);
+        return text;
+}
+
+/* Give sub one event; false when it cannot take it: it is dropped, with a last word. */
+static bool deliver(Subscriber *sub, const StoreEvent *e) {
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        int r;
+
+        sub->cursor = e->id;
+        if (!wants(sub, e))
+                return true;
+        text = format_event(e, &size);
+        if (!text)
+                return false;
+        r = api_stream_write(sub->stream, text, size, false);
+        if (r == -ENOBUFS) {
+                char last[200];
+                snprintf(last, sizeof(last),
+                         "event: dropped\ndata: {\"reason\":\"the client fell too far behind\",\"lastEventId\":%" PRIi64 "}\n\n",
+                         e->id - 1);
+                (void) api_stream_write(sub->stream, last, strlen(last), true);
+                log_notice("Events: a client fell more than %d bytes behind, dropping it.", API_STREAM_BUFFER_MAX);
+        }
+        return r >= 0;
+}
+
+static void unlink_subscriber(EventHub *hub, Subscriber *sub) {
+        for (Subscriber **pp = &hub->subscribers; *pp; pp = &(*pp)->next)
+                if (*pp == sub) {
+                        *pp = sub->next;
+                        break;
+                }
+        api_stream_close(sub->stream);
+        subscriber_free(sub);
+}
+
+/* After a turn of the loop: what is new, to whoever follows. */
+static int on_post(sd_event_source *src, void *userdata) {
+        EventHub *hub = userdata;
+        int64_t oldest, newest;
+        int r;
+
+        if (!hub->subscribers || store_events_span(hub->ctl->store, &oldest, &newest) < 0)
+                return 0;
+        /* The caught-up ones share one read. */
+        while (hub->delivered < newest) {
+                StoreEvent *events;
+                size_t n;
+                int64_t from = hub->delivered;
+
+                r = store_events_after(hub->ctl->store, from, NULL, EVENTS_BATCH, &events, &n);
+                if (r < 0 || n == 0)
+                        break;
+                for (Subscriber *sub = hub->subscribers, *next; sub; sub = next) {
+                        next = sub->next;
+                        if (sub->cursor != from)
+                                continue;
+                        for (size_t i = 0; i < n; i++)
+                                if (!deliver(sub, &events[i])) {
+                                        unlink_subscriber(hub, sub);
+                                        break;
+                                }
+                }
+                hub->delivered = events[n - 1].id;
+                store_events_free(events, n);
+        }
+        /* The ones behind read their own, a batch a turn. */
+        for (Subscriber *sub = hub->subscribers, *next; sub; sub = next) {
+                next = sub->next;
+                if (sub->cursor < hub->delivered) {
+                        StoreEvent *events;
+                        size_t n;
+                        bool ok = true;
+                        r = store_events_after(hub->ctl->store, sub->cursor, sub->company_id, EVENTS_BATCH, &events, &n);
+                        if (r < 0)
+                                continue;
+                        for (size_t i = 0; i < n && ok; i++)
+                                ok = deliver(sub, &events[i]);
+                        if (n < EVENTS_BATCH && ok)
+                                sub->cursor = MAX(sub->cursor, hub->delivered);
+                        store_events_free(events, n);
+                        if (!ok) {
+                                unlink_subscriber(hub, sub);
+                                continue;
+                        }
+                }
+                if (!sub->follow && sub->cursor >= hub->delivered)
+                        unlink_subscriber(hub, sub); /* caught up: its stream ends */
+        }
+        return 0;
+}
+
+static int on_keepalive(sd_event_source *src, uint64_t usec, void *userdata) {
+        EventHub *hub = userdata;
+
+        for (Subscriber *sub = hub->subscribers, *next; sub; sub = next) {
+                next = sub->next;
+                if (api_stream_gone(sub->stream) || api_stream_write(sub->stream, ": keep-alive\n\n", 14, false) < 0)
+                        unlink_subscriber(hub, sub);
+        }
+        (void) sd_event_source_set_time_relative(src, EVENTS_KEEPALIVE_USEC);
+        return 0;
+}
+
+static int hub_get(Control *ctl, EventHub **ret) {
+        EventHub *hub = ctl->events;
+        int r;
+
+        if (hub) {
+                *ret = hub;
+                return 0;
+        }
+        hub = calloc(1, sizeof(EventHub));
+        if (!hub)
+                return -ENOMEM;
+        hub->ctl = ctl;
+        int64_t oldest;
+        r = store_events_span(ctl->store, &oldest, &hub->delivered);
+        if (r >= 0)
+                r = sd_event_add_post(ctl->event, &hub->post, on_post, hub);
+        if (r >= 0)
+                r = sd_event_add_time_relative(ctl->event, &hub->keepalive, CLOCK_MONOTONIC, EVENTS_KEEPALIVE_USEC, 0,
+                                               on_keepalive, hub);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(hub->keepalive, SD_EVENT_ON);
+        if (r < 0) {
+                sd_event_source_disable_unref(hub->post);
+                sd_event_source_disable_unref(hub->keepalive);
+                free(hub);
+                return r;
+        }
+        (void) sd_event_source_set_description(hub->post, "events");
+        (void) sd_event_source_set_description(hub->keepalive, "events-keepalive");
+        ctl->events = hub;
+        *ret = hub;
+        return 0;
+}
+
+void api_events_done(Control *ctl) {
+        EventHub *hub = ctl->events;
+
+        if (!hub)
+                return;
+        while (hub->subscribers)
+                unlink_subscriber(hub, hub->subscribers);
+        sd_event_source_disable_unref(hub->post);
+        sd_event_source_disable_unref(hub->keepalive);
+        free(hub);
+        ctl->events = NULL;
+}
+
+/* ?after=N or Last-Event-ID: N; -1 when neither says. */
+static int parse_after(ApiRequest *req, int64_t *ret) {
+        const char *after = api_query(req, "after") ?: api_header(req, "Last-Event-ID");
+        int64_t v;
+
+        *ret = -1;
+        if (!after)
+                return 1;
+        if (safe_atoi64(after, &v) < 0 || v < 0) {
+                (void) api_reply_error(req, 400, "after (or Last-Event-ID) must be an event id, not '%.32s'", after);
+                return 0;
+        }
+        *ret = v;
+        return 1;
+}
+
+static int handle_events(ApiRequest *req) {
+        const char *company_id = api_query(req, "companyId"), *types = api_query(req, "types"),
+                   *follow = api_query(req, "follow");
+        _cleanup_strv_free_ char **type_list = NULL;
+        Subscriber *sub;
+        EventHub *hub;
+        ApiStream *stream;
+        int64_t after, oldest, newest;
+        int r;
+
+        r = parse_after(req, &after);
+        if (r <= 0)
+                return r;
+        if (follow && !streq(follow, "true") && !streq(follow, "false"))
+                return api_reply_error(req, 400, "follow must be true or false");
+        /* An agent sees its own company only. */
+        if (req->caller_agent_id) {
+                if (company_id && !streq(company_id, req->caller_company_id))
+                        return api_reply_error(req, 403, "agents may act only within their own company");
+                company_id = req->caller_company_id;
+        }
+        for (const char *t = types, *comma; t && *t; t = comma ? comma + 1 : NULL) {
+                comma = strchr(t, ',');
+                char *one = strndup(t, comma ? (size_t) (comma - t) : strlen(t));
+                if (!one || strv_consume(&type_list, one) < 0)
+                        return -ENOMEM;
+        }
+        r = hub_get(req->ctl, &hub);
+        if (r < 0)
+                return r;
+        r = store_events_span(api_store(req), &oldest, &newest);
+        if (r < 0)
+                return r;
+        sub = calloc(1, sizeof(Subscriber));
+        if (!sub || (company_id && !(sub->company_id = strdup(company_id)))) {
+                subscriber_free(sub);
+                return -ENOMEM;
+        }
+        sub->types = TAKE_PTR(type_list);
+        sub->follow = !streq_ptr(follow, "false");
+        /* Without a starting point, from now on; with one, from there (what is kept of it). */
+        sub->cursor = after < 0 ? newest : MIN(after, newest);
+        r = api_reply_stream(req, "text/event-stream", &stream);
+        if (r < 0) {
+                subscriber_free(sub);
+                return r;
+        }
+        sub->stream = stream;
+        char hello[200];
+        int n = snprintf(hello, sizeof(hello), "retry: 2000\n\n");
+        if (after >= 0 && oldest > 0 && after + 1 < oldest)
+                /* What it missed is partly forgotten already. */
+                n += snprintf(hello + n, sizeof(hello) - (size_t) n,
+                              "event: gap\ndata: {\"after\":%" PRIi64 ",\"oldestId\":%" PRIi64 "}\n\n", after, oldest);
+        (void) api_stream_write(stream, hello, (size_t) n, true);
+        sub->next = hub->subscribers;
+        hub->subscribers = sub;
+        if (sub->cursor < hub->delivered || !sub->follow)
+                (void) sd_event_source_set_enabled(hub->post, SD_EVENT_ON);
+        return 0;
+}
+
+const ApiRoute api_event_routes[] = {
+        { "GET", "/api/events", handle_events },
+        {},
+};
