@@ -525,7 +525,7 @@ static int record_end(Control *ctl, const RunResult *result, const CliOutput *cl
         if (r < 0)
                 return r;
         tx = NULL;
-        /* A run that is not a coding CLI's is the process adapter's: the others all are. */
+        /* Counted as the process adapter's when no CLI output was read (the process adapter has none). */
         telemetry_run_ended(&ctl->telemetry, &run, cli ? cli->type : ADAPTER_PROCESS);
         *ret_start = TAKE_PTR(start);
         *ret_paused = TAKE_PTR(paused);
