@@ -354,28 +354,48 @@ static void digest_update(RunLog *l, const char *data, size_t size) {
         l->digested += size;
 }
 
-int runlog_follow(RunLog *l, size_t max) {
+/* Read what the log has past *offset, up to max bytes, a buffer at a time to fn (which may
+ * fail the read); *offset moves past what was read. 1 when more may be there, 0 at the end,
+ * -errno. Both followers of a live run's log (the digest, the watcher) read it so. */
+static int read_appended(RunLog *l, uint64_t *offset, size_t max,
+                         int (*fn)(RunLog *l, const char *data, size_t size, void *userdata), void *userdata) {
         _cleanup_close_ int fd = -EBADF;
         char buf[65536];
         size_t done = 0;
+        int r;
 
-        if (!l->digest)
-                return 0;
         fd = open(l->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return errno == ENOENT ? 0 : -errno;
         while (done < max) {
-                ssize_t k = pread(fd, buf, MIN(sizeof(buf), max - done), (off_t) l->digested);
+                ssize_t k = pread(fd, buf, MIN(sizeof(buf), max - done), (off_t) *offset);
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k < 0)
                         return -errno;
                 if (k == 0)
                         return 0;
-                digest_update(l, buf, (size_t) k);
+                *offset += (uint64_t) k;
                 done += (size_t) k;
+                r = fn(l, buf, (size_t) k, userdata);
+                if (r < 0)
+                        return r;
         }
         return 1;
+}
+
+static int digest_buffer(RunLog *l, const char *data, size_t size, void *userdata) {
+        /* digest_update() counts l->digested itself: read_appended() was given a copy. */
+        digest_update(l, data, size);
+        return 0;
+}
+
+int runlog_follow(RunLog *l, size_t max) {
+        uint64_t offset = l->digested;
+
+        if (!l->digest)
+                return 0;
+        return read_appended(l, &offset, max, digest_buffer, NULL);
 }
 
 /* A complete line of the watched log, with its newline, to cb. */
@@ -395,51 +415,47 @@ static int watch_line_end(RunLog *l, RunLogChunkFn cb, void *userdata) {
         return cb(stream, data, size, userdata);
 }
 
-int runlog_watch(RunLog *l, size_t max, RunLogChunkFn cb, void *userdata) {
-        _cleanup_close_ int fd = -EBADF;
-        char buf[65536];
-        size_t done = 0;
+typedef struct Watcher {
+        RunLogChunkFn cb;
+        void *userdata;
+} Watcher;
+
+/* A buffer of the watched log: cut into lines, each complete one decoded to the watcher. */
+static int watch_buffer(RunLog *l, const char *data, size_t size, void *userdata) {
+        const Watcher *w = userdata;
         int r;
 
-        fd = open(l->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno;
-        while (done < max) {
-                ssize_t k = pread(fd, buf, MIN(sizeof(buf), max - done), (off_t) l->watched);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        return 0;
-                l->watched += (uint64_t) k;
-                done += (size_t) k;
-                for (const char *p = buf, *end = buf + k; p < end;) {
-                        const char *nl = memchr(p, '\n', (size_t) (end - p));
-                        size_t n = (nl ? (size_t) (nl + 1 - p) : (size_t) (end - p));
+        for (const char *p = data, *end = data + size; p < end;) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t n = (nl ? (size_t) (nl + 1 - p) : (size_t) (end - p));
 
-                        if (!l->watch_overlong && l->watch_line_size + n > RUNLOG_LINE_MAX) {
-                                l->watch_overlong = true;
-                                l->watch_line_size = 0;
-                        }
-                        if (!l->watch_overlong) {
-                                if (l->watch_line_size + n > l->watch_line_allocated) {
-                                        size_t a = MAX(l->watch_line_allocated * 2, l->watch_line_size + n);
-                                        char *t = realloc(l->watch_line, a);
-                                        if (!t)
-                                                return -ENOMEM;
-                                        l->watch_line = t;
-                                        l->watch_line_allocated = a;
-                                }
-                                memcpy(l->watch_line + l->watch_line_size, p, n);
-                                l->watch_line_size += n;
-                        }
-                        p += n;
-                        if (nl && (r = watch_line_end(l, cb, userdata)) < 0)
-                                return r;
+                if (!l->watch_overlong && l->watch_line_size + n > RUNLOG_LINE_MAX) {
+                        l->watch_overlong = true;
+                        l->watch_line_size = 0;
                 }
+                if (!l->watch_overlong) {
+                        if (l->watch_line_size + n > l->watch_line_allocated) {
+                                size_t a = MAX(l->watch_line_allocated * 2, l->watch_line_size + n);
+                                char *t = realloc(l->watch_line, a);
+                                if (!t)
+                                        return -ENOMEM;
+                                l->watch_line = t;
+                                l->watch_line_allocated = a;
+                        }
+                        memcpy(l->watch_line + l->watch_line_size, p, n);
+                        l->watch_line_size += n;
+                }
+                p += n;
+                if (nl && (r = watch_line_end(l, w->cb, w->userdata)) < 0)
+                        return r;
         }
-        return 1;
+        return 0;
+}
+
+int runlog_watch(RunLog *l, size_t max, RunLogChunkFn cb, void *userdata) {
+        Watcher w = { .cb = cb, .userdata = userdata };
+
+        return read_appended(l, &l->watched, max, watch_buffer, &w);
 }
 
 int runlog_refresh_tail(RunLog *l) {
