@@ -3,6 +3,7 @@
 # Boot the VM image with a real systemd as PID 1, install corral's .deb in it, run the
 # scenarios of tests/vm/scenarios there, and print their TAP.
 #   run.sh --deb PATH [--cache DIR] [--timeout SECONDS] [--bench DIR] [--probe PATH]
+# CORRAL_VM_SCENARIOS, a list of scenario numbers ("10 35"), runs only those.
 # --bench DIR: the built tests/bench programs, for the scope launch benchmark; its table
 # is left in bench-scope.txt beside --deb.
 # --probe PATH: the built tests/integration/sandbox-probe, for the hostile agents of the
@@ -29,6 +30,8 @@ done
 [ -f "$deb" ] || { echo "run.sh: --deb must name corral's .deb" >&2; exit 2; }
 
 "$here/build-image.sh" "$cache"
+# Absolute: the overlay below names it as its backing file, from another directory.
+cache=$(realpath "$cache")
 
 share=$(mktemp -d /tmp/corral-vm-share.XXXXXX)
 overlay=$share.qcow2
@@ -37,7 +40,15 @@ trap cleanup EXIT
 
 # The scenarios, the package, and a second build of it with a higher version for the
 # upgrade scenario (same files, repacked).
-cp -r "$here/scenarios" "$share/"
+# CORRAL_VM_SCENARIOS="10 35", for a developer's quicker boot: only those scenarios.
+mkdir "$share/scenarios"
+cp "$here/scenarios/lib.sh" "$share/scenarios/"
+for s in "$here"/scenarios/[0-9]*.sh; do
+        n=$(basename "$s")
+        if [ -z "${CORRAL_VM_SCENARIOS:-}" ] || grep -qw -- "${n%%-*}" <<<"$CORRAL_VM_SCENARIOS"; then
+                cp "$s" "$share/scenarios/"
+        fi
+done
 cp "$here/run-in-vm.sh" "$share/"
 cp "$deb" "$share/corral.deb"
 if [ -n "$bench" ]; then

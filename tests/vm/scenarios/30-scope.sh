@@ -6,7 +6,7 @@ echo "$company" >/tmp/company
 agent=$(api POST /api/companies/$company/agents \
         '{"name":"sleeper","adapterConfig":{"command":"/bin/sh","args":["-c","echo hello; sleep 4; echo bye"]}}' | jq -r .id)
 run=$(api POST /api/agents/$agent/wakeup '{}' | jq -r .id)
-check "the run is running" retry 10 test "$(api GET /api/heartbeat-runs/$run | jq -r .status)" = running
+check "the run is running" retry 30 field_is /api/heartbeat-runs/$run '.processPid | type' number
 unit=corral-run-$run.scope
 is "the run's unitName" "$(api GET /api/heartbeat-runs/$run | jq -r .unitName)" "$unit"
 check "its scope is active" retry 10 systemctl is-active --quiet "$unit"
@@ -14,7 +14,7 @@ is "in corral.slice" "$(systemctl show -p Slice --value "$unit")" corral.slice
 like "described by run and agent" "$(systemctl show -p Description --value "$unit")" "corral run $run of agent $agent"
 like "systemctl status shows its processes" "$(systemctl status --no-pager "$unit" 2>&1)" 'sleep 4'
 like "the run's cgroup is the scope's" "$(api GET /api/heartbeat-runs/$run | jq -r .cgroupPath)" "/sys/fs/cgroup/corral.slice/$unit$"
-retry 30 sh -c "curl -s --unix-socket /run/corral/corrald.sock http://l/api/heartbeat-runs/$run | jq -e '.status != \"running\"' >/dev/null"
+retry 30 run_ended $run
 final=$(api GET /api/heartbeat-runs/$run)
 is "the run succeeded" "$(jq -r '.status + " " + (.exitCode | tostring)' <<<"$final")" "succeeded 0" || echo "# $final"
 check "its scope is gone" retry 10 sh -c "! systemctl is-active --quiet $unit"

@@ -12,7 +12,7 @@ install -m 0755 "$VM_SHARE/sandbox-probe" /usr/local/bin/corral-sandbox-probe
 company=$(api POST /api/companies '{"name":"Sandbox","issuePrefix":"SBX"}' | jq -r .id)
 victim=$(api POST /api/companies/$company/agents '{"name":"victim","adapterConfig":{"command":"/bin/sleep","args":["60"]}}' | jq -r .id)
 vrun=$(api POST /api/agents/$victim/wakeup '{}' | jq -r .id)
-check "the victim runs" retry 10 test "$(api GET /api/heartbeat-runs/$vrun | jq -r '.processPid | type')" = number
+check "the victim runs" retry 30 field_is /api/heartbeat-runs/$vrun '.processPid | type' number
 vpid=$(api GET /api/heartbeat-runs/$vrun | jq -r .processPid)
 corrald=$(systemctl show -p MainPID --value corrald)
 other=$(api POST /api/companies '{"name":"Elsewhere","issuePrefix":"ELS"}' | jq -r .id)
@@ -33,7 +33,7 @@ EOF
 chmod 755 /usr/local/bin/corral-attacker
 attacker=$(api POST /api/companies/$company/agents '{"name":"attacker","adapterConfig":{"command":"/usr/local/bin/corral-attacker"}}' | jq -r .id)
 run=$(api POST /api/agents/$attacker/wakeup '{}' | jq -r .id)
-retry 30 sh -c "curl -s --unix-socket /run/corral/corrald.sock http://l/api/heartbeat-runs/$run | jq -e '.status != \"running\" and .status != \"queued\"' >/dev/null"
+retry 30 run_ended $run
 final=$(api GET /api/heartbeat-runs/$run)
 is "the attacker's run succeeded" "$(jq -r .status <<<"$final")" succeeded || echo "# $final"
 out=$(jq -r .stdoutExcerpt <<<"$final")
@@ -73,7 +73,7 @@ AGENT
 chmod 755 /usr/local/bin/corral-netcheck
 netagent=$(api POST /api/companies/$company/agents '{"name":"allowlisted","adapterConfig":{"command":"/usr/local/bin/corral-netcheck","sandbox":{"network":{"allow":["127.0.0.1/32"]}}}}' | jq -r .id)
 netrun=$(api POST /api/agents/$netagent/wakeup '{}' | jq -r .id)
-retry 30 sh -c "curl -s --unix-socket /run/corral/corrald.sock http://l/api/heartbeat-runs/$netrun | jq -e '.status != \"running\" and .status != \"queued\"' >/dev/null"
+retry 30 run_ended $netrun
 out=$(api GET /api/heartbeat-runs/$netrun | jq -r .stdoutExcerpt)
 like "an allowed address answers" "$out" "127.0.0.1: hello"
 like "another is denied by the scope's IPAddressAllow=" "$out" "127.0.0.2: denied"
@@ -88,4 +88,4 @@ is "and one in a look-alike scope outside corral.slice" \
         "$(systemd-run --quiet --scope --slice=user.slice --unit=$fake curl -s -o /dev/null -w '%{http_code}' \
                 --unix-socket /run/corral/agent.sock http://corral/api/companies)" 403
 api POST /api/heartbeat-runs/$vrun/cancel >/dev/null
-check "the victim ends when cancelled" retry 20 test "$(api GET /api/heartbeat-runs/$vrun | jq -r .status)" = cancelled
+check "the victim ends when cancelled" retry 20 field_is /api/heartbeat-runs/$vrun .status cancelled

@@ -10,7 +10,7 @@ survive() {
         local how=$1 run unit pid
         run=$(api POST /api/agents/$agent/wakeup '{}' | jq -r .id)
         unit=corral-run-$run.scope
-        retry 10 test "$(api GET /api/heartbeat-runs/$run | jq -r .status)" = running
+        retry 30 field_is /api/heartbeat-runs/$run '.processPid | type' number
         pid=$(systemctl show -p MainPID --value corrald.service)
         case $how in
         restart) systemctl restart corrald.service ;;

@@ -6,7 +6,7 @@ company=$(cat /tmp/company)
 
 hog=$(api POST /api/companies/$company/agents '{"name":"hog","adapterConfig":{"command":"/bin/sh","args":["-c","echo eating; x=$(head -c 400000000 /dev/zero | tr \"\\\\0\" a); echo survived"],"limits":{"memoryMax":67108864}}}' | jq -r .id)
 run=$(api POST /api/agents/$hog/wakeup '{}' | jq -r .id)
-check "the hog's run ends" retry 60 sh -c "curl -s --unix-socket /run/corral/corrald.sock http://l/api/heartbeat-runs/$run | jq -e '.status != \"running\" and .status != \"queued\"' >/dev/null"
+check "the hog's run ends" retry 60 run_ended $run
 final=$(api GET /api/heartbeat-runs/$run)
 is "memoryMax exceeded: failed / oom_killed" "$(jq -r '.status + " " + .errorCode' <<<"$final")" "failed oom_killed"
 is "it never got past the allocation" "$(api GET "/api/heartbeat-runs/$run/log" | jq -r .content | grep -c survived)" 0
@@ -25,4 +25,4 @@ check "the fork bomb is held at 20 tasks ($tasks)" test "$tasks" -le 20
 like "it could fork fewer than 20 children" "$(api GET "/api/heartbeat-runs/$run/log" | jq -r .content)" 'forked 1?[0-9]\\n'
 api POST /api/heartbeat-runs/$run/cancel >/dev/null
 check "cancelled, every process killed" retry 30 sh -c "! systemctl is-active --quiet $unit"
-check "the bomb's run is cancelled" retry 10 test "$(api GET /api/heartbeat-runs/$run | jq -r .status)" = cancelled
+check "the bomb's run is cancelled" retry 10 field_is /api/heartbeat-runs/$run .status cancelled

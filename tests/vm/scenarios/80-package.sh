@@ -4,7 +4,7 @@
 company=$(cat /tmp/company)
 agent=$(api POST /api/companies/$company/agents '{"name":"upgrader","adapterConfig":{"command":"/bin/sh","args":["-c","sleep 5; echo done"]}}' | jq -r .id)
 run=$(api POST /api/agents/$agent/wakeup '{}' | jq -r .id)
-retry 10 test "$(api GET /api/heartbeat-runs/$run | jq -r .status)" = running
+retry 30 field_is /api/heartbeat-runs/$run '.processPid | type' number
 out=$(dpkg -i "$VM_SHARE/corral-upgrade.deb" 2>&1)
 check "the upgrade installs" test $? = 0 || echo "$out" | sed 's/^/#   /'
 like "to the new version" "$(dpkg-query -W -f='${Version}' corral)" '\+vmupgrade1$'
