@@ -52,7 +52,7 @@ const Verb verbs[] = {
         { NULL, "wake", verb_wake, "wake AGENT [--reason TEXT] [--payload JSON]", "Wake an agent: queue a run" },
         { NULL, "runs", verb_runs, "runs --company ID [--agent ID] [--limit N]", "List runs, newest first" },
         { NULL, "run", verb_run, "run RUN", "Show one run" },
-        { NULL, "events", verb_events, "events [RUN] [-f|--follow] [--company C] [--after ID] [--types T,...]",
+        { NULL, "events", verb_events, "events [RUN] [-f|--follow] [--company C] [--after ID] [--types T,...] [--logs AGENT]",
           "Show a run's events; without a run, the event stream of everything (-f: follow it)" },
         { NULL, "logs", verb_logs, "logs [-f] RUN", "Print a run's output; -f follows it until the run ends" },
         { NULL, "cancel", verb_cancel, "cancel RUN", "Cancel a queued or running run" },

@@ -72,6 +72,15 @@ static int print_event(const char *type, const cJSON *e, void *userdata) {
                 if (s)
                         puts(s);
                 free(s);
+        } else if (streq(type, "run.log")) {
+                /* A run's output, as it wrote it: prefixed by the run, line by line. */
+                const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "text")) ?: "";
+                const char *run = output_value(e, "runId", b1, sizeof(b1)), *stream = output_value(e, "stream", b2, sizeof(b2));
+                while (*text) {
+                        size_t len = strcspn(text, "\n");
+                        printf("%.8s %s| %.*s\n", run, stream, (int) len, text);
+                        text += len + (text[len] == '\n');
+                }
         } else if (streq(type, "dropped") || streq(type, "gap"))
                 printf("-- %s: %s\n", type, output_value(e, "reason", b1, sizeof(b1)));
         else
@@ -83,9 +92,9 @@ static int print_event(const char *type, const cJSON *e, void *userdata) {
         return 0;
 }
 
-/* corralctl events [--follow] [--company C] [--after N] [--types T]: the event stream. */
+/* corralctl events [--follow] [--company C] [--after N] [--types T] [--logs A]: the event stream. */
 static int event_stream(Ctl *ctl, bool follow, ExtraOpt *opts) {
-        _cleanup_free_ char *path = NULL, *company = NULL, *after = NULL, *types = NULL;
+        _cleanup_free_ char *path = NULL, *company = NULL, *after = NULL, *types = NULL, *logs = NULL;
         int r;
 
         if (opts[0].value) {
@@ -93,11 +102,18 @@ static int event_stream(Ctl *ctl, bool follow, ExtraOpt *opts) {
                 if (!company)
                         return r;
         }
+        if (opts[3].value) {
+                /* An agent (by name, too), or a run by its whole id: corrald tells them apart. */
+                logs = names_resolve(ctl, "agent", opts[3].value, company, &r);
+                if (!logs)
+                        return r;
+        }
         after = client_escape(opts[1].value ?: (follow ? "" : "0"));
         types = opts[2].value ? client_escape(opts[2].value) : NULL;
         if (!after || (opts[2].value && !types) ||
-            asprintf(&path, "/api/events?follow=%s%s%s%s%s%s%s", follow ? "true" : "false", *after ? "&after=" : "", after,
-                     company ? "&companyId=" : "", strempty(company), types ? "&types=" : "", strempty(types)) < 0)
+            asprintf(&path, "/api/events?follow=%s%s%s%s%s%s%s%s%s", follow ? "true" : "false", *after ? "&after=" : "", after,
+                     company ? "&companyId=" : "", strempty(company), types ? "&types=" : "", strempty(types),
+                     logs ? "&logs=" : "", strempty(logs)) < 0)
                 return EXIT_API_ERROR;
         return client_events(ctl, path, print_event, ctl);
 }
@@ -106,6 +122,7 @@ int verb_events(Ctl *ctl, int argc, char *argv[]) {
         ExtraOpt opts[] = { { "company", "Only this company's events (the stream's)" },
                             { "after", "The stream from after this event id" },
                             { "types", "Only events of these types, comma-separated (the stream's)" },
+                            { "logs", "Also the output of this agent's runs, or of the run with this whole id" },
                             {} };
         _cleanup_free_ char *id = NULL, *path = NULL;
         cJSON *reply = NULL;

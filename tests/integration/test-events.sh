@@ -119,4 +119,39 @@ out=$("$CORRALCTL" events --company Evented --after 0)
 like "corralctl events prints them, a line each" "$out" "run.status +$run +succeeded"
 is "--json prints the events as JSON lines" "$("$CORRALCTL" --json events --after 0 | head -n 1 | jq -r .type)" agent.status
 
+# --- a run's output, asked for by agent or by run ---
+cat >"$T/talker" <<'EOF'
+#!/bin/sh
+echo one
+sleep 1
+echo two >&2
+sleep 1
+printf 'caf\351\n'
+EOF
+chmod 755 "$T/talker"
+talker=$(api POST "/api/companies/$company/agents" "{\"name\":\"talker\",\"adapterConfig\":{\"command\":\"$T/talker\"}}" | jq -r .id)
+stream logs "companyId=$company&logs=$talker"
+stream nologs "companyId=$company"
+sleep 0.5
+trun=$(api POST "/api/agents/$talker/wakeup" '{}' | jq -r .id)
+wait_run "$trun" >/dev/null
+log_events() { sed -n 's/^data: //p' "$T/$1.sse" | jq -c --arg r "$trun" 'select(.runId == $r and .stream)' 2>/dev/null; }
+saw_all() { log_events logs | grep -q caf; }
+check "the output of an agent's run comes as run.log events" wait_for 10 saw_all
+is "stdout and stderr, in order" "$(log_events logs | jq -r '.stream + " " + .text' | tr '\n' ' ')" \
+        "stdout one  stderr two  stdout caf$(printf '\xef\xbf\xbd')  "
+is "with the run's agent and company" "$(log_events logs | jq -r '.agentId + " " + .companyId' | sort -u)" "$talker $company"
+check "they have no id: a reconnect resumes the stored events" sh -c "! grep -B2 'event: run.log' '$T/logs.sse' | grep -q '^id:'"
+is "a stream that did not ask has none" "$(grep -c 'event: run.log' "$T/nologs.sse")" 0
+api GET "/api/events?logs=00000000-0000-4000-8000-000000000000" >/dev/null
+is "an unknown id is refused" "$(status)" 404
+api GET "/api/events?logs=" >/dev/null
+is "an empty list is refused" "$(status)" 400
+# A run asked for by its own id, while it runs.
+lrun=$(api POST "/api/agents/$talker/wakeup" '{}' | jq -r .id)
+wait_for 10 sh -c "curl -s --unix-socket '$SOCK' http://l/api/heartbeat-runs/$lrun | jq -e '.processPid != null' >/dev/null"
+out=$(timeout 10 "$CORRALCTL" events -f --logs "$lrun" 2>&1 | grep -m1 -F "| two")
+like "corralctl events --logs prints a run's output, a line each" "$out" "^${lrun:0:8} stderr\\| two$"
+wait_run "$lrun" >/dev/null
+
 finish

@@ -136,6 +136,36 @@ static void test_utf8_prefix(void **state) {
         assert_int_equal(utf8_complete_prefix("", 0), 0);
 }
 
+static void test_utf8_lossy(void **state) {
+        struct {
+                const char *in;
+                size_t n;
+                const char *out;
+        } cases[] = {
+                { "abc", 3, "abc" },
+                { "caf\xc3\xa9", 5, "caf\xc3\xa9" }, /* valid: as it is */
+                { "caf\xe9", 4, "caf\xef\xbf\xbd" }, /* Latin-1: one replacement */
+                { "a\xc0\xaf"
+                  "b",
+                  4,
+                  "a\xef\xbf\xbd\xef\xbf\xbd"
+                  "b" }, /* overlong: both bytes */
+                { "\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" }, /* a surrogate */
+                { "a\0b", 3,
+                  "a\xef\xbf\xbd"
+                  "b" }, /* NUL cannot be in a C string */
+                { "\xf0\x9f\x98", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" }, /* cut short */
+                { "", 0, "" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *got = utf8_lossy(cases[i].in, cases[i].n);
+                assert_non_null(got);
+                assert_string_equal(got, cases[i].out);
+                assert_true(utf8_is_valid(got, strlen(got)));
+                free(got);
+        }
+}
+
 static void write_log(const char *path, const char *content) {
         FILE *f = fopen(path, "ae");
         assert_non_null(f);
@@ -381,17 +411,12 @@ static void test_digest(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_format_text),
-        cmocka_unit_test(test_decode_round_trip),
-        cmocka_unit_test(test_format_binary),
-        cmocka_unit_test(test_utf8_prefix),
-        cmocka_unit_test(test_ingest_incremental),
-        cmocka_unit_test(test_follow_and_tails),
-        cmocka_unit_test(test_excerpt_tail),
-        cmocka_unit_test(test_excerpt_redacted),
-        cmocka_unit_test(test_compact),
-        cmocka_unit_test(test_redact),
-        cmocka_unit_test(test_digest),
+        cmocka_unit_test(test_format_text),      cmocka_unit_test(test_decode_round_trip),
+        cmocka_unit_test(test_format_binary),    cmocka_unit_test(test_utf8_prefix),
+        cmocka_unit_test(test_utf8_lossy),       cmocka_unit_test(test_ingest_incremental),
+        cmocka_unit_test(test_follow_and_tails), cmocka_unit_test(test_excerpt_tail),
+        cmocka_unit_test(test_excerpt_redacted), cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_redact),           cmocka_unit_test(test_digest),
 };
 
 int main(void) {

@@ -9,6 +9,10 @@
  * the loop that did anything; one that is behind (a reconnect) reads its own until it is
  * caught up. What waits for a client is bounded (API_STREAM_BUFFER_MAX): a client that
  * falls that far behind is told so, in a last event, and dropped; none slows the loop.
+ *
+ * A client may also ask for runs' output (?logs=, run or agent ids): run.log events, sent
+ * as the supervisor reads the output, live only. They have no id, so a reconnect resumes
+ * the stored events; what output it missed is in GET /api/heartbeat-runs/:id/log.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -23,13 +27,20 @@
 #include "basic/macro.h"
 #include "basic/strv.h"
 #include "basic/time-util.h"
+#include "basic/utf8.h"
 #include "basic/util.h"
 #include "store/events.h"
+#include "store/jsonmap.h"
+#include "store/model.h"
+#include "store/queries.h"
+#include "supervise/supervisor.h"
 
 /* Events read at once, for all or for one subscriber behind. */
 #define EVENTS_BATCH 500
 /* A comment line this often keeps proxies from closing the stream, and finds clients gone. */
 #define EVENTS_KEEPALIVE_USEC (5 * USEC_PER_SEC)
+/* Runs and agents one client may follow the output of. */
+#define EVENTS_LOG_IDS_MAX 64
 
 typedef struct Subscriber {
         ApiStream *stream;
@@ -37,12 +48,20 @@ typedef struct Subscriber {
         char **types; /* only these types; NULL: all */
         int64_t cursor; /* the last event it was given */
         bool follow; /* false: the stream ends once it is caught up */
+        char **log_ids; /* the runs and agents whose output it is given; NULL: none */
         struct Subscriber *next;
 } Subscriber;
+
+/* A live run whose output some subscriber asked for, and what it is given with. */
+typedef struct LogWatch {
+        char *run_id, *agent_id, *company_id;
+        struct LogWatch *next;
+} LogWatch;
 
 typedef struct EventHub {
         Control *ctl;
         Subscriber *subscribers;
+        LogWatch *watches;
         int64_t delivered; /* what every caught-up subscriber has been given */
         sd_event_source *post, *keepalive;
 } EventHub;
@@ -53,8 +72,97 @@ static Subscriber *subscriber_free(Subscriber *sub) {
         api_stream_unref(sub->stream);
         free(sub->company_id);
         strv_free(sub->types);
+        strv_free(sub->log_ids);
         free(sub);
         return NULL;
+}
+
+static LogWatch *watch_free(LogWatch *w) {
+        if (!w)
+                return NULL;
+        free(w->run_id);
+        free(w->agent_id);
+        free(w->company_id);
+        free(w);
+        return NULL;
+}
+
+static bool wants_output(const Subscriber *sub, const LogWatch *w) {
+        return sub->log_ids && (!sub->company_id || streq(sub->company_id, w->company_id)) &&
+                (strv_contains((const char *const *) sub->log_ids, w->run_id) ||
+                 strv_contains((const char *const *) sub->log_ids, w->agent_id));
+}
+
+static LogWatch *watch_find(EventHub *hub, const char *run_id) {
+        for (LogWatch *w = hub->watches; w; w = w->next)
+                if (streq(w->run_id, run_id))
+                        return w;
+        return NULL;
+}
+
+/* Have the supervisor hand over the output of a live run (api_events_on_output()). */
+static void watch_run(EventHub *hub, const char *run_id, const char *agent_id, const char *company_id) {
+        LogWatch *w;
+        int r;
+
+        if (watch_find(hub, run_id))
+                return;
+        r = supervisor_watch_output(hub->ctl->supervisor, run_id);
+        if (r < 0) {
+                /* Not live here (ended, or not launched yet): there is no output to follow. */
+                log_debug_errno(r, "Events: run %s has no output to follow: %m", run_id);
+                return;
+        }
+        w = calloc(1, sizeof(LogWatch));
+        if (!w || !(w->run_id = strdup(run_id)) || !(w->agent_id = strdup(agent_id)) || !(w->company_id = strdup(company_id))) {
+                log_oom();
+                watch_free(w);
+                return;
+        }
+        w->next = hub->watches;
+        hub->watches = w;
+}
+
+static void unwatch_run(EventHub *hub, const char *run_id) {
+        for (LogWatch **pp = &hub->watches; *pp; pp = &(*pp)->next)
+                if (streq((*pp)->run_id, run_id)) {
+                        LogWatch *w = *pp;
+                        *pp = w->next;
+                        watch_free(w);
+                        return;
+                }
+}
+
+/* A run's status changed: one that starts is watched if a subscriber asked for its agent's
+ * output, one that ends is no longer. */
+static void watch_on_run_event(EventHub *hub, const StoreEvent *e) {
+        _cleanup_json_ cJSON *data = NULL;
+        const char *status, *agent_id;
+        bool asked = false;
+
+        if (!hub->watches) {
+                for (Subscriber *sub = hub->subscribers; sub && !asked; sub = sub->next)
+                        asked = sub->log_ids;
+                if (!asked)
+                        return; /* nobody asked for any output: nothing to parse */
+        }
+        data = cJSON_Parse(e->data);
+        status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "status"));
+        agent_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "agentId"));
+        if (!status || !agent_id)
+                return;
+        if (run_status_is_terminal(run_status_from_string(status))) {
+                unwatch_run(hub, e->entity_id);
+                return;
+        }
+        if (!streq(status, "running"))
+                return;
+        for (Subscriber *sub = hub->subscribers; sub; sub = sub->next)
+                if (sub->log_ids && (!sub->company_id || streq(sub->company_id, e->company_id)) &&
+                    strv_contains((const char *const *) sub->log_ids, agent_id)) {
+                        watch_run(hub, e->entity_id, agent_id, e->company_id);
+                        return;
+                }
 }
 
 static bool wants(const Subscriber *sub, const StoreEvent *e) {
@@ -123,6 +231,9 @@ static int on_post(sd_event_source *src, void *userdata) {
                 r = store_events_after(hub->ctl->store, from, NULL, EVENTS_BATCH, &events, &n);
                 if (r < 0 || n == 0)
                         break;
+                for (size_t i = 0; i < n; i++)
+                        if (streq(events[i].type, "run.status"))
+                                watch_on_run_event(hub, &events[i]);
                 for (Subscriber *sub = hub->subscribers, *next; sub; sub = next) {
                         next = sub->next;
                         if (sub->cursor != from)
@@ -174,6 +285,45 @@ static int on_keepalive(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
+void api_events_on_output(Control *ctl, const char *run_id, int stream, const char *data, size_t size) {
+        EventHub *hub = ctl->events;
+        _cleanup_free_ char *text = NULL, *frame = NULL;
+        _cleanup_json_ cJSON *o = NULL;
+        LogWatch *w;
+
+        if (!hub || !(w = watch_find(hub, run_id)))
+                return;
+        text = utf8_lossy(data, size);
+        o = cJSON_CreateObject();
+        if (!text || !o || !cJSON_AddStringToObject(o, "runId", w->run_id) ||
+            !cJSON_AddStringToObject(o, "agentId", w->agent_id) || !cJSON_AddStringToObject(o, "companyId", w->company_id) ||
+            !cJSON_AddStringToObject(o, "stream", stream == 0 ? "stdout" : "stderr") ||
+            !cJSON_AddStringToObject(o, "text", text)) {
+                log_oom();
+                return;
+        }
+        _cleanup_free_ char *json = cJSON_PrintUnformatted(o);
+        frame = json ? strprintf("event: run.log\ndata: %s\n\n", json) : NULL;
+        if (!frame) {
+                log_oom();
+                return;
+        }
+        for (Subscriber *sub = hub->subscribers, *next; sub; sub = next) {
+                next = sub->next;
+                if (!wants_output(sub, w))
+                        continue;
+                int r = api_stream_write(sub->stream, frame, strlen(frame), false);
+                if (r == -ENOBUFS) {
+                        static const char last[] =
+                                "event: dropped\ndata: {\"reason\":\"the client fell too far behind a run's output\"}\n\n";
+                        (void) api_stream_write(sub->stream, last, strlen(last), true);
+                        log_notice("Events: a client fell more than %d bytes behind, dropping it.", API_STREAM_BUFFER_MAX);
+                }
+                if (r < 0)
+                        unlink_subscriber(hub, sub);
+        }
+}
+
 static int hub_get(Control *ctl, EventHub **ret) {
         EventHub *hub = ctl->events;
         int r;
@@ -215,10 +365,69 @@ void api_events_done(Control *ctl) {
                 return;
         while (hub->subscribers)
                 unlink_subscriber(hub, hub->subscribers);
+        while (hub->watches) {
+                LogWatch *w = hub->watches;
+                hub->watches = w->next;
+                watch_free(w);
+        }
         sd_event_source_disable_unref(hub->post);
         sd_event_source_disable_unref(hub->keepalive);
         free(hub);
         ctl->events = NULL;
+}
+
+/* ?logs=ID,...: runs and agents, each visible to the caller; the live runs among them,
+ * and those of the agents, are watched at once. 1 when parsed, else answered. */
+static int parse_logs(ApiRequest *req, EventHub *hub, char ***ret) {
+        const char *logs = api_query(req, "logs");
+        _cleanup_strv_free_ char **ids = NULL;
+        int r;
+
+        *ret = NULL;
+        if (!logs)
+                return 1;
+        for (const char *t = logs, *comma; t && *t; t = comma ? comma + 1 : NULL) {
+                comma = strchr(t, ',');
+                char *one = strndup(t, comma ? (size_t) (comma - t) : strlen(t));
+                if (!one || strv_consume(&ids, one) < 0)
+                        return -ENOMEM;
+                if (strv_length(ids) > EVENTS_LOG_IDS_MAX)
+                        return api_reply_error(req, 400, "logs names more than %d runs and agents", EVENTS_LOG_IDS_MAX);
+        }
+        if (!ids)
+                return api_reply_error(req, 400, "logs must name runs or agents by id");
+        STRV_FOREACH(id, ids) {
+                _cleanup_(run_donep) Run run = {};
+                _cleanup_(agent_donep) Agent agent = {};
+
+                r = store_get(api_store(req), &run_entity, *id, &run);
+                if (r >= 0) {
+                        if (!api_check_company(req, run.company_id))
+                                return 0;
+                        watch_run(hub, run.id, run.agent_id, run.company_id);
+                        continue;
+                }
+                if (r != -ENOENT)
+                        return r;
+                r = store_get(api_store(req), &agent_entity, *id, &agent);
+                if (r == -ENOENT)
+                        return api_reply_error(req, 404, "logs: no run or agent %.64s", *id);
+                if (r < 0)
+                        return r;
+                if (!api_check_company(req, agent.company_id))
+                        return 0;
+                Run *items;
+                size_t n;
+                r = store_runs_active_of_agent(api_store(req), agent.id, &items, &n);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < n; i++)
+                        if (items[i].status == RUN_RUNNING)
+                                watch_run(hub, items[i].id, items[i].agent_id, items[i].company_id);
+                entity_array_free(&run_entity, items, n);
+        }
+        *ret = TAKE_PTR(ids);
+        return 1;
 }
 
 /* ?after=N or Last-Event-ID: N; -1 when neither says. */
@@ -240,7 +449,7 @@ static int parse_after(ApiRequest *req, int64_t *ret) {
 static int handle_events(ApiRequest *req) {
         const char *company_id = api_query(req, "companyId"), *types = api_query(req, "types"),
                    *follow = api_query(req, "follow");
-        _cleanup_strv_free_ char **type_list = NULL;
+        _cleanup_strv_free_ char **type_list = NULL, **log_ids = NULL;
         Subscriber *sub;
         EventHub *hub;
         ApiStream *stream;
@@ -267,6 +476,9 @@ static int handle_events(ApiRequest *req) {
         r = hub_get(req->ctl, &hub);
         if (r < 0)
                 return r;
+        r = parse_logs(req, hub, &log_ids);
+        if (r <= 0)
+                return r;
         r = store_events_span(api_store(req), &oldest, &newest);
         if (r < 0)
                 return r;
@@ -276,6 +488,7 @@ static int handle_events(ApiRequest *req) {
                 return -ENOMEM;
         }
         sub->types = TAKE_PTR(type_list);
+        sub->log_ids = TAKE_PTR(log_ids);
         sub->follow = !streq_ptr(follow, "false");
         /* Without a starting point, from now on; with one, from there (what is kept of it). */
         sub->cursor = after < 0 ? newest : MIN(after, newest);

@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include <stddef.h>
+
 typedef struct Api Api;
 typedef struct Control Control;
 
@@ -42,6 +44,8 @@ typedef enum ApiKind {
 
 /* At shutdown, before the Apis: every event stream ends (api-events.c). */
 void api_events_done(Control *ctl);
+/* Output of a watched run, for the streams that asked for it (run.log events). */
+void api_events_on_output(Control *ctl, const char *run_id, int stream, const char *data, size_t size);
 
 /* Serve on listen_fd (a bound, listening stream socket; the Api does not close it). */
 int api_new(Control *ctl, int listen_fd, ApiKind kind, Api **ret);

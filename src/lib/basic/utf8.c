@@ -3,6 +3,7 @@
 #include "basic/utf8.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "basic/macro.h"
@@ -71,4 +72,38 @@ bool utf8_is_valid(const void *buf, size_t n) {
                 i += len;
         }
         return true;
+}
+
+/* The length of the sequence at s[0..n), 0 when none starts there. */
+static size_t sequence_length(const unsigned char *s, size_t n) {
+        size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+
+        if (len == 0 || len > n || !utf8_is_valid(s, len) || s[0] == 0)
+                return 0;
+        return len;
+}
+
+char *utf8_lossy(const void *buf, size_t n) {
+        const unsigned char *s = buf;
+        char *out, *o;
+
+        if (n > (SIZE_MAX - 1) / 3)
+                return NULL;
+        out = o = malloc(n * 3 + 1); /* each byte at most one U+FFFD, 3 bytes */
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n;) {
+                size_t len = sequence_length(s + i, n - i);
+                if (len == 0) {
+                        memcpy(o, "\xef\xbf\xbd", 3);
+                        o += 3;
+                        i++;
+                        continue;
+                }
+                memcpy(o, s + i, len);
+                o += len;
+                i += len;
+        }
+        *o = 0;
+        return out;
 }

@@ -377,6 +377,14 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
 /* Long because startup is one sequence whose order is the point (signals, state directory,
  * store, placement, supervisor, recovery, sockets, then listening), each step refusing to
  * start with a message of its own. */
+/* A watched run's output: to what it spends, and to the event streams that follow it. */
+static void on_run_output(Supervisor *s, const char *run_id, int stream, const char *data, size_t size, void *userdata) {
+        Control *ctl = userdata;
+
+        budget_on_output(s, run_id, stream, data, size, ctl);
+        api_events_on_output(ctl, run_id, stream, data, size);
+}
+
 int manager_startup(Manager *m) {
         _cleanup_free_ char *db = NULL;
         int r;
@@ -454,7 +462,7 @@ int manager_startup(Manager *m) {
                            &m->control.supervisor);
         if (r < 0)
                 return r;
-        supervisor_set_output_watcher(m->control.supervisor, budget_on_output, &m->control);
+        supervisor_set_output_watcher(m->control.supervisor, on_run_output, &m->control);
 
         r = manager_open_socket(m);
         if (r < 0)
