@@ -214,6 +214,7 @@ typedef struct EventReader {
         long status;
         CURL *curl;
         ClientEventFn fn;
+        ClientTickFn tick;
         void *userdata;
         int stop;
 } EventReader;
@@ -262,9 +263,17 @@ static size_t on_event_data(char *ptr, size_t size, size_t nmemb, void *userdata
         return er->stop < 0 ? 0 : n;
 }
 
-int client_events(Ctl *ctl, const char *path, ClientEventFn fn, void *userdata) {
+static int on_event_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+        EventReader *er = userdata;
+
+        if (er->stop >= 0)
+                er->stop = er->tick(er->userdata);
+        return er->stop < 0; /* non-zero: the transfer ends */
+}
+
+int client_events(Ctl *ctl, const char *path, ClientEventFn fn, ClientTickFn tick, void *userdata) {
         _cleanup_free_ char *url = strprintf("http://localhost%s", path);
-        EventReader er = { .fn = fn, .userdata = userdata };
+        EventReader er = { .fn = fn, .tick = tick, .userdata = userdata };
         char errbuf[CURL_ERROR_SIZE] = "";
         cJSON *reply = NULL;
         CURLcode rc;
@@ -281,8 +290,14 @@ int client_events(Ctl *ctl, const char *path, ClientEventFn fn, void *userdata) 
         curl_easy_setopt(er.curl, CURLOPT_WRITEDATA, &er);
         curl_easy_setopt(er.curl, CURLOPT_ERRORBUFFER, errbuf);
         curl_easy_setopt(er.curl, CURLOPT_NOSIGNAL, 1L);
+        if (tick) {
+                curl_easy_setopt(er.curl, CURLOPT_XFERINFOFUNCTION, on_event_progress);
+                curl_easy_setopt(er.curl, CURLOPT_XFERINFODATA, &er);
+                curl_easy_setopt(er.curl, CURLOPT_NOPROGRESS, 0L);
+        }
         rc = curl_easy_perform(er.curl);
-        if (er.status == 200 && (rc == CURLE_OK || er.stop < 0))
+        /* Ended by fn or tick (maybe before the answer's first byte), or by corrald. */
+        if ((er.stop < 0 && (er.status == 0 || er.status == 200)) || (er.status == 200 && rc == CURLE_OK))
                 ret = EXIT_OK;
         else {
                 /* A refusal's JSON, or a transfer that failed: said as any request's. */

@@ -26,9 +26,12 @@ int client_call(Ctl *ctl, const char *method, const char *path, const cJSON *bod
 int client_list(Ctl *ctl, const char *path, size_t want, cJSON **ret_array);
 
 /* GET path as server-sent events: each event's data (a JSON object) to fn as it arrives,
- * until the stream ends (or fn returns < 0). A refusal is printed like client_call()'s. */
+ * until the stream ends (or fn returns < 0). tick, when set, is called meanwhile, at
+ * least about once a second, also while nothing arrives; < 0 ends the stream too. A
+ * refusal is printed like client_call()'s. */
 typedef int (*ClientEventFn)(const char *type, const cJSON *data, void *userdata);
-int client_events(Ctl *ctl, const char *path, ClientEventFn fn, void *userdata);
+typedef int (*ClientTickFn)(void *userdata);
+int client_events(Ctl *ctl, const char *path, ClientEventFn fn, ClientTickFn tick, void *userdata);
 
 /* Percent-encode s for a URL path segment or query value; NULL on OOM. */
 char *client_escape(const char *s);

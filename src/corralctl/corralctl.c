@@ -54,6 +54,8 @@ const Verb verbs[] = {
         { NULL, "run", verb_run, "run RUN", "Show one run" },
         { NULL, "events", verb_events, "events [RUN] [-f|--follow] [--company C] [--after ID] [--types T,...] [--logs AGENT]",
           "Show a run's events; without a run, the event stream of everything (-f: follow it)" },
+        { NULL, "top", verb_top, "top [--delay SEC] [--iterations N] [--recent SEC] [--sort KEY]",
+          "Show active and recent runs, redrawn as they change (q quits)" },
         { NULL, "logs", verb_logs, "logs [-f] RUN", "Print a run's output; -f follows it until the run ends" },
         { NULL, "cancel", verb_cancel, "cancel RUN", "Cancel a queued or running run" },
         { NULL, "costs", verb_costs, "costs --company ID|--agent ID [--month YYYY-MM]",

@@ -69,6 +69,7 @@ int ctl_parse(Ctl *ctl, const Verb *verb, int argc, char *argv[], const FieldOpt
 
 /* Verb implementations, one file per group. */
 int verb_status(Ctl *ctl, int argc, char *argv[]);
+int verb_top(Ctl *ctl, int argc, char *argv[]);
 int verb_company_list(Ctl *ctl, int argc, char *argv[]);
 int verb_company_create(Ctl *ctl, int argc, char *argv[]);
 int verb_company_show(Ctl *ctl, int argc, char *argv[]);

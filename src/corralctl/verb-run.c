@@ -115,7 +115,7 @@ static int event_stream(Ctl *ctl, bool follow, ExtraOpt *opts) {
                      company ? "&companyId=" : "", strempty(company), types ? "&types=" : "", strempty(types),
                      logs ? "&logs=" : "", strempty(logs)) < 0)
                 return EXIT_API_ERROR;
-        return client_events(ctl, path, print_event, ctl);
+        return client_events(ctl, path, print_event, NULL, ctl);
 }
 
 int verb_events(Ctl *ctl, int argc, char *argv[]) {
