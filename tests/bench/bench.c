@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1102,6 +1104,96 @@ static void bench_live(int fifo) {
         free(agents);
 }
 
+/* ---- 8. event subscribers ---- */
+
+static unsigned subscribers = 200;
+
+/* A client of GET /api/events; rcvbuf > 0 shrinks its receive buffer (one that never reads). */
+static int subscribe(int rcvbuf) {
+        static const char request[] = "GET /api/events?follow=true HTTP/1.1\r\nHost: bench\r\n\r\n";
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", socket_path);
+        if (fd < 0 || (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0) ||
+            connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 ||
+            write(fd, request, strlen(request)) != (ssize_t) strlen(request))
+                die("cannot subscribe to the event stream: %m");
+        return fd;
+}
+
+/* The idle subscribers read what they are sent, and nothing else. */
+static void *drain(void *userdata) {
+        int ep = (int) (intptr_t) userdata;
+        struct epoll_event ev[64];
+        char buf[65536];
+
+        for (;;) {
+                int n = epoll_wait(ep, ev, 64, -1);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return NULL;
+                for (int i = 0; i < n; i++)
+                        if (read(ev[i].data.fd, buf, sizeof(buf)) <= 0)
+                                (void) epoll_ctl(ep, EPOLL_CTL_DEL, ev[i].data.fd, NULL);
+        }
+}
+
+/* Launches of one agent, each to its first instruction: the median and p99 in *ret. */
+static void launches(int fifo, const char *agent, unsigned n, int64_t ret[2]) {
+        _cleanup_free_ int64_t *t = calloc(n, sizeof(int64_t));
+
+        for (unsigned i = 0; i < n; i++) {
+                int64_t t0 = now_ns();
+                _cleanup_free_ char *run = wake(agent, i);
+                t[i] = read_stamp(fifo) - t0;
+                while (!run_terminal(run))
+                        sleep_us(200);
+        }
+        ret[0] = percentile(t, n, 0.5);
+        ret[1] = percentile(t, n, 0.99);
+}
+
+/* Launches while 200 clients follow the event stream and one never reads it, against the
+ * same launches with no client, in the same run: every launch is several events, each
+ * written to every subscriber. */
+static void bench_subscribers(int fifo) {
+        _cleanup_free_ char *config = strprintf("{\"command\":\"%s\",\"env\":{\"BENCH_FIFO\":\"%s\"}}", agent_path, fifo_path);
+        _cleanup_free_ char *agent = new_agent("subscribed", config, NULL);
+        _cleanup_free_ int *fds = calloc(subscribers + 1, sizeof(int));
+        unsigned n = MIN(n_runs, 300u);
+        int64_t alone[2], watched[2];
+        pthread_t reader;
+        char a[64], b[64], c[32], what[96];
+        int ep = epoll_create1(EPOLL_CLOEXEC);
+
+        if (!fds || ep < 0)
+                die("epoll: %m");
+        launches(fifo, agent, n, alone);
+        for (unsigned i = 0; i < subscribers; i++) {
+                fds[i] = subscribe(0);
+                if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &(struct epoll_event){ .events = EPOLLIN, .data.fd = fds[i] }) < 0)
+                        die("epoll_ctl: %m");
+        }
+        fds[subscribers] = subscribe(4096); /* never read */
+        if (pthread_create(&reader, NULL, drain, (void *) (intptr_t) ep) != 0)
+                die("pthread_create failed");
+        sleep_us(200000);
+        launches(fifo, agent, n, watched);
+        snprintf(a, sizeof(a), "%.3f / %.3f ms", watched[0] / 1e6, watched[1] / 1e6);
+        snprintf(b, sizeof(b), "%.3f / %.3f ms", alone[0] / 1e6, alone[1] / 1e6);
+        snprintf(c, sizeof(c), "%.2fx", (double) watched[0] / (double) alone[0]);
+        snprintf(what, sizeof(what), "launch with %u event subscribers + 1 stuck", subscribers);
+        row(what, a, b, c, "≤ 1.2x (no subscriber)");
+        printf("|   (median / p99 over %u launches; reference: the same launches with no subscriber) |\n", n);
+        (void) pthread_cancel(reader);
+        (void) pthread_join(reader, NULL);
+        for (unsigned i = 0; i <= subscribers; i++)
+                close(fds[i]);
+        close(ep);
+}
+
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "corrald", required_argument, NULL, 'c' },   { "agent", required_argument, NULL, 'a' },
@@ -1161,7 +1253,8 @@ int main(int argc, char *argv[]) {
         if (!corrald_path || !agent_path || n_runs == 0) {
                 fprintf(stderr,
                         "usage: bench --corrald PATH --agent PATH [--placement KIND] [--runs N] [--seconds S] "
-                        "[--recovery-runs N] [--log-bytes N] [--only launch|throughput|log|recovery|flood|history|live] "
+                        "[--recovery-runs N] [--log-bytes N] [--only "
+                        "launch|throughput|log|recovery|subscribers|flood|history|live] "
                         "[--live-runs N] "
                         "[--history-runs N] "
                         "[--reference-scope] "
@@ -1197,6 +1290,8 @@ int main(int argc, char *argv[]) {
                 bench_throughput();
         if (want("recovery"))
                 bench_recovery();
+        if (want("subscribers"))
+                bench_subscribers(fifo);
         if (want("flood"))
                 bench_flood(fifo);
         if (want("history") && history_runs > 0)

@@ -180,19 +180,25 @@ static char *format_event(const StoreEvent *e, size_t *ret_size) {
         return text;
 }
 
-/* Give sub one event; false when it cannot take it: it is dropped, with a last word. */
-static bool deliver(Subscriber *sub, const StoreEvent *e) {
-        _cleanup_free_ char *text = NULL;
+/* The text of an event, made once for all its subscribers. */
+typedef struct EventText {
+        char *text;
         size_t size;
+} EventText;
+
+/* Give sub one event (its text in *t, made here if it is not yet); false when it cannot
+ * take it: it is dropped, with a last word. */
+static bool deliver(Subscriber *sub, const StoreEvent *e, EventText *t) {
         int r;
 
         sub->cursor = e->id;
         if (!wants(sub, e))
                 return true;
-        text = format_event(e, &size);
-        if (!text)
+        if (!t->text)
+                t->text = format_event(e, &t->size);
+        if (!t->text)
                 return false;
-        r = api_stream_write(sub->stream, text, size, false);
+        r = api_stream_write(sub->stream, t->text, t->size, false);
         if (r == -ENOBUFS) {
                 char last[200];
                 snprintf(last, sizeof(last),
@@ -234,15 +240,24 @@ static int on_post(sd_event_source *src, void *userdata) {
                 for (size_t i = 0; i < n; i++)
                         if (streq(events[i].type, "run.status"))
                                 watch_on_run_event(hub, &events[i]);
-                for (Subscriber *sub = hub->subscribers, *next; sub; sub = next) {
+                EventText *texts = calloc(n, sizeof(EventText));
+                for (Subscriber *sub = hub->subscribers, *next; sub && texts; sub = next) {
                         next = sub->next;
                         if (sub->cursor != from)
                                 continue;
                         for (size_t i = 0; i < n; i++)
-                                if (!deliver(sub, &events[i])) {
+                                if (!deliver(sub, &events[i], &texts[i])) {
                                         unlink_subscriber(hub, sub);
                                         break;
                                 }
+                }
+                for (size_t i = 0; texts && i < n; i++)
+                        free(texts[i].text);
+                free(texts);
+                if (!texts) {
+                        log_oom();
+                        store_events_free(events, n);
+                        break; /* tried again after the next turn */
                 }
                 hub->delivered = events[n - 1].id;
                 store_events_free(events, n);
@@ -257,8 +272,11 @@ static int on_post(sd_event_source *src, void *userdata) {
                         r = store_events_after(hub->ctl->store, sub->cursor, sub->company_id, EVENTS_BATCH, &events, &n);
                         if (r < 0)
                                 continue;
-                        for (size_t i = 0; i < n && ok; i++)
-                                ok = deliver(sub, &events[i]);
+                        for (size_t i = 0; i < n && ok; i++) {
+                                EventText t = {};
+                                ok = deliver(sub, &events[i], &t);
+                                free(t.text);
+                        }
                         if (n < EVENTS_BATCH && ok)
                                 sub->cursor = MAX(sub->cursor, hub->delivered);
                         store_events_free(events, n);
