@@ -42,6 +42,7 @@ typedef enum TopSort {
 } TopSort;
 
 static const char *const sort_names[_SORT_MAX] = { "start", "cpu", "memory", "duration", "log" };
+static const char sort_keys[_SORT_MAX] = { 's', 'c', 'm', 'd', 'l' };
 
 typedef struct TopRun {
         char id[40], agent[64], issue[32], status[16];
@@ -345,29 +346,12 @@ static int on_tick(void *userdata) {
                 char key;
                 while (poll(&(struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN }, 1, 0) > 0 &&
                        read(STDIN_FILENO, &key, 1) == 1) {
-                        switch (key) {
-                        case 'q':
-                        case 'Q':
-                        case 3: /* ^C, as the terminal is raw */
+                        if (key == 'q' || key == 'Q' || key == 3 /* ^C, as the terminal is raw */)
                                 return -1;
-                        case 'c':
-                                top->sort = SORT_CPU;
-                                break;
-                        case 'm':
-                                top->sort = SORT_MEMORY;
-                                break;
-                        case 'd':
-                                top->sort = SORT_DURATION;
-                                break;
-                        case 'l':
-                                top->sort = SORT_LOG;
-                                break;
-                        case 's':
-                                top->sort = SORT_START;
-                                break;
-                        default:
-                                break; /* space, or anything else: a refresh */
-                        }
+                        for (int i = 0; i < _SORT_MAX; i++)
+                                if (key == sort_keys[i])
+                                        top->sort = (TopSort) i;
+                        /* Space, or any other key: a refresh. */
                         redraw = true;
                 }
         }

@@ -290,6 +290,17 @@ static int64_t read_stamp(int fifo) {
         return t;
 }
 
+/* n wakes of agent, one after the other, each timed to its agent's first instruction. */
+static void time_launches(int fifo, const char *agent, unsigned n, int64_t *ret) {
+        for (unsigned i = 0; i < n; i++) {
+                int64_t t0 = now_ns();
+                _cleanup_free_ char *run = wake(agent, i);
+                ret[i] = read_stamp(fifo) - t0;
+                while (!run_terminal(run))
+                        sleep_us(200);
+        }
+}
+
 static void bench_launch(int fifo) {
         _cleanup_free_ int64_t *corral = calloc(n_runs, sizeof(int64_t)), *spawn = calloc(n_runs, sizeof(int64_t));
         _cleanup_free_ char *config = strprintf("{\"command\":\"%s\",\"env\":{\"BENCH_FIFO\":\"%s\"}}", agent_path, fifo_path);
@@ -298,13 +309,7 @@ static void bench_launch(int fifo) {
         char *argv[] = { (char *) agent_path, NULL }, *envp[] = { env_fifo, (char *) "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
         char a[64], b[64], c[32];
 
-        for (unsigned i = 0; i < n_runs; i++) {
-                int64_t t0 = now_ns();
-                _cleanup_free_ char *run = wake(agent, i);
-                corral[i] = read_stamp(fifo) - t0;
-                while (!run_terminal(run))
-                        sleep_us(200);
-        }
+        time_launches(fifo, agent, n_runs, corral);
         char *scope_argv[] = { (char *) "systemd-run",
                                (char *) "--scope",
                                (char *) "--quiet",
@@ -1140,21 +1145,6 @@ static void *drain(void *userdata) {
         }
 }
 
-/* Launches of one agent, each to its first instruction: the median and p99 in *ret. */
-static void launches(int fifo, const char *agent, unsigned n, int64_t ret[2]) {
-        _cleanup_free_ int64_t *t = calloc(n, sizeof(int64_t));
-
-        for (unsigned i = 0; i < n; i++) {
-                int64_t t0 = now_ns();
-                _cleanup_free_ char *run = wake(agent, i);
-                t[i] = read_stamp(fifo) - t0;
-                while (!run_terminal(run))
-                        sleep_us(200);
-        }
-        ret[0] = percentile(t, n, 0.5);
-        ret[1] = percentile(t, n, 0.99);
-}
-
 /* Launches while 200 clients follow the event stream and one never reads it, against the
  * same launches with no client, in the same run: every launch is several events, each
  * written to every subscriber. */
@@ -1163,14 +1153,14 @@ static void bench_subscribers(int fifo) {
         _cleanup_free_ char *agent = new_agent("subscribed", config, NULL);
         _cleanup_free_ int *fds = calloc(subscribers + 1, sizeof(int));
         unsigned n = MIN(n_runs, 300u);
-        int64_t alone[2], watched[2];
+        _cleanup_free_ int64_t *alone = calloc(n, sizeof(int64_t)), *watched = calloc(n, sizeof(int64_t));
         pthread_t reader;
         char a[64], b[64], c[32], what[96];
         int ep = epoll_create1(EPOLL_CLOEXEC);
 
-        if (!fds || ep < 0)
+        if (!fds || !alone || !watched || ep < 0)
                 die("epoll: %m");
-        launches(fifo, agent, n, alone);
+        time_launches(fifo, agent, n, alone);
         for (unsigned i = 0; i < subscribers; i++) {
                 fds[i] = subscribe(0);
                 if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &(struct epoll_event){ .events = EPOLLIN, .data.fd = fds[i] }) < 0)
@@ -1180,10 +1170,12 @@ static void bench_subscribers(int fifo) {
         if (pthread_create(&reader, NULL, drain, (void *) (intptr_t) ep) != 0)
                 die("pthread_create failed");
         sleep_us(200000);
-        launches(fifo, agent, n, watched);
-        snprintf(a, sizeof(a), "%.3f / %.3f ms", watched[0] / 1e6, watched[1] / 1e6);
-        snprintf(b, sizeof(b), "%.3f / %.3f ms", alone[0] / 1e6, alone[1] / 1e6);
-        snprintf(c, sizeof(c), "%.2fx", (double) watched[0] / (double) alone[0]);
+        time_launches(fifo, agent, n, watched);
+        int64_t wm = percentile(watched, n, 0.5), w99 = percentile(watched, n, 0.99);
+        int64_t am = percentile(alone, n, 0.5), a99 = percentile(alone, n, 0.99);
+        snprintf(a, sizeof(a), "%.3f / %.3f ms", wm / 1e6, w99 / 1e6);
+        snprintf(b, sizeof(b), "%.3f / %.3f ms", am / 1e6, a99 / 1e6);
+        snprintf(c, sizeof(c), "%.2fx", (double) wm / (double) am);
         snprintf(what, sizeof(what), "launch with %u event subscribers + 1 stuck", subscribers);
         row(what, a, b, c, "≤ 1.2x (no subscriber)");
         printf("|   (median / p99 over %u launches; reference: the same launches with no subscriber) |\n", n);

@@ -115,7 +115,9 @@ check_cancel() {
         final=$(wait_run "$run" 60)
         is "the cancelled run is cancelled" "$(jq -r .status <<<"$final")" cancelled
         # The pid namespace's processes die with its init; the last may still be exiting.
+        # Under the sanitizers on a loaded machine that takes seconds more.
         gone() { [ "$(procs_of_uid "$uid")" -eq 0 ]; }
-        wait_for 10 gone
+        wait_for 30 gone
         is "no process of it is left" "$(procs_of_uid "$uid")" 0
+        gone || ps -o pid,ppid,stat,etime,args -u "$uid" 2>&1 | sed 's/^/#   /'
 }

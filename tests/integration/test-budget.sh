@@ -129,18 +129,19 @@ api PATCH "/api/agents/$b" '{"budgetMonthlyCents":12,"runtimeConfig":{"heartbeat
 slow=$(wake "$b" slow)
 wait_run_started "$slow"
 wait_for 20 marked budgeted 1
-api PATCH "/api/agents/$b" '{"adapterConfig":{"command":"'"$SPENDER"'","env":{"FAKE_MESSAGES":"40","FAKE_INTERVAL":"0.1"},
-        "sandbox":{"readWritePaths":["'"$T/budgeted"'"]}}}' >/dev/null
-fast=$(wake "$b" fast)
-queued=$(wake "$b" queued)
-check "a third run waits for a slot" run_is "$queued" queued
-# A wake of it on an issue another agent's run holds waits, deferred, for the issue.
+# A wake of it on an issue another agent's run holds waits, deferred, for the issue; made
+# before the fast run starts, which soon pauses the agent.
 holder=$(agent holder '{"FAKE_MESSAGES":"200","FAKE_INTERVAL":"0.5"}')
 held=$(api POST "/api/companies/$company/issues" "{\"title\":\"held\",\"status\":\"todo\",\"assigneeAgentId\":\"$holder\"}" |
         jq -r .id)
 wait_for 20 field_is "/api/issues/$held" '.executionRunId != null' true
 out=$(api POST "/api/agents/$b/wakeup" "{\"reason\":\"help\",\"payload\":{\"issueId\":\"$held\"}}")
 is "a wake on the held issue is deferred" "$(jq -r .status <<<"$out")" deferred
+api PATCH "/api/agents/$b" '{"adapterConfig":{"command":"'"$SPENDER"'","env":{"FAKE_MESSAGES":"40","FAKE_INTERVAL":"0.1"},
+        "sandbox":{"readWritePaths":["'"$T/budgeted"'"]}}}' >/dev/null
+fast=$(wake "$b" fast)
+queued=$(wake "$b" queued)
+check "a third run waits for a slot" run_is "$queued" queued
 first=$(wait_run "$fast" 60)
 second=$(wait_run "$slow" 60)
 is "the run that reached the agent's budget failed" "$(jq -r '"\(.errorCode) \(.resultJson.budget.limit)"' <<<"$first")" \

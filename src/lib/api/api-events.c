@@ -211,6 +211,8 @@ static bool deliver(Subscriber *sub, const StoreEvent *e, EventText *t) {
 }
 
 static void unlink_subscriber(EventHub *hub, Subscriber *sub) {
+        bool asked = false;
+
         for (Subscriber **pp = &hub->subscribers; *pp; pp = &(*pp)->next)
                 if (*pp == sub) {
                         *pp = sub->next;
@@ -218,6 +220,15 @@ static void unlink_subscriber(EventHub *hub, Subscriber *sub) {
                 }
         api_stream_close(sub->stream);
         subscriber_free(sub);
+        /* The last one that asked for output is gone: nobody needs the watches, nor would
+         * see the ends that remove them. */
+        for (Subscriber *s = hub->subscribers; s && !asked; s = s->next)
+                asked = s->log_ids;
+        while (!asked && hub->watches) {
+                LogWatch *w = hub->watches;
+                hub->watches = w->next;
+                watch_free(w);
+        }
 }
 
 /* After a turn of the loop: what is new, to whoever follows. */
@@ -311,6 +322,11 @@ void api_events_on_output(Control *ctl, const char *run_id, int stream, const ch
 
         if (!hub || !(w = watch_find(hub, run_id)))
                 return;
+        bool wanted = false;
+        for (Subscriber *sub = hub->subscribers; sub && !wanted; sub = sub->next)
+                wanted = wants_output(sub, w);
+        if (!wanted)
+                return; /* its subscribers are gone: nothing to make */
         text = utf8_lossy(data, size);
         o = cJSON_CreateObject();
         if (!text || !o || !cJSON_AddStringToObject(o, "runId", w->run_id) ||
@@ -337,8 +353,11 @@ void api_events_on_output(Control *ctl, const char *run_id, int stream, const ch
                         (void) api_stream_write(sub->stream, last, strlen(last), true);
                         log_notice("Events: a client fell more than %d bytes behind, dropping it.", API_STREAM_BUFFER_MAX);
                 }
-                if (r < 0)
+                if (r < 0) {
                         unlink_subscriber(hub, sub);
+                        if (watch_find(hub, run_id) != w)
+                                return; /* that was the last client that asked: w is gone */
+                }
         }
 }
 
@@ -384,6 +403,7 @@ void api_events_done(Control *ctl) {
         while (hub->subscribers)
                 unlink_subscriber(hub, hub->subscribers);
         while (hub->watches) {
+                /* Made for a request whose stream then failed. */
                 LogWatch *w = hub->watches;
                 hub->watches = w->next;
                 watch_free(w);
