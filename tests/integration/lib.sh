@@ -101,9 +101,14 @@ AGENT_SOCK=$T/agent.sock
 # the files they write: off unless a test asks for it (test-sandbox.sh does).
 SANDBOX=${SANDBOX:-no}
 
+# Sandboxed agents get uids of this test's own, so that tests running at once (make -j)
+# never share an agent uid, nor count each other's processes as their own.
+SANDBOX_UIDS=$((1880000000 + $$ % 100000 * 100))-$((1880000000 + $$ % 100000 * 100 + 99))
+
 # start_daemon [EXTRA ARGS...]: start corrald, wait until it answers.
 start_daemon() {
-        "$CORRALD" --state-dir "$STATE" --socket "$SOCK" --placement none --sandbox "$SANDBOX" --log-level debug "$@" \
+        "$CORRALD" --state-dir "$STATE" --socket "$SOCK" --placement none --sandbox "$SANDBOX" --sandbox-uids "$SANDBOX_UIDS" \
+                --log-level debug "$@" \
                 >>"$T/corrald.log" 2>&1 &
         DAEMON_PID=$!
         local i
