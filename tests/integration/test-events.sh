@@ -147,6 +147,8 @@ api GET "/api/events?logs=00000000-0000-4000-8000-000000000000" >/dev/null
 is "an unknown id is refused" "$(status)" 404
 api GET "/api/events?logs=" >/dev/null
 is "an empty list is refused" "$(status)" 400
+api GET "/api/events?follow=false&logs=$(printf "$talker,%.0s" $(seq 65))" >/dev/null
+is "more than 64 ids are refused" "$(status)" 400
 # A run asked for by its own id, while it runs.
 lrun=$(api POST "/api/agents/$talker/wakeup" '{}' | jq -r .id)
 wait_for 10 sh -c "curl -s --unix-socket '$SOCK' http://l/api/heartbeat-runs/$lrun | jq -e '.processPid != null' >/dev/null"

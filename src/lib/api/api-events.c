@@ -424,14 +424,10 @@ static int parse_logs(ApiRequest *req, EventHub *hub, char ***ret) {
         *ret = NULL;
         if (!logs)
                 return 1;
-        for (const char *t = logs, *comma; t && *t; t = comma ? comma + 1 : NULL) {
-                comma = strchr(t, ',');
-                char *one = strndup(t, comma ? (size_t) (comma - t) : strlen(t));
-                if (!one || strv_consume(&ids, one) < 0)
-                        return -ENOMEM;
-                if (strv_length(ids) > EVENTS_LOG_IDS_MAX)
-                        return api_reply_error(req, 400, "logs names more than %d runs and agents", EVENTS_LOG_IDS_MAX);
-        }
+        if (strv_push_split(&ids, logs) < 0)
+                return -ENOMEM;
+        if (strv_length(ids) > EVENTS_LOG_IDS_MAX)
+                return api_reply_error(req, 400, "logs names more than %d runs and agents", EVENTS_LOG_IDS_MAX);
         if (!ids)
                 return api_reply_error(req, 400, "logs must name runs or agents by id");
         STRV_FOREACH(id, ids) {
@@ -505,12 +501,8 @@ static int handle_events(ApiRequest *req) {
                         return api_reply_error(req, 403, "agents may act only within their own company");
                 company_id = req->caller_company_id;
         }
-        for (const char *t = types, *comma; t && *t; t = comma ? comma + 1 : NULL) {
-                comma = strchr(t, ',');
-                char *one = strndup(t, comma ? (size_t) (comma - t) : strlen(t));
-                if (!one || strv_consume(&type_list, one) < 0)
-                        return -ENOMEM;
-        }
+        if (strv_push_split(&type_list, types) < 0)
+                return -ENOMEM;
         r = hub_get(req->ctl, &hub);
         if (r < 0)
                 return r;

@@ -54,3 +54,13 @@ int strv_push(char ***l, const char *s) {
         char *copy = strdup(s);
         return copy ? strv_consume(l, copy) : -ENOMEM;
 }
+
+int strv_push_split(char ***l, const char *s) {
+        for (const char *t = s, *comma; t && *t; t = comma ? comma + 1 : NULL) {
+                comma = strchr(t, ',');
+                char *one = strndup(t, comma ? (size_t) (comma - t) : strlen(t));
+                if (!one || strv_consume(l, one) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}

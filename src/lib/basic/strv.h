@@ -13,6 +13,8 @@ bool strv_contains(const char *const *l, const char *s);
 int strv_consume(char ***l, char *s);
 /* Append a copy of s. */
 int strv_push(char ***l, const char *s);
+/* Append the comma-separated items of s ("a,b"; "" adds none). */
+int strv_push_split(char ***l, const char *s);
 /* In a list of names and values, alternating: the value of name, or NULL. */
 const char *strv_pair_value(char *const *l, const char *name);
 static inline void strv_freep(char ***l) {
