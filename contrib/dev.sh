@@ -16,7 +16,7 @@ packages=(
         build-essential autoconf automake libtool pkg-config
         libsystemd-dev libsqlite3-dev libcjson-dev libcmocka-dev
         libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libseccomp-dev
-        curl sqlite3 jq procps iproute2 socat systemd clang-format python3 git tmux
+        curl sqlite3 jq procps iproute2 socat systemd clang-format python3 python3-jsonschema git tmux
 )
 
 # What only the full check needs: package builds and the VM with a real systemd.

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "basic/macro.h"
 #include "basic/util.h"
@@ -105,6 +106,36 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userdata) 
         return n;
 }
 
+/* With CORRAL_RECORD_ANSWERS=DIR, each answer is also written to a file of its own in DIR:
+ * "METHOD PATH STATUS CONTENT-TYPE", a newline, the body. It is for checking what a client
+ * was given against the API's OpenAPI document (corralctl(1), ENVIRONMENT); a failure to
+ * write it changes nothing else. */
+static void record_answer(CURL *curl, const char *method, const char *path, const Buffer *reply) {
+        const char *dir = getenv("CORRAL_RECORD_ANSWERS");
+        _cleanup_free_ char *name = NULL;
+        const char *ctype = NULL;
+        long status = 0;
+        FILE *f;
+        int fd;
+
+        if (isempty(dir))
+                return;
+        name = strprintf("%s/corralctl.XXXXXX", dir);
+        if (!name || (fd = mkstemp(name)) < 0)
+                return;
+        f = fdopen(fd, "w");
+        if (!f) {
+                close(fd);
+                return;
+        }
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ctype);
+        fprintf(f, "%s %s %03ld %s\n", method, path, status, strempty(ctype));
+        if (reply->size > 0)
+                fwrite(reply->data, 1, reply->size, f);
+        fclose(f);
+}
+
 static int call(Ctl *ctl, const char *method, const char *path, const cJSON *body, cJSON **ret_reply, char **ret_cursor);
 
 int client_call(Ctl *ctl, const char *method, const char *path, const cJSON *body, cJSON **ret_reply) {
@@ -198,6 +229,8 @@ static int call(Ctl *ctl, const char *method, const char *path, const cJSON *bod
         }
 
         rc = curl_easy_perform(curl);
+        if (rc == CURLE_OK)
+                record_answer(curl, method, path, &reply);
         ret = interpret(ctl, curl, rc, errbuf, &reply, ret_reply);
 
         free(reply.data);

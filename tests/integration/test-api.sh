@@ -206,4 +206,29 @@ is "a run by a prefix of its id" "$("$CORRALCTL" --json run "${run:0:13}" | jq -
 api GET "/api/lookup?kind=planet&q=x" >/dev/null
 is "an unknown kind is 400" "$(status)" 400
 
+# --- the OpenAPI document ---
+api GET /api/openapi.json >"$T/openapi.json"
+is "GET /api/openapi.json answers 200" "$(status)" 200
+check "... with docs/openapi.json, as it is installed" cmp "$T/openapi.json" "$SRCDIR/docs/openapi.json"
+is "... which is OpenAPI 3.1 of this version" "$(jq -r '.openapi + " " + .info.version' "$T/openapi.json")" \
+        "3.1.0 $("$CORRALD" --version | awk '{print $2}')"
+# The check of every answer (finish) fails on an answer the document does not describe.
+if py=$(openapi_python); then
+        mkdir "$T/wrong"
+        printf 'GET /api/agents/%s 200 application/json\n' "$ann" >"$T/wrong/member"
+        api GET "/api/agents/$ann" | jq -c '.+{nickname: "x"}' >>"$T/wrong/member"
+        printf 'GET /api/agents/%s 200 application/json\n' "$ann" >"$T/wrong/type"
+        api GET "/api/agents/$ann" | jq -c '.id = 1' >>"$T/wrong/type"
+        printf 'GET /api/agents/%s 418 application/json\n{"error": "x"}' "$ann" >"$T/wrong/status"
+        printf 'GET /api/planets 200 application/json\n[]' >"$T/wrong/path"
+        out=$("$py" "$SRCDIR/tests/integration/openapi-check.py" "$SRCDIR/docs/openapi.json" "$T"/wrong/* 2>&1)
+        is "the check refuses what the document does not say" "$?" 1
+        like "... a member it does not have" "$out" "Additional properties are not allowed \('nickname' was unexpected\)"
+        like "... a member of another type" "$out" "id: 1 is not of type 'string'"
+        like "... a status it does not list" "$out" "status 418 is not among those of GET /api/agents/\{id\}"
+        like "... a path it does not have" "$out" "GET /api/planets -> 200: the document has no such path"
+else
+        skip_point "python3-jsonschema is not installed: the OpenAPI check is not checked"
+fi
+
 finish

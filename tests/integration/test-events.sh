@@ -156,4 +156,16 @@ out=$(timeout 10 "$CORRALCTL" events -f --logs "$lrun" 2>&1 | grep -m1 -F "| two
 like "corralctl events --logs prints a run's output, a line each" "$out" "^${lrun:0:8} stderr\\| two$"
 wait_run "$lrun" >/dev/null
 
+# The data of every event the streams above were sent, against the document's schemas.
+if py=$(openapi_python); then
+        for f in "$T"/*.sse; do
+                cat "$f"
+                echo
+        done >"$T/every.sse"
+        check "every event's data validates against the OpenAPI document" \
+                "$py" "$SRCDIR/tests/integration/openapi-check.py" "$SRCDIR/docs/openapi.json" --events "$T/every.sse"
+else
+        skip_point "python3-jsonschema is not installed: events not checked against the OpenAPI document"
+fi
+
 finish

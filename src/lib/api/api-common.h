@@ -96,6 +96,12 @@ extern const ApiRoute api_cost_routes[];
 extern const ApiRoute api_workspace_routes[];
 extern const ApiRoute api_lookup_routes[];
 extern const ApiRoute api_event_routes[];
+/* All of them, NULL-terminated. */
+extern const ApiRoute *const api_route_tables[];
+
+/* docs/openapi.json, built in (its text, NUL-terminated, and its length). */
+extern const char api_openapi_json[];
+extern const size_t api_openapi_json_size;
 
 /* A query-string argument, or NULL. */
 const char *api_query(ApiRequest *req, const char *key);

@@ -41,9 +41,18 @@ void api_params_free(char *params[static API_PARAMS_MAX]) {
         }
 }
 
-static const ApiRoute *const route_tables[] = {
-        api_system_routes, api_company_routes, api_agent_routes,     api_issue_routes,  api_comment_routes,
-        api_run_routes,    api_cost_routes,    api_workspace_routes, api_lookup_routes, api_event_routes,
+const ApiRoute *const api_route_tables[] = {
+        api_system_routes,
+        api_company_routes,
+        api_agent_routes,
+        api_issue_routes,
+        api_comment_routes,
+        api_run_routes,
+        api_cost_routes,
+        api_workspace_routes,
+        api_lookup_routes,
+        api_event_routes,
+        NULL,
 };
 
 const ApiRoute *api_route_find(const char *method, const char *path, char *params[static API_PARAMS_MAX], char *allow,
@@ -51,8 +60,8 @@ const ApiRoute *api_route_find(const char *method, const char *path, char *param
         *ret_path_known = false;
         if (allow_size > 0)
                 allow[0] = '\0';
-        for (size_t t = 0; t < ELEMENTSOF(route_tables); t++)
-                for (const ApiRoute *rt = route_tables[t]; rt->pattern; rt++) {
+        for (size_t t = 0; api_route_tables[t]; t++)
+                for (const ApiRoute *rt = api_route_tables[t]; rt->pattern; rt++) {
                         if (!route_match(rt->pattern, path, params)) {
                                 api_params_free(params);
                                 continue;

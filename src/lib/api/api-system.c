@@ -245,8 +245,15 @@ static int handle_metrics(ApiRequest *req) {
         return api_reply_text(req, 200, text, "text/plain; version=0.0.4");
 }
 
+/* The OpenAPI document of every route (docs/openapi.json, built in): for anyone who may
+ * call the API, agents too. */
+static int handle_openapi(ApiRequest *req) {
+        return api_reply_text(req, 200, memdup(api_openapi_json, api_openapi_json_size + 1), "application/json");
+}
+
 const ApiRoute api_system_routes[] = {
         { "GET", "/api/health", handle_health },
+        { "GET", "/api/openapi.json", handle_openapi },
         { "POST", "/api/sweep", handle_sweep },
         { "GET", "/metrics", handle_metrics },
         {},
