@@ -54,6 +54,22 @@ is "a run of 3 messages succeeded" "$(jq -r .status <<<"$f1")" succeeded
 is "its tokens are the CLI's" "$(jq -r '[.usageJson.inputTokens, .usageJson.outputTokens] | join(" ")' <<<"$f1")" "3000 3000"
 is "it cost its tokens at the model's price" "$(jq -r '.usageJson | "\(.costCents) \(.priceSource) \(.billingType)"' <<<"$f1")" \
         "15 price api"
+# While it runs, a run shows what it has spent so far, though nothing limits it (in a
+# company of its own: its spend is not in the sums below).
+watchers=$(api POST /api/companies '{"name":"Watchers","issuePrefix":"WA"}' | jq -r .id)
+live=$(agent live '{"FAKE_MESSAGES":"30","FAKE_INTERVAL":"0.2"}' '{}' "$watchers")
+lr=$(wake "$live")
+wait_for 20 marked live 2
+got=$(api GET "/api/heartbeat-runs/$lr")
+is "a running run shows its spend so far" "$(jq -r '"\(.status) \(.usageJson.live) \(.usageJson.model) \(.usageJson.priceSource)"' <<<"$got")" \
+        "running true fake-model price"
+check "... in cents and tokens of the messages printed" test "$(jq -r '.usageJson.costCents >= 10 and .usageJson.outputTokens >= 2000' <<<"$got")" = true
+is "... and so does the list of live runs" \
+        "$(api GET "/api/companies/$watchers/live-runs" | jq -r --arg r "$lr" '.[] | select(.id == $r) | .usageJson.live')" true
+api POST "/api/heartbeat-runs/$lr/cancel" >/dev/null
+ended=$(wait_run "$lr")
+is "an ended run has its end's figures only" "$(jq -r '"\(.status) \(.usageJson.live)"' <<<"$ended")" "cancelled null"
+
 api PATCH "/api/agents/$a" '{"adapterConfig":{"command":"'"$SPENDER"'","env":{"FAKE_MESSAGES":"1","FAKE_COST_USD":"0.07"},
         "sandbox":{"readWritePaths":["'"$T/priced"'"]}}}' >/dev/null
 r2=$(wake "$a")

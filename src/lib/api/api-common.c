@@ -11,6 +11,7 @@
 #include "basic/time-util.h"
 #include "store/jsonmap.h"
 #include "store/queries.h"
+#include "control/budget.h"
 
 Actor api_actor(const ApiRequest *req) {
         Actor a = { .type = ACTOR_USER };
@@ -290,13 +291,36 @@ int api_reply_refusal(ApiRequest *req, int r, char *error) {
         return api_reply_error(req, status, "%s", e ?: strerror(-r));
 }
 
+/* A running run's row holds no usage until it ends: a coding CLI's spend so far comes from
+ * its output as the budget follows it. */
+static int run_fill_usage(ApiRequest *req, Run *run) {
+        if (run->status != RUN_RUNNING || run->usage_json)
+                return 0;
+        return budget_live_usage(req->ctl, run->id, &run->usage_json);
+}
+
 int api_reply_run(ApiRequest *req, unsigned status, const char *run_id) {
         _cleanup_(run_donep) Run run = {};
         int r = api_load(req, &run_entity, run_id, &run);
         if (r <= 0)
                 return r;
-        /* A live run's row holds no excerpts: they come from its log as it is now. */
+        /* Nor excerpts: they come from its log as it is now. */
         if (run.status == RUN_RUNNING)
                 (void) supervisor_live_excerpts(req->ctl->supervisor, run.id, &run.stdout_excerpt, &run.stderr_excerpt);
+        r = run_fill_usage(req, &run);
+        if (r < 0)
+                return r;
         return api_reply_entity(req, status, &run_entity, &run);
+}
+
+int api_reply_run_page(ApiRequest *req, int r, Run *items, size_t n, StorePage *page) {
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                int k = run_fill_usage(req, &items[i]);
+                if (k < 0) {
+                        entity_array_free(&run_entity, items, n);
+                        free(page->next);
+                        return k;
+                }
+        }
+        return api_reply_page(req, &run_entity, r, items, n, page);
 }

@@ -160,6 +160,8 @@ int api_parse_comment_flags(ApiRequest *req, bool *ret_reopen, bool *ret_interru
 
 /* The run as it is now, with status. */
 int api_reply_run(ApiRequest *req, unsigned status, const char *run_id);
+/* api_reply_page() of runs, each running one with what it has spent so far. */
+int api_reply_run_page(ApiRequest *req, int r, Run *items, size_t n, StorePage *page);
 
 int api_stamp_updated(char **updated_at);
 /* Record an action by the caller in the activity log; details (may be NULL) is consumed. */

@@ -261,7 +261,7 @@ static int handle_issue_live_runs(ApiRequest *req) {
         if (r <= 0)
                 return r;
         r = store_runs_active_for_issue(api_store(req), i.company_id, i.id, &page, &items, &n);
-        return api_reply_page(req, &run_entity, r, items, n, &page);
+        return api_reply_run_page(req, r, items, n, &page);
 }
 
 /* The run holding the lock if it is active, else the assignee's running run on this

@@ -38,7 +38,7 @@ static int handle_run_list(ApiRequest *req) {
         if (r <= 0)
                 return r;
         r = store_runs_of_company(api_store(req), c.id, agent, &page, &items, &n);
-        return api_reply_page(req, &run_entity, r, items, n, &page);
+        return api_reply_run_page(req, r, items, n, &page);
 }
 
 static int handle_run_get(ApiRequest *req) {
@@ -135,7 +135,7 @@ static int handle_company_live_runs(ApiRequest *req) {
         if (r <= 0)
                 return r;
         r = store_runs_active_of_company(api_store(req), c.id, &page, &items, &n);
-        return api_reply_page(req, &run_entity, r, items, n, &page);
+        return api_reply_run_page(req, r, items, n, &page);
 }
 
 const ApiRoute api_run_routes[] = {

@@ -416,6 +416,7 @@ typedef struct LiveSpend {
         int64_t prior_input, prior_cached, prior_output; /* a CLI's running totals before this run */
         int64_t checked_tokens;
         bool checked_cost;
+        bool limited; /* a cap or a budget limited it when it started: it is checked */
         bool stopped;
         char *stop_message, *stop_json;
         struct LiveSpend *next, **prev; /* Control.live_spend_list */
@@ -474,14 +475,14 @@ int budget_watch(Control *ctl, const Agent *agent, const Run *run) {
         budget_month(ctl->config, month);
         (void) store_agent_spent(ctl->store, agent->id, month, &spent, &agent_budget);
         (void) store_company_spent(ctl->store, agent->company_id, month, &spent, &company_budget);
-        if (caps.max_cost_cents_per_run == 0 && caps.max_tokens_per_run == 0 && agent_budget <= 0 && company_budget <= 0)
-                return 0; /* nothing limits it: its output is read at its end only */
+        /* Followed even when nothing limits it, for what it has spent so far (budget_live_usage()). */
         if (!ctl->live_spend && (r = hashmap_new(HASHMAP_STRING, &ctl->live_spend)) < 0)
                 return r;
         ls = calloc(1, sizeof(LiveSpend));
         if (!ls)
                 return -ENOMEM;
         ls->caps = caps;
+        ls->limited = caps.max_cost_cents_per_run > 0 || caps.max_tokens_per_run > 0 || agent_budget > 0 || company_budget > 0;
         ls->out.type = agent->adapter_type;
         ls->lines = (CliLines){ .out = &ls->out, .type = agent->adapter_type };
         ls->checked_tokens = -1;
@@ -537,10 +538,9 @@ static void live_stop(Control *ctl, LiveSpend *ls, const char *limit, int64_t li
                 log_warning_errno(r, "Run %s: cannot stop it at its spending limit: %m", ls->run_id);
 }
 
-static void live_check(Control *ctl, LiveSpend *ls) {
+/* What the run has spent so far, as its output says. */
+static void live_spend(Control *ctl, const LiveSpend *ls, Spend *ret) {
         const CliOutput *o = &ls->out;
-        char month[COST_MONTH_MAX];
-        int64_t spent, budget;
         Spend sp = { .input = o->input_tokens, .cached = o->cached_input_tokens, .output = o->output_tokens };
 
         if (o->cumulative && ls->prior_input <= sp.input && ls->prior_cached <= sp.cached && ls->prior_output <= sp.output) {
@@ -550,6 +550,18 @@ static void live_check(Control *ctl, LiveSpend *ls) {
                 sp.output -= ls->prior_output;
         }
         price(ctl->config, &ls->caps, o->type, o->model, o->has_cost, o->cost_usd, &sp);
+        *ret = sp;
+}
+
+static void live_check(Control *ctl, LiveSpend *ls) {
+        const CliOutput *o = &ls->out;
+        char month[COST_MONTH_MAX];
+        int64_t spent, budget;
+        Spend sp;
+
+        if (!ls->limited)
+                return;
+        live_spend(ctl, ls, &sp);
         /* Only what changed is checked again: a line without usage costs nothing. */
         if (sp.tokens == ls->checked_tokens && o->has_cost == ls->checked_cost)
                 return;
@@ -585,6 +597,27 @@ void budget_on_output(Supervisor *s, const char *run_id, int stream, const char 
         }
         if (stream == 0)
                 live_check(ctl, ls);
+}
+
+int budget_live_usage(Control *ctl, const char *run_id, char **ret_json) {
+        const LiveSpend *ls = live_find(ctl, run_id);
+        _cleanup_json_ cJSON *j = NULL;
+        Spend sp;
+
+        *ret_json = NULL;
+        if (!ls)
+                return 0;
+        live_spend(ctl, ls, &sp);
+        j = cJSON_CreateObject();
+        if (!j || !cJSON_AddNumberToObject(j, "inputTokens", (double) sp.input) ||
+            !cJSON_AddNumberToObject(j, "cachedInputTokens", (double) sp.cached) ||
+            !cJSON_AddNumberToObject(j, "outputTokens", (double) sp.output) ||
+            !cJSON_AddNumberToObject(j, "costCents", (double) sp.cents) ||
+            !cJSON_AddStringToObject(j, "priceSource", sp.source) ||
+            (ls->out.model && !cJSON_AddStringToObject(j, "model", ls->out.model)) || !cJSON_AddBoolToObject(j, "live", true))
+                return -ENOMEM;
+        *ret_json = cJSON_PrintUnformatted(j);
+        return *ret_json ? 1 : -ENOMEM;
 }
 
 void budget_run_ended(Control *ctl, const char *run_id, char **ret_message, char **ret_json) {

@@ -56,9 +56,14 @@ int budget_lift(Control *ctl, const char *company_id);
  * budgets spent in the last one. */
 int budget_sweep(Control *ctl);
 
-/* Follow what a run of a coding CLI spends while it streams, if a cap or a budget limits
- * it: it is stopped (RUN_END_BUDGET) when it reaches one. Call once the run is tracked. */
+/* Follow what a run of a coding CLI spends while it streams; if a cap or a budget limits
+ * it, it is stopped (RUN_END_BUDGET) when it reaches one. Call once the run is tracked. */
 int budget_watch(Control *ctl, const Agent *agent, const Run *run);
+
+/* What a followed run has spent so far, as usageJson text (inputTokens, cachedInputTokens,
+ * outputTokens, costCents, priceSource, model, "live": true) in *ret_json: 1. 0 (and NULL)
+ * when the run is not followed: no coding CLI's, or not running here. */
+int budget_live_usage(Control *ctl, const char *run_id, char **ret_json);
 
 /* The supervisor's output watcher (supervisor_set_output_watcher()); userdata is ctl. */
 void budget_on_output(Supervisor *s, const char *run_id, int stream, const char *data, size_t size, void *userdata);
