@@ -59,6 +59,10 @@ int api_reply_stream(ApiRequest *req, const char *content_type, ApiStream **ret)
 /* Append to what the client is sent: -ENOBUFS when more than API_STREAM_BUFFER_MAX would wait
  * (force: even so, for a last word), -EPIPE when the client is gone. */
 int api_stream_write(ApiStream *s, const char *data, size_t size, bool force);
+/* The same, not forced, without waking the HTTP thread: for many writes in a row, each
+ * connection woken once by api_stream_flush() after them. */
+int api_stream_queue(ApiStream *s, const char *data, size_t size);
+void api_stream_flush(ApiStream *s);
 /* End the response once what waits is sent. */
 void api_stream_close(ApiStream *s);
 /* The client went away: nothing written reaches it. */

@@ -37,6 +37,8 @@
 
 /* Events read at once, for all or for one subscriber behind. */
 #define EVENTS_BATCH 500
+/* How long what changed may wait to go out with what follows it (on_post()). */
+#define EVENTS_COALESCE_USEC (USEC_PER_SEC / 100)
 /* A comment line this often keeps proxies from closing the stream, and finds clients gone. */
 #define EVENTS_KEEPALIVE_USEC (5 * USEC_PER_SEC)
 /* Runs and agents one client may follow the output of. */
@@ -63,7 +65,7 @@ typedef struct EventHub {
         Subscriber *subscribers;
         LogWatch *watches;
         int64_t delivered; /* what every caught-up subscriber has been given */
-        sd_event_source *post, *keepalive;
+        sd_event_source *post, *coalesce, *keepalive;
 } EventHub;
 
 static Subscriber *subscriber_free(Subscriber *sub) {
@@ -198,7 +200,7 @@ static bool deliver(Subscriber *sub, const StoreEvent *e, EventText *t) {
                 t->text = format_event(e, &t->size);
         if (!t->text)
                 return false;
-        r = api_stream_write(sub->stream, t->text, t->size, false);
+        r = api_stream_queue(sub->stream, t->text, t->size);
         if (r == -ENOBUFS) {
                 char last[200];
                 snprintf(last, sizeof(last),
@@ -231,14 +233,13 @@ static void unlink_subscriber(EventHub *hub, Subscriber *sub) {
         }
 }
 
-/* After a turn of the loop: what is new, to whoever follows. */
-static int on_post(sd_event_source *src, void *userdata) {
-        EventHub *hub = userdata;
+/* What is new, to whoever follows. */
+static void publish(EventHub *hub) {
         int64_t oldest, newest;
         int r;
 
         if (!hub->subscribers || store_events_span(hub->ctl->store, &oldest, &newest) < 0)
-                return 0;
+                return;
         /* The caught-up ones share one read. */
         while (hub->delivered < newest) {
                 StoreEvent *events;
@@ -256,11 +257,13 @@ static int on_post(sd_event_source *src, void *userdata) {
                         next = sub->next;
                         if (sub->cursor != from)
                                 continue;
-                        for (size_t i = 0; i < n; i++)
-                                if (!deliver(sub, &events[i], &texts[i])) {
-                                        unlink_subscriber(hub, sub);
-                                        break;
-                                }
+                        bool ok = true;
+                        for (size_t i = 0; i < n && ok; i++)
+                                ok = deliver(sub, &events[i], &texts[i]);
+                        if (ok)
+                                api_stream_flush(sub->stream); /* its connection woken once for them all */
+                        else
+                                unlink_subscriber(hub, sub);
                 }
                 for (size_t i = 0; texts && i < n; i++)
                         free(texts[i].text);
@@ -288,6 +291,8 @@ static int on_post(sd_event_source *src, void *userdata) {
                                 ok = deliver(sub, &events[i], &t);
                                 free(t.text);
                         }
+                        if (ok)
+                                api_stream_flush(sub->stream);
                         if (n < EVENTS_BATCH && ok)
                                 sub->cursor = MAX(sub->cursor, hub->delivered);
                         store_events_free(events, n);
@@ -299,6 +304,35 @@ static int on_post(sd_event_source *src, void *userdata) {
                 if (!sub->follow && sub->cursor >= hub->delivered)
                         unlink_subscriber(hub, sub); /* caught up: its stream ends */
         }
+}
+
+static int on_publish(sd_event_source *src, uint64_t usec, void *userdata) {
+        publish(userdata);
+        return 0;
+}
+
+/* After a turn of the loop: if anything is new, or a client is behind or about to end, it
+ * is published EVENTS_COALESCE_USEC later, with whatever comes meanwhile. A burst of changes
+ * (a launch is several) is then one write to each client and one wake of its connection,
+ * not one a turn: many clients cost the loop and the HTTP thread little. */
+static int on_post(sd_event_source *src, void *userdata) {
+        EventHub *hub = userdata;
+        int64_t oldest, newest;
+        int enabled = SD_EVENT_OFF;
+        bool pending = false;
+
+        if (!hub->subscribers || (sd_event_source_get_enabled(hub->coalesce, &enabled) >= 0 && enabled != SD_EVENT_OFF))
+                return 0;
+        if (store_events_span(hub->ctl->store, &oldest, &newest) < 0)
+                return 0;
+        pending = hub->delivered < newest;
+        for (Subscriber *sub = hub->subscribers; sub && !pending; sub = sub->next)
+                pending = sub->cursor < hub->delivered || !sub->follow;
+        if (!pending)
+                return 0;
+        if (sd_event_source_set_time_relative(hub->coalesce, EVENTS_COALESCE_USEC) < 0 ||
+            sd_event_source_set_enabled(hub->coalesce, SD_EVENT_ONESHOT) < 0)
+                publish(hub); /* cannot wait: at once */
         return 0;
 }
 
@@ -378,17 +412,24 @@ static int hub_get(Control *ctl, EventHub **ret) {
         if (r >= 0)
                 r = sd_event_add_post(ctl->event, &hub->post, on_post, hub);
         if (r >= 0)
+                r = sd_event_add_time_relative(ctl->event, &hub->coalesce, CLOCK_MONOTONIC, EVENTS_COALESCE_USEC, 0, on_publish,
+                                               hub);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(hub->coalesce, SD_EVENT_OFF);
+        if (r >= 0)
                 r = sd_event_add_time_relative(ctl->event, &hub->keepalive, CLOCK_MONOTONIC, EVENTS_KEEPALIVE_USEC, 0,
                                                on_keepalive, hub);
         if (r >= 0)
                 r = sd_event_source_set_enabled(hub->keepalive, SD_EVENT_ON);
         if (r < 0) {
                 sd_event_source_disable_unref(hub->post);
+                sd_event_source_disable_unref(hub->coalesce);
                 sd_event_source_disable_unref(hub->keepalive);
                 free(hub);
                 return r;
         }
         (void) sd_event_source_set_description(hub->post, "events");
+        (void) sd_event_source_set_description(hub->coalesce, "events-publish");
         (void) sd_event_source_set_description(hub->keepalive, "events-keepalive");
         ctl->events = hub;
         *ret = hub;
@@ -409,6 +450,7 @@ void api_events_done(Control *ctl) {
                 watch_free(w);
         }
         sd_event_source_disable_unref(hub->post);
+        sd_event_source_disable_unref(hub->coalesce);
         sd_event_source_disable_unref(hub->keepalive);
         free(hub);
         ctl->events = NULL;

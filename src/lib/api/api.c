@@ -203,7 +203,8 @@ static void stream_wake(ApiStream *s, bool resume) {
                 MHD_resume_connection(s->connection);
 }
 
-int api_stream_write(ApiStream *s, const char *data, size_t size, bool force) {
+/* Append to what waits; the connection is resumed now only if wake (else by api_stream_flush()). */
+static int stream_append(ApiStream *s, const char *data, size_t size, bool force, bool wake) {
         bool resume;
 
         pthread_mutex_lock(&s->lock);
@@ -232,11 +233,31 @@ int api_stream_write(ApiStream *s, const char *data, size_t size, bool force) {
         }
         memcpy(s->buf + s->end, data, size);
         s->end += size;
-        resume = s->suspended;
-        s->suspended = false;
+        resume = wake && s->suspended;
+        if (resume)
+                s->suspended = false;
         pthread_mutex_unlock(&s->lock);
         stream_wake(s, resume);
         return 0;
+}
+
+int api_stream_write(ApiStream *s, const char *data, size_t size, bool force) {
+        return stream_append(s, data, size, force, true);
+}
+
+int api_stream_queue(ApiStream *s, const char *data, size_t size) {
+        return stream_append(s, data, size, false, false);
+}
+
+void api_stream_flush(ApiStream *s) {
+        bool resume;
+
+        pthread_mutex_lock(&s->lock);
+        resume = s->suspended && s->end > s->start;
+        if (resume)
+                s->suspended = false;
+        pthread_mutex_unlock(&s->lock);
+        stream_wake(s, resume);
 }
 
 void api_stream_close(ApiStream *s) {
