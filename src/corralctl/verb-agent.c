@@ -15,7 +15,7 @@ static const FieldOpt agent_fields[] = {
         { "role", "role", OPT_STRING, "Role, e.g. engineer (default general)" },
         { "title", "title", OPT_STRING, "Title" },
         { "adapter", "adapterType", OPT_STRING,
-          "process, claude_local, codex_local, gemini_local or pi_local (default process)" },
+          "process, claude_local, codex_local, gemini_local, pi_local or opencode_local (default process)" },
         { "config", "adapterConfig", OPT_JSON, "Adapter configuration, a JSON object" },
         { "runtime-config", "runtimeConfig", OPT_JSON, "Runtime configuration (heartbeat policy), a JSON object" },
         { "budget-cents", "budgetMonthlyCents", OPT_INT, "Monthly budget in cents (0: none)" },

@@ -259,22 +259,57 @@ static void test_pi_success(void **state) {
         assert_string_equal(e.error_message, "pi: 400 bad request");
 }
 
+/* A transcript of the real CLI (opencode-ai 1.18.33, tests/cli/versions): a bash tool call,
+ * then the answer; each step's finish carries its own tokens and cost. */
+static void test_opencode_success(void **state) {
+        _cleanup_(cli_output_done) CliOutput o = {};
+
+        parse_fixture("opencode-success.jsonl", ADAPTER_OPENCODE_LOCAL, &o);
+        assert_string_equal(o.session_id, "ses_dc8c1ef75ffeUFg3UzAT7rsVqJ");
+        assert_null(o.model); /* it prints none: the configured one is the run's */
+        assert_string_equal(o.result_text, "all done");
+        assert_false(o.is_error);
+        assert_true(o.saw_result);
+        assert_int_equal(o.input_tokens, 320);
+        assert_int_equal(o.cached_input_tokens, 40);
+        assert_int_equal(o.output_tokens, 40);
+        assert_true(o.has_cost);
+        assert_true(fabs(o.cost_usd - 0.001572) < 1e-9);
+        assert_int_equal(o.num_turns, 2);
+        assert_int_equal(o.malformed, 0);
+
+        /* An API error: the run failed, in the API's words. */
+        _cleanup_(cli_output_done) CliOutput e = {};
+        static const char line[] = "{\"type\":\"error\",\"sessionID\":\"ses_x\",\"error\":{\"name\":\"APIError\","
+                                   "\"data\":{\"message\":\"400 bad request\",\"statusCode\":400}}}";
+        assert_int_equal(cli_output_feed_line(&e, ADAPTER_OPENCODE_LOCAL, line, strlen(line)), 0);
+        assert_true(e.is_error);
+        assert_string_equal(e.error_message, "opencode: 400 bad request");
+        assert_string_equal(e.session_id, "ses_x");
+}
+
 static void test_garbage_never_crashes(void **state) {
-        static const char *const lines[] = { "",
-                                             "{",
-                                             "}",
-                                             "null",
-                                             "42",
-                                             "\"str\"",
-                                             "{\"type\":null}",
-                                             "{\"type\":\"result\"}",
-                                             "{\"type\":\"result\",\"usage\":[1,2],\"total_cost_usd\":\"x\",\"num_turns\":-5}",
-                                             "{\"type\":\"assistant\",\"message\":{\"content\":\"not an array\"}}",
-                                             "{\"type\":\"item.completed\",\"item\":7}",
-                                             "{\"type\":\"turn.failed\",\"error\":1}",
-                                             "{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":-3}}",
-                                             "\xff\xfe\x00" };
-        for (AdapterType t = ADAPTER_CLAUDE_LOCAL; t <= ADAPTER_CODEX_LOCAL; t++) {
+        static const char *const lines[] = {
+                "",
+                "{",
+                "}",
+                "null",
+                "42",
+                "\"str\"",
+                "{\"type\":null}",
+                "{\"type\":\"result\"}",
+                "{\"type\":\"result\",\"usage\":[1,2],\"total_cost_usd\":\"x\",\"num_turns\":-5}",
+                "{\"type\":\"assistant\",\"message\":{\"content\":\"not an array\"}}",
+                "{\"type\":\"item.completed\",\"item\":7}",
+                "{\"type\":\"turn.failed\",\"error\":1}",
+                "{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":-3}}",
+                "{\"type\":\"step_finish\",\"part\":{\"tokens\":{\"input\":-3,\"cache\":7},\"cost\":\"x\"}}",
+                "{\"type\":\"step_finish\",\"part\":[]}",
+                "{\"type\":\"error\",\"error\":\"not an object\"}",
+                "{\"type\":\"text\",\"sessionID\":5,\"part\":{\"text\":[]}}",
+                "\xff\xfe\x00"
+        };
+        for (AdapterType t = ADAPTER_CLAUDE_LOCAL; t < _ADAPTER_TYPE_MAX; t++) {
                 _cleanup_(cli_output_done) CliOutput o = {};
                 for (size_t i = 0; i < ELEMENTSOF(lines); i++)
                         (void) cli_output_feed_line(&o, t, lines[i], strlen(lines[i]));
@@ -458,6 +493,7 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_codex_failed),
         cmocka_unit_test(test_gemini_success),
         cmocka_unit_test(test_pi_success),
+        cmocka_unit_test(test_opencode_success),
         cmocka_unit_test(test_garbage_never_crashes),
         cmocka_unit_test(test_out_of_range_numbers),
         cmocka_unit_test(test_counts_saturate),

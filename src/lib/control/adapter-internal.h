@@ -30,4 +30,5 @@ int adapter_check_string_array(const cJSON *a, const char *name, char **ret_erro
 /* Append the strings of a JSON array to a strv. */
 int adapter_argv_add_all(char ***argv, const cJSON *strings);
 
-extern const AdapterOps adapter_process_ops, adapter_claude_ops, adapter_codex_ops, adapter_gemini_ops, adapter_pi_ops;
+extern const AdapterOps adapter_process_ops, adapter_claude_ops, adapter_codex_ops, adapter_gemini_ops, adapter_pi_ops,
+        adapter_opencode_ops;

@@ -466,6 +466,8 @@ const AdapterOps *adapter_ops(AdapterType type) {
                 return &adapter_gemini_ops;
         case ADAPTER_PI_LOCAL:
                 return &adapter_pi_ops;
+        case ADAPTER_OPENCODE_LOCAL:
+                return &adapter_opencode_ops;
         default:
                 return &adapter_process_ops;
         }

@@ -365,10 +365,18 @@ static int read_cli_output(Control *ctl, const char *run_id, CliOutput *ret) {
                 cli_output_done(ret);
                 return 0;
         }
-        /* A CLI that prints no model (codex) runs the one it was told to. */
+        /* A CLI that prints no model (codex, opencode) runs the one it was told to; one
+         * named "provider/model" (opencode's) says whose it is. */
         if (!ret->model) {
                 _cleanup_json_ cJSON *config = cJSON_Parse(agent.adapter_config ?: "{}");
-                if (cli_output_set(&ret->model, json_string_member(config, "model")) < 0)
+                const char *model = json_string_member(config, "model"), *slash = model ? strchr(model, '/') : NULL;
+                if (slash && slash > model && slash[1] && !ret->provider && !adapter_ops(agent.adapter_type)->provider) {
+                        ret->provider = strndup(model, (size_t) (slash - model));
+                        if (!ret->provider)
+                                return -ENOMEM;
+                        model = slash + 1;
+                }
+                if (cli_output_set(&ret->model, model) < 0)
                         return -ENOMEM;
         }
         if (ret->cumulative) {

@@ -37,6 +37,7 @@ typedef enum AdapterType {
         ADAPTER_CODEX_LOCAL,
         ADAPTER_GEMINI_LOCAL,
         ADAPTER_PI_LOCAL,
+        ADAPTER_OPENCODE_LOCAL,
         _ADAPTER_TYPE_MAX,
         _ADAPTER_TYPE_INVALID = -EINVAL,
 } AdapterType;
