@@ -78,27 +78,26 @@ retry_of() {
 }
 
 # check_stale_session AGENT BOGUS-ID WORDS: task t1's session is made one the CLI does not
-# know; the task's next run fails as session_not_found in the CLI's WORDS, and its retry,
-# queued at once, succeeds in a fresh session (the stand-in answers "fresh start"), which is
-# the task's from then on.
+# know; the task's next run finds the CLI refusing it in its WORDS, and starts it again at
+# once, in the same run, in a fresh session (the stand-in answers "fresh start"), which is
+# the task's from then on. No other run is queued for it.
 check_stale_session() {
         local agent=$1 run final
         sqlite3 "$STATE/corral.db" "UPDATE agent_task_sessions SET session_display_id = '$2' WHERE agent_id = '$agent' \
                 AND task_key = 't1'"
         run=$(wake_task "$agent" t1)
         final=$(wait_run "$run" 180)
-        is "a stale session fails the run as session_not_found" "$(jq -r '.status + " " + .errorCode' <<<"$final")" \
-                "failed session_not_found"
-        like "... saying so in the CLI's words" "$(jq -r .error <<<"$final")" "$3"
-        like "... and that it is retried" "$(jq -r .error <<<"$final")" "retrying once in a fresh session$"
-        retried() { [ -n "$(retry_of "$run")" ]; }
-        wait_for 30 retried
-        final=$(wait_run "$(retry_of "$run")" 180)
-        is "the retry runs at once, in a fresh session, and succeeds" \
-                "$(jq -r '.status + " " + (.sessionIdBefore // "none") + " " + .resultJson.result' <<<"$final")" \
-                "succeeded none fresh start"
+        is "a run whose session the CLI no longer knows succeeds, in a fresh session, in the same run" \
+                "$(jq -r '"\(.status) \(.sessionIdBefore) \(.resultJson.sessionRetried) \(.resultJson.result)"' <<<"$final")" \
+                "succeeded $2 true fresh start"
+        like "... the CLI refused it in its words" "$(api GET "/api/heartbeat-runs/$run/log?limitBytes=1048576" | jq -r .content)" "$3"
+        is "... which the run's events say" "$(api GET "/api/heartbeat-runs/$run/events" |
+                jq -r '.[] | select(.eventType == "session_not_found") | .message')" \
+                "session_not_found: the CLI could not resume session $2; it ran again, in a fresh one"
+        is "... and no other run was queued for it" "$(retry_of "$run")" ""
         is "... and its session is the task's from now on" "$(api GET "/api/agents/$agent/task-sessions" |
                 jq -r '.[] | select(.taskKey == "t1") | .sessionDisplayId')" "$(jq -r .sessionIdAfter <<<"$final")"
+        check "... a new one" test "$(jq -r .sessionIdAfter <<<"$final")" != "$2"
 }
 
 # check_cancel NAME AGENT: a run of AGENT, whose stand-in NAME never answers, is cancelled

@@ -288,6 +288,31 @@ static void test_opencode_success(void **state) {
         assert_string_equal(e.session_id, "ses_x");
 }
 
+/* The shim's note that it starts a CLI again afresh (shim.h, again) resets what the first
+ * start said: a stale session's refusal is not the run's end. */
+static void test_again_note(void **state) {
+        _cleanup_(cli_output_done) CliOutput o = {};
+        static const char refused[] = "Error: No session found matching 'x'";
+        static const char answer[] = "{\"type\":\"step_finish\",\"sessionID\":\"ses_new\",\"part\":{\"reason\":\"stop\","
+                                     "\"tokens\":{\"input\":10,\"output\":5,\"cache\":{\"read\":0,\"write\":0}},\"cost\":0.01}}";
+
+        assert_string_equal(SHIM_AGAIN_NOTE, CLI_AGAIN_NOTE);
+        assert_int_equal(cli_output_feed_stderr_line(&o, ADAPTER_PI_LOCAL, refused, strlen(refused)), 0);
+        assert_true(o.stale_session);
+        assert_string_equal(o.error_code, "session_not_found");
+        assert_int_equal(cli_output_feed_stderr_line(&o, ADAPTER_PI_LOCAL, SHIM_AGAIN_NOTE, strlen(SHIM_AGAIN_NOTE)), 0);
+        assert_false(o.stale_session);
+        assert_null(o.error_code);
+        assert_null(o.error_message);
+        assert_null(o.stderr_last);
+
+        _cleanup_(cli_output_done) CliOutput c = {};
+        assert_int_equal(cli_output_feed_stderr_line(&c, ADAPTER_OPENCODE_LOCAL, SHIM_AGAIN_NOTE, strlen(SHIM_AGAIN_NOTE)), 0);
+        assert_int_equal(cli_output_feed_line(&c, ADAPTER_OPENCODE_LOCAL, answer, strlen(answer)), 0);
+        assert_string_equal(c.session_id, "ses_new");
+        assert_int_equal(c.output_tokens, 5);
+}
+
 static void test_garbage_never_crashes(void **state) {
         static const char *const lines[] = {
                 "",
@@ -494,6 +519,7 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemini_success),
         cmocka_unit_test(test_pi_success),
         cmocka_unit_test(test_opencode_success),
+        cmocka_unit_test(test_again_note),
         cmocka_unit_test(test_garbage_never_crashes),
         cmocka_unit_test(test_out_of_range_numbers),
         cmocka_unit_test(test_counts_saturate),

@@ -165,7 +165,7 @@ static int claude_line(CliOutput *o, const cJSON *j) {
         const cJSON *api_status = cJSON_GetObjectItemCaseSensitive(j, "api_error_status");
         if (streq_ptr(subtype, "error_max_turns"))
                 o->error_code = "max_turns_exhausted";
-        if (errors && strstr(errors, "No conversation found with session ID"))
+        if (errors && strstr(errors, adapter_claude_ops.stale_session_stdout))
                 return cli_output_stale_session(o, "claude", errors);
         _cleanup_free_ char *m = errors                    ? strprintf("claude: %s", errors)
                 : streq_ptr(subtype, "error_max_turns")    ? strdup("claude stopped after reaching its maximum number of turns")
@@ -187,4 +187,6 @@ const AdapterOps adapter_claude_ops = {
         .parse_config = claude_config,
         .argv = claude_argv,
         .output_line = claude_line,
+        /* claude says it in its result's errors: "No conversation found with session ID: ...". */
+        .stale_session_stdout = "No conversation found with session ID",
 };

@@ -41,7 +41,10 @@ static int opencode_line(CliOutput *o, const cJSON *j) {
         const cJSON *part = cJSON_GetObjectItemCaseSensitive(j, "part");
         int r;
 
-        if (!o->session_id && (r = cli_output_set(&o->session_id, json_string_member(j, "sessionID"))) < 0)
+        /* Every line names its session; the last one's is the run's (a run started again
+         * afresh has a new one). */
+        const char *session = json_string_member(j, "sessionID");
+        if (session && !streq_ptr(session, o->session_id) && (r = cli_output_set(&o->session_id, session)) < 0)
                 return r;
         if (streq_ptr(type, "text"))
                 return cli_output_set(&o->result_text, json_string_member(part, "text"));

@@ -30,6 +30,7 @@ void adapter_launch_done(AdapterLaunch *l) {
         free(l->stdin_text);
         free(l->context_json);
         free(l->issue_id);
+        free(l->again);
         *l = (AdapterLaunch){};
 }
 
@@ -312,6 +313,34 @@ int adapter_take_secrets(char **config_json, char ***ret_secrets, char ***ret_na
         return 0;
 }
 
+/* A resume that the CLI refuses is tried again afresh in the same run, as the reference
+ * does: the shim's again file (shim.h), its stale-session words and the command line
+ * without the session. */
+static int build_again(const AdapterConfig *ac, const Run *run, AdapterLaunch *l) {
+        const char *marker = adapter_ops(ac->type)->stale_session_stderr ?: adapter_ops(ac->type)->stale_session_stdout;
+        _cleanup_strv_free_ char **fresh = NULL;
+        size_t size;
+        char *p;
+        int r;
+
+        if (!run->session_id_before || !marker)
+                return 0;
+        r = adapter_ops(ac->type)->argv(ac, NULL, &fresh);
+        if (r < 0)
+                return r;
+        size = strlen(marker) + 1;
+        STRV_FOREACH(a, fresh)
+        size += strlen(*a) + 1;
+        l->again = p = malloc(size);
+        if (!p)
+                return -ENOMEM;
+        p = stpcpy(p, marker) + 1;
+        STRV_FOREACH(a, fresh)
+        p = stpcpy(p, *a) + 1;
+        l->again_size = size;
+        return 0;
+}
+
 /* The command line, and for a coding CLI its prompt on stdin. */
 static int build_command(const Agent *agent, const Run *run, const AdapterConfig *ac, const cJSON *context,
                          const char *payload_text, AdapterLaunch *l) {
@@ -344,6 +373,9 @@ static int build_command(const Agent *agent, const Run *run, const AdapterConfig
                 NULL,
         };
         r = adapter_ops(ac->type)->argv(ac, run->session_id_before, &l->argv);
+        if (r < 0)
+                return r;
+        r = build_again(ac, run, l);
         if (r < 0)
                 return r;
         l->stdin_text = render_prompt(ac->prompt_template ? ac->prompt_template->valuestring : DEFAULT_PROMPT_TEMPLATE, vars);
@@ -450,6 +482,8 @@ int adapter_build_launch(const Agent *agent, const Run *run, const char *socket_
                 .grace_sec = ac.grace_sec,
                 .idle_timeout_sec = ac.idle_timeout_sec,
                 .limits = ac.limits,
+                .again = l.again,
+                .again_size = l.again_size,
         };
         *ret = l;
         l = (AdapterLaunch){};

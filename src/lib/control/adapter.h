@@ -29,6 +29,10 @@ typedef struct AdapterLaunch {
         char *stdin_text;
         char *context_json;
         char *issue_id;
+        /* A coding CLI that resumes a session: what it says on stderr when it cannot, and
+         * its command line afresh, each NUL-terminated (the shim's again file); else NULL. */
+        char *again;
+        size_t again_size;
 } AdapterLaunch;
 
 void adapter_launch_done(AdapterLaunch *l);
@@ -67,6 +71,8 @@ typedef struct AdapterOps {
         /* What the CLI prints on stderr, alone, when it cannot resume the session it was
          * given; NULL when it says so elsewhere, or never. */
         const char *stale_session_stderr;
+        /* The same, said on stdout (in its result); NULL when it says so on stderr, or never. */
+        const char *stale_session_stdout;
 } AdapterOps;
 
 /* Never NULL: an unknown type gets the process adapter's. */

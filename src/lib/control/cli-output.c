@@ -91,6 +91,13 @@ int cli_output_feed_stderr_line(CliOutput *o, AdapterType type, const char *line
         text = strndup(line, size);
         if (!text)
                 return -ENOMEM;
+        /* The shim started the CLI again, afresh: what the first start said is no more the
+         * run's (a stale session's refusal, above all). */
+        if (streq(text, CLI_AGAIN_NOTE)) {
+                cli_output_done(o);
+                o->type = type;
+                return 0;
+        }
         /* It is shown as the run's error: redacted as an excerpt is. */
         (void) runlog_redact(text, size);
         free(o->stderr_last);

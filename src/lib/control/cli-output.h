@@ -17,6 +17,9 @@
 
 /* A line longer than this is not parsed (it is counted as malformed). */
 #define CLI_OUTPUT_LINE_MAX (4 * 1024 * 1024)
+/* The line on stderr where the shim starts a CLI that could not resume its session once more,
+ * afresh (SHIM_AGAIN_NOTE of shim/shim.h): what came before it is not the run's result. */
+#define CLI_AGAIN_NOTE "corral-shim: the agent could not resume its session: starting it once more, afresh"
 
 /* The most a CLI may report one run to have cost; more is taken as no report. */
 #define CLI_COST_USD_MAX 1e6

@@ -213,7 +213,10 @@ int finalize_apply_result(Run *run, const RunResult *result) {
         cJSON_DeleteItemFromObjectCaseSensitive(rj, "timeoutFired");
         cJSON_DeleteItemFromObjectCaseSensitive(rj, "leftoverProcessesKilled");
         cJSON_DeleteItemFromObjectCaseSensitive(rj, "logTruncatedBytes");
+        cJSON_DeleteItemFromObjectCaseSensitive(rj, "sessionRetried");
         cJSON_AddStringToObject(rj, "stopReason", o.stop_reason);
+        if (result->session_retried)
+                cJSON_AddBoolToObject(rj, "sessionRetried", true);
         cJSON_AddBoolToObject(rj, "timeoutFired", result->end == RUN_END_TIMEOUT || result->end == RUN_END_IDLE_TIMEOUT);
         cJSON_AddNumberToObject(rj, "leftoverProcessesKilled", result->leftover);
         if (result->log_dropped_bytes > 0)
@@ -261,6 +264,14 @@ int finalize_run_in_transaction(Store *s, const RunResult *result, Run *ret) {
                          "log_truncated: %" PRIu64 " byte(s) of output were lost, the state directory's file system was full",
                          result->log_dropped_bytes);
                 r = store_run_event_append(s, run.id, "log_truncated", LEVEL_WARN, msg, NULL);
+                if (r < 0)
+                        return r;
+        }
+        if (result->session_retried) {
+                snprintf(msg, sizeof(msg),
+                         "session_not_found: the CLI could not resume session %.64s; it ran again, in a fresh one",
+                         strna(run.session_id_before));
+                r = store_run_event_append(s, run.id, "session_not_found", LEVEL_WARN, msg, NULL);
                 if (r < 0)
                         return r;
         }

@@ -163,6 +163,7 @@ typedef struct Shim {
         int reported_status;
         bool agent_exited;
         int agent_status;
+        bool again; /* the agent was started once more, afresh (SHIM_AGAIN_FILE) */
         char started_at[ISO_TIME_MAX], finished_at[ISO_TIME_MAX];
 } Shim;
 
@@ -434,6 +435,8 @@ static int write_status(Shim *s) {
                 n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"agentPid\":null"); /* never executed */
         if (s->stopped)
                 n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"stopped\":\"%s\"", s->stopped);
+        if (s->again)
+                n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"again\":true");
         n += snprintf(json + n, sizeof(json) - (size_t) n, ",\"logBytes\":%llu,\"logDroppedBytes\":%llu",
                       (unsigned long long) s->log_bytes, (unsigned long long) s->dropped_bytes);
         if (write_tails(s))
@@ -756,12 +759,15 @@ static int prepare_workspace(Shim *s) {
         return -EIO;
 }
 
+static int spawn_with(Shim *s, char **agent_argv, const char *agent_cwd, bool sandboxed, int in, int out[2], int err[2],
+                      const sigset_t *old_mask);
+
 /* Open the run's log and the agent's stdin, and start the agent: 0 when it started, else
  * the errno of why not (status.json tells it), or -1 when there is no log to run with. */
 static int start_agent(Shim *s, char **agent_argv, const char *agent_cwd, bool sandboxed, int out[2], int err[2],
                        const sigset_t *old_mask) {
         char path[4096];
-        int in, e;
+        int in;
 
         (void) iso_time_now(s->started_at);
         s->started_ms = now_ms();
@@ -790,19 +796,29 @@ static int start_agent(Shim *s, char **agent_argv, const char *agent_cwd, bool s
                 (void) iso_time_now(s->finished_at);
                 return ECANCELED;
         }
+        return spawn_with(s, agent_argv, agent_cwd, sandboxed, in, out, err, old_mask);
+}
+
+/* The agent of agent_argv, its stdin in (closed here), the pipes' write ends as its stdout
+ * and stderr (closed here: their read ends become the streams). 0 or the errno of why not. */
+static int spawn_with(Shim *s, char **agent_argv, const char *agent_cwd, bool sandboxed, int in, int out[2], int err[2],
+                      const sigset_t *old_mask) {
+        char what[4096];
+        int e;
+
         if (in < 0) {
                 e = errno;
-                snprintf(path, sizeof(path), "open %s/%s", s->run_dir, SHIM_STDIN_FILE);
+                snprintf(what, sizeof(what), "open %s/%s", s->run_dir, SHIM_STDIN_FILE);
         } else if (sandboxed) {
-                e = spawn_sandboxed(s, agent_argv, in, out[1], err[1], old_mask, path, sizeof(path));
+                e = spawn_sandboxed(s, agent_argv, in, out[1], err[1], old_mask, what, sizeof(what));
                 close(in);
         } else if (agent_cwd && access(agent_cwd, X_OK) < 0) {
                 e = errno;
-                snprintf(path, sizeof(path), "enter the working directory '%s'", agent_cwd);
+                snprintf(what, sizeof(what), "enter the working directory '%s'", agent_cwd);
                 close(in);
         } else {
                 e = spawn_agent(s, agent_argv, agent_cwd, in, out[1], err[1], old_mask);
-                snprintf(path, sizeof(path), "execute '%s'", agent_argv[0]);
+                snprintf(what, sizeof(what), "execute '%s'", agent_argv[0]);
                 close(in);
         }
         close(out[1]);
@@ -810,8 +826,73 @@ static int start_agent(Shim *s, char **agent_argv, const char *agent_cwd, bool s
         s->streams[0].fd = out[0];
         s->streams[1].fd = err[0];
         if (e != 0)
-                agent_not_started(s, path, e);
+                agent_not_started(s, what, e);
         return e;
+}
+
+/* Whether the stream's tail holds text. */
+static bool tail_contains(const Stream *st, const char *text) {
+        size_t n = strlen(text), size = st->tail_full ? SHIM_TAIL_MAX : st->tail_end;
+        _cleanup_free_ char *flat = NULL;
+
+        if (!st->tail || n == 0 || n > size || !(flat = malloc(size)))
+                return false;
+        /* Oldest first, as write_tails() writes it. */
+        size_t old = st->tail_full ? SHIM_TAIL_MAX - st->tail_end : 0;
+        memcpy(flat, st->tail + st->tail_end, old);
+        memcpy(flat + old, st->tail, st->tail_end);
+        return memmem(flat, size, text, n) != NULL;
+}
+
+/* The again file's command line, when the agent that just ended could not resume its
+ * session (shim.h): NULL when there is none, or the agent ended otherwise. *ret_text holds
+ * the strings the array points into. */
+static char **again_argv(Shim *s, char **ret_text) {
+        _cleanup_free_ char *text = NULL;
+        char path[4096], **argv;
+        size_t size, n = 0;
+
+        *ret_text = NULL;
+        if (s->again || s->stopped || !s->agent_exited || !WIFEXITED(s->agent_status) || WEXITSTATUS(s->agent_status) == 0)
+                return NULL;
+        snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_AGAIN_FILE);
+        if (read_full_file(path, 256 * 1024, &text, &size) < 0 || size == 0 || text[size - 1] != '\0')
+                return NULL;
+        if (!tail_contains(&s->streams[1], text) && !tail_contains(&s->streams[0], text))
+                return NULL;
+        for (size_t i = strlen(text) + 1; i < size; i += strlen(text + i) + 1)
+                n++;
+        if (n == 0 || !(argv = calloc(n + 1, sizeof(char *))))
+                return NULL;
+        n = 0;
+        for (size_t i = strlen(text) + 1; i < size; i += strlen(text + i) + 1)
+                argv[n++] = text + i;
+        *ret_text = TAKE_PTR(text);
+        return argv;
+}
+
+/* The agent could not resume its session: once more, afresh, in the same run. 0 when it
+ * started (or was not started, which status.json says as for the first), -1 when the shim
+ * cannot go on. */
+static int start_again(Shim *s, char **argv, const char *agent_cwd, bool sandboxed, const sigset_t *old_mask) {
+        static const char note[] = SHIM_AGAIN_NOTE "\n";
+        int out[2], err[2];
+
+        warn("The agent could not resume its session: starting it once more, afresh.");
+        log_chunk(s, &s->streams[1], note, sizeof(note) - 1);
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+                warn("Failed to set up the agent's pipes: %m");
+                return -1;
+        }
+        s->again = true;
+        s->agent = 0;
+        s->agent_exited = false;
+        s->agent_status = 0;
+        s->finished_at[0] = 0;
+        for (int i = 0; i < 2; i++)
+                s->streams[i].held = 0;
+        (void) spawn_with(s, argv, agent_cwd, sandboxed, open_agent_stdin(s->run_dir), out, err, old_mask);
+        return 0;
 }
 
 int shim_run(int argc, char *argv[], const char *agent_cwd) {
@@ -890,9 +971,18 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
                 close(SHIM_FD_REPORT);
 
         pump_until_drained(&s, sigfd);
-
         drain_rest(&s);
         reap(&s);
+
+        _cleanup_free_ char *again_text = NULL;
+        _cleanup_free_ char **again = again_argv(&s, &again_text);
+        if (again) {
+                if (start_again(&s, again, agent_cwd, sandboxed, &old_mask) < 0)
+                        return 1;
+                pump_until_drained(&s, sigfd);
+                drain_rest(&s);
+                reap(&s);
+        }
 
         /* Output still held back gets a little longer for the disk to have room again;
          * then what is left is counted as lost. */

@@ -28,6 +28,13 @@
  *   bytes of each stream, exactly as the agent wrote them; none for a silent stream.
  *   status.json's "tails":[N,M] gives their sizes, and is missing when they could not be
  *   written: then corrald reads the whole log for its excerpts.
+ * again (optional, written by corrald for a coding CLI that resumes a session): a string the
+ *   CLI prints when it cannot resume it, then the command line that starts it afresh, each
+ *   NUL-terminated. When the agent exits non-zero, not stopped, and the tail of its stderr or
+ *   stdout holds that string, the shim says so on stderr (SHIM_AGAIN_NOTE, a line of its
+ *   own, which tells a reader of the log where the second start begins) and runs that once,
+ *   in the same run: the same log, stdin and limits (its timeout counts from the first
+ *   start). status.json then says "again":true, and its exit status is the second one's.
  * When the log cannot be written (the disk is full), output is held in memory (up to
  * SHIM_PENDING_MAX) and written when it can be; what did not fit is counted in
  * "logDroppedBytes" and never blocks the agent.
@@ -43,6 +50,9 @@
 #define SHIM_STATUS_FILE "status.json"
 #define SHIM_STDIN_FILE "stdin"
 #define SHIM_LIMITS_FILE "limits"
+#define SHIM_AGAIN_FILE "again"
+/* Also CLI_AGAIN_NOTE of control/cli-output.h, which cannot include this (test-adapters checks). */
+#define SHIM_AGAIN_NOTE "corral-shim: the agent could not resume its session: starting it once more, afresh"
 #define SHIM_STDOUT_TAIL_FILE "stdout.tail"
 #define SHIM_STDERR_TAIL_FILE "stderr.tail"
 

@@ -226,6 +226,8 @@ static int write_run_files(Tracked *t, const LaunchSpec *spec, char **ret_error)
                          spec->timeout_sec * 1000, MAX(spec->grace_sec, UINT64_C(1)) * 1000, spec->log_bytes_max);
         if ((r = write_run_file(t->run_dir, SHIM_LIMITS_FILE, limits, (size_t) n, 0600)) < 0)
                 return set_error(ret_error, r, "cannot write the limits file: %s", strerror(-r));
+        if (spec->again && (r = write_run_file(t->run_dir, SHIM_AGAIN_FILE, spec->again, spec->again_size, 0600)) < 0)
+                return set_error(ret_error, r, "cannot write the again file: %s", strerror(-r));
         for (size_t i = 0; i < spec->n_files; i++)
                 if ((r = write_run_file(t->run_dir, spec->files[i].name, spec->files[i].data, spec->files[i].size,
                                         spec->files[i].mode)) < 0)

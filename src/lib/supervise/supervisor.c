@@ -260,6 +260,7 @@ typedef struct ShimStatus {
         uint64_t dropped_bytes;
         bool tails; /* the shim wrote each stream's tail, of these sizes */
         size_t tail_sizes[2];
+        bool again; /* the agent could not resume its session and ran once more, afresh */
 } ShimStatus;
 
 /* The excerpts from the tail files, which must have the sizes status.json gives (a file cut
@@ -327,6 +328,7 @@ static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal, ShimSta
                 ret->tails = cJSON_IsNumber(n) && n->valuedouble >= 0 && n->valuedouble <= SHIM_TAIL_MAX;
                 ret->tail_sizes[i] = ret->tails ? (size_t) n->valuedouble : 0;
         }
+        ret->again = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "again"));
         dropped = cJSON_GetObjectItemCaseSensitive(j, "logDroppedBytes");
         ret->dropped_bytes = cJSON_IsNumber(dropped) && dropped->valuedouble > 0 && dropped->valuedouble < 1e18
                 ? (uint64_t) dropped->valuedouble
@@ -346,6 +348,7 @@ static void finish(Tracked *t) {
 
         r = read_status(t, &result.exit_code, &signal_name, &st);
         result.log_dropped_bytes = st.dropped_bytes;
+        result.session_retried = st.again;
         if (st.dropped_bytes > 0) {
                 RUN_FIELDS(t, fields);
                 log_fields(LOG_WARNING, fields,

@@ -40,6 +40,11 @@ typedef struct LaunchSpec {
         uint64_t log_bytes_max; /* output past this stops the run (log_limit); 0: none */
         RunLimits limits;
         bool sandboxed; /* the shim starts the agent in the sandbox its files describe */
+        /* A coding CLI resuming a session: what it says on stderr when it cannot, and its
+         * command line afresh, each NUL-terminated; the shim runs that once more in the same
+         * run when it must (shim.h, again). NULL: never. */
+        const char *again;
+        size_t again_size;
         const RunFile *files; /* more files for the run directory (the sandbox's) */
         size_t n_files;
 } LaunchSpec;
@@ -71,6 +76,7 @@ typedef struct RunResult {
         uint64_t log_bytes;
         uint64_t log_offset; /* how much of log.ndjson was ingested; 0 leaves the row's as it is */
         uint64_t log_dropped_bytes; /* output the shim could not write (the disk was full) */
+        bool session_retried; /* the CLI could not resume its session and ran again afresh (shim.h, again) */
         char log_sha256[65];
         const char *stdout_excerpt;
         const char *stderr_excerpt;
