@@ -17,7 +17,8 @@
 
 const char *const company_status_names[] = { "active", "paused", "archived", NULL };
 const char *const agent_status_names[] = { "pending_approval", "idle", "running", "error", "paused", "terminated", NULL };
-const char *const adapter_type_names[] = { "process", "claude_local", "codex_local", "gemini_local", "pi_local", "opencode_local", NULL };
+const char *const adapter_type_names[] = { "process",  "claude_local",   "codex_local", "gemini_local",
+                                           "pi_local", "opencode_local", NULL };
 const char *const pause_reason_names[] = { "manual", "budget", "system", NULL };
 const char *const wakeup_source_names[] = { "timer", "assignment", "on_demand", "automation", NULL };
 const char *const trigger_detail_names[] = { "manual", "ping", "callback", "system", NULL };
