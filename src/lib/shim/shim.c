@@ -164,6 +164,7 @@ typedef struct Shim {
         bool agent_exited;
         int agent_status;
         bool again; /* the agent was started once more, afresh (SHIM_AGAIN_FILE) */
+        bool stop_requested; /* SIGTERM (or the like) came: the agent is not started again */
         char started_at[ISO_TIME_MAX], finished_at[ISO_TIME_MAX];
 } Shim;
 
@@ -694,6 +695,7 @@ static void pump_until_drained(Shim *s, int sigfd) {
                         while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
                                 if (si.ssi_signo == SIGCHLD)
                                         continue;
+                                s->stop_requested = true;
                                 /* Stop requests go to the agent's whole process group. */
                                 if (!s->agent_exited)
                                         (void) kill(-s->agent, SIGTERM);
@@ -853,7 +855,8 @@ static char **again_argv(Shim *s, char **ret_text) {
         size_t size, n = 0;
 
         *ret_text = NULL;
-        if (s->again || s->stopped || !s->agent_exited || !WIFEXITED(s->agent_status) || WEXITSTATUS(s->agent_status) == 0)
+        if (s->again || s->stopped || s->stop_requested || !s->agent_exited || !WIFEXITED(s->agent_status) ||
+            WEXITSTATUS(s->agent_status) == 0)
                 return NULL;
         snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_AGAIN_FILE);
         if (read_full_file(path, 256 * 1024, &text, &size) < 0 || size == 0 || text[size - 1] != '\0')
@@ -880,6 +883,15 @@ static int start_again(Shim *s, char **argv, const char *agent_cwd, bool sandbox
 
         warn("The agent could not resume its session: starting it once more, afresh.");
         log_chunk(s, &s->streams[1], note, sizeof(note) - 1);
+        /* What the first start left behind goes first (a sandbox's went with its init), and
+         * with it the pipes it may still hold open. */
+        if (s->agent > 0)
+                (void) kill(-s->agent, SIGKILL);
+        for (int i = 0; i < 2; i++)
+                if (s->streams[i].fd >= 0) {
+                        close(s->streams[i].fd);
+                        s->streams[i].fd = -1;
+                }
         if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
                 warn("Failed to set up the agent's pipes: %m");
                 return -1;

@@ -32,7 +32,8 @@
  *   CLI prints when it cannot resume it, then the command line that starts it afresh, each
  *   NUL-terminated. When the agent exits non-zero, not stopped, and the tail of its stderr or
  *   stdout holds that string, the shim says so on stderr (SHIM_AGAIN_NOTE, a line of its
- *   own, which tells a reader of the log where the second start begins) and runs that once,
+ *   own, which tells a reader of the log where the second start begins), kills what the first
+ *   start left, and runs that once (never after a stop request),
  *   in the same run: the same log, stdin and limits (its timeout counts from the first
  *   start). status.json then says "again":true, and its exit status is the second one's.
  * When the log cannot be written (the disk is full), output is held in memory (up to
