@@ -94,6 +94,9 @@ check_stale_session() {
         is "... which the run's events say" "$(api GET "/api/heartbeat-runs/$run/events" |
                 jq -r '.[] | select(.eventType == "session_not_found") | .message')" \
                 "session_not_found: the CLI could not resume session $2; it ran again, in a fresh one"
+        is "... and that its agent started again (the second start reported, as the first)" "$(api GET "/api/heartbeat-runs/$run/events" |
+                jq -r '[.[] | select(.eventType == "lifecycle" and (.message | startswith("run started"))) | .message] | join("; ")')" \
+                "run started; run started again, afresh: its session could not be resumed"
         is "... and no other run was queued for it" "$(retry_of "$run")" ""
         is "... and its session is the task's from now on" "$(api GET "/api/agents/$agent/task-sessions" |
                 jq -r '.[] | select(.taskKey == "t1") | .sessionDisplayId')" "$(jq -r .sessionIdAfter <<<"$final")"

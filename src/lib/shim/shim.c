@@ -846,6 +846,13 @@ static bool tail_contains(const Stream *st, const char *text) {
         return memmem(flat, size, text, n) != NULL;
 }
 
+static bool again_file_exists(const Shim *s) {
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/%s", s->run_dir, SHIM_AGAIN_FILE);
+        return access(path, F_OK) >= 0;
+}
+
 /* The again file's command line, when the agent that just ended could not resume its
  * session (shim.h): NULL when there is none, or the agent ended otherwise. *ret_text holds
  * the strings the array points into. */
@@ -979,8 +986,12 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
                 snprintf(pidline, sizeof(pidline), "%d\n", (int) s.agent);
                 (void) write_full(SHIM_FD_REPORT, pidline, strlen(pidline));
         }
-        if (reporting)
+        /* Kept open while the agent may be started again (there is an again file): its second
+         * pid goes there too. Else closed now: corrald keeps a descriptor a run no longer. */
+        if (reporting && (e != 0 || !again_file_exists(&s))) {
                 close(SHIM_FD_REPORT);
+                reporting = false;
+        }
 
         pump_until_drained(&s, sigfd);
         drain_rest(&s);
@@ -991,10 +1002,16 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
         if (again) {
                 if (start_again(&s, again, agent_cwd, sandboxed, &old_mask) < 0)
                         return 1;
+                if (reporting && s.agent > 0) {
+                        snprintf(pidline, sizeof(pidline), "%d\n", (int) s.agent);
+                        (void) write_full(SHIM_FD_REPORT, pidline, strlen(pidline));
+                }
                 pump_until_drained(&s, sigfd);
                 drain_rest(&s);
                 reap(&s);
         }
+        if (reporting)
+                close(SHIM_FD_REPORT);
 
         /* Output still held back gets a little longer for the disk to have room again;
          * then what is left is counted as lost. */

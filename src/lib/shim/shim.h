@@ -11,8 +11,9 @@
  *                         for one byte before it starts the agent; EOF instead (or
  *                         SIGTERM) aborts the launch, and no agent ever exists.
  *   fd 4 (SHIM_FD_REPORT) write end: the shim writes "<agent pid>\n" once the agent is
- *                         started, then closes it (closed without a pid: the agent
- *                         could not be executed, status.json says 126 or 127).
+ *                         started, and again when it starts it once more (again, below);
+ *                         it closes it once the agent can start no more (closed without a
+ *                         pid: the agent could not be executed, status.json says 126 or 127).
  * corrald sends the go byte only once the run's row names the shim and its cgroup or
  * scope, so it need not wait for the report: the agent is born in the run's place.
  * Files in RUN_DIR: log.ndjson (appended), status.json (written atomically when

@@ -276,6 +276,8 @@ static int launch(Supervisor *s, Tracked *t, const LaunchSpec *spec, char **ret_
                 return -errno;
         report_write = fd_move_high(report[1]);
         t->report_fd = report[0];
+        /* Read when it says something, and again at the shim's end: never waited on. */
+        (void) fcntl(t->report_fd, F_SETFL, O_NONBLOCK);
         if (go_read < 0 || report_write < 0)
                 return -EMFILE;
 
@@ -393,26 +395,49 @@ static void on_spawned(pid_t pid, int pidfd, uint64_t start_ticks, void *userdat
 }
 
 /* The shim started the agent and says its pid: remember it, for the none backend's process
- * group kill and for the API. The agent runs already; nothing waits for this. */
+ * group kill and for the API. The agent runs already; nothing waits for this. A second pid
+ * is the agent started once more, afresh (shim.h, again); EOF, that there will be no more. */
 int tracked_on_report(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         static const char *const columns[] = { "process_pid", "process_group_id", NULL };
         Tracked *t = userdata;
-        char buf[32] = "";
+        char buf[64] = "", *text, *line;
+        bool again = t->agent_pid > 0;
         ssize_t n;
         int64_t pid;
         int r;
 
-        n = read(fd, buf, sizeof(buf) - 1);
-        t->report_source = sd_event_source_disable_unref(t->report_source);
-        t->report_fd = safe_close(t->report_fd);
-        if (n <= 0 || safe_atoi64(strstrip(buf), &pid) < 0 || pid <= 0)
-                /* No agent: the launch was called off, or the agent could not be executed
-                 * (status.json says which). The shim's pidfd says the rest. */
+        /* What is there, to EOF if it came too: a shim that cannot start the agent again
+         * closes the pipe right after the pid, and its descriptor goes at once. */
+        bool eof = false;
+        n = 0;
+        while ((size_t) n < sizeof(buf) - 1) {
+                ssize_t k = read(fd, buf + n, sizeof(buf) - 1 - (size_t) n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0 && errno != EAGAIN)
+                        eof = true; /* nothing more will come of it */
+                eof = eof || k == 0;
+                if (k <= 0)
+                        break;
+                n += k;
+        }
+        if (eof) {
+                t->report_source = sd_event_source_disable_unref(t->report_source);
+                t->report_fd = safe_close(t->report_fd);
+        }
+        if (n == 0)
+                /* No pid (yet, or at all: the launch called off or the agent not executable,
+                 * status.json says which). The shim's pidfd says the rest. */
+                return 0;
+        /* Both pids may come in one read: the last one is the agent now. */
+        text = strstrip(buf);
+        line = strrchr(text, '\n');
+        if (safe_atoi64(line ? line + 1 : text, &pid) < 0 || pid <= 0)
                 return 0;
         t->agent_pid = (pid_t) pid;
         t->place.pgid = t->agent_pid;
         /* From supervisor_launch() to the agent's first instruction: what the launch costs. */
-        if (t->launched_usec > 0)
+        if (t->launched_usec > 0 && !again)
                 histogram_observe(&t->supervisor->launch_latency, (double) (now_mono_usec() - t->launched_usec) / 1e6);
 
         /* The pid and the "run started" event in one transaction. */
@@ -425,7 +450,9 @@ int tracked_on_report(sd_event_source *src, int fd, uint32_t revents, void *user
                 r = store_update_columns(store, &run_entity, &run, columns);
         }
         if (r >= 0)
-                r = store_run_event_append(store, t->run_id, "lifecycle", LEVEL_INFO, "run started", NULL);
+                r = store_run_event_append(store, t->run_id, "lifecycle", LEVEL_INFO,
+                                           again ? "run started again, afresh: its session could not be resumed" : "run started",
+                                           NULL);
         if (r >= 0)
                 r = store_commit(store);
         if (r >= 0)
