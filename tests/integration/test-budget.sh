@@ -128,7 +128,10 @@ like "... having spent" "$(jq -r '.resultJson.budget | "\(.spentCents) \(.spentT
 like "... its error says so" "$(jq -r .error <<<"$f")" \
         "spent (11 cents and 5001|15 cents and 6000) tokens, reaching maxTokensPerRun of 4500 tokens"
 check "... long before its 40 messages" test "$(marks tokens)" -lt 10
-is "... and what it spent counts" "$(jq -r .usageJson.costCents <<<"$f") $(spent "$t")" "15 15"
+# What it printed before the SIGTERM took: at least the three messages, 15 cents (a loaded
+# machine lets it print another), and the agent's spend is the run's cost, whatever it is.
+check "... and what it spent counts" test "$(jq -r .usageJson.costCents <<<"$f")" -ge 15 -a \
+        "$(jq -r .usageJson.costCents <<<"$f")" = "$(spent "$t")"
 
 c=$(agent cents '{"FAKE_MESSAGES":"40","FAKE_INTERVAL":"0.2"}' '{"maxCostCentsPerRun":12}')
 f=$(wait_run "$(wake "$c")")
