@@ -61,7 +61,7 @@ check "... the other stream has the other company too" wait_for 10 other_seen
 is "a stream of run statuses has nothing else" "$(events runs | jq -r .type | sort -u)" run.status
 
 # --- a reconnect gets what it missed, from the id it saw ---
-stored_newest() { curl -sS --unix-socket "$SOCK" "http://localhost/api/events?follow=false" | sed -n 's/^id: //p' | tail -n 1; }
+stored_newest() { curl -sS --unix-socket "$SOCK" "http://localhost/api/events?after=0&follow=false" | sed -n 's/^id: //p' | tail -n 1; }
 caught_up() { [ "$(events all | jq -r .id | tail -n 1)" = "$(stored_newest)" ]; }
 check "the stream has every stored event" wait_for 10 caught_up
 last=$(events all | jq -r .id | sed -n 3p)
