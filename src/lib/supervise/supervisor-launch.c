@@ -129,12 +129,8 @@ static pid_t exec_shim(Supervisor *s, Tracked *t, char *const *argv, char *const
         return clone3_spawn(&args, shim_child, &x);
 }
 
-/* The files every run directory has from its start: a spare comes with them, empty, so that a
- * launch writes into inodes made ahead (the shim's status.json.new too, allocated before the
- * agent starts). */
-static const char *const spare_files[] = {
-        SHIM_LOG_FILE, RUN_CONTEXT_FILE, SHIM_STDIN_FILE, SHIM_LIMITS_FILE, SHIM_STATUS_FILE ".new",
-};
+/* The files every run directory has from its start: a spare comes with them, empty. */
+static const char *const spare_files[] = { SHIM_LOG_FILE, RUN_CONTEXT_FILE };
 
 /* Remove a spare directory that was not used: its empty files and the directory. */
 static int remove_spare(const char *dir) {
@@ -147,9 +143,8 @@ static int remove_spare(const char *dir) {
 }
 
 /* A spare run directory, made ahead when a launch is through: a launch renames one into
- * place instead of allocating six inodes on its critical path, which on a busy or
- * fragmented file system can cost far more than the rest of the launch (ext4 looks at
- * every recently deleted inode it passes). */
+ * place instead of allocating three inodes on its critical path, which on a busy or
+ * fragmented file system can cost far more than the rest of the launch. */
 static int make_spare(Supervisor *s, char **ret) {
         _cleanup_free_ char *dir = NULL;
         char id[UUID_STRING_MAX];
@@ -225,12 +220,6 @@ static int write_run_files(Tracked *t, const LaunchSpec *spec, char **ret_error)
         if (spec->stdin_text &&
             (r = write_run_file(t->run_dir, SHIM_STDIN_FILE, spec->stdin_text, strlen(spec->stdin_text), 0600)) < 0)
                 return set_error(ret_error, r, "cannot write the stdin file: %s", strerror(-r));
-        if (!spec->stdin_text) {
-                /* Nor an empty stdin: without one the agent reads /dev/null. */
-                _cleanup_free_ char *path = strprintf("%s/%s", t->run_dir, SHIM_STDIN_FILE);
-                if (path)
-                        (void) unlink(path);
-        }
         /* What the shim enforces itself, so that a stopped corrald lifts nothing (shim.h). */
         char limits[160];
         int n = snprintf(limits, sizeof(limits), "timeout_ms=%" PRIu64 "\ngrace_ms=%" PRIu64 "\nlog_bytes_max=%" PRIu64 "\n",
