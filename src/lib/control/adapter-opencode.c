@@ -2,7 +2,6 @@
 /* opencode_local: OpenCode's run command, its prompt on stdin, JSON events on stdout. */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,20 +62,15 @@ static int opencode_line(CliOutput *o, const cJSON *j) {
         const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(part, "tokens"),
                     *cache = cJSON_GetObjectItemCaseSensitive(tokens, "cache"),
                     *cost = cJSON_GetObjectItemCaseSensitive(part, "cost");
-        /* Anthropic's way: input is what was not read from the cache; what was written to it
-         * is input too. One statement each: the first number out of range is the one named. */
+        /* One statement each: the first number out of range is the one named. */
         int64_t written = cli_output_count(o, cache, "write");
-        o->input_tokens = cli_count_add(o->input_tokens, cli_output_count(o, tokens, "input"));
-        o->input_tokens = cli_count_add(o->input_tokens, written);
-        o->cache_write_input_tokens = cli_count_add(o->cache_write_input_tokens, written);
-        o->cached_input_tokens = cli_count_add(o->cached_input_tokens, cli_output_count(o, cache, "read"));
-        o->output_tokens = cli_count_add(o->output_tokens, cli_output_count(o, tokens, "output"));
-        o->reasoning_output_tokens = cli_count_add(o->reasoning_output_tokens, cli_output_count(o, tokens, "reasoning"));
-        if (cJSON_IsNumber(cost) && isfinite(cost->valuedouble) && cost->valuedouble >= 0 &&
-            o->cost_usd + cost->valuedouble <= CLI_COST_USD_MAX) {
-                o->cost_usd += cost->valuedouble;
-                o->has_cost = true;
-        } else if (cost && !cJSON_IsNull(cost) && (r = cli_output_invalid(o, "part.cost", cost)) < 0)
+        int64_t input = cli_output_count(o, tokens, "input");
+        int64_t cached = cli_output_count(o, cache, "read");
+        int64_t output = cli_output_count(o, tokens, "output");
+        int64_t reasoning = cli_output_count(o, tokens, "reasoning");
+        cli_output_add_step(o, input, cached, written, output);
+        o->reasoning_output_tokens = cli_count_add(o->reasoning_output_tokens, reasoning);
+        if ((r = cli_output_add_cost(o, cost, "part.cost")) < 0)
                 return r;
         o->num_turns++;
         /* A step that ends for another reason than a tool call is the run's last. */

@@ -2,7 +2,6 @@
 /* pi_local: the pi coding agent in print mode, its prompt on stdin, JSON events on stdout. */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,20 +52,14 @@ static int pi_line(CliOutput *o, const cJSON *j) {
         const cJSON *usage = cJSON_GetObjectItemCaseSensitive(message, "usage"),
                     *cost = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(usage, "cost"), "total");
         const char *stop = json_string_member(message, "stopReason");
-        /* Each message's own usage: they add up over the invocation. Input is what was not
-         * read from the cache, and what was written to it counts as input too. One statement
-         * each: the first number out of range is the one named. */
+        /* Each message's own usage: they add up over the invocation. One statement each: the
+         * first number out of range is the one named. */
         int64_t written = cli_output_count(o, usage, "cacheWrite");
-        o->input_tokens = cli_count_add(o->input_tokens, cli_output_count(o, usage, "input"));
-        o->input_tokens = cli_count_add(o->input_tokens, written);
-        o->cache_write_input_tokens = cli_count_add(o->cache_write_input_tokens, written);
-        o->cached_input_tokens = cli_count_add(o->cached_input_tokens, cli_output_count(o, usage, "cacheRead"));
-        o->output_tokens = cli_count_add(o->output_tokens, cli_output_count(o, usage, "output"));
-        if (cJSON_IsNumber(cost) && isfinite(cost->valuedouble) && cost->valuedouble >= 0 &&
-            o->cost_usd + cost->valuedouble <= CLI_COST_USD_MAX) {
-                o->cost_usd += cost->valuedouble;
-                o->has_cost = true;
-        } else if (cost && !cJSON_IsNull(cost) && (r = cli_output_invalid(o, "usage.cost.total", cost)) < 0)
+        int64_t input = cli_output_count(o, usage, "input");
+        int64_t cached = cli_output_count(o, usage, "cacheRead");
+        int64_t output = cli_output_count(o, usage, "output");
+        cli_output_add_step(o, input, cached, written, output);
+        if ((r = cli_output_add_cost(o, cost, "usage.cost.total")) < 0)
                 return r;
         if ((r = cli_output_set(&o->model, json_string_member(message, "model"))) < 0 ||
             (r = cli_output_set(&o->provider, json_string_member(message, "provider"))) < 0)

@@ -264,6 +264,23 @@ char *cli_text_blocks(const cJSON *message) {
         return text;
 }
 
+void cli_output_add_step(CliOutput *o, int64_t input, int64_t cached, int64_t written, int64_t output) {
+        o->input_tokens = cli_count_add(o->input_tokens, cli_count_add(input, written));
+        o->cache_write_input_tokens = cli_count_add(o->cache_write_input_tokens, written);
+        o->cached_input_tokens = cli_count_add(o->cached_input_tokens, cached);
+        o->output_tokens = cli_count_add(o->output_tokens, output);
+}
+
+int cli_output_add_cost(CliOutput *o, const cJSON *cost, const char *name) {
+        if (cJSON_IsNumber(cost) && isfinite(cost->valuedouble) && cost->valuedouble >= 0 &&
+            o->cost_usd + cost->valuedouble <= CLI_COST_USD_MAX) {
+                o->cost_usd += cost->valuedouble;
+                o->has_cost = true;
+                return 0;
+        }
+        return cost && !cJSON_IsNull(cost) ? cli_output_invalid(o, name, cost) : 0;
+}
+
 int cli_output_set(char **p, const char *s) {
         return s ? free_and_strdup(p, s) : 0;
 }

@@ -78,6 +78,12 @@ int64_t cli_output_count(CliOutput *o, const cJSON *obj, const char *name);
 int cli_output_invalid(CliOutput *o, const char *name, const cJSON *v);
 /* a + b for counts, held at INT64_MAX instead of overflowing. */
 int64_t cli_count_add(int64_t a, int64_t b);
+/* One message's or step's own usage added to the run's (pi's and opencode's way), input as
+ * Anthropic counts it: what was not read from the cache, and what was written to it. */
+void cli_output_add_step(CliOutput *o, int64_t input, int64_t cached, int64_t written, int64_t output);
+/* Its own cost in USD added too; a member that is there and no cost (of range, not a number)
+ * counts as invalid, named name. */
+int cli_output_add_cost(CliOutput *o, const cJSON *cost, const char *name);
 
 /* The CLI could not resume the session it was given, as it said in line (of its stderr):
  * the run fails as session_not_found, with that line as its reason (prefixed with cli). */
