@@ -128,10 +128,11 @@ like "... having spent" "$(jq -r '.resultJson.budget | "\(.spentCents) \(.spentT
 like "... its error says so" "$(jq -r .error <<<"$f")" \
         "spent (11 cents and 5001|15 cents and 6000) tokens, reaching maxTokensPerRun of 4500 tokens"
 check "... long before its 40 messages" test "$(marks tokens)" -lt 10
-# What it printed before the SIGTERM took: at least the three messages, 15 cents (a loaded
-# machine lets it print another), and the agent's spend is the run's cost, whatever it is.
-check "... and what it spent counts" test "$(jq -r .usageJson.costCents <<<"$f")" -ge 15 -a \
-        "$(jq -r .usageJson.costCents <<<"$f")" = "$(spent "$t")"
+# What it printed before the SIGTERM took: the line that reached the cap at least, 11 cents
+# (a loaded machine lets it print more), and the agent's spend is the run's cost.
+cost=$(jq -r .usageJson.costCents <<<"$f")
+is "... and what it spent counts" "$(spent "$t")" "$cost"
+check "... all of it: $cost cents" test "$cost" -ge 11
 
 c=$(agent cents '{"FAKE_MESSAGES":"40","FAKE_INTERVAL":"0.2"}' '{"maxCostCentsPerRun":12}')
 f=$(wait_run "$(wake "$c")")
