@@ -135,19 +135,30 @@ static void unwatch_run(EventHub *hub, const char *run_id) {
                 }
 }
 
+/* Whether any subscriber asked for runs' output. */
+static bool output_asked(const EventHub *hub) {
+        for (const Subscriber *sub = hub->subscribers; sub; sub = sub->next)
+                if (sub->log_ids)
+                        return true;
+        return false;
+}
+
+static void watches_free(EventHub *hub) {
+        while (hub->watches) {
+                LogWatch *w = hub->watches;
+                hub->watches = w->next;
+                watch_free(w);
+        }
+}
+
 /* A run's status changed: one that starts is watched if a subscriber asked for its agent's
  * output, one that ends is no longer. */
 static void watch_on_run_event(EventHub *hub, const StoreEvent *e) {
         _cleanup_json_ cJSON *data = NULL;
         const char *status, *agent_id;
-        bool asked = false;
 
-        if (!hub->watches) {
-                for (Subscriber *sub = hub->subscribers; sub && !asked; sub = sub->next)
-                        asked = sub->log_ids;
-                if (!asked)
-                        return; /* nobody asked for any output: nothing to parse */
-        }
+        if (!hub->watches && !output_asked(hub))
+                return; /* nobody asked for any output: nothing to parse */
         data = cJSON_Parse(e->data);
         status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "status"));
         agent_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "agentId"));
@@ -213,8 +224,6 @@ static bool deliver(Subscriber *sub, const StoreEvent *e, EventText *t) {
 }
 
 static void unlink_subscriber(EventHub *hub, Subscriber *sub) {
-        bool asked = false;
-
         for (Subscriber **pp = &hub->subscribers; *pp; pp = &(*pp)->next)
                 if (*pp == sub) {
                         *pp = sub->next;
@@ -224,13 +233,8 @@ static void unlink_subscriber(EventHub *hub, Subscriber *sub) {
         subscriber_free(sub);
         /* The last one that asked for output is gone: nobody needs the watches, nor would
          * see the ends that remove them. */
-        for (Subscriber *s = hub->subscribers; s && !asked; s = s->next)
-                asked = s->log_ids;
-        while (!asked && hub->watches) {
-                LogWatch *w = hub->watches;
-                hub->watches = w->next;
-                watch_free(w);
-        }
+        if (!output_asked(hub))
+                watches_free(hub);
 }
 
 /* What is new, to whoever follows. */
@@ -443,12 +447,7 @@ void api_events_done(Control *ctl) {
                 return;
         while (hub->subscribers)
                 unlink_subscriber(hub, hub->subscribers);
-        while (hub->watches) {
-                /* Made for a request whose stream then failed. */
-                LogWatch *w = hub->watches;
-                hub->watches = w->next;
-                watch_free(w);
-        }
+        watches_free(hub); /* any made for a request whose stream then failed */
         sd_event_source_disable_unref(hub->post);
         sd_event_source_disable_unref(hub->coalesce);
         sd_event_source_disable_unref(hub->keepalive);

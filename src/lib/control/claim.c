@@ -311,7 +311,6 @@ static int launch_one(Control *ctl, const Agent *agent, const Run *run, char **r
                         return -ENOMEM;
                 files[launch.spec.n_files++] = (RunFile){ run_workspace_file_name, ws_file, strlen(ws_file), 0600 };
         }
-
         r = supervisor_launch(ctl->supervisor, &launch.spec);
         if (r < 0)
                 return r;

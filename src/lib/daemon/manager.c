@@ -374,9 +374,6 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* Long because startup is one sequence whose order is the point (signals, state directory,
- * store, placement, supervisor, recovery, sockets, then listening), each step refusing to
- * start with a message of its own. */
 /* A watched run's output: to what it spends, and to the event streams that follow it. */
 static void on_run_output(Supervisor *s, const char *run_id, int stream, const char *data, size_t size, void *userdata) {
         Control *ctl = userdata;
@@ -385,6 +382,9 @@ static void on_run_output(Supervisor *s, const char *run_id, int stream, const c
         api_events_on_output(ctl, run_id, stream, data, size);
 }
 
+/* Long because startup is one sequence whose order is the point (signals, state directory,
+ * store, placement, supervisor, recovery, sockets, then listening), each step refusing to
+ * start with a message of its own. */
 int manager_startup(Manager *m) {
         _cleanup_free_ char *db = NULL;
         int r;
