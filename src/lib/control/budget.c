@@ -559,7 +559,9 @@ static void live_check(Control *ctl, LiveSpend *ls) {
         int64_t spent, budget;
         Spend sp;
 
-        if (!ls->limited)
+        /* The end of the output of a run already over (given to the watchers before its end
+         * is told) stops nothing: its end counts it. */
+        if (!ls->limited || supervisor_run_ending(ctl->supervisor, ls->run_id))
                 return;
         live_spend(ctl, ls, &sp);
         /* Only what changed is checked again: a line without usage costs nothing. */

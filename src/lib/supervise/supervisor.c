@@ -241,6 +241,11 @@ bool supervisor_tracks(Supervisor *s, const char *run_id) {
         return supervisor_find(s, run_id) != NULL;
 }
 
+bool supervisor_run_ending(Supervisor *s, const char *run_id) {
+        Tracked *t = supervisor_find(s, run_id);
+        return !t || t->state == TRACK_DRAINING;
+}
+
 unsigned supervisor_count(Supervisor *s) {
         return (unsigned) s->n_runs;
 }
@@ -345,6 +350,13 @@ static void finish(Tracked *t) {
         ShimStatus st = { .stopped = _RUN_END_INVALID };
         RunResult result = { .run_id = t->run_id, .exit_code = INT_NULL };
         int r;
+
+        /* What a watcher has not been given yet goes to it before the run's end is told: the
+         * follow queue may not have reached the last of the output. */
+        while (t->watched && (r = runlog_watch(t->log, FOLLOW_SLICE, on_watched_chunk, t)) > 0)
+                ;
+        if (t->watched && r < 0)
+                log_warning_errno(r, "Run %s: failed to read the end of its log for its watcher: %m", t->run_id);
 
         r = read_status(t, &result.exit_code, &signal_name, &st);
         result.log_dropped_bytes = st.dropped_bytes;

@@ -138,6 +138,8 @@ int supervisor_stop(Supervisor *s, const char *run_id, RunEnd why);
 int supervisor_live_excerpts(Supervisor *s, const char *run_id, char **ret_stdout, char **ret_stderr);
 
 bool supervisor_tracks(Supervisor *s, const char *run_id);
+/* Whether the run's processes are gone (or it is not tracked): nothing is there to stop. */
+bool supervisor_run_ending(Supervisor *s, const char *run_id);
 
 /* How long launches took, from supervisor_launch() to the agent's start (GET /metrics). */
 const struct Histogram *supervisor_launch_latency(Supervisor *s);
