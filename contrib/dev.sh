@@ -15,7 +15,7 @@ builddir=${CORRAL_BUILDDIR:-$top/build}
 packages=(
         build-essential autoconf automake libtool pkg-config
         libsystemd-dev libsqlite3-dev libcjson-dev libcmocka-dev
-        libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libseccomp-dev
+        libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libseccomp-dev libpq-dev
         curl sqlite3 jq procps iproute2 socat systemd clang-format python3 python3-jsonschema git tmux
 )
 
@@ -24,7 +24,7 @@ check_packages=(
         debhelper dpkg-dev fakeroot lintian bash-completion rpm
         mmdebstrap qemu-system-x86 qemu-utils e2fsprogs
         clang libclang-rt-14-dev
-        prometheus
+        prometheus postgresql
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -11,34 +11,28 @@
 
 #define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
-static int bind_text(sqlite3_stmt *stmt, int i, const char *v) {
-        int rc = v ? sqlite3_bind_text(stmt, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(stmt, i);
-        return rc == SQLITE_OK ? 0 : -ENOMEM;
+static int bind_text(StoreStmt *stmt, int i, const char *v) {
+        return stmt_bind_text(stmt, i, v);
 }
 
-static int bind_int(sqlite3_stmt *stmt, int i, int64_t v) {
-        return sqlite3_bind_int64(stmt, i, v) == SQLITE_OK ? 0 : -ENOMEM;
+static int bind_int(StoreStmt *stmt, int i, int64_t v) {
+        return stmt_bind_int64(stmt, i, v);
 }
 
-/* Run one statement of the record, its arguments bound by the caller through bind(). */
-static int step_done(Store *s, sqlite3_stmt *stmt, const char *what) {
-        int rc = sqlite3_step(stmt);
-
-        /* The run's event is there: recorded already. */
-        if (rc == SQLITE_CONSTRAINT && sqlite3_extended_errcode(sqlite3_db_handle(stmt)) == SQLITE_CONSTRAINT_PRIMARYKEY)
-                return -EEXIST;
-        return rc == SQLITE_DONE ? 0 : store_error(s, rc, what);
+/* Run one statement of the record, its arguments bound by the caller. */
+static int step_done(StoreStmt *stmt) {
+        return stmt_done(stmt);
 }
 
 int store_cost_record(Store *s, const CostRecord *c) {
-        _cleanup_reset_ sqlite3_stmt *event = NULL, *totals = NULL, *agent = NULL, *company = NULL;
+        _cleanup_reset_ StoreStmt *event = NULL, *totals = NULL, *agent = NULL, *company = NULL;
         int r;
 
         /* The event first: its primary key is the run, so a run is never counted twice. */
         r = store_prepare(s,
                           "INSERT INTO cost_events (run_id, company_id, agent_id, month, provider, model, billing_type, "
                           "price_source, input_tokens, cached_input_tokens, output_tokens, cost_cents, created_at) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
                           &event);
         if (r < 0)
                 return r;
@@ -49,9 +43,11 @@ int store_cost_record(Store *s, const CostRecord *c) {
             bind_int(event, 10, c->cached_input_tokens) < 0 || bind_int(event, 11, c->output_tokens) < 0 ||
             bind_int(event, 12, c->cost_cents) < 0 || bind_text(event, 13, c->now) < 0)
                 return -ENOMEM;
-        r = step_done(s, event, "cost_events");
+        r = step_done(event);
         if (r < 0)
                 return r;
+        if (stmt_changes(event) == 0)
+                return -EEXIST;
 
         r = store_prepare(s,
                           "INSERT INTO cost_totals (agent_id, month, model, company_id, runs, input_tokens, "
@@ -67,24 +63,24 @@ int store_cost_record(Store *s, const CostRecord *c) {
             bind_int(totals, 6, c->cached_input_tokens) < 0 || bind_int(totals, 7, c->output_tokens) < 0 ||
             bind_int(totals, 8, c->cost_cents) < 0)
                 return -ENOMEM;
-        r = step_done(s, totals, "cost_totals");
+        r = step_done(totals);
         if (r < 0)
                 return r;
 
         /* A spend of another month is replaced, not added to: the month turned. */
         r = store_prepare(s,
-                          "UPDATE agents SET spent_monthly_cents = CASE WHEN spent_month IS ?2 "
+                          "UPDATE agents SET spent_monthly_cents = CASE WHEN spent_month IS NOT DISTINCT FROM ?2 "
                           "THEN spent_monthly_cents + ?3 ELSE ?3 END, spent_month = ?2 WHERE id = ?1",
                           &agent);
         if (r < 0)
                 return r;
         if (bind_text(agent, 1, c->agent_id) < 0 || bind_text(agent, 2, c->month) < 0 || bind_int(agent, 3, c->cost_cents) < 0)
                 return -ENOMEM;
-        r = step_done(s, agent, "agents");
+        r = step_done(agent);
         if (r < 0)
                 return r;
         r = store_prepare(s,
-                          "UPDATE companies SET spent_monthly_cents = CASE WHEN spent_month IS ?2 "
+                          "UPDATE companies SET spent_monthly_cents = CASE WHEN spent_month IS NOT DISTINCT FROM ?2 "
                           "THEN spent_monthly_cents + ?3 ELSE ?3 END, spent_month = ?2 WHERE id = ?1",
                           &company);
         if (r < 0)
@@ -92,59 +88,65 @@ int store_cost_record(Store *s, const CostRecord *c) {
         if (bind_text(company, 1, c->company_id) < 0 || bind_text(company, 2, c->month) < 0 ||
             bind_int(company, 3, c->cost_cents) < 0)
                 return -ENOMEM;
-        return step_done(s, company, "companies");
+        return step_done(company);
 }
 
 int store_cost_model_seen(Store *s, const char *agent_id, const char *month, const char *model, bool *ret_seen,
                           int64_t *ret_models) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
-        int r, rc;
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        int r;
 
-        r = store_prepare(s, "SELECT count(*), coalesce(sum(model = ?3), 0) FROM cost_totals WHERE agent_id = ?1 AND month = ?2",
+        r = store_prepare(s,
+                          "SELECT count(*), coalesce(sum(CASE WHEN model = ?3 THEN 1 ELSE 0 END), 0) FROM cost_totals WHERE "
+                          "agent_id = ?1 AND month = ?2",
                           &stmt);
         if (r < 0)
                 return r;
         if (bind_text(stmt, 1, agent_id) < 0 || bind_text(stmt, 2, month) < 0 || bind_text(stmt, 3, model) < 0)
                 return -ENOMEM;
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
-                return store_error(s, rc, "cost_totals");
-        *ret_models = sqlite3_column_int64(stmt, 0);
-        *ret_seen = sqlite3_column_int64(stmt, 1) > 0;
+        r = stmt_step(stmt);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -EIO;
+        *ret_models = stmt_column_int64(stmt, 0);
+        *ret_seen = stmt_column_int64(stmt, 1) > 0;
         return 0;
 }
 
 static int spent(Store *s, const char *sql, const char *id, const char *month, int64_t *ret_spent, int64_t *ret_budget) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
-        int r, rc;
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        int r;
 
         r = store_prepare(s, sql, &stmt);
         if (r < 0)
                 return r;
         if (bind_text(stmt, 1, id) < 0 || bind_text(stmt, 2, month) < 0)
                 return -ENOMEM;
-        rc = sqlite3_step(stmt);
-        if (rc == SQLITE_DONE)
+        r = stmt_step(stmt);
+        if (r < 0)
+                return r;
+        if (r == 0)
                 return -ENOENT;
-        if (rc != SQLITE_ROW)
-                return store_error(s, rc, "spent");
-        *ret_spent = sqlite3_column_int64(stmt, 0);
-        *ret_budget = sqlite3_column_int64(stmt, 1);
+        *ret_spent = stmt_column_int64(stmt, 0);
+        *ret_budget = stmt_column_int64(stmt, 1);
         return 0;
 }
 
 int store_agent_spent(Store *s, const char *agent_id, const char *month, int64_t *ret_spent, int64_t *ret_budget) {
-        return spent(s,
-                     "SELECT CASE WHEN spent_month IS ?2 THEN spent_monthly_cents ELSE 0 END, budget_monthly_cents "
-                     "FROM agents WHERE id = ?1",
-                     agent_id, month, ret_spent, ret_budget);
+        return spent(
+                s,
+                "SELECT CASE WHEN spent_month IS NOT DISTINCT FROM ?2 THEN spent_monthly_cents ELSE 0 END, budget_monthly_cents "
+                "FROM agents WHERE id = ?1",
+                agent_id, month, ret_spent, ret_budget);
 }
 
 int store_company_spent(Store *s, const char *company_id, const char *month, int64_t *ret_spent, int64_t *ret_budget) {
-        return spent(s,
-                     "SELECT CASE WHEN spent_month IS ?2 THEN spent_monthly_cents ELSE 0 END, budget_monthly_cents "
-                     "FROM companies WHERE id = ?1",
-                     company_id, month, ret_spent, ret_budget);
+        return spent(
+                s,
+                "SELECT CASE WHEN spent_month IS NOT DISTINCT FROM ?2 THEN spent_monthly_cents ELSE 0 END, budget_monthly_cents "
+                "FROM companies WHERE id = ?1",
+                company_id, month, ret_spent, ret_budget);
 }
 
 int store_spent_roll(Store *s, const char *month) {
@@ -153,18 +155,18 @@ int store_spent_roll(Store *s, const char *month) {
                 "UPDATE companies SET spent_monthly_cents = 0, spent_month = ?1 "
                 "WHERE spent_month IS NOT NULL AND spent_month <> ?1",
         };
-        int r, rc;
+        int r;
 
         for (size_t i = 0; i < ELEMENTSOF(sql); i++) {
-                _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+                _cleanup_reset_ StoreStmt *stmt = NULL;
                 r = store_prepare(s, sql[i], &stmt);
                 if (r < 0)
                         return r;
                 if (bind_text(stmt, 1, month) < 0)
                         return -ENOMEM;
-                rc = sqlite3_step(stmt);
-                if (rc != SQLITE_DONE)
-                        return store_error(s, rc, "spent_month");
+                r = stmt_done(stmt);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
@@ -178,8 +180,8 @@ void cost_rows_free(CostRow *rows, size_t n) {
         free(rows);
 }
 
-static int dup_column(sqlite3_stmt *stmt, int i, char **ret) {
-        const char *t = (const char *) sqlite3_column_text(stmt, i);
+static int dup_column(StoreStmt *stmt, int i, char **ret) {
+        const char *t = stmt_column_text(stmt, i);
 
         if (!t) {
                 *ret = NULL;
@@ -190,12 +192,12 @@ static int dup_column(sqlite3_stmt *stmt, int i, char **ret) {
 }
 
 /* Rows of columns company_id, agent_id, model, runs, input, cached, output, cents. */
-static int cost_rows(Store *s, sqlite3_stmt *stmt, CostRow **ret, size_t *ret_n) {
+static int cost_rows(Store *s, StoreStmt *stmt, CostRow **ret, size_t *ret_n) {
         CostRow *rows = NULL;
         size_t n = 0, allocated = 0;
-        int rc;
+        int more;
 
-        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        while ((more = stmt_step(stmt)) > 0) {
                 if (n == allocated) {
                         size_t a = MAX(allocated * 2, (size_t) 16);
                         CostRow *t = reallocarray(rows, a, sizeof(CostRow));
@@ -208,11 +210,11 @@ static int cost_rows(Store *s, sqlite3_stmt *stmt, CostRow **ret, size_t *ret_n)
                 }
                 CostRow *row = &rows[n++];
                 *row = (CostRow){
-                        .runs = sqlite3_column_int64(stmt, 3),
-                        .input_tokens = sqlite3_column_int64(stmt, 4),
-                        .cached_input_tokens = sqlite3_column_int64(stmt, 5),
-                        .output_tokens = sqlite3_column_int64(stmt, 6),
-                        .cost_cents = sqlite3_column_int64(stmt, 7),
+                        .runs = stmt_column_int64(stmt, 3),
+                        .input_tokens = stmt_column_int64(stmt, 4),
+                        .cached_input_tokens = stmt_column_int64(stmt, 5),
+                        .output_tokens = stmt_column_int64(stmt, 6),
+                        .cost_cents = stmt_column_int64(stmt, 7),
                 };
                 if (dup_column(stmt, 0, &row->company_id) < 0 || dup_column(stmt, 1, &row->agent_id) < 0 ||
                     dup_column(stmt, 2, &row->model) < 0) {
@@ -220,9 +222,9 @@ static int cost_rows(Store *s, sqlite3_stmt *stmt, CostRow **ret, size_t *ret_n)
                         return -ENOMEM;
                 }
         }
-        if (rc != SQLITE_DONE) {
+        if (more < 0) {
                 cost_rows_free(rows, n);
-                return store_error(s, rc, "cost_totals");
+                return more;
         }
         *ret = rows;
         *ret_n = n;
@@ -231,7 +233,7 @@ static int cost_rows(Store *s, sqlite3_stmt *stmt, CostRow **ret, size_t *ret_n)
 
 int store_costs_of_month(Store *s, const char *company_id, const char *agent_id, const char *month, CostRow **ret,
                          size_t *ret_n) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        _cleanup_reset_ StoreStmt *stmt = NULL;
         int r;
 
         r = store_prepare(s,
@@ -250,13 +252,13 @@ int store_costs_of_month(Store *s, const char *company_id, const char *agent_id,
 }
 
 int store_cost_totals(Store *s, CostRow **ret, size_t *ret_n) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        _cleanup_reset_ StoreStmt *stmt = NULL;
         int r;
 
         /* A row per agent, model and month: it grows by months, not by runs. */
         r = store_prepare(s,
                           "SELECT company_id, agent_id, model, sum(runs), sum(input_tokens), sum(cached_input_tokens), "
-                          "sum(output_tokens), sum(cost_cents) FROM cost_totals GROUP BY agent_id, model "
+                          "sum(output_tokens), sum(cost_cents) FROM cost_totals GROUP BY company_id, agent_id, model "
                           "ORDER BY company_id, agent_id, model",
                           &stmt);
         return r < 0 ? r : cost_rows(s, stmt, ret, ret_n);
@@ -271,22 +273,23 @@ void budget_rows_free(BudgetRow *rows, size_t n) {
 }
 
 int store_budgets(Store *s, const char *month, BudgetRow **ret, size_t *ret_n) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        _cleanup_reset_ StoreStmt *stmt = NULL;
         BudgetRow *rows = NULL;
         size_t n = 0, allocated = 0;
-        int r, rc;
+        int r, more;
 
         r = store_prepare(s,
-                          "SELECT 0, id, NULL, budget_monthly_cents, CASE WHEN spent_month IS ?1 THEN spent_monthly_cents "
+                          "SELECT 0, id, NULL, budget_monthly_cents, CASE WHEN spent_month IS NOT DISTINCT FROM ?1 THEN "
+                          "spent_monthly_cents "
                           "ELSE 0 END FROM companies WHERE budget_monthly_cents > 0 UNION ALL "
-                          "SELECT 1, company_id, id, budget_monthly_cents, CASE WHEN spent_month IS ?1 THEN "
+                          "SELECT 1, company_id, id, budget_monthly_cents, CASE WHEN spent_month IS NOT DISTINCT FROM ?1 THEN "
                           "spent_monthly_cents ELSE 0 END FROM agents WHERE budget_monthly_cents > 0 ORDER BY 2, 3",
                           &stmt);
         if (r < 0)
                 return r;
         if (bind_text(stmt, 1, month) < 0)
                 return -ENOMEM;
-        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        while ((more = stmt_step(stmt)) > 0) {
                 if (n == allocated) {
                         size_t a = MAX(allocated * 2, (size_t) 16);
                         BudgetRow *t = reallocarray(rows, a, sizeof(BudgetRow));
@@ -299,18 +302,18 @@ int store_budgets(Store *s, const char *month, BudgetRow **ret, size_t *ret_n) {
                 }
                 BudgetRow *row = &rows[n++];
                 *row = (BudgetRow){
-                        .agent = sqlite3_column_int(stmt, 0),
-                        .budget_cents = sqlite3_column_int64(stmt, 3),
-                        .spent_cents = sqlite3_column_int64(stmt, 4),
+                        .agent = (int) stmt_column_int64(stmt, 0),
+                        .budget_cents = stmt_column_int64(stmt, 3),
+                        .spent_cents = stmt_column_int64(stmt, 4),
                 };
                 if (dup_column(stmt, 1, &row->company_id) < 0 || dup_column(stmt, 2, &row->agent_id) < 0) {
                         budget_rows_free(rows, n);
                         return -ENOMEM;
                 }
         }
-        if (rc != SQLITE_DONE) {
+        if (more < 0) {
                 budget_rows_free(rows, n);
-                return store_error(s, rc, "budgets");
+                return more;
         }
         *ret = rows;
         *ret_n = n;
@@ -331,8 +334,8 @@ int store_agents_to_pause_for_company(Store *s, const char *company_id, Agent **
 }
 
 int store_wakeups_pending_cancel(Store *s, const char *agent_id, const char *error, const char *now, int64_t *ret_n) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
-        int r, rc;
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        int r;
 
         r = store_prepare(
                 s,
@@ -343,10 +346,10 @@ int store_wakeups_pending_cancel(Store *s, const char *agent_id, const char *err
                 return r;
         if (bind_text(stmt, 1, agent_id) < 0 || bind_text(stmt, 2, error) < 0 || bind_text(stmt, 3, now) < 0)
                 return -ENOMEM;
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_DONE)
-                return store_error(s, rc, "agent_wakeup_requests");
+        r = stmt_done(stmt);
+        if (r < 0)
+                return r;
         if (ret_n)
-                *ret_n = sqlite3_changes(sqlite3_db_handle(stmt));
+                *ret_n = stmt_changes(stmt);
         return 0;
 }

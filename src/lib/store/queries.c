@@ -9,6 +9,7 @@
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "basic/time-util.h"
+#include "store/store-internal.h"
 
 int store_run_event_append(Store *s, const char *run_id, const char *event_type, EventLevel level, const char *message,
                            const char *payload_json) {
@@ -82,9 +83,13 @@ int store_runs_active_for_issue_count(Store *s, const char *company_id, const ch
 
 int store_runs_continued_since_count(Store *s, const char *company_id, const char *issue_id, const char *since, int64_t *ret) {
         return store_count(s, "heartbeat_runs",
-                           "WHERE company_id = ?1 AND " RUN_ISSUE " = ?2 "
-                           "AND json_extract(context_snapshot, '$.retryReason') = 'issue_continuation_needed' "
-                           "AND status = 'succeeded' AND started_at >= ?3",
+                           store_dialect(s,
+                                         "WHERE company_id = ?1 AND " RUN_ISSUE " = ?2 "
+                                         "AND json_extract(context_snapshot, '$.retryReason') = 'issue_continuation_needed' "
+                                         "AND status = 'succeeded' AND started_at >= ?3",
+                                         "WHERE company_id = ?1 AND " RUN_ISSUE " = ?2 "
+                                         "AND context_snapshot::jsonb ->> 'retryReason' = 'issue_continuation_needed' "
+                                         "AND status = 'succeeded' AND started_at >= ?3"),
                            ARGS(company_id, issue_id, since), ret);
 }
 
@@ -152,9 +157,13 @@ int store_agents_with_queued_runs(Store *s, Agent **ret, size_t *ret_n) {
 }
 
 int store_agents_with_timer(Store *s, Agent **ret, size_t *ret_n) {
+        /* enabled is true (or 1: SQLite's json_extract() makes true 1). */
         return store_list(s, &agent_entity,
-                          "WHERE status NOT IN ('paused', 'terminated', 'pending_approval') "
-                          "AND json_extract(runtime_config, '$.heartbeat.enabled') = 1",
+                          store_dialect(s,
+                                        "WHERE status NOT IN ('paused', 'terminated', 'pending_approval') "
+                                        "AND json_extract(runtime_config, '$.heartbeat.enabled') = 1",
+                                        "WHERE status NOT IN ('paused', 'terminated', 'pending_approval') "
+                                        "AND runtime_config::jsonb #>> '{heartbeat,enabled}' IN ('true', '1')"),
                           NULL, 0, (void **) ret, ret_n);
 }
 
@@ -214,10 +223,11 @@ int store_run_to_interrupt(Store *s, const char *execution_run_id, const char *a
 
 int store_issue_waits_for(Store *s, const char *issue_id, const char *other_id, bool *ret) {
         int64_t n = 0;
-        int r = store_count(s,
-                            "(WITH RECURSIVE up(id) AS (SELECT ?1 UNION SELECT rel.issue_id FROM issue_relations rel "
-                            "JOIN up ON rel.related_issue_id = up.id WHERE rel.type = 'blocks') SELECT id FROM up)",
-                            "WHERE id = ?2", ARGS(issue_id, other_id), &n);
+        int r = store_count(
+                s,
+                "(WITH RECURSIVE up(id) AS (SELECT CAST(?1 AS TEXT) UNION SELECT rel.issue_id FROM issue_relations rel "
+                "JOIN up ON rel.related_issue_id = up.id WHERE rel.type = 'blocks') SELECT id FROM up)",
+                "WHERE id = ?2", ARGS(issue_id, other_id), &n);
         *ret = n > 0;
         return r;
 }

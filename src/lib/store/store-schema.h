@@ -1,17 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The database schema as numbered migrations. Step N brings a database from
- * user_version N-1 to N, inside one transaction. Never edit a released step:
- * append a new one.
+ * The SQLite schema as numbered migrations (store-schema-pg.h has the same steps for
+ * PostgreSQL). Step N brings a database from user_version N-1 to N, inside one
+ * transaction. Never edit a released step: append a new one, to both.
  */
 #pragma once
 
-typedef struct Migration {
-        int version;
-        const char *sql;
-} Migration;
+#include "store/store-internal.h"
 
-static const Migration store_migrations[] = {
+static const Migration sqlite_migrations[] = {
         { 1,
           "CREATE TABLE companies (\n"
           "  id TEXT PRIMARY KEY NOT NULL,\n"

@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * SQLite store. Statements are prepared once (SQLITE_PREPARE_PERSISTENT) and
- * kept in a small cache keyed by their SQL text, or for an entity's get, insert, update and
- * delete by entity and kind, so that their SQL is built once; every use resets them.
+ * The store, on either driver. Statements are prepared once and kept in a small cache keyed
+ * by their SQL text, or for an entity's get, insert, update and delete by entity and kind,
+ * so that their SQL is built once; every use resets them.
  */
 #include "store/store.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +17,10 @@
 #include "basic/util.h"
 #include "basic/log.h"
 #include "store/store-internal.h"
-#include "store/store-schema.h"
 #include "basic/strv.h"
 #include "basic/time-util.h"
 #include "basic/utf8.h"
 
-/* How long a statement waits for a lock another connection holds, unless the owner says
- * otherwise (store_set_busy_timeout(): corrald's loop waits 50 ms). */
-#define STORE_BUSY_TIMEOUT_MS 5000
 /* How long a failed write keeps the store degraded (store_health()). */
 #define STORE_DEGRADED_USEC (60 * USEC_PER_SEC)
 #define STORE_SQL_MAX 8192
@@ -39,81 +34,51 @@ typedef enum EntityStatement {
         STATEMENT_DELETE,
 } EntityStatement;
 
-typedef struct CachedStatement {
+struct CachedStatement {
         char *sql;
         const Entity *entity; /* with kind, for an entity's own statements */
         EntityStatement kind;
         const char *const *columns; /* of a STATEMENT_UPDATE_COLUMNS */
         const Field **fields; /* the same, looked up once */
-        sqlite3_stmt *stmt;
-} CachedStatement;
-
-struct Store {
-        sqlite3 *db;
-        char *path;
-        CachedStatement *cache;
-        size_t n_cache;
-        bool in_transaction;
-        int write_error; /* the last failure to write (-EAGAIN, -ENOSPC, -EACCES, -EIO), 0 after a commit */
-        uint64_t write_error_usec; /* CLOCK_MONOTONIC */
-        StorePlanFn plan_fn; /* tests: told the query plan of each statement prepared */
-        void *plan_userdata;
+        StoreStmt *stmt;
 };
 
 int store_schema_latest(void) {
-        return store_migrations[ELEMENTSOF(store_migrations) - 1].version;
+        /* Both drivers have the same steps (test-store checks it). */
+        return store_driver_sqlite.migrations[store_driver_sqlite.n_migrations - 1].version;
 }
 
-static int sqlite_to_errno(int rc) {
-        switch (rc & 0xff) {
-        case SQLITE_OK:
-        case SQLITE_ROW:
-        case SQLITE_DONE:
-                return 0;
-        case SQLITE_CONSTRAINT:
-                if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-                        return -EEXIST;
-                return -EINVAL;
-        case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-                /* Not -EBUSY, which the control plane uses for "taken" (409): a database
-                 * locked by another process is worth another try, later. */
-                return -EAGAIN;
-        case SQLITE_NOMEM:
-                return -ENOMEM;
-        case SQLITE_FULL:
-                return -ENOSPC;
-        case SQLITE_READONLY:
-        case SQLITE_PERM:
-        case SQLITE_AUTH:
-                return -EACCES;
-        case SQLITE_CANTOPEN:
-                return -ENOENT;
-        default:
-                return -EIO;
-        }
+bool store_target_is_pg(const char *target) {
+        return startswith(target, "postgresql://") || startswith(target, "postgres://");
 }
 
-/* Turn an SQLite result into -errno; unexpected failures are logged here, where SQLite's
- * own message is still available. Constraint violations are the caller's to explain. */
-int store_error(Store *s, int rc, const char *what) {
-        int r = sqlite_to_errno(rc);
+StoreBackend store_backend(Store *s) {
+        return s->driver->backend;
+}
 
+const char *store_target(Store *s) {
+        return s->path;
+}
+
+const char *store_backend_name(StoreBackend b) {
+        return b == STORE_BACKEND_POSTGRESQL ? "postgresql" : "sqlite";
+}
+
+int store_error(Store *s, int r, const char *what) {
         if (r == -EAGAIN || r == -ENOSPC || r == -EACCES || r == -EIO) {
                 s->write_error = r;
                 s->write_error_usec = now_mono_usec();
         }
 
         if (r == -EIO || r == -ENOSPC || r == -EACCES)
-                log_error("Database %s: %s failed: %s", strna(s->path), what, sqlite3_errmsg(s->db));
+                log_error("Database %s: %s failed: %s", strna(s->path), what, s->driver->error_message(s));
         else if (r < 0)
-                log_debug("Database %s: %s: %s", strna(s->path), what, sqlite3_errmsg(s->db));
+                log_debug("Database %s: %s: %s", strna(s->path), what, s->driver->error_message(s));
         return r;
 }
 
 static int store_exec(Store *s, const char *sql) {
-        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-        return rc == SQLITE_OK ? 0 : store_error(s, rc, sql);
+        return s->driver->exec(s, sql);
 }
 
 /* An entity's own statement, if it was prepared before. */
@@ -124,7 +89,7 @@ static CachedStatement *entity_cached(Store *s, const Entity *e, EntityStatement
         return NULL;
 }
 
-static sqlite3_stmt *entity_statement(Store *s, const Entity *e, EntityStatement kind) {
+static StoreStmt *entity_statement(Store *s, const Entity *e, EntityStatement kind) {
         CachedStatement *c = entity_cached(s, e, kind, NULL);
         return c ? c->stmt : NULL;
 }
@@ -134,25 +99,12 @@ void store_set_plan_observer(Store *s, StorePlanFn fn, void *userdata) {
         s->plan_userdata = userdata;
 }
 
-/* EXPLAIN QUERY PLAN of sql, line by line, to the observer. */
-static void report_plan(Store *s, const char *sql) {
-        _cleanup_free_ char *explain = strprintf("EXPLAIN QUERY PLAN %s", sql);
-        sqlite3_stmt *stmt = NULL;
-
-        if (!explain || sqlite3_prepare_v2(s->db, explain, -1, &stmt, NULL) != SQLITE_OK) {
-                s->plan_fn(sql, "(no plan)", s->plan_userdata);
-                return;
-        }
-        while (sqlite3_step(stmt) == SQLITE_ROW)
-                s->plan_fn(sql, (const char *) sqlite3_column_text(stmt, 3), s->plan_userdata);
-        sqlite3_finalize(stmt);
-}
-
 static int store_prepare_entity_of(Store *s, const char *sql, const Entity *e, EntityStatement kind, const char *const *columns,
-                                   sqlite3_stmt **ret) {
-        sqlite3_stmt *stmt = NULL;
+                                   StoreStmt **ret) {
+        StoreStmt *stmt = NULL;
         CachedStatement *c;
-        int rc;
+        char *copy;
+        int r;
 
         for (size_t i = 0; !e && i < s->n_cache; i++)
                 if (!s->cache[i].entity && streq(s->cache[i].sql, sql)) {
@@ -160,51 +112,53 @@ static int store_prepare_entity_of(Store *s, const char *sql, const Entity *e, E
                         return 0;
                 }
 
-        rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL);
-        if (rc != SQLITE_OK)
-                return store_error(s, rc, "prepare");
+        copy = strdup(sql);
+        if (!copy)
+                return -ENOMEM;
+        r = s->driver->prepare(s, copy, &stmt);
+        if (r < 0) {
+                free(copy);
+                return r;
+        }
+        stmt->store = s;
+        stmt->sql = copy;
         if (s->plan_fn)
-                report_plan(s, sql);
+                s->driver->report_plan(s, sql);
 
         c = realloc(s->cache, (s->n_cache + 1) * sizeof(CachedStatement));
         if (!c) {
-                sqlite3_finalize(stmt);
+                s->driver->finalize(stmt);
+                free(copy);
                 return -ENOMEM;
         }
         s->cache = c;
         /* Whole, so that what a kind does not use (fields) is NULL, not garbage. */
-        s->cache[s->n_cache] = (CachedStatement){
-                .sql = strdup(sql),
+        s->cache[s->n_cache++] = (CachedStatement){
+                .sql = copy,
                 .entity = e,
                 .kind = kind,
                 .columns = columns,
                 .stmt = stmt,
         };
-        if (!s->cache[s->n_cache].sql) {
-                sqlite3_finalize(stmt);
-                return -ENOMEM;
-        }
-        s->n_cache++;
         *ret = stmt;
         return 0;
 }
 
-static int store_prepare_entity(Store *s, const char *sql, const Entity *e, EntityStatement kind, sqlite3_stmt **ret) {
+static int store_prepare_entity(Store *s, const char *sql, const Entity *e, EntityStatement kind, StoreStmt **ret) {
         return store_prepare_entity_of(s, sql, e, kind, NULL, ret);
 }
 
-int store_prepare(Store *s, const char *sql, sqlite3_stmt **ret) {
+int store_prepare(Store *s, const char *sql, StoreStmt **ret) {
         return store_prepare_entity(s, sql, NULL, STATEMENT_OTHER, ret);
 }
 
-void stmt_resetp(sqlite3_stmt **stmt) {
-        if (*stmt) {
-                sqlite3_reset(*stmt);
-                sqlite3_clear_bindings(*stmt);
-        }
+void stmt_resetp(StoreStmt **stmt) {
+        if (*stmt)
+                (*stmt)->store->driver->reset(*stmt);
 }
 
-static int migrate(Store *s) {
+static int migrate_steps(Store *s) {
+        const StoreDriver *d = s->driver;
         int current = store_schema_version(s);
 
         if (current < 0)
@@ -215,9 +169,8 @@ static int migrate(Store *s) {
                                        "(it was written by a newer corral); refusing to open it.",
                                        s->path, current, store_schema_latest());
 
-        for (size_t i = 0; i < ELEMENTSOF(store_migrations); i++) {
-                const Migration *m = &store_migrations[i];
-                char pragma[64];
+        for (size_t i = 0; i < d->n_migrations; i++) {
+                const Migration *m = &d->migrations[i];
                 int r;
 
                 if (m->version <= current)
@@ -225,10 +178,9 @@ static int migrate(Store *s) {
                 r = store_begin(s);
                 if (r < 0)
                         return r;
-                snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", m->version);
                 r = store_exec(s, m->sql);
                 if (r >= 0)
-                        r = store_exec(s, pragma);
+                        r = d->set_schema_version(s, m->version);
                 if (r >= 0)
                         r = store_commit(s);
                 if (r < 0) {
@@ -240,38 +192,35 @@ static int migrate(Store *s) {
         return 0;
 }
 
-int store_open(const char *path, Store **ret) {
+static int migrate(Store *s) {
+        int r;
+
+        if (!s->driver->lock_schema)
+                return migrate_steps(s);
+        r = s->driver->lock_schema(s, true);
+        if (r < 0)
+                return log_error_errno(r, "Failed to lock database %s's schema: %m", s->path);
+        r = migrate_steps(s);
+        (void) s->driver->lock_schema(s, false);
+        return r;
+}
+
+int store_open(const char *target, Store **ret) {
         _cleanup_(store_freep) Store *s = NULL;
-        bool memory = streq(path, ":memory:");
-        int rc, r;
+        int r;
 
         s = calloc(1, sizeof(Store));
         if (!s)
                 return -ENOMEM;
-        s->path = strdup(path);
-        if (!s->path)
-                return -ENOMEM;
-
-        rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
-        if (rc != SQLITE_OK) {
-                r = sqlite_to_errno(rc);
-                return log_error_errno(r, "Failed to open database %s: %s", path,
-                                       s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        }
-        sqlite3_extended_result_codes(s->db, 1);
-        sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
-
-        if (!memory) {
-                /* A checkpoint stalls the loop for two fsyncs whatever its size, so it runs every
-                 * 8192 pages (32 MiB of WAL, about 200 runs) rather than SQLite's 1000. */
-                r = store_exec(s, "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 8192");
-                if (r < 0)
-                        return r;
-        }
-        r = store_exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL");
+        s->driver = store_target_is_pg(target) ? &store_driver_pg : &store_driver_sqlite;
+        r = s->driver->open(s, target);
         if (r < 0)
                 return r;
+        if (!s->path) {
+                s->path = strdup(target);
+                if (!s->path)
+                        return -ENOMEM;
+        }
 
         r = migrate(s);
         if (r < 0)
@@ -285,29 +234,19 @@ Store *store_free(Store *s) {
         if (!s)
                 return NULL;
         for (size_t i = 0; i < s->n_cache; i++) {
-                sqlite3_finalize(s->cache[i].stmt);
+                s->driver->finalize(s->cache[i].stmt);
                 free(s->cache[i].sql);
                 free(s->cache[i].fields);
         }
         free(s->cache);
-        if (s->db)
-                sqlite3_close_v2(s->db);
+        s->driver->close(s);
         free(s->path);
         free(s);
         return NULL;
 }
 
 int store_schema_version(Store *s) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
-        int r, rc;
-
-        r = store_prepare(s, "PRAGMA user_version", &stmt);
-        if (r < 0)
-                return r;
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
-                return store_error(s, rc, "read user_version");
-        return sqlite3_column_int(stmt, 0);
+        return s->driver->schema_version(s);
 }
 
 int store_begin(Store *s) {
@@ -315,7 +254,7 @@ int store_begin(Store *s) {
 
         if (s->in_transaction)
                 return log_error_errno(-EINPROGRESS, "Database transaction already open (programming error).");
-        r = store_exec(s, "BEGIN IMMEDIATE");
+        r = store_exec(s, s->driver->begin);
         if (r < 0)
                 return r;
         s->in_transaction = true;
@@ -332,11 +271,11 @@ int store_commit(Store *s) {
 }
 
 void store_set_busy_timeout(Store *s, unsigned msec) {
-        sqlite3_busy_timeout(s->db, (int) msec);
+        s->driver->set_busy_timeout(s, msec);
 }
 
 bool store_read_only(Store *s) {
-        return sqlite3_db_readonly(s->db, "main") == 1;
+        return s->driver->read_only(s);
 }
 
 int store_probe_write(Store *s) {
@@ -354,7 +293,9 @@ const char *store_health(Store *s) {
                 return NULL;
         switch (s->write_error) {
         case -EAGAIN:
-                return "the database was locked by another process within the last minute";
+                return s->driver->backend == STORE_BACKEND_POSTGRESQL
+                        ? "the database could not be reached, or a lock was held too long, within the last minute"
+                        : "the database was locked by another process within the last minute";
         case -ENOSPC:
                 return "the database's file system was full within the last minute";
         case -EACCES:
@@ -367,71 +308,61 @@ const char *store_health(Store *s) {
 void store_rollback(Store *s) {
         if (!s->in_transaction)
                 return;
-        (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        (void) s->driver->exec(s, "ROLLBACK");
         s->in_transaction = false;
 }
 
-static int bind_field(sqlite3_stmt *stmt, int idx, const Field *f, const void *obj) {
+static int bind_field(StoreStmt *stmt, int idx, const Field *f, const void *obj) {
         const void *p = field_cptr(f, obj);
-        int rc;
 
         switch (f->type) {
         case FIELD_TEXT:
         case FIELD_TIME:
-        case FIELD_JSON: {
-                const char *v = *(char *const *) p;
-                rc = v ? sqlite3_bind_text(stmt, idx, v, -1, SQLITE_STATIC) : sqlite3_bind_null(stmt, idx);
-                break;
-        }
+        case FIELD_JSON:
+                return stmt_bind_text(stmt, idx, *(char *const *) p);
         case FIELD_INT: {
                 int64_t v = *(const int64_t *) p;
-                rc = v == INT_NULL ? sqlite3_bind_null(stmt, idx) : sqlite3_bind_int64(stmt, idx, v);
-                break;
+                return v == INT_NULL ? stmt_bind_text(stmt, idx, NULL) : stmt_bind_int64(stmt, idx, v);
         }
         case FIELD_BOOL:
-                rc = sqlite3_bind_int(stmt, idx, *(const bool *) p ? 1 : 0);
-                break;
-        case FIELD_ENUM: {
-                const char *v = enum_to_string(f->enum_names, *(const int *) p);
-                rc = v ? sqlite3_bind_text(stmt, idx, v, -1, SQLITE_STATIC) : sqlite3_bind_null(stmt, idx);
-                break;
-        }
+                return stmt_bind_int64(stmt, idx, *(const bool *) p ? 1 : 0);
+        case FIELD_ENUM:
+                return stmt_bind_text(stmt, idx, enum_to_string(f->enum_names, *(const int *) p));
         default:
                 return -EINVAL;
         }
-        return rc == SQLITE_OK ? 0 : -ENOMEM;
 }
 
 /* Fill obj (already zeroed) from the current row; columns are in descriptor order. */
-static int read_row(sqlite3_stmt *stmt, const Entity *e, void *obj) {
+static int read_row(StoreStmt *stmt, const Entity *e, void *obj) {
         for (size_t i = 0; i < e->n_fields; i++) {
                 const Field *f = &e->fields[i];
                 void *p = field_ptr(f, obj);
                 int col = (int) i;
-                bool null = sqlite3_column_type(stmt, col) == SQLITE_NULL;
+                bool null = stmt_column_null(stmt, col);
 
                 switch (f->type) {
                 case FIELD_TEXT:
                 case FIELD_TIME:
                 case FIELD_JSON:
                         if (!null) {
-                                char *v = strdup((const char *) sqlite3_column_text(stmt, col));
+                                char *v = strdup(stmt_column_text(stmt, col));
                                 if (!v)
                                         return -ENOMEM;
                                 *(char **) p = v;
                         }
                         break;
                 case FIELD_INT:
-                        *(int64_t *) p = null ? INT_NULL : sqlite3_column_int64(stmt, col);
+                        *(int64_t *) p = null ? INT_NULL : stmt_column_int64(stmt, col);
                         break;
                 case FIELD_BOOL:
-                        *(bool *) p = sqlite3_column_int(stmt, col) != 0;
+                        *(bool *) p = !null && stmt_column_int64(stmt, col) != 0;
                         break;
                 case FIELD_ENUM: {
-                        int v = null ? -1 : enum_from_string(f->enum_names, (const char *) sqlite3_column_text(stmt, col));
+                        int v = null ? -1 : enum_from_string(f->enum_names, stmt_column_text(stmt, col));
                         if (v < 0 && !(null && (f->flags & FIELD_NULLABLE)))
                                 return log_error_errno(-EBADMSG, "Database holds an invalid %s.%s value '%s'.", e->table,
-                                                       f->column, null ? "NULL" : (const char *) sqlite3_column_text(stmt, col));
+                                                       f->column, null ? "NULL" : stmt_column_text(stmt, col));
                         *(int *) p = v;
                         break;
                 }
@@ -440,67 +371,83 @@ static int read_row(sqlite3_stmt *stmt, const Entity *e, void *obj) {
         return 0;
 }
 
-/* "a, b, c" — the column list of an entity. */
-static void column_list(const Entity *e, char *buf, size_t size) {
+/* "a, b, c" — the column list of an entity, without skip. */
+static void column_list(const Entity *e, const Field *skip, char *buf, size_t size) {
         size_t n = 0;
 
         buf[0] = 0;
         for (size_t i = 0; i < e->n_fields && n < size; i++)
-                n += (size_t) snprintf(buf + n, size - n, "%s%s", i ? ", " : "", e->fields[i].column);
+                if (&e->fields[i] != skip)
+                        n += (size_t) snprintf(buf + n, size - n, "%s%s", n ? ", " : "", e->fields[i].column);
 }
 
 int store_insert(Store *s, const Entity *e, void *obj) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        const Field *key = entity_key(e);
+        /* An INTEGER key is the database's to assign, and is read back. A duplicate is
+         * -EEXIST without a failed statement, which on PostgreSQL would end the
+         * transaction it is in (SQLite's goes on, and the callers count on that). */
+        const Field *assigned = key && key->type == FIELD_INT ? key : NULL;
         char cols[2048], sql[STORE_SQL_MAX];
         size_t n;
-        int r, rc;
+        int r, idx = 1;
 
+        if (assigned && *(int64_t *) field_ptr(key, obj) != INT_NULL)
+                return log_error_errno(-EINVAL, "An %s row's key is assigned by the database (programming error).", e->table);
         stmt = entity_statement(s, e, STATEMENT_INSERT);
         if (!stmt) {
-                column_list(e, cols, sizeof(cols));
+                column_list(e, assigned, cols, sizeof(cols));
                 n = (size_t) snprintf(sql, sizeof(sql), "INSERT INTO %s (%s) VALUES (", e->table, cols);
-                for (size_t i = 0; i < e->n_fields; i++)
-                        n += (size_t) snprintf(sql + n, sizeof(sql) - n, "%s?%zu", i ? ", " : "", i + 1);
-                snprintf(sql + n, sizeof(sql) - n, ")");
+                for (size_t i = 0, k = 1; i < e->n_fields; i++)
+                        if (&e->fields[i] != assigned)
+                                n += (size_t) snprintf(sql + n, sizeof(sql) - n, "%s?%zu", k > 1 ? ", " : "", k), k++;
+                n += (size_t) snprintf(sql + n, sizeof(sql) - n, ") ON CONFLICT DO NOTHING");
+                if (assigned)
+                        snprintf(sql + n, sizeof(sql) - n, " RETURNING %s", assigned->column);
                 r = store_prepare_entity(s, sql, e, STATEMENT_INSERT, &stmt);
                 if (r < 0)
                         return r;
         }
         for (size_t i = 0; i < e->n_fields; i++) {
-                r = bind_field(stmt, (int) i + 1, &e->fields[i], obj);
+                if (&e->fields[i] == assigned)
+                        continue;
+                r = bind_field(stmt, idx++, &e->fields[i], obj);
                 if (r < 0)
                         return r;
         }
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_DONE)
-                return store_error(s, rc, e->table);
-
-        const Field *key = entity_key(e);
-        if (key && key->type == FIELD_INT && *(int64_t *) field_ptr(key, obj) == INT_NULL)
-                *(int64_t *) field_ptr(key, obj) = sqlite3_last_insert_rowid(s->db);
-        return 0;
+        r = stmt_step(stmt);
+        if (r < 0)
+                return r;
+        if (!assigned)
+                return stmt_changes(stmt) > 0 ? 0 : -EEXIST;
+        if (r == 0)
+                return -EEXIST;
+        *(int64_t *) field_ptr(key, obj) = stmt_column_int64(stmt, 0);
+        /* RETURNING completes the INSERT only when stepped to the end. */
+        return stmt_done(stmt);
 }
 
 int store_get(Store *s, const Entity *e, const char *key, void *ret) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        _cleanup_reset_ StoreStmt *stmt = NULL;
         char cols[2048], sql[STORE_SQL_MAX];
-        int r, rc;
+        int r;
 
         stmt = entity_statement(s, e, STATEMENT_GET);
         if (!stmt) {
-                column_list(e, cols, sizeof(cols));
+                column_list(e, NULL, cols, sizeof(cols));
                 snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE %s = ?1", cols, e->table, entity_key(e)->column);
                 r = store_prepare_entity(s, sql, e, STATEMENT_GET, &stmt);
                 if (r < 0)
                         return r;
         }
-        if (sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC) != SQLITE_OK)
-                return -ENOMEM;
-        rc = sqlite3_step(stmt);
-        if (rc == SQLITE_DONE)
+        r = stmt_bind_text(stmt, 1, key);
+        if (r < 0)
+                return r;
+        r = stmt_step(stmt);
+        if (r < 0)
+                return r;
+        if (r == 0)
                 return -ENOENT;
-        if (rc != SQLITE_ROW)
-                return store_error(s, rc, e->table);
 
         _cleanup_free_ void *obj = calloc(1, e->size);
         if (!obj)
@@ -515,20 +462,20 @@ int store_get(Store *s, const Entity *e, const char *key, void *ret) {
 }
 
 /* Bind obj's key as parameter idx of an UPDATE and run it: -ENOENT when no row has that key. */
-static int step_update(Store *s, sqlite3_stmt *stmt, const Entity *e, int idx, const void *obj) {
-        int r, rc;
+static int step_update(StoreStmt *stmt, const Entity *e, int idx, const void *obj) {
+        int r;
 
         r = bind_field(stmt, idx, entity_key(e), obj);
         if (r < 0)
                 return r;
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_DONE)
-                return store_error(s, rc, e->table);
-        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+        r = stmt_done(stmt);
+        if (r < 0)
+                return r;
+        return stmt_changes(stmt) > 0 ? 0 : -ENOENT;
 }
 
 int store_update(Store *s, const Entity *e, const void *obj) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        _cleanup_reset_ StoreStmt *stmt = NULL;
         const Field *key = entity_key(e);
         char sql[STORE_SQL_MAX];
         size_t n;
@@ -556,11 +503,11 @@ int store_update(Store *s, const Entity *e, const void *obj) {
                 if (r < 0)
                         return r;
         }
-        return step_update(s, stmt, e, idx, obj);
+        return step_update(stmt, e, idx, obj);
 }
 
 int store_update_columns(Store *s, const Entity *e, const void *obj, const char *const *columns) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        _cleanup_reset_ StoreStmt *stmt = NULL;
         const Field *key = entity_key(e);
         CachedStatement *c;
         size_t k;
@@ -601,13 +548,13 @@ int store_update_columns(Store *s, const Entity *e, const void *obj, const char 
                 if (r < 0)
                         return r;
         }
-        return step_update(s, stmt, e, (int) k + 1, obj);
+        return step_update(stmt, e, (int) k + 1, obj);
 }
 
 int store_delete(Store *s, const Entity *e, const char *key) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        _cleanup_reset_ StoreStmt *stmt = NULL;
         char sql[256];
-        int r, rc;
+        int r;
 
         stmt = entity_statement(s, e, STATEMENT_DELETE);
         if (!stmt) {
@@ -616,24 +563,38 @@ int store_delete(Store *s, const Entity *e, const char *key) {
                 if (r < 0)
                         return r;
         }
-        if (sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC) != SQLITE_OK)
-                return -ENOMEM;
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_DONE)
-                return store_error(s, rc, e->table);
-        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+        r = stmt_bind_text(stmt, 1, key);
+        if (r < 0)
+                return r;
+        r = stmt_done(stmt);
+        if (r < 0)
+                return r;
+        return stmt_changes(stmt) > 0 ? 0 : -ENOENT;
 }
 
-static int bind_args(sqlite3_stmt *stmt, const char *const *args) {
-        for (int i = 0; args && args[i]; i++)
-                if (sqlite3_bind_text(stmt, i + 1, args[i], -1, SQLITE_STATIC) != SQLITE_OK)
-                        return -ENOMEM;
-        return 0;
+/* Bind args as ?1, ?2...: how many there are, or -errno. */
+static int bind_args(StoreStmt *stmt, const char *const *args) {
+        int i, r;
+
+        for (i = 0; args && args[i]; i++) {
+                r = stmt_bind_text(stmt, i + 1, args[i]);
+                if (r < 0)
+                        return r;
+        }
+        return i;
+}
+
+static size_t count_args(const char *const *args) {
+        size_t n = 0;
+
+        while (args && args[n])
+                n++;
+        return n;
 }
 
 /* Read the current row into a new record at the end of *items (n of them, room for
  * *allocated): 0, or -errno with *items as it was. */
-static int append_row(sqlite3_stmt *stmt, const Entity *e, char **items, size_t *n, size_t *allocated) {
+static int append_row(StoreStmt *stmt, const Entity *e, char **items, size_t *n, size_t *allocated) {
         int r;
 
         if (*n == *allocated) {
@@ -656,34 +617,37 @@ static int append_row(sqlite3_stmt *stmt, const Entity *e, char **items, size_t 
 
 int store_list(Store *s, const Entity *e, const char *clause, const char *const *args, size_t limit, void **ret_items,
                size_t *ret_n) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
-        char cols[2048], sql[STORE_SQL_MAX];
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        char cols[2048], sql[STORE_SQL_MAX], limit_clause[32] = "";
         char *items = NULL;
-        size_t n = 0, allocated = 0;
-        int r, rc;
+        size_t n = 0, allocated = 0, n_args = count_args(args);
+        int r;
 
-        column_list(e, cols, sizeof(cols));
-        /* The limit in SQL, so that SQLite stops reading there (a parameter: one statement
-         * for every limit). */
-        snprintf(sql, sizeof(sql), "SELECT %s FROM %s %s%s", cols, e->table, strempty(clause), limit > 0 ? " LIMIT :limit" : "");
+        column_list(e, NULL, cols, sizeof(cols));
+        /* The limit in SQL, so that the database stops reading there (a parameter, the one
+         * after the clause's: one statement for every limit). */
+        if (limit > 0)
+                snprintf(limit_clause, sizeof(limit_clause), " LIMIT ?%zu", n_args + 1);
+        snprintf(sql, sizeof(sql), "SELECT %s FROM %s %s%s", cols, e->table, strempty(clause), limit_clause);
         r = store_prepare(s, sql, &stmt);
         if (r < 0)
                 return r;
         r = bind_args(stmt, args);
         if (r < 0)
                 return r;
-        if (limit > 0 &&
-            sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":limit"),
-                               (sqlite3_int64) MIN(limit, (size_t) INT64_MAX)) != SQLITE_OK)
-                return -ENOMEM;
+        if (limit > 0) {
+                r = stmt_bind_int64(stmt, (int) n_args + 1, (int64_t) MIN(limit, (size_t) INT64_MAX));
+                if (r < 0)
+                        return r;
+        }
 
         while (limit == 0 || n < limit) {
-                rc = sqlite3_step(stmt);
-                if (rc == SQLITE_DONE)
+                r = stmt_step(stmt);
+                if (r == 0)
                         break;
-                if (rc != SQLITE_ROW) {
+                if (r < 0) {
                         entity_array_free(e, items, n);
-                        return store_error(s, rc, e->table);
+                        return r;
                 }
                 r = append_row(stmt, e, &items, &n, &allocated);
                 if (r < 0) {
@@ -758,15 +722,16 @@ static int cursor_decode(const char *hex, Cursor *ret) {
 
 int store_list_page(Store *s, const Entity *e, const char *where, const char *key, bool desc, const char *const *args,
                     StorePage *page, void **ret_items, size_t *ret_n) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
+        _cleanup_reset_ StoreStmt *stmt = NULL;
         _cleanup_(cursor_done) Cursor after = {};
-        char cols[2048], sql[STORE_SQL_MAX];
+        char cols[2048], sql[STORE_SQL_MAX], cond[256] = "";
         const char *dir = desc ? "DESC" : "ASC";
+        size_t n_args = count_args(args);
         bool key_integer = false;
         int64_t last_rowid = 0;
         char *items = NULL, *last_key = NULL;
         size_t n = 0, allocated = 0;
-        int r, rc;
+        int r;
 
         page->next = NULL;
         if (page->after) {
@@ -774,16 +739,16 @@ int store_list_page(Store *s, const Entity *e, const char *where, const char *ke
                 if (r < 0)
                         return r;
         }
-        column_list(e, cols, sizeof(cols));
+        column_list(e, NULL, cols, sizeof(cols));
         /* Keyset paging: the page after a cursor starts past its row in the list's order,
          * which an index gives, however deep the page. One row more than asked says whether
-         * there is a next page. */
-        char cond[256] = "";
+         * there is a next page. The parameters after the condition's: the limit, then the
+         * cursor's key and rowid. (Each PostgreSQL table has a rowid column of its own.) */
         if (page->after)
                 /* The rows past the cursor's, in the list's direction. */
-                snprintf(cond, sizeof(cond), " AND (%s, rowid) %s (:after_key, :after_rowid)", key, desc ? "<" : ">");
-        snprintf(sql, sizeof(sql), "SELECT %s, %s, rowid FROM %s WHERE (%s)%s ORDER BY %s %s, rowid %s LIMIT :limit", cols, key,
-                 e->table, where ?: "1", cond, key, dir, dir);
+                snprintf(cond, sizeof(cond), " AND (%s, rowid) %s (?%zu, ?%zu)", key, desc ? "<" : ">", n_args + 2, n_args + 3);
+        snprintf(sql, sizeof(sql), "SELECT %s, %s, rowid FROM %s WHERE (%s)%s ORDER BY %s %s, rowid %s LIMIT ?%zu", cols, key,
+                 e->table, where ?: "TRUE", cond, key, dir, dir, n_args + 1);
         r = store_prepare(s, sql, &stmt);
         if (r < 0)
                 return r;
@@ -791,24 +756,25 @@ int store_list_page(Store *s, const Entity *e, const char *where, const char *ke
         if (r < 0)
                 return r;
         if (page->after) {
-                int ik = sqlite3_bind_parameter_index(stmt, ":after_key"),
-                    ir = sqlite3_bind_parameter_index(stmt, ":after_rowid");
-                if ((after.integer ? sqlite3_bind_int64(stmt, ik, after.number)
-                                   : sqlite3_bind_text(stmt, ik, after.text, -1, SQLITE_STATIC)) != SQLITE_OK ||
-                    sqlite3_bind_int64(stmt, ir, after.rowid) != SQLITE_OK)
-                        return -ENOMEM;
+                int ik = (int) n_args + 2, ir = (int) n_args + 3;
+                r = after.integer ? stmt_bind_int64(stmt, ik, after.number) : stmt_bind_text(stmt, ik, after.text);
+                if (r >= 0)
+                        r = stmt_bind_int64(stmt, ir, after.rowid);
+                if (r < 0)
+                        return r;
         }
-        if (sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":limit"), (sqlite3_int64) page->limit + 1) != SQLITE_OK)
-                return -ENOMEM;
+        r = stmt_bind_int64(stmt, (int) n_args + 1, (int64_t) page->limit + 1);
+        if (r < 0)
+                return r;
 
         for (;;) {
-                rc = sqlite3_step(stmt);
-                if (rc == SQLITE_DONE)
+                r = stmt_step(stmt);
+                if (r == 0)
                         break;
-                if (rc != SQLITE_ROW) {
+                if (r < 0) {
                         entity_array_free(e, items, n);
                         free(last_key);
-                        return store_error(s, rc, e->table);
+                        return r;
                 }
                 if (n == page->limit) {
                         /* A row past the page: there is a next one, from the page's last row. */
@@ -829,11 +795,9 @@ int store_list_page(Store *s, const Entity *e, const char *where, const char *ke
                         entity_array_free(e, items, n);
                         return r;
                 }
-                key_integer = sqlite3_column_type(stmt, (int) e->n_fields) == SQLITE_INTEGER;
-                last_key = sqlite3_column_type(stmt, (int) e->n_fields) == SQLITE_NULL
-                        ? strdup("")
-                        : strdup((const char *) sqlite3_column_text(stmt, (int) e->n_fields));
-                last_rowid = sqlite3_column_int64(stmt, (int) e->n_fields + 1);
+                key_integer = stmt_column_integer(stmt, (int) e->n_fields);
+                last_key = strdup(stmt_column_null(stmt, (int) e->n_fields) ? "" : stmt_column_text(stmt, (int) e->n_fields));
+                last_rowid = stmt_column_int64(stmt, (int) e->n_fields + 1);
                 if (!last_key) {
                         entity_array_free(e, items, n);
                         return -ENOMEM;
@@ -867,8 +831,8 @@ int store_count(Store *s, const char *table, const char *clause, const char *con
 }
 
 int store_scalar(Store *s, const char *sql, const char *const *args, int64_t *ret) {
-        _cleanup_reset_ sqlite3_stmt *stmt = NULL;
-        int r, rc;
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        int r;
 
         r = store_prepare(s, sql, &stmt);
         if (r < 0)
@@ -876,11 +840,11 @@ int store_scalar(Store *s, const char *sql, const char *const *args, int64_t *re
         r = bind_args(stmt, args);
         if (r < 0)
                 return r;
-        rc = sqlite3_step(stmt);
-        if (rc == SQLITE_DONE)
+        r = stmt_step(stmt);
+        if (r < 0)
+                return r;
+        if (r == 0)
                 return -ENOENT;
-        if (rc != SQLITE_ROW)
-                return store_error(s, rc, sql);
-        *ret = sqlite3_column_int64(stmt, 0);
+        *ret = stmt_column_int64(stmt, 0);
         return 0;
 }

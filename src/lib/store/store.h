@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The SQLite store: one connection, schema migrations keyed on user_version,
- * cached prepared statements, and generic row <-> struct operations driven by
- * the Entity descriptors of model.h. Only this module sees sqlite3.
+ * The store: one connection to SQLite (a file, the embedded default) or to PostgreSQL
+ * (for several hosts), numbered schema migrations, cached prepared statements, and
+ * generic row <-> struct operations driven by the Entity descriptors of model.h. Only
+ * this module sees sqlite3 or libpq.
  *
  * Errors: -ENOENT no such row, -EEXIST unique constraint, -EINVAL other
  * constraint, -EAGAIN locked by another connection past the busy timeout (nothing was
  * done: try again later), -EPROTONOSUPPORT database newer than this binary,
- * -EIO anything else (logged here with SQLite's message).
+ * -EIO anything else (logged here with the database's message). On PostgreSQL, a lost
+ * connection is -EAGAIN too (the next statement connects again).
  */
 #pragma once
 
@@ -20,15 +22,26 @@
 
 typedef struct Store Store;
 
+typedef enum StoreBackend {
+        STORE_BACKEND_SQLITE,
+        STORE_BACKEND_POSTGRESQL,
+} StoreBackend;
+
 /* Newest schema version this binary knows. */
 int store_schema_latest(void);
 
-/* Open (creating if needed) and migrate. path ":memory:" gives a private in-memory database. */
-int store_open(const char *path, Store **ret);
+/* Open (creating if needed) and migrate. target is a file's path (":memory:" gives a
+ * private in-memory database) or a PostgreSQL URI (postgresql://...), whose database
+ * must exist. */
+int store_open(const char *target, Store **ret);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
 int store_schema_version(Store *s);
+StoreBackend store_backend(Store *s);
+const char *store_backend_name(StoreBackend b);
+/* What was opened, for messages: a file, or a PostgreSQL URI without its password. */
+const char *store_target(Store *s);
 
 /* Short write transactions: BEGIN IMMEDIATE takes the write lock up front. */
 /* How long a statement waits for a lock another connection holds (default 5 s) before it
