@@ -83,7 +83,7 @@ retry_of() {
 # the task's from then on. No other run is queued for it.
 check_stale_session() {
         local agent=$1 run final
-        sqlite3 "$STATE/corral.db" "UPDATE agent_task_sessions SET session_display_id = '$2' WHERE agent_id = '$agent' \
+        sql "UPDATE agent_task_sessions SET session_display_id = '$2' WHERE agent_id = '$agent' \
                 AND task_key = 't1'"
         run=$(wake_task "$agent" t1)
         final=$(wait_run "$run" 180)

@@ -139,7 +139,7 @@ is "the issue counter continues after a restart" "$i3" ACME-3
 
 # Health's counts are each their own (they were read one field late: an argument order bug).
 is "health counts companies, agents, issues, active runs" "$(api GET /api/health | jq -c '[.counts.companies, .counts.agents, .counts.issues, .counts.activeRuns]')" \
-        "$(sqlite3 "$STATE/corral.db" "SELECT '[' || (SELECT count(*) FROM companies) || ',' || (SELECT count(*) FROM agents) || ',' ||
+        "$(sql "SELECT '[' || (SELECT count(*) FROM companies) || ',' || (SELECT count(*) FROM agents) || ',' ||
                 (SELECT count(*) FROM issues) || ',' || (SELECT count(*) FROM heartbeat_runs WHERE status IN ('queued', 'running')) || ']'")"
 
 # --- lists page with a cursor ---
@@ -168,9 +168,11 @@ is "a cursor that is not one gets 400" "$(bad_cursor zz)" 400
 is "so does a cursor of nonsense in hex" "$(bad_cursor 6869)" 400
 like "saying what after must be" "$(api GET "/api/companies/$pager/issues?after=zz" | jq -r .error)" "after must be the nextCursor"
 # corralctl follows the pages: more than the API's largest page of 1000.
-sqlite3 "$STATE/corral.db" "WITH RECURSIVE n(i) AS (SELECT 7 UNION ALL SELECT i + 1 FROM n WHERE i < 1206)
+pad="printf('00000000-0000-4000-8000-%012d', i)"
+[ "$BACKEND" = sqlite ] || pad="'00000000-0000-4000-8000-' || lpad(i::text, 12, '0')"
+sql "WITH RECURSIVE n(i) AS (SELECT 7 UNION ALL SELECT i + 1 FROM n WHERE i < 1206)
         INSERT INTO issues (id, company_id, title, issue_number, identifier, created_at, updated_at)
-        SELECT printf('00000000-0000-4000-8000-%012d', i), '$pager', 'bulk ' || i, i, 'PG-' || i,
+        SELECT $pad, '$pager', 'bulk ' || i, i, 'PG-' || i,
                '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z' FROM n;
         UPDATE companies SET issue_counter = 1206 WHERE id = '$pager'"
 is "corralctl issue list --limit all follows every page" "$("$CORRALCTL" --json issue list --company "$pager" --limit all | jq length)" 1206

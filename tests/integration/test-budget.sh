@@ -87,7 +87,7 @@ is "... no budget, nothing remains" "$(jq -r .remainingCents <<<"$costs")" null
 is "the agent's costs" "$(api GET "/api/agents/$a/costs" | jq -r '.totals.costCents')" 22
 is "another month cost nothing" "$(api GET "/api/companies/$company/costs?month=2026-11" | jq -r .totals.costCents)" 0
 is "the runtime state adds the same cents" "$(api GET "/api/agents/$a/runtime-state" | jq -r .totalCostCents)" 22
-is "a cost event per run" "$(sqlite3 "$STATE/corral.db" "SELECT count(*), sum(cost_cents) FROM cost_events WHERE agent_id = '$a'")" "2|22"
+is "a cost event per run" "$(sql "SELECT count(*), sum(cost_cents) FROM cost_events WHERE agent_id = '$a'")" "2|22"
 metrics=$(curl -sS --unix-socket "$SOCK" http://localhost/metrics)
 like "metrics: the cents spent by company, agent and model" "$metrics" \
         "corral_cost_cents_total\\{company=\"$company\",agent=\"$a\",model=\"fake-model\"\\} 22"

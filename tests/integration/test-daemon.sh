@@ -102,10 +102,10 @@ check "socket activation: --socket is not created" test ! -e "$T/unused.sock"
 stop_daemon
 
 # --- a database from a newer corral is refused ---
-sqlite3 "$STATE/corral.db" 'PRAGMA user_version = 999'
+sql 'PRAGMA user_version = 999'
 err=$("$CORRALD" --state-dir "$STATE" --socket "$SOCK" --placement none 2>&1)
 is "newer schema: exit 1" "$?" 1
 like "newer schema is explained" "$err" "schema version 999, but this corrald only knows versions up to 8"
-is "the newer database is left untouched" "$(sqlite3 "$STATE/corral.db" 'PRAGMA user_version')" 999
+is "the newer database is left untouched" "$(sql 'PRAGMA user_version')" 999
 
 finish

@@ -71,7 +71,7 @@ wait_run_started "$r1"
 is "the first run is running" "$(api GET /api/heartbeat-runs/$r1 | jq -r .status)" running
 c1=$(api POST /api/issues/$iid3/comments '{"body":"first comment"}' | jq -r .id)
 c2=$(api POST /api/issues/$iid3/comments '{"body":"second comment"}' | jq -r .id)
-deferred=$(sqlite3 "$STATE/corral.db" "SELECT payload FROM agent_wakeup_requests WHERE agent_id = '$slow' AND status = 'deferred_issue_execution'")
+deferred=$(sql "SELECT payload FROM agent_wakeup_requests WHERE agent_id = '$slow' AND status = 'deferred_issue_execution'")
 is "both comment wakes wait in one deferred row" "$(jq -c '._paperclipWakeContext.wakeCommentIds' <<<"$deferred")" "[\"$c1\",\"$c2\"]"
 wait_run "$r1" >/dev/null
 wait_idle "$slow"
@@ -82,7 +82,7 @@ is "the promoted run carries both comments, in order" "$(api GET /api/heartbeat-
 is "... and the latest as commentId" "$(api GET /api/heartbeat-runs/$r2 | jq -r '.contextSnapshot.commentId')" "$c2"
 is "both runs succeeded" "$(jq -r '[.[].status] | unique | join(",")' <<<"$runs")" succeeded
 is "the deferred row became the promoted run's wakeup" \
-        "$(sqlite3 "$STATE/corral.db" "SELECT status || ' ' || reason FROM agent_wakeup_requests WHERE run_id = '$r2' AND reason = 'issue_execution_promoted'")" \
+        "$(sql "SELECT status || ' ' || reason FROM agent_wakeup_requests WHERE run_id = '$r2' AND reason = 'issue_execution_promoted'")" \
         "completed issue_execution_promoted"
 
 # --- mentions, and a deferred wake of another agent promoted on release ---
@@ -92,7 +92,7 @@ holder=$(api GET /api/issues/$iid4 | jq -r .executionRunId)
 wait_run_started "$holder"
 api POST /api/issues/$iid4/comments '{"body":"@Reviewer please have a look"}' >/dev/null
 is "the mentioned agent waits while another agent holds the issue" \
-        "$(sqlite3 "$STATE/corral.db" "SELECT count(*) FROM agent_wakeup_requests WHERE agent_id = '$rev' AND status = 'deferred_issue_execution'")" 1
+        "$(sql "SELECT count(*) FROM agent_wakeup_requests WHERE agent_id = '$rev' AND status = 'deferred_issue_execution'")" 1
 wait_run "$holder" >/dev/null
 wait_idle "$rev"
 wait_idle "$slow"

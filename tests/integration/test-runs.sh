@@ -76,7 +76,7 @@ done
 is "a live run's excerpts come from its log" "$(jq -r '[.status, .stdoutExcerpt, .stderrExcerpt] | map(rtrimstr("\n")) | join(" ")' <<<"$live")" \
         "running live-output live-error"
 is "... and are not written to its row while it runs" \
-        "$(sqlite3 "$STATE/corral.db" "SELECT coalesce(stdout_excerpt, '') FROM heartbeat_runs WHERE id = '$run'")" ""
+        "$(sql "SELECT coalesce(stdout_excerpt, '') FROM heartbeat_runs WHERE id = '$run'")" ""
 api POST /api/heartbeat-runs/$run/cancel >/dev/null
 final=$(wait_run "$run")
 is "... and are written with its end" "$(jq -r .stdoutExcerpt <<<"$final")" "live-output"
@@ -178,7 +178,7 @@ wait_run_started "$run"
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
-shim=$(sqlite3 "$STATE/corral.db" "SELECT shim_pid FROM heartbeat_runs WHERE id = '$run'")
+shim=$(sql "SELECT shim_pid FROM heartbeat_runs WHERE id = '$run'")
 kill -KILL "$shim"
 check "the shim is gone" wait_for 10 gone "$shim"
 check "corrald starts after the shim died" start
@@ -203,9 +203,9 @@ lose() { # kill corrald and the run's shim and agent, pause the agent, start aga
         kill -KILL "$DAEMON_PID"
         wait "$DAEMON_PID" 2>/dev/null
         DAEMON_PID=
-        read -r s p < <(sqlite3 -separator ' ' "$STATE/corral.db" "SELECT shim_pid, process_pid FROM heartbeat_runs WHERE id = '$1'")
+        read -r s p < <(sql "SELECT shim_pid, process_pid FROM heartbeat_runs WHERE id = '$1'" | tr "|" " ")
         kill -KILL "$s" "$p" 2>/dev/null
-        sqlite3 "$STATE/corral.db" "UPDATE agents SET status = 'paused' WHERE id = '$a'"
+        sql "UPDATE agents SET status = 'paused' WHERE id = '$a'"
         wait_for 10 gone "$s"
         start >/dev/null
 }
@@ -235,7 +235,7 @@ wait_for 15 orphan_started
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
-read -r shim agentpid < <(sqlite3 -separator ' ' "$STATE/corral.db" "SELECT shim_pid, process_pid FROM heartbeat_runs WHERE id = '$run'")
+read -r shim agentpid < <(sql "SELECT shim_pid, process_pid FROM heartbeat_runs WHERE id = '$run'" | tr "|" " ")
 kill -KILL "$shim" "$agentpid"
 wait_for 10 gone "$shim"
 wait_for 10 gone "$agentpid"
@@ -307,7 +307,7 @@ metric_counts() {
         grep -E '^corral_(runs|agents|issues)\{status=' <<<"$metrics" | grep -v ' 0$' | sed 's/^corral_//; s/{status="/ /; s/"} / /' | sort
 }
 table_counts() {
-        sqlite3 "$STATE/corral.db" "SELECT 'runs', status, count(*) FROM heartbeat_runs GROUP BY status
+        sql "SELECT 'runs', status, count(*) FROM heartbeat_runs GROUP BY status
                 UNION ALL SELECT 'agents', status, count(*) FROM agents GROUP BY status
                 UNION ALL SELECT 'issues', status, count(*) FROM issues GROUP BY status" | tr '|' ' ' | sort
 }

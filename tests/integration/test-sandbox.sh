@@ -46,7 +46,8 @@ check "corrald starts with the sandbox and the cgroup backend" start
 check "the agent socket exists, for everyone" test "$(stat -c %a "$AGENT_SOCK")" = 666
 is "the operator socket is root's and group's" "$(stat -c %a "$SOCK")" 660
 is "the state directory is root's only" "$(stat -c %a "$STATE")" 700
-is "the database is root's only" "$(stat -c %a "$STATE/corral.db")" 600
+# (On PostgreSQL the database is the server's, not a file.)
+[ "$BACKEND" != sqlite ] || is "the database is root's only" "$(stat -c %a "$DATABASE")" 600
 
 # company NAME PREFIX; agent COMPANY NAME CONFIG-JSON
 company() { api POST /api/companies "{\"name\":\"$1\",\"issuePrefix\":\"$2\"}" | jq -r .id; }
@@ -245,9 +246,9 @@ is "a peer gone before it was identified posts nothing" "$(api GET "/api/issues/
 
 # --- secrets ---
 is "a secret is shown as {\"secret\": true}" "$(api GET "/api/agents/$victim" | jq -c .adapterConfig.env.VICTIM_TOKEN)" '{"secret":true}'
-unlike "no secret value is in the agents' table" "$(sqlite3 "$STATE/corral.db" 'SELECT adapter_config FROM agents')" s3cret
-unlike "nor in the activity log" "$(sqlite3 "$STATE/corral.db" 'SELECT details FROM activity_log')" s3cret
-is "the value is stored apart" "$(sqlite3 "$STATE/corral.db" "SELECT value FROM agent_secrets WHERE agent_id = '$victim'")" victim-s3cret
+unlike "no secret value is in the agents' table" "$(sql 'SELECT adapter_config FROM agents')" s3cret
+unlike "nor in the activity log" "$(sql 'SELECT details FROM activity_log')" s3cret
+is "the value is stored apart" "$(sql "SELECT value FROM agent_secrets WHERE agent_id = '$victim'")" victim-s3cret
 cat >"$BIN/secret.sh" <<'AGENT'
 #!/bin/sh
 [ "$VICTIM_TOKEN" = victim-s3cret ] && echo "token-check: right" || echo "token-check: wrong"
@@ -260,7 +261,7 @@ wait_run "$victim_run" >/dev/null
 final=$(wait_run "$(invoke "$victim")")
 like "the run gets the secret's value" "$(jq -r .stdoutExcerpt <<<"$final")" "token-check: right"
 api PATCH "/api/agents/$victim" "{\"adapterConfig\":$(config "$BIN/secret.sh")}" >/dev/null
-is "a secret dropped from the config is forgotten" "$(sqlite3 "$STATE/corral.db" "SELECT count(*) FROM agent_secrets WHERE agent_id = '$victim'")" 0
+is "a secret dropped from the config is forgotten" "$(sql "SELECT count(*) FROM agent_secrets WHERE agent_id = '$victim'")" 0
 body=$(api POST "/api/companies/$victim_co/agents" '{"name":"x","adapterConfig":{"command":"/bin/true","env":{"T":{"secret":true}}}}')
 is "a secret kept without a value is refused" "$(status)" 400
 like "... saying why" "$(jq -r .error <<<"$body")" "no value is stored"

@@ -91,14 +91,14 @@ is "and started again each time" "$restarts" "$ROUNDS"
 
 # Let everything finish.
 for i in $(seq 600); do
-        left=$(sqlite3 "$STATE/corral.db" "SELECT count(*) FROM heartbeat_runs WHERE status IN ('queued', 'running')")
+        left=$(sql "SELECT count(*) FROM heartbeat_runs WHERE status IN ('queued', 'running')")
         [ "$left" = 0 ] && break
         sleep 0.1
 done
 is "every run reached a terminal status" "$left" 0
-total=$(sqlite3 "$STATE/corral.db" "SELECT count(*) FROM heartbeat_runs")
+total=$(sql "SELECT count(*) FROM heartbeat_runs")
 like "at least 50 runs were in flight" "$total" '^([5-9][0-9]|[1-9][0-9][0-9]+)$'
-echo "# $total runs: $(sqlite3 "$STATE/corral.db" "SELECT group_concat(status || '=' || n, ' ') FROM (SELECT status, count(*) n FROM heartbeat_runs GROUP BY status)")"
+echo "# $total runs: $(sql "SELECT status || '=' || count(*) FROM heartbeat_runs GROUP BY status ORDER BY status" | tr '\n' ' ')"
 
 # Real exit codes and complete logs: every run that ran its agent to the end.
 bad_exit=0 bad_log=0 lost=0 checked=0
@@ -111,17 +111,17 @@ while IFS='|' read -r id agent status exit code; do
         [ "$exit" = "${expect_exit[$agent]}" ] || { bad_exit=$((bad_exit + 1)); echo "# run $id: exit '$exit', expected ${expect_exit[$agent]}"; }
         bytes=$("$CORRALCTL" logs "$id" 2>/dev/null | wc -c)
         [ "$bytes" = "${expect_out[$agent]}" ] || { bad_log=$((bad_log + 1)); echo "# run $id: $bytes bytes of stdout, expected ${expect_out[$agent]}"; }
-done < <(sqlite3 "$STATE/corral.db" "SELECT id, agent_id, status, coalesce(exit_code, ''), coalesce(error_code, '') FROM heartbeat_runs")
+done < <(sql "SELECT id, agent_id, status, coalesce(CAST(exit_code AS TEXT), ''), coalesce(error_code, '') FROM heartbeat_runs")
 echo "# $checked runs checked, $lost lost (their launch or process was cut off by a crash, then retried)"
 is "every run carries its agent's real exit code" "$bad_exit" 0
 is "every log is byte-complete" "$bad_log" 0
 like "most runs ended for real" "$checked" '^[1-9][0-9]+$'
 is "no lost run went without its one retry" \
-        "$(sqlite3 "$STATE/corral.db" "SELECT count(*) FROM heartbeat_runs l WHERE l.error_code = 'process_lost' AND l.process_loss_retry_count = 0 AND NOT EXISTS (SELECT 1 FROM heartbeat_runs r WHERE r.retry_of_run_id = l.id)")" 0
+        "$(sql "SELECT count(*) FROM heartbeat_runs l WHERE l.error_code = 'process_lost' AND l.process_loss_retry_count = 0 AND NOT EXISTS (SELECT 1 FROM heartbeat_runs r WHERE r.retry_of_run_id = l.id)")" 0
 
 # No issue ever had two live runs at once.
-overlaps=$(sqlite3 "$STATE/corral.db" "SELECT count(*) FROM heartbeat_runs a JOIN heartbeat_runs b ON a.id < b.id
-        AND json_extract(a.context_snapshot, '$.issueId') = json_extract(b.context_snapshot, '$.issueId')
+overlaps=$(sql "SELECT count(*) FROM heartbeat_runs a JOIN heartbeat_runs b ON a.id < b.id
+        AND a.issue_id = b.issue_id
         WHERE a.started_at IS NOT NULL AND b.started_at IS NOT NULL
         AND a.started_at < coalesce(b.finished_at, '9') AND b.started_at < coalesce(a.finished_at, '9')")
 is "no issue had two live runs" "$overlaps" 0

@@ -156,7 +156,7 @@ is "the run whose workspace was being made succeeds" "$(jq -r .status <<<"$f")" 
 like "... in a whole workspace" "$(out_of "$r6")" "before README $"
 # A creation killed half way leaves its temporary directory; a removal, its row "removing".
 mkdir -p "$STATE/workspaces/.new-$i3" && echo half >"$STATE/workspaces/.new-$i3/junk"
-sqlite3 "$STATE/corral.db" "UPDATE workspaces SET status = 'removing' WHERE key = '$i3'"
+sql "UPDATE workspaces SET status = 'removing' WHERE key = '$i3'"
 rm -rf "$STATE/workspaces/$i3"
 r7=$(api POST "/api/agents/$c/wakeup" "{\"reason\":\"after\",\"payload\":{\"issueId\":\"$i3\"}}" | jq -r .id)
 f=$(wait_run "$r7" 60)

@@ -9,6 +9,7 @@
 #include "basic/macro.h"
 #include "control/finalize.h"
 #include "control/wakeup.h"
+#include "test-database.h"
 #include "basic/log.h"
 #include "basic/time-util.h"
 #include "basic/util.h"
@@ -94,7 +95,7 @@ int fixture_manager_setup(void **state) {
 
         assert_int_equal(manager_new(&m), 0);
         assert_int_equal(sd_event_new(&m->control.event), 0);
-        assert_int_equal(store_open(":memory:", &m->control.store), 0);
+        assert_int_equal(store_open(test_database(), &m->control.store), 0);
         assert_int_equal(placement_new(PLACEMENT_NONE, NULL, m->control.event, &m->control.placement), 0);
         shim = strprintf("%s/corral-shim", builddir ?: ".");
         SupervisorConfig sc = { .state_dir = fixture_dir, .shim_path = shim };

@@ -33,7 +33,7 @@ static void test_release_promotes_every_agent(void **state) {
                          WAKE_DEFERRED);
         assert_int_equal(fixture_wake(a3, WAKEUP_SOURCE_AUTOMATION, "issue_comment_mentioned", payload, NULL, NULL),
                          WAKE_DEFERRED);
-        assert_int_equal(fixture_count("heartbeat_runs", "WHERE json_extract(context_snapshot, '$.issueId') = ?1", issue), 1);
+        assert_int_equal(fixture_count("heartbeat_runs", "WHERE issue_id = ?1", issue), 1);
 
         fixture_cancel(r1);
         fixture_drain();

@@ -219,6 +219,17 @@ static int set_path(char **field, const char *key, const char *value, char **ret
         return free_and_strdup(field, value);
 }
 
+/* An SQLite file's absolute path, or a PostgreSQL URI (libpq's: postgresql://...). */
+static int set_database(char **field, const char *key, const char *value, char **ret_error) {
+        if (!startswith(strempty(value), "postgresql://") && !startswith(strempty(value), "postgres://"))
+                return set_path(field, key, value, ret_error);
+        if (strlen(value) >= 4096) {
+                *ret_error = strprintf("%s is too long", key);
+                return -EINVAL;
+        }
+        return free_and_strdup(field, value);
+}
+
 static int set_yes_no(bool *field, const char *key, const char *value, char **ret_error) {
         if (streq_ptr(value, "yes"))
                 *field = true;
@@ -269,7 +280,7 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
         if (streq(key, "sandbox-uids"))
                 return set_uid_range(c, key, value, ret_error);
         if (streq(key, "database"))
-                return set_path(&c->database, key, value, ret_error);
+                return set_database(&c->database, key, value, ret_error);
         if (streq(key, "cgroup-root"))
                 return set_path(&c->cgroup_root, key, value, ret_error);
         if (streq(key, "price") || streq(key, "price-default"))

@@ -429,9 +429,12 @@ int manager_startup(Manager *m) {
         if (!db)
                 return log_oom();
         r = store_open(db, &m->control.store);
-        if (r < 0)
-                return log_error_errno(r, "Failed to open database %s: %m", db);
-        log_info("Database %s at schema version %d.", db, store_schema_version(m->control.store));
+        if (r < 0) {
+                _cleanup_free_ char *shown = store_target_redacted(db);
+                return log_error_errno(r, "Failed to open database %s: %m", strna(shown));
+        }
+        log_info("Database %s (%s) at schema version %d.", store_target(m->control.store),
+                 store_backend_name(store_backend(m->control.store)), store_schema_version(m->control.store));
         /* A lock another process holds is waited for on the loop: briefly. A request that
          * finds it locked is tried again from a timer (api.c), a run's end too (finalize.c). */
         store_set_busy_timeout(m->control.store, MANAGER_BUSY_TIMEOUT_MS);

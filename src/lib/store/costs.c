@@ -52,9 +52,10 @@ int store_cost_record(Store *s, const CostRecord *c) {
         r = store_prepare(s,
                           "INSERT INTO cost_totals (agent_id, month, model, company_id, runs, input_tokens, "
                           "cached_input_tokens, output_tokens, cost_cents) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8) "
-                          "ON CONFLICT (agent_id, month, model) DO UPDATE SET runs = runs + 1, "
-                          "input_tokens = input_tokens + ?5, cached_input_tokens = cached_input_tokens + ?6, "
-                          "output_tokens = output_tokens + ?7, cost_cents = cost_cents + ?8",
+                          "ON CONFLICT (agent_id, month, model) DO UPDATE SET runs = cost_totals.runs + 1, "
+                          "input_tokens = cost_totals.input_tokens + ?5, "
+                          "cached_input_tokens = cost_totals.cached_input_tokens + ?6, "
+                          "output_tokens = cost_totals.output_tokens + ?7, cost_cents = cost_totals.cost_cents + ?8",
                           &totals);
         if (r < 0)
                 return r;

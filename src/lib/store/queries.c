@@ -223,11 +223,14 @@ int store_run_to_interrupt(Store *s, const char *execution_run_id, const char *a
 
 int store_issue_waits_for(Store *s, const char *issue_id, const char *other_id, bool *ret) {
         int64_t n = 0;
-        int r = store_count(
-                s,
-                "(WITH RECURSIVE up(id) AS (SELECT CAST(?1 AS TEXT) UNION SELECT rel.issue_id FROM issue_relations rel "
-                "JOIN up ON rel.related_issue_id = up.id WHERE rel.type = 'blocks') SELECT id FROM up)",
-                "WHERE id = ?2", ARGS(issue_id, other_id), &n);
+        /* The start's type and collation are the ids' (PostgreSQL's recursive union wants them
+         * the same in both terms). */
+#define WAITS_FOR(start)                                                                                  \
+        "(WITH RECURSIVE up(id) AS (SELECT " start " UNION SELECT rel.issue_id FROM issue_relations rel " \
+        "JOIN up ON rel.related_issue_id = up.id WHERE rel.type = 'blocks') SELECT id FROM up) ancestors"
+        int r = store_count(s, store_dialect(s, WAITS_FOR("?1"), WAITS_FOR("CAST(?1 AS TEXT) COLLATE \"C\"")), "WHERE id = ?2",
+                            ARGS(issue_id, other_id), &n);
+#undef WAITS_FOR
         *ret = n > 0;
         return r;
 }

@@ -21,6 +21,7 @@
 
 #include "basic/log.h"
 #include "basic/macro.h"
+#include "basic/utf8.h"
 #include "basic/util.h"
 #include "store/store-internal.h"
 #include "store/store-schema-pg.h"
@@ -188,19 +189,6 @@ static int pg_exec(Store *s, const char *sql) {
         return 0;
 }
 
-/* "postgresql://user:secret@host/db?..." without the secret, for messages. */
-static char *target_for_messages(const char *target) {
-        const char *scheme_end = strstr(target, "://"), *at, *colon;
-
-        if (!scheme_end)
-                return strdup(target);
-        at = strchr(scheme_end + 3, '@');
-        colon = at ? memchr(scheme_end + 3, ':', (size_t) (at - scheme_end - 3)) : NULL;
-        if (!colon)
-                return strdup(target);
-        return strprintf("%.*s%s", (int) (colon - target), target, at);
-}
-
 static int pg_open(Store *s, const char *target) {
         _cleanup_free_ PgConn *c = NULL;
 
@@ -208,7 +196,7 @@ static int pg_open(Store *s, const char *target) {
         if (!c)
                 return -ENOMEM;
         c->conninfo = strdup(target);
-        s->path = target_for_messages(target);
+        s->path = store_target_redacted(target);
         if (!c->conninfo || !s->path) {
                 free(c->conninfo);
                 return -ENOMEM;
@@ -319,7 +307,11 @@ static int pg_bind_text(StoreStmt *base, int i, const char *v) {
                 return log_error_errno(-EINVAL, "Parameter %d of a statement of %d (programming error): %s", i, st->n_params,
                                        base->sql);
         if (v) {
-                copy = strdup(v);
+                /* SQLite keeps any bytes in a text; PostgreSQL refuses a value that is not
+                 * UTF-8, and what an agent printed (an excerpt) need not be: such bytes are
+                 * kept as U+FFFD, as the API would show them anyway. */
+                size_t n = strlen(v);
+                copy = utf8_is_valid(v, n) ? strdup(v) : utf8_lossy(v, n);
                 if (!copy)
                         return -ENOMEM;
         }

@@ -52,6 +52,18 @@ bool store_target_is_pg(const char *target) {
         return startswith(target, "postgresql://") || startswith(target, "postgres://");
 }
 
+char *store_target_redacted(const char *target) {
+        const char *scheme_end = strstr(target, "://"), *at, *colon;
+
+        if (!scheme_end)
+                return strdup(target);
+        at = strchr(scheme_end + 3, '@');
+        colon = at ? memchr(scheme_end + 3, ':', (size_t) (at - scheme_end - 3)) : NULL;
+        if (!colon)
+                return strdup(target);
+        return strprintf("%.*s%s", (int) (colon - target), target, at);
+}
+
 StoreBackend store_backend(Store *s) {
         return s->driver->backend;
 }

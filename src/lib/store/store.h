@@ -42,6 +42,8 @@ StoreBackend store_backend(Store *s);
 const char *store_backend_name(StoreBackend b);
 /* What was opened, for messages: a file, or a PostgreSQL URI without its password. */
 const char *store_target(Store *s);
+/* target as store_target() would say it (malloc'd). */
+char *store_target_redacted(const char *target);
 
 /* Short write transactions: BEGIN IMMEDIATE takes the write lock up front. */
 /* How long a statement waits for a lock another connection holds (default 5 s) before it
