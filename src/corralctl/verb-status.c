@@ -31,6 +31,9 @@ int verb_status(Ctl *ctl, int argc, char *argv[]) {
                 printf("    state: %s (schema version %s)\n", output_value(reply, "stateDir", b, sizeof(b)),
                        output_value(reply, "schemaVersion", b + 32, 32));
                 printf("placement: %s\n", output_value(reply, "placement", b, sizeof(b)));
+                const cJSON *db = cJSON_GetObjectItemCaseSensitive(reply, "database");
+                char d[64];
+                printf(" database: %s %s\n", output_value(db, "backend", d, sizeof(d)), output_value(db, "target", b, sizeof(b)));
                 printf("  holding: %s companies, %s agents, %s issues, %s active runs\n",
                        output_value(counts, "companies", b, 16), output_value(counts, "agents", b + 16, 16),
                        output_value(counts, "issues", b + 32, 16), output_value(counts, "activeRuns", b + 48, 16));

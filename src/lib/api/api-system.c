@@ -73,6 +73,11 @@ static int handle_health(ApiRequest *req) {
             !cJSON_AddStringToObject(o, "stateDir", ctl->config->state_dir) ||
             !cJSON_AddBoolToObject(o, "socketActivated", ctl->socket_activated))
                 return -ENOMEM;
+        /* Which database, without a password its URI may hold. */
+        cJSON *db = cJSON_AddObjectToObject(o, "database");
+        if (!db || !cJSON_AddStringToObject(db, "backend", store_backend_name(store_backend(ctl->store))) ||
+            !cJSON_AddStringToObject(db, "target", store_target(ctl->store)))
+                return -ENOMEM;
         counts = cJSON_AddObjectToObject(o, "counts");
         if (!counts)
                 return -ENOMEM;
@@ -225,8 +230,12 @@ static int handle_metrics(ApiRequest *req) {
                 "corral_telemetry_events_total{event=\"agent.task_completed\"} %" PRIu64 "\n"
                 "# HELP corral_supervised_runs Runs whose processes this corrald tracks now.\n"
                 "# TYPE corral_supervised_runs gauge\n"
-                "corral_supervised_runs %u\n",
-                ctl->telemetry.first_heartbeat, ctl->telemetry.task_completed, supervisor_count(ctl->supervisor));
+                "corral_supervised_runs %u\n"
+                "# HELP corral_database_info The database corrald keeps its state in.\n"
+                "# TYPE corral_database_info gauge\n"
+                "corral_database_info{backend=\"%s\"} 1\n",
+                ctl->telemetry.first_heartbeat, ctl->telemetry.task_completed, supervisor_count(ctl->supervisor),
+                store_backend_name(store_backend(ctl->store)));
         r = metric_counts(req, f, "corral_runs", "Runs by status.", &run_entity, run_status_names);
         if (r >= 0)
                 r = metric_counts(req, f, "corral_agents", "Agents by status.", &agent_entity, agent_status_names);
