@@ -6,6 +6,7 @@
  *
  *   bench --corrald PATH --agent PATH [--placement KIND] [--runs N] [--seconds S]
  *         [--recovery-runs N] [--log-bytes N] [--only NAME] [--reference-scope] [--keep-state]
+ *         [--database PATH|URI]
  *
  * It starts its own corrald on a temporary state directory and socket, and stops it.
  */
@@ -36,7 +37,7 @@
 
 extern char **environ;
 
-static const char *corrald_path, *agent_path, *placement = "cgroup", *only, *sandbox = "no";
+static const char *corrald_path, *agent_path, *placement = "cgroup", *only, *sandbox = "no", *database;
 static bool reference_scope; /* the launch reference is systemd-run --scope, not posix_spawn */
 /* Leave the state directory behind: to look at it, and because on an ext4 without a
  * journal, deleting thousands of files makes every file created in the same block group
@@ -207,6 +208,8 @@ static void wait_idle(void) {
 /* ---- corrald ---- */
 
 static void start_corrald(void) {
+        /* --database, or the default said as what it is: the SQLite file of the state directory. */
+        _cleanup_free_ char *db_default = strprintf("%s/corral.db", state_dir);
         /* Errors only: not the warning an unconfined agent gets at every launch. */
         char *argv[] = { (char *) corrald_path,
                          "--state-dir",
@@ -221,6 +224,8 @@ static void start_corrald(void) {
                          "86400",
                          "--sandbox",
                          (char *) sandbox,
+                         "--database",
+                         database ? (char *) database : db_default,
                          cgroup_root[0] ? "--cgroup-root" : NULL,
                          cgroup_root,
                          NULL };
@@ -1200,13 +1205,21 @@ static void bench_subscribers(int fifo) {
 
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
-                { "corrald", required_argument, NULL, 'c' },   { "agent", required_argument, NULL, 'a' },
-                { "placement", required_argument, NULL, 'p' }, { "runs", required_argument, NULL, 'n' },
-                { "seconds", required_argument, NULL, 's' },   { "recovery-runs", required_argument, NULL, 'r' },
-                { "log-bytes", required_argument, NULL, 'l' }, { "only", required_argument, NULL, 'o' },
-                { "reference-scope", no_argument, NULL, 'S' }, { "keep-state", no_argument, NULL, 'k' },
-                { "sandbox", required_argument, NULL, 'x' },   { "history-runs", required_argument, NULL, 'H' },
-                { "live-runs", required_argument, NULL, 'L' }, {},
+                { "corrald", required_argument, NULL, 'c' },
+                { "agent", required_argument, NULL, 'a' },
+                { "placement", required_argument, NULL, 'p' },
+                { "runs", required_argument, NULL, 'n' },
+                { "seconds", required_argument, NULL, 's' },
+                { "recovery-runs", required_argument, NULL, 'r' },
+                { "log-bytes", required_argument, NULL, 'l' },
+                { "only", required_argument, NULL, 'o' },
+                { "reference-scope", no_argument, NULL, 'S' },
+                { "keep-state", no_argument, NULL, 'k' },
+                { "sandbox", required_argument, NULL, 'x' },
+                { "history-runs", required_argument, NULL, 'H' },
+                { "live-runs", required_argument, NULL, 'L' },
+                { "database", required_argument, NULL, 'D' },
+                {},
         };
         int c, fifo;
 
@@ -1251,6 +1264,9 @@ int main(int argc, char *argv[]) {
                 case 'L':
                         live_max = (unsigned) atoi(optarg);
                         break;
+                case 'D':
+                        database = optarg;
+                        break;
                 default:
                         return 2;
                 }
@@ -1262,7 +1278,7 @@ int main(int argc, char *argv[]) {
                         "[--live-runs N] "
                         "[--history-runs N] "
                         "[--reference-scope] "
-                        "[--keep-state] [--sandbox yes|no]\n");
+                        "[--keep-state] [--sandbox yes|no] [--database PATH|URI]\n");
                 return 2;
         }
         if (!mkdtemp(state_dir) || !mkdtemp(share_dir) || chmod(share_dir, 0777) < 0)
@@ -1283,7 +1299,8 @@ int main(int argc, char *argv[]) {
         _cleanup_free_ char *co = post_id("/api/companies", "{\"name\":\"Bench\",\"issuePrefix\":\"BEN\"}");
         snprintf(company, sizeof(company), "%s", co);
 
-        printf("corral benchmarks: placement %s, sandbox %s, %ld cores\n\n", placement, sandbox, sysconf(_SC_NPROCESSORS_ONLN));
+        printf("corral benchmarks: placement %s, sandbox %s, database %s, %ld cores\n\n", placement, sandbox,
+               database ? "postgresql" : "sqlite", sysconf(_SC_NPROCESSORS_ONLN));
         row("what", "corral", "reference", "ratio", "goal");
         row("---", "---", "---", "---", "---");
         if (want("launch"))
@@ -1298,7 +1315,8 @@ int main(int argc, char *argv[]) {
                 bench_subscribers(fifo);
         if (want("flood"))
                 bench_flood(fifo);
-        if (want("history") && history_runs > 0)
+        /* The history is built with the sqlite3 shell, from the SQLite file. */
+        if (want("history") && history_runs > 0 && !database)
                 bench_history(fifo);
         /* Last: it leaves its runs running, for the end to kill. */
         if (want("live") && live_max > 0)

@@ -19,3 +19,22 @@ if [ "$(id -u)" -eq 0 ]; then
         "$b/tests/bench/bench" --corrald "$b/corrald" --agent "$b/tests/bench/bench-agent" --placement "$placement" \
                 --only launch --sandbox yes "$@"
 fi
+# The launch and throughput figures again on PostgreSQL (a server of the bench's own, on
+# its socket, started and stopped here), beside those above of the same run on SQLite.
+srcdir=$(dirname "$(realpath "$0")")/../..
+if [ $# -gt 0 ]; then
+        : # a stage chosen by hand: that one alone
+elif "$srcdir/tests/pg-server.sh" bindir >/dev/null 2>&1; then
+        pgdir=$(mktemp -d /tmp/corral-bench-pg.XXXXXX)
+        trap '"$srcdir/tests/pg-server.sh" stop "$pgdir"' EXIT
+        uri=$("$srcdir/tests/pg-server.sh" start "$pgdir")
+        for stage in launch throughput; do
+                echo
+                echo "On PostgreSQL (one host):"
+                "$b/tests/bench/bench" --corrald "$b/corrald" --agent "$b/tests/bench/bench-agent" --placement "$placement" \
+                        --only "$stage" --database "$uri"
+        done
+else
+        echo
+        echo "PostgreSQL stage not run: PostgreSQL's server (Debian package postgresql) is not installed."
+fi
