@@ -19,6 +19,7 @@
 #include "store/costs.h"
 #include "store/model.h"
 #include "store/queries.h"
+#include "store/store-internal.h"
 #include "store/store.h"
 #include "test-helpers.h"
 #include "basic/time-util.h"
@@ -580,6 +581,39 @@ static void test_update_columns(void **state) {
         assert_int_equal(store_update_columns(s, &company_entity, &partial, name_only), -ENOENT);
 }
 
+/* Both drivers have the same schema steps, so that either database is at the same version
+ * after the same corral. */
+static void test_drivers_same_steps(void **state) {
+        assert_int_equal(store_driver_pg.n_migrations, store_driver_sqlite.n_migrations);
+        for (size_t i = 0; i < store_driver_sqlite.n_migrations; i++)
+                assert_int_equal(store_driver_pg.migrations[i].version, store_driver_sqlite.migrations[i].version);
+        assert_int_equal(store_schema_latest(), store_driver_pg.migrations[store_driver_pg.n_migrations - 1].version);
+}
+
+static void test_target(void **state) {
+        static const struct {
+                const char *target, *shown;
+        } cases[] = {
+                { "/var/lib/corral/corral.db", "/var/lib/corral/corral.db" },
+                { "postgresql:///corral?host=/run/postgresql", "postgresql:///corral?host=/run/postgresql" },
+                { "postgresql://corral@db1:5432/corral", "postgresql://corral@db1:5432/corral" },
+                { "postgresql://corral:s3cret@db1:5432/corral", "postgresql://corral@db1:5432/corral" },
+                { "postgres://u:p%40ss@db1/corral?sslmode=require", "postgres://u@db1/corral?sslmode=require" },
+                { "postgresql://db1/corral?user=u&password=s3cret&sslmode=require",
+                  "postgresql://db1/corral?user=u&password=***&sslmode=require" },
+                { "postgresql://db1/corral?password=s3cret", "postgresql://db1/corral?password=***" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *shown = store_target_redacted(cases[i].target);
+                assert_string_equal(shown, cases[i].shown);
+        }
+        assert_true(store_target_is_pg("postgresql:///corral"));
+        assert_true(store_target_is_pg("postgres://h/corral"));
+        assert_false(store_target_is_pg("/var/lib/corral/postgresql://x"));
+        assert_false(store_target_is_pg(":memory:"));
+}
+
 static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migrate_from_empty),
         cmocka_unit_test(test_migrate_history_to_issue_columns),
@@ -590,6 +624,8 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counter_concurrent),
         cmocka_unit_test(test_update_columns),
         cmocka_unit_test(test_costs),
+        cmocka_unit_test(test_drivers_same_steps),
+        cmocka_unit_test(test_target),
 };
 
 int main(void) {

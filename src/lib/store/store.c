@@ -53,15 +53,30 @@ bool store_target_is_pg(const char *target) {
 }
 
 char *store_target_redacted(const char *target) {
-        const char *scheme_end = strstr(target, "://"), *at, *colon;
+        const char *scheme_end = strstr(target, "://"), *at, *colon, *pw;
+        _cleanup_free_ char *shown = NULL;
 
         if (!scheme_end)
                 return strdup(target);
+        /* user:password@ as user@ */
         at = strchr(scheme_end + 3, '@');
         colon = at ? memchr(scheme_end + 3, ':', (size_t) (at - scheme_end - 3)) : NULL;
-        if (!colon)
-                return strdup(target);
-        return strprintf("%.*s%s", (int) (colon - target), target, at);
+        shown = colon ? strprintf("%.*s%s", (int) (colon - target), target, at) : strdup(target);
+        if (!shown)
+                return NULL;
+        /* ?password=... or &password=... with its value hidden */
+        for (char *q = strchr(shown, '?'); q && (pw = strstr(q, "password=")); q = (char *) pw + 1) {
+                if (pw[-1] != '?' && pw[-1] != '&')
+                        continue;
+                const char *end = pw + strlen("password=") + strcspn(pw + strlen("password="), "&");
+                char *masked = strprintf("%.*s***%s", (int) (pw + strlen("password=") - shown), shown, end);
+                if (!masked)
+                        return NULL;
+                free(shown);
+                shown = masked;
+                break;
+        }
+        return TAKE_PTR(shown);
 }
 
 StoreBackend store_backend(Store *s) {
