@@ -124,11 +124,9 @@ static int spent(Store *s, const char *sql, const char *id, const char *month, i
                 return r;
         if (bind_text(stmt, 1, id) < 0 || bind_text(stmt, 2, month) < 0)
                 return -ENOMEM;
-        r = stmt_step(stmt);
+        r = stmt_row(stmt);
         if (r < 0)
                 return r;
-        if (r == 0)
-                return -ENOENT;
         *ret_spent = stmt_column_int64(stmt, 0);
         *ret_budget = stmt_column_int64(stmt, 1);
         return 0;

@@ -29,11 +29,9 @@ int store_issue_counter_next(Store *s, const char *company_id, int64_t *ret_numb
         r = stmt_bind_text(stmt, 1, company_id);
         if (r < 0)
                 return r;
-        r = stmt_step(stmt);
+        r = stmt_row(stmt);
         if (r < 0)
                 return r;
-        if (r == 0)
-                return -ENOENT;
         number = stmt_column_int64(stmt, 0);
         prefix = strdup(stmt_column_text(stmt, 1));
         if (!prefix)
@@ -59,11 +57,9 @@ int store_agent_sandbox_uid(Store *s, const char *agent_id, uint32_t first, uint
         r = stmt_bind_text(get, 1, agent_id);
         if (r < 0)
                 return r;
-        r = stmt_step(get);
+        r = stmt_row(get);
         if (r < 0)
                 return r;
-        if (r == 0)
-                return -ENOENT;
         if (!stmt_column_null(get, 0)) {
                 *ret = (uint32_t) stmt_column_int64(get, 0);
                 return 0;

@@ -9,6 +9,7 @@
  */
 #pragma once
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,6 +102,11 @@ static inline int stmt_bind_int64(StoreStmt *st, int i, int64_t v) {
 }
 static inline int stmt_step(StoreStmt *st) {
         return st->store->driver->step(st);
+}
+/* Step to a statement's one row: 0 with it there to read, -ENOENT without one. */
+static inline int stmt_row(StoreStmt *st) {
+        int r = st->store->driver->step(st);
+        return r < 0 ? r : r == 0 ? -ENOENT : 0;
 }
 /* Step a statement that returns no row. */
 static inline int stmt_done(StoreStmt *st) {

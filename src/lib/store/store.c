@@ -470,11 +470,9 @@ int store_get(Store *s, const Entity *e, const char *key, void *ret) {
         r = stmt_bind_text(stmt, 1, key);
         if (r < 0)
                 return r;
-        r = stmt_step(stmt);
+        r = stmt_row(stmt);
         if (r < 0)
                 return r;
-        if (r == 0)
-                return -ENOENT;
 
         _cleanup_free_ void *obj = calloc(1, e->size);
         if (!obj)
@@ -867,11 +865,9 @@ int store_scalar(Store *s, const char *sql, const char *const *args, int64_t *re
         r = bind_args(stmt, args);
         if (r < 0)
                 return r;
-        r = stmt_step(stmt);
+        r = stmt_row(stmt);
         if (r < 0)
                 return r;
-        if (r == 0)
-                return -ENOENT;
         *ret = stmt_column_int64(stmt, 0);
         return 0;
 }
