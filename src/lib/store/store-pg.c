@@ -185,6 +185,13 @@ static int pg_exec(Store *s, const char *sql) {
                 PQclear(res);
                 return store_error(s, r, sql);
         }
+        /* A COMMIT of a transaction in which a statement failed "succeeds" as a ROLLBACK:
+         * nothing of it was written, which the caller must be told. */
+        if (streq(sql, "COMMIT") && streq(PQcmdStatus(res), "ROLLBACK")) {
+                PQclear(res);
+                keep_error(c, "the transaction was rolled back: a statement in it had failed");
+                return store_error(s, -EIO, sql);
+        }
         PQclear(res);
         return 0;
 }
