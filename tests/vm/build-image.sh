@@ -29,7 +29,7 @@ packages=(
         systemd systemd-sysv dbus udev linux-image-amd64 kmod e2fsprogs
         procps curl jq ca-certificates
         # corral's runtime dependencies (its .deb is installed in the test, offline)
-        libsystemd0 libsqlite3-0 libcjson1 libmicrohttpd12 libcurl4 libssl3
+        libsystemd0 libsqlite3-0 libpq5 libcjson1 libmicrohttpd12 libcurl4 libssl3
 )
 echo "building the VM image in $cache (Debian bookworm from $mirror)" >&2
 mmdebstrap --quiet --variant=minbase --include="$(
