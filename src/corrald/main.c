@@ -45,6 +45,9 @@ static void help(void) {
                "     --month-file=PATH   read the current month (YYYY-MM) here (tests turn the month)\n"
                "     --workspace-remove-delay-sec=N  a closed issue's workspace goes N s later (default 3600)\n"
                "     --metrics-listen=ADDR:PORT  also serve GET /metrics over TCP there (default: no)\n"
+               "     --host-id=ID        this corrald's name among hosts (default: the machine id)\n"
+               "     --host-lease-sec=N  this host's lease lasts N s unless renewed (default 15)\n"
+               "     --max-runs=N        run at most N runs at once on this host (default 0: no cap)\n"
                "\nSee corrald(8) and corrald.conf(5).\n",
                CONFIG_DEFAULT_PATH, CORRAL_LOCALSTATEDIR, CORRAL_RUNSTATEDIR, CONFIG_SANDBOX_UID_MIN, CONFIG_SANDBOX_UID_MAX);
 }
@@ -80,6 +83,9 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "month-file", required_argument, NULL, ARG_SETTING },
                 { "workspace-remove-delay-sec", required_argument, NULL, ARG_SETTING },
                 { "metrics-listen", required_argument, NULL, ARG_SETTING },
+                { "host-id", required_argument, NULL, ARG_SETTING },
+                { "host-lease-sec", required_argument, NULL, ARG_SETTING },
+                { "max-runs", required_argument, NULL, ARG_SETTING },
                 {},
         };
         int c, idx, r;

@@ -160,7 +160,7 @@ while read -r verb; do
         else
                 not_ok "corralctl $verb --help (exit $rc)"
         fi
-done < <("$CORRALCTL" --help | sed -n 's/^  \([a-z]\+\)\( \(list\|create\|show\|update\|pause\|resume\|terminate\|add\|state\|reset-session\|prune\|approve\)\)\?\b.*/\1\2/p')
+done < <("$CORRALCTL" --help | sed -n 's/^  \([a-z]\+\)\( \(list\|create\|show\|update\|pause\|resume\|terminate\|add\|state\|reset-session\|prune\|approve\|drain\)\)\?\b.*/\1\2/p')
 
 stop_daemon
 is "corrald exits 0 after all of it" "$DAEMON_STATUS" 0

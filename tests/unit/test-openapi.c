@@ -181,6 +181,7 @@ static const struct {
         { &comment_entity, "IssueComment", "CommentCreate", NULL, { "reopen", "interrupt" } },
         { &activity_entity, "Activity" },
         { &workspace_entity, "Workspace" },
+        { &host_entity, "Host" },
 };
 
 static bool listed(const char *const *names, const char *name) {

@@ -122,8 +122,13 @@ static void test_hot_paths_use_indexes(void **state) {
         FREE(run_entity, runs, n);
         assert_int_equal(store_run_event_append(s, "missing", "lifecycle", LEVEL_INFO, "x", NULL), -ENOENT);
         /* Per sweep. */
-        assert_true(store_runs_running(s, &runs, &n) >= 0);
+        assert_true(store_runs_running(s, "host-1", &runs, &n) >= 0);
         FREE(run_entity, runs, n);
+        /* Per claim, and per lease renewal. */
+        assert_true(store_runs_running_on_host_count(s, "host-1", &count) >= 0);
+        expect_index("runs_host_running");
+        bool ours;
+        assert_true(store_host_renew(s, "host-1", 1, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:15.000Z", &ours) >= 0);
         assert_true(store_agents_with_queued_runs(s, &agents, &n) >= 0);
         FREE(agent_entity, agents, n);
         assert_true(store_issues_agent_assigned_open(s, &issues, &n) >= 0);

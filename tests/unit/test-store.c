@@ -141,6 +141,8 @@ static void test_migrate_history_to_issue_columns(void **state) {
                                       "ALTER TABLE agents DROP COLUMN spent_monthly_cents;"
                                       "ALTER TABLE agents DROP COLUMN spent_month;"
                                       "DROP TABLE workspaces; ALTER TABLE companies DROP COLUMN workspace;"
+                                      "DROP TABLE hosts; DROP INDEX runs_host_running;"
+                                      "ALTER TABLE heartbeat_runs DROP COLUMN host_id;"
                                       "PRAGMA user_version = 2;",
                                       NULL, NULL, NULL),
                          SQLITE_OK);

@@ -100,6 +100,7 @@ extern const ApiRoute api_cost_routes[];
 extern const ApiRoute api_workspace_routes[];
 extern const ApiRoute api_lookup_routes[];
 extern const ApiRoute api_event_routes[];
+extern const ApiRoute api_host_routes[];
 /* All of them, NULL-terminated. */
 extern const ApiRoute *const api_route_tables[];
 

@@ -52,6 +52,7 @@ const ApiRoute *const api_route_tables[] = {
         api_workspace_routes,
         api_lookup_routes,
         api_event_routes,
+        api_host_routes,
         NULL,
 };
 

@@ -13,6 +13,7 @@
 
 #include "api/api-common.h"
 #include "control/budget.h"
+#include "control/host.h"
 #include "store/costs.h"
 #include "basic/histogram.h"
 #include "basic/log.h"
@@ -78,6 +79,13 @@ static int handle_health(ApiRequest *req) {
         if (!db || !cJSON_AddStringToObject(db, "backend", store_backend_name(store_backend(ctl->store))) ||
             !cJSON_AddStringToObject(db, "target", store_target(ctl->store)))
                 return -ENOMEM;
+        if (host_self_epoch(ctl) > 0) {
+                cJSON *host = cJSON_AddObjectToObject(o, "host");
+                if (!host || !cJSON_AddStringToObject(host, "id", host_self_id(ctl)) ||
+                    !cJSON_AddNumberToObject(host, "epoch", (double) host_self_epoch(ctl)) ||
+                    !cJSON_AddStringToObject(host, "leaseExpiresAt", host_self_lease_expires(ctl)))
+                        return -ENOMEM;
+        }
         counts = cJSON_AddObjectToObject(o, "counts");
         if (!counts)
                 return -ENOMEM;
@@ -236,6 +244,14 @@ static int handle_metrics(ApiRequest *req) {
                 "corral_database_info{backend=\"%s\"} 1\n",
                 ctl->telemetry.first_heartbeat, ctl->telemetry.task_completed, supervisor_count(ctl->supervisor),
                 store_backend_name(store_backend(ctl->store)));
+        /* This host's lease, as seconds left: a host whose figure nears 0 is not renewing. */
+        int64_t lease_end;
+        if (host_self_id(ctl) && iso_time_parse(host_self_lease_expires(ctl), &lease_end) >= 0)
+                fprintf(f,
+                        "# HELP corral_host_lease_remaining_seconds What is left of this host's lease in the database.\n"
+                        "# TYPE corral_host_lease_remaining_seconds gauge\n"
+                        "corral_host_lease_remaining_seconds{host=\"%s\"} %.3f\n",
+                        host_self_id(ctl), (double) (lease_end - now_usec()) / 1e6);
         r = metric_counts(req, f, "corral_runs", "Runs by status.", &run_entity, run_status_names);
         if (r >= 0)
                 r = metric_counts(req, f, "corral_agents", "Agents by status.", &agent_entity, agent_status_names);

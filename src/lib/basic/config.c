@@ -4,6 +4,7 @@
  */
 #include "basic/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <netdb.h>
@@ -55,6 +56,9 @@ const char *const config_keys[] = {
         "month-file",
         "workspace-remove-delay-sec",
         "metrics-listen",
+        "host-id",
+        "host-lease-sec",
+        "max-runs",
         NULL,
 };
 
@@ -65,6 +69,7 @@ int config_init(Config *c) {
                 .placement = PLACEMENT_AUTO,
                 .log_level = LOG_INFO,
                 .sweep_interval_sec = 30,
+                .host_lease_sec = 15,
                 .process_loss_retries = 1,
                 .max_continuation_retries = 2,
                 .shim_spawner = true,
@@ -98,6 +103,7 @@ void config_done(Config *c) {
         free(c->agent_socket_path);
         free(c->month_file);
         free(c->metrics_listen);
+        free(c->host_id);
         for (size_t i = 0; i < c->n_prices; i++)
                 free(c->prices[i].model);
         free(c->prices);
@@ -285,6 +291,17 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
                 return set_path(&c->cgroup_root, key, value, ret_error);
         if (streq(key, "price") || streq(key, "price-default"))
                 return set_price(c, key, value, ret_error);
+        if (streq(key, "host-id")) {
+                /* A name that reads the same in a URL, a log line and a table. */
+                bool ok = !isempty(value) && strlen(value) <= 128;
+                for (const char *p = value; ok && *p; p++)
+                        ok = isalnum((unsigned char) *p) || strchr("._:-", *p);
+                if (!ok) {
+                        *ret_error = strprintf("host-id must be 1 to 128 letters, digits and ._:-; got '%s'", strempty(value));
+                        return -EINVAL;
+                }
+                return free_and_strdup(&c->host_id, value);
+        }
         if (streq(key, "metrics-listen")) {
                 struct sockaddr_storage sa;
                 socklen_t len;
@@ -326,6 +343,8 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
                 { "default-tasks-max", 0, 4194304, offsetof(Config, default_tasks_max) },
                 { "default-memory-max-mib", 0, 1048576, offsetof(Config, default_memory_max_mib) },
                 { "workspace-remove-delay-sec", 0, 31536000, offsetof(Config, workspace_remove_delay_sec) },
+                { "host-lease-sec", 3, 3600, offsetof(Config, host_lease_sec) },
+                { "max-runs", 0, 1000000, offsetof(Config, max_runs) },
         };
         for (size_t i = 0; i < ELEMENTSOF(numbers); i++) {
                 uint64_t v;

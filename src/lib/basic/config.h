@@ -74,6 +74,10 @@ typedef struct Config {
         char *month_file; /* NULL: the clock's UTC month; a file here lets tests turn the month */
         unsigned workspace_remove_delay_sec; /* a closed issue's workspace is removed this long after */
         char *metrics_listen; /* "ADDRESS:PORT" of a TCP listener for GET /metrics alone; NULL: none */
+        /* Hosts sharing a database (corrald(8), HOSTS). */
+        char *host_id; /* NULL: the machine's id (/etc/machine-id) */
+        unsigned host_lease_sec; /* how long this host's lease lasts unless renewed */
+        unsigned max_runs; /* runs this host runs at once; 0: no cap */
 } Config;
 
 /* The keys config_set() knows, in the order the man page lists them. */

@@ -27,6 +27,7 @@
 #include "supervise/run-workspace.h"
 #include "control/agent-session.h"
 #include "control/finalize.h"
+#include "control/host.h"
 #include "control/issue-lock.h"
 #include "control/policy.h"
 #include "control/wake-context.h"
@@ -151,10 +152,12 @@ static int claim(Control *ctl, Run *run, Agent *agent, bool in_tx, bool *ret_cla
         r = agent_session_resume_id(ctl->store, agent, run->context_snapshot, &run->session_id_before);
         if (r < 0)
                 return r;
-        if ((!run->started_at && free_and_strdup(&run->started_at, now) < 0) || free_and_strdup(&run->updated_at, now) < 0)
+        /* This host claims it, and alone supervises it from here on. */
+        if ((!run->started_at && free_and_strdup(&run->started_at, now) < 0) || free_and_strdup(&run->updated_at, now) < 0 ||
+            free_and_strdup(&run->host_id, host_self_id(ctl)) < 0)
                 return -ENOMEM;
-        static const char *const run_columns[] = { "status",     "session_id_before", "started_at",
-                                                   "updated_at", "context_snapshot",  NULL };
+        static const char *const run_columns[] = { "status",           "session_id_before", "started_at", "updated_at",
+                                                   "context_snapshot", "host_id",           NULL };
         static const char *const agent_columns[] = { "status", "updated_at", NULL };
         r = store_update_columns(ctl->store, &run_entity, run, run_columns);
         if (r < 0)
@@ -197,6 +200,12 @@ int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *r
         if (r < 0)
                 return r;
         int slots = policy_heartbeat(agent).max_concurrent - (int) running;
+        /* Within what this host may still start: none while it drains, max-runs. */
+        int64_t host_slots;
+        r = host_free_slots(ctl, &host_slots);
+        if (r < 0)
+                return r;
+        slots = (int) MIN((int64_t) slots, host_slots);
         if (slots <= 0)
                 return 0;
         /* A spent budget starts nothing (reference §3.2 step 6); its pause cancels the rest. */

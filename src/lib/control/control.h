@@ -47,6 +47,9 @@ typedef struct Control {
         struct PendingEnd *pending_ends;
         sd_event_source *pending_source;
 
+        /* This corrald among the hosts sharing the database: host.c's alone. */
+        struct HostSelf *host;
+
         /* What the daemon says of itself in GET /api/health. */
         int64_t started_usec;
         bool socket_activated;

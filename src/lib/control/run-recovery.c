@@ -17,6 +17,7 @@
 #include "basic/strv.h"
 #include "basic/time-util.h"
 #include "basic/util.h"
+#include "control/host.h"
 #include "store/jsonmap.h"
 #include "store/queries.h"
 #include "control/adapter.h"
@@ -156,7 +157,8 @@ int run_recovery_adopt(Control *ctl) {
         int r, examined = 0;
 
         /* Queued runs are never reaped: only running ones can have lost their processes. */
-        r = store_runs_running(ctl->store, &runs, &n);
+        /* Only this host's: another host's runs are that host's to supervise. */
+        r = store_runs_running(ctl->store, strempty(host_self_id(ctl)), &runs, &n);
         if (r < 0)
                 return log_error_errno(r, "Failed to list running runs: %m");
         for (size_t i = 0; i < n; i++) {

@@ -23,6 +23,7 @@
 #include "control/budget.h"
 #include "control/workspace.h"
 #include "control/finalize.h"
+#include "control/host.h"
 #include "control/quota.h"
 #include "basic/log.h"
 #include "control/sweep.h"
@@ -71,6 +72,7 @@ Manager *manager_free(Manager *m) {
         api_free(m->agent_api);
         api_free(m->metrics_api);
         scheduler_free(m->control.scheduler);
+        host_stop(&m->control);
         quota_free(m->control.quota);
         supervisor_free(m->control.supervisor);
         finalize_pending_free(&m->control);
@@ -447,6 +449,11 @@ int manager_startup(Manager *m) {
                 if (r < 0)
                         log_error_errno(r, "Database %s cannot be written now: %m", db);
         }
+
+        /* This corrald's row among the hosts, before it claims or recovers anything. */
+        r = host_start(&m->control);
+        if (r < 0)
+                return r;
 
         r = placement_new(m->config.placement, m->config.cgroup_root, m->control.event, &m->control.placement);
         if (r < 0)

@@ -26,6 +26,7 @@ const char *const wakeup_status_names[] = {
         "queued", "deferred_issue_execution", "claimed", "coalesced", "skipped", "completed", "failed", "cancelled", NULL,
 };
 const char *const workspace_status_names[] = { "active", "removing", "kept", "removed", NULL };
+const char *const host_status_names[] = { "live", "draining", "dead", NULL };
 const char *const actor_type_names[] = { "user", "agent", "system", NULL };
 const char *const run_status_names[] = { "queued", "running", "succeeded", "failed", "cancelled", "timed_out", NULL };
 const char *const event_stream_names[] = { "system", "stdout", "stderr", NULL };
@@ -276,6 +277,7 @@ static const Field run_fields[] = {
         FIELD_DEF(Run, deadline_at, FIELD_TIME, 0),
         FIELD_DEF(Run, log_path, FIELD_TEXT, 0),
         FIELD_DEF(Run, log_offset, FIELD_INT, 0),
+        FIELD_DEF(Run, host_id, FIELD_TEXT, N),
         FIELD_DEF(Run, created_at, FIELD_TIME, 0),
         FIELD_DEF(Run, updated_at, FIELD_TIME, 0),
 };
@@ -460,20 +462,26 @@ const Entity workspace_entity = {
         .n_fields = ELEMENTSOF(workspace_fields),
 };
 
+static const Field host_fields[] = {
+        FIELD_DEF(Host, id, FIELD_TEXT, K),         FIELD_DEF(Host, name, FIELD_TEXT, 0),
+        FIELD_DEF(Host, epoch, FIELD_INT, 0),       FIELD_ENUM_DEF(Host, status, host_status_names, 0),
+        FIELD_DEF(Host, max_runs, FIELD_INT, 0),    FIELD_DEF(Host, started_at, FIELD_TIME, 0),
+        FIELD_DEF(Host, renewed_at, FIELD_TIME, 0), FIELD_DEF(Host, lease_expires_at, FIELD_TIME, 0),
+        FIELD_DEF(Host, created_at, FIELD_TIME, 0), FIELD_DEF(Host, updated_at, FIELD_TIME, 0),
+};
+
+const Entity host_entity = {
+        .table = "hosts",
+        .name = "host",
+        .size = sizeof(Host),
+        .fields = host_fields,
+        .n_fields = ELEMENTSOF(host_fields),
+};
+
 const Entity *const all_entities[] = {
-        &company_entity,
-        &agent_entity,
-        &runtime_state_entity,
-        &task_session_entity,
-        &wakeup_entity,
-        &run_entity,
-        &run_event_entity,
-        &issue_entity,
-        &issue_relation_entity,
-        &comment_entity,
-        &activity_entity,
-        &workspace_entity,
-        NULL,
+        &company_entity,   &agent_entity, &runtime_state_entity,  &task_session_entity, &wakeup_entity,   &run_entity,
+        &run_event_entity, &issue_entity, &issue_relation_entity, &comment_entity,      &activity_entity, &workspace_entity,
+        &host_entity,      NULL,
 };
 
 int record_stamp(char **id, char **created_at, char **updated_at, const char *now) {

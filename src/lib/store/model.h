@@ -319,6 +319,7 @@ typedef struct Run {
         char *deadline_at;
         char *log_path;
         int64_t log_offset;
+        char *host_id; /* the host whose corrald claimed it, and alone supervises it */
         char *created_at;
         char *updated_at;
 } Run;
@@ -430,6 +431,30 @@ typedef struct Workspace {
         char *removed_at;
 } Workspace;
 
+typedef enum HostStatus {
+        HOST_LIVE,
+        HOST_DRAINING, /* claims nothing new, finishes what it runs */
+        HOST_DEAD, /* its lease ran out, and another host took its runs over */
+        _HOST_STATUS_MAX,
+} HostStatus;
+
+extern const char *const host_status_names[];
+
+/* A corrald sharing the database (corrald(8), HOSTS): its lease, renewed while it lives;
+ * epoch counts its starts, so that a corrald declared dead learns it from its row. */
+typedef struct Host {
+        char *id;
+        char *name;
+        int64_t epoch;
+        HostStatus status;
+        int64_t max_runs; /* 0: no cap */
+        char *started_at;
+        char *renewed_at;
+        char *lease_expires_at;
+        char *created_at;
+        char *updated_at;
+} Host;
+
 extern const Entity company_entity;
 extern const Entity agent_entity;
 extern const Entity runtime_state_entity;
@@ -442,6 +467,7 @@ extern const Entity issue_relation_entity;
 extern const Entity comment_entity;
 extern const Entity activity_entity;
 extern const Entity workspace_entity;
+extern const Entity host_entity;
 
 /* Give a new record a fresh id and its creation (and, unless updated_at is NULL, update)
  * time: now, or the given ISO time. */
@@ -473,3 +499,4 @@ DEFINE_RECORD_CLEANUP(AgentTaskSession, task_session_donep, task_session_entity)
 DEFINE_RECORD_CLEANUP(IssueRelation, issue_relation_donep, issue_relation_entity)
 DEFINE_RECORD_CLEANUP(Activity, activity_donep, activity_entity)
 DEFINE_RECORD_CLEANUP(Workspace, workspace_donep, workspace_entity)
+DEFINE_RECORD_CLEANUP(Host, host_donep, host_entity)

@@ -113,8 +113,37 @@ int store_runs_active_of_agent(Store *s, const char *agent_id, Run **ret, size_t
                           (void **) ret, ret_n);
 }
 
-int store_runs_running(Store *s, Run **ret, size_t *ret_n) {
-        return store_list(s, &run_entity, "WHERE status = 'running' ORDER BY created_at", NULL, 0, (void **) ret, ret_n);
+int store_runs_running(Store *s, const char *host_id, Run **ret, size_t *ret_n) {
+        return store_list(s, &run_entity, "WHERE status = 'running' AND (host_id = ?1 OR host_id IS NULL) ORDER BY created_at",
+                          ARGS(host_id), 0, (void **) ret, ret_n);
+}
+
+int store_runs_running_on_host_count(Store *s, const char *host_id, int64_t *ret) {
+        return store_count(s, "heartbeat_runs", "WHERE status = 'running' AND host_id = ?1", ARGS(host_id), ret);
+}
+
+int store_host_renew(Store *s, const char *host_id, int64_t epoch, const char *now, const char *expires, bool *ret_ours) {
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s,
+                          "UPDATE hosts SET renewed_at = ?3, lease_expires_at = ?4, updated_at = ?3 "
+                          "WHERE id = ?1 AND epoch = ?2 AND status != 'dead'",
+                          &stmt);
+        if (r < 0)
+                return r;
+        if ((r = stmt_bind_text(stmt, 1, host_id)) < 0 || (r = stmt_bind_int64(stmt, 2, epoch)) < 0 ||
+            (r = stmt_bind_text(stmt, 3, now)) < 0 || (r = stmt_bind_text(stmt, 4, expires)) < 0)
+                return r;
+        r = stmt_done(stmt);
+        if (r < 0)
+                return r;
+        *ret_ours = stmt_changes(stmt) > 0;
+        return 0;
+}
+
+int store_hosts(Store *s, StorePage *page, Host **ret, size_t *ret_n) {
+        return store_list_page(s, &host_entity, NULL, "created_at", false, NULL, page, (void **) ret, ret_n);
 }
 
 #define WAKE_DEFERRED "status = 'deferred_issue_execution'"

@@ -37,8 +37,19 @@ int store_runs_continued_since_count(Store *s, const char *company_id, const cha
 int store_runs_queued_in_claim_order(Store *s, const char *agent_id, Run **ret, size_t *ret_n);
 /* The agent's active runs, oldest first. */
 int store_runs_active_of_agent(Store *s, const char *agent_id, Run **ret, size_t *ret_n);
-/* Every run in status running, oldest first. */
-int store_runs_running(Store *s, Run **ret, size_t *ret_n);
+/* Every run in status running of the host (or of no host: made before hosts were
+ * recorded), oldest first. */
+int store_runs_running(Store *s, const char *host_id, Run **ret, size_t *ret_n);
+/* Runs in status running of the host. */
+int store_runs_running_on_host_count(Store *s, const char *host_id, int64_t *ret);
+
+/* ---- hosts ---- */
+
+/* Renew the host's lease, if its row is still of that epoch and not dead: *ret_ours says
+ * whether it was. */
+int store_host_renew(Store *s, const char *host_id, int64_t epoch, const char *now, const char *expires, bool *ret_ours);
+/* The hosts, by when each first came. */
+int store_hosts(Store *s, StorePage *page, Host **ret, size_t *ret_n);
 
 /* ---- wakeups ---- */
 

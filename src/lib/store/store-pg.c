@@ -29,6 +29,8 @@
 /* Held while the schema is migrated, so that corralds that start together migrate once:
  * "corral" in ASCII. */
 #define PG_SCHEMA_LOCK INT64_C(0x636f7272616c)
+/* Held by every write transaction: "corralw". */
+#define PG_WRITE_LOCK_TEXT "27988560030297207"
 /* pg_type OIDs of the integer types. */
 #define PG_INT8OID 20
 #define PG_INT2OID 21
@@ -472,7 +474,10 @@ const StoreDriver store_driver_pg = {
         .backend = STORE_BACKEND_POSTGRESQL,
         .migrations = pg_migrations,
         .n_migrations = ELEMENTSOF(pg_migrations),
-        .begin = "BEGIN",
+        /* One writer at a time, as SQLite's BEGIN IMMEDIATE has it, also across the corralds
+         * of several hosts: the control plane's checks inside a transaction (a run still
+         * queued, an issue's lock free) then hold until its commit. */
+        .begin = "BEGIN; SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK_TEXT ")",
         .open = pg_open,
         .close = pg_close,
         .exec = pg_exec,

@@ -438,4 +438,20 @@ static const Migration pg_migrations[] = {
           "  FOR EACH ROW EXECUTE FUNCTION corral_wakeup_evented();\n"
           "CREATE TRIGGER wakeups_status_evented AFTER UPDATE OF status ON agent_wakeup_requests\n"
           "  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION corral_wakeup_evented();\n" },
+        { 9,
+          "CREATE TABLE hosts (\n"
+          "  rowid BIGINT GENERATED ALWAYS AS IDENTITY,\n"
+          "  id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL,\n"
+          "  name TEXT COLLATE \"C\" NOT NULL,\n"
+          "  epoch BIGINT NOT NULL DEFAULT 0,\n"
+          "  status TEXT COLLATE \"C\" NOT NULL DEFAULT 'live',\n"
+          "  max_runs BIGINT NOT NULL DEFAULT 0,\n"
+          "  started_at TEXT COLLATE \"C\",\n"
+          "  renewed_at TEXT COLLATE \"C\",\n"
+          "  lease_expires_at TEXT COLLATE \"C\",\n"
+          "  created_at TEXT COLLATE \"C\" NOT NULL,\n"
+          "  updated_at TEXT COLLATE \"C\" NOT NULL\n"
+          ");\n"
+          "ALTER TABLE heartbeat_runs ADD COLUMN host_id TEXT COLLATE \"C\";\n"
+          "CREATE INDEX runs_host_running ON heartbeat_runs(host_id) WHERE status = 'running';\n" },
 };

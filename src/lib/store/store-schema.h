@@ -430,4 +430,21 @@ static const Migration sqlite_migrations[] = {
           "  INSERT INTO events (company_id, type, entity_id, data) VALUES (NEW.company_id, 'wakeup', NEW.id,\n"
           "    json_object('wakeupId', NEW.id, 'agentId', NEW.agent_id, 'status', NEW.status, 'reason', NEW.reason,\n"
           "                'source', NEW.source, 'runId', NEW.run_id)); END;\n" },
+        /* Hosts (corrald(8), HOSTS): each corrald's row and lease, and the host that claimed
+         * each run, which alone supervises it. */
+        { 9,
+          "CREATE TABLE hosts (\n"
+          "  id TEXT PRIMARY KEY NOT NULL,\n"
+          "  name TEXT NOT NULL,\n"
+          "  epoch INTEGER NOT NULL DEFAULT 0,\n"
+          "  status TEXT NOT NULL DEFAULT 'live',\n"
+          "  max_runs INTEGER NOT NULL DEFAULT 0,\n"
+          "  started_at TEXT,\n"
+          "  renewed_at TEXT,\n"
+          "  lease_expires_at TEXT,\n"
+          "  created_at TEXT NOT NULL,\n"
+          "  updated_at TEXT NOT NULL\n"
+          ");\n"
+          "ALTER TABLE heartbeat_runs ADD COLUMN host_id TEXT;\n"
+          "CREATE INDEX runs_host_running ON heartbeat_runs(host_id) WHERE status = 'running';\n" },
 };

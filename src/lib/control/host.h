@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * This corrald as a host (corrald(8), HOSTS): its row in the hosts table, with a lease it
+ * renews every third of host-lease-sec and an epoch that counts its starts; the runs it
+ * claims carry its id, and it supervises, re-adopts and recovers only those (and the runs
+ * of no host, made before hosts were recorded).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "control/control.h"
+#include "store/model.h"
+
+/* Take this host's row (a new epoch, status live, a fresh lease) and renew it from a timer. */
+int host_start(Control *ctl);
+void host_stop(Control *ctl);
+
+/* This host's id, epoch and lease end (ISO time); NULL/0 before host_start(). */
+const char *host_self_id(const Control *ctl);
+int64_t host_self_epoch(const Control *ctl);
+const char *host_self_lease_expires(const Control *ctl);
+
+/* How many more runs this host may start now: 0 while it drains, INT64_MAX without a
+ * max-runs cap. */
+int host_free_slots(Control *ctl, int64_t *ret);
+
+/* Stop a host claiming anything new; it finishes what it runs. -ENOENT: no such host. */
+int host_drain(Control *ctl, const char *host_id);
