@@ -42,18 +42,8 @@ void api_params_free(char *params[static API_PARAMS_MAX]) {
 }
 
 const ApiRoute *const api_route_tables[] = {
-        api_system_routes,
-        api_company_routes,
-        api_agent_routes,
-        api_issue_routes,
-        api_comment_routes,
-        api_run_routes,
-        api_cost_routes,
-        api_workspace_routes,
-        api_lookup_routes,
-        api_event_routes,
-        api_host_routes,
-        NULL,
+        api_system_routes, api_company_routes,   api_agent_routes,  api_issue_routes, api_comment_routes, api_run_routes,
+        api_cost_routes,   api_workspace_routes, api_lookup_routes, api_event_routes, api_host_routes,    NULL,
 };
 
 const ApiRoute *api_route_find(const char *method, const char *path, char *params[static API_PARAMS_MAX], char *allow,
