@@ -135,11 +135,50 @@ int store_host_renew(Store *s, const char *host_id, int64_t epoch, const char *n
         if ((r = stmt_bind_text(stmt, 1, host_id)) < 0 || (r = stmt_bind_int64(stmt, 2, epoch)) < 0 ||
             (r = stmt_bind_text(stmt, 3, now)) < 0 || (r = stmt_bind_text(stmt, 4, expires)) < 0)
                 return r;
-        r = stmt_done(stmt);
+        /* Past the fence: this is what tells whether the host is still itself. */
+        r = stmt_step_unfenced(stmt);
         if (r < 0)
                 return r;
         *ret_ours = stmt_changes(stmt) > 0;
         return 0;
+}
+
+int store_hosts_expired(Store *s, const char *self_id, const char *now, Host **ret, size_t *ret_n) {
+        return store_list(s, &host_entity, "WHERE status != 'dead' AND lease_expires_at < ?2 AND id != ?1 ORDER BY created_at",
+                          ARGS(self_id, now), 0, (void **) ret, ret_n);
+}
+
+int store_host_declare_dead(Store *s, const char *host_id, const char *now, bool *ret_taken) {
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s,
+                          "UPDATE hosts SET status = 'dead', updated_at = ?2 "
+                          "WHERE id = ?1 AND status != 'dead' AND lease_expires_at < ?2",
+                          &stmt);
+        if (r < 0)
+                return r;
+        if ((r = stmt_bind_text(stmt, 1, host_id)) < 0 || (r = stmt_bind_text(stmt, 2, now)) < 0)
+                return r;
+        r = stmt_done(stmt);
+        if (r < 0)
+                return r;
+        *ret_taken = stmt_changes(stmt) > 0;
+        return 0;
+}
+
+int store_runs_taken_over(Store *s, const char *host_id, const char *since, Run **ret, size_t *ret_n) {
+        return store_list(s, &run_entity,
+                          "WHERE host_id = ?1 AND finished_at >= ?2 AND error_code = 'process_lost' "
+                          "AND (cgroup_path IS NOT NULL OR unit_name IS NOT NULL) ORDER BY finished_at",
+                          ARGS(host_id, since), 0, (void **) ret, ret_n);
+}
+
+int store_runs_running_on_dead_hosts(Store *s, Run **ret, size_t *ret_n) {
+        return store_list(s, &run_entity,
+                          "WHERE status = 'running' AND host_id IN (SELECT id FROM hosts WHERE status = 'dead') "
+                          "ORDER BY created_at",
+                          NULL, 0, (void **) ret, ret_n);
 }
 
 int store_hosts(Store *s, StorePage *page, Host **ret, size_t *ret_n) {

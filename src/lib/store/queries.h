@@ -48,6 +48,16 @@ int store_runs_running_on_host_count(Store *s, const char *host_id, int64_t *ret
 /* Renew the host's lease, if its row is still of that epoch and not dead: *ret_ours says
  * whether it was. */
 int store_host_renew(Store *s, const char *host_id, int64_t epoch, const char *now, const char *expires, bool *ret_ours);
+/* The hosts but self_id whose lease ended before now and that no host declared dead yet. */
+int store_hosts_expired(Store *s, const char *self_id, const char *now, Host **ret, size_t *ret_n);
+/* Declare a host dead, if its lease still ended before now and no host did already:
+ * *ret_taken says whether this call did. */
+int store_host_declare_dead(Store *s, const char *host_id, const char *now, bool *ret_taken);
+/* The host's runs finalized as lost since (an ISO time) that had a place: what another host
+ * took over from it while it was away. */
+int store_runs_taken_over(Store *s, const char *host_id, const char *since, Run **ret, size_t *ret_n);
+/* Runs still running on hosts declared dead: theirs to be finalized as lost. */
+int store_runs_running_on_dead_hosts(Store *s, Run **ret, size_t *ret_n);
 /* The hosts, by when each first came. */
 int store_hosts(Store *s, StorePage *page, Host **ret, size_t *ret_n);
 

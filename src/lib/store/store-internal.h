@@ -28,6 +28,7 @@ typedef struct StoreDriver StoreDriver;
 typedef struct StoreStmt {
         Store *store;
         const char *sql; /* the cache's copy */
+        bool writes; /* INSERT, UPDATE or DELETE: refused when fenced outside a transaction */
 } StoreStmt;
 
 typedef struct CachedStatement CachedStatement;
@@ -41,6 +42,9 @@ struct Store {
         bool in_transaction;
         int write_error; /* the last failure to write (-EAGAIN, -ENOSPC, -EACCES, -EIO), 0 after a commit */
         uint64_t write_error_usec; /* CLOCK_MONOTONIC */
+        char *fence_host_id; /* store_set_fence(): NULL, or the host whose row fences writes */
+        int64_t fence_epoch;
+        uint64_t fence_until_usec;
         StorePlanFn plan_fn; /* tests: told the query plan of each statement prepared */
         void *plan_userdata;
 };
@@ -81,6 +85,10 @@ struct StoreDriver {
         void (*report_plan)(Store *s, const char *sql);
         /* Why the last failure was, in the database's own words. */
         const char *(*error_message)(Store *s);
+        /* store_work_listen() and the rest (NULL: one host, nothing to hear). */
+        int (*listen)(Store *s, int *ret_fd);
+        int (*listen_read)(Store *s, StoreWorkFn fn, void *userdata);
+        void (*unlisten)(Store *s);
 };
 
 extern const StoreDriver store_driver_sqlite;
@@ -100,12 +108,23 @@ static inline int stmt_bind_text(StoreStmt *st, int i, const char *v) {
 static inline int stmt_bind_int64(StoreStmt *st, int i, int64_t v) {
         return st->store->driver->bind_int64(st, i, v);
 }
+/* A write outside a transaction that the fence refuses: -EOWNERDEAD (store.c). */
+int store_stmt_fenced(StoreStmt *st);
 static inline int stmt_step(StoreStmt *st) {
+        if (st->writes && st->store->fence_host_id && !st->store->in_transaction) {
+                int r = store_stmt_fenced(st);
+                if (r < 0)
+                        return r;
+        }
+        return st->store->driver->step(st);
+}
+/* Step past the fence: the host's own row (queries.c, store_host_renew()). */
+static inline int stmt_step_unfenced(StoreStmt *st) {
         return st->store->driver->step(st);
 }
 /* Step to a statement's one row: 0 with it there to read, -ENOENT without one. */
 static inline int stmt_row(StoreStmt *st) {
-        int r = st->store->driver->step(st);
+        int r = stmt_step(st);
         return r < 0 ? r : r == 0 ? -ENOENT : 0;
 }
 /* Step a statement that returns no row. */

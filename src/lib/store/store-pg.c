@@ -31,6 +31,9 @@
 #define PG_SCHEMA_LOCK INT64_C(0x636f7272616c)
 /* Held by every write transaction: "corralw". */
 #define PG_WRITE_LOCK_TEXT "27988560030297207"
+/* How long a session may sit idle inside a transaction: corrald's never do, between
+ * their statements, for anything like this long. */
+#define PG_IDLE_IN_TRANSACTION_MS 3000u
 /* pg_type OIDs of the integer types. */
 #define PG_INT8OID 20
 #define PG_INT2OID 21
@@ -38,6 +41,7 @@
 
 typedef struct PgConn {
         PGconn *conn;
+        PGconn *listen; /* LISTEN corral_work, on a connection of its own (pg_listen()) */
         char *conninfo;
         unsigned generation; /* bumped by each new connection: what was prepared before is gone */
         unsigned n_statements; /* names them */
@@ -112,8 +116,12 @@ static int pg_setup(Store *s) {
         int r = 0;
 
         PQsetNoticeProcessor(c->conn, notice_to_log, NULL);
-        snprintf(sql, sizeof(sql), "SET client_min_messages = warning; SET lock_timeout = %u; SELECT pg_is_in_recovery()",
-                 c->lock_timeout_ms);
+        /* A corrald frozen inside a transaction (a stopped VM) holds the write lock of every
+         * host: the server ends its session, and the lock with it, well within a lease. */
+        snprintf(sql, sizeof(sql),
+                 "SET client_min_messages = warning; SET lock_timeout = %u; SET idle_in_transaction_session_timeout = %u; "
+                 "SELECT pg_is_in_recovery()",
+                 c->lock_timeout_ms, PG_IDLE_IN_TRANSACTION_MS);
         res = PQexec(c->conn, sql);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
                 keep_error(c, PQresultErrorMessage(res));
@@ -234,6 +242,8 @@ static void pg_close(Store *s) {
                 return;
         if (c->conn)
                 PQfinish(c->conn);
+        if (c->listen)
+                PQfinish(c->listen);
         free(c->conninfo);
         free(c->error);
         free(c);
@@ -470,6 +480,66 @@ static const char *pg_error_message(Store *s) {
         return c && c->error ? c->error : "unknown error";
 }
 
+static void pg_unlisten(Store *s) {
+        PgConn *c = pg_conn(s);
+
+        if (c->listen)
+                PQfinish(c->listen);
+        c->listen = NULL;
+}
+
+static int pg_listen(Store *s, int *ret_fd) {
+        PgConn *c = pg_conn(s);
+        PGresult *res;
+
+        pg_unlisten(s);
+        c->listen = PQconnectdb(c->conninfo);
+        if (!c->listen)
+                return -ENOMEM;
+        if (PQstatus(c->listen) != CONNECTION_OK) {
+                keep_error(c, PQerrorMessage(c->listen));
+                pg_unlisten(s);
+                return -EAGAIN;
+        }
+        PQsetNoticeProcessor(c->listen, notice_to_log, NULL);
+        res = PQexec(c->listen, "LISTEN corral_work");
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                keep_error(c, PQresultErrorMessage(res));
+                PQclear(res);
+                pg_unlisten(s);
+                return -EAGAIN;
+        }
+        PQclear(res);
+        if (PQsetnonblocking(c->listen, 1) < 0) {
+                keep_error(c, PQerrorMessage(c->listen));
+                pg_unlisten(s);
+                return -EIO;
+        }
+        *ret_fd = PQsocket(c->listen);
+        return 0;
+}
+
+static int pg_listen_read(Store *s, StoreWorkFn fn, void *userdata) {
+        PgConn *c = pg_conn(s);
+        int own = c->conn ? PQbackendPID(c->conn) : 0;
+        PGnotify *n;
+
+        if (!c->listen)
+                return -ENOTCONN;
+        if (!PQconsumeInput(c->listen) || PQstatus(c->listen) != CONNECTION_OK) {
+                keep_error(c, PQerrorMessage(c->listen));
+                pg_unlisten(s);
+                return -ECONNRESET;
+        }
+        while ((n = PQnotifies(c->listen))) {
+                /* What this corrald's own connection did, it knows of already. */
+                if (n->be_pid != own)
+                        fn(n->extra, userdata);
+                PQfreemem(n);
+        }
+        return 0;
+}
+
 const StoreDriver store_driver_pg = {
         .backend = STORE_BACKEND_POSTGRESQL,
         .migrations = pg_migrations,
@@ -499,4 +569,7 @@ const StoreDriver store_driver_pg = {
         .set_busy_timeout = pg_set_busy_timeout,
         .report_plan = pg_report_plan,
         .error_message = pg_error_message,
+        .listen = pg_listen,
+        .listen_read = pg_listen_read,
+        .unlisten = pg_unlisten,
 };

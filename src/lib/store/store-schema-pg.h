@@ -454,4 +454,16 @@ static const Migration pg_migrations[] = {
           ");\n"
           "ALTER TABLE heartbeat_runs ADD COLUMN host_id TEXT COLLATE \"C\";\n"
           "CREATE INDEX runs_host_running ON heartbeat_runs(host_id) WHERE status = 'running';\n" },
+        /* Failover: as SQLite's step 10. Work for any host: a run queued, or one that ended
+         * (its agent has a free slot), is told to every corrald listening on corral_work,
+         * with the agent's id, when its transaction commits (control/work-notify.c). */
+        { 10,
+          "CREATE INDEX runs_host_finished ON heartbeat_runs(host_id, finished_at) WHERE host_id IS NOT NULL;\n"
+          "CREATE FUNCTION corral_work_notified() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN\n"
+          "  IF NEW.status = 'queued' OR (TG_OP = 'UPDATE' AND OLD.status = 'running') THEN\n"
+          "    PERFORM pg_notify('corral_work', NEW.agent_id);\n"
+          "  END IF;\n"
+          "  RETURN NULL; END $$;\n"
+          "CREATE TRIGGER heartbeat_runs_work_notified AFTER INSERT OR UPDATE OF status ON heartbeat_runs\n"
+          "  FOR EACH ROW EXECUTE FUNCTION corral_work_notified();\n" },
 };

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "basic/macro.h"
 #include "basic/util.h"
@@ -126,6 +127,12 @@ void store_set_plan_observer(Store *s, StorePlanFn fn, void *userdata) {
         s->plan_userdata = userdata;
 }
 
+/* Whether a statement changes rows: its first word (the store's writes never start with WITH). */
+static bool statement_writes(const char *sql) {
+        sql += strspn(sql, " \t\n");
+        return strncasecmp(sql, "INSERT", 6) == 0 || strncasecmp(sql, "UPDATE", 6) == 0 || strncasecmp(sql, "DELETE", 6) == 0;
+}
+
 static int store_prepare_entity_of(Store *s, const char *sql, const Entity *e, EntityStatement kind, const char *const *columns,
                                    StoreStmt **ret) {
         StoreStmt *stmt = NULL;
@@ -149,6 +156,7 @@ static int store_prepare_entity_of(Store *s, const char *sql, const Entity *e, E
         }
         stmt->store = s;
         stmt->sql = copy;
+        stmt->writes = statement_writes(copy);
         if (s->plan_fn)
                 s->driver->report_plan(s, sql);
 
@@ -267,6 +275,7 @@ Store *store_free(Store *s) {
         }
         free(s->cache);
         s->driver->close(s);
+        free(s->fence_host_id);
         free(s->path);
         free(s);
         return NULL;
@@ -276,16 +285,87 @@ int store_schema_version(Store *s) {
         return s->driver->schema_version(s);
 }
 
-int store_begin(Store *s) {
+int store_work_listen(Store *s, int *ret_fd) {
+        if (!s->driver->listen)
+                return -EOPNOTSUPP;
+        return s->driver->listen(s, ret_fd);
+}
+
+int store_work_read(Store *s, StoreWorkFn fn, void *userdata) {
+        if (!s->driver->listen_read)
+                return -EOPNOTSUPP;
+        return s->driver->listen_read(s, fn, userdata);
+}
+
+void store_work_unlisten(Store *s) {
+        if (s->driver->unlisten)
+                s->driver->unlisten(s);
+}
+
+int store_set_fence(Store *s, const char *host_id, int64_t epoch, uint64_t until_usec) {
+        if (!host_id) {
+                s->fence_host_id = mfree(s->fence_host_id);
+                return 0;
+        }
+        if (!streq_ptr(s->fence_host_id, host_id) && free_and_strdup(&s->fence_host_id, host_id) < 0)
+                return -ENOMEM;
+        s->fence_epoch = epoch;
+        s->fence_until_usec = until_usec;
+        return 0;
+}
+
+bool store_fence_expired(Store *s) {
+        return s->fence_host_id && now_mono_usec() >= s->fence_until_usec;
+}
+
+int store_stmt_fenced(StoreStmt *st) {
+        return store_fence_expired(st->store) ? -EOWNERDEAD : 0;
+}
+
+/* Inside the transaction, which holds the write lock that a takeover holds too: whether
+ * this host's row still is this corrald's. */
+static int fence_check(Store *s) {
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s, "SELECT 1 FROM hosts WHERE id = ?1 AND epoch = ?2 AND status != 'dead'", &stmt);
+        if (r < 0)
+                return r;
+        if ((r = stmt_bind_text(stmt, 1, s->fence_host_id)) < 0 || (r = stmt_bind_int64(stmt, 2, s->fence_epoch)) < 0)
+                return r;
+        r = stmt_step(stmt);
+        if (r < 0)
+                return r;
+        return r == 0 ? -EOWNERDEAD : 0;
+}
+
+static int begin(Store *s, bool fenced) {
         int r;
 
         if (s->in_transaction)
                 return log_error_errno(-EINPROGRESS, "Database transaction already open (programming error).");
+        if (fenced && store_fence_expired(s))
+                return -EOWNERDEAD;
         r = store_exec(s, s->driver->begin);
         if (r < 0)
                 return r;
         s->in_transaction = true;
+        if (fenced && s->fence_host_id) {
+                r = fence_check(s);
+                if (r < 0) {
+                        store_rollback(s);
+                        return r;
+                }
+        }
         return 0;
+}
+
+int store_begin(Store *s) {
+        return begin(s, true);
+}
+
+int store_begin_unfenced(Store *s) {
+        return begin(s, false);
 }
 
 int store_commit(Store *s) {

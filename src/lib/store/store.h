@@ -9,7 +9,8 @@
  * constraint, -EAGAIN locked by another connection past the busy timeout (nothing was
  * done: try again later), -EPROTONOSUPPORT database newer than this binary,
  * -EIO anything else (logged here with the database's message). On PostgreSQL, a lost
- * connection is -EAGAIN too (the next statement connects again).
+ * connection is -EAGAIN too (the next statement connects again). -EOWNERDEAD: a write of
+ * a host that may have been declared dead (store_set_fence()), refused.
  */
 #pragma once
 
@@ -60,6 +61,29 @@ const char *store_health(Store *s);
 int store_begin(Store *s);
 int store_commit(Store *s);
 void store_rollback(Store *s);
+
+/* Fencing, for a host whose database other hosts share (corrald(8), HOSTS): from
+ * until_usec (CLOCK_MONOTONIC) on, when the lease this host last renewed may have run out,
+ * every write is refused with -EOWNERDEAD without reaching the database; and a transaction
+ * begins only if, once it holds the write lock, the host's row still has this epoch and
+ * does not say dead. host_id NULL: no fence (one host, or while the host takes its row). */
+int store_set_fence(Store *s, const char *host_id, int64_t epoch, uint64_t until_usec);
+/* Whether writes are refused now by the fence's time alone. */
+bool store_fence_expired(Store *s);
+/* A write transaction that no fence refuses: for the host's own row, to take it again. */
+int store_begin_unfenced(Store *s);
+
+/* Work for any host, where several share the database (PostgreSQL's LISTEN corral_work,
+ * on a connection of its own): a run was queued, or one ended and its agent has a free
+ * slot. store_work_listen() gives a descriptor that is readable when there is news, and
+ * store_work_read() calls fn with the agent's id of each, but for what this store's own
+ * connection did. -EOPNOTSUPP on SQLite; -EAGAIN when the database cannot be reached;
+ * -ECONNRESET from store_work_read() when the connection was lost (listen again, and
+ * look at all queued work: what was said meanwhile is gone). */
+typedef void (*StoreWorkFn)(const char *agent_id, void *userdata);
+int store_work_listen(Store *s, int *ret_fd);
+int store_work_read(Store *s, StoreWorkFn fn, void *userdata);
+void store_work_unlisten(Store *s);
 
 int store_insert(Store *s, const Entity *e, void *obj); /* fills an INTEGER key assigned by SQLite */
 int store_get(Store *s, const Entity *e, const char *key, void *ret);
