@@ -70,6 +70,7 @@ typedef struct Tracked {
         RunEnd stop_reason; /* set when corral decided to end the run */
         bool detached; /* the row says process_detached until the run shows life */
         bool killed; /* the cgroup was killed: a run without an exit status died of that */
+        bool fenced; /* this host may have been declared dead: killed, and nothing of it is written */
         bool sandboxed; /* the agent's tree has a sandbox init, which is not a leftover */
         unsigned leftover;
 

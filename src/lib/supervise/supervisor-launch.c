@@ -440,6 +440,8 @@ int tracked_on_report(sd_event_source *src, int fd, uint32_t revents, void *user
         if (t->launched_usec > 0 && !again)
                 histogram_observe(&t->supervisor->launch_latency, (double) (now_mono_usec() - t->launched_usec) / 1e6);
 
+        if (t->fenced)
+                return 0; /* nothing of a fenced run is written */
         /* The pid and the "run started" event in one transaction. */
         _cleanup_(store_rollbackp) Store *tx = NULL;
         Store *store = t->supervisor->store;

@@ -79,6 +79,7 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
                 return r;
         seed_excerpts(t->log, run);
         t->origin = TRACK_ADOPTED;
+        t->fenced = spec->stale;
         {
                 _cleanup_free_ char *policy = strprintf("%s/%s", t->run_dir, SHIM_SANDBOX_FILE);
                 t->sandboxed = policy && access(policy, F_OK) >= 0;
@@ -123,8 +124,16 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
                         return r;
                 }
                 tracked_set_state(t, TRACK_RUNNING);
-                log_fields(LOG_NOTICE, fields, "Run %s re-adopted: its shim %d is alive.", t->run_id, (int) t->shim_pid);
                 *ret = RECOVER_ADOPTED;
+                if (t->fenced) {
+                        log_fields(
+                                LOG_WARNING, fields,
+                                "Run %s was taken over by another host, yet its shim %d is alive: killing every process in it.",
+                                t->run_id, (int) t->shim_pid);
+                        tracked_kill(t);
+                        return 0;
+                }
+                log_fields(LOG_NOTICE, fields, "Run %s re-adopted: its shim %d is alive.", t->run_id, (int) t->shim_pid);
                 return 0;
         }
 

@@ -253,6 +253,8 @@ unsigned supervisor_count(Supervisor *s) {
 /* ---- ending ---- */
 
 void tracked_event(Tracked *t, EventLevel level, const char *message) {
+        if (t->fenced)
+                return;
         int r = store_run_event_append(t->supervisor->store, t->run_id, "lifecycle", level, message, NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to record run event for %s, ignoring: %m", t->run_id);
@@ -443,7 +445,7 @@ static void finish(Tracked *t) {
                 log_fields(LOG_INFO, fields, "Run %s finished (%s, %s), log %" PRIu64 " bytes.", t->run_id,
                            run_end_to_string(result.end), exit_text, result.log_bytes);
         }
-        if (s->finished)
+        if (s->finished && !t->fenced)
                 s->finished(s, &result, s->userdata);
         supervisor_untrack(s, t);
         /* Spares a launch used without reaching its go are made again too. */
@@ -632,6 +634,34 @@ int supervisor_stop(Supervisor *s, const char *run_id, RunEnd why) {
         return 0;
 }
 
+unsigned supervisor_fence(Supervisor *s) {
+        unsigned n = 0;
+
+        for (size_t i = 0; i < s->n_runs; i++) {
+                Tracked *t = s->runs[i];
+
+                if (t->fenced)
+                        continue;
+                t->fenced = true;
+                n++;
+                {
+                        RUN_FIELDS(t, fields);
+                        log_fields(LOG_WARNING, fields,
+                                   "Run %s: killing every process in it, unrecorded: this host may have been declared dead.",
+                                   t->run_id);
+                }
+                if (t->stop_reason < 0)
+                        t->stop_reason = RUN_END_LOST;
+                if (t->state == TRACK_LAUNCHING) {
+                        /* The agent has not started: closing the go pipe makes the shim give up. */
+                        t->go_fd = safe_close(t->go_fd);
+                        tracked_set_state(t, TRACK_STOPPING);
+                }
+                tracked_kill(t);
+        }
+        return n;
+}
+
 static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
         Tracked *t = userdata;
 
@@ -682,6 +712,8 @@ static void clear_detached(Tracked *t) {
         int r;
 
         t->detached = false;
+        if (t->fenced)
+                return;
         r = store_get(t->supervisor->store, &run_entity, t->run_id, &run);
         if (r < 0 || run.status != RUN_RUNNING || !streq_ptr(run.error_code, "process_detached"))
                 return;

@@ -113,6 +113,9 @@ int supervisor_launch(Supervisor *s, const LaunchSpec *spec);
 typedef struct RecoverSpec {
         uint64_t grace_sec;
         uint64_t idle_timeout_sec;
+        /* Another host took the run over while this one was away (corrald(8), HOSTS): what
+         * is left of it is killed, and nothing of it written. */
+        bool stale;
 } RecoverSpec;
 
 typedef enum RecoverOutcome {
@@ -132,6 +135,11 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
  * BUDGET or BUDGET_PAUSED.
  * -ENOENT when this supervisor does not track the run. */
 int supervisor_stop(Supervisor *s, const char *run_id, RunEnd why);
+
+/* This host may have been declared dead, and its runs taken over by another (corrald(8),
+ * HOSTS): kill every process of every tracked run, and write nothing more of them; each is
+ * forgotten once its cgroup is empty, without the finished callback. How many it fenced. */
+unsigned supervisor_fence(Supervisor *s);
 
 /* The excerpts of a tracked run as they are now (malloc'ed into *ret_stdout, *ret_stderr,
  * replacing what they held): -ESRCH for a run not tracked. */
