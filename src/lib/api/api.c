@@ -828,6 +828,12 @@ static int answer(Api *a, Job *j) {
                 (void) api_reply_error(&req, MHD_HTTP_SERVICE_UNAVAILABLE,
                                        "the database cannot be written (%s); nothing was done",
                                        r == -ENOSPC ? "its file system is full" : "it is read-only or not permitted");
+        } else if (r == -EOWNERDEAD) {
+                /* Fenced (store_set_fence()): this host may have been declared dead. */
+                req.retry_after_sec = 5;
+                (void) api_reply_error(&req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                       "this host has not renewed its lease and may have been declared dead by the "
+                                       "others; it writes nothing until it has, nothing was done (corralctl host list)");
         } else if (r < 0) {
                 log_error_errno(r, "%s %s failed: %m", j->method, j->url);
                 (void) api_reply_error(&req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error: %s", strerror(-r));

@@ -144,6 +144,14 @@ static int claim(Control *ctl, Run *run, Agent *agent, bool in_tx, bool *ret_cla
                 return r;
         if (run->status != RUN_QUEUED)
                 return 0;
+        /* Counted again under the write lock: another host may have claimed a run of the
+         * agent since its free slots were counted. */
+        int64_t running;
+        r = store_runs_running_count(ctl->store, agent->id, &running);
+        if (r < 0)
+                return r;
+        if (running >= policy_heartbeat(agent).max_concurrent)
+                return 0;
         r = claim_issue(ctl, run, agent, now);
         if (r <= 0)
                 return r; /* stays queued (blocked, or another run holds the issue) */

@@ -685,7 +685,7 @@ void finalize_pending_free(Control *ctl) {
 /* Whether r says the database cannot take a write now (locked, full, read-only, failing),
  * which another try may get past, rather than that this end cannot be written at all. */
 static bool store_unwritable(int r) {
-        return r == -EAGAIN || r == -ENOSPC || r == -EACCES || r == -EIO;
+        return r == -EAGAIN || r == -ENOSPC || r == -EACCES || r == -EIO || r == -EOWNERDEAD;
 }
 
 /* Record a run's end, whatever happens: in full; if that fails for any reason but a database
@@ -751,6 +751,23 @@ static int finalize_end(Control *ctl, const RunResult *given, unsigned attempts)
 
 void finalize_run_finished(Supervisor *s, const RunResult *result, void *userdata) {
         (void) finalize_end(userdata, result, 0);
+}
+
+int finalize_run_lost_elsewhere(Control *ctl, const Run *run, const char *error) {
+        /* What the row holds of its log stays: the log itself is on the dead host. */
+        RunResult result = {
+                .run_id = run->id,
+                .end = RUN_END_LOST,
+                .exit_code = INT_NULL,
+                .error = error,
+                .stdout_excerpt = run->stdout_excerpt,
+                .stderr_excerpt = run->stderr_excerpt,
+                .log_bytes = run->log_bytes > 0 ? (uint64_t) run->log_bytes : 0,
+                .log_offset = run->log_offset > 0 ? (uint64_t) run->log_offset : 0,
+        };
+        if (run->log_sha256)
+                snprintf(result.log_sha256, sizeof(result.log_sha256), "%s", run->log_sha256);
+        return finalize_end(ctl, &result, 0);
 }
 
 static int cancel_queued(Control *ctl, const char *run_id, RunEnd why) {

@@ -29,6 +29,9 @@ int finalize_run_in_transaction(Store *s, const RunResult *result, Run *ret);
  * The end is recorded whatever happens (finalize.c, finalize_end()): what cannot be written
  * now is kept and tried again from a timer. */
 void finalize_run_finished(Supervisor *s, const RunResult *result, void *userdata);
+/* A run of a host declared dead (control/host.c): finalized here as lost, error saying
+ * why, with its one retry; what cannot be written now is tried again like any end. */
+int finalize_run_lost_elsewhere(Control *ctl, const Run *run, const char *error);
 /* At shutdown: forget the ends not recorded yet (the next start's recovery records them
  * from the runs' status files). */
 void finalize_pending_free(Control *ctl);

@@ -12,14 +12,38 @@
 #include "basic/macro.h"
 #include "basic/time-util.h"
 #include "basic/util.h"
+#include "control/finalize.h"
+#include "control/run-recovery.h"
 #include "store/queries.h"
+#include "supervise/supervisor.h"
 
 typedef struct HostSelf {
         char *id;
         int64_t epoch;
         char lease_expires[ISO_TIME_MAX];
-        sd_event_source *timer;
+        /* Several hosts may share the database (PostgreSQL): writes are fenced by the lease. */
+        bool shared;
+        /* CLOCK_MONOTONIC at the start of the last renewal that held: the lease runs from there. */
+        uint64_t renewed_mono;
+        /* Its runs were killed unrecorded (host_fence()): recovery takes up what is left once
+         * the host knows its row again. */
+        bool fenced;
+        /* Its row said dead when it took it: others took its runs over since then (ISO time),
+         * and what is left of them here is to be killed (host_recover_stale()). */
+        char *stale_since;
+        sd_event_source *timer, *fence_timer;
 } HostSelf;
+
+static uint64_t lease_usec(const Control *ctl) {
+        return (uint64_t) ctl->config->host_lease_sec * USEC_PER_SEC;
+}
+
+/* How long after a renewal began a host stops writing and kills its runs unless it has
+ * renewed again: before the lease runs out, by a sixth of it, which is the margin for the
+ * clocks of the hosts (by which the others see it run out) to differ. */
+static uint64_t fence_usec(const Control *ctl) {
+        return lease_usec(ctl) - lease_usec(ctl) / 6;
+}
 
 /* The machine's id (/etc/machine-id), which names the host unless host-id does; without
  * one (a container), its host name. */
@@ -52,6 +76,8 @@ static int lease_times(const Control *ctl, char now[static ISO_TIME_MAX], char e
         return iso_time_format(usec + (int64_t) ctl->config->host_lease_sec * 1000000, expires);
 }
 
+static void arm_fence(Control *ctl, HostSelf *h, uint64_t start);
+
 /* Our row, with a new epoch: what it held is of an earlier start of this host. */
 static int host_register(Control *ctl, HostSelf *h) {
         _cleanup_(host_donep) Host row = {};
@@ -60,11 +86,13 @@ static int host_register(Control *ctl, HostSelf *h) {
         bool exists;
         int r;
 
+        uint64_t start = now_mono_usec();
         r = lease_times(ctl, now, expires);
         if (r < 0)
                 return r;
         (void) gethostname(name, sizeof(name) - 1);
-        r = store_begin(ctl->store);
+        /* Past the fence: taking the row is what makes this corrald the host again. */
+        r = store_begin_unfenced(ctl->store);
         if (r < 0)
                 return r;
         tx = ctl->store;
@@ -72,6 +100,9 @@ static int host_register(Control *ctl, HostSelf *h) {
         if (r < 0 && r != -ENOENT)
                 return r;
         exists = r >= 0;
+        /* Declared dead while it was away: the others finalized its runs since its last renewal. */
+        if (exists && row.status == HOST_DEAD && free_and_strdup(&h->stale_since, row.renewed_at ?: row.started_at) < 0)
+                return -ENOMEM;
         if (!exists) {
                 r = entity_init(&host_entity, &row);
                 if (r < 0)
@@ -96,13 +127,162 @@ static int host_register(Control *ctl, HostSelf *h) {
         tx = NULL;
         h->epoch = row.epoch;
         memcpy(h->lease_expires, expires, sizeof(h->lease_expires));
+        arm_fence(ctl, h, start);
         return 0;
+}
+
+static int on_fence(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* The lease runs from start: writes are allowed, and the runs live, until fence_usec() after. */
+static void arm_fence(Control *ctl, HostSelf *h, uint64_t start) {
+        int r;
+
+        h->renewed_mono = start;
+        if (!h->shared)
+                return;
+        r = store_set_fence(ctl->store, h->id, h->epoch, start + fence_usec(ctl));
+        if (r < 0) {
+                log_error_errno(r, "Host %s: cannot set its fence: %m", h->id);
+                return;
+        }
+        if (!h->fence_timer) {
+                r = sd_event_add_time(ctl->event, &h->fence_timer, CLOCK_MONOTONIC, start + fence_usec(ctl), 0, on_fence, ctl);
+                if (r >= 0)
+                        /* Before anything else the loop has to do when it wakes from a freeze. */
+                        r = sd_event_source_set_priority(h->fence_timer, SD_EVENT_PRIORITY_IMPORTANT);
+        } else {
+                r = sd_event_source_set_time(h->fence_timer, start + fence_usec(ctl));
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(h->fence_timer, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                log_error_errno(r, "Host %s: cannot arm its fence timer: %m", h->id);
+}
+
+/* Kill every run of this host, recording nothing: the others may be taking them over. */
+static void host_fence(Control *ctl, HostSelf *h, const char *why) {
+        unsigned n;
+
+        if (h->fenced)
+                return;
+        h->fenced = true;
+        n = ctl->supervisor ? supervisor_fence(ctl->supervisor) : 0;
+        log_error("Host %s: %s; %u run%s killed unrecorded, so that no run executes twice. It writes nothing until it "
+                  "has its row again.",
+                  h->id, why, n, n == 1 ? "" : "s");
+}
+
+static int on_fence(sd_event_source *s, uint64_t usec, void *userdata) {
+        Control *ctl = userdata;
+        HostSelf *h = ctl->host;
+        char why[128];
+
+        snprintf(why, sizeof(why), "its lease was not renewed for %" PRIu64 " s, and the other hosts may take it for dead",
+                 fence_usec(ctl) / USEC_PER_SEC);
+        host_fence(ctl, h, why);
+        return 0;
+}
+
+/* The row is this corrald's again (renewed, or taken with a new epoch): what the fence left
+ * is recovered as after a restart, and the work of others goes on. */
+static void host_unfence(Control *ctl, HostSelf *h) {
+        if (!h->fenced && !h->stale_since)
+                return;
+        h->fenced = false;
+        log_notice("Host %s: its row is its own again (epoch %" PRIi64 "); recovering what its runs left.", h->id, h->epoch);
+        (void) run_recovery_adopt(ctl);
+}
+
+/* The hosts whose lease ran out are declared dead, one transaction each, and the runs of
+ * every dead host are finalized as lost, each with its retry: any live host may do it, the
+ * guards make one of them do each. */
+static void host_take_over(Control *ctl, HostSelf *h) {
+        Host *hosts = NULL;
+        Run *runs = NULL;
+        size_t n_hosts = 0, n_runs = 0;
+        char now[ISO_TIME_MAX];
+        int r;
+
+        r = iso_time_now(now);
+        if (r >= 0)
+                r = store_hosts_expired(ctl->store, h->id, now, &hosts, &n_hosts);
+        if (r < 0) {
+                log_warning_errno(r, "Host %s: cannot look for hosts whose lease ran out: %m", h->id);
+                return;
+        }
+        for (size_t i = 0; i < n_hosts; i++) {
+                bool taken = false;
+
+                r = store_begin(ctl->store);
+                if (r >= 0) {
+                        r = store_host_declare_dead(ctl->store, hosts[i].id, now, &taken);
+                        if (r >= 0)
+                                r = store_commit(ctl->store);
+                        else
+                                store_rollback(ctl->store);
+                }
+                if (r < 0)
+                        log_warning_errno(r, "Host %s: cannot declare host %s dead: %m", h->id, hosts[i].id);
+                else if (taken)
+                        log_warning("Host %s (%s) last renewed its lease at %s, which ran out at %s: declared dead by host "
+                                    "%s, which finalizes its runs as lost.",
+                                    hosts[i].id, strna(hosts[i].name), strna(hosts[i].renewed_at),
+                                    strna(hosts[i].lease_expires_at), h->id);
+        }
+        entity_array_free(&host_entity, hosts, n_hosts);
+
+        r = store_runs_running_on_dead_hosts(ctl->store, &runs, &n_runs);
+        if (r < 0) {
+                log_warning_errno(r, "Host %s: cannot list the runs of dead hosts: %m", h->id);
+                return;
+        }
+        for (size_t i = 0; i < n_runs; i++) {
+                _cleanup_(host_donep) Host dead = {};
+                _cleanup_free_ char *error = NULL;
+
+                (void) store_get(ctl->store, &host_entity, runs[i].host_id, &dead);
+                error = strprintf("Process lost -- its host %s stopped renewing its lease at %s and was declared dead; "
+                                  "host %s took its runs over",
+                                  runs[i].host_id, strna(dead.renewed_at), h->id);
+                if (!error)
+                        break;
+                (void) finalize_run_lost_elsewhere(ctl, &runs[i], error);
+        }
+        entity_array_free(&run_entity, runs, n_runs);
+}
+
+void host_recover_stale(Control *ctl) {
+        HostSelf *h = ctl->host;
+        Run *runs;
+        size_t n;
+        int r;
+
+        if (!h || !h->stale_since)
+                return;
+        r = store_runs_taken_over(ctl->store, h->id, h->stale_since, &runs, &n);
+        if (r < 0) {
+                log_warning_errno(r, "Host %s: cannot list the runs others took over from it: %m", h->id);
+                return;
+        }
+        h->stale_since = mfree(h->stale_since);
+        for (size_t i = 0; i < n; i++) {
+                RecoverSpec spec = { .grace_sec = 1, .stale = true };
+                RecoverOutcome outcome;
+
+                if (supervisor_tracks(ctl->supervisor, runs[i].id))
+                        continue;
+                r = supervisor_recover(ctl->supervisor, &runs[i], &spec, &outcome);
+                if (r < 0)
+                        log_warning_errno(r, "Run %s: cannot take up what is left of it: %m", runs[i].id);
+        }
+        entity_array_free(&run_entity, runs, n);
 }
 
 static int on_renew(sd_event_source *s, uint64_t usec, void *userdata) {
         Control *ctl = userdata;
         HostSelf *h = ctl->host;
         char now[ISO_TIME_MAX], expires[ISO_TIME_MAX];
+        uint64_t start = now_mono_usec();
         bool ours = true;
         int r;
 
@@ -117,19 +297,26 @@ static int on_renew(sd_event_source *s, uint64_t usec, void *userdata) {
         if (r < 0)
                 log_warning_errno(r, "Host %s: cannot renew its lease: %m", h->id);
         else if (!ours) {
-                /* Our row has another epoch, or says dead: another start of this host id, or
-                 * hosts that took us for dead. Take it again, as a new start would. */
-                log_error("Host %s: its row in the database is no longer this corrald's (epoch %" PRIi64
-                          "); taking it again. Two corralds with one host-id share nothing safely.",
-                          h->id, h->epoch);
+                /* Our row has another epoch, or says dead: hosts that took us for dead (a
+                 * freeze, a partition), or another start of this host id. Whatever ran
+                 * here may run elsewhere by now: killed unrecorded, before the row is
+                 * taken again, as a new start would. */
+                host_fence(ctl, h, "its row in the database is no longer this corrald's: the other hosts declared it dead");
+                log_error("Host %s: taking its row again. (Two corralds with one host-id share nothing safely.)", h->id);
                 r = host_register(ctl, h);
                 if (r < 0)
                         log_error_errno(r, "Host %s: cannot take its row again: %m", h->id);
                 else
                         log_notice("Host %s: epoch %" PRIi64 ".", h->id, h->epoch);
-        } else
+        } else {
                 memcpy(h->lease_expires, expires, sizeof(h->lease_expires));
-        r = sd_event_source_set_time_relative(s, (uint64_t) ctl->config->host_lease_sec * 1000000 / 3);
+                arm_fence(ctl, h, start);
+        }
+        if (r >= 0) {
+                host_unfence(ctl, h);
+                host_take_over(ctl, h);
+        }
+        r = sd_event_source_set_time_relative(s, lease_usec(ctl) / 3);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         if (r < 0)
@@ -149,15 +336,21 @@ int host_start(Control *ctl) {
                 return r;
         if (!h->id)
                 return log_oom();
+        h->shared = store_backend(ctl->store) == STORE_BACKEND_POSTGRESQL;
         /* A database that cannot be written now (read-only, locked) does not keep corrald
          * from starting: the lease timer records the host once it can. */
         r = host_register(ctl, h);
         if (r < 0)
                 log_error_errno(r, "Failed to record host %s in the database: %m; trying again every %us.", h->id,
                                 ctl->config->host_lease_sec / 3);
-        r = sd_event_add_time_relative(ctl->event, &h->timer, CLOCK_MONOTONIC,
-                                       (uint64_t) ctl->config->host_lease_sec * 1000000 / 3, 0, on_renew, ctl);
+        r = sd_event_add_time_relative(ctl->event, &h->timer, CLOCK_MONOTONIC, lease_usec(ctl) / 3, 0, on_renew, ctl);
+        if (r >= 0)
+                /* Renewed first when the loop wakes from a freeze: it tells whether to go on. */
+                r = sd_event_source_set_priority(h->timer, SD_EVENT_PRIORITY_IMPORTANT);
         if (r < 0) {
+                sd_event_source_disable_unref(h->fence_timer);
+                (void) store_set_fence(ctl->store, NULL, 0, 0);
+                free(h->stale_since);
                 free(h->id);
                 return log_error_errno(r, "Failed to arm the host lease timer: %m");
         }
@@ -172,6 +365,9 @@ void host_stop(Control *ctl) {
         if (!h)
                 return;
         sd_event_source_disable_unref(h->timer);
+        sd_event_source_disable_unref(h->fence_timer);
+        (void) store_set_fence(ctl->store, NULL, 0, 0);
+        free(h->stale_since);
         free(h->id);
         free(h);
         ctl->host = NULL;
@@ -183,6 +379,10 @@ const char *host_self_id(const Control *ctl) {
 
 int64_t host_self_epoch(const Control *ctl) {
         return ctl->host ? ctl->host->epoch : 0;
+}
+
+bool host_fenced(const Control *ctl) {
+        return ctl->host && ctl->host->fenced;
 }
 
 const char *host_self_lease_expires(const Control *ctl) {
@@ -197,6 +397,10 @@ int host_free_slots(Control *ctl, int64_t *ret) {
         *ret = INT64_MAX;
         if (!ctl->host)
                 return 0;
+        if (ctl->host->fenced) {
+                *ret = 0;
+                return 0;
+        }
         /* The row, not a copy: a drain asked of another host's API reaches this one. */
         r = store_get(ctl->store, &host_entity, ctl->host->id, &row);
         if (r == -ENOENT)

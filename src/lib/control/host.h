@@ -4,6 +4,12 @@
  * renews every third of host-lease-sec and an epoch that counts its starts; the runs it
  * claims carry its id, and it supervises, re-adopts and recovers only those (and the runs
  * of no host, made before hosts were recorded).
+ *
+ * Failover, where hosts share a PostgreSQL database: every live host declares dead the
+ * hosts whose lease ran out and finalizes their runs as lost, with the one retry. A host
+ * fences itself: it writes nothing and kills its runs unrecorded when it has not renewed
+ * its lease for five sixths of it, or finds its row taken; then it takes its row again
+ * with a new epoch and kills what is left of the runs taken from it.
  */
 #pragma once
 
@@ -21,6 +27,14 @@ void host_stop(Control *ctl);
 const char *host_self_id(const Control *ctl);
 int64_t host_self_epoch(const Control *ctl);
 const char *host_self_lease_expires(const Control *ctl);
+/* Whether this host killed its runs for its lease (see above) and has not had its row back
+ * since: it recovers and claims nothing meanwhile. */
+bool host_fenced(const Control *ctl);
+
+/* Kill what is left here of the runs others took over while this host was declared dead
+ * (its row said so when it took it again), writing nothing of them; recovery does it
+ * first. */
+void host_recover_stale(Control *ctl);
 
 /* How many more runs this host may start now: 0 while it drains, INT64_MAX without a
  * max-runs cap. */

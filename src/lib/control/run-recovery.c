@@ -156,6 +156,10 @@ int run_recovery_adopt(Control *ctl) {
         size_t n;
         int r, examined = 0;
 
+        /* A fenced host waits to know its row again (control/host.c). */
+        if (host_fenced(ctl))
+                return 0;
+        host_recover_stale(ctl);
         /* Queued runs are never reaped: only running ones can have lost their processes. */
         /* Only this host's: another host's runs are that host's to supervise. */
         r = store_runs_running(ctl->store, strempty(host_self_id(ctl)), &runs, &n);

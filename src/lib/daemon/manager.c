@@ -24,6 +24,7 @@
 #include "control/workspace.h"
 #include "control/finalize.h"
 #include "control/host.h"
+#include "control/work-listen.h"
 #include "control/quota.h"
 #include "basic/log.h"
 #include "control/sweep.h"
@@ -72,6 +73,7 @@ Manager *manager_free(Manager *m) {
         api_free(m->agent_api);
         api_free(m->metrics_api);
         scheduler_free(m->control.scheduler);
+        work_listen_stop(&m->control);
         host_stop(&m->control);
         quota_free(m->control.quota);
         supervisor_free(m->control.supervisor);
@@ -508,6 +510,10 @@ int manager_startup(Manager *m) {
                                        (uint64_t) m->config.sweep_interval_sec * 1000000, 0, on_sweep, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to arm the sweep timer: %m");
+        /* Work that other hosts sharing the database make, heard as it is made. */
+        r = work_listen_start(&m->control);
+        if (r < 0)
+                return r;
         r = api_new(&m->control, m->listen_fd, API_OPERATOR, &m->api);
         if (r < 0)
                 return r;

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "control/work-listen.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "basic/log.h"
+#include "basic/macro.h"
+#include "basic/strv.h"
+#include "basic/time-util.h"
+#include "control/claim.h"
+#include "store/queries.h"
+
+/* How soon a lost listening connection is tried again. */
+#define WORK_RELISTEN_USEC (2 * USEC_PER_SEC)
+
+typedef struct WorkListen {
+        sd_event_source *io, *retry;
+} WorkListen;
+
+static int listen_now(Control *ctl);
+
+/* Every agent with queued runs: after a gap in what was heard. */
+static void claim_all(Control *ctl) {
+        Agent *agents;
+        size_t n;
+
+        if (store_agents_with_queued_runs(ctl->store, &agents, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++)
+                claim_start_next(ctl, agents[i].id);
+        entity_array_free(&agent_entity, agents, n);
+}
+
+static void on_work(const char *agent_id, void *userdata) {
+        char ***agents = userdata;
+
+        /* One claim per agent however often it was told: a commit may tell of many runs. */
+        if (!strv_contains((const char *const *) *agents, agent_id))
+                (void) strv_push(agents, agent_id);
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Control *ctl = userdata;
+
+        if (listen_now(ctl) >= 0) {
+                log_info("Listening for other hosts' work again.");
+                claim_all(ctl);
+        }
+        return 0;
+}
+
+static void relisten_later(Control *ctl) {
+        WorkListen *w = ctl->work_listen;
+        int r;
+
+        w->io = sd_event_source_disable_unref(w->io);
+        store_work_unlisten(ctl->store);
+        if (!w->retry)
+                r = sd_event_add_time_relative(ctl->event, &w->retry, CLOCK_MONOTONIC, WORK_RELISTEN_USEC, 0, on_retry, ctl);
+        else {
+                r = sd_event_source_set_time_relative(w->retry, WORK_RELISTEN_USEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(w->retry, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                log_error_errno(r, "Cannot arm the timer to listen for other hosts' work again; the sweep finds it: %m");
+}
+
+static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Control *ctl = userdata;
+        _cleanup_strv_free_ char **agents = NULL;
+        int r;
+
+        r = store_work_read(ctl->store, on_work, &agents);
+        STRV_FOREACH(a, agents)
+        claim_start_next(ctl, *a);
+        if (r < 0) {
+                log_warning_errno(r, "Lost the connection that listens for other hosts' work, listening again in %u s: %m",
+                                  (unsigned) (WORK_RELISTEN_USEC / USEC_PER_SEC));
+                relisten_later(ctl);
+        }
+        return 0;
+}
+
+static int listen_now(Control *ctl) {
+        WorkListen *w = ctl->work_listen;
+        int fd, r;
+
+        r = store_work_listen(ctl->store, &fd);
+        if (r >= 0)
+                r = sd_event_add_io(ctl->event, &w->io, fd, EPOLLIN, on_readable, ctl);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot listen for other hosts' work, trying again in %u s: %m",
+                                  (unsigned) (WORK_RELISTEN_USEC / USEC_PER_SEC));
+                relisten_later(ctl);
+                return r;
+        }
+        (void) sd_event_source_set_description(w->io, "work-listen");
+        return 0;
+}
+
+int work_listen_start(Control *ctl) {
+        if (store_backend(ctl->store) != STORE_BACKEND_POSTGRESQL)
+                return 0;
+        ctl->work_listen = calloc(1, sizeof(WorkListen));
+        if (!ctl->work_listen)
+                return log_oom();
+        (void) listen_now(ctl);
+        return 0;
+}
+
+void work_listen_stop(Control *ctl) {
+        WorkListen *w = ctl->work_listen;
+
+        if (!w)
+                return;
+        sd_event_source_disable_unref(w->io);
+        sd_event_source_disable_unref(w->retry);
+        store_work_unlisten(ctl->store);
+        free(w);
+        ctl->work_listen = NULL;
+}

@@ -1,0 +1,211 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Three corrald hosts on one PostgreSQL database (make check runs this as
+# tests/integration/pg/test-failover.pg only), each with its own state directory, cgroup
+# root, sockets and host id:
+# - 600 trivial runs over 20 agents, woken through all three APIs: each runs exactly once,
+#   and maxConcurrentRuns and the issue execution lock hold across the hosts; idle hosts
+#   hear of work by NOTIFY (the safety sweep is 10 minutes here);
+# - host death: a corrald SIGKILLed and its runs' cgroups killed (the machine is gone):
+#   after its lease, its run is process_lost, naming the host, retried once elsewhere, and
+#   the issue's lock moves with it;
+# - zombie host: a corrald SIGSTOPped past its lease, the others take over, SIGCONT: it
+#   kills its stale run, writes nothing of it, and rejoins with a new epoch.
+. "$(dirname "$0")/lib.sh"
+require curl jq psql
+[ "$BACKEND" = postgresql ] || skip_all "this test is of PostgreSQL (run it as tests/integration/pg/test-failover.pg)"
+[ "$(id -u)" -eq 0 ] || skip_all "needs root to create cgroups"
+MOUNT=$(cgroup2_mount)
+[ -n "$MOUNT" ] || skip_all "no cgroup v2 hierarchy is mounted"
+LEASE=3
+PER_HOST=${CORRAL_FAILOVER_PER_HOST:-200} # wakes through each host: 600 runs
+MARK=corral-failover-$$
+
+declare -A HPID
+extra_cleanup() {
+        local n
+        for n in "${!HPID[@]}"; do
+                kill -CONT "${HPID[$n]}" 2>/dev/null
+                kill -TERM "${HPID[$n]}" 2>/dev/null
+                wait "${HPID[$n]}" 2>/dev/null
+        done
+        for n in 1 2 3; do remove_run_cgroups "$MOUNT/$MARK-$n"; done
+        if [ "$tap_failed" -gt 0 ]; then
+                for n in 1 2 3; do
+                        echo "# last lines of host $n's log:"
+                        tail -n 15 "$T/corrald$n.log" 2>/dev/null | sed 's/^/#   /'
+                done
+        fi
+}
+
+# host_start N: corrald as host-N; waits until it answers.
+host_start() {
+        local n=$1
+        "$CORRALD" --state-dir "$T/state$n" --database "$DATABASE" --socket "$T/c$n.sock" --agent-socket "$T/a$n.sock" \
+                --placement cgroup --cgroup-root "$MOUNT/$MARK-$n" --sandbox no --log-level debug --host-id "host-$n" \
+                --host-lease-sec $LEASE --sweep-interval-sec 600 >>"$T/corrald$n.log" 2>&1 &
+        HPID[$n]=$!
+        wait_for 10 host_up "$n"
+}
+host_up() { CORRAL_SOCKET=$T/c$1.sock "$CORRALCTL" status >/dev/null 2>&1; }
+# on N METHOD PATH [BODY]: api() through host N.
+on() {
+        local n=$1
+        shift
+        SOCK=$T/c$n.sock api "$@"
+}
+# wake N AGENT BODY: a wake through host N, from any number of shells at once (api() keeps
+# its answer in one file).
+wake() {
+        curl -sS --fail --max-time 30 --unix-socket "$T/c$1.sock" -X POST --data-binary "$3" -H 'Content-Type: application/json' \
+                -o /dev/null "http://localhost/api/agents/$2/wakeup" || echo "# wake of $2 through host $1 failed"
+}
+host_field() { api GET /api/hosts | jq -r --arg h "$1" ".[] | select(.id == \$h) | $2"; }
+# procs_on N: the processes in host N's run cgroups.
+procs_on() { cat "$MOUNT/$MARK-$1"/run-*/cgroup.procs 2>/dev/null | wc -l; }
+
+for n in 1 2 3; do check "host $n starts" host_start $n; done
+SOCK=$T/c1.sock
+is "three live hosts" "$(on 2 GET /api/hosts | jq -r '[.[] | select(.status == "live") | .id] | sort | join(" ")')" \
+        "host-1 host-2 host-3"
+
+# ---- 600 runs over 20 agents, through the three APIs ----
+company=$(on 1 POST /api/companies '{"name":"Failover","issuePrefix":"FO"}' | jq -r .id)
+EXEC=$T/executed
+agents=()
+for i in $(seq 20); do
+        agents+=("$(on $((i % 3 + 1)) POST "/api/companies/$company/agents" \
+                "{\"name\":\"a$i\",\"adapterConfig\":{\"command\":\"/bin/sh\",\"args\":[\"-c\",\"echo \$CORRAL_RUN_ID >>$EXEC; sleep 0.02\"]},\"runtimeConfig\":{\"heartbeat\":{\"maxConcurrentRuns\":2}}}" |
+                jq -r .id)")
+done
+wake_through() {
+        local n=$1 k a
+        for k in $(seq "$PER_HOST"); do
+                a=${agents[$(((k + n) % 20))]}
+                wake "$n" "$a" "{\"payload\":{\"taskKey\":\"h$n-$k\"}}"
+        done
+}
+start=$(date +%s%N)
+wake_through 1 &
+w1=$!
+wake_through 2 &
+w2=$!
+wake_through 3 &
+w3=$!
+wait $w1 $w2 $w3
+all_done() { [ "$(sql "SELECT count(*) FROM heartbeat_runs WHERE company_id = '$company' AND status IN ('queued', 'running')")" = 0 ]; }
+check "all runs end" wait_for 120 all_done
+echo "# $((PER_HOST * 3)) runs through three hosts in $((($(date +%s%N) - start) / 1000000)) ms"
+is "$((PER_HOST * 3)) wakes made as many runs" "$(sql "SELECT count(*) FROM heartbeat_runs WHERE company_id = '$company'")" $((PER_HOST * 3))
+is "each succeeded" "$(sql "SELECT count(*) FROM heartbeat_runs WHERE company_id = '$company' AND status = 'succeeded'")" $((PER_HOST * 3))
+is "each executed exactly once" "$(sort "$EXEC" | uniq | wc -l) $(wc -l <"$EXEC")" "$((PER_HOST * 3)) $((PER_HOST * 3))"
+is "what executed is what the database has" \
+        "$(sort "$EXEC" | comm -3 - <(sql "SELECT id FROM heartbeat_runs WHERE company_id = '$company'" | sort) | wc -l)" 0
+echo "# per host: $(sql "SELECT host_id || '=' || count(*) FROM heartbeat_runs WHERE company_id = '$company' GROUP BY host_id ORDER BY host_id" | tr '\n' ' ')"
+is "all three hosts ran some" "$(sql "SELECT count(DISTINCT host_id) FROM heartbeat_runs WHERE company_id = '$company'")" 3
+# At the instant each run started, how many runs of its agent were running (itself too).
+most=$(sql "SELECT coalesce(max(n), 0) FROM (SELECT a.id, count(*) AS n FROM heartbeat_runs a JOIN heartbeat_runs b
+        ON b.agent_id = a.agent_id AND b.started_at <= a.started_at AND a.started_at < b.finished_at
+        WHERE a.company_id = '$company' GROUP BY a.id) c")
+like "maxConcurrentRuns 2 held across the hosts (at most $most at once)" "$most" '^[12]$'
+
+# Issue runs: three issues, each woken 12 times through the three APIs.
+worker=${agents[0]}
+api PATCH "/api/agents/$worker" '{"runtimeConfig":{"heartbeat":{"maxConcurrentRuns":3}}}' >/dev/null
+issues=()
+for k in 1 2 3; do
+        issues+=("$(on 1 POST "/api/companies/$company/issues" "{\"title\":\"Shared $k\",\"status\":\"todo\"}" | jq -r .id)")
+done
+for round in $(seq 4); do
+        wakers=()
+        for k in 0 1 2; do
+                for n in 1 2 3; do
+                        wake $n "$worker" \
+                                "{\"source\":\"assignment\",\"reason\":\"issue_assigned\",\"payload\":{\"issueId\":\"${issues[$k]}\"}}" &
+                        wakers+=($!)
+                done
+        done
+        wait "${wakers[@]}" # not the corralds
+done
+check "the issue runs end" wait_for 60 all_done
+no_deferred() { [ "$(sql "SELECT count(*) FROM agent_wakeup_requests WHERE company_id = '$company' AND status IN ('queued', 'deferred_issue_execution')")" = 0 ]; }
+check "no wake is left deferred or queued" wait_for 30 no_deferred
+overlaps=$(sql "SELECT count(*) FROM heartbeat_runs a JOIN heartbeat_runs b ON a.id < b.id AND a.issue_id = b.issue_id
+        WHERE a.company_id = '$company' AND a.started_at < b.finished_at AND b.started_at < a.finished_at")
+is "no issue had two live runs, across the hosts" "$overlaps" 0
+like "the issues ran on several hosts" "$(sql "SELECT count(DISTINCT host_id) FROM heartbeat_runs WHERE issue_id IS NOT NULL AND company_id = '$company'")" '^[23]$'
+
+# ---- host death ----
+# A run that sleeps until it is retried: the retry ends at once.
+script='[ "$CORRAL_WAKE_REASON" = process_lost_retry ] && exit 0; sleep 300; : '$MARK
+sleeper=$(on 1 POST "/api/companies/$company/agents" "$(jq -cn --arg s "$script" \
+        '{name: "sleeper", adapterConfig: {command: "/bin/sh", args: ["-c", $s], graceSec: 1}}')" | jq -r .id)
+issue=$(on 1 POST "/api/companies/$company/issues" "{\"title\":\"Sleep on it\",\"status\":\"todo\",\"assigneeAgentId\":\"$sleeper\"}" | jq -r .id)
+wait_for 15 field_is "/api/issues/$issue" '.executionRunId != null' true
+doomed=$(api GET "/api/issues/$issue" | jq -r .executionRunId)
+check "the issue's run starts" wait_run_started "$doomed"
+dead=$(api GET "/api/heartbeat-runs/$doomed" | jq -r .hostId)
+dn=${dead#host-}
+survivor=$((dn % 3 + 1))
+SOCK=$T/c$survivor.sock
+echo "# run $doomed on $dead; it dies"
+killed_at=$(date +%s%N)
+kill -KILL "${HPID[$dn]}"
+wait "${HPID[$dn]}" 2>/dev/null
+unset "HPID[$dn]"
+for d in "$MOUNT/$MARK-$dn"/run-*; do echo 1 >"$d/cgroup.kill"; done
+check "its run is finalized after the lease" wait_run_status "$doomed" failed 30
+echo "# failover took $((($(date +%s%N) - killed_at) / 1000000)) ms (lease ${LEASE} s)"
+final=$(api GET "/api/heartbeat-runs/$doomed")
+is "as process_lost" "$(jq -r .errorCode <<<"$final")" process_lost
+like "its error names the dead host" "$(jq -r .error <<<"$final")" "host $dead stopped renewing its lease at .*; retrying once"
+is "the host is dead" "$(host_field "$dead" .status)" dead
+retry=$(sql "SELECT id FROM heartbeat_runs WHERE retry_of_run_id = '$doomed'")
+is "one retry" "$(wc -w <<<"$retry")" 1
+final=$(wait_run "$retry")
+is "the retry succeeds" "$(jq -r .status <<<"$final")" succeeded
+like "on a live host" "$(jq -r .hostId <<<"$final")" "^host-[123]$"
+[ "$(jq -r .hostId <<<"$final")" != "$dead" ] && ok "not on the dead one" || not_ok "not on the dead one"
+is "the issue's lock moved to the retry, then was released" \
+        "$(sql "SELECT count(*) FROM heartbeat_runs WHERE id = '$retry' AND issue_id = '$issue'")/$(api GET "/api/issues/$issue" | jq -r .executionRunId)" "1/null"
+check "the dead host comes back" host_start "$dn"
+is "with a new epoch" "$(host_field "$dead" '.status + "/" + (.epoch | tostring)')" "live/2"
+is "nothing of the dead run is left" "$(procs_on "$dn")" 0
+
+# ---- zombie host ----
+api PATCH "/api/agents/$sleeper" '{"runtimeConfig":{"heartbeat":{"maxConcurrentRuns":3}}}' >/dev/null
+r=$(api POST "/api/agents/$sleeper/wakeup" '{"payload":{"taskKey":"zombie"}}' | jq -r .id)
+check "a run to freeze starts" wait_run_started "$r"
+stale=$r
+zombie=$(api GET "/api/heartbeat-runs/$stale" | jq -r .hostId)
+zn=${zombie#host-}
+SOCK=$T/c$((zn % 3 + 1)).sock
+epoch=$(host_field "$zombie" .epoch)
+echo "# run $stale on $zombie, which freezes"
+kill -STOP "${HPID[$zn]}"
+check "the others take its run over" wait_run_status "$stale" failed 30
+is "the frozen host is dead" "$(host_field "$zombie" .status)" dead
+before=$(sql "SELECT status, error, updated_at, finished_at FROM heartbeat_runs WHERE id = '$stale'")
+events=$(sql "SELECT count(*) FROM heartbeat_run_events WHERE run_id = '$stale'")
+kill -CONT "${HPID[$zn]}"
+rejoined() { [ "$(host_field "$zombie" '.status + "/" + (.epoch | tostring)')" = "live/$((epoch + 1))" ]; }
+check "it rejoins with a new epoch" wait_for 15 rejoined
+stale_gone() { [ "$(procs_on "$zn")" = 0 ]; }
+check "it killed its stale run's processes" wait_for 15 stale_gone
+grep -q "killed unrecorded" "$T/corrald$zn.log" && ok "its journal says why" || not_ok "its journal says why"
+is "it wrote nothing of the run" "$(sql "SELECT status, error, updated_at, finished_at FROM heartbeat_runs WHERE id = '$stale'")" "$before"
+is "not even an event" "$(sql "SELECT count(*) FROM heartbeat_run_events WHERE run_id = '$stale'")" "$events"
+retry=$(sql "SELECT id FROM heartbeat_runs WHERE retry_of_run_id = '$stale'")
+is "its retry succeeded elsewhere" "$(wait_run "$retry" | jq -r '.status + " " + (.hostId != "'"$zombie"'" | tostring)')" \
+        "succeeded true"
+r=$(on "$zn" POST "/api/agents/${agents[1]}/wakeup" '{"payload":{"taskKey":"after"}}' | jq -r .id)
+is "the host that came back takes work again" "$(wait_run "$r" | jq -r .status)" succeeded
+
+for n in "${!HPID[@]}"; do
+        kill -TERM "${HPID[$n]}"
+        wait "${HPID[$n]}"
+        is "host $n exits 0" "$?" 0
+        unset "HPID[$n]"
+done
+is "no run cgroup is left" "$(find "$MOUNT/$MARK-1" "$MOUNT/$MARK-2" "$MOUNT/$MARK-3" -mindepth 1 -maxdepth 1 -type d | wc -l)" 0
+finish
