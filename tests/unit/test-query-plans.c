@@ -127,6 +127,13 @@ static void test_hot_paths_use_indexes(void **state) {
         /* Per claim, and per lease renewal. */
         assert_true(store_runs_running_on_host_count(s, "host-1", &count) >= 0);
         expect_index("runs_host_running");
+        /* Per failover, and per return of a host from the dead. */
+        assert_true(store_runs_running_on_dead_hosts(s, &runs, &n) >= 0);
+        FREE(run_entity, runs, n);
+        expect_index("runs_status");
+        assert_true(store_runs_taken_over(s, "host-1", "2026-01-01T00:00:00.000Z", &runs, &n) >= 0);
+        FREE(run_entity, runs, n);
+        expect_index("runs_host_lost");
         bool ours;
         assert_true(store_host_renew(s, "host-1", 1, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:15.000Z", &ours) >= 0);
         assert_true(store_agents_with_queued_runs(s, &agents, &n) >= 0);

@@ -456,9 +456,9 @@ static const Migration pg_migrations[] = {
           "CREATE INDEX runs_host_running ON heartbeat_runs(host_id) WHERE status = 'running';\n" },
         /* Failover: as SQLite's step 10. Work for any host: a run queued, or one that ended
          * (its agent has a free slot), is told to every corrald listening on corral_work,
-         * with the agent's id, when its transaction commits (control/work-notify.c). */
+         * with the agent's id, when its transaction commits (control/work-listen.c). */
         { 10,
-          "CREATE INDEX runs_host_finished ON heartbeat_runs(host_id, finished_at) WHERE host_id IS NOT NULL;\n"
+          "CREATE INDEX runs_host_lost ON heartbeat_runs(host_id, finished_at) WHERE error_code = 'process_lost';\n"
           "CREATE FUNCTION corral_work_notified() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN\n"
           "  IF NEW.status = 'queued' OR (TG_OP = 'UPDATE' AND OLD.status = 'running') THEN\n"
           "    PERFORM pg_notify('corral_work', NEW.agent_id);\n"

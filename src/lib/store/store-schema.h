@@ -450,5 +450,5 @@ static const Migration sqlite_migrations[] = {
         /* Failover (corrald(8), HOSTS): a host back from the dead finds the runs others took
          * over from it since it last renewed its lease, to kill what is left of them. (On
          * PostgreSQL, the same step also tells the other hosts of work, by NOTIFY.) */
-        { 10, "CREATE INDEX runs_host_finished ON heartbeat_runs(host_id, finished_at) WHERE host_id IS NOT NULL;\n" },
+        { 10, "CREATE INDEX runs_host_lost ON heartbeat_runs(host_id, finished_at) WHERE error_code = 'process_lost';\n" },
 };
