@@ -49,6 +49,19 @@ is "... and it runs" "$(wait_run "$run" | jq -r .status)" succeeded
 is "agent list has one agent" "$("$CORRALCTL" --json agent list --company "$company" | jq length)" 1
 "$CORRALCTL" agent update "$agent" --title "Staff engineer" >/dev/null
 is "agent update" "$(api GET /api/agents/$agent | jq -r .title)" "Staff engineer"
+# The hosts an agent may run on (runtimeConfig.hosts).
+api PATCH /api/agents/$hire '{"runtimeConfig":{"hosts":"everywhere"}}' >/dev/null
+is "hosts that are not a list: 400" "$(status) $(jq -r .error "$T/body")" \
+        "400 runtimeConfig.hosts must be a list of 1 to 64 host ids, or null for any host"
+api PATCH /api/agents/$hire '{"runtimeConfig":{"hosts":["no spaces"]}}' >/dev/null
+like "a host id that cannot be one: 400" "$(status) $(jq -r .error "$T/body")" "^400 runtimeConfig.hosts: a host id is"
+self=$(api GET /api/health | jq -r .host.id)
+api PATCH /api/agents/$hire '{"runtimeConfig":{"hosts":["another-host"]}}' >/dev/null
+run=$(api POST /api/agents/$hire/wakeup '{}' | jq -r .id)
+sleep 0.5
+is "an agent of another host stays queued here" "$(api GET /api/heartbeat-runs/$run | jq -r .status)" queued
+api PATCH /api/agents/$hire "{\"runtimeConfig\":{\"hosts\":[\"another-host\",\"$self\"]}}" >/dev/null
+is "... and runs once this host is among its hosts" "$(wait_run "$run" | jq -r '.status + " " + .hostId')" "succeeded $self"
 is "pause" "$("$CORRALCTL" --json agent pause "$agent" | jq -r .status)" paused
 is "pause reason" "$(api GET /api/agents/$agent | jq -r .pauseReason)" manual
 is "resume" "$("$CORRALCTL" --json agent resume "$agent" | jq -r .status)" idle

@@ -109,6 +109,13 @@ most=$(sql "SELECT coalesce(max(n), 0) FROM (SELECT a.id, count(*) AS n FROM hea
         WHERE a.company_id = '$company' GROUP BY a.id) c")
 like "maxConcurrentRuns 2 held across the hosts (at most $most at once)" "$most" '^[12]$'
 
+# An agent that may run only on host 3 (its repository lives there), woken through host 1.
+homed=$(on 1 POST "/api/companies/$company/agents" \
+        '{"name":"homed","adapterConfig":{"command":"/bin/true"},"runtimeConfig":{"hosts":["host-3"]}}' | jq -r .id)
+r=$(on 1 POST "/api/agents/$homed/wakeup" '{}' | jq -r .id)
+is "an agent of host 3 woken through host 1 runs on host 3" "$(wait_run "$r" | jq -r '.status + " " + .hostId')" \
+        "succeeded host-3"
+
 # Issue runs: three issues, each woken 12 times through the three APIs.
 worker=${agents[0]}
 api PATCH "/api/agents/$worker" '{"runtimeConfig":{"heartbeat":{"maxConcurrentRuns":3}}}' >/dev/null
@@ -166,6 +173,19 @@ final=$(wait_run "$retry")
 is "the retry succeeds" "$(jq -r .status <<<"$final")" succeeded
 like "on a live host" "$(jq -r .hostId <<<"$final")" "^host-[123]$"
 [ "$(jq -r .hostId <<<"$final")" != "$dead" ] && ok "not on the dead one" || not_ok "not on the dead one"
+# A run's log stays on its host. Here all three share one file system, so another host
+# reads the file too; with the file out of its reach (another machine), it says where it is.
+ran_on=$(jq -r .hostId <<<"$final")
+elsewhere=$((6 - ${ran_on#host-} - dn)) # the third host, neither dead nor the retry's
+is "its own host serves its log" "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$T/c${ran_on#host-}.sock" "http://localhost/api/heartbeat-runs/$retry/log")" 200
+log=$(curl -s --unix-socket "$T/c${ran_on#host-}.sock" "http://localhost/api/heartbeat-runs/$retry/log" | jq -r .logRef)
+mv "$log" "$log.away"
+code=$(curl -s -o "$T/log.json" -w '%{http_code}' --unix-socket "$T/c$elsewhere.sock" "http://localhost/api/heartbeat-runs/$retry/log")
+is "another host without the file answers 409" "$code" 409
+like "... naming the host that has it" "$(jq -r .error "$T/log.json")" "is on host $ran_on \\(.*\\), which ran it"
+out=$(CORRAL_SOCKET=$T/c$elsewhere.sock "$CORRALCTL" logs "$retry" 2>&1)
+like "corralctl logs there says the same" "$out" "is on host $ran_on"
+mv "$log.away" "$log"
 is "the issue's lock moved to the retry, then was released" \
         "$(sql "SELECT count(*) FROM heartbeat_runs WHERE id = '$retry' AND issue_id = '$issue'")/$(api GET "/api/issues/$issue" | jq -r .executionRunId)" "1/null"
 check "the dead host comes back" host_start "$dn"
@@ -207,5 +227,7 @@ for n in "${!HPID[@]}"; do
         is "host $n exits 0" "$?" 0
         unset "HPID[$n]"
 done
-is "no run cgroup is left" "$(find "$MOUNT/$MARK-1" "$MOUNT/$MARK-2" "$MOUNT/$MARK-3" -mindepth 1 -maxdepth 1 -type d | wc -l)" 0
+left=$(find "$MOUNT/$MARK-1" "$MOUNT/$MARK-2" "$MOUNT/$MARK-3" -mindepth 1 -maxdepth 1 -type d)
+is "no run cgroup is left" "$(printf '%s' "$left" | grep -c .)" 0
+[ -z "$left" ] || echo "# left: $left"
 finish

@@ -25,6 +25,7 @@
 #include "control/agent-state.h"
 #include "control/claim.h"
 #include "control/finalize.h"
+#include "control/policy.h"
 #include "control/scheduler.h"
 #include "control/wakeup.h"
 
@@ -46,6 +47,14 @@ static int validate_agent(ApiRequest *req, const Agent *a) {
         int r = adapter_validate_config(a->adapter_type, a->adapter_config, &error);
         if (r == -EINVAL) {
                 (void) api_reply_error(req, 400, "%s", strna(error));
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *policy_error = NULL;
+        r = policy_validate(a->runtime_config, &policy_error);
+        if (r == -EINVAL) {
+                (void) api_reply_error(req, 400, "%s", strna(policy_error));
                 return 0;
         }
         return r < 0 ? r : 1;
@@ -229,6 +238,9 @@ static int handle_agent_patch(ApiRequest *req) {
         if (r < 0)
                 return r;
         scheduler_reschedule(req->ctl->scheduler);
+        /* A limit raised, or this host added to its hosts, starts what waits now. */
+        if (cJSON_GetObjectItemCaseSensitive(req->body, "runtimeConfig"))
+                claim_start_next(req->ctl, a.id);
         if (cJSON_GetObjectItemCaseSensitive(req->body, "budgetMonthlyCents")) {
                 /* A budget raised resumes the agent, one lowered below its spend pauses it. */
                 r = budget_changed(req->ctl, a.company_id);

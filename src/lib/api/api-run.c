@@ -20,6 +20,7 @@
 #include "store/model.h"
 #include "store/queries.h"
 #include "control/finalize.h"
+#include "control/host.h"
 #include "supervise/runlog.h"
 #include "supervise/supervisor.h"
 
@@ -104,6 +105,17 @@ static int handle_run_log(ApiRequest *req) {
         if (!path)
                 return -ENOMEM;
         r = runlog_read(path, offset, (size_t) limit, &buf, &n, &len);
+        if (r == -ENOENT && run.host_id && !streq(run.host_id, host_self_id(req->ctl))) {
+                /* A run's log stays in the state directory of the host that ran it, and the API
+                 * listens on a local socket only: there is no other host to forward to. */
+                _cleanup_(host_donep) Host host = {};
+
+                (void) store_get(api_store(req), &host_entity, run.host_id, &host);
+                return api_reply_error(req, 409,
+                                       "The log of run %s is on host %s (%s), which ran it: read it through that "
+                                       "host's corrald (corralctl logs there); its events and excerpts are readable here",
+                                       run.id, run.host_id, host.name ?: "no longer registered");
+        }
         if (r == -ENOENT)
                 return api_reply_error(req, 404, "Run log not found");
         if (r < 0)

@@ -213,6 +213,15 @@ const Price *config_price(const Config *c, const char *model, bool *ret_default)
         return &c->price_default;
 }
 
+/* A host id reads the same in a URL, a log line and a table. */
+bool config_host_id_is_valid(const char *value) {
+        bool ok = !isempty(value) && strlen(value) <= CONFIG_HOST_ID_MAX;
+
+        for (const char *p = value; ok && *p; p++)
+                ok = isalnum((unsigned char) *p) || strchr("._:-", *p);
+        return ok;
+}
+
 static int set_path(char **field, const char *key, const char *value, char **ret_error) {
         if (isempty(value) || value[0] != '/') {
                 *ret_error = strprintf("%s must be an absolute path, got '%s'", key, strempty(value));
@@ -292,11 +301,7 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error) 
         if (streq(key, "price") || streq(key, "price-default"))
                 return set_price(c, key, value, ret_error);
         if (streq(key, "host-id")) {
-                /* A name that reads the same in a URL, a log line and a table. */
-                bool ok = !isempty(value) && strlen(value) <= 128;
-                for (const char *p = value; ok && *p; p++)
-                        ok = isalnum((unsigned char) *p) || strchr("._:-", *p);
-                if (!ok) {
+                if (!config_host_id_is_valid(value)) {
                         *ret_error = strprintf("host-id must be 1 to 128 letters, digits and ._:-; got '%s'", strempty(value));
                         return -EINVAL;
                 }

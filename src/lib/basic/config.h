@@ -36,6 +36,7 @@ PlacementKind placement_kind_from_string(const char *s);
 #define CONFIG_PRICE_MAX 100000.0
 #define CONFIG_PRICES_MAX 1024
 #define CONFIG_MODEL_NAME_MAX 200
+#define CONFIG_HOST_ID_MAX 128
 
 /* What a model costs, in USD per million tokens (as the vendors publish it). */
 typedef struct Price {
@@ -104,3 +105,6 @@ char *config_agent_socket_path(const Config *c);
 
 /* The database path, derived from state_dir unless set. Returns a new string. */
 char *config_database_path(const Config *c);
+
+/* host-id's form: 1 to CONFIG_HOST_ID_MAX letters, digits and ._:- */
+bool config_host_id_is_valid(const char *value);

@@ -204,6 +204,9 @@ int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *r
 
         *ret = NULL;
         *ret_n = 0;
+        /* Not here: another of its hosts claims it. */
+        if (!policy_may_run_on(agent, host_self_id(ctl)))
+                return 0;
         r = store_runs_running_count(ctl->store, agent->id, &running);
         if (r < 0)
                 return r;

@@ -17,3 +17,11 @@ typedef struct HeartbeatPolicy {
 
 /* Malformed or missing settings take their defaults. */
 HeartbeatPolicy policy_heartbeat(const Agent *a);
+
+#define POLICY_HOSTS_MAX 64
+
+/* runtimeConfig.hosts, the ids of the hosts an agent may run on (its repository lives
+ * there): the host claims its runs only if it is one of them, or if there is no list. */
+bool policy_may_run_on(const Agent *a, const char *host_id);
+/* Whether runtimeConfig (JSON text) is one corrald understands; 0, or -EINVAL with the reason. */
+int policy_validate(const char *runtime_config, char **ret_error);
