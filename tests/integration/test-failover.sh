@@ -10,7 +10,9 @@
 #   after its lease, its run is process_lost, naming the host, retried once elsewhere, and
 #   the issue's lock moves with it;
 # - zombie host: a corrald SIGSTOPped past its lease, the others take over, SIGCONT: it
-#   kills its stale run, writes nothing of it, and rejoins with a new epoch.
+#   kills its stale run, writes nothing of it, and rejoins with a new epoch;
+# - a corrald SIGKILLed with its runs alive, and left down: its shims kill their agents by
+#   the lease, before the others retry them.
 . "$(dirname "$0")/lib.sh"
 require curl jq psql
 [ "$BACKEND" = postgresql ] || skip_all "this test is of PostgreSQL (run it as tests/integration/pg/test-failover.pg)"
@@ -220,6 +222,58 @@ is "its retry succeeded elsewhere" "$(wait_run "$retry" | jq -r '.status + " " +
         "succeeded true"
 r=$(on "$zn" POST "/api/agents/${agents[1]}/wakeup" '{"payload":{"taskKey":"after"}}' | jq -r .id)
 is "the host that came back takes work again" "$(wait_run "$r" | jq -r .status)" succeeded
+
+# ---- a corrald that crashed and stays down, its runs alive ----
+# Its shims kill their agents by the lease (and what the agents left in their cgroups), before
+# another host can take the runs over: the retry never runs beside the first.
+script='if [ "$CORRAL_WAKE_REASON" = process_lost_retry ]; then date +%s%N >'$T'/retry.start; exit 0; fi
+setsid sleep 300 </dev/null >/dev/null 2>&1 &
+while :; do date +%s%N >'$T'/beat.new; mv '$T'/beat.new '$T'/beat; sleep 0.05; done; : '$MARK
+beater=$(on 1 POST "/api/companies/$company/agents" "$(jq -cn --arg s "$script" \
+        '{name: "beater", adapterConfig: {command: "/bin/sh", args: ["-c", $s], graceSec: 1}}')" | jq -r .id)
+r=$(on 1 POST "/api/agents/$beater/wakeup" '{}' | jq -r .id)
+check "a run that beats starts" wait_run_started "$r"
+crashed=$(api GET "/api/heartbeat-runs/$r" | jq -r .hostId)
+cn=${crashed#host-}
+SOCK=$T/c$((cn % 3 + 1)).sock
+beating() { [ -s "$T/beat" ] && [ "$(procs_on "$cn")" -ge 3 ]; }
+check "... with a daemon beside it in its cgroup" wait_for 10 beating
+kill -KILL "${HPID[$cn]}"
+wait "${HPID[$cn]}" 2>/dev/null
+unset "HPID[$cn]"
+stopped_by_shim() { [ "$(procs_on "$cn")" = 0 ]; }
+check "with corrald down, the shim ends the run's processes by the lease" wait_for 15 stopped_by_shim
+check "the others take the run over" wait_run_status "$r" failed 30
+retry=$(sql "SELECT id FROM heartbeat_runs WHERE retry_of_run_id = '$r'")
+is "its retry succeeds" "$(wait_run "$retry" | jq -r .status)" succeeded
+last_beat=$(cat "$T/beat")
+retry_start=$(cat "$T/retry.start")
+[ "$last_beat" -lt "$retry_start" ] && ok "the first was dead before its retry started ($(((retry_start - last_beat) / 1000000)) ms)" ||
+        not_ok "the first was dead before its retry started (last beat $last_beat, retry at $retry_start)"
+grep -q "the host's lease ran out" "$T/corrald$cn.log" && ok "the shim said why in its host's journal" ||
+        not_ok "the shim said why in its host's journal"
+before=$(sql "SELECT status, error, updated_at, finished_at FROM heartbeat_runs WHERE id = '$r'")
+events=$(sql "SELECT count(*) FROM heartbeat_run_events WHERE run_id = '$r'")
+check "the crashed host comes back" host_start "$cn"
+is "... and writes nothing of the run the others took over" \
+        "$(sql "SELECT status, error, updated_at, finished_at FROM heartbeat_runs WHERE id = '$r'")/$(sql "SELECT count(*) FROM heartbeat_run_events WHERE run_id = '$r'")" \
+        "$before/$events"
+
+# ---- a cancel through another host than the run's ----
+# Also what is still live (a continuation a host's return requeued for an issue left in
+# progress) is cancelled so, and the hosts stop with nothing running.
+r=$(on 1 POST "/api/agents/$sleeper/wakeup" '{"payload":{"taskKey":"cancel-elsewhere"}}' | jq -r .id)
+check "a run to cancel starts" wait_run_started "$r"
+owner=$(api GET "/api/heartbeat-runs/$r" | jq -r .hostId)
+other=$((${owner#host-} % 3 + 1))
+for id in $(sql "SELECT id FROM heartbeat_runs WHERE status IN ('queued', 'running')"); do
+        on "$other" POST "/api/heartbeat-runs/$id/cancel" >/dev/null
+done
+is "cancelled through host $other, the run of $owner ends cancelled" "$(wait_run "$r" | jq -r .status)" cancelled
+grep -q "Run $r: stopping it, as another host was asked (cancelled)" "$T/corrald${owner#host-}.log" &&
+        ok "... stopped by its own host" || not_ok "... stopped by its own host"
+is "... whose processes are gone" "$(procs_on "${owner#host-}")" 0
+check "nothing is left running" wait_for 30 all_done
 
 for n in "${!HPID[@]}"; do
         kill -TERM "${HPID[$n]}"

@@ -134,6 +134,9 @@ static void test_hot_paths_use_indexes(void **state) {
         assert_true(store_runs_taken_over(s, "host-1", "2026-01-01T00:00:00.000Z", &runs, &n) >= 0);
         FREE(run_entity, runs, n);
         expect_index("runs_host_lost");
+        assert_true(store_runs_stop_requested(s, "host-1", &runs, &n) >= 0);
+        FREE(run_entity, runs, n);
+        expect_index("runs_host_running");
         bool ours;
         assert_true(store_host_renew(s, "host-1", 1, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:15.000Z", &ours) >= 0);
         assert_true(store_agents_with_queued_runs(s, &agents, &n) >= 0);

@@ -142,6 +142,7 @@ static void test_migrate_history_to_issue_columns(void **state) {
                                       "ALTER TABLE agents DROP COLUMN spent_month;"
                                       "DROP TABLE workspaces; ALTER TABLE companies DROP COLUMN workspace;"
                                       "DROP TABLE hosts; DROP INDEX runs_host_running; DROP INDEX runs_host_lost;"
+                                      "ALTER TABLE heartbeat_runs DROP COLUMN stop_requested;"
                                       "ALTER TABLE heartbeat_runs DROP COLUMN host_id;"
                                       "PRAGMA user_version = 2;",
                                       NULL, NULL, NULL),

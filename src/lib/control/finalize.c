@@ -29,6 +29,7 @@
 #include "control/workspace.h"
 #include "control/claim.h"
 #include "control/cli-output.h"
+#include "control/host.h"
 #include "control/issue-lock.h"
 #include "control/run-recovery.h"
 #include "control/wake-context.h"
@@ -754,10 +755,26 @@ void finalize_run_finished(Supervisor *s, const RunResult *result, void *userdat
 }
 
 int finalize_run_lost_elsewhere(Control *ctl, const Run *run, const char *error) {
+        _cleanup_free_ char *stop = NULL, *stopped_error = NULL;
+        RunEnd end = RUN_END_LOST;
+        int r;
+
+        /* Asked to stop before its host died (a cancel through another host): it ends as
+         * asked, and is not retried. */
+        r = store_run_stop_requested(ctl->store, run->id, &stop);
+        if (r < 0)
+                return r;
+        if (stop && run_end_from_string(stop) >= 0) {
+                end = run_end_from_string(stop);
+                stopped_error = strprintf("%s; it had been asked to stop (%s), and is not retried", error, stop);
+                if (!stopped_error)
+                        return -ENOMEM;
+                error = stopped_error;
+        }
         /* What the row holds of its log stays: the log itself is on the dead host. */
         RunResult result = {
                 .run_id = run->id,
-                .end = RUN_END_LOST,
+                .end = end,
                 .exit_code = INT_NULL,
                 .error = error,
                 .stdout_excerpt = run->stdout_excerpt,
@@ -788,6 +805,17 @@ static int cancel_run(Control *ctl, const char *run_id, RunEnd why) {
                 return -ESTALE;
         if (run.status == RUN_QUEUED)
                 return cancel_queued(ctl, run.id, why);
+        if (run.host_id && !streq(run.host_id, host_self_id(ctl))) {
+                /* Another host supervises it: that host stops it (told by NOTIFY, or finds it
+                 * at its sweep), or, if it is dead, the host that takes its runs over. */
+                bool requested;
+                r = store_run_request_stop(ctl->store, run.id, run_end_to_string(why), &requested);
+                if (r < 0)
+                        return r;
+                if (requested)
+                        log_info("Run %s: asked its host %s to stop it (%s).", run.id, run.host_id, run_end_to_string(why));
+                return 0;
+        }
         r = supervisor_stop(ctl->supervisor, run.id, why);
         if (r != -ENOENT)
                 return r;
@@ -805,6 +833,34 @@ static int cancel_run(Control *ctl, const char *run_id, RunEnd why) {
 
 int finalize_cancel_run(Control *ctl, const char *run_id) {
         return cancel_run(ctl, run_id, RUN_END_CANCELLED);
+}
+
+int finalize_stop_requested(Control *ctl, const char *run_id) {
+        _cleanup_free_ char *why = NULL;
+        int r;
+
+        if (!supervisor_tracks(ctl->supervisor, run_id))
+                return 0;
+        r = store_run_stop_requested(ctl->store, run_id, &why);
+        if (r < 0 || !why)
+                return r;
+        RunEnd end = run_end_from_string(why);
+        if (end < 0)
+                return log_warning_errno(-EINVAL, "Run %s: a stop was asked of it for no reason known here (%s).", run_id, why);
+        log_info("Run %s: stopping it, as another host was asked (%s).", run_id, why);
+        r = supervisor_stop(ctl->supervisor, run_id, end);
+        return r == -ENOENT ? 0 : r;
+}
+
+void finalize_stop_requests(Control *ctl) {
+        Run *runs;
+        size_t n;
+
+        if (store_runs_stop_requested(ctl->store, host_self_id(ctl), &runs, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++)
+                (void) finalize_stop_requested(ctl, runs[i].id);
+        entity_array_free(&run_entity, runs, n);
 }
 
 int finalize_cancel_agent_runs(Control *ctl, const char *agent_id, RunEnd why) {

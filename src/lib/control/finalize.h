@@ -38,8 +38,13 @@ void finalize_pending_free(Control *ctl);
 
 /* Cancel one run: a queued run at once, a running one through the supervisor (it ends
  * after SIGTERM and the grace period), a running one that no process of is tracked at once
- * (force-finished). -ENOENT unknown, -ESTALE already terminal. */
+ * (force-finished), one that another host supervises by asking it to
+ * (finalize_stop_requested()). -ENOENT unknown, -ESTALE already terminal. */
 int finalize_cancel_run(Control *ctl, const char *run_id);
+/* A stop asked of a run of this host through another (store_run_request_stop()): carried out
+ * if this host tracks the run. For one run (told by NOTIFY), or for all (the sweep). */
+int finalize_stop_requested(Control *ctl, const char *run_id);
+void finalize_stop_requests(Control *ctl);
 
 /* Cancel every queued and running run of an agent (pause, terminate). */
 int finalize_cancel_agent_runs(Control *ctl, const char *agent_id, RunEnd why);

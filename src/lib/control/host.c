@@ -145,6 +145,11 @@ static void arm_fence(Control *ctl, HostSelf *h, uint64_t start) {
                 log_error_errno(r, "Host %s: cannot set its fence: %m", h->id);
                 return;
         }
+        /* The shims fence their agents by the same deadline, should this corrald be gone
+         * or frozen when it passes (its failure to write is logged; the fence timer below
+         * still holds while corrald lives). */
+        if (ctl->supervisor)
+                (void) supervisor_set_lease(ctl->supervisor, start + fence_usec(ctl));
         if (!h->fence_timer) {
                 r = sd_event_add_time(ctl->event, &h->fence_timer, CLOCK_MONOTONIC, start + fence_usec(ctl), 0, on_fence, ctl);
                 if (r >= 0)

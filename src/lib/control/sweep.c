@@ -3,6 +3,7 @@
 
 #include "basic/log.h"
 #include "control/budget.h"
+#include "control/finalize.h"
 #include "control/workspace.h"
 #include "store/events.h"
 #include "control/run-recovery.h"
@@ -26,6 +27,8 @@ int control_sweep(Control *ctl, StrandedCounters *ret) {
         recovered = run_recovery_adopt(ctl);
         if (recovered < 0)
                 return recovered;
+        /* Stops asked through other hosts that NOTIFY did not bring (a lost connection). */
+        finalize_stop_requests(ctl);
         r = stranded_reconcile(ctl, &c);
         if (r < 0)
                 return log_error_errno(r, "Failed to reconcile stranded issues: %m");

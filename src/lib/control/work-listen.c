@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "basic/log.h"
 #include "basic/macro.h"
 #include "basic/strv.h"
 #include "basic/time-util.h"
 #include "control/claim.h"
+#include "control/finalize.h"
 #include "store/queries.h"
 
 /* How soon a lost listening connection is tried again. */
@@ -32,12 +34,13 @@ static void claim_all(Control *ctl) {
         entity_array_free(&agent_entity, agents, n);
 }
 
-static void on_work(const char *agent_id, void *userdata) {
-        char ***agents = userdata;
+static void on_work(const char *what, void *userdata) {
+        char ***told = userdata;
 
-        /* One claim per agent however often it was told: a commit may tell of many runs. */
-        if (!strv_contains((const char *const *) *agents, agent_id))
-                (void) strv_push(agents, agent_id);
+        /* One claim per agent however often it was told: a commit may tell of many runs.
+         * "stop:RUN" asks the run's host to stop it (finalize_stop_requested()). */
+        if (!strv_contains((const char *const *) *told, what))
+                (void) strv_push(told, what);
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -46,6 +49,7 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         if (listen_now(ctl) >= 0) {
                 log_info("Listening for other hosts' work again.");
                 claim_all(ctl);
+                finalize_stop_requests(ctl);
         }
         return 0;
 }
@@ -69,12 +73,17 @@ static void relisten_later(Control *ctl) {
 
 static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Control *ctl = userdata;
-        _cleanup_strv_free_ char **agents = NULL;
+        _cleanup_strv_free_ char **told = NULL;
         int r;
 
-        r = store_work_read(ctl->store, on_work, &agents);
-        STRV_FOREACH(a, agents)
-        claim_start_next(ctl, *a);
+        r = store_work_read(ctl->store, on_work, &told);
+        STRV_FOREACH(w, told) {
+                const char *run_id = startswith(*w, "stop:") ? *w + strlen("stop:") : NULL;
+                if (run_id)
+                        (void) finalize_stop_requested(ctl, run_id);
+                else
+                        claim_start_next(ctl, *w);
+        }
         if (r < 0) {
                 log_warning_errno(r, "Lost the connection that listens for other hosts' work, listening again in %u s: %m",
                                   (unsigned) (WORK_RELISTEN_USEC / USEC_PER_SEC));

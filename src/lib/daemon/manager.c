@@ -452,11 +452,6 @@ int manager_startup(Manager *m) {
                         log_error_errno(r, "Database %s cannot be written now: %m", db);
         }
 
-        /* This corrald's row among the hosts, before it claims or recovers anything. */
-        r = host_start(&m->control);
-        if (r < 0)
-                return r;
-
         r = placement_new(m->config.placement, m->config.cgroup_root, m->control.event, &m->control.placement);
         if (r < 0)
                 return r;
@@ -475,6 +470,12 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 return r;
         supervisor_set_output_watcher(m->control.supervisor, on_run_output, &m->control);
+
+        /* This corrald's row among the hosts, before it claims or recovers anything; its
+         * lease goes to the supervisor, for the shims. */
+        r = host_start(&m->control);
+        if (r < 0)
+                return r;
 
         r = manager_open_socket(m);
         if (r < 0)

@@ -155,7 +155,11 @@ typedef struct Shim {
         int64_t timeout_ms, grace_ms;
         uint64_t log_bytes_max;
         int64_t started_ms, kill_at_ms;
-        const char *stopped; /* why the shim stopped the agent: "timeout", "log_limit" */
+        /* The host's lease (lease_file): CLOCK_MONOTONIC ms it lasts until, 0 for none; the
+         * run's cgroup, whose other processes go with the agent when it runs out. */
+        char lease_path[4096], cgroup[4096];
+        int64_t lease_until_ms;
+        const char *stopped; /* why the shim stopped the agent: "timeout", "log_limit", "fenced" */
         int status_new_fd; /* status.json.new, allocated when the agent started; -1 */
         Stream streams[2];
         pid_t agent; /* in a sandbox: its init, whose end is the end of every process in it */
@@ -328,15 +332,92 @@ static void stop_agent(Shim *s, const char *why) {
         s->kill_at_ms = now_ms() + (s->grace_ms > 0 ? s->grace_ms : 1000);
 }
 
+/* The lease file's deadline: "until_mono_ms=N". 0 when there is none to be read, which
+ * fences nothing: a file corrald has not written yet is no lease that ran out. */
+static int64_t read_lease(const Shim *s) {
+        char buf[128];
+        ssize_t k;
+        int fd;
+
+        fd = open(s->lease_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return 0;
+        k = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (k <= 0)
+                return 0;
+        buf[k] = 0;
+        if (strncmp(buf, "until_mono_ms=", 14) != 0)
+                return 0;
+        long long v = strtoll(buf + 14, NULL, 10);
+        return v > 0 ? (int64_t) v : 0;
+}
+
+/* Every process of the run's cgroup but the shim: those the agent left outside its process
+ * group (a daemon it started) are to go too. A few rounds, for what forks meanwhile. */
+static void kill_cgroup_rest(const Shim *s) {
+        char path[4200], buf[4096];
+        pid_t self = getpid();
+
+        if (!s->cgroup[0])
+                return;
+        snprintf(path, sizeof(path), "%s/cgroup.procs", s->cgroup);
+        for (int round = 0; round < 20; round++) {
+                bool others = false;
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        return;
+                ssize_t k = read(fd, buf, sizeof(buf) - 1);
+                close(fd);
+                if (k <= 0)
+                        return;
+                buf[k] = 0;
+                for (char *p = buf, *end; *p; p = end) {
+                        long pid = strtol(p, &end, 10);
+                        if (end == p)
+                                break;
+                        if (pid > 0 && pid != self) {
+                                (void) kill((pid_t) pid, SIGKILL);
+                                others = true;
+                        }
+                }
+                if (!others)
+                        return;
+        }
+}
+
+/* The host's lease ran out with corrald not there to renew it: another host may take the
+ * run over and start its retry, so this one must not execute any longer. No grace: SIGKILL. */
+static void fence_agent(Shim *s) {
+        if (s->stopped || s->agent_exited || s->agent <= 0)
+                return;
+        s->stopped = "fenced";
+        warn("Killing the agent: the host's lease ran out (%s), and another host may take the run over", s->lease_path);
+        (void) kill(-s->agent, SIGKILL);
+        kill_cgroup_rest(s);
+}
+
 /* What the clock asks of the shim now; the poll timeout until it asks again (-1: never). */
 static int tick(Shim *s) {
         int64_t now = now_ms(), next = -1;
+
+        /* The deadline in memory is read again only when it has passed: corrald renews it
+         * long before, so the file is read once per deadline, not per tick. */
+        if (s->lease_until_ms > 0 && !s->agent_exited) {
+                if (now >= s->lease_until_ms)
+                        s->lease_until_ms = read_lease(s) ?: s->lease_until_ms;
+                if (now >= s->lease_until_ms) {
+                        fence_agent(s);
+                        s->lease_until_ms = 0;
+                } else
+                        next = s->lease_until_ms - now;
+        }
 
         if (s->timeout_ms > 0 && !s->agent_exited) {
                 int64_t deadline = s->started_ms + s->timeout_ms;
                 if (now >= deadline)
                         stop_agent(s, "timeout");
-                else
+                else if (next < 0 || deadline - now < next)
                         next = deadline - now;
         }
         if (s->kill_at_ms > 0 && !s->agent_exited) {
@@ -497,6 +578,12 @@ static void read_limits(Shim *s) {
                 if (!eq)
                         continue;
                 *eq = 0;
+                if (streq(line, "lease_file") || streq(line, "cgroup")) {
+                        char *dst = streq(line, "cgroup") ? s->cgroup : s->lease_path;
+                        if (eq[1] == '/' && strlen(eq + 1) < sizeof(s->lease_path))
+                                strcpy(dst, eq + 1);
+                        continue;
+                }
                 long long v = strtoll(eq + 1, NULL, 10);
                 if (v <= 0)
                         continue;
@@ -782,6 +869,8 @@ static int start_agent(Shim *s, char **agent_argv, const char *agent_cwd, bool s
                 return -1;
         }
         read_limits(s);
+        if (s->lease_path[0])
+                s->lease_until_ms = read_lease(s);
         allocate_status(s);
         in = open_agent_stdin(s->run_dir);
         if (in >= 0 && prepare_workspace(s) < 0) {

@@ -25,6 +25,12 @@
  *                       group, SIGKILL after grace_ms; status.json says "stopped":"timeout"
  *   grace_ms=N          (default 1000)
  *   log_bytes_max=N     output past N bytes stops the agent the same way: "log_limit"
+ *   lease_file=PATH     the host's lease (hosts sharing a database): "until_mono_ms=N", the
+ *                       CLOCK_MONOTONIC ms until which the host may run its runs, renewed
+ *                       by corrald. When it passes with no renewal (corrald gone or frozen),
+ *                       another host may take the run over: the agent's process group is
+ *                       SIGKILLed at once, then the rest of cgroup; "stopped":"fenced"
+ *   cgroup=PATH         the run's cgroup, for the above
  * stdout.tail, stderr.tail (written at the end, before status.json): the last SHIM_TAIL_MAX
  *   bytes of each stream, exactly as the agent wrote them; none for a silent stream.
  *   status.json's "tails":[N,M] gives their sizes, and is missing when they could not be

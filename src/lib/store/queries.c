@@ -169,9 +169,53 @@ int store_host_declare_dead(Store *s, const char *host_id, const char *now, bool
 
 int store_runs_taken_over(Store *s, const char *host_id, const char *since, Run **ret, size_t *ret_n) {
         return store_list(s, &run_entity,
-                          "WHERE host_id = ?1 AND finished_at >= ?2 AND error_code = 'process_lost' "
+                          "WHERE host_id = ?1 AND finished_at >= ?2 AND error_code IN ('process_lost', 'cancelled') "
                           "AND (cgroup_path IS NOT NULL OR unit_name IS NOT NULL) ORDER BY finished_at",
                           ARGS(host_id, since), 0, (void **) ret, ret_n);
+}
+
+int store_run_request_stop(Store *s, const char *run_id, const char *why, bool *ret_requested) {
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s,
+                          "UPDATE heartbeat_runs SET stop_requested = ?2 "
+                          "WHERE id = ?1 AND status = 'running' AND stop_requested IS NULL",
+                          &stmt);
+        if (r < 0)
+                return r;
+        if ((r = stmt_bind_text(stmt, 1, run_id)) < 0 || (r = stmt_bind_text(stmt, 2, why)) < 0)
+                return r;
+        r = stmt_done(stmt);
+        if (r < 0)
+                return r;
+        *ret_requested = stmt_changes(stmt) > 0;
+        return 0;
+}
+
+int store_run_stop_requested(Store *s, const char *run_id, char **ret_why) {
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        int r;
+
+        *ret_why = NULL;
+        r = store_prepare(s, "SELECT stop_requested FROM heartbeat_runs WHERE id = ?1", &stmt);
+        if (r < 0)
+                return r;
+        if ((r = stmt_bind_text(stmt, 1, run_id)) < 0)
+                return r;
+        r = stmt_step(stmt);
+        if (r <= 0)
+                return r;
+        const char *why = stmt_column_text(stmt, 0);
+        if (why && !(*ret_why = strdup(why)))
+                return -ENOMEM;
+        return 0;
+}
+
+int store_runs_stop_requested(Store *s, const char *host_id, Run **ret, size_t *ret_n) {
+        return store_list(s, &run_entity,
+                          "WHERE host_id = ?1 AND status = 'running' AND stop_requested IS NOT NULL ORDER BY created_at",
+                          ARGS(host_id), 0, (void **) ret, ret_n);
 }
 
 int store_runs_running_on_dead_hosts(Store *s, Run **ret, size_t *ret_n) {

@@ -56,6 +56,14 @@ int store_host_declare_dead(Store *s, const char *host_id, const char *now, bool
 /* The host's runs finalized as lost since (an ISO time) that had a place: what another host
  * took over from it while it was away. */
 int store_runs_taken_over(Store *s, const char *host_id, const char *since, Run **ret, size_t *ret_n);
+/* A stop of a running run asked through another host than its own, which carries it out:
+ * why is a RunEnd name. *ret_requested is false when the run is not running or a stop was
+ * asked already (the first one stands). */
+int store_run_request_stop(Store *s, const char *run_id, const char *why, bool *ret_requested);
+/* The stop asked of a run (malloc'ed), NULL for none. */
+int store_run_stop_requested(Store *s, const char *run_id, char **ret_why);
+/* The running runs of a host with a stop asked of them. */
+int store_runs_stop_requested(Store *s, const char *host_id, Run **ret, size_t *ret_n);
 /* Runs still running on hosts declared dead: theirs to be finalized as lost. */
 int store_runs_running_on_dead_hosts(Store *s, Run **ret, size_t *ret_n);
 /* The hosts, by when each first came. */

@@ -456,14 +456,24 @@ static const Migration pg_migrations[] = {
           "CREATE INDEX runs_host_running ON heartbeat_runs(host_id) WHERE status = 'running';\n" },
         /* Failover: as SQLite's step 10. Work for any host: a run queued, or one that ended
          * (its agent has a free slot), is told to every corrald listening on corral_work,
-         * with the agent's id, when its transaction commits (control/work-listen.c). */
+         * with the agent's id, when its transaction commits (control/work-listen.c); a stop
+         * asked of a run, with "stop:" and the run's id. */
         { 10,
-          "CREATE INDEX runs_host_lost ON heartbeat_runs(host_id, finished_at) WHERE error_code = 'process_lost';\n"
+          "CREATE INDEX runs_host_lost ON heartbeat_runs(host_id, finished_at) WHERE error_code IN ('process_lost', "
+          "'cancelled');\n"
+          "ALTER TABLE heartbeat_runs ADD COLUMN stop_requested TEXT COLLATE \"C\";\n"
           "CREATE FUNCTION corral_work_notified() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN\n"
           "  IF NEW.status = 'queued' OR (TG_OP = 'UPDATE' AND OLD.status = 'running') THEN\n"
           "    PERFORM pg_notify('corral_work', NEW.agent_id);\n"
           "  END IF;\n"
           "  RETURN NULL; END $$;\n"
           "CREATE TRIGGER heartbeat_runs_work_notified AFTER INSERT OR UPDATE OF status ON heartbeat_runs\n"
-          "  FOR EACH ROW EXECUTE FUNCTION corral_work_notified();\n" },
+          "  FOR EACH ROW EXECUTE FUNCTION corral_work_notified();\n"
+          /* A stop for the run's own host: "stop:" and the run's id (agent ids never start so). */
+          "CREATE FUNCTION corral_stop_notified() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN\n"
+          "  PERFORM pg_notify('corral_work', 'stop:' || NEW.id);\n"
+          "  RETURN NULL; END $$;\n"
+          "CREATE TRIGGER heartbeat_runs_stop_notified AFTER UPDATE OF stop_requested ON heartbeat_runs\n"
+          "  FOR EACH ROW WHEN (NEW.stop_requested IS NOT NULL AND OLD.stop_requested IS NULL)\n"
+          "  EXECUTE FUNCTION corral_stop_notified();\n" },
 };

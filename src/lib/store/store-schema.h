@@ -448,7 +448,13 @@ static const Migration sqlite_migrations[] = {
           "ALTER TABLE heartbeat_runs ADD COLUMN host_id TEXT;\n"
           "CREATE INDEX runs_host_running ON heartbeat_runs(host_id) WHERE status = 'running';\n" },
         /* Failover (corrald(8), HOSTS): a host back from the dead finds the runs others took
-         * over from it since it last renewed its lease, to kill what is left of them. (On
-         * PostgreSQL, the same step also tells the other hosts of work, by NOTIFY.) */
-        { 10, "CREATE INDEX runs_host_lost ON heartbeat_runs(host_id, finished_at) WHERE error_code = 'process_lost';\n" },
+         * over from it since it last renewed its lease, to kill what is left of them; a run
+         * is stopped by its own host, whichever host was asked. (On PostgreSQL, the same step
+         * also tells the other hosts of work and of stops, by NOTIFY.) */
+        { 10,
+          "CREATE INDEX runs_host_lost ON heartbeat_runs(host_id, finished_at) WHERE error_code IN ('process_lost', "
+          "'cancelled');\n"
+          /* A stop asked for through another host's API (a cancel), for the run's own host
+           * to carry out: the RunEnd name, the first request's. */
+          "ALTER TABLE heartbeat_runs ADD COLUMN stop_requested TEXT;\n" },
 };

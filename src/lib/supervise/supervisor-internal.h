@@ -97,6 +97,7 @@ struct Supervisor {
         Store *store;
         Placement *placement;
         char *state_dir, *shim_path;
+        char *lease_path; /* STATE-DIR/SUPERVISOR_LEASE_FILE, once there is a lease; NULL */
         uint64_t leftover_grace_usec;
         char boot_id[64];
         SupervisorFinished finished;

@@ -221,10 +221,14 @@ static int write_run_files(Tracked *t, const LaunchSpec *spec, char **ret_error)
             (r = write_run_file(t->run_dir, SHIM_STDIN_FILE, spec->stdin_text, strlen(spec->stdin_text), 0600)) < 0)
                 return set_error(ret_error, r, "cannot write the stdin file: %s", strerror(-r));
         /* What the shim enforces itself, so that a stopped corrald lifts nothing (shim.h). */
-        char limits[160];
-        int n = snprintf(limits, sizeof(limits), "timeout_ms=%" PRIu64 "\ngrace_ms=%" PRIu64 "\nlog_bytes_max=%" PRIu64 "\n",
-                         spec->timeout_sec * 1000, MAX(spec->grace_sec, UINT64_C(1)) * 1000, spec->log_bytes_max);
-        if ((r = write_run_file(t->run_dir, SHIM_LIMITS_FILE, limits, (size_t) n, 0600)) < 0)
+        _cleanup_free_ char *limits = strprintf(
+                "timeout_ms=%" PRIu64 "\ngrace_ms=%" PRIu64 "\nlog_bytes_max=%" PRIu64 "\n%s%s%s%s%s%s", spec->timeout_sec * 1000,
+                MAX(spec->grace_sec, UINT64_C(1)) * 1000, spec->log_bytes_max, t->supervisor->lease_path ? "lease_file=" : "",
+                strempty(t->supervisor->lease_path), t->supervisor->lease_path ? "\n" : "", t->place.cgroup_path ? "cgroup=" : "",
+                strempty(t->place.cgroup_path), t->place.cgroup_path ? "\n" : "");
+        if (!limits)
+                return set_error(ret_error, -ENOMEM, "cannot write the limits file: %s", strerror(ENOMEM));
+        if ((r = write_run_file(t->run_dir, SHIM_LIMITS_FILE, limits, strlen(limits), 0600)) < 0)
                 return set_error(ret_error, r, "cannot write the limits file: %s", strerror(-r));
         if (spec->again && (r = write_run_file(t->run_dir, SHIM_AGAIN_FILE, spec->again, spec->again_size, 0600)) < 0)
                 return set_error(ret_error, r, "cannot write the again file: %s", strerror(-r));

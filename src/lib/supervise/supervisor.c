@@ -64,6 +64,10 @@ const char *run_end_to_string(RunEnd e) {
         return enum_to_string(run_end_names, (int) e);
 }
 
+RunEnd run_end_from_string(const char *s) {
+        return (RunEnd) enum_from_string(run_end_names, s);
+}
+
 /* Make the spare run directories that are missing, once the loop has nothing more urgent. */
 void supervisor_want_spares(Supervisor *s) {
         if (s->n_spares < SPARE_RUN_DIRS)
@@ -326,6 +330,7 @@ static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal, ShimSta
         ret->stopped = !cJSON_IsString(stopped)            ? _RUN_END_INVALID
                 : streq(stopped->valuestring, "timeout")   ? RUN_END_TIMEOUT
                 : streq(stopped->valuestring, "log_limit") ? RUN_END_LOG_LIMIT
+                : streq(stopped->valuestring, "fenced")    ? RUN_END_LOST /* the host's lease ran out */
                 : streq(stopped->valuestring, "workspace") ? RUN_END_LAUNCH_FAILED /* workspace.error says why */
                                                            : _RUN_END_INVALID;
         tails = cJSON_GetObjectItemCaseSensitive(j, "tails");
@@ -390,10 +395,14 @@ static void finish(Tracked *t) {
         result.oom_kills = MAX(result.oom_kills, t->oom_kills);
         if (t->stop_reason >= 0)
                 result.end = t->stop_reason;
-        else if (st.stopped >= 0)
-                /* The shim stopped it: its timeout (while corrald could not), its log limit. */
+        else if (st.stopped >= 0) {
+                /* The shim stopped it: its timeout (while corrald could not), its log limit,
+                 * the host's lease that ran out while corrald was away. */
                 result.end = st.stopped;
-        else if (t->origin != TRACK_LAUNCHED && result.signal && t->deadline_usec > 0 && st.finished_usec >= t->deadline_usec)
+                if (st.stopped == RUN_END_LOST && !result.error)
+                        result.error = "Process lost -- this host's lease ran out while corrald was not there to renew "
+                                       "it, so its shim killed the agent before another host could take the run over";
+        } else if (t->origin != TRACK_LAUNCHED && result.signal && t->deadline_usec > 0 && st.finished_usec >= t->deadline_usec)
                 /* Killed past its deadline while corrald was away: the scope's RuntimeMaxUSec
                  * held the run's timeout (design §4.1). */
                 result.end = RUN_END_TIMEOUT;
@@ -634,6 +643,23 @@ int supervisor_stop(Supervisor *s, const char *run_id, RunEnd why) {
         return 0;
 }
 
+int supervisor_set_lease(Supervisor *s, uint64_t until_usec) {
+        char text[64];
+        int n, r;
+
+        if (!s->lease_path) {
+                s->lease_path = strprintf("%s/%s", s->state_dir, SUPERVISOR_LEASE_FILE);
+                if (!s->lease_path)
+                        return -ENOMEM;
+        }
+        n = snprintf(text, sizeof(text), "until_mono_ms=%" PRIu64 "\n", until_usec / 1000);
+        r = write_file_atomic(s->lease_path, text, (size_t) n, 0600);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write %s, which tells the shims how long this host's lease lasts: %m",
+                                       s->lease_path);
+        return 0;
+}
+
 unsigned supervisor_fence(Supervisor *s) {
         unsigned n = 0;
 
@@ -858,6 +884,7 @@ Supervisor *supervisor_free(Supervisor *s) {
         sd_event_unref(s->event);
         free(s->state_dir);
         free(s->shim_path);
+        free(s->lease_path);
         free(s);
         return NULL;
 }

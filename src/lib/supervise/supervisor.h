@@ -65,6 +65,7 @@ typedef enum RunEnd {
 } RunEnd;
 
 const char *run_end_to_string(RunEnd e);
+RunEnd run_end_from_string(const char *s);
 
 typedef struct RunResult {
         const char *run_id;
@@ -140,6 +141,13 @@ int supervisor_stop(Supervisor *s, const char *run_id, RunEnd why);
  * HOSTS): kill every process of every tracked run, and write nothing more of them; each is
  * forgotten once its cgroup is empty, without the finished callback. How many it fenced. */
 unsigned supervisor_fence(Supervisor *s);
+
+/* The end of this host's lease, for its shims, which stop their agents by themselves when it
+ * passes with corrald gone or frozen (shim.h, lease_file): until_usec on CLOCK_MONOTONIC,
+ * written atomically to STATE-DIR/SUPERVISOR_LEASE_FILE. Runs launched from the first call on
+ * are fenced by it; runs taken up after a restart keep what their limits file says. */
+#define SUPERVISOR_LEASE_FILE "host.lease"
+int supervisor_set_lease(Supervisor *s, uint64_t until_usec);
 
 /* The excerpts of a tracked run as they are now (malloc'ed into *ret_stdout, *ret_stderr,
  * replacing what they held): -ESRCH for a run not tracked. */
