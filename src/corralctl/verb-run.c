@@ -22,6 +22,7 @@ static const Column run_columns[] = {
         { "STATUS", "status", 0 },
         { "EXIT", "exitCode", 0 },
         { "ERROR", "errorCode", 0 },
+        { "HOST", "hostId", 0 },
         { "CREATED", "createdAt", 0 },
         {},
 };

@@ -8,7 +8,8 @@
  *         [--recovery-runs N] [--log-bytes N] [--only NAME] [--reference-scope] [--keep-state]
  *         [--database PATH|URI]
  *
- * It starts its own corrald on a temporary state directory and socket, and stops it.
+ * It starts its own corrald on a temporary state directory and socket, and stops it; the
+ * hosts stage (--only hosts, on PostgreSQL) two more beside it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +53,16 @@ static char state_dir[] = "/var/tmp/corral-bench-XXXXXX";
 static char share_dir[] = "/var/tmp/corral-bench-share-XXXXXX";
 static char socket_path[100], fifo_path[160];
 static pid_t corrald_pid;
+/* The hosts stage (PostgreSQL): two more corralds on the same database, each with its own
+ * state directory, socket, cgroup root and host id; wakes go to the three in turn. */
+#define EXTRA_HOSTS 2
+typedef struct ExtraHost {
+        pid_t pid;
+        char id[32], state[64], socket[100], cgroup[4200];
+} ExtraHost;
+static ExtraHost extra[EXTRA_HOSTS];
+static char main_socket[100];
+static unsigned n_hosts = 1; /* what wake() spreads over: 1, or 1 + EXTRA_HOSTS */
 static unsigned n_runs = 1000, seconds = 30, recovery_runs = 1000;
 static uint64_t log_bytes = UINT64_C(1) << 30;
 
@@ -70,15 +81,15 @@ static void sleep_us(long us) {
  * at the end: runs that outlive a corrald the bench stopped leave nothing behind. */
 static char cgroup_root[4096];
 
-static void remove_cgroup_root(void) {
+static void remove_cgroup_tree(const char *root) {
         DIR *d;
 
-        if (!cgroup_root[0] || !(d = opendir(cgroup_root)))
+        if (!root[0] || !(d = opendir(root)))
                 return;
         for (struct dirent *de; (de = readdir(d));) {
                 if (strncmp(de->d_name, "run-", 4) != 0)
                         continue;
-                _cleanup_free_ char *cg = strprintf("%s/%s", cgroup_root, de->d_name);
+                _cleanup_free_ char *cg = strprintf("%s/%s", root, de->d_name);
                 if (!cg)
                         continue;
                 (void) cgroup_kill(cg);
@@ -86,7 +97,19 @@ static void remove_cgroup_root(void) {
                         sleep_us(10000);
         }
         closedir(d);
-        (void) rmdir(cgroup_root);
+        (void) rmdir(root);
+}
+
+static void remove_cgroup_root(void) {
+        remove_cgroup_tree(cgroup_root);
+        for (int i = 0; i < EXTRA_HOSTS; i++) {
+                if (extra[i].pid > 0) {
+                        kill(extra[i].pid, SIGKILL);
+                        waitpid(extra[i].pid, NULL, 0);
+                        extra[i].pid = 0;
+                }
+                remove_cgroup_tree(extra[i].cgroup);
+        }
 }
 
 static _noreturn_ void die(const char *fmt, ...) _printf_(1, 2);
@@ -259,7 +282,10 @@ static int64_t percentile(int64_t *v, size_t n, double p) {
 }
 
 static void row(const char *what, const char *corral, const char *reference, const char *ratio, const char *goal) {
-        printf("| %-34s | %-22s | %-22s | %-8s | %-20s |\n", what, corral, reference, ratio, goal);
+        char label[128];
+
+        snprintf(label, sizeof(label), "%s%s", what, n_hosts > 1 ? ", 3 hosts" : "");
+        printf("| %-34s | %-22s | %-22s | %-8s | %-20s |\n", label, corral, reference, ratio, goal);
         fflush(stdout);
 }
 
@@ -280,10 +306,19 @@ static char *new_agent(const char *name, const char *config, const char *runtime
         return post_id(path, body);
 }
 
+static void use_socket(const char *path) {
+        snprintf(socket_path, sizeof(socket_path), "%s", path);
+}
+
+/* Through the hosts in turn, in the hosts stage. */
 static char *wake(const char *agent, unsigned key) {
         _cleanup_free_ char *path = strprintf("/api/agents/%s/wakeup", agent),
                             *body = strprintf("{\"payload\":{\"taskKey\":\"k%u\"}}", key);
-        return post_id(path, body);
+        if (n_hosts > 1 && key % n_hosts > 0)
+                use_socket(extra[key % n_hosts - 1].socket);
+        char *id = post_id(path, body);
+        use_socket(main_socket);
+        return id;
 }
 
 /* ---- 1. launch latency ---- */
@@ -1203,6 +1238,150 @@ static void bench_subscribers(int fifo) {
         close(ep);
 }
 
+/* ---- 9. hosts: three corralds on one PostgreSQL database ---- */
+
+static void start_extra(ExtraHost *h) {
+        char *argv[] = { (char *) corrald_path,
+                         "--state-dir",
+                         h->state,
+                         "--socket",
+                         h->socket,
+                         "--placement",
+                         (char *) placement,
+                         "--log-level",
+                         "err",
+                         "--sweep-interval-sec",
+                         "86400",
+                         "--sandbox",
+                         (char *) sandbox,
+                         "--database",
+                         (char *) database,
+                         "--host-id",
+                         h->id,
+                         h->cgroup[0] ? "--cgroup-root" : NULL,
+                         h->cgroup,
+                         NULL };
+        if (posix_spawn(&h->pid, corrald_path, NULL, NULL, argv, environ) != 0)
+                die("cannot start %s", corrald_path);
+        use_socket(h->socket);
+        for (int i = 0; i < 20000 && http("GET", "/api/health", NULL, NULL) != 200; i++)
+                sleep_us(500);
+        use_socket(main_socket);
+}
+
+static void stop_extra(ExtraHost *h, int sig) {
+        kill(h->pid, sig);
+        waitpid(h->pid, NULL, 0);
+        h->pid = 0;
+}
+
+/* Every host drained: what is woken now stays queued, for the claims to be timed. */
+static void drain_all(void) {
+        _cleanup_free_ char *health = NULL;
+        if (http("GET", "/api/health", NULL, &health) != 200)
+                die("no health");
+        _cleanup_free_ char *self = json_string(strstr(health, "\"host\"") ?: "", "id");
+        const char *ids[] = { self, extra[0].id, extra[1].id };
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+                _cleanup_free_ char *path = strprintf("/api/hosts/%s/drain", ids[i]);
+                int status = http("POST", path, "{}", NULL);
+                if (status < 200 || status >= 300)
+                        die("POST %s: %d", path, status);
+        }
+}
+
+/* Claims across three hosts: N trivial runs queued while every host drains, then the three
+ * started again at once, which claim them all; timed from their start to the last claim. */
+static void bench_claims(void) {
+        enum { AGENTS = 150, PER_AGENT = 10 };
+        char *agents[AGENTS];
+        char a[64];
+
+        for (int i = 0; i < AGENTS; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "claim-%d", i);
+                agents[i] = new_agent(name, "{\"command\":\"/bin/true\"}", "{\"heartbeat\":{\"maxConcurrentRuns\":10}}");
+        }
+        wait_idle();
+        drain_all();
+        for (unsigned k = 0; k < AGENTS * PER_AGENT; k++)
+                free(wake(agents[k % AGENTS], 100000 + k));
+        stop_corrald(SIGTERM);
+        for (int i = 0; i < EXTRA_HOSTS; i++)
+                stop_extra(&extra[i], SIGTERM);
+        int64_t t0 = now_ns();
+        for (int i = 0; i < EXTRA_HOSTS; i++)
+                start_extra(&extra[i]);
+        start_corrald();
+        while (runs_with_status("queued") > 0)
+                sleep_us(1000);
+        double rate = AGENTS * PER_AGENT / ((now_ns() - t0) / 1e9);
+        wait_idle();
+        for (int i = 0; i < AGENTS; i++)
+                free(agents[i]);
+        snprintf(a, sizeof(a), "%.0f runs/s", rate);
+        row("claims: queued → running", a, "-", "-", "≥ 1000 runs/s");
+        printf("|   (%u queued runs of %u agents, claimed by the hosts started at once; from their start to the last claim) |\n",
+               AGENTS * PER_AGENT, AGENTS);
+}
+
+/* Failover: a host SIGKILLed with a run on it; timed until another host has finalized it. */
+static void bench_failover(void) {
+        char a[64], b[64], c[32];
+        _cleanup_free_ char *runtime = strprintf("{\"hosts\":[\"%s\"]}", extra[0].id);
+        _cleanup_free_ char *agent = new_agent("failover", "{\"command\":\"/bin/sleep\",\"args\":[\"600\"]}", runtime);
+        _cleanup_free_ char *path = strprintf("/api/agents/%s/wakeup", agent), *run = post_id(path, "{}");
+        _cleanup_free_ char *run_path = strprintf("/api/heartbeat-runs/%s", run);
+
+        for (;;) {
+                _cleanup_free_ char *reply = NULL, *status = NULL;
+                if (http("GET", run_path, NULL, &reply) == 200 && (status = json_string(reply, "status")) &&
+                    streq(status, "running"))
+                        break;
+                sleep_us(1000);
+        }
+        int64_t t0 = now_ns();
+        stop_extra(&extra[0], SIGKILL);
+        while (!run_terminal(run))
+                sleep_us(10000);
+        double took = (now_ns() - t0) / 1e9;
+        snprintf(a, sizeof(a), "%.1f s", took);
+        snprintf(b, sizeof(b), "lease 15 s");
+        snprintf(c, sizeof(c), "%.2f", took / 15);
+        row("failover: host killed → run lost", a, b, c, "≤ lease + 5 s");
+        printf("|   (a host SIGKILLed with a run; until another host has finalized it as process_lost, with its retry) |\n");
+}
+
+static void bench_hosts(int fifo) {
+        if (!database || !startswith(database, "postgres")) {
+                printf("| hosts: needs --database postgresql://... |\n");
+                return;
+        }
+        for (int i = 0; i < EXTRA_HOSTS; i++) {
+                ExtraHost *h = &extra[i];
+                snprintf(h->id, sizeof(h->id), "bench-%c", 'b' + i);
+                snprintf(h->state, sizeof(h->state), "%s-%c", state_dir, 'b' + i);
+                snprintf(h->socket, sizeof(h->socket), "%s/corrald.sock", h->state);
+                if (cgroup_root[0])
+                        snprintf(h->cgroup, sizeof(h->cgroup), "%s-%c", cgroup_root, 'b' + i);
+                if (mkdir(h->state, 0700) < 0 && errno != EEXIST)
+                        die("mkdir %s: %m", h->state);
+                start_extra(h);
+        }
+        n_hosts = 1 + EXTRA_HOSTS;
+        bench_launch(fifo);
+        bench_throughput();
+        bench_claims();
+        n_hosts = 1;
+        bench_failover();
+        for (int i = 0; i < EXTRA_HOSTS; i++) {
+                if (extra[i].pid > 0)
+                        stop_extra(&extra[i], SIGTERM);
+                _cleanup_free_ char *rm = strprintf("rm -rf '%s'", extra[i].state);
+                (void) system(rm);
+        }
+}
+
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "corrald", required_argument, NULL, 'c' },
@@ -1274,7 +1453,7 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr,
                         "usage: bench --corrald PATH --agent PATH [--placement KIND] [--runs N] [--seconds S] "
                         "[--recovery-runs N] [--log-bytes N] [--only "
-                        "launch|throughput|log|recovery|subscribers|flood|history|live] "
+                        "launch|throughput|log|recovery|subscribers|flood|history|live|hosts] "
                         "[--live-runs N] "
                         "[--history-runs N] "
                         "[--reference-scope] "
@@ -1284,6 +1463,7 @@ int main(int argc, char *argv[]) {
         if (!mkdtemp(state_dir) || !mkdtemp(share_dir) || chmod(share_dir, 0777) < 0)
                 die("mkdtemp: %m");
         snprintf(socket_path, sizeof(socket_path), "%s/corrald.sock", state_dir);
+        snprintf(main_socket, sizeof(main_socket), "%s", socket_path);
         snprintf(fifo_path, sizeof(fifo_path), "%s/stamp.fifo", share_dir);
         if (mkfifo(fifo_path, 0666) < 0 || chmod(fifo_path, 0666) < 0 || (fifo = open(fifo_path, O_RDWR | O_CLOEXEC)) < 0)
                 die("fifo: %m");
@@ -1318,6 +1498,9 @@ int main(int argc, char *argv[]) {
         /* The history is built with the sqlite3 shell, from the SQLite file. */
         if (want("history") && history_runs > 0 && !database)
                 bench_history(fifo);
+        /* Only when asked for: it needs PostgreSQL, and takes a lease's time. */
+        if (only && streq(only, "hosts"))
+                bench_hosts(fifo);
         /* Last: it leaves its runs running, for the end to kill. */
         if (want("live") && live_max > 0)
                 bench_live(fifo);

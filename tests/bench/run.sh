@@ -34,6 +34,12 @@ elif "$srcdir/tests/pg-server.sh" bindir >/dev/null 2>&1; then
                 "$b/tests/bench/bench" --corrald "$b/corrald" --agent "$b/tests/bench/bench-agent" --placement "$placement" \
                         --only "$stage" --database "$uri"
         done
+        # Three hosts on the database: launch and throughput with wakes through the three in
+        # turn, claims across them, and the failover after one's death.
+        echo
+        echo "On PostgreSQL (three hosts):"
+        "$b/tests/bench/bench" --corrald "$b/corrald" --agent "$b/tests/bench/bench-agent" --placement "$placement" \
+                --only hosts --database "$uri"
 else
         echo
         echo "PostgreSQL stage not run: PostgreSQL's server (Debian package postgresql) is not installed."
