@@ -687,7 +687,7 @@ static void test_spawner_killed(void **state) {
         assert_int_not_equal(supervisor_spawner_pid(supervisor), second);
 }
 
-/* A spawner that stops answering: killed after two seconds, the run it held up fails as
+/* A spawner that stops answering: killed after ten seconds, the run it held up fails as
  * launch_failed with nothing left of it, and the next launch does not wait for it. */
 static void test_spawner_hangs(void **state) {
         char id[UUID_STRING_MAX], marker[64];

@@ -117,10 +117,9 @@ static int claim_issue(Control *ctl, Run *run, const Agent *agent, const char *n
         return r < 0 ? r : 1;
 }
 
-/* Move one queued run to running (guarded: only if it is still queued), in a transaction of
- * its own, or in the caller's when in_tx. */
-static int claim(Control *ctl, Run *run, Agent *agent, bool in_tx, bool *ret_claimed) {
-        _cleanup_(store_rollbackp) Store *tx = NULL;
+/* Move one queued run to running (guarded: only if it is still queued), in the caller's
+ * transaction. */
+static int claim(Control *ctl, Run *run, Agent *agent, bool *ret_claimed) {
         char now[ISO_TIME_MAX];
         int r;
 
@@ -128,12 +127,6 @@ static int claim(Control *ctl, Run *run, Agent *agent, bool in_tx, bool *ret_cla
         r = iso_time_now(now);
         if (r < 0)
                 return r;
-        if (!in_tx) {
-                r = store_begin(ctl->store);
-                if (r < 0)
-                        return r;
-                tx = ctl->store;
-        }
         /* Re-read inside the transaction: the run may have changed since it was listed. */
         _cleanup_free_ char *id = strdup(run->id);
         if (!id)
@@ -181,19 +174,13 @@ static int claim(Control *ctl, Run *run, Agent *agent, bool in_tx, bool *ret_cla
                 if (r < 0)
                         return r;
         }
-        if (!in_tx) {
-                r = store_commit(ctl->store);
-                if (r < 0)
-                        return r;
-                tx = NULL;
-        }
         *ret_claimed = true;
         return 0;
 }
 
-/* Claim what can start of an agent's queued runs, within its free slots: each in a
- * transaction of its own, or all in the caller's when in_tx. The claimed runs are moved to
- * *ret (n of them), to be launched once their transaction has committed. */
+/* Claim what can start of an agent's queued runs, within its free slots: all in one
+ * transaction, its own or the caller's when in_tx; a failure claims none. The claimed runs
+ * are moved to *ret (n of them), to be launched once their transaction has committed. */
 int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *ret_n) {
         Run *claimed = NULL;
         size_t n_claimed = 0;
@@ -235,20 +222,29 @@ int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *r
                         return -ENOMEM;
                 }
         }
+        /* All of them in one transaction: on PostgreSQL each transaction takes the write lock
+         * of all hosts, a round trip or more, and the claims of a busy agent come in tens. */
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        if (!in_tx && n > 0) {
+                r = store_begin(ctl->store);
+                if (r < 0) {
+                        free(claimed);
+                        entity_array_free(&run_entity, items, n);
+                        return r;
+                }
+                tx = ctl->store;
+        }
         for (size_t i = 0; i < n && slots > 0; i++) {
                 Run *run = &items[i];
                 bool ok;
 
-                r = claim(ctl, run, agent, in_tx, &ok);
+                r = claim(ctl, run, agent, &ok);
                 if (r < 0) {
+                        /* The transaction is rolled back: nothing was claimed. */
                         log_error_errno(r, "Failed to claim run %s: %m", strna(run->id));
-                        if (in_tx) {
-                                /* The caller's transaction is rolled back: nothing was claimed. */
-                                entity_array_free(&run_entity, claimed, n_claimed);
-                                entity_array_free(&run_entity, items, n);
-                                return r;
-                        }
-                        break;
+                        entity_array_free(&run_entity, claimed, n_claimed);
+                        entity_array_free(&run_entity, items, n);
+                        return r;
                 }
                 if (!ok)
                         continue;
@@ -257,6 +253,14 @@ int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *r
                 *run = (Run){}; /* moved */
         }
         entity_array_free(&run_entity, items, n);
+        if (tx) {
+                r = store_commit(ctl->store);
+                if (r < 0) {
+                        entity_array_free(&run_entity, claimed, n_claimed);
+                        return r;
+                }
+                tx = NULL;
+        }
         *ret = claimed;
         *ret_n = n_claimed;
         return 0;

@@ -31,7 +31,10 @@
 #endif
 
 #define SPAWNER_RESTART_USEC UINT64_C(1000000)
-#define SPAWNER_REPLY_TIMEOUT_USEC (2 * UINT64_C(1000000))
+/* A spawner that answers nothing for this long is stuck, not slow. Shorter is not safe: on a
+ * machine whose cores are all taken (three hosts' hundreds of shims starting at once, on two
+ * cores) a spawner was seen starved for over 2 s, and every launch it held up failed. */
+#define SPAWNER_REPLY_TIMEOUT_USEC (10 * UINT64_C(1000000))
 
 typedef struct SpawnerPending {
         SpawnerDone done; /* NULL once cancelled */
