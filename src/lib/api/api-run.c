@@ -105,7 +105,7 @@ static int handle_run_log(ApiRequest *req) {
         if (!path)
                 return -ENOMEM;
         r = runlog_read(path, offset, (size_t) limit, &buf, &n, &len);
-        if (r == -ENOENT && run.host_id && !streq(run.host_id, host_self_id(req->ctl))) {
+        if (r == -ENOENT && host_shared(req->ctl) && run.host_id && !streq(run.host_id, host_self_id(req->ctl))) {
                 /* A run's log stays in the state directory of the host that ran it, and the API
                  * listens on a local socket only: there is no other host to forward to. */
                 _cleanup_(host_donep) Host host = {};

@@ -805,7 +805,7 @@ static int cancel_run(Control *ctl, const char *run_id, RunEnd why) {
                 return -ESTALE;
         if (run.status == RUN_QUEUED)
                 return cancel_queued(ctl, run.id, why);
-        if (run.host_id && !streq(run.host_id, host_self_id(ctl))) {
+        if (host_shared(ctl) && run.host_id && !streq(run.host_id, host_self_id(ctl))) {
                 /* Another host supervises it: that host stops it (told by NOTIFY, or finds it
                  * at its sweep), or, if it is dead, the host that takes its runs over. */
                 bool requested;

@@ -390,6 +390,10 @@ bool host_fenced(const Control *ctl) {
         return ctl->host && ctl->host->fenced;
 }
 
+bool host_shared(const Control *ctl) {
+        return ctl->host && ctl->host->shared;
+}
+
 const char *host_self_lease_expires(const Control *ctl) {
         return ctl->host ? ctl->host->lease_expires : NULL;
 }

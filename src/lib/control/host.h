@@ -30,6 +30,10 @@ const char *host_self_lease_expires(const Control *ctl);
 /* Whether this host killed its runs for its lease (see above) and has not had its row back
  * since: it recovers and claims nothing meanwhile. */
 bool host_fenced(const Control *ctl);
+/* Whether other hosts may share the database (PostgreSQL): each supervises its own runs, and
+ * one is asked to stop them. On SQLite this corrald is the only host, and a running run of
+ * another host id (the machine's changed) is its to finish. */
+bool host_shared(const Control *ctl);
 
 /* Kill what is left here of the runs others took over while this host was declared dead
  * (its row said so when it took it again), writing nothing of them; recovery does it

@@ -372,9 +372,10 @@ static void kill_cgroup_rest(const Shim *s) {
                 if (k <= 0)
                         return;
                 buf[k] = 0;
-                for (char *p = buf, *end; *p; p = end) {
+                /* Only whole lines: a pid cut off at the end of the buffer is no pid. */
+                for (char *p = buf, *end; *p; p = end + 1) {
                         long pid = strtol(p, &end, 10);
-                        if (end == p)
+                        if (end == p || *end != '\n')
                                 break;
                         if (pid > 0 && pid != self) {
                                 (void) kill((pid_t) pid, SIGKILL);
