@@ -230,30 +230,44 @@ static void wait_idle(void) {
 
 /* ---- corrald ---- */
 
-static void start_corrald(void) {
+/* corrald on a state directory and socket: as host_id (NULL: the machine's), its runs'
+ * cgroups under cgroup (empty: none of its own). */
+static pid_t spawn_corrald(char *state, char *socket, char *host_id, char *cgroup) {
         /* --database, or the default said as what it is: the SQLite file of the state directory. */
-        _cleanup_free_ char *db_default = strprintf("%s/corral.db", state_dir);
+        _cleanup_free_ char *db_default = strprintf("%s/corral.db", state);
         /* Errors only: not the warning an unconfined agent gets at every launch. */
-        char *argv[] = { (char *) corrald_path,
-                         "--state-dir",
-                         state_dir,
-                         "--socket",
-                         socket_path,
-                         "--placement",
-                         (char *) placement,
-                         "--log-level",
-                         "err",
-                         "--sweep-interval-sec",
-                         "86400",
-                         "--sandbox",
-                         (char *) sandbox,
-                         "--database",
-                         database ? (char *) database : db_default,
-                         cgroup_root[0] ? "--cgroup-root" : NULL,
-                         cgroup_root,
-                         NULL };
-        if (posix_spawn(&corrald_pid, corrald_path, NULL, NULL, argv, environ) != 0)
+        char *argv[24] = { (char *) corrald_path,
+                           "--state-dir",
+                           state,
+                           "--socket",
+                           socket,
+                           "--placement",
+                           (char *) placement,
+                           "--log-level",
+                           "err",
+                           "--sweep-interval-sec",
+                           "86400",
+                           "--sandbox",
+                           (char *) sandbox,
+                           "--database",
+                           database ? (char *) database : db_default };
+        size_t n = 15;
+        if (cgroup[0]) {
+                argv[n++] = "--cgroup-root";
+                argv[n++] = cgroup;
+        }
+        if (host_id) {
+                argv[n++] = "--host-id";
+                argv[n++] = host_id;
+        }
+        pid_t pid;
+        if (posix_spawn(&pid, corrald_path, NULL, NULL, argv, environ) != 0)
                 die("cannot start %s", corrald_path);
+        return pid;
+}
+
+static void start_corrald(void) {
+        corrald_pid = spawn_corrald(state_dir, socket_path, NULL, cgroup_root);
         for (int i = 0; i < 20000; i++) {
                 if (http("GET", "/api/health", NULL, NULL) == 200)
                         return;
@@ -1241,28 +1255,7 @@ static void bench_subscribers(int fifo) {
 /* ---- 9. hosts: three corralds on one PostgreSQL database ---- */
 
 static void start_extra(ExtraHost *h) {
-        char *argv[] = { (char *) corrald_path,
-                         "--state-dir",
-                         h->state,
-                         "--socket",
-                         h->socket,
-                         "--placement",
-                         (char *) placement,
-                         "--log-level",
-                         "err",
-                         "--sweep-interval-sec",
-                         "86400",
-                         "--sandbox",
-                         (char *) sandbox,
-                         "--database",
-                         (char *) database,
-                         "--host-id",
-                         h->id,
-                         h->cgroup[0] ? "--cgroup-root" : NULL,
-                         h->cgroup,
-                         NULL };
-        if (posix_spawn(&h->pid, corrald_path, NULL, NULL, argv, environ) != 0)
-                die("cannot start %s", corrald_path);
+        h->pid = spawn_corrald(h->state, h->socket, h->id, h->cgroup);
 }
 
 static void wait_extra(ExtraHost *h) {

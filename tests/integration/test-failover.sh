@@ -23,48 +23,10 @@ LEASE=3
 PER_HOST=${CORRAL_FAILOVER_PER_HOST:-200} # wakes through each host: 600 runs
 MARK=corral-failover-$$
 
-declare -A HPID
-extra_cleanup() {
-        local n
-        for n in "${!HPID[@]}"; do
-                kill -CONT "${HPID[$n]}" 2>/dev/null
-                kill -TERM "${HPID[$n]}" 2>/dev/null
-                wait "${HPID[$n]}" 2>/dev/null
-        done
-        for n in 1 2 3; do remove_run_cgroups "$MOUNT/$MARK-$n"; done
-        if [ "$tap_failed" -gt 0 ]; then
-                for n in 1 2 3; do
-                        echo "# last lines of host $n's log:"
-                        tail -n 15 "$T/corrald$n.log" 2>/dev/null | sed 's/^/#   /'
-                done
-        fi
-}
+. "$(dirname "$0")/hosts-lib.sh"
+HOST_OPTIONS=(--host-lease-sec $LEASE --sweep-interval-sec 600)
 
-# host_start N: corrald as host-N; waits until it answers.
-host_start() {
-        local n=$1
-        "$CORRALD" --state-dir "$T/state$n" --database "$DATABASE" --socket "$T/c$n.sock" --agent-socket "$T/a$n.sock" \
-                --placement cgroup --cgroup-root "$MOUNT/$MARK-$n" --sandbox no --log-level debug --host-id "host-$n" \
-                --host-lease-sec $LEASE --sweep-interval-sec 600 >>"$T/corrald$n.log" 2>&1 &
-        HPID[$n]=$!
-        wait_for 10 host_up "$n"
-}
-host_up() { CORRAL_SOCKET=$T/c$1.sock "$CORRALCTL" status >/dev/null 2>&1; }
-# on N METHOD PATH [BODY]: api() through host N.
-on() {
-        local n=$1
-        shift
-        SOCK=$T/c$n.sock api "$@"
-}
-# wake N AGENT BODY: a wake through host N, from any number of shells at once (api() keeps
-# its answer in one file).
-wake() {
-        curl -sS --fail --max-time 30 --unix-socket "$T/c$1.sock" -X POST --data-binary "$3" -H 'Content-Type: application/json' \
-                -o /dev/null "http://localhost/api/agents/$2/wakeup" || echo "# wake of $2 through host $1 failed"
-}
 host_field() { api GET /api/hosts | jq -r --arg h "$1" ".[] | select(.id == \$h) | $2"; }
-# procs_on N: the processes in host N's run cgroups.
-procs_on() { cat "$MOUNT/$MARK-$1"/run-*/cgroup.procs 2>/dev/null | wc -l; }
 
 for n in 1 2 3; do check "host $n starts" host_start $n; done
 SOCK=$T/c1.sock
@@ -159,9 +121,7 @@ survivor=$((dn % 3 + 1))
 SOCK=$T/c$survivor.sock
 echo "# run $doomed on $dead; it dies"
 killed_at=$(date +%s%N)
-kill -KILL "${HPID[$dn]}"
-wait "${HPID[$dn]}" 2>/dev/null
-unset "HPID[$dn]"
+host_kill "$dn"
 for d in "$MOUNT/$MARK-$dn"/run-*; do echo 1 >"$d/cgroup.kill"; done
 check "its run is finalized after the lease" wait_run_status "$doomed" failed 30
 echo "# failover took $((($(date +%s%N) - killed_at) / 1000000)) ms (lease ${LEASE} s)"
@@ -238,9 +198,7 @@ cn=${crashed#host-}
 SOCK=$T/c$((cn % 3 + 1)).sock
 beating() { [ -s "$T/beat" ] && [ "$(procs_on "$cn")" -ge 3 ]; }
 check "... with a daemon beside it in its cgroup" wait_for 10 beating
-kill -KILL "${HPID[$cn]}"
-wait "${HPID[$cn]}" 2>/dev/null
-unset "HPID[$cn]"
+host_kill "$cn"
 stopped_by_shim() { [ "$(procs_on "$cn")" = 0 ]; }
 check "with corrald down, the shim ends the run's processes by the lease" wait_for 15 stopped_by_shim
 check "the others take the run over" wait_run_status "$r" failed 30
@@ -275,12 +233,7 @@ grep -q "Run $r: stopping it, as another host was asked (cancelled)" "$T/corrald
 is "... whose processes are gone" "$(procs_on "${owner#host-}")" 0
 check "nothing is left running" wait_for 30 all_done
 
-for n in "${!HPID[@]}"; do
-        kill -TERM "${HPID[$n]}"
-        wait "${HPID[$n]}"
-        is "host $n exits 0" "$?" 0
-        unset "HPID[$n]"
-done
+hosts_stop
 left=$(find "$MOUNT/$MARK-1" "$MOUNT/$MARK-2" "$MOUNT/$MARK-3" -mindepth 1 -maxdepth 1 -type d)
 is "no run cgroup is left" "$(printf '%s' "$left" | grep -c .)" 0
 [ -z "$left" ] || echo "# left: $left"

@@ -25,41 +25,8 @@ echo "# seed $SEED, $ROUNDS rounds (CORRAL_TORTURE_SEED=$SEED to repeat)"
 RANDOM=$SEED
 MARK=corral-thosts-$$
 
-declare -A HPID
-extra_cleanup() {
-        local n
-        for n in "${!HPID[@]}"; do
-                kill -CONT "${HPID[$n]}" 2>/dev/null
-                kill -TERM "${HPID[$n]}" 2>/dev/null
-                wait "${HPID[$n]}" 2>/dev/null
-        done
-        for n in 1 2 3; do remove_run_cgroups "$MOUNT/$MARK-$n"; done
-        if [ "$tap_failed" -gt 0 ]; then
-                for n in 1 2 3; do
-                        echo "# last lines of host $n's log:"
-                        tail -n 20 "$T/corrald$n.log" 2>/dev/null | sed 's/^/#   /'
-                done
-        fi
-}
-
-host_start() {
-        local n=$1
-        "$CORRALD" --state-dir "$T/state$n" --database "$DATABASE" --socket "$T/c$n.sock" --agent-socket "$T/a$n.sock" \
-                --placement cgroup --cgroup-root "$MOUNT/$MARK-$n" --sandbox no --log-level debug --host-id "host-$n" \
-                --host-lease-sec $LEASE --sweep-interval-sec 2 >>"$T/corrald$n.log" 2>&1 &
-        HPID[$n]=$!
-        wait_for 10 host_up "$n"
-}
-host_up() { CORRAL_SOCKET=$T/c$1.sock "$CORRALCTL" status >/dev/null 2>&1; }
-host_kill() {
-        kill -KILL "${HPID[$1]}"
-        wait "${HPID[$1]}" 2>/dev/null
-        unset "HPID[$1]"
-}
-wake() {
-        curl -sS --fail --max-time 30 --unix-socket "$T/c$1.sock" -X POST --data-binary "$3" -H 'Content-Type: application/json' \
-                -o /dev/null "http://localhost/api/agents/$2/wakeup" || echo "# wake of $2 through host $1 failed"
-}
+. "$(dirname "$0")/hosts-lib.sh"
+HOST_OPTIONS=(--host-lease-sec $LEASE --sweep-interval-sec 2)
 
 for n in 1 2 3; do check "host $n starts" host_start $n; done
 SOCK=$T/c1.sock
@@ -167,12 +134,7 @@ like "most runs ran to their end" "$checked" '^[1-9][0-9]+$'
 is "each carries its agent's exit code" "$bad_exit" 0
 is "each has its whole log" "$bad_log" 0
 
-for n in "${!HPID[@]}"; do
-        kill -TERM "${HPID[$n]}"
-        wait "${HPID[$n]}"
-        is "host $n exits 0" "$?" 0
-        unset "HPID[$n]"
-done
+hosts_stop
 is "no process of any run is left" "$(marker_procs "$MARK")" 0
 is "no run cgroup is left" "$(find "$MOUNT/$MARK-1" "$MOUNT/$MARK-2" "$MOUNT/$MARK-3" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l)" 0
 finish
