@@ -81,6 +81,15 @@ static void sleep_us(long us) {
  * at the end: runs that outlive a corrald the bench stopped leave nothing behind. */
 static char cgroup_root[4096];
 
+/* Stop a corrald the bench started, if it still runs, and reap it. */
+static void stop_process(pid_t *pid, int sig) {
+        if (*pid <= 0)
+                return;
+        kill(*pid, sig);
+        waitpid(*pid, NULL, 0);
+        *pid = 0;
+}
+
 static void remove_cgroup_tree(const char *root) {
         DIR *d;
 
@@ -103,11 +112,7 @@ static void remove_cgroup_tree(const char *root) {
 static void remove_cgroup_root(void) {
         remove_cgroup_tree(cgroup_root);
         for (int i = 0; i < EXTRA_HOSTS; i++) {
-                if (extra[i].pid > 0) {
-                        kill(extra[i].pid, SIGKILL);
-                        waitpid(extra[i].pid, NULL, 0);
-                        extra[i].pid = 0;
-                }
+                stop_process(&extra[i].pid, SIGKILL);
                 remove_cgroup_tree(extra[i].cgroup);
         }
 }
@@ -120,10 +125,7 @@ static _noreturn_ void die(const char *fmt, ...) {
         vfprintf(stderr, fmt, ap);
         fputc('\n', stderr);
         va_end(ap);
-        if (corrald_pid > 0) {
-                kill(corrald_pid, SIGTERM);
-                waitpid(corrald_pid, NULL, 0);
-        }
+        stop_process(&corrald_pid, SIGTERM);
         remove_cgroup_root();
         exit(1);
 }
@@ -277,9 +279,7 @@ static void start_corrald(void) {
 }
 
 static void stop_corrald(int sig) {
-        kill(corrald_pid, sig);
-        waitpid(corrald_pid, NULL, 0);
-        corrald_pid = 0;
+        stop_process(&corrald_pid, sig);
 }
 
 /* ---- statistics ---- */
@@ -1265,12 +1265,6 @@ static void wait_extra(ExtraHost *h) {
         use_socket(main_socket);
 }
 
-static void stop_extra(ExtraHost *h, int sig) {
-        kill(h->pid, sig);
-        waitpid(h->pid, NULL, 0);
-        h->pid = 0;
-}
-
 /* Every host drained: what is woken now stays queued, for the claims to be timed. */
 static void drain_all(void) {
         _cleanup_free_ char *health = NULL;
@@ -1304,7 +1298,7 @@ static void bench_claims(void) {
                 free(wake(agents[k % AGENTS], 100000 + k));
         stop_corrald(SIGTERM);
         for (int i = 0; i < EXTRA_HOSTS; i++)
-                stop_extra(&extra[i], SIGTERM);
+                stop_process(&extra[i].pid, SIGTERM);
         int64_t t0 = now_ns();
         for (int i = 0; i < EXTRA_HOSTS; i++)
                 start_extra(&extra[i]);
@@ -1342,7 +1336,7 @@ static void bench_failover(void) {
                 sleep_us(1000);
         }
         int64_t t0 = now_ns();
-        stop_extra(&extra[0], SIGKILL);
+        stop_process(&extra[0].pid, SIGKILL);
         while (!run_terminal(run))
                 sleep_us(10000);
         double took = (now_ns() - t0) / 1e9;
@@ -1377,8 +1371,7 @@ static void bench_hosts(int fifo) {
         n_hosts = 1;
         bench_failover();
         for (int i = 0; i < EXTRA_HOSTS; i++) {
-                if (extra[i].pid > 0)
-                        stop_extra(&extra[i], SIGTERM);
+                stop_process(&extra[i].pid, SIGTERM);
                 _cleanup_free_ char *rm = strprintf("rm -rf '%s'", extra[i].state);
                 (void) system(rm);
         }

@@ -3,6 +3,7 @@
 #include "basic/fd-util.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -84,7 +85,7 @@ int write_full(int fd, const void *data, size_t size) {
         return 0;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode) {
+static int write_file_renamed(const char *path, const void *data, size_t size, unsigned mode, bool durable) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -EBADF;
         int r;
@@ -96,13 +97,21 @@ int write_file_atomic(const char *path, const void *data, size_t size, unsigned 
         if (fd < 0)
                 return -errno;
         r = write_full(fd, data, size);
-        if (r >= 0 && fsync(fd) < 0)
+        if (r >= 0 && durable && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && rename(tmp, path) < 0)
                 r = -errno;
         if (r < 0)
                 (void) unlink(tmp);
         return r;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode) {
+        return write_file_renamed(path, data, size, mode, true);
+}
+
+int write_file_replace(const char *path, const void *data, size_t size, unsigned mode) {
+        return write_file_renamed(path, data, size, mode, false);
 }
 
 int mkdir_parents_and_self(const char *path, unsigned mode) {

@@ -36,6 +36,10 @@ int pid_start_ticks(pid_t pid, uint64_t *ret);
 int write_full(int fd, const void *data, size_t size);
 /* Write a file atomically: temporary file in the same directory, fsync, rename. */
 int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode);
+/* The same without the fsync: a reader sees the old file or the new, never part of one, but
+ * a crash of the machine may leave the old. For what is rewritten often and matters only while
+ * the machine is up (it costs the loop no wait on the disk). */
+int write_file_replace(const char *path, const void *data, size_t size, unsigned mode);
 
 /* mkdir -p with the given mode for every directory created. */
 int mkdir_parents_and_self(const char *path, unsigned mode);

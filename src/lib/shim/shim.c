@@ -388,11 +388,13 @@ static void kill_cgroup_rest(const Shim *s) {
 }
 
 /* The host's lease ran out with corrald not there to renew it: another host may take the
- * run over and start its retry, so this one must not execute any longer. No grace: SIGKILL. */
+ * run over and start its retry, so this one must not execute any longer. No grace: SIGKILL,
+ * even of an agent that a limit is stopping already (its grace must not outlast the lease). */
 static void fence_agent(Shim *s) {
-        if (s->stopped || s->agent_exited || s->agent <= 0)
+        if (s->agent_exited || s->agent <= 0)
                 return;
-        s->stopped = "fenced";
+        if (!s->stopped)
+                s->stopped = "fenced";
         warn("Killing the agent: the host's lease ran out (%s), and another host may take the run over", s->lease_path);
         (void) kill(-s->agent, SIGKILL);
         kill_cgroup_rest(s);
@@ -580,8 +582,10 @@ static void read_limits(Shim *s) {
                         continue;
                 *eq = 0;
                 if (streq(line, "lease_file") || streq(line, "cgroup")) {
-                        char *dst = streq(line, "cgroup") ? s->cgroup : s->lease_path;
-                        if (eq[1] == '/' && strlen(eq + 1) < sizeof(s->lease_path))
+                        bool cgroup = streq(line, "cgroup");
+                        char *dst = cgroup ? s->cgroup : s->lease_path;
+                        size_t size = cgroup ? sizeof(s->cgroup) : sizeof(s->lease_path);
+                        if (eq[1] == '/' && strlen(eq + 1) < size)
                                 strcpy(dst, eq + 1);
                         continue;
                 }

@@ -149,22 +149,10 @@ int store_hosts_expired(Store *s, const char *self_id, const char *now, Host **r
 }
 
 int store_host_declare_dead(Store *s, const char *host_id, const char *now, bool *ret_taken) {
-        _cleanup_reset_ StoreStmt *stmt = NULL;
-        int r;
-
-        r = store_prepare(s,
-                          "UPDATE hosts SET status = 'dead', updated_at = ?2 "
-                          "WHERE id = ?1 AND status != 'dead' AND lease_expires_at < ?2",
-                          &stmt);
-        if (r < 0)
-                return r;
-        if ((r = stmt_bind_text(stmt, 1, host_id)) < 0 || (r = stmt_bind_text(stmt, 2, now)) < 0)
-                return r;
-        r = stmt_done(stmt);
-        if (r < 0)
-                return r;
-        *ret_taken = stmt_changes(stmt) > 0;
-        return 0;
+        return store_change(s,
+                            "UPDATE hosts SET status = 'dead', updated_at = ?2 "
+                            "WHERE id = ?1 AND status != 'dead' AND lease_expires_at < ?2",
+                            ARGS(host_id, now), ret_taken);
 }
 
 int store_runs_taken_over(Store *s, const char *host_id, const char *since, Run **ret, size_t *ret_n) {
@@ -175,22 +163,10 @@ int store_runs_taken_over(Store *s, const char *host_id, const char *since, Run 
 }
 
 int store_run_request_stop(Store *s, const char *run_id, const char *why, bool *ret_requested) {
-        _cleanup_reset_ StoreStmt *stmt = NULL;
-        int r;
-
-        r = store_prepare(s,
-                          "UPDATE heartbeat_runs SET stop_requested = ?2 "
-                          "WHERE id = ?1 AND status = 'running' AND stop_requested IS NULL",
-                          &stmt);
-        if (r < 0)
-                return r;
-        if ((r = stmt_bind_text(stmt, 1, run_id)) < 0 || (r = stmt_bind_text(stmt, 2, why)) < 0)
-                return r;
-        r = stmt_done(stmt);
-        if (r < 0)
-                return r;
-        *ret_requested = stmt_changes(stmt) > 0;
-        return 0;
+        return store_change(s,
+                            "UPDATE heartbeat_runs SET stop_requested = ?2 "
+                            "WHERE id = ?1 AND status = 'running' AND stop_requested IS NULL",
+                            ARGS(run_id, why), ret_requested);
 }
 
 int store_run_stop_requested(Store *s, const char *run_id, char **ret_why) {

@@ -935,6 +935,23 @@ int store_count(Store *s, const char *table, const char *clause, const char *con
         return store_scalar(s, sql, args, ret);
 }
 
+int store_change(Store *s, const char *sql, const char *const *args, bool *ret_changed) {
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s, sql, &stmt);
+        if (r < 0)
+                return r;
+        r = bind_args(stmt, args);
+        if (r < 0)
+                return r;
+        r = stmt_done(stmt);
+        if (r < 0)
+                return r;
+        *ret_changed = stmt_changes(stmt) > 0;
+        return 0;
+}
+
 int store_scalar(Store *s, const char *sql, const char *const *args, int64_t *ret) {
         _cleanup_reset_ StoreStmt *stmt = NULL;
         int r;

@@ -126,6 +126,9 @@ int store_get_first(Store *s, const Entity *e, const char *clause, const char *c
 int store_count(Store *s, const char *table, const char *clause, const char *const *args, int64_t *ret);
 /* The first column of the first row of sql, as an integer; -ENOENT when it has no row. */
 int store_scalar(Store *s, const char *sql, const char *const *args, int64_t *ret);
+/* Run a write (UPDATE, DELETE) that returns no row: *ret_changed says whether it changed any
+ * (a guarded update that found its guard false changes none). */
+int store_change(Store *s, const char *sql, const char *const *args, bool *ret_changed);
 
 /* Rows of an entity's table by status, in one grouped query: counts[i] for statuses[i] (a
  * NULL-terminated list); a status no row has counts 0. */

@@ -653,7 +653,10 @@ int supervisor_set_lease(Supervisor *s, uint64_t until_usec) {
                         return -ENOMEM;
         }
         n = snprintf(text, sizeof(text), "until_mono_ms=%" PRIu64 "\n", until_usec / 1000);
-        r = write_file_atomic(s->lease_path, text, (size_t) n, 0600);
+        /* Renamed into place, not synced: a shim never reads half of it, and a crash of the
+         * machine ends the shims with it; an fsync every renewal would stall the loop behind
+         * the disk (the runs' logs) for nothing. */
+        r = write_file_replace(s->lease_path, text, (size_t) n, 0600);
         if (r < 0)
                 return log_error_errno(r, "Failed to write %s, which tells the shims how long this host's lease lasts: %m",
                                        s->lease_path);
