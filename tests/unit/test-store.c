@@ -584,6 +584,30 @@ static void test_update_columns(void **state) {
         assert_int_equal(store_update_columns(s, &company_entity, &partial, name_only), -ENOENT);
 }
 
+/* A write that cannot have the write lock in time fails, and leaves the connection usable:
+ * on PostgreSQL the timed-out lock is taken inside the BEGIN, and a failed transaction left
+ * open there would refuse every later statement ("current transaction is aborted"). Runs
+ * on the database CORRAL_TEST_DATABASE names (tests/unit/test-pg.sh), else on a file. */
+static void test_write_lock_timeout(void **state) {
+        _cleanup_free_ char *path = strprintf("%s/lock.db", tmpdir);
+        const char *target = getenv("CORRAL_TEST_DATABASE") ?: path;
+        _cleanup_(store_freep) Store *holder = NULL, *waiter = NULL;
+        int64_t n;
+
+        assert_int_equal(store_open(target, &holder), 0);
+        assert_int_equal(store_open(target, &waiter), 0);
+        store_set_busy_timeout(waiter, 100);
+        assert_int_equal(store_begin(holder), 0);
+        assert_int_equal(store_begin(waiter), -EAGAIN);
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(store_count(waiter, "companies", NULL, NULL, &n), 0);
+        assert_int_equal(store_begin(waiter), -EAGAIN);
+        store_rollback(holder);
+        assert_int_equal(store_begin(waiter), 0);
+        assert_int_equal(store_count(waiter, "companies", NULL, NULL, &n), 0);
+        assert_int_equal(store_commit(waiter), 0);
+}
+
 /* Both drivers have the same schema steps, so that either database is at the same version
  * after the same corral. */
 static void test_drivers_same_steps(void **state) {
@@ -627,6 +651,7 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counter_concurrent),
         cmocka_unit_test(test_update_columns),
         cmocka_unit_test(test_costs),
+        cmocka_unit_test(test_write_lock_timeout),
         cmocka_unit_test(test_drivers_same_steps),
         cmocka_unit_test(test_target),
 };

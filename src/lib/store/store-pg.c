@@ -169,6 +169,12 @@ static int result_errno(Store *s, PGresult *res) {
                         c->lost_in_transaction = true;
                 return -EAGAIN;
         }
+        /* A failure outside the store's transactions may still leave the server inside a
+         * failed one: the begin's "BEGIN; SELECT pg_advisory_xact_lock()" whose lock timed
+         * out. Nobody would roll that back, and every later statement on the connection
+         * would fail with "current transaction is aborted". */
+        if (!s->in_transaction && PQtransactionStatus(c->conn) == PQTRANS_INERROR)
+                PQclear(PQexec(c->conn, "ROLLBACK"));
         return res ? sqlstate_to_errno(PQresultErrorField(res, PG_DIAG_SQLSTATE)) : -EIO;
 }
 
