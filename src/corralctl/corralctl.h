@@ -104,6 +104,7 @@ int verb_workspace_show(Ctl *ctl, int argc, char *argv[]);
 int verb_workspace_prune(Ctl *ctl, int argc, char *argv[]);
 int verb_host_list(Ctl *ctl, int argc, char *argv[]);
 int verb_host_drain(Ctl *ctl, int argc, char *argv[]);
+int verb_host_resume(Ctl *ctl, int argc, char *argv[]);
 
 /* The verb table entry of the running verb (for usage messages). */
 const Verb *ctl_find_verb(const char *group, const char *name);

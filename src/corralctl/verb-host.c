@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * corralctl host list|drain: the corralds sharing the database, and the drain of one.
+ * corralctl host list|drain|resume: the corralds sharing the database, the drain of one and
+ * its resume.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,24 +38,33 @@ int verb_host_list(Ctl *ctl, int argc, char *argv[]) {
         return r;
 }
 
-int verb_host_drain(Ctl *ctl, int argc, char *argv[]) {
+/* POST /api/hosts/HOST/what. */
+static int host_post(Ctl *ctl, const char *what, int argc, char *argv[]) {
         _cleanup_free_ char *path = NULL;
         cJSON *reply = NULL;
         int first, r;
 
-        first = ctl_args(ctl, "host", "drain", argc, argv, NULL, NULL, NULL, 1);
+        first = ctl_args(ctl, "host", what, argc, argv, NULL, NULL, NULL, 1);
         if (first < 0)
                 return -1 - first;
         /* Host ids are letters, digits and ._:- (corrald.conf(5), host-id): nothing to escape. */
         if (strpbrk(argv[first], "/?#%& ")) {
-                fprintf(stderr, "corralctl host drain: '%s' is no host id\n", argv[first]);
+                fprintf(stderr, "corralctl host %s: '%s' is no host id\n", what, argv[first]);
                 return EXIT_USAGE;
         }
-        if (asprintf(&path, "/api/hosts/%s/drain", argv[first]) < 0)
+        if (asprintf(&path, "/api/hosts/%s/%s", argv[first], what) < 0)
                 return EXIT_API_ERROR;
         r = client_call(ctl, "POST", path, NULL, &reply);
         if (r == EXIT_OK)
                 output_reply(ctl, reply);
         cJSON_Delete(reply);
         return r;
+}
+
+int verb_host_drain(Ctl *ctl, int argc, char *argv[]) {
+        return host_post(ctl, "drain", argc, argv);
+}
+
+int verb_host_resume(Ctl *ctl, int argc, char *argv[]) {
+        return host_post(ctl, "resume", argc, argv);
 }

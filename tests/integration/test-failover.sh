@@ -129,6 +129,8 @@ final=$(api GET "/api/heartbeat-runs/$doomed")
 is "as process_lost" "$(jq -r .errorCode <<<"$final")" process_lost
 like "its error names the dead host" "$(jq -r .error <<<"$final")" "host $dead stopped renewing its lease at .*; retrying once"
 is "the host is dead" "$(host_field "$dead" .status)" dead
+api POST "/api/hosts/$dead/resume" >/dev/null
+is "a dead host cannot be resumed" "$(status)" 409
 retry=$(sql "SELECT id FROM heartbeat_runs WHERE retry_of_run_id = '$doomed'")
 is "one retry" "$(wc -w <<<"$retry")" 1
 final=$(wait_run "$retry")

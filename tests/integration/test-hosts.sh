@@ -70,6 +70,21 @@ final=$(wait_run "$late")
 is "a wake through the drained host's API still runs" "$(jq -r .status <<<"$final")" succeeded
 is "on the other host" "$(jq -r .hostId <<<"$final")" host-two
 
+# With both drained nothing is claimed; host two resumed through host one's API claims it.
+api2 POST /api/hosts/host-two/drain >/dev/null
+is "host two drains through its own API" "$(status)" 200
+held=$(api POST "/api/agents/${agents[1]}/wakeup" '{}' | jq -r .id)
+sleep 2.5 # two sweeps of each
+is "no drained host claims a run" "$(api GET "/api/heartbeat-runs/$held" | jq -r .status)" queued
+is "host two is resumed through host one's API" \
+        "$(CORRAL_SOCKET=$SOCK "$CORRALCTL" --json host resume host-two | jq -r .status)" live
+final=$(wait_run "$held")
+is "... and runs what was queued" "$(jq -r '.status + "/" + .hostId' <<<"$final")" succeeded/host-two
+is "resuming a live host changes nothing" "$(api POST /api/hosts/host-two/resume | jq -r '.status + "/" + (.epoch | tostring)')" live/1
+api POST /api/hosts/no-such-host/resume >/dev/null
+is "resuming an unknown host is 404" "$(status)" 404
+is "host one is resumed by its own API" "$(api POST /api/hosts/host-one/resume | jq -r .status)" live
+
 kill -TERM "$PID2"
 wait "$PID2"
 is "host two exits 0" "$?" 0

@@ -3,7 +3,8 @@
 # The control plane's unit tests again, on PostgreSQL: a server of Debian's postgresql
 # package started for them (tests/pg-server.sh) and stopped after, and each test program
 # run with CORRAL_TEST_DATABASE naming its database, which each test empties first. The
-# programs' TAP lines are numbered again as one plan.
+# programs' TAP lines are numbered again as one plan. (test-store opens its own SQLite
+# files but for its write lock test, which takes CORRAL_TEST_DATABASE.)
 set -u
 
 srcdir=${CORRAL_SRCDIR:-.}

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The hosts sharing the database (corrald(8), HOSTS): their list, with the runs each
- * supervises now, and the drain of one. The board's alone: agents learn nothing of hosts.
+ * supervises now, and the drain of one and its resume. The board's alone: agents learn nothing of hosts.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -69,8 +69,27 @@ static int handle_host_drain(ApiRequest *req) {
         return r <= 0 ? r : api_reply_entity(req, 200, &host_entity, &h);
 }
 
+static int handle_host_resume(ApiRequest *req) {
+        _cleanup_(host_donep) Host h = {};
+        int r;
+
+        if (!api_require_board(req, "resume hosts"))
+                return 0;
+        r = host_resume(req->ctl, req->params[0]);
+        if (r == -ENOENT)
+                return api_reply_error(req, 404, "no host %s", req->params[0]);
+        if (r == -ESTALE)
+                return api_reply_error(req, 409, "host %s is dead: it is live again when its corrald starts again",
+                                       req->params[0]);
+        if (r < 0)
+                return r;
+        r = api_load(req, &host_entity, req->params[0], &h);
+        return r <= 0 ? r : api_reply_entity(req, 200, &host_entity, &h);
+}
+
 const ApiRoute api_host_routes[] = {
         { "GET", "/api/hosts", handle_host_list },
         { "POST", "/api/hosts/:id/drain", handle_host_drain },
+        { "POST", "/api/hosts/:id/resume", handle_host_resume },
         {},
 };

@@ -86,6 +86,11 @@ static inline bool startswith(const char *s, const char *prefix) {
         return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* What follows prefix in s, or NULL when s does not start with it. */
+static inline const char *after_prefix(const char *s, const char *prefix) {
+        return startswith(s, prefix) ? s + strlen(prefix) : NULL;
+}
+
 static inline bool isempty(const char *s) {
         return !s || !*s;
 }

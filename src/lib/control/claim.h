@@ -23,3 +23,9 @@ void claim_launch(Control *ctl, const Agent *agent, Run *claimed, size_t n);
 
 /* Claim and launch queued runs of the agent while it has free slots. */
 void claim_start_next(Control *ctl, const char *agent_id);
+/* The same for several agents: every claim first, then the launches, so that the claims
+ * of all of them are not kept waiting behind the launches of the first. */
+void claim_start_agents(Control *ctl, char *const *agent_ids);
+/* The same for every agent with queued runs: after a gap in what this host heard, or when
+ * it claims again after a drain. */
+int claim_start_all(Control *ctl);

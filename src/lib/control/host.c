@@ -12,6 +12,7 @@
 #include "basic/macro.h"
 #include "basic/time-util.h"
 #include "basic/util.h"
+#include "control/claim.h"
 #include "control/finalize.h"
 #include "control/run-recovery.h"
 #include "store/queries.h"
@@ -450,5 +451,50 @@ int host_drain(Control *ctl, const char *host_id) {
         if (r < 0)
                 return r;
         log_notice("Host %s drains: it claims nothing new and finishes what it runs.", host_id);
+        return 0;
+}
+
+int host_resume(Control *ctl, const char *host_id) {
+        _cleanup_(host_donep) Host row = {};
+        _cleanup_free_ char *told = NULL;
+        static const char *const columns[] = { "status", "updated_at", NULL };
+        char now[ISO_TIME_MAX];
+        int r;
+
+        r = iso_time_now(now);
+        if (r < 0)
+                return r;
+        r = store_get(ctl->store, &host_entity, host_id, &row);
+        if (r < 0)
+                return r;
+        if (row.status == HOST_DEAD)
+                return -ESTALE;
+        if (row.status == HOST_LIVE)
+                return 0;
+        told = strprintf("resume:%s", host_id);
+        if (!told)
+                return -ENOMEM;
+        row.status = HOST_LIVE;
+        if (free_and_strdup(&row.updated_at, now) < 0)
+                return -ENOMEM;
+        /* The row and the news in one transaction: the host hears of it once it is so. */
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        r = store_begin(ctl->store);
+        if (r < 0)
+                return r;
+        tx = ctl->store;
+        r = store_update_columns(ctl->store, &host_entity, &row, columns);
+        if (r < 0)
+                return r;
+        r = store_work_tell(ctl->store, told);
+        if (r < 0)
+                return r;
+        r = store_commit(ctl->store);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        log_notice("Host %s claims runs again.", host_id);
+        if (streq_ptr(host_id, host_self_id(ctl)))
+                (void) claim_start_all(ctl);
         return 0;
 }

@@ -46,3 +46,7 @@ int host_free_slots(Control *ctl, int64_t *ret);
 
 /* Stop a host claiming anything new; it finishes what it runs. -ENOENT: no such host. */
 int host_drain(Control *ctl, const char *host_id);
+/* Let a draining host claim again, at once: it claims what is queued for it, told so when
+ * it is another (store_work_tell(), "resume:HOST"). -ENOENT: no such host; -ESTALE: the
+ * host is dead (it is live again when its corrald starts again). */
+int host_resume(Control *ctl, const char *host_id);

@@ -152,7 +152,6 @@ static int mark_detached(Control *ctl, const char *run_id, int64_t pid) {
 
 int run_recovery_adopt(Control *ctl) {
         Run *runs;
-        Agent *agents;
         size_t n;
         int r, examined = 0;
 
@@ -196,12 +195,7 @@ int run_recovery_adopt(Control *ctl) {
         }
         entity_array_free(&run_entity, runs, n);
 
-        /* Then queued work goes on, agent by agent. */
-        r = store_agents_with_queued_runs(ctl->store, &agents, &n);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++)
-                claim_start_next(ctl, agents[i].id);
-        entity_array_free(&agent_entity, agents, n);
-        return examined;
+        /* Then queued work goes on. */
+        r = claim_start_all(ctl);
+        return r < 0 ? r : examined;
 }

@@ -11,6 +11,7 @@
 #include "basic/time-util.h"
 #include "control/claim.h"
 #include "control/finalize.h"
+#include "control/host.h"
 #include "store/queries.h"
 
 /* How soon a lost listening connection is tried again. */
@@ -22,23 +23,12 @@ typedef struct WorkListen {
 
 static int listen_now(Control *ctl);
 
-/* Every agent with queued runs: after a gap in what was heard. */
-static void claim_all(Control *ctl) {
-        Agent *agents;
-        size_t n;
-
-        if (store_agents_with_queued_runs(ctl->store, &agents, &n) < 0)
-                return;
-        for (size_t i = 0; i < n; i++)
-                claim_start_next(ctl, agents[i].id);
-        entity_array_free(&agent_entity, agents, n);
-}
-
 static void on_work(const char *what, void *userdata) {
         char ***told = userdata;
 
         /* One claim per agent however often it was told: a commit may tell of many runs.
-         * "stop:RUN" asks the run's host to stop it (finalize_stop_requested()). */
+         * "stop:RUN" asks the run's host to stop it (finalize_stop_requested()), and
+         * "resume:HOST" a drained host to claim again (host_resume()). */
         if (!strv_contains((const char *const *) *told, what))
                 (void) strv_push(told, what);
 }
@@ -48,7 +38,7 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 
         if (listen_now(ctl) >= 0) {
                 log_info("Listening for other hosts' work again.");
-                claim_all(ctl);
+                (void) claim_start_all(ctl);
                 finalize_stop_requests(ctl);
         }
         return 0;
@@ -73,17 +63,24 @@ static void relisten_later(Control *ctl) {
 
 static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Control *ctl = userdata;
-        _cleanup_strv_free_ char **told = NULL;
+        _cleanup_strv_free_ char **told = NULL, **agents = NULL;
+        bool all = false;
         int r;
 
         r = store_work_read(ctl->store, on_work, &told);
         STRV_FOREACH(w, told) {
-                const char *run_id = startswith(*w, "stop:") ? *w + strlen("stop:") : NULL;
+                const char *run_id = after_prefix(*w, "stop:"), *host_id = after_prefix(*w, "resume:");
                 if (run_id)
                         (void) finalize_stop_requested(ctl, run_id);
-                else
-                        claim_start_next(ctl, *w);
+                else if (host_id)
+                        all = all || streq(host_id, host_self_id(ctl));
+                else if (strv_push(&agents, *w) < 0)
+                        all = true; /* out of memory: what is queued is found again */
         }
+        if (all)
+                (void) claim_start_all(ctl);
+        else
+                claim_start_agents(ctl, agents);
         if (r < 0) {
                 log_warning_errno(r, "Lost the connection that listens for other hosts' work, listening again in %u s: %m",
                                   (unsigned) (WORK_RELISTEN_USEC / USEC_PER_SEC));

@@ -122,6 +122,19 @@ int store_runs_running_on_host_count(Store *s, const char *host_id, int64_t *ret
         return store_count(s, "heartbeat_runs", "WHERE status = 'running' AND host_id = ?1", ARGS(host_id), ret);
 }
 
+int store_work_tell(Store *s, const char *what) {
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        int r;
+
+        if (store_backend(s) != STORE_BACKEND_POSTGRESQL)
+                return 0;
+        r = store_prepare(s, "SELECT pg_notify('corral_work', ?1)", &stmt);
+        if (r < 0)
+                return r;
+        r = stmt_bind_text(stmt, 1, what);
+        return r < 0 ? r : stmt_done(stmt);
+}
+
 int store_host_renew(Store *s, const char *host_id, int64_t epoch, const char *now, const char *expires, bool *ret_ours) {
         _cleanup_reset_ StoreStmt *stmt = NULL;
         int r;

@@ -48,6 +48,9 @@ int store_runs_running_on_host_count(Store *s, const char *host_id, int64_t *ret
 /* Renew the host's lease, if its row is still of that epoch and not dead: *ret_ours says
  * whether it was. */
 int store_host_renew(Store *s, const char *host_id, int64_t epoch, const char *now, const char *expires, bool *ret_ours);
+/* Tell every host listening (store_work_listen()) what: an agent's id (claim its queued
+ * runs), "stop:RUN" or "resume:HOST". Nothing on SQLite, where no other host listens. */
+int store_work_tell(Store *s, const char *what);
 /* The hosts but self_id whose lease ended before now and that no host declared dead yet. */
 int store_hosts_expired(Store *s, const char *self_id, const char *now, Host **ret, size_t *ret_n);
 /* Declare a host dead, if its lease still ended before now and no host did already:
