@@ -95,8 +95,12 @@ static void test_hot_paths_use_indexes(void **state) {
         expect_index("runs_agent_status_task");
         assert_true(store_run_queued_for_task(s, a, NULL, &run) >= 0);
         assert_true(store_runs_running_count(s, a, &count) >= 0);
+        assert_true(store_runs_queued_count(s, a, &count) >= 0);
         assert_true(store_runs_queued_in_claim_order(s, a, &runs, &n) >= 0);
         FREE(run_entity, runs, n);
+        plan = strv_free(plan);
+        assert_true(store_wakeups_claim_running(s, a, "2026-01-01T00:00:00.000Z") >= 0);
+        expect_index("sqlite_autoindex_agent_wakeup_requests_1");
         assert_true(store_wakeup_by_idempotency_key(s, a, "k", &w) >= 0);
         assert_true(store_wakeup_deferred_for_issue(s, c, a, i, &w) >= 0);
         expect_index("wakeups_agent_status_issue");

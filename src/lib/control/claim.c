@@ -117,9 +117,10 @@ static int claim_issue(Control *ctl, Run *run, const Agent *agent, const char *n
         return r < 0 ? r : 1;
 }
 
-/* Move one queued run to running (guarded: only if it is still queued), in the caller's
- * transaction. */
-static int claim(Control *ctl, Run *run, Agent *agent, bool *ret_claimed) {
+/* Move one queued run to running, in the caller's transaction, which listed it: what it
+ * read is what the write lock keeps. *running is the agent's running runs in that
+ * transaction: -1 until counted, then kept up to date here. */
+static int claim(Control *ctl, Run *run, Agent *agent, int64_t *running, bool *ret_claimed) {
         char now[ISO_TIME_MAX];
         int r;
 
@@ -127,23 +128,16 @@ static int claim(Control *ctl, Run *run, Agent *agent, bool *ret_claimed) {
         r = iso_time_now(now);
         if (r < 0)
                 return r;
-        /* Re-read inside the transaction: the run may have changed since it was listed. */
-        _cleanup_free_ char *id = strdup(run->id);
-        if (!id)
-                return -ENOMEM;
-        entity_done(&run_entity, run);
-        r = store_get(ctl->store, &run_entity, id, run);
-        if (r < 0)
-                return r;
         if (run->status != RUN_QUEUED)
                 return 0;
-        /* Counted again under the write lock: another host may have claimed a run of the
-         * agent since its free slots were counted. */
-        int64_t running;
-        r = store_runs_running_count(ctl->store, agent->id, &running);
-        if (r < 0)
-                return r;
-        if (running >= policy_heartbeat(agent).max_concurrent)
+        /* Counted again under the write lock, once: another host may have claimed a run of
+         * the agent since its free slots were counted. */
+        if (*running < 0) {
+                r = store_runs_running_count(ctl->store, agent->id, running);
+                if (r < 0)
+                        return r;
+        }
+        if (*running >= policy_heartbeat(agent).max_concurrent)
                 return 0;
         r = claim_issue(ctl, run, agent, now);
         if (r <= 0)
@@ -163,9 +157,6 @@ static int claim(Control *ctl, Run *run, Agent *agent, bool *ret_claimed) {
         r = store_update_columns(ctl->store, &run_entity, run, run_columns);
         if (r < 0)
                 return r;
-        r = wakeup_set_status(ctl, run->wakeup_request_id, WAKEUP_CLAIMED, NULL, now);
-        if (r < 0)
-                return r;
         if (agent->status != AGENT_RUNNING) {
                 agent_set_status(agent, AGENT_RUNNING);
                 if (free_and_strdup(&agent->updated_at, now) < 0)
@@ -174,6 +165,7 @@ static int claim(Control *ctl, Run *run, Agent *agent, bool *ret_claimed) {
                 if (r < 0)
                         return r;
         }
+        (*running)++;
         *ret_claimed = true;
         return 0;
 }
@@ -211,7 +203,23 @@ int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *r
         r = budget_blocked(ctl, agent, &block);
         if (r != 0)
                 return r < 0 ? r : 0;
-        /* In claim order (reference §3.7); a run that stays queued makes room for the next. */
+        /* All of them in one transaction: on PostgreSQL each transaction takes the write lock
+         * of all hosts, a round trip or more, and the claims of a busy agent come in tens.
+         * Whether there is any is asked first, without the lock: most agents asked for have
+         * nothing left to claim, another host claimed it. */
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        if (!in_tx) {
+                int64_t queued;
+                r = store_runs_queued_count(ctl->store, agent->id, &queued);
+                if (r < 0 || queued == 0)
+                        return r;
+                r = store_begin(ctl->store);
+                if (r < 0)
+                        return r;
+                tx = ctl->store;
+        }
+        /* In claim order (reference §3.7), read under the write lock: a run that stays queued
+         * makes room for the next. */
         r = store_runs_queued_in_claim_order(ctl->store, agent->id, &items, &n);
         if (r < 0)
                 return log_error_errno(r, "Failed to list queued runs of agent %s: %m", agent->id);
@@ -222,23 +230,12 @@ int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *r
                         return -ENOMEM;
                 }
         }
-        /* All of them in one transaction: on PostgreSQL each transaction takes the write lock
-         * of all hosts, a round trip or more, and the claims of a busy agent come in tens. */
-        _cleanup_(store_rollbackp) Store *tx = NULL;
-        if (!in_tx && n > 0) {
-                r = store_begin(ctl->store);
-                if (r < 0) {
-                        free(claimed);
-                        entity_array_free(&run_entity, items, n);
-                        return r;
-                }
-                tx = ctl->store;
-        }
+        int64_t running_now = -1;
         for (size_t i = 0; i < n && slots > 0; i++) {
                 Run *run = &items[i];
                 bool ok;
 
-                r = claim(ctl, run, agent, &ok);
+                r = claim(ctl, run, agent, &running_now, &ok);
                 if (r < 0) {
                         /* The transaction is rolled back: nothing was claimed. */
                         log_error_errno(r, "Failed to claim run %s: %m", strna(run->id));
@@ -253,6 +250,17 @@ int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *r
                 *run = (Run){}; /* moved */
         }
         entity_array_free(&run_entity, items, n);
+        /* Their wakeups claimed with them, in one statement for all. */
+        if (n_claimed > 0) {
+                char now[ISO_TIME_MAX];
+                r = iso_time_now(now);
+                if (r >= 0)
+                        r = store_wakeups_claim_running(ctl->store, agent->id, now);
+                if (r < 0) {
+                        entity_array_free(&run_entity, claimed, n_claimed);
+                        return r;
+                }
+        }
         if (tx) {
                 r = store_commit(ctl->store);
                 if (r < 0) {
@@ -345,22 +353,22 @@ static int launch_one(Control *ctl, const Agent *agent, const Run *run, char **r
         return 0;
 }
 
-/* Launch claimed runs (their claim committed); claimed is freed. */
-void claim_launch(Control *ctl, const Agent *agent, Run *claimed, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *error = NULL;
-                int r;
+void claim_launch_one(Control *ctl, const Agent *agent, const Run *run) {
+        _cleanup_free_ char *error = NULL;
+        int r;
 
-                r = launch_one(ctl, agent, &claimed[i], &error);
-                if (r < 0)
-                        fail_launch(ctl, claimed[i].id, agent->id, error ?: strerror(-r));
-        }
+        r = launch_one(ctl, agent, run, &error);
+        if (r < 0)
+                fail_launch(ctl, run->id, agent->id, error ?: strerror(-r));
+}
+
+void claim_launch(Control *ctl, const Agent *agent, Run *claimed, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                claim_launch_one(ctl, agent, &claimed[i]);
         entity_array_free(&run_entity, claimed, n);
 }
 
-/* One agent's claims, in a transaction of its own; 0 with nothing claimed when it cannot
- * start anything now. */
-static int claim_agent(Control *ctl, const char *agent_id, Agent *agent, Run **ret, size_t *ret_n) {
+int claim_agent(Control *ctl, const char *agent_id, Agent *agent, Run **ret, size_t *ret_n) {
         int r;
 
         *ret = NULL;
@@ -381,50 +389,4 @@ void claim_start_next(Control *ctl, const char *agent_id) {
 
         (void) claim_agent(ctl, agent_id, &agent, &claimed, &n);
         claim_launch(ctl, &agent, claimed, n);
-}
-
-typedef struct AgentClaims {
-        Agent agent;
-        Run *claimed;
-        size_t n;
-} AgentClaims;
-
-void claim_start_agents(Control *ctl, char *const *agent_ids) {
-        size_t n = 0;
-
-        while (agent_ids && agent_ids[n])
-                n++;
-        if (n == 0)
-                return;
-        _cleanup_free_ AgentClaims *claims = calloc(n, sizeof(AgentClaims));
-        if (!claims) {
-                /* One at a time, as claim_start_next() does: slower, the same result. */
-                for (size_t i = 0; i < n; i++)
-                        claim_start_next(ctl, agent_ids[i]);
-                return;
-        }
-        for (size_t i = 0; i < n; i++)
-                (void) claim_agent(ctl, agent_ids[i], &claims[i].agent, &claims[i].claimed, &claims[i].n);
-        for (size_t i = 0; i < n; i++) {
-                claim_launch(ctl, &claims[i].agent, claims[i].claimed, claims[i].n);
-                agent_donep(&claims[i].agent);
-        }
-}
-
-int claim_start_all(Control *ctl) {
-        _cleanup_strv_free_ char **ids = NULL;
-        Agent *agents;
-        size_t n;
-        int r;
-
-        r = store_agents_with_queued_runs(ctl->store, &agents, &n);
-        if (r < 0)
-                return log_error_errno(r, "Failed to list the agents with queued runs: %m");
-        for (size_t i = 0; i < n && r >= 0; i++)
-                r = strv_push(&ids, agents[i].id);
-        entity_array_free(&agent_entity, agents, n);
-        if (r < 0)
-                return log_oom();
-        claim_start_agents(ctl, ids);
-        return 0;
 }

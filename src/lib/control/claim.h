@@ -18,14 +18,14 @@
 int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *ret_n);
 
 /* Launch claimed runs whose claim has committed; a run that cannot be launched is
- * finalized as launch_failed. Frees claimed. */
+ * finalized as launch_failed. claim_launch() frees claimed. */
+void claim_launch_one(Control *ctl, const Agent *agent, const Run *run);
 void claim_launch(Control *ctl, const Agent *agent, Run *claimed, size_t n);
 
-/* Claim and launch queued runs of the agent while it has free slots. */
+/* Read the agent into *agent and claim what can start of its queued runs, in a transaction
+ * of its own (nothing when it is not invokable); the claimed runs go to *ret. */
+int claim_agent(Control *ctl, const char *agent_id, Agent *agent, Run **ret, size_t *ret_n);
+
+/* Claim and launch queued runs of the agent while it has free slots, now. Claims asked for
+ * in bulk go through claim-pump.h instead. */
 void claim_start_next(Control *ctl, const char *agent_id);
-/* The same for several agents: every claim first, then the launches, so that the claims
- * of all of them are not kept waiting behind the launches of the first. */
-void claim_start_agents(Control *ctl, char *const *agent_ids);
-/* The same for every agent with queued runs: after a gap in what this host heard, or when
- * it claims again after a drain. */
-int claim_start_all(Control *ctl);

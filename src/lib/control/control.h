@@ -50,6 +50,7 @@ typedef struct Control {
         /* This corrald among the hosts sharing the database: host.c's alone. */
         struct HostSelf *host;
         struct WorkListen *work_listen; /* work other hosts made: work-listen.c's alone */
+        struct ClaimPump *claim_pump; /* claims asked for in bulk: claim-pump.c's alone */
 
         /* What the daemon says of itself in GET /api/health. */
         int64_t started_usec;

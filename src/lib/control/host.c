@@ -12,7 +12,7 @@
 #include "basic/macro.h"
 #include "basic/time-util.h"
 #include "basic/util.h"
-#include "control/claim.h"
+#include "control/claim-pump.h"
 #include "control/finalize.h"
 #include "control/run-recovery.h"
 #include "store/queries.h"
@@ -495,6 +495,6 @@ int host_resume(Control *ctl, const char *host_id) {
         tx = NULL;
         log_notice("Host %s claims runs again.", host_id);
         if (streq_ptr(host_id, host_self_id(ctl)))
-                (void) claim_start_all(ctl);
+                (void) claim_pump_want_all(ctl);
         return 0;
 }

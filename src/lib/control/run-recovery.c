@@ -22,7 +22,7 @@
 #include "store/queries.h"
 #include "control/adapter.h"
 #include "control/budget.h"
-#include "control/claim.h"
+#include "control/claim-pump.h"
 #include "control/issue-lock.h"
 
 /* One automatic retry of a run whose process was lost (reference §4 step 10).
@@ -195,7 +195,7 @@ int run_recovery_adopt(Control *ctl) {
         }
         entity_array_free(&run_entity, runs, n);
 
-        /* Then queued work goes on. */
-        r = claim_start_all(ctl);
+        /* Then queued work goes on, from the loop: a slice at a time. */
+        r = claim_pump_want_all(ctl);
         return r < 0 ? r : examined;
 }

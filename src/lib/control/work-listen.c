@@ -9,7 +9,7 @@
 #include "basic/macro.h"
 #include "basic/strv.h"
 #include "basic/time-util.h"
-#include "control/claim.h"
+#include "control/claim-pump.h"
 #include "control/finalize.h"
 #include "control/host.h"
 #include "store/queries.h"
@@ -38,7 +38,7 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 
         if (listen_now(ctl) >= 0) {
                 log_info("Listening for other hosts' work again.");
-                (void) claim_start_all(ctl);
+                (void) claim_pump_want_all(ctl);
                 finalize_stop_requests(ctl);
         }
         return 0;
@@ -63,7 +63,7 @@ static void relisten_later(Control *ctl) {
 
 static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Control *ctl = userdata;
-        _cleanup_strv_free_ char **told = NULL, **agents = NULL;
+        _cleanup_strv_free_ char **told = NULL;
         bool all = false;
         int r;
 
@@ -74,13 +74,11 @@ static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userd
                         (void) finalize_stop_requested(ctl, run_id);
                 else if (host_id)
                         all = all || streq(host_id, host_self_id(ctl));
-                else if (strv_push(&agents, *w) < 0)
-                        all = true; /* out of memory: what is queued is found again */
+                else
+                        claim_pump_want(ctl, *w);
         }
         if (all)
-                (void) claim_start_all(ctl);
-        else
-                claim_start_agents(ctl, agents);
+                (void) claim_pump_want_all(ctl);
         if (r < 0) {
                 log_warning_errno(r, "Lost the connection that listens for other hosts' work, listening again in %u s: %m",
                                   (unsigned) (WORK_RELISTEN_USEC / USEC_PER_SEC));

@@ -24,6 +24,7 @@
 #include "control/workspace.h"
 #include "control/finalize.h"
 #include "control/host.h"
+#include "control/claim-pump.h"
 #include "control/work-listen.h"
 #include "control/quota.h"
 #include "basic/log.h"
@@ -68,6 +69,8 @@ int manager_new(Manager **ret) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        /* What is claimed is launched before anything it needs goes. */
+        claim_pump_free(&m->control);
         api_events_done(&m->control);
         api_free(m->api);
         api_free(m->agent_api);

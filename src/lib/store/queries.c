@@ -108,6 +108,26 @@ int store_runs_queued_in_claim_order(Store *s, const char *agent_id, Run **ret, 
 #undef QUEUED_ISSUE
 }
 
+int store_wakeups_claim_running(Store *s, const char *agent_id, const char *now) {
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s,
+                          "UPDATE agent_wakeup_requests SET status = 'claimed', updated_at = ?2, claimed_at = ?2 "
+                          "WHERE status = 'queued' AND id IN (SELECT wakeup_request_id FROM heartbeat_runs "
+                          "WHERE agent_id = ?1 AND status = 'running')",
+                          &stmt);
+        if (r < 0)
+                return r;
+        if ((r = stmt_bind_text(stmt, 1, agent_id)) < 0 || (r = stmt_bind_text(stmt, 2, now)) < 0)
+                return r;
+        return stmt_done(stmt);
+}
+
+int store_runs_queued_count(Store *s, const char *agent_id, int64_t *ret) {
+        return store_count(s, "heartbeat_runs", "WHERE agent_id = ?1 AND status = 'queued'", ARGS(agent_id), ret);
+}
+
 int store_runs_active_of_agent(Store *s, const char *agent_id, Run **ret, size_t *ret_n) {
         return store_list(s, &run_entity, "WHERE agent_id = ?1 AND " RUN_ACTIVE " ORDER BY created_at", ARGS(agent_id), 0,
                           (void **) ret, ret_n);

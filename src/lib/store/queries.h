@@ -35,6 +35,8 @@ int store_runs_continued_since_count(Store *s, const char *company_id, const cha
  * then other issue runs, then runs without an issue, and runs whose issue has open blockers
  * last; within a rank by issue priority, then oldest first. */
 int store_runs_queued_in_claim_order(Store *s, const char *agent_id, Run **ret, size_t *ret_n);
+/* How many runs of the agent are queued. */
+int store_runs_queued_count(Store *s, const char *agent_id, int64_t *ret);
 /* The agent's active runs, oldest first. */
 int store_runs_active_of_agent(Store *s, const char *agent_id, Run **ret, size_t *ret_n);
 /* Every run in status running of the host (or of no host: made before hosts were
@@ -74,6 +76,9 @@ int store_hosts(Store *s, StorePage *page, Host **ret, size_t *ret_n);
 
 /* ---- wakeups ---- */
 
+/* The queued wakeups of the agent's running runs become claimed at now: those of the runs a
+ * claim just moved to running, in one statement. */
+int store_wakeups_claim_running(Store *s, const char *agent_id, const char *now);
 /* The agent's first wakeup with this idempotency key. */
 int store_wakeup_by_idempotency_key(Store *s, const char *agent_id, const char *key, WakeupRequest *ret);
 /* The agent's deferred wake on an issue (there is at most one; the oldest if not). */

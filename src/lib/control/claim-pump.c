@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "control/claim-pump.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/log.h"
+#include "basic/macro.h"
+#include "basic/strv.h"
+#include "basic/time-util.h"
+#include "control/claim.h"
+#include "control/host.h"
+#include "store/queries.h"
+
+/* How long one turn of the loop claims, or launches, before it lets the rest run. */
+#define CLAIM_SLICE_USEC (20 * USEC_PER_SEC / 1000)
+#define LAUNCH_SLICE_USEC (10 * USEC_PER_SEC / 1000)
+
+/* One agent's runs claimed and not launched yet, launched[] onward. */
+typedef struct Claimed {
+        Agent agent;
+        Run *runs;
+        size_t n, launched;
+} Claimed;
+
+typedef struct ClaimPump {
+        sd_event_source *source;
+        char **wanted; /* agents to claim for, oldest first */
+        Claimed *queue; /* to launch, oldest first: queue[first] onward */
+        size_t n_queue, first;
+} ClaimPump;
+
+static void claimed_done(Claimed *c) {
+        entity_array_free(&run_entity, c->runs, c->n);
+        entity_done(&agent_entity, &c->agent);
+        *c = (Claimed){};
+}
+
+/* Launch the next claimed run: unless it changed since its claim (a cancel came between),
+ * or this host fenced itself meanwhile (the runs it claimed are others' to take over). */
+static void launch_next(Control *ctl, ClaimPump *p) {
+        Claimed *c = &p->queue[p->first];
+        const Run *run = &c->runs[c->launched++];
+        _cleanup_(run_donep) Run now = {};
+
+        if (!host_fenced(ctl) && store_get(ctl->store, &run_entity, run->id, &now) >= 0 && now.status == RUN_RUNNING &&
+            streq_ptr(now.host_id, host_self_id(ctl)) && now.shim_pid == INT_NULL)
+                claim_launch_one(ctl, &c->agent, run);
+        else
+                log_debug("Run %s: not launched, it changed since it was claimed.", run->id);
+        if (c->launched == c->n) {
+                claimed_done(c);
+                p->first++;
+        }
+        if (p->first == p->n_queue) {
+                p->queue = mfree(p->queue);
+                p->n_queue = p->first = 0;
+        }
+}
+
+static bool wanted_empty(const ClaimPump *p) {
+        return !p->wanted || !p->wanted[0];
+}
+
+static void claim_next(Control *ctl, ClaimPump *p) {
+        _cleanup_free_ char *id = p->wanted[0];
+        Claimed c = {};
+
+        /* Out of the list before the claim: what the claim does may ask for it again. */
+        memmove(p->wanted, p->wanted + 1, strv_length(p->wanted) * sizeof(char *));
+        (void) claim_agent(ctl, id, &c.agent, &c.runs, &c.n);
+        if (c.n == 0) {
+                claimed_done(&c);
+                return;
+        }
+        Claimed *q = reallocarray(p->queue, p->n_queue + 1, sizeof(Claimed));
+        if (!q) {
+                /* Launched now rather than lost: its claim is committed. */
+                claim_launch(ctl, &c.agent, c.runs, c.n);
+                entity_done(&agent_entity, &c.agent);
+                return;
+        }
+        p->queue = q;
+        p->queue[p->n_queue++] = c;
+}
+
+/* Armed again after each slice rather than left on: a defer source left on stays the
+ * oldest pending one, which sd-event dispatches before every other of its priority; armed
+ * again, it is pending anew and waits its turn behind the lease timer and the API. */
+static void arm(ClaimPump *p) {
+        int r = sd_event_source_set_enabled(p->source, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_error_errno(r, "Failed to arm the claims' event source; the sweep claims what is queued: %m");
+}
+
+static int on_pump(sd_event_source *s, void *userdata) {
+        Control *ctl = userdata;
+        ClaimPump *p = ctl->claim_pump;
+        uint64_t start = now_mono_usec();
+
+        if (!wanted_empty(p)) {
+                /* The launches at a later turn, once every claim is made. */
+                do
+                        claim_next(ctl, p);
+                while (!wanted_empty(p) && now_mono_usec() - start < CLAIM_SLICE_USEC);
+        } else
+                while (p->first < p->n_queue) {
+                        launch_next(ctl, p);
+                        if (now_mono_usec() - start >= LAUNCH_SLICE_USEC)
+                                break;
+                }
+        if (p->first < p->n_queue || !wanted_empty(p))
+                arm(p);
+        return 0;
+}
+
+static ClaimPump *pump(Control *ctl) {
+        int r;
+
+        if (ctl->claim_pump)
+                return ctl->claim_pump;
+        ClaimPump *p = calloc(1, sizeof(ClaimPump));
+        if (!p)
+                return NULL;
+        r = sd_event_add_defer(ctl->event, &p->source, on_pump, ctl);
+        if (r < 0) {
+                log_error_errno(r, "Failed to add the claims' event source: %m");
+                free(p);
+                return NULL;
+        }
+        (void) sd_event_source_set_description(p->source, "claim-pump");
+        (void) sd_event_source_set_enabled(p->source, SD_EVENT_OFF);
+        ctl->claim_pump = p;
+        return p;
+}
+
+void claim_pump_want(Control *ctl, const char *agent_id) {
+        ClaimPump *p = pump(ctl);
+
+        if (!p || (!strv_contains((const char *const *) p->wanted, agent_id) && strv_push(&p->wanted, agent_id) < 0)) {
+                /* Without memory to ask for later: now. */
+                claim_start_next(ctl, agent_id);
+                return;
+        }
+        arm(p);
+}
+
+/* Where in a list of n this host starts: hosts that all go through the same list from its
+ * start would each wait for the write lock on the agent another is claiming for, and then
+ * find its runs claimed. */
+static size_t start_of(const char *host_id, size_t n) {
+        uint32_t h = 2166136261u; /* FNV-1a */
+
+        for (const char *c = strempty(host_id); *c; c++)
+                h = (h ^ (unsigned char) *c) * 16777619u;
+        return n > 0 ? h % n : 0;
+}
+
+int claim_pump_want_all(Control *ctl) {
+        Agent *agents;
+        size_t n, start;
+        int r;
+
+        r = store_agents_with_queued_runs(ctl->store, &agents, &n);
+        if (r < 0)
+                return log_error_errno(r, "Failed to list the agents with queued runs: %m");
+        start = start_of(host_self_id(ctl), n);
+        for (size_t i = 0; i < n; i++)
+                claim_pump_want(ctl, agents[(start + i) % n].id);
+        entity_array_free(&agent_entity, agents, n);
+        return 0;
+}
+
+void claim_pump_free(Control *ctl) {
+        ClaimPump *p = ctl->claim_pump;
+
+        if (!p)
+                return;
+        if (p->first < p->n_queue)
+                log_info("Launching the runs claimed before the stop.");
+        while (p->first < p->n_queue)
+                launch_next(ctl, p);
+        strv_free(p->wanted);
+        sd_event_source_disable_unref(p->source);
+        free(p);
+        ctl->claim_pump = NULL;
+}
