@@ -186,6 +186,14 @@ int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *r
         /* Not here: another of its hosts claims it. */
         if (!policy_may_run_on(agent, host_self_id(ctl)))
                 return 0;
+        /* Whether there is anything at all, first: most agents asked for have nothing left
+         * to claim (another host claimed it, or they were asked for at a run's end). */
+        if (!in_tx) {
+                int64_t queued;
+                r = store_runs_queued_count(ctl->store, agent->id, &queued);
+                if (r < 0 || queued == 0)
+                        return r;
+        }
         r = store_runs_running_count(ctl->store, agent->id, &running);
         if (r < 0)
                 return r;
@@ -204,15 +212,9 @@ int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *r
         if (r != 0)
                 return r < 0 ? r : 0;
         /* All of them in one transaction: on PostgreSQL each transaction takes the write lock
-         * of all hosts, a round trip or more, and the claims of a busy agent come in tens.
-         * Whether there is any is asked first, without the lock: most agents asked for have
-         * nothing left to claim, another host claimed it. */
+         * of all hosts, a round trip or more, and the claims of a busy agent come in tens. */
         _cleanup_(store_rollbackp) Store *tx = NULL;
         if (!in_tx) {
-                int64_t queued;
-                r = store_runs_queued_count(ctl->store, agent->id, &queued);
-                if (r < 0 || queued == 0)
-                        return r;
                 r = store_begin(ctl->store);
                 if (r < 0)
                         return r;
