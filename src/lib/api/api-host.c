@@ -54,28 +54,14 @@ static int handle_host_list(ApiRequest *req) {
         return api_reply(req, 200, TAKE_PTR(list));
 }
 
-static int handle_host_drain(ApiRequest *req) {
+/* A drain or a resume: the host's row as it is after it. */
+static int host_action(ApiRequest *req, const char *what, int (*action)(Control *ctl, const char *host_id)) {
         _cleanup_(host_donep) Host h = {};
         int r;
 
-        if (!api_require_board(req, "drain hosts"))
+        if (!api_require_board(req, what))
                 return 0;
-        r = host_drain(req->ctl, req->params[0]);
-        if (r == -ENOENT)
-                return api_reply_error(req, 404, "no host %s", req->params[0]);
-        if (r < 0)
-                return r;
-        r = api_load(req, &host_entity, req->params[0], &h);
-        return r <= 0 ? r : api_reply_entity(req, 200, &host_entity, &h);
-}
-
-static int handle_host_resume(ApiRequest *req) {
-        _cleanup_(host_donep) Host h = {};
-        int r;
-
-        if (!api_require_board(req, "resume hosts"))
-                return 0;
-        r = host_resume(req->ctl, req->params[0]);
+        r = action(req->ctl, req->params[0]);
         if (r == -ENOENT)
                 return api_reply_error(req, 404, "no host %s", req->params[0]);
         if (r == -ESTALE)
@@ -85,6 +71,14 @@ static int handle_host_resume(ApiRequest *req) {
                 return r;
         r = api_load(req, &host_entity, req->params[0], &h);
         return r <= 0 ? r : api_reply_entity(req, 200, &host_entity, &h);
+}
+
+static int handle_host_drain(ApiRequest *req) {
+        return host_action(req, "drain hosts", host_drain);
+}
+
+static int handle_host_resume(ApiRequest *req) {
+        return host_action(req, "resume hosts", host_resume);
 }
 
 const ApiRoute api_host_routes[] = {

@@ -430,8 +430,9 @@ int host_free_slots(Control *ctl, int64_t *ret) {
         return 0;
 }
 
-int host_drain(Control *ctl, const char *host_id) {
-        _cleanup_(host_donep) Host row = {};
+/* The host's row in status to, and told (NULL: nothing) to the hosts listening in the same
+ * transaction: they hear of it once it is so. */
+static int set_status(Control *ctl, Host *row, HostStatus to, const char *told) {
         static const char *const columns[] = { "status", "updated_at", NULL };
         char now[ISO_TIME_MAX];
         int r;
@@ -439,15 +440,36 @@ int host_drain(Control *ctl, const char *host_id) {
         r = iso_time_now(now);
         if (r < 0)
                 return r;
+        row->status = to;
+        if (free_and_strdup(&row->updated_at, now) < 0)
+                return -ENOMEM;
+        _cleanup_(store_rollbackp) Store *tx = NULL;
+        r = store_begin(ctl->store);
+        if (r < 0)
+                return r;
+        tx = ctl->store;
+        r = store_update_columns(ctl->store, &host_entity, row, columns);
+        if (r >= 0 && told)
+                r = store_work_tell(ctl->store, told);
+        if (r >= 0)
+                r = store_commit(ctl->store);
+        if (r < 0)
+                return r;
+        tx = NULL;
+        return 0;
+}
+
+int host_drain(Control *ctl, const char *host_id) {
+        _cleanup_(host_donep) Host row = {};
+        int r;
+
         r = store_get(ctl->store, &host_entity, host_id, &row);
         if (r < 0)
                 return r;
         if (row.status != HOST_LIVE)
                 return 0;
-        row.status = HOST_DRAINING;
-        if (free_and_strdup(&row.updated_at, now) < 0)
-                return -ENOMEM;
-        r = store_update_columns(ctl->store, &host_entity, &row, columns);
+        /* Nothing to tell: a host reads its row before each claim. */
+        r = set_status(ctl, &row, HOST_DRAINING, NULL);
         if (r < 0)
                 return r;
         log_notice("Host %s drains: it claims nothing new and finishes what it runs.", host_id);
@@ -457,13 +479,8 @@ int host_drain(Control *ctl, const char *host_id) {
 int host_resume(Control *ctl, const char *host_id) {
         _cleanup_(host_donep) Host row = {};
         _cleanup_free_ char *told = NULL;
-        static const char *const columns[] = { "status", "updated_at", NULL };
-        char now[ISO_TIME_MAX];
         int r;
 
-        r = iso_time_now(now);
-        if (r < 0)
-                return r;
         r = store_get(ctl->store, &host_entity, host_id, &row);
         if (r < 0)
                 return r;
@@ -474,25 +491,9 @@ int host_resume(Control *ctl, const char *host_id) {
         told = strprintf("resume:%s", host_id);
         if (!told)
                 return -ENOMEM;
-        row.status = HOST_LIVE;
-        if (free_and_strdup(&row.updated_at, now) < 0)
-                return -ENOMEM;
-        /* The row and the news in one transaction: the host hears of it once it is so. */
-        _cleanup_(store_rollbackp) Store *tx = NULL;
-        r = store_begin(ctl->store);
+        r = set_status(ctl, &row, HOST_LIVE, told);
         if (r < 0)
                 return r;
-        tx = ctl->store;
-        r = store_update_columns(ctl->store, &host_entity, &row, columns);
-        if (r < 0)
-                return r;
-        r = store_work_tell(ctl->store, told);
-        if (r < 0)
-                return r;
-        r = store_commit(ctl->store);
-        if (r < 0)
-                return r;
-        tx = NULL;
         log_notice("Host %s claims runs again.", host_id);
         if (streq_ptr(host_id, host_self_id(ctl)))
                 (void) claim_pump_want_all(ctl);
