@@ -52,8 +52,9 @@ wake() {
         curl -sS --fail --max-time 30 --unix-socket "$T/c$1.sock" -X POST --data-binary "$3" -H 'Content-Type: application/json' \
                 -o /dev/null "http://localhost/api/agents/$2/wakeup" || echo "# wake of $2 through host $1 failed"
 }
-# procs_on N: the processes in host N's run cgroups.
-procs_on() { cat "$MOUNT/$MARK-$1"/run-*/cgroup.procs 2>/dev/null | wc -l; }
+# procs_of N RUN: the processes in the cgroup of one run of host N. A host may run others
+# meanwhile (the continuation of an issue left in progress, which the sweep queues).
+procs_of() { cat "$MOUNT/$MARK-$1/run-$2/cgroup.procs" 2>/dev/null | wc -l; }
 # hosts_stop: SIGTERM every host still running; each is to exit 0.
 hosts_stop() {
         local n

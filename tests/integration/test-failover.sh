@@ -154,7 +154,7 @@ is "the issue's lock moved to the retry, then was released" \
         "$(sql "SELECT count(*) FROM heartbeat_runs WHERE id = '$retry' AND issue_id = '$issue'")/$(api GET "/api/issues/$issue" | jq -r .executionRunId)" "1/null"
 check "the dead host comes back" host_start "$dn"
 is "with a new epoch" "$(host_field "$dead" '.status + "/" + (.epoch | tostring)')" "live/2"
-is "nothing of the dead run is left" "$(procs_on "$dn")" 0
+is "nothing of the dead run is left" "$(procs_of "$dn" "$doomed")" 0
 
 # ---- zombie host ----
 api PATCH "/api/agents/$sleeper" '{"runtimeConfig":{"heartbeat":{"maxConcurrentRuns":3}}}' >/dev/null
@@ -174,7 +174,7 @@ events=$(sql "SELECT count(*) FROM heartbeat_run_events WHERE run_id = '$stale'"
 kill -CONT "${HPID[$zn]}"
 rejoined() { [ "$(host_field "$zombie" '.status + "/" + (.epoch | tostring)')" = "live/$((epoch + 1))" ]; }
 check "it rejoins with a new epoch" wait_for 15 rejoined
-stale_gone() { [ "$(procs_on "$zn")" = 0 ]; }
+stale_gone() { [ "$(procs_of "$zn" "$stale")" = 0 ]; }
 check "it killed its stale run's processes" wait_for 15 stale_gone
 grep -q "killed unrecorded" "$T/corrald$zn.log" && ok "its journal says why" || not_ok "its journal says why"
 is "it wrote nothing of the run" "$(sql "SELECT status, error, updated_at, finished_at FROM heartbeat_runs WHERE id = '$stale'")" "$before"
@@ -198,10 +198,10 @@ check "a run that beats starts" wait_run_started "$r"
 crashed=$(api GET "/api/heartbeat-runs/$r" | jq -r .hostId)
 cn=${crashed#host-}
 SOCK=$T/c$((cn % 3 + 1)).sock
-beating() { [ -s "$T/beat" ] && [ "$(procs_on "$cn")" -ge 3 ]; }
+beating() { [ -s "$T/beat" ] && [ "$(procs_of "$cn" "$r")" -ge 3 ]; }
 check "... with a daemon beside it in its cgroup" wait_for 10 beating
 host_kill "$cn"
-stopped_by_shim() { [ "$(procs_on "$cn")" = 0 ]; }
+stopped_by_shim() { [ "$(procs_of "$cn" "$r")" = 0 ]; }
 check "with corrald down, the shim ends the run's processes by the lease" wait_for 15 stopped_by_shim
 check "the others take the run over" wait_run_status "$r" failed 30
 retry=$(sql "SELECT id FROM heartbeat_runs WHERE retry_of_run_id = '$r'")
@@ -232,7 +232,7 @@ done
 is "cancelled through host $other, the run of $owner ends cancelled" "$(wait_run "$r" | jq -r .status)" cancelled
 grep -q "Run $r: stopping it, as another host was asked (cancelled)" "$T/corrald${owner#host-}.log" &&
         ok "... stopped by its own host" || not_ok "... stopped by its own host"
-is "... whose processes are gone" "$(procs_on "${owner#host-}")" 0
+is "... whose processes are gone" "$(procs_of "${owner#host-}" "$r")" 0
 check "nothing is left running" wait_for 30 all_done
 
 hosts_stop
