@@ -11,11 +11,13 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "control/claim-pump.h"
 #include "control/claim.h"
 #include "control/finalize.h"
 #include "control/wakeup.h"
 #include "manager-fixture.h"
 #include "store/jsonmap.h"
+#include "supervise/supervisor.h"
 
 /* A run whose issue has open blockers stays queued until they are done. */
 static void test_blockers_keep_run_queued(void **state) {
@@ -113,11 +115,67 @@ static void test_claim_order(void **state) {
         fixture_cancel_all(sleeper);
 }
 
+/* A shim of it was started: the supervisor tracks it, or its row names one. */
+static bool launched(const char *run_id) {
+        _cleanup_(run_donep) Run r = {};
+        fixture_get_run(run_id, &r);
+        return supervisor_tracks(m->control.supervisor, run_id) || r.shim_pid != INT_NULL;
+}
+
+/* Claims asked for in bulk (claim-pump.h) are made from the loop, not before it turns; all
+ * of them before any launch; and a run cancelled between its claim and its launch is never
+ * launched, while the others are. */
+static void test_pump_claims_then_launches(void **state) {
+        enum { N = 4 };
+        _cleanup_(agent_donep) Agent a = {};
+        char bulk[UUID_STRING_MAX];
+        char *runs[N] = {};
+
+        /* Homed on another host at first: what is woken stays queued here. */
+        fixture_new_agent(bulk, "bulk", SLEEPER, "{\"hosts\":[\"elsewhere\"],\"heartbeat\":{\"maxConcurrentRuns\":4}}");
+        for (int i = 0; i < N; i++) {
+                char payload[32];
+                snprintf(payload, sizeof(payload), "{\"taskKey\":\"t%d\"}", i);
+                assert_int_equal(fixture_wake(bulk, WAKEUP_SOURCE_ON_DEMAND, "bulk", payload, NULL, &runs[i]), WAKE_QUEUED);
+                assert_int_equal(fixture_run_status(runs[i]), RUN_QUEUED);
+        }
+        assert_int_equal(store_get(m->control.store, &agent_entity, bulk, &a), 0);
+        free(a.runtime_config);
+        a.runtime_config = strdup("{\"heartbeat\":{\"maxConcurrentRuns\":4}}");
+        assert_int_equal(store_update(m->control.store, &agent_entity, &a), 0);
+
+        claim_pump_want(&m->control, bulk);
+        for (int i = 0; i < N; i++)
+                assert_int_equal(fixture_run_status(runs[i]), RUN_QUEUED);
+        for (int turn = 0; turn < 100 && fixture_run_status(runs[N - 1]) == RUN_QUEUED; turn++)
+                assert_true(sd_event_run(m->control.event, 0) >= 0);
+        for (int i = 0; i < N; i++) {
+                assert_int_equal(fixture_run_status(runs[i]), RUN_RUNNING);
+                assert_false(launched(runs[i]));
+        }
+        assert_int_equal(fixture_count("agent_wakeup_requests", "WHERE agent_id = ?1 AND status = 'claimed'", bulk), N);
+
+        assert_int_equal(finalize_cancel_run(&m->control, runs[0]), 0);
+        assert_int_equal(fixture_run_status(runs[0]), RUN_CANCELLED);
+        for (int turn = 0; turn < 400 && supervisor_count(m->control.supervisor) < N - 1; turn++)
+                assert_true(sd_event_run(m->control.event, 50000) >= 0);
+        assert_int_equal(supervisor_count(m->control.supervisor), N - 1);
+        assert_false(launched(runs[0]));
+        for (int i = 1; i < N; i++) {
+                assert_int_equal(fixture_run_status(runs[i]), RUN_RUNNING);
+                assert_true(launched(runs[i]));
+        }
+        fixture_cancel_all(bulk);
+        for (int i = 0; i < N; i++)
+                free(runs[i]);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fixture_manager_setup, fixture_manager_teardown)
 static const struct CMUnitTest tests[] = {
         T(test_blockers_keep_run_queued),
         T(test_concurrency_limit),
         T(test_claim_order),
+        T(test_pump_claims_then_launches),
 };
 
 int main(void) {

@@ -17,7 +17,7 @@
 #define CLAIM_SLICE_USEC (20 * USEC_PER_SEC / 1000)
 #define LAUNCH_SLICE_USEC (10 * USEC_PER_SEC / 1000)
 
-/* One agent's runs claimed and not launched yet, launched[] onward. */
+/* One agent's claimed runs, not launched yet from runs[launched] on. */
 typedef struct Claimed {
         Agent agent;
         Run *runs;
@@ -43,12 +43,17 @@ static void launch_next(Control *ctl, ClaimPump *p) {
         Claimed *c = &p->queue[p->first];
         const Run *run = &c->runs[c->launched++];
         _cleanup_(run_donep) Run now = {};
+        int r;
 
-        if (!host_fenced(ctl) && store_get(ctl->store, &run_entity, run->id, &now) >= 0 && now.status == RUN_RUNNING &&
-            streq_ptr(now.host_id, host_self_id(ctl)) && now.shim_pid == INT_NULL)
+        r = host_fenced(ctl) ? 0 : store_get(ctl->store, &run_entity, run->id, &now);
+        if (r < 0)
+                /* Left claimed: the sweep finds it unlaunched, lost, and retries it once. */
+                log_warning_errno(r, "Run %s: cannot read it again before its launch, not launched: %m", run->id);
+        else if (!host_fenced(ctl) && now.status == RUN_RUNNING && streq_ptr(now.host_id, host_self_id(ctl)) &&
+                 now.shim_pid == INT_NULL)
                 claim_launch_one(ctl, &c->agent, run);
         else
-                log_debug("Run %s: not launched, it changed since it was claimed.", run->id);
+                log_debug("Run %s: not launched, it changed since it was claimed (or this host fenced itself).", run->id);
         if (c->launched == c->n) {
                 claimed_done(c);
                 p->first++;

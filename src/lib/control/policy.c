@@ -51,7 +51,7 @@ bool policy_may_run_on(const Agent *a, const char *host_id) {
         if (!hosts || cJSON_IsNull(hosts))
                 return true;
         cJSON_ArrayForEach (h, hosts)
-                if (cJSON_IsString(h) && streq(h->valuestring, host_id))
+                if (cJSON_IsString(h) && streq_ptr(h->valuestring, host_id))
                         return true;
         return false;
 }
