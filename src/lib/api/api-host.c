@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The hosts sharing the database (corrald(8), HOSTS): their list, with the runs each
- * supervises now, and the drain of one and its resume. The board's alone: agents learn nothing of hosts.
+ * supervises now, and the drain of one and its resume. The board's alone: agents learn
+ * nothing of hosts.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>

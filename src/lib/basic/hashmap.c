@@ -22,16 +22,20 @@ struct Hashmap {
         size_t n_used, n_removed;
 };
 
+uint64_t hashmap_string_hash(const char *s) {
+        uint64_t x = UINT64_C(1469598103934665603);
+
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                x = (x ^ *p) * UINT64_C(1099511628211);
+        return x;
+}
+
 static uint64_t hash(const Hashmap *h, const void *key) {
         uint64_t x;
 
-        if (h->keys == HASHMAP_STRING) {
-                /* FNV-1a: the keys are corral's own (run ids), not a peer's. */
-                x = UINT64_C(1469598103934665603);
-                for (const unsigned char *p = key; *p; p++)
-                        x = (x ^ *p) * UINT64_C(1099511628211);
-                return x;
-        }
+        /* The string keys are corral's own (run ids), not a peer's. */
+        if (h->keys == HASHMAP_STRING)
+                return hashmap_string_hash(key);
         /* splitmix64's finalizer spreads small consecutive integers over the table. */
         x = (uint64_t) (intptr_t) key;
         x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);

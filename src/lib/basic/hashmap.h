@@ -29,3 +29,6 @@ void *hashmap_get(const Hashmap *h, const void *key);
 /* Remove key; its value, or NULL when it was not there. */
 void *hashmap_remove(Hashmap *h, const void *key);
 size_t hashmap_size(const Hashmap *h);
+
+/* The hash of a string key (FNV-1a): for keys that are corral's own, not a peer's. */
+uint64_t hashmap_string_hash(const char *s);

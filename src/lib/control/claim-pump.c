@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/hashmap.h"
 #include "basic/log.h"
 #include "basic/macro.h"
 #include "basic/strv.h"
@@ -45,15 +46,15 @@ static void launch_next(Control *ctl, ClaimPump *p) {
         _cleanup_(run_donep) Run now = {};
         int r;
 
-        r = host_fenced(ctl) ? 0 : store_get(ctl->store, &run_entity, run->id, &now);
-        if (r < 0)
+        if (host_fenced(ctl))
+                log_debug("Run %s: not launched, this host fenced itself since it claimed it.", run->id);
+        else if ((r = store_get(ctl->store, &run_entity, run->id, &now)) < 0)
                 /* Left claimed: the sweep finds it unlaunched, lost, and retries it once. */
                 log_warning_errno(r, "Run %s: cannot read it again before its launch, not launched: %m", run->id);
-        else if (!host_fenced(ctl) && now.status == RUN_RUNNING && streq_ptr(now.host_id, host_self_id(ctl)) &&
-                 now.shim_pid == INT_NULL)
+        else if (now.status == RUN_RUNNING && streq_ptr(now.host_id, host_self_id(ctl)) && now.shim_pid == INT_NULL)
                 claim_launch_one(ctl, &c->agent, run);
         else
-                log_debug("Run %s: not launched, it changed since it was claimed (or this host fenced itself).", run->id);
+                log_debug("Run %s: not launched, it changed since it was claimed.", run->id);
         if (c->launched == c->n) {
                 claimed_done(c);
                 p->first++;
@@ -155,11 +156,7 @@ void claim_pump_want(Control *ctl, const char *agent_id) {
  * start would each wait for the write lock on the agent another is claiming for, and then
  * find its runs claimed. */
 static size_t start_of(const char *host_id, size_t n) {
-        uint32_t h = 2166136261u; /* FNV-1a */
-
-        for (const char *c = strempty(host_id); *c; c++)
-                h = (h ^ (unsigned char) *c) * 16777619u;
-        return n > 0 ? h % n : 0;
+        return n > 0 ? (size_t) (hashmap_string_hash(strempty(host_id)) % n) : 0;
 }
 
 int claim_pump_want_all(Control *ctl) {
