@@ -1302,8 +1302,14 @@ static void bench_claims(void) {
         int64_t t0 = now_ns();
         hosts_post("resume");
         int64_t t_up = now_ns();
-        while (runs_with_status("queued") > 0)
-                sleep_us(10000); /* a /metrics costs a few statements: polled gently */
+        /* A /metrics costs a few statements: polled gently. One that fails (-1) is no answer:
+         * polled again. */
+        int64_t queued;
+        while ((queued = runs_with_status("queued")) != 0) {
+                if (now_ns() - t0 > 120 * (int64_t) 1000000000)
+                        die("claims: %" PRIi64 " runs still queued 120 s after the resume", queued);
+                sleep_us(10000);
+        }
         int64_t t_end = now_ns();
         double rate = AGENTS * PER_AGENT / ((t_end - t0) / 1e9);
         wait_idle();

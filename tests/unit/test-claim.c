@@ -170,15 +170,49 @@ static void test_pump_claims_then_launches(void **state) {
                 free(runs[i]);
 }
 
+/* A claim that finds the database busy (another host holds its write lock past the busy
+ * timeout) claims nothing, and is made again from the loop once it is free: not left
+ * queued for the sweep. PostgreSQL only: a private in-memory SQLite database has no other
+ * connection to hold its lock. */
+static void test_busy_claim_made_again(void **state) {
+        _cleanup_(store_freep) Store *other = NULL;
+        _cleanup_(agent_donep) Agent a = {};
+        _cleanup_free_ char *run = NULL;
+        char busy[UUID_STRING_MAX];
+
+        fixture_new_agent(busy, "busy", SLEEPER, "{\"hosts\":[\"elsewhere\"]}");
+        assert_int_equal(fixture_wake(busy, WAKEUP_SOURCE_ON_DEMAND, "busy", NULL, NULL, &run), WAKE_QUEUED);
+        assert_int_equal(store_get(m->control.store, &agent_entity, busy, &a), 0);
+        free(a.runtime_config);
+        a.runtime_config = strdup("{}");
+        assert_int_equal(store_update(m->control.store, &agent_entity, &a), 0);
+
+        store_set_busy_timeout(m->control.store, 50);
+        assert_int_equal(store_open(store_target(m->control.store), &other), 0);
+        assert_int_equal(store_begin(other), 0);
+        claim_start_next(&m->control, busy);
+        assert_int_equal(fixture_run_status(run), RUN_QUEUED);
+        /* Still busy at the next attempt, and the one after: it keeps being made. */
+        for (int turn = 0; turn < 4; turn++)
+                assert_true(sd_event_run(m->control.event, 500000) >= 0);
+        assert_int_equal(fixture_run_status(run), RUN_QUEUED);
+        store_rollback(other);
+        for (int turn = 0; turn < 100 && fixture_run_status(run) == RUN_QUEUED; turn++)
+                assert_true(sd_event_run(m->control.event, 50000) >= 0);
+        assert_int_equal(fixture_run_status(run), RUN_RUNNING);
+        fixture_cancel_all(busy);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fixture_manager_setup, fixture_manager_teardown)
 static const struct CMUnitTest tests[] = {
-        T(test_blockers_keep_run_queued),
-        T(test_concurrency_limit),
-        T(test_claim_order),
-        T(test_pump_claims_then_launches),
+        T(test_blockers_keep_run_queued),  T(test_concurrency_limit),     T(test_claim_order),
+        T(test_pump_claims_then_launches), T(test_busy_claim_made_again), /* last: PostgreSQL only */
 };
 
 int main(void) {
+        const char *db = getenv("CORRAL_TEST_DATABASE");
+        size_t n = ELEMENTSOF(tests) - (db && *db ? 0 : 1);
+
         cmocka_set_message_output(CM_OUTPUT_TAP);
-        return cmocka_run_group_tests(tests, fixture_group_setup, fixture_group_teardown);
+        return _cmocka_run_group_tests("tests", tests, n, fixture_group_setup, fixture_group_teardown);
 }

@@ -23,7 +23,7 @@
 #include "control/budget.h"
 #include "control/adapter.h"
 #include "control/agent-state.h"
-#include "control/claim.h"
+#include "control/claim-pump.h"
 #include "control/finalize.h"
 #include "control/policy.h"
 #include "control/scheduler.h"

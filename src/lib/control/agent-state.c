@@ -8,7 +8,7 @@
 #include "basic/macro.h"
 #include "basic/time-util.h"
 #include "basic/util.h"
-#include "control/claim.h"
+#include "control/claim-pump.h"
 #include "control/finalize.h"
 #include "control/scheduler.h"
 #include "store/jsonmap.h"

@@ -22,7 +22,7 @@
 #include "basic/util.h"
 #include "control/activity.h"
 #include "control/agent-session.h"
-#include "control/claim.h"
+#include "control/claim-pump.h"
 #include "control/finalize.h"
 #include "control/scheduler.h"
 #include "store/jsonmap.h"

@@ -17,6 +17,9 @@
 /* How long one turn of the loop claims, or launches, before it lets the rest run. */
 #define CLAIM_SLICE_USEC (20 * USEC_PER_SEC / 1000)
 #define LAUNCH_SLICE_USEC (10 * USEC_PER_SEC / 1000)
+/* How long a claim that found the database busy waits before it is made again: the write
+ * lock was waited for a busy timeout already, and another host holds it meanwhile. */
+#define CLAIM_RETRY_USEC (100 * USEC_PER_SEC / 1000)
 
 /* One agent's claimed runs, not launched yet from runs[launched] on. */
 typedef struct Claimed {
@@ -27,7 +30,9 @@ typedef struct Claimed {
 
 typedef struct ClaimPump {
         sd_event_source *source;
+        sd_event_source *retry_timer; /* moves again to wanted, CLAIM_RETRY_USEC after the first */
         char **wanted; /* agents to claim for, oldest first */
+        char **again; /* agents whose claim found the database busy */
         Claimed *queue; /* to launch, oldest first: queue[first] onward */
         size_t n_queue, first;
 } ClaimPump;
@@ -65,17 +70,67 @@ static void launch_next(Control *ctl, ClaimPump *p) {
         }
 }
 
+static ClaimPump *pump(Control *ctl);
+static void arm(ClaimPump *p);
+
 static bool wanted_empty(const ClaimPump *p) {
         return !p->wanted || !p->wanted[0];
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Control *ctl = userdata;
+        ClaimPump *p = ctl->claim_pump;
+
+        STRV_FOREACH(a, p->again) {
+                if (strv_contains((const char *const *) p->wanted, *a))
+                        continue;
+                if (strv_push(&p->wanted, *a) < 0) {
+                        (void) log_oom(); /* the sweep claims the rest */
+                        break;
+                }
+        }
+        p->again = strv_free(p->again);
+        if (!wanted_empty(p))
+                arm(p);
+        return 0;
+}
+
+/* Claim for the agent again in a while: its claim found the database busy. Were nobody to
+ * ask again, its runs would wait queued for the sweep. */
+static void claim_again(Control *ctl, const char *agent_id) {
+        ClaimPump *p = pump(ctl);
+        int r;
+
+        if (!p || (!strv_contains((const char *const *) p->again, agent_id) && strv_push(&p->again, agent_id) < 0)) {
+                (void) log_oom();
+                return;
+        }
+        if (p->retry_timer) {
+                r = sd_event_source_get_enabled(p->retry_timer, NULL);
+                if (r > 0)
+                        return; /* already armed for the earlier ones */
+                r = sd_event_source_set_time_relative(p->retry_timer, CLAIM_RETRY_USEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(p->retry_timer, SD_EVENT_ONESHOT);
+        } else {
+                r = sd_event_add_time_relative(ctl->event, &p->retry_timer, CLOCK_MONOTONIC, CLAIM_RETRY_USEC, 0, on_retry, ctl);
+                if (r >= 0)
+                        (void) sd_event_source_set_description(p->retry_timer, "claim-retry");
+        }
+        if (r < 0)
+                log_error_errno(r, "Failed to arm the claims' retry timer; the sweep claims what is queued: %m");
 }
 
 static void claim_next(Control *ctl, ClaimPump *p) {
         _cleanup_free_ char *id = p->wanted[0];
         Claimed c = {};
+        int r;
 
         /* Out of the list before the claim: what the claim does may ask for it again. */
         memmove(p->wanted, p->wanted + 1, strv_length(p->wanted) * sizeof(char *));
-        (void) claim_agent(ctl, id, &c.agent, &c.runs, &c.n);
+        r = claim_agent(ctl, id, &c.agent, &c.runs, &c.n);
+        if (r == -EAGAIN)
+                claim_again(ctl, id);
         if (c.n == 0) {
                 claimed_done(&c);
                 return;
@@ -141,6 +196,18 @@ static ClaimPump *pump(Control *ctl) {
         return p;
 }
 
+void claim_start_next(Control *ctl, const char *agent_id) {
+        _cleanup_(agent_donep) Agent agent = {};
+        Run *claimed;
+        size_t n;
+        int r;
+
+        r = claim_agent(ctl, agent_id, &agent, &claimed, &n);
+        if (r == -EAGAIN)
+                claim_again(ctl, agent_id);
+        claim_launch(ctl, &agent, claimed, n);
+}
+
 void claim_pump_want(Control *ctl, const char *agent_id) {
         ClaimPump *p = pump(ctl);
 
@@ -184,7 +251,9 @@ void claim_pump_free(Control *ctl) {
         while (p->first < p->n_queue)
                 launch_next(ctl, p);
         strv_free(p->wanted);
+        strv_free(p->again);
         sd_event_source_disable_unref(p->source);
+        sd_event_source_disable_unref(p->retry_timer);
         free(p);
         ctl->claim_pump = NULL;
 }

@@ -6,12 +6,16 @@
  * which the loop renews no lease (the host would fence itself and kill its runs) and
  * answers no request. The claims come first, every one of them before any launch: a claim
  * is a few statements, a launch a process, and what one host has claimed no other waits
- * for.
+ * for. A claim that finds the database busy (another host holds its write lock past the
+ * busy timeout) is made again a little later.
  */
 #pragma once
 
 #include "control/control.h"
 
+/* Claim and launch queued runs of the agent while it has free slots, now; when the database
+ * is busy, from the loop shortly after. */
+void claim_start_next(Control *ctl, const char *agent_id);
 /* Claim for the agent soon (each agent once however often it is asked). */
 void claim_pump_want(Control *ctl, const char *agent_id);
 /* The same for every agent with queued runs. */

@@ -379,16 +379,9 @@ int claim_agent(Control *ctl, const char *agent_id, Agent *agent, Run **ret, siz
         if (r < 0 || !agent_status_is_invokable(agent->status))
                 return 0;
         r = claim_startable(ctl, agent, false, ret, ret_n);
-        if (r < 0)
+        if (r == -EAGAIN)
+                log_debug("Queued runs of agent %s: the database is busy, claimed again shortly.", agent->id);
+        else if (r < 0)
                 log_error_errno(r, "Failed to start queued runs of agent %s: %m", agent->id);
         return r;
-}
-
-void claim_start_next(Control *ctl, const char *agent_id) {
-        _cleanup_(agent_donep) Agent agent = {};
-        Run *claimed;
-        size_t n;
-
-        (void) claim_agent(ctl, agent_id, &agent, &claimed, &n);
-        claim_launch(ctl, &agent, claimed, n);
 }

@@ -12,8 +12,8 @@
 #include "control/control.h"
 #include "store/model.h"
 
-/* Claim what can start of an agent's queued runs: each in a transaction of its own, or all
- * in the caller's when in_tx. The claimed runs go to *ret (*ret_n of them), to be passed to
+/* Claim what can start of an agent's queued runs: all in one transaction, its own or the
+ * caller's when in_tx. The claimed runs go to *ret (*ret_n of them), to be passed to
  * claim_launch() once their transaction has committed. */
 int claim_startable(Control *ctl, Agent *agent, bool in_tx, Run **ret, size_t *ret_n);
 
@@ -23,9 +23,6 @@ void claim_launch_one(Control *ctl, const Agent *agent, const Run *run);
 void claim_launch(Control *ctl, const Agent *agent, Run *claimed, size_t n);
 
 /* Read the agent into *agent and claim what can start of its queued runs, in a transaction
- * of its own (nothing when it is not invokable); the claimed runs go to *ret. */
+ * of its own (nothing when it is not invokable); the claimed runs go to *ret. -EAGAIN when
+ * the database was busy (another host held its write lock): nothing was claimed. */
 int claim_agent(Control *ctl, const char *agent_id, Agent *agent, Run **ret, size_t *ret_n);
-
-/* Claim and launch queued runs of the agent while it has free slots, now. Claims asked for
- * in bulk go through claim-pump.h instead. */
-void claim_start_next(Control *ctl, const char *agent_id);

@@ -27,7 +27,7 @@
 #include "control/agent-session.h"
 #include "control/budget.h"
 #include "control/workspace.h"
-#include "control/claim.h"
+#include "control/claim-pump.h"
 #include "control/cli-output.h"
 #include "control/host.h"
 #include "control/issue-lock.h"

@@ -22,6 +22,7 @@
 #include "store/queries.h"
 #include "control/activity.h"
 #include "store/issues.h"
+#include "control/claim-pump.h"
 #include "control/claim.h"
 #include "control/issue-lock.h"
 #include "control/budget.h"
