@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "basic/macro.h"
 #include "basic/util.h"
@@ -170,6 +172,59 @@ static void test_pump_claims_then_launches(void **state) {
                 free(runs[i]);
 }
 
+static int on_ready(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        unsigned *launched_then = userdata;
+        uint64_t v;
+
+        assert_int_equal(read(fd, &v, sizeof(v)), sizeof(v));
+        *launched_then = supervisor_count(m->control.supervisor);
+        return 0;
+}
+
+/* The launches of claims asked for in bulk are made a slice at a time, and what else is
+ * ready (a request, a run's end) is dispatched between two slices, not after the last. */
+static void test_pump_lets_others_run(void **state) {
+        enum { AGENTS = 6, PER_AGENT = 10, N = AGENTS * PER_AGENT }; /* 10: the most an agent runs at once */
+        _cleanup_(sd_event_source_unrefp) sd_event_source *io = NULL;
+        _cleanup_close_ int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        unsigned launched_then = N;
+        char many[AGENTS][UUID_STRING_MAX];
+
+        assert_true(fd >= 0);
+        for (int k = 0; k < AGENTS; k++) {
+                _cleanup_(agent_donep) Agent a = {};
+                char name[16];
+                snprintf(name, sizeof(name), "many-%d", k);
+                fixture_new_agent(many[k], name, SLEEPER, "{\"hosts\":[\"elsewhere\"],\"heartbeat\":{\"maxConcurrentRuns\":10}}");
+                for (int i = 0; i < PER_AGENT; i++) {
+                        _cleanup_free_ char *run = NULL;
+                        char payload[32];
+                        snprintf(payload, sizeof(payload), "{\"taskKey\":\"t%d\"}", i);
+                        assert_int_equal(fixture_wake(many[k], WAKEUP_SOURCE_ON_DEMAND, "many", payload, NULL, &run),
+                                         WAKE_QUEUED);
+                }
+                assert_int_equal(store_get(m->control.store, &agent_entity, many[k], &a), 0);
+                free(a.runtime_config);
+                a.runtime_config = strdup("{\"heartbeat\":{\"maxConcurrentRuns\":10}}");
+                assert_int_equal(store_update(m->control.store, &agent_entity, &a), 0);
+        }
+        assert_int_equal(sd_event_add_io(m->control.event, &io, fd, EPOLLIN, on_ready, &launched_then), 0);
+
+        for (int k = 0; k < AGENTS; k++)
+                claim_pump_want(&m->control, many[k]);
+        for (int turn = 0; turn < 100 && supervisor_count(m->control.supervisor) == 0; turn++)
+                assert_true(sd_event_run(m->control.event, 0) >= 0);
+        assert_true(supervisor_count(m->control.supervisor) > 0);
+        assert_int_equal(write(fd, &(uint64_t){ 1 }, sizeof(uint64_t)), sizeof(uint64_t));
+        for (int turn = 0; turn < 1000 && supervisor_count(m->control.supervisor) < N; turn++)
+                assert_true(sd_event_run(m->control.event, 0) >= 0);
+        assert_int_equal(supervisor_count(m->control.supervisor), N);
+        assert_true(launched_then < N);
+        for (int k = 0; k < AGENTS; k++)
+                assert_int_equal(finalize_cancel_agent_runs(&m->control, many[k], RUN_END_CANCELLED), 0);
+        fixture_drain();
+}
+
 /* A claim that finds the database busy (another host holds its write lock past the busy
  * timeout) claims nothing, and is made again from the loop once it is free: not left
  * queued for the sweep. PostgreSQL only: a private in-memory SQLite database has no other
@@ -205,8 +260,13 @@ static void test_busy_claim_made_again(void **state) {
 
 #define T(f) cmocka_unit_test_setup_teardown(f, fixture_manager_setup, fixture_manager_teardown)
 static const struct CMUnitTest tests[] = {
-        T(test_blockers_keep_run_queued),  T(test_concurrency_limit),     T(test_claim_order),
-        T(test_pump_claims_then_launches), T(test_busy_claim_made_again), /* last: PostgreSQL only */
+        T(test_blockers_keep_run_queued),
+        T(test_concurrency_limit),
+        T(test_claim_order),
+        T(test_pump_claims_then_launches),
+        T(test_pump_lets_others_run),
+        /* Last: PostgreSQL only. */
+        T(test_busy_claim_made_again),
 };
 
 int main(void) {

@@ -146,16 +146,19 @@ static void claim_next(Control *ctl, ClaimPump *p) {
         p->queue[p->n_queue++] = c;
 }
 
-/* Armed again after each slice rather than left on: a defer source left on stays the
- * oldest pending one, which sd-event dispatches before every other of its priority; armed
- * again, it is pending anew and waits its turn behind the lease timer and the API. */
+/* A timer due at once, not a defer source: a defer source armed again from its own
+ * callback stays pending from its first turn on, the oldest of its priority, which sd-event
+ * dispatches before every other (the API waited seconds for a thousand launches). A timer
+ * is pending anew each time it elapses, and waits its turn behind the API and the runs. */
 static void arm(ClaimPump *p) {
-        int r = sd_event_source_set_enabled(p->source, SD_EVENT_ONESHOT);
+        int r = sd_event_source_set_time_relative(p->source, 0);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->source, SD_EVENT_ONESHOT);
         if (r < 0)
                 log_error_errno(r, "Failed to arm the claims' event source; the sweep claims what is queued: %m");
 }
 
-static int on_pump(sd_event_source *s, void *userdata) {
+static int on_pump(sd_event_source *s, uint64_t usec, void *userdata) {
         Control *ctl = userdata;
         ClaimPump *p = ctl->claim_pump;
         uint64_t start = now_mono_usec();
@@ -184,7 +187,7 @@ static ClaimPump *pump(Control *ctl) {
         ClaimPump *p = calloc(1, sizeof(ClaimPump));
         if (!p)
                 return NULL;
-        r = sd_event_add_defer(ctl->event, &p->source, on_pump, ctl);
+        r = sd_event_add_time_relative(ctl->event, &p->source, CLOCK_MONOTONIC, 0, 1, on_pump, ctl);
         if (r < 0) {
                 log_error_errno(r, "Failed to add the claims' event source: %m");
                 free(p);
