@@ -143,7 +143,7 @@ static void test_migrate_history_to_issue_columns(void **state) {
                                       "DROP TABLE workspaces; ALTER TABLE companies DROP COLUMN workspace;"
                                       "DROP TABLE hosts; DROP INDEX runs_host_running; DROP INDEX runs_host_lost;"
                                       "ALTER TABLE heartbeat_runs DROP COLUMN stop_requested;"
-                                      "ALTER TABLE heartbeat_runs DROP COLUMN host_id;"
+                                      "ALTER TABLE heartbeat_runs DROP COLUMN host_id; DROP TABLE log_reads;"
                                       "PRAGMA user_version = 2;",
                                       NULL, NULL, NULL),
                          SQLITE_OK);

@@ -30,6 +30,11 @@ typedef struct ApiRequest {
         uid_t peer_uid;
         pid_t peer_pid;
         void *connection; /* opaque, for api_query() */
+        /* A handler that returns -EAGAIN is called again API_RETRY_USEC later, until the
+         * request is API_ANSWER_TIMEOUT_USEC old (then 503): what it keeps here (malloc'd)
+         * is there again at the next try, and freed with the request. */
+        char **retry_state;
+        uint64_t age_usec; /* since the request came */
 
         /* Set when the peer is a process of a run: it acts as that run's agent. */
         char *caller_run_id;

@@ -100,6 +100,7 @@ struct Job {
         bool headers_seen;
         unsigned attempts; /* tries that found the database locked */
         uint64_t queued_usec;
+        char *retry_state; /* what a handler keeps from one try to the next (ApiRequest) */
         struct MHD_Response *response;
         unsigned status;
         bool streaming; /* the response is an ApiStream's */
@@ -407,6 +408,7 @@ static Job *job_free(Job *j) {
                 free(j->args[i].value);
         }
         free(j->body);
+        free(j->retry_state);
         if (j->response)
                 MHD_destroy_response(j->response);
         free(j);
@@ -795,6 +797,8 @@ static int answer(Api *a, Job *j) {
                 .path = j->url,
                 .body = body,
                 .connection = j,
+                .retry_state = &j->retry_state,
+                .age_usec = now_mono_usec() - j->queued_usec,
         };
         memcpy(req.params, params, sizeof(params));
         peer_of(j, &req.peer_uid, &req.peer_pid, &run_id);

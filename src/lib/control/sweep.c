@@ -4,6 +4,8 @@
 #include "basic/log.h"
 #include "control/budget.h"
 #include "control/finalize.h"
+#include "control/host.h"
+#include "control/log-forward.h"
 #include "control/workspace.h"
 #include "store/events.h"
 #include "control/run-recovery.h"
@@ -23,6 +25,9 @@ int control_sweep(Control *ctl, StrandedCounters *ret) {
         r = store_events_prune(ctl->store, EVENTS_KEPT);
         if (r < 0)
                 log_warning_errno(r, "Failed to forget old events, ignoring: %m");
+        /* Reads of a log asked of another host whose askers gave up (crashed, say). */
+        if (host_shared(ctl))
+                log_forward_prune(ctl);
         /* In the reference's order (§7): lost runs first, then queued work, then issues left without either. */
         recovered = run_recovery_adopt(ctl);
         if (recovered < 0)

@@ -12,6 +12,7 @@
 #include "control/claim-pump.h"
 #include "control/finalize.h"
 #include "control/host.h"
+#include "control/log-forward.h"
 #include "store/queries.h"
 
 /* How soon a lost listening connection is tried again. */
@@ -27,8 +28,9 @@ static void on_work(const char *what, void *userdata) {
         char ***told = userdata;
 
         /* One claim per agent however often it was told: a commit may tell of many runs.
-         * "stop:RUN" asks the run's host to stop it (finalize_stop_requested()), and
-         * "resume:HOST" a drained host to claim again (host_resume()). */
+         * "stop:RUN" asks the run's host to stop it (finalize_stop_requested()),
+         * "resume:HOST" a drained host to claim again (host_resume()), and "log:ID" the host
+         * of a run to read its log for another (log_forward_serve()). */
         if (!strv_contains((const char *const *) *told, what))
                 (void) strv_push(told, what);
 }
@@ -69,9 +71,12 @@ static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userd
 
         r = store_work_read(ctl->store, on_work, &told);
         STRV_FOREACH(w, told) {
-                const char *run_id = after_prefix(*w, "stop:"), *host_id = after_prefix(*w, "resume:");
+                const char *run_id = after_prefix(*w, "stop:"), *host_id = after_prefix(*w, "resume:"),
+                           *log_read = after_prefix(*w, "log:");
                 if (run_id)
                         (void) finalize_stop_requested(ctl, run_id);
+                else if (log_read)
+                        log_forward_serve(ctl, log_read);
                 else if (host_id)
                         all = all || streq(host_id, host_self_id(ctl));
                 else

@@ -27,6 +27,7 @@ const char *const wakeup_status_names[] = {
 };
 const char *const workspace_status_names[] = { "active", "removing", "kept", "removed", NULL };
 const char *const host_status_names[] = { "live", "draining", "dead", NULL };
+const char *const log_read_status_names[] = { "asked", "answered", "missing", NULL };
 const char *const actor_type_names[] = { "user", "agent", "system", NULL };
 const char *const run_status_names[] = { "queued", "running", "succeeded", "failed", "cancelled", "timed_out", NULL };
 const char *const event_stream_names[] = { "system", "stdout", "stderr", NULL };
@@ -478,10 +479,34 @@ const Entity host_entity = {
         .n_fields = ELEMENTSOF(host_fields),
 };
 
+static const Field log_read_fields[] = {
+        FIELD_DEF(LogRead, id, FIELD_TEXT, K),
+        FIELD_DEF(LogRead, run_id, FIELD_TEXT, 0),
+        FIELD_DEF(LogRead, host_id, FIELD_TEXT, 0),
+        FIELD_DEF(LogRead, asked_by, FIELD_TEXT, 0),
+        FIELD_DEF(LogRead, offset_bytes, FIELD_INT, 0),
+        FIELD_DEF(LogRead, limit_bytes, FIELD_INT, 0),
+        FIELD_ENUM_DEF(LogRead, status, log_read_status_names, 0),
+        FIELD_DEF(LogRead, content, FIELD_TEXT, 0),
+        FIELD_DEF(LogRead, read_bytes, FIELD_INT, 0),
+        FIELD_DEF(LogRead, kept_bytes, FIELD_INT, 0),
+        FIELD_DEF(LogRead, log_ref, FIELD_TEXT, 0),
+        FIELD_DEF(LogRead, created_at, FIELD_TIME, 0),
+        FIELD_DEF(LogRead, updated_at, FIELD_TIME, 0),
+};
+
+const Entity log_read_entity = {
+        .table = "log_reads",
+        .name = "log read",
+        .size = sizeof(LogRead),
+        .fields = log_read_fields,
+        .n_fields = ELEMENTSOF(log_read_fields),
+};
+
 const Entity *const all_entities[] = {
-        &company_entity,   &agent_entity, &runtime_state_entity,  &task_session_entity, &wakeup_entity,   &run_entity,
-        &run_event_entity, &issue_entity, &issue_relation_entity, &comment_entity,      &activity_entity, &workspace_entity,
-        &host_entity,      NULL,
+        &company_entity,  &agent_entity,     &runtime_state_entity, &task_session_entity,   &wakeup_entity,
+        &run_entity,      &run_event_entity, &issue_entity,         &issue_relation_entity, &comment_entity,
+        &activity_entity, &workspace_entity, &host_entity,          &log_read_entity,       NULL,
 };
 
 int record_stamp(char **id, char **created_at, char **updated_at, const char *now) {

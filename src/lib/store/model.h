@@ -455,6 +455,33 @@ typedef struct Host {
         char *updated_at;
 } Host;
 
+typedef enum LogReadStatus {
+        LOG_READ_ASKED,
+        LOG_READ_ANSWERED,
+        LOG_READ_MISSING, /* the host has no log of the run */
+        _LOG_READ_STATUS_MAX,
+} LogReadStatus;
+
+extern const char *const log_read_status_names[];
+
+/* A read of a run's log asked of the host that has it, by another host's API, and its
+ * answer (corrald(8), HOSTS: Runs of other hosts). Short-lived: the asker deletes it. */
+typedef struct LogRead {
+        char *id;
+        char *run_id;
+        char *host_id; /* the host asked: the run's */
+        char *asked_by; /* the host that asks */
+        int64_t offset_bytes;
+        int64_t limit_bytes;
+        LogReadStatus status;
+        char *content; /* answered: what was read, whole lines */
+        int64_t read_bytes; /* answered: how much was read from offset_bytes */
+        int64_t kept_bytes; /* answered: how much of that is in content */
+        char *log_ref; /* answered: the log's path on its host */
+        char *created_at;
+        char *updated_at;
+} LogRead;
+
 extern const Entity company_entity;
 extern const Entity agent_entity;
 extern const Entity runtime_state_entity;
@@ -468,6 +495,7 @@ extern const Entity comment_entity;
 extern const Entity activity_entity;
 extern const Entity workspace_entity;
 extern const Entity host_entity;
+extern const Entity log_read_entity;
 
 /* Give a new record a fresh id and its creation (and, unless updated_at is NULL, update)
  * time: now, or the given ISO time. */
@@ -500,3 +528,4 @@ DEFINE_RECORD_CLEANUP(IssueRelation, issue_relation_donep, issue_relation_entity
 DEFINE_RECORD_CLEANUP(Activity, activity_donep, activity_entity)
 DEFINE_RECORD_CLEANUP(Workspace, workspace_donep, workspace_entity)
 DEFINE_RECORD_CLEANUP(Host, host_donep, host_entity)
+DEFINE_RECORD_CLEANUP(LogRead, log_read_donep, log_read_entity)

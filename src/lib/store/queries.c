@@ -221,6 +221,35 @@ int store_run_stop_requested(Store *s, const char *run_id, char **ret_why) {
         return 0;
 }
 
+int store_log_read_answer(Store *s, const LogRead *a, bool *ret_answered) {
+        _cleanup_reset_ StoreStmt *stmt = NULL;
+        int r;
+
+        /* Bound one by one: content and log_ref are NULL when the host has no log. */
+        r = store_prepare(s,
+                          "UPDATE log_reads SET status = ?3, content = ?4, read_bytes = ?5, kept_bytes = ?6, log_ref = ?7, "
+                          "updated_at = ?8 WHERE id = ?1 AND host_id = ?2 AND status = 'asked'",
+                          &stmt);
+        if (r < 0)
+                return r;
+        if ((r = stmt_bind_text(stmt, 1, a->id)) < 0 || (r = stmt_bind_text(stmt, 2, a->host_id)) < 0 ||
+            (r = stmt_bind_text(stmt, 3, log_read_status_names[a->status])) < 0 ||
+            (r = stmt_bind_text(stmt, 4, a->content)) < 0 || (r = stmt_bind_int64(stmt, 5, a->read_bytes)) < 0 ||
+            (r = stmt_bind_int64(stmt, 6, a->kept_bytes)) < 0 || (r = stmt_bind_text(stmt, 7, a->log_ref)) < 0 ||
+            (r = stmt_bind_text(stmt, 8, a->updated_at)) < 0)
+                return r;
+        r = stmt_done(stmt);
+        if (r < 0)
+                return r;
+        *ret_answered = stmt_changes(stmt) > 0;
+        return 0;
+}
+
+int store_log_reads_prune(Store *s, const char *before) {
+        bool pruned;
+        return store_change(s, "DELETE FROM log_reads WHERE created_at < ?1", ARGS(before), &pruned);
+}
+
 int store_runs_stop_requested(Store *s, const char *host_id, Run **ret, size_t *ret_n) {
         return store_list(s, &run_entity,
                           "WHERE host_id = ?1 AND status = 'running' AND stop_requested IS NOT NULL ORDER BY created_at",

@@ -71,6 +71,11 @@ int store_run_stop_requested(Store *s, const char *run_id, char **ret_why);
 int store_runs_stop_requested(Store *s, const char *host_id, Run **ret, size_t *ret_n);
 /* Runs still running on hosts declared dead: theirs to be finalized as lost. */
 int store_runs_running_on_dead_hosts(Store *s, Run **ret, size_t *ret_n);
+/* The answer to a read of a run's log asked of this host (log_read_entity), if it is still
+ * asked: *ret_answered says whether it was. */
+int store_log_read_answer(Store *s, const LogRead *answer, bool *ret_answered);
+/* Forget the reads asked before (an ISO time): their askers are gone. */
+int store_log_reads_prune(Store *s, const char *before);
 /* The hosts, by when each first came. */
 int store_hosts(Store *s, StorePage *page, Host **ret, size_t *ret_n);
 

@@ -476,4 +476,22 @@ static const Migration pg_migrations[] = {
           "CREATE TRIGGER heartbeat_runs_stop_notified AFTER UPDATE OF stop_requested ON heartbeat_runs\n"
           "  FOR EACH ROW WHEN (NEW.stop_requested IS NOT NULL AND OLD.stop_requested IS NULL)\n"
           "  EXECUTE FUNCTION corral_stop_notified();\n" },
+        /* As SQLite's step 11. */
+        { 11,
+          "CREATE TABLE log_reads (\n"
+          "  rowid BIGINT GENERATED ALWAYS AS IDENTITY,\n"
+          "  id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL,\n"
+          "  run_id TEXT COLLATE \"C\" NOT NULL,\n"
+          "  host_id TEXT COLLATE \"C\" NOT NULL,\n"
+          "  asked_by TEXT COLLATE \"C\" NOT NULL,\n"
+          "  offset_bytes BIGINT NOT NULL,\n"
+          "  limit_bytes BIGINT NOT NULL,\n"
+          "  status TEXT COLLATE \"C\" NOT NULL DEFAULT 'asked',\n"
+          "  content TEXT COLLATE \"C\",\n"
+          "  read_bytes BIGINT NOT NULL DEFAULT 0,\n"
+          "  kept_bytes BIGINT NOT NULL DEFAULT 0,\n"
+          "  log_ref TEXT COLLATE \"C\",\n"
+          "  created_at TEXT COLLATE \"C\" NOT NULL,\n"
+          "  updated_at TEXT COLLATE \"C\" NOT NULL\n"
+          ");\n" },
 };

@@ -457,4 +457,23 @@ static const Migration sqlite_migrations[] = {
           /* A stop asked for through another host's API (a cancel), for the run's own host
            * to carry out: the RunEnd name, the first request's. */
           "ALTER TABLE heartbeat_runs ADD COLUMN stop_requested TEXT;\n" },
+        /* A read of a run's log asked of the host that has it (corrald(8), HOSTS: Runs of
+         * other hosts), and its answer; the asker deletes it. Used on PostgreSQL only, where
+         * there are several hosts: the same schema on both. */
+        { 11,
+          "CREATE TABLE log_reads (\n"
+          "  id TEXT PRIMARY KEY NOT NULL,\n"
+          "  run_id TEXT NOT NULL,\n"
+          "  host_id TEXT NOT NULL,\n"
+          "  asked_by TEXT NOT NULL,\n"
+          "  offset_bytes INTEGER NOT NULL,\n"
+          "  limit_bytes INTEGER NOT NULL,\n"
+          "  status TEXT NOT NULL DEFAULT 'asked',\n"
+          "  content TEXT,\n"
+          "  read_bytes INTEGER NOT NULL DEFAULT 0,\n"
+          "  kept_bytes INTEGER NOT NULL DEFAULT 0,\n"
+          "  log_ref TEXT,\n"
+          "  created_at TEXT NOT NULL,\n"
+          "  updated_at TEXT NOT NULL\n"
+          ");\n" },
 };
