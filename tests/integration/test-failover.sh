@@ -80,6 +80,32 @@ r=$(on 1 POST "/api/agents/$homed/wakeup" '{}' | jq -r .id)
 is "an agent of host 3 woken through host 1 runs on host 3" "$(wait_run "$r" | jq -r '.status + " " + .hostId')" \
         "succeeded host-3"
 
+# A run's log through another host than its own: read by its own host, through the database.
+talker=$(on 1 POST "/api/companies/$company/agents" \
+        '{"name":"talker","adapterConfig":{"command":"/bin/sh","args":["-c","for i in 1 2 3; do echo line-$i; sleep 0.3; done"]},"runtimeConfig":{"hosts":["host-3"]}}' |
+        jq -r .id)
+r=$(on 1 POST "/api/agents/$talker/wakeup" '{}' | jq -r .id)
+check "a run of host 3 starts" wait_run_started "$r"
+out=$(CORRAL_SOCKET=$T/c1.sock timeout 20 "$CORRALCTL" logs -f "$r" 2>&1)
+is "corralctl logs -f through host 1 follows it to its end" "$?" 0
+like "... with all it printed" "$(tr '\n' ' ' <<<"$out")" "line-1 .*line-2 .*line-3"
+is "the run is host 3's" "$(wait_run "$r" | jq -r '.status + " " + .hostId')" "succeeded host-3"
+on 3 GET "/api/heartbeat-runs/$r/log" >"$T/own.json"
+on 2 GET "/api/heartbeat-runs/$r/log" >"$T/forwarded.json"
+is "host 2 serves it" "$(status)" 200
+is "... as host 3 read it" "$(jq -r .hostId "$T/forwarded.json")" host-3
+is "... the same as host 3 serves it" "$(jq -c '[.content, .logRef, .nextOffset]' "$T/forwarded.json")" \
+        "$(jq -c '[.content, .logRef, .nextOffset]' "$T/own.json")"
+is "from an offset too" "$(on 2 GET "/api/heartbeat-runs/$r/log?offset=1&limitBytes=4096" | jq -r .content)" \
+        "$(on 3 GET "/api/heartbeat-runs/$r/log?offset=1&limitBytes=4096" | jq -r .content)"
+log=$(jq -r .logRef "$T/own.json")
+mv "$log" "$log.away"
+code=$(curl -s -o "$T/log.json" -w '%{http_code}' --unix-socket "$T/c2.sock" "http://localhost/api/heartbeat-runs/$r/log")
+is "a log its host has no more is 404 through another" "$code" 404
+like "... naming the host" "$(jq -r .error "$T/log.json")" "not found on host host-3"
+mv "$log.away" "$log"
+is "no log read is left behind" "$(sql "SELECT count(*) FROM log_reads")" 0
+
 # Issue runs: three issues, each woken 12 times through the three APIs.
 worker=${agents[0]}
 api PATCH "/api/agents/$worker" '{"runtimeConfig":{"heartbeat":{"maxConcurrentRuns":3}}}' >/dev/null
@@ -137,18 +163,18 @@ final=$(wait_run "$retry")
 is "the retry succeeds" "$(jq -r .status <<<"$final")" succeeded
 like "on a live host" "$(jq -r .hostId <<<"$final")" "^host-[123]$"
 [ "$(jq -r .hostId <<<"$final")" != "$dead" ] && ok "not on the dead one" || not_ok "not on the dead one"
-# A run's log stays on its host. Here all three share one file system, so another host
-# reads the file too; with the file out of its reach (another machine), it says where it is.
-ran_on=$(jq -r .hostId <<<"$final")
-elsewhere=$((6 - ${ran_on#host-} - dn)) # the third host, neither dead nor the retry's
-is "its own host serves its log" "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$T/c${ran_on#host-}.sock" "http://localhost/api/heartbeat-runs/$retry/log")" 200
-log=$(curl -s --unix-socket "$T/c${ran_on#host-}.sock" "http://localhost/api/heartbeat-runs/$retry/log" | jq -r .logRef)
+# The log of the dead host's run: its host cannot read it for another, so the survivor reads
+# the file itself (here all three share one file system); with the file out of its reach
+# (another machine), it says where the log is.
+is "a dead host's log is read from the shared file system" \
+        "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$T/c$survivor.sock" "http://localhost/api/heartbeat-runs/$doomed/log")" 200
+log=$(curl -s --unix-socket "$T/c$survivor.sock" "http://localhost/api/heartbeat-runs/$doomed/log" | jq -r .logRef)
 mv "$log" "$log.away"
-code=$(curl -s -o "$T/log.json" -w '%{http_code}' --unix-socket "$T/c$elsewhere.sock" "http://localhost/api/heartbeat-runs/$retry/log")
-is "another host without the file answers 409" "$code" 409
-like "... naming the host that has it" "$(jq -r .error "$T/log.json")" "is on host $ran_on \\(.*\\), which ran it"
-out=$(CORRAL_SOCKET=$T/c$elsewhere.sock "$CORRALCTL" logs "$retry" 2>&1)
-like "corralctl logs there says the same" "$out" "is on host $ran_on"
+code=$(curl -s -o "$T/log.json" -w '%{http_code}' --unix-socket "$T/c$survivor.sock" "http://localhost/api/heartbeat-runs/$doomed/log")
+is "without the file, 409" "$code" 409
+like "... naming the dead host that has it" "$(jq -r .error "$T/log.json")" "is on host $dead \\(.*\\), which ran it and is dead"
+out=$(CORRAL_SOCKET=$T/c$survivor.sock "$CORRALCTL" logs "$doomed" 2>&1)
+like "corralctl logs there says the same" "$out" "is on host $dead"
 mv "$log.away" "$log"
 is "the issue's lock moved to the retry, then was released" \
         "$(sql "SELECT count(*) FROM heartbeat_runs WHERE id = '$retry' AND issue_id = '$issue'")/$(api GET "/api/issues/$issue" | jq -r .executionRunId)" "1/null"

@@ -10,6 +10,7 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "control/claim-pump.h"
 #include "control/claim.h"
 #include "control/issue-lock.h"
 #include "manager-fixture.h"

@@ -18,6 +18,7 @@
 #include "basic/strv.h"
 #include "basic/util.h"
 #include "supervise/cgroup.h"
+#include "control/claim-pump.h"
 #include "control/claim.h"
 #include "control/run-recovery.h"
 #include "basic/log.h"

@@ -12,6 +12,7 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "control/claim-pump.h"
 #include "control/claim.h"
 #include "control/finalize.h"
 #include "control/wakeup.h"
