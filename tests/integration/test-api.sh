@@ -8,7 +8,7 @@ require curl jq sqlite3
 check "corrald starts and answers" start_daemon
 out=$("$CORRALCTL" status)
 like "corralctl status reports the daemon" "$out" "corrald .* is ok"
-like "status shows the schema version" "$out" "schema version 10"
+like "status shows the schema version" "$out" "schema version 11"
 
 # --- companies ---
 company=$("$CORRALCTL" company create --name "Acme Robotics" --description "Robots" --quiet)

@@ -105,7 +105,7 @@ stop_daemon
 sql 'PRAGMA user_version = 999'
 err=$("$CORRALD" --state-dir "$STATE" --socket "$SOCK" --placement none 2>&1)
 is "newer schema: exit 1" "$?" 1
-like "newer schema is explained" "$err" "schema version 999, but this corrald only knows versions up to 10"
+like "newer schema is explained" "$err" "schema version 999, but this corrald only knows versions up to 11"
 is "the newer database is left untouched" "$(sql 'PRAGMA user_version')" 999
 
 finish

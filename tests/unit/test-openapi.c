@@ -259,7 +259,9 @@ static void test_records_match_their_entities(void **state) {
 /* Every record of the model has its schema. */
 static void test_every_entity_has_a_schema(void **state) {
         for (const Entity *const *e = all_entities; *e; e++) {
-                bool found = false;
+                /* Rows the hosts keep for themselves, in no answer: a read of a log asked of
+                 * another host (control/log-forward.h). */
+                bool found = *e == &log_read_entity;
                 for (size_t r = 0; r < ELEMENTSOF(records); r++)
                         found = found || records[r].entity == *e;
                 if (!found)
