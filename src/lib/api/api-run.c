@@ -89,62 +89,11 @@ static int handle_run_events(ApiRequest *req) {
 #define LOG_READ_DEFAULT 256000
 #define LOG_READ_MAX (1024 * 1024)
 
-/* What was read of a run's log, on host_id (NULL: this one). */
-static int reply_log(ApiRequest *req, const Run *run, const char *host_id, const char *log_ref, const char *content,
-                     int64_t offset, int64_t limit, int64_t n, int64_t len) {
-        _cleanup_json_ cJSON *o = cJSON_CreateObject();
-        if (!o || !cJSON_AddStringToObject(o, "runId", run->id) || !cJSON_AddStringToObject(o, "store", "local_file") ||
-            !cJSON_AddStringToObject(o, "logRef", strempty(log_ref)) || !cJSON_AddStringToObject(o, "content", strempty(content)))
-                return -ENOMEM;
-        if (host_id && !cJSON_AddStringToObject(o, "hostId", host_id))
-                return -ENOMEM;
-        if (n > 0 && (len < n || len == limit))
-                cJSON_AddNumberToObject(o, "nextOffset", (double) (offset + len));
-        else if (n > 0 && !run_status_is_terminal(run->status))
-                /* More may come while the run lives. */
-                cJSON_AddNumberToObject(o, "nextOffset", (double) (offset + len));
-        return api_reply(req, 200, TAKE_PTR(o));
-}
-
-/* The log of a run of another host, read by that host (control/log-forward.h): 1 when
- * answered, -EAGAIN to be called again while it has not answered, 0 when it cannot (dead,
- * or silent past the timeout) and the file is to be looked for here (hosts may share a file
- * system). */
-static int forwarded_log(ApiRequest *req, const Run *run, const Host *host, int64_t offset, int64_t limit) {
-        _cleanup_(log_read_donep) LogRead answer = {};
-        char **asked = req->retry_state;
-        int r;
-
-        if (host->status == HOST_DEAD)
-                return 0;
-        if (!*asked) {
-                r = log_forward_ask(req->ctl, run, offset, limit, asked);
-                return r < 0 ? r : -EAGAIN;
-        }
-        r = log_forward_take(req->ctl, *asked, &answer);
-        if (r < 0)
-                return r;
-        if (r == 0 && req->age_usec < LOG_FORWARD_TIMEOUT_USEC)
-                return -EAGAIN;
-        if (r == 0) {
-                log_forward_drop(req->ctl, *asked);
-                return 0;
-        }
-        if (answer.status == LOG_READ_MISSING)
-                r = api_reply_error(req, 404, "Run log not found on host %s (%s), which ran it", host->id, host->name);
-        else
-                r = reply_log(req, run, host->id, answer.log_ref, answer.content, offset, limit, answer.read_bytes,
-                              answer.kept_bytes);
-        return r < 0 ? r : 1;
-}
-
 static int handle_run_log(ApiRequest *req) {
         _cleanup_(run_donep) Run run = {};
         _cleanup_(host_donep) Host host = {};
-        _cleanup_free_ char *path = NULL, *buf = NULL;
+        _cleanup_(log_piece_done) LogPiece p = {};
         int64_t offset, limit;
-        bool elsewhere;
-        size_t n, len;
         int r;
 
         r = api_load(req, &run_entity, req->params[0], &run);
@@ -153,37 +102,37 @@ static int handle_run_log(ApiRequest *req) {
         if ((r = api_parse_uint_query(req, "offset", 0, 0, INT64_MAX / 2, &offset)) <= 0 ||
             (r = api_parse_uint_query(req, "limitBytes", LOG_READ_DEFAULT, 1, LOG_READ_MAX, &limit)) <= 0)
                 return r;
-        /* A run's log stays with the host that ran it, which reads it for the others. */
-        elsewhere = host_shared(req->ctl) && run.host_id && !streq(run.host_id, host_self_id(req->ctl));
-        if (elsewhere) {
-                r = store_get(api_store(req), &host_entity, run.host_id, &host);
-                if (r == -ENOENT)
-                        r = free_and_strdup(&host.id, run.host_id) < 0 ? -ENOMEM : 0;
-                else if (r >= 0)
-                        r = forwarded_log(req, &run, &host, offset, limit);
-                if (r != 0)
-                        return r < 0 ? r : 0;
-        }
-        path = run.log_path ? strdup(run.log_path) : supervisor_log_path(req->ctl->supervisor, run.id);
-        if (!path)
-                return -ENOMEM;
-        r = runlog_read(path, offset, (size_t) limit, &buf, &n, &len);
-        if (r == -ENOENT && elsewhere) {
-                if (host.status == HOST_DEAD || !host.name)
-                        return api_reply_error(req, 409,
-                                               "The log of run %s is on host %s (%s), which ran it and is %s; its events "
-                                               "and excerpts are readable here",
-                                               run.id, host.id, host.name ?: "no longer registered", host.name ? "dead" : "gone");
+        /* -EAGAIN: its host has not answered yet, asked again from api.c's retries. */
+        r = log_forward_read(req->ctl, &run, offset, limit, req->retry_state, req->age_usec, &p, &host);
+        if (r == -ENOENT && host.id)
+                return api_reply_error(req, 404, "Run log not found on host %s (%s), which ran it", host.id, strna(host.name));
+        if (r == -ENOENT)
+                return api_reply_error(req, 404, "Run log not found");
+        if (r == -EHOSTDOWN)
+                return api_reply_error(req, 409,
+                                       "The log of run %s is on host %s (%s), which ran it and is %s; its events and "
+                                       "excerpts are readable here",
+                                       run.id, host.id, host.name ?: "no longer registered", host.name ? "dead" : "gone");
+        if (r == -ETIMEDOUT)
                 return api_reply_error(req, 504,
                                        "The log of run %s is on host %s (%s), which ran it and did not answer within %u s; "
                                        "try again, or read it through that host's corrald",
                                        run.id, host.id, host.name, (unsigned) (LOG_FORWARD_TIMEOUT_USEC / USEC_PER_SEC));
-        }
-        if (r == -ENOENT)
-                return api_reply_error(req, 404, "Run log not found");
         if (r < 0)
                 return r;
-        return reply_log(req, &run, NULL, path, buf, offset, limit, (int64_t) n, (int64_t) len);
+
+        _cleanup_json_ cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddStringToObject(o, "runId", run.id) || !cJSON_AddStringToObject(o, "store", "local_file") ||
+            !cJSON_AddStringToObject(o, "logRef", strempty(p.log_ref)) ||
+            !cJSON_AddStringToObject(o, "content", strempty(p.content)) ||
+            (p.host_id && !cJSON_AddStringToObject(o, "hostId", p.host_id)))
+                return -ENOMEM;
+        if (p.read_bytes > 0 && (p.kept_bytes < p.read_bytes || p.kept_bytes == limit))
+                cJSON_AddNumberToObject(o, "nextOffset", (double) (offset + p.kept_bytes));
+        else if (p.read_bytes > 0 && !run_status_is_terminal(run.status))
+                /* More may come while the run lives. */
+                cJSON_AddNumberToObject(o, "nextOffset", (double) (offset + p.kept_bytes));
+        return api_reply(req, 200, TAKE_PTR(o));
 }
 
 static int handle_company_live_runs(ApiRequest *req) {

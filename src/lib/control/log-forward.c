@@ -16,7 +16,15 @@
 /* How old a request is forgotten at the sweep: its asker waited LOG_FORWARD_TIMEOUT_USEC. */
 #define LOG_FORWARD_KEEP_SEC 60
 
-int log_forward_ask(Control *ctl, const Run *run, int64_t offset, int64_t limit, char **ret_id) {
+void log_piece_done(LogPiece *p) {
+        free(p->host_id);
+        free(p->log_ref);
+        free(p->content);
+        *p = (LogPiece){};
+}
+
+/* Ask the run's host for the read: the request's id goes to *ret_id. */
+static int ask(Control *ctl, const Run *run, int64_t offset, int64_t limit, char **ret_id) {
         _cleanup_(log_read_donep) LogRead ask = { .offset_bytes = offset, .limit_bytes = limit, .status = LOG_READ_ASKED };
         _cleanup_free_ char *told = NULL;
         int r;
@@ -25,7 +33,7 @@ int log_forward_ask(Control *ctl, const Run *run, int64_t offset, int64_t limit,
         if (r < 0)
                 return r;
         ask.run_id = strdup(run->id);
-        ask.host_id = strdup(strempty(run->host_id));
+        ask.host_id = strdup(run->host_id);
         ask.asked_by = strdup(strempty(host_self_id(ctl)));
         told = strprintf("log:%s", ask.id);
         if (!ask.run_id || !ask.host_id || !ask.asked_by || !told)
@@ -48,7 +56,15 @@ int log_forward_ask(Control *ctl, const Run *run, int64_t offset, int64_t limit,
         return 0;
 }
 
-int log_forward_take(Control *ctl, const char *id, LogRead *ret) {
+static void forget(Control *ctl, const char *id) {
+        int r = store_delete(ctl->store, &log_read_entity, id);
+        if (r < 0 && r != -ENOENT)
+                log_debug_errno(r, "Log read %s: cannot delete it, the sweep does: %m", id);
+}
+
+/* The answer to request id: 1 with it in *ret (and the request forgotten), 0 while there is
+ * none yet. */
+static int take(Control *ctl, const char *id, LogRead *ret) {
         int r;
 
         r = store_get(ctl->store, &log_read_entity, id, ret);
@@ -59,23 +75,74 @@ int log_forward_take(Control *ctl, const char *id, LogRead *ret) {
                 *ret = (LogRead){};
                 return 0;
         }
-        r = store_delete(ctl->store, &log_read_entity, id);
-        if (r < 0)
-                log_debug_errno(r, "Log read %s: cannot delete it, the sweep does: %m", id);
+        forget(ctl, id);
         return 1;
 }
 
-void log_forward_drop(Control *ctl, const char *id) {
-        int r = store_delete(ctl->store, &log_read_entity, id);
-        if (r < 0 && r != -ENOENT)
-                log_debug_errno(r, "Log read %s: cannot delete it, the sweep does: %m", id);
+/* The log read here, from the file the run's row names (or this host's own path of it). */
+static int read_here(Control *ctl, const Run *run, int64_t offset, int64_t limit, LogPiece *ret) {
+        size_t n, len;
+        int r;
+
+        ret->log_ref = run->log_path ? strdup(run->log_path) : supervisor_log_path(ctl->supervisor, run->id);
+        if (!ret->log_ref)
+                return -ENOMEM;
+        r = runlog_read(ret->log_ref, offset, (size_t) limit, &ret->content, &n, &len);
+        if (r < 0)
+                return r;
+        ret->read_bytes = (int64_t) n;
+        ret->kept_bytes = (int64_t) len;
+        return 0;
+}
+
+int log_forward_read(Control *ctl, const Run *run, int64_t offset, int64_t limit, char **asked, uint64_t since_usec,
+                     LogPiece *ret, Host *ret_host) {
+        _cleanup_(log_read_donep) LogRead answer = {};
+        bool silent = false;
+        int r;
+
+        *ret = (LogPiece){};
+        if (!host_shared(ctl) || !run->host_id || streq(run->host_id, host_self_id(ctl)))
+                return read_here(ctl, run, offset, limit, ret);
+
+        r = store_get(ctl->store, &host_entity, run->host_id, ret_host);
+        if (r == -ENOENT)
+                r = free_and_strdup(&ret_host->id, run->host_id);
+        if (r < 0)
+                return r;
+        if (ret_host->name && ret_host->status != HOST_DEAD) {
+                if (!*asked)
+                        return ask(ctl, run, offset, limit, asked) ?: -EAGAIN;
+                r = take(ctl, *asked, &answer);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        if (answer.status == LOG_READ_MISSING)
+                                return -ENOENT;
+                        ret->host_id = TAKE_PTR(answer.host_id);
+                        ret->log_ref = TAKE_PTR(answer.log_ref);
+                        ret->content = TAKE_PTR(answer.content);
+                        ret->read_bytes = answer.read_bytes;
+                        ret->kept_bytes = answer.kept_bytes;
+                        return 0;
+                }
+                if (since_usec < LOG_FORWARD_TIMEOUT_USEC)
+                        return -EAGAIN;
+                forget(ctl, *asked);
+                silent = true;
+        }
+        /* Its host cannot read it for this one: the file may be here all the same. */
+        r = read_here(ctl, run, offset, limit, ret);
+        if (r == -ENOENT)
+                return silent ? -ETIMEDOUT : -EHOSTDOWN;
+        return r;
 }
 
 void log_forward_serve(Control *ctl, const char *id) {
         _cleanup_(log_read_donep) LogRead ask = {};
+        _cleanup_(log_piece_done) LogPiece piece = {};
         _cleanup_(run_donep) Run run = {};
         char now[ISO_TIME_MAX];
-        size_t n = 0, len = 0;
         bool answered;
         int r;
 
@@ -89,23 +156,18 @@ void log_forward_serve(Control *ctl, const char *id) {
         if (ask.status != LOG_READ_ASKED || !streq_ptr(ask.host_id, host_self_id(ctl)))
                 return;
         r = store_get(ctl->store, &run_entity, ask.run_id, &run);
-        if (r >= 0) {
-                ask.log_ref = run.log_path ? strdup(run.log_path) : supervisor_log_path(ctl->supervisor, run.id);
-                r = ask.log_ref ? runlog_read(ask.log_ref, ask.offset_bytes, (size_t) ask.limit_bytes, &ask.content, &n, &len)
-                                : -ENOMEM;
-        }
+        if (r >= 0)
+                r = read_here(ctl, &run, ask.offset_bytes, ask.limit_bytes, &piece);
         if (r < 0 && r != -ENOENT) {
                 log_warning_errno(r, "Log read %s of run %s: cannot read the log, its asker hears nothing: %m", id, ask.run_id);
                 return;
         }
-        if (r == -ENOENT) {
-                ask.status = LOG_READ_MISSING;
-                ask.log_ref = mfree(ask.log_ref);
-                ask.content = mfree(ask.content);
-        } else {
-                ask.status = LOG_READ_ANSWERED;
-                ask.read_bytes = (int64_t) n;
-                ask.kept_bytes = (int64_t) len;
+        ask.status = r == -ENOENT ? LOG_READ_MISSING : LOG_READ_ANSWERED;
+        if (r >= 0) {
+                ask.content = TAKE_PTR(piece.content);
+                ask.log_ref = TAKE_PTR(piece.log_ref);
+                ask.read_bytes = piece.read_bytes;
+                ask.kept_bytes = piece.kept_bytes;
         }
         if (iso_time_now(now) < 0 || free_and_strdup(&ask.updated_at, now) < 0)
                 return;
