@@ -80,7 +80,11 @@ kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
 check "a SIGKILLed corrald leaves its socket file" test -S "$SOCK"
+ino=$(stat -c %i "$SOCK")
 check "start over a stale socket file" start_daemon
+# Put in its place by a rename, so that the path never went missing meanwhile.
+[ "$(stat -c %i "$SOCK")" != "$ino" ] && [ ! -e "$SOCK.new" ] && ok "... a new socket in its place, under its name alone" ||
+        not_ok "... a new socket in its place, under its name alone"
 stop_daemon
 touch "$SOCK"
 err=$("$CORRALD" --state-dir "$STATE" --socket "$SOCK" --placement none 2>&1)

@@ -147,11 +147,15 @@ int manager_load_config(Manager *m) {
 }
 
 /* Bind a Unix stream socket at path (its directory made if missing) with mode, replacing
- * the file a crashed corrald left but never a live socket. */
+ * the file a crashed corrald left but never a live socket. The new one is bound under a name
+ * of its own and renamed over the old, not made after it was removed: the path is never
+ * missing, not even for an instant, since a shim of the crashed corrald may be opening it
+ * right then to bind it into its run's sandbox. */
 static int bind_socket(const char *path, mode_t mode, int *ret_fd) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = { .sun_family = AF_UNIX }, bound = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *dir = NULL;
+        bool replace = false;
         int r;
 
         strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
@@ -175,25 +179,34 @@ static int bind_socket(const char *path, mode_t mode, int *ret_fd) {
                 struct stat st;
                 if (lstat(sa.sun_path, &st) >= 0 && !S_ISSOCK(st.st_mode))
                         return log_error_errno(-EEXIST, "%s exists and is not a socket; refusing to replace it.", sa.sun_path);
-                (void) unlink(sa.sun_path);
+                replace = true;
         }
         safe_close(fd);
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return log_error_errno(-errno, "Failed to create a socket for %s: %m", path);
 
+        bound = sa;
+        if (replace && snprintf(bound.sun_path, sizeof(bound.sun_path), "%s.new", sa.sun_path) >= (int) sizeof(bound.sun_path)) {
+                /* No room for another name: removed, then made. */
+                bound = sa;
+                (void) unlink(sa.sun_path);
+        } else if (replace)
+                (void) unlink(bound.sun_path); /* what a corrald that crashed right here left */
         /* Never, not even for an instant, more open than mode. */
         mode_t old = umask(0777 & ~mode);
-        r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+        r = bind(fd, (struct sockaddr *) &bound, sizeof(bound));
         umask(old);
         if (r < 0)
-                return log_error_errno(-errno, "Failed to bind a socket to %s: %m", sa.sun_path);
-        if (chmod(sa.sun_path, mode) < 0)
-                r = log_error_errno(-errno, "Failed to set the mode of %s: %m", sa.sun_path);
+                return log_error_errno(-errno, "Failed to bind a socket to %s: %m", bound.sun_path);
+        if (chmod(bound.sun_path, mode) < 0)
+                r = log_error_errno(-errno, "Failed to set the mode of %s: %m", bound.sun_path);
         else if (listen(fd, SOMAXCONN) < 0)
-                r = log_error_errno(-errno, "Failed to listen on %s: %m", sa.sun_path);
+                r = log_error_errno(-errno, "Failed to listen on %s: %m", bound.sun_path);
+        else if (!streq(bound.sun_path, sa.sun_path) && rename(bound.sun_path, sa.sun_path) < 0)
+                r = log_error_errno(-errno, "Failed to put the socket %s in place of %s: %m", bound.sun_path, sa.sun_path);
         if (r < 0) {
-                (void) unlink(sa.sun_path);
+                (void) unlink(bound.sun_path);
                 return r;
         }
         log_info("Listening on %s.", sa.sun_path);
