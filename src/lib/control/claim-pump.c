@@ -18,8 +18,11 @@
 #define CLAIM_SLICE_USEC (20 * USEC_PER_SEC / 1000)
 #define LAUNCH_SLICE_USEC (10 * USEC_PER_SEC / 1000)
 /* How long a claim that found the database busy waits before it is made again: the write
- * lock was waited for a busy timeout already, and another host holds it meanwhile. */
+ * lock was waited for a busy timeout already, and another host holds it meanwhile. Twice as
+ * long after each round that found it busy again, up to the most: a database that is gone
+ * (each try a connection attempt) is not tried by every agent ten times a second. */
 #define CLAIM_RETRY_USEC (100 * USEC_PER_SEC / 1000)
+#define CLAIM_RETRY_MAX_USEC (5 * USEC_PER_SEC)
 
 /* One agent's claimed runs, not launched yet from runs[launched] on. */
 typedef struct Claimed {
@@ -30,7 +33,8 @@ typedef struct Claimed {
 
 typedef struct ClaimPump {
         sd_event_source *source;
-        sd_event_source *retry_timer; /* moves again to wanted, CLAIM_RETRY_USEC after the first */
+        sd_event_source *retry_timer; /* moves again to wanted, retry_usec after the first */
+        uint64_t retry_usec;
         char **wanted; /* agents to claim for, oldest first */
         char **again; /* agents whose claim found the database busy */
         Claimed *queue; /* to launch, oldest first: queue[first] onward */
@@ -105,15 +109,15 @@ static void claim_again(Control *ctl, const char *agent_id) {
                 (void) log_oom();
                 return;
         }
+        if (p->retry_timer && sd_event_source_get_enabled(p->retry_timer, NULL) > 0)
+                return; /* armed already, for the earlier ones */
+        p->retry_usec = p->retry_usec == 0 ? CLAIM_RETRY_USEC : MIN(2 * p->retry_usec, CLAIM_RETRY_MAX_USEC);
         if (p->retry_timer) {
-                r = sd_event_source_get_enabled(p->retry_timer, NULL);
-                if (r > 0)
-                        return; /* already armed for the earlier ones */
-                r = sd_event_source_set_time_relative(p->retry_timer, CLAIM_RETRY_USEC);
+                r = sd_event_source_set_time_relative(p->retry_timer, p->retry_usec);
                 if (r >= 0)
                         r = sd_event_source_set_enabled(p->retry_timer, SD_EVENT_ONESHOT);
         } else {
-                r = sd_event_add_time_relative(ctl->event, &p->retry_timer, CLOCK_MONOTONIC, CLAIM_RETRY_USEC, 0, on_retry, ctl);
+                r = sd_event_add_time_relative(ctl->event, &p->retry_timer, CLOCK_MONOTONIC, p->retry_usec, 0, on_retry, ctl);
                 if (r >= 0)
                         (void) sd_event_source_set_description(p->retry_timer, "claim-retry");
         }
@@ -131,6 +135,8 @@ static void claim_next(Control *ctl, ClaimPump *p) {
         r = claim_agent(ctl, id, &c.agent, &c.runs, &c.n);
         if (r == -EAGAIN)
                 claim_again(ctl, id);
+        else if (r >= 0)
+                p->retry_usec = 0; /* the database answers again */
         if (c.n == 0) {
                 claimed_done(&c);
                 return;
@@ -208,6 +214,8 @@ void claim_start_next(Control *ctl, const char *agent_id) {
         r = claim_agent(ctl, agent_id, &agent, &claimed, &n);
         if (r == -EAGAIN)
                 claim_again(ctl, agent_id);
+        else if (r >= 0 && ctl->claim_pump)
+                ctl->claim_pump->retry_usec = 0;
         claim_launch(ctl, &agent, claimed, n);
 }
 
