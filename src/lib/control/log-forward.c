@@ -24,7 +24,7 @@ void log_piece_done(LogPiece *p) {
 }
 
 /* Ask the run's host for the read: the request's id goes to *ret_id. */
-static int ask(Control *ctl, const Run *run, int64_t offset, int64_t limit, char **ret_id) {
+static int ask_its_host(Control *ctl, const Run *run, int64_t offset, int64_t limit, char **ret_id) {
         _cleanup_(log_read_donep) LogRead ask = { .offset_bytes = offset, .limit_bytes = limit, .status = LOG_READ_ASKED };
         _cleanup_free_ char *told = NULL;
         int r;
@@ -111,8 +111,10 @@ int log_forward_read(Control *ctl, const Run *run, int64_t offset, int64_t limit
         if (r < 0)
                 return r;
         if (ret_host->name && ret_host->status != HOST_DEAD) {
-                if (!*asked)
-                        return ask(ctl, run, offset, limit, asked) ?: -EAGAIN;
+                if (!*asked) {
+                        r = ask_its_host(ctl, run, offset, limit, asked);
+                        return r < 0 ? r : -EAGAIN;
+                }
                 r = take(ctl, *asked, &answer);
                 if (r < 0)
                         return r;
