@@ -99,6 +99,12 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* s due usec from now, once. */
+static int arm_in(sd_event_source *s, uint64_t usec) {
+        int r = sd_event_source_set_time_relative(s, usec);
+        return r < 0 ? r : sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
 /* Claim for the agent again in a while: its claim found the database busy. Were nobody to
  * ask again, its runs would wait queued for the sweep. */
 static void claim_again(Control *ctl, const char *agent_id) {
@@ -109,34 +115,31 @@ static void claim_again(Control *ctl, const char *agent_id) {
                 (void) log_oom();
                 return;
         }
-        if (p->retry_timer && sd_event_source_get_enabled(p->retry_timer, NULL) > 0)
+        if (sd_event_source_get_enabled(p->retry_timer, NULL) > 0)
                 return; /* armed already, for the earlier ones */
         p->retry_usec = p->retry_usec == 0 ? CLAIM_RETRY_USEC : MIN(2 * p->retry_usec, CLAIM_RETRY_MAX_USEC);
-        if (p->retry_timer) {
-                r = sd_event_source_set_time_relative(p->retry_timer, p->retry_usec);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(p->retry_timer, SD_EVENT_ONESHOT);
-        } else {
-                r = sd_event_add_time_relative(ctl->event, &p->retry_timer, CLOCK_MONOTONIC, p->retry_usec, 0, on_retry, ctl);
-                if (r >= 0)
-                        (void) sd_event_source_set_description(p->retry_timer, "claim-retry");
-        }
+        r = arm_in(p->retry_timer, p->retry_usec);
         if (r < 0)
                 log_error_errno(r, "Failed to arm the claims' retry timer; the sweep claims what is queued: %m");
+}
+
+/* claim_agent(), made again later when the database was busy. */
+static void claim_or_again(Control *ctl, const char *agent_id, Agent *agent, Run **ret, size_t *ret_n) {
+        int r = claim_agent(ctl, agent_id, agent, ret, ret_n);
+
+        if (r == -EAGAIN)
+                claim_again(ctl, agent_id);
+        else if (r >= 0 && ctl->claim_pump)
+                ctl->claim_pump->retry_usec = 0; /* the database answers again */
 }
 
 static void claim_next(Control *ctl, ClaimPump *p) {
         _cleanup_free_ char *id = p->wanted[0];
         Claimed c = {};
-        int r;
 
         /* Out of the list before the claim: what the claim does may ask for it again. */
         memmove(p->wanted, p->wanted + 1, strv_length(p->wanted) * sizeof(char *));
-        r = claim_agent(ctl, id, &c.agent, &c.runs, &c.n);
-        if (r == -EAGAIN)
-                claim_again(ctl, id);
-        else if (r >= 0)
-                p->retry_usec = 0; /* the database answers again */
+        claim_or_again(ctl, id, &c.agent, &c.runs, &c.n);
         if (c.n == 0) {
                 claimed_done(&c);
                 return;
@@ -157,9 +160,7 @@ static void claim_next(Control *ctl, ClaimPump *p) {
  * dispatches before every other (the API waited seconds for a thousand launches). A timer
  * is pending anew each time it elapses, and waits its turn behind the API and the runs. */
 static void arm(ClaimPump *p) {
-        int r = sd_event_source_set_time_relative(p->source, 0);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(p->source, SD_EVENT_ONESHOT);
+        int r = arm_in(p->source, 0);
         if (r < 0)
                 log_error_errno(r, "Failed to arm the claims' event source; the sweep claims what is queued: %m");
 }
@@ -194,13 +195,18 @@ static ClaimPump *pump(Control *ctl) {
         if (!p)
                 return NULL;
         r = sd_event_add_time_relative(ctl->event, &p->source, CLOCK_MONOTONIC, 0, 1, on_pump, ctl);
+        if (r >= 0)
+                r = sd_event_add_time_relative(ctl->event, &p->retry_timer, CLOCK_MONOTONIC, CLAIM_RETRY_USEC, 0, on_retry, ctl);
         if (r < 0) {
-                log_error_errno(r, "Failed to add the claims' event source: %m");
+                log_error_errno(r, "Failed to add the claims' event sources: %m");
+                sd_event_source_disable_unref(p->source);
                 free(p);
                 return NULL;
         }
         (void) sd_event_source_set_description(p->source, "claim-pump");
+        (void) sd_event_source_set_description(p->retry_timer, "claim-retry");
         (void) sd_event_source_set_enabled(p->source, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(p->retry_timer, SD_EVENT_OFF);
         ctl->claim_pump = p;
         return p;
 }
@@ -209,13 +215,8 @@ void claim_start_next(Control *ctl, const char *agent_id) {
         _cleanup_(agent_donep) Agent agent = {};
         Run *claimed;
         size_t n;
-        int r;
 
-        r = claim_agent(ctl, agent_id, &agent, &claimed, &n);
-        if (r == -EAGAIN)
-                claim_again(ctl, agent_id);
-        else if (r >= 0 && ctl->claim_pump)
-                ctl->claim_pump->retry_usec = 0;
+        claim_or_again(ctl, agent_id, &agent, &claimed, &n);
         claim_launch(ctl, &agent, claimed, n);
 }
 
