@@ -124,27 +124,39 @@ static bool launched(const char *run_id) {
         return supervisor_tracks(m->control.supervisor, run_id) || r.shim_pid != INT_NULL;
 }
 
+/* An agent with n runs queued (their ids in runs[], unless NULL) and max_concurrent slots:
+ * homed on another host while they are woken, so that they stay queued, then on any host. */
+static void new_queued_agent(char id[static UUID_STRING_MAX], const char *name, int max_concurrent, int n, char **runs) {
+        _cleanup_free_ char *homed = strprintf("{\"hosts\":[\"elsewhere\"],\"heartbeat\":{\"maxConcurrentRuns\":%d}}",
+                                               max_concurrent),
+                            *anywhere = strprintf("{\"heartbeat\":{\"maxConcurrentRuns\":%d}}", max_concurrent);
+        _cleanup_(agent_donep) Agent a = {};
+
+        fixture_new_agent(id, name, SLEEPER, homed);
+        for (int i = 0; i < n; i++) {
+                _cleanup_free_ char *run = NULL;
+                char payload[32];
+                snprintf(payload, sizeof(payload), "{\"taskKey\":\"t%d\"}", i);
+                assert_int_equal(fixture_wake(id, WAKEUP_SOURCE_ON_DEMAND, name, payload, NULL, &run), WAKE_QUEUED);
+                assert_int_equal(fixture_run_status(run), RUN_QUEUED);
+                if (runs)
+                        runs[i] = TAKE_PTR(run);
+        }
+        assert_int_equal(store_get(m->control.store, &agent_entity, id, &a), 0);
+        free(a.runtime_config);
+        a.runtime_config = TAKE_PTR(anywhere);
+        assert_int_equal(store_update(m->control.store, &agent_entity, &a), 0);
+}
+
 /* Claims asked for in bulk (claim-pump.h) are made from the loop, not before it turns; all
  * of them before any launch; and a run cancelled between its claim and its launch is never
  * launched, while the others are. */
 static void test_pump_claims_then_launches(void **state) {
         enum { N = 4 };
-        _cleanup_(agent_donep) Agent a = {};
         char bulk[UUID_STRING_MAX];
         char *runs[N] = {};
 
-        /* Homed on another host at first: what is woken stays queued here. */
-        fixture_new_agent(bulk, "bulk", SLEEPER, "{\"hosts\":[\"elsewhere\"],\"heartbeat\":{\"maxConcurrentRuns\":4}}");
-        for (int i = 0; i < N; i++) {
-                char payload[32];
-                snprintf(payload, sizeof(payload), "{\"taskKey\":\"t%d\"}", i);
-                assert_int_equal(fixture_wake(bulk, WAKEUP_SOURCE_ON_DEMAND, "bulk", payload, NULL, &runs[i]), WAKE_QUEUED);
-                assert_int_equal(fixture_run_status(runs[i]), RUN_QUEUED);
-        }
-        assert_int_equal(store_get(m->control.store, &agent_entity, bulk, &a), 0);
-        free(a.runtime_config);
-        a.runtime_config = strdup("{\"heartbeat\":{\"maxConcurrentRuns\":4}}");
-        assert_int_equal(store_update(m->control.store, &agent_entity, &a), 0);
+        new_queued_agent(bulk, "bulk", N, N, runs);
 
         claim_pump_want(&m->control, bulk);
         for (int i = 0; i < N; i++)
@@ -192,21 +204,9 @@ static void test_pump_lets_others_run(void **state) {
 
         assert_true(fd >= 0);
         for (int k = 0; k < AGENTS; k++) {
-                _cleanup_(agent_donep) Agent a = {};
                 char name[16];
                 snprintf(name, sizeof(name), "many-%d", k);
-                fixture_new_agent(many[k], name, SLEEPER, "{\"hosts\":[\"elsewhere\"],\"heartbeat\":{\"maxConcurrentRuns\":10}}");
-                for (int i = 0; i < PER_AGENT; i++) {
-                        _cleanup_free_ char *run = NULL;
-                        char payload[32];
-                        snprintf(payload, sizeof(payload), "{\"taskKey\":\"t%d\"}", i);
-                        assert_int_equal(fixture_wake(many[k], WAKEUP_SOURCE_ON_DEMAND, "many", payload, NULL, &run),
-                                         WAKE_QUEUED);
-                }
-                assert_int_equal(store_get(m->control.store, &agent_entity, many[k], &a), 0);
-                free(a.runtime_config);
-                a.runtime_config = strdup("{\"heartbeat\":{\"maxConcurrentRuns\":10}}");
-                assert_int_equal(store_update(m->control.store, &agent_entity, &a), 0);
+                new_queued_agent(many[k], name, PER_AGENT, PER_AGENT, NULL);
         }
         assert_int_equal(sd_event_add_io(m->control.event, &io, fd, EPOLLIN, on_ready, &launched_then), 0);
 
@@ -231,16 +231,10 @@ static void test_pump_lets_others_run(void **state) {
  * connection to hold its lock. */
 static void test_busy_claim_made_again(void **state) {
         _cleanup_(store_freep) Store *other = NULL;
-        _cleanup_(agent_donep) Agent a = {};
         _cleanup_free_ char *run = NULL;
         char busy[UUID_STRING_MAX];
 
-        fixture_new_agent(busy, "busy", SLEEPER, "{\"hosts\":[\"elsewhere\"]}");
-        assert_int_equal(fixture_wake(busy, WAKEUP_SOURCE_ON_DEMAND, "busy", NULL, NULL, &run), WAKE_QUEUED);
-        assert_int_equal(store_get(m->control.store, &agent_entity, busy, &a), 0);
-        free(a.runtime_config);
-        a.runtime_config = strdup("{}");
-        assert_int_equal(store_update(m->control.store, &agent_entity, &a), 0);
+        new_queued_agent(busy, "busy", 1, 1, &run);
 
         store_set_busy_timeout(m->control.store, 50);
         assert_int_equal(store_open(store_target(m->control.store), &other), 0);
