@@ -55,6 +55,19 @@ page=$(api GET "/api/heartbeat-runs/$run/log?offset=0&limitBytes=10")
 like "a log page holds whole lines or is cut on a character" "$(jq -r .nextOffset <<<"$page")" '^[0-9]+$'
 like "corralctl runs lists it, by its agent's name" "$("$CORRALCTL" runs --company "$company")" "$run +hello +succeeded"
 
+# --- the run's session weighs the least (where the kernel shares the CPU by session) ---
+if [ -e /proc/self/autogroup ]; then
+        a=$(agent session '{"command":"/bin/sh","args":["-c","cat /proc/self/autogroup; ps -o sid= -p $$"]}')
+        run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
+        final=$(wait_run "$run")
+        like "the agent's session is at nice 19" "$(jq -r .stdoutExcerpt <<<"$final")" '^/autogroup-[0-9]+ nice 19'
+        sid=$(jq -r .stdoutExcerpt <<<"$final" | awk 'NR == 2 { print $1 }')
+        check "in a session of its own ($sid), not corrald's" test "$sid" != "$(ps -o sid= -p "$DAEMON_PID" | tr -d ' ')"
+        is "corrald's own session keeps its weight" "$(awk '{ print $3 }' "/proc/$DAEMON_PID/autogroup")" 0
+else
+        skip_point "the kernel has no autogroup (/proc/self/autogroup): sessions do not share the CPU"
+fi
+
 # --- excerpts: a reason on stderr, then a flood on stdout; a live run's excerpt ---
 a=$(agent flood '{"command":"/bin/sh","args":["-c","echo the-reason >&2; head -c 3000000 /dev/zero | tr \"\\0\" x; echo; echo last-line"]}')
 run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)

@@ -711,6 +711,28 @@ static bool wait_for_go(int sigfd) {
         }
 }
 
+/* Where a run's cgroup has no cpu controller (the cgroup backend on a machine without it),
+ * the kernel shares the CPU between sessions, not cgroups ("autogroup", sched(7)): the new
+ * session made above would weigh as much as corrald's, and 100 busy runs would leave corrald
+ * 1% of the CPU, its answers hundreds of times slower. At the lowest weight (nice 19, 15
+ * against 1,024) about 70 runs weigh what one service does, as all runs together do in
+ * corral.slice (CPUWeight=100) under systemd; the CPU is still theirs when nothing else
+ * wants it. Inside a cgroup with the cpu controller, the kernel ignores this. A kernel
+ * without autogroup has no such file. */
+static void lower_session_weight(void) {
+        _cleanup_close_ int fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+
+        if (fd < 0) {
+                if (errno != ENOENT)
+                        warn("Failed to open /proc/self/autogroup, the run's session keeps its CPU weight: %s",
+                             strerror(errno));
+                return;
+        }
+        int r = write_full(fd, SHIM_SESSION_NICE, strlen(SHIM_SESSION_NICE));
+        if (r < 0)
+                warn("Failed to lower the run's session CPU weight: %s", strerror(-r));
+}
+
 int shim_main(int argc, char *argv[]) {
         return shim_run(argc, argv, NULL);
 }
@@ -1040,6 +1062,7 @@ int shim_run(int argc, char *argv[], const char *agent_cwd) {
         /* Out of corrald's session (a Ctrl-C there must not reach the run), and the parent
          * of every orphan the agent leaves, so they are reaped here. */
         (void) setsid();
+        lower_session_weight();
         /* The agent gets the usual soft limit of open files back (corrald raised its own to
          * hold many runs): a program that still uses select() breaks above FD_SETSIZE. */
         struct rlimit nofile;

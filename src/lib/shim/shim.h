@@ -71,6 +71,9 @@
 /* Output held in memory while the log cannot be written. */
 #define SHIM_PENDING_MAX (4 * 1024 * 1024)
 
+/* The nice value of a run's session (its autogroup), written to /proc/self/autogroup. */
+#define SHIM_SESSION_NICE "19"
+
 /* The exit status the shim gives an agent it could not execute (as a shell does). */
 #define SHIM_EXIT_EXEC_FAILED 127
 
