@@ -167,22 +167,44 @@ touch "$T/chatty.end"
 final=$(wait_run "$run")
 is "the re-adopted run ends with its real exit code" "$(jq -r '.status + "/" + (.exitCode|tostring)' <<<"$final")" "failed/7"
 is "every line is in the log" "$("$CORRALCTL" logs "$run" | grep -c '^line ')" 40
+log=$STATE/runs/$run/log.ndjson
+is "its digest covers the whole log, both sides of the restart" "$(jq -r '.logBytes|tostring' <<<"$final") $(jq -r .logSha256 <<<"$final")" \
+        "$(stat -c %s "$log") $(sha256sum "$log" | cut -d' ' -f1)"
 ev=$(api GET /api/heartbeat-runs/$run/events | jq -r '[.[].message] | join("|")')
 like "it was marked detached, then cleared by its output" "$ev" "still alive.*cleared detached warning"
 
 # --- the run ended while corrald was down: finalized from status.json, no retry ---
+# Two runs: corrald takes the log's size and digest from the first one's status.json,
+# which the test changes (so corrald cannot have read the log for it), and hashes the
+# second one's log itself, whose status.json gives a size the file does not have.
 a=$(agent short '{"command":"/bin/sh","args":["-c","while [ ! -e '"$T"'/short.go ]; do sleep 0.05; done; echo done; exit 5"]}')
+b=$(agent short2 '{"command":"/bin/sh","args":["-c","while [ ! -e '"$T"'/short.go ]; do sleep 0.05; done; echo done too"]}')
 run=$(api POST /api/agents/$a/heartbeat/invoke | jq -r .id)
+run2=$(api POST /api/agents/$b/heartbeat/invoke | jq -r .id)
 wait_run_started "$run"
+wait_run_started "$run2"
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
 touch "$T/short.go"
 check "the run ends while corrald is down" wait_for 15 test -e "$STATE/runs/$run/status.json"
+check "... and the other" wait_for 15 test -e "$STATE/runs/$run2/status.json"
+log=$STATE/runs/$run/log.ndjson
+is "the shim gave its log's size and digest" "$(jq -r '"\(.logFileBytes) \(.logSha256)"' "$STATE/runs/$run/status.json")" \
+        "$(stat -c %s "$log") $(sha256sum "$log" | cut -d' ' -f1)"
+fake=$(printf 'f%.0s' $(seq 64))
+jq -c --arg d "$fake" '.logSha256 = $d' "$STATE/runs/$run/status.json" >"$T/status.json" && mv "$T/status.json" "$STATE/runs/$run/status.json"
+jq -c '.logFileBytes += 1' "$STATE/runs/$run2/status.json" >"$T/status.json" && mv "$T/status.json" "$STATE/runs/$run2/status.json"
 check "corrald starts after the run ended" start
 final=$(wait_run "$run")
 is "finalized with its true exit code" "$(jq -r '.status + "/" + (.exitCode|tostring)' <<<"$final")" "failed/5"
 is "... and no retry" "$(api GET "/api/companies/$company/heartbeat-runs?agentId=$a" | jq length)" 1
+is "its digest is the shim's, the log not read for it" "$(jq -r '"\(.logBytes) \(.logSha256)"' <<<"$final")" \
+        "$(stat -c %s "$log") $fake"
+final=$(wait_run "$run2")
+log=$STATE/runs/$run2/log.ndjson
+is "a digest for another size is not taken: corrald hashed the log" "$(jq -r '"\(.logBytes) \(.logSha256)"' <<<"$final")" \
+        "$(stat -c %s "$log") $(sha256sum "$log" | cut -d' ' -f1)"
 
 # --- the shim killed while corrald was down: process lost, one retry ---
 a=$(agent lost '{"command":"/bin/sh","args":["-c","sleep 1; echo hi"]}')

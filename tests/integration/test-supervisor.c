@@ -419,6 +419,12 @@ static void test_100mb(void **state) {
         EVP_MD_CTX_free(cap.sha);
         assert_int_equal(cap.size, total);
         assert_memory_equal(got, want, wl);
+        /* The digest the shim made as it wrote the log is the file's. */
+        uint64_t size;
+        char sha256[65];
+        assert_int_equal(runlog_digest(path, &size, sha256), 0);
+        assert_int_equal(seen.run.log_bytes, (int64_t) size);
+        assert_string_equal(seen.run.log_sha256, sha256);
         /* The excerpt is the tail, and no bigger than its limit. */
         assert_true(strlen(seen.run.stdout_excerpt) <= RUNLOG_EXCERPT_MAX);
         assert_true(strlen(seen.run.stdout_excerpt) > RUNLOG_EXCERPT_MAX - 100);

@@ -46,6 +46,10 @@
  * When the log cannot be written (the disk is full), output is held in memory (up to
  * SHIM_PENDING_MAX) and written when it can be; what did not fit is counted in
  * "logDroppedBytes" and never blocks the agent.
+ * status.json's "logFileBytes" and "logSha256" are the size and SHA-256 (lower-case hex) of
+ * log.ndjson as the shim wrote it, from its first byte; missing when the file held bytes
+ * the shim did not write, or does not have that size when the status is written. corrald
+ * takes them for a file of that size and so never reads a log back to hash it.
  */
 #pragma once
 

@@ -2,7 +2,8 @@
 /*
  * The run log: incremental ingestion of the log.ndjson the shim writes
  * (design §4.6), stdout/stderr excerpts, compaction and credential redaction of
- * what corrald stores and shows, and the size and SHA-256 of the final file.
+ * what corrald stores and shows, and the size and SHA-256 of the final file where the
+ * shim did not give them.
  * The file itself is never changed: it holds the agent's exact bytes.
  */
 #pragma once
@@ -57,8 +58,8 @@ int runlog_ingest(RunLog *l);
 int runlog_ingest_all(RunLog *l);
 
 /* Hash up to max bytes appended since the last call (or runlog_ingest()): 1 when more may
- * be there, 0 at the end, -errno. Output is followed this way while a run lives: by its
- * size and digest, not line by line. */
+ * be there, 0 at the end, -errno. A live run's log is hashed by its shim as it writes it
+ * (status.json); this is for a log whose shim did not. */
 int runlog_follow(RunLog *l, size_t max);
 
 typedef int (*RunLogChunkFn)(int stream, const char *data, size_t size, void *userdata);

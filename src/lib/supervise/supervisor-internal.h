@@ -27,9 +27,8 @@
 /* The run's context, in its directory, for the agent. */
 #define RUN_CONTEXT_FILE "context.json"
 
-/* Ingestion progress is written to the run row at most this often. */
-/* Log bytes hashed per dispatch of the follow queue, and per run in one turn: a dispatch
- * takes well under a millisecond. */
+/* Log bytes given to watchers per dispatch of the follow queue, and per run in one turn: a
+ * dispatch takes well under a millisecond. */
 #define FOLLOW_BUDGET (1024 * 1024)
 #define FOLLOW_SLICE (256 * 1024)
 /* Reads of inotify events per dispatch (each up to 16 KiB of them). */
@@ -83,7 +82,7 @@ typedef struct Tracked {
 
         RunLog *log;
         bool watched; /* its output goes to the supervisor's output watcher too */
-        /* In the supervisor's follow queue: output not hashed yet (runlog_follow()). */
+        /* In the supervisor's follow queue: output its watcher has not had yet. */
         struct Tracked *follow_next, **follow_prev;
         int log_wd, events_wd, memory_wd;
         uint64_t oom_kills; /* seen in memory.events while the run's cgroup existed */
@@ -116,8 +115,9 @@ struct Supervisor {
         size_t n_runs;
         Hashmap *by_id; /* run id -> Tracked */
         Hashmap *by_wd; /* inotify watch -> Tracked: the log, cgroup.events or memory.events of a run */
-        /* Runs whose log grew, oldest first: hashed a slice at a time, between the loop's
-         * other work, so a flood of output never holds up a request for long. */
+        /* Watched runs whose log grew, oldest first: read a slice at a time, between the
+         * loop's other work, so a flood of output never holds up a request for long. The
+         * shim hashes the log as it writes it (status.json): corrald reads no other run's. */
         Tracked *follow_head, **follow_tail;
         int follow_fd; /* an eventfd: readable while the queue holds a run */
         sd_event_source *follow_source;
@@ -142,7 +142,7 @@ void tracked_event(Tracked *t, EventLevel level, const char *message);
 void tracked_kill(Tracked *t);
 /* The agent's processes left in the run's cgroup. */
 unsigned tracked_count_leftovers(Tracked *t);
-/* Queue the run's new output to be hashed (a no-op when it is queued). */
+/* Queue the run's new output for its watcher (a no-op when it is queued or unwatched). */
 void tracked_follow(Tracked *t);
 /* Finish the run if its shim is gone and its cgroup empty: may report and free t. */
 void tracked_maybe_finish(Tracked *t);

@@ -107,7 +107,6 @@ int supervisor_recover(Supervisor *s, const Run *run, const RecoverSpec *spec, R
                 }
         }
         tracked_watch(t);
-        tracked_follow(t); /* its log, hashed from the start while it runs on */
 
         /* Pids of an earlier boot name nothing of this one: the run's processes died with it,
          * and only what it wrote to disk (its log, perhaps its status.json) is left. */

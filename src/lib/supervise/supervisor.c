@@ -124,7 +124,7 @@ static void follow_dequeue(Tracked *t) {
 void tracked_follow(Tracked *t) {
         Supervisor *s = t->supervisor;
 
-        if (t->follow_prev || s->follow_fd < 0)
+        if (!t->watched || t->follow_prev || s->follow_fd < 0)
                 return;
         if (!s->follow_head)
                 (void) eventfd_write(s->follow_fd, 1);
@@ -161,11 +161,11 @@ int supervisor_watch_output(Supervisor *s, const char *run_id) {
         return 0;
 }
 
-/* Slices of each queued run's new output, round robin, within a budget per dispatch: a
- * request, an exit or a timer waits for one dispatch at most. The queue is an eventfd,
- * readable while it holds a run, not a defer source: sd-event does not poll while a source
- * is pending, and a defer source always is, which would hide every request until the
- * flood's end. */
+/* Slices of each queued run's new output to its watcher, round robin, within a budget per
+ * dispatch: a request, an exit or a timer waits for one dispatch at most. The queue is an
+ * eventfd, readable while it holds a run, not a defer source: sd-event does not poll while
+ * a source is pending, and a defer source always is, which would hide every request until
+ * the flood's end. */
 static int on_follow(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Supervisor *s = userdata;
         size_t budget = FOLLOW_BUDGET;
@@ -176,17 +176,10 @@ static int on_follow(sd_event_source *src, int fd, uint32_t revents, void *userd
                 int r;
 
                 follow_dequeue(t);
-                r = runlog_follow(t->log, slice);
+                r = runlog_watch(t->log, slice, on_watched_chunk, t);
                 if (r < 0)
-                        log_warning_errno(r, "Run %s: failed to read its log, will hash it at the end: %m", t->run_id);
-                bool more = r > 0;
-                if (t->watched) {
-                        r = runlog_watch(t->log, slice, on_watched_chunk, t);
-                        if (r < 0)
-                                log_warning_errno(r, "Run %s: failed to read its log for its watcher: %m", t->run_id);
-                        more = more || r > 0;
-                }
-                if (more)
+                        log_warning_errno(r, "Run %s: failed to read its log for its watcher: %m", t->run_id);
+                if (r > 0)
                         tracked_follow(t); /* more: to the back of the queue */
                 budget -= slice;
         }
@@ -272,6 +265,9 @@ typedef struct ShimStatus {
         bool tails; /* the shim wrote each stream's tail, of these sizes */
         size_t tail_sizes[2];
         bool again; /* the agent could not resume its session and ran once more, afresh */
+        bool log_digest; /* the shim hashed the log it wrote: its size and SHA-256 */
+        uint64_t log_file_bytes;
+        char log_sha256[65];
 } ShimStatus;
 
 /* The excerpts from the tail files, which must have the sizes status.json gives (a file cut
@@ -303,7 +299,7 @@ static int set_tails(Tracked *t, const size_t sizes[2]) {
 /* Read status.json: the agent's real exit status. */
 static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal, ShimStatus *ret) {
         _cleanup_free_ char *path = strprintf("%s/%s", t->run_dir, SHIM_STATUS_FILE), *text = NULL;
-        cJSON *j, *code, *sig, *finished, *stopped, *dropped, *tails;
+        cJSON *j, *code, *sig, *finished, *stopped, *dropped, *tails, *file_bytes, *sha256;
         int r;
 
         if (!path)
@@ -345,8 +341,30 @@ static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal, ShimSta
         ret->dropped_bytes = cJSON_IsNumber(dropped) && dropped->valuedouble > 0 && dropped->valuedouble < 1e18
                 ? (uint64_t) dropped->valuedouble
                 : 0;
+        file_bytes = cJSON_GetObjectItemCaseSensitive(j, "logFileBytes");
+        sha256 = cJSON_GetObjectItemCaseSensitive(j, "logSha256");
+        ret->log_digest = cJSON_IsNumber(file_bytes) && file_bytes->valuedouble >= 0 && file_bytes->valuedouble < 1e15 &&
+                cJSON_IsString(sha256) && strlen(sha256->valuestring) == 64 &&
+                strspn(sha256->valuestring, "0123456789abcdef") == 64;
+        if (ret->log_digest) {
+                ret->log_file_bytes = (uint64_t) file_bytes->valuedouble;
+                memcpy(ret->log_sha256, sha256->valuestring, sizeof(ret->log_sha256));
+        }
         cJSON_Delete(j);
         return 0;
+}
+
+/* The log's size and digest: the shim's, for the file as it is now; else from reading it
+ * (a shim that died, or one that did not hash it). */
+static int log_digest(Tracked *t, const ShimStatus *st, uint64_t *ret_size, char ret_sha256[static 65]) {
+        struct stat s;
+
+        if (st->log_digest && stat(t->log->path, &s) >= 0 && (uint64_t) s.st_size == st->log_file_bytes) {
+                *ret_size = st->log_file_bytes;
+                memcpy(ret_sha256, st->log_sha256, 65);
+                return 0;
+        }
+        return runlog_digest_final(t->log, ret_size, ret_sha256);
 }
 
 /* The cgroup is empty and the shim gone: report and forget the run. */
@@ -433,7 +451,7 @@ static void finish(Tracked *t) {
          * shim kept, or (a shim that died, or could not write them) from the whole log. */
         if (!st.tails || set_tails(t, st.tail_sizes) < 0)
                 (void) runlog_ingest_all(t->log);
-        r = runlog_digest_final(t->log, &result.log_bytes, result.log_sha256);
+        r = log_digest(t, &st, &result.log_bytes, result.log_sha256);
         result.log_offset = r >= 0 ? result.log_bytes : 0;
         if (r < 0 && r != -ENOENT)
                 log_warning_errno(r, "Run %s: failed to hash its log, ignoring: %m", t->run_id);
