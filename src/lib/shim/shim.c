@@ -39,7 +39,9 @@
 #include "basic/time-util.h"
 #include "basic/fd-util.h"
 
-#define READ_MAX (32 * 1024)
+/* A pipe's default capacity: one read takes all an agent writing flat out has written, which
+ * halves the shim's reads, polls and log lines against 32 KiB under a flood. */
+#define READ_MAX (64 * 1024)
 /* After the agent exits, output still in the pipes is read for at most this long:
  * a descendant that keeps the pipe open must not keep the shim alive. */
 #define DRAIN_IDLE_MS 100
