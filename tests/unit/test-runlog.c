@@ -56,6 +56,57 @@ static void test_format_text(void **state) {
         assert_non_null(strstr(b, "\"encoding\":\"base64\""));
 }
 
+/* The escapes as the JSON string of one byte gives them, a byte at a time. */
+static size_t escape_slowly(char *out, const unsigned char *s, size_t size) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < size; i++) {
+                unsigned char c = s[i];
+                if (c == '"' || c == '\\')
+                        n += (size_t) sprintf(out + n, "\\%c", c);
+                else if (c == '\n')
+                        n += (size_t) sprintf(out + n, "\\n");
+                else if (c == '\t')
+                        n += (size_t) sprintf(out + n, "\\t");
+                else if (c == '\r')
+                        n += (size_t) sprintf(out + n, "\\r");
+                else if (c < 0x20 || c == 0x7f)
+                        n += (size_t) sprintf(out + n, "\\u%04x", c);
+                else
+                        out[n++] = (char) c;
+        }
+        out[n] = 0;
+        return n;
+}
+
+/* The eight-byte scan finds every byte that needs an escape: each ASCII byte at each place
+ * of a block, twice in a chunk; and a UTF-8 sequence (bytes from 0x80 on) at each place
+ * stands for itself. */
+static void test_format_every_byte(void **state) {
+        static const char prefix[] = "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"stream\":\"stdout\",\"chunk\":\"";
+        char chunk[64], want[512];
+
+        for (int c = 0; c < 0x80; c++)
+                for (size_t at = 0; at < 24; at++) {
+                        size_t size = 24 + at % 5;
+                        memset(chunk, 'a', size);
+                        chunk[at] = (char) c;
+                        chunk[(at + 9) % size] = (char) c; /* a second one, in another word */
+                        _cleanup_free_ char *l = line("stdout", chunk, size);
+                        size_t n = escape_slowly(want, (const unsigned char *) chunk, size);
+                        assert_true(strncmp(l, prefix, strlen(prefix)) == 0);
+                        assert_true(strncmp(l + strlen(prefix), want, n) == 0);
+                        assert_string_equal(l + strlen(prefix) + n, "\"}\n");
+                }
+        for (size_t at = 0; at + 3 <= 24; at++) {
+                memset(chunk, 'b', 24);
+                memcpy(chunk + at, "\xe2\x82\xac", 3);
+                _cleanup_free_ char *l = line("stdout", chunk, 24);
+                assert_true(strncmp(l + strlen(prefix), chunk, 24) == 0);
+                assert_string_equal(l + strlen(prefix) + 24, "\"}\n");
+        }
+}
+
 static void test_format_binary(void **state) {
         _cleanup_free_ char *l = line("stderr", "\xff\xfe\x00z", 4);
 
@@ -411,12 +462,19 @@ static void test_digest(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_format_text),      cmocka_unit_test(test_decode_round_trip),
-        cmocka_unit_test(test_format_binary),    cmocka_unit_test(test_utf8_prefix),
-        cmocka_unit_test(test_utf8_lossy),       cmocka_unit_test(test_ingest_incremental),
-        cmocka_unit_test(test_follow_and_tails), cmocka_unit_test(test_excerpt_tail),
-        cmocka_unit_test(test_excerpt_redacted), cmocka_unit_test(test_compact),
-        cmocka_unit_test(test_redact),           cmocka_unit_test(test_digest),
+        cmocka_unit_test(test_format_text),
+        cmocka_unit_test(test_decode_round_trip),
+        cmocka_unit_test(test_format_every_byte),
+        cmocka_unit_test(test_format_binary),
+        cmocka_unit_test(test_utf8_prefix),
+        cmocka_unit_test(test_utf8_lossy),
+        cmocka_unit_test(test_ingest_incremental),
+        cmocka_unit_test(test_follow_and_tails),
+        cmocka_unit_test(test_excerpt_tail),
+        cmocka_unit_test(test_excerpt_redacted),
+        cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_digest),
 };
 
 int main(void) {
