@@ -75,6 +75,12 @@ rm -f "$STATE/filler"
 final=$(wait_run "$run" 40)
 is "the run's exit status survived the full disk" "$(jq -r '[.status, .exitCode] | join(" ")' <<<"$final")" "failed 7"
 is "nothing was lost this time" "$(jq -r '.resultJson.logTruncatedBytes // 0' <<<"$final")" 0
+# The shim hashed what it wrote in pieces around the full disk: the digest is the file's.
+log=$STATE/runs/$run/log.ndjson
+is "its log's size and digest are the file's" "$(jq -r '"\(.logBytes) \(.logSha256)"' <<<"$final")" \
+        "$(stat -c %s "$log") $(sha256sum "$log" | cut -d' ' -f1)"
+is "... as the shim gave them" "$(jq -r '"\(.logFileBytes) \(.logSha256)"' "$STATE/runs/$run/status.json")" \
+        "$(jq -r '"\(.logBytes) \(.logSha256)"' <<<"$final")"
 
 # Output while the disk stays full past the agent's end is counted as lost.
 loser=$(agent loser "{\"command\":\"/bin/sh\",\"args\":[\"-c\",\"read x <$T/go1; yes z | head -c 900000; exit 3\"]}")
@@ -88,6 +94,11 @@ final=$(wait_run "$run" 40)
 is "its exit status survived" "$(jq -r '[.status, .exitCode] | join(" ")' <<<"$final")" "failed 3"
 lost=$(jq -r '.resultJson.logTruncatedBytes // 0' <<<"$final")
 is "logTruncatedBytes counts what was lost" "$lost" 900000
+log=$STATE/runs/$run/log.ndjson
+is "its log's size and digest are those of what was written" "$(jq -r '"\(.logBytes) \(.logSha256)"' <<<"$final")" \
+        "$(stat -c %s "$log") $(sha256sum "$log" | cut -d' ' -f1)"
+is "... as the shim gave them" "$(jq -r '"\(.logFileBytes) \(.logSha256)"' "$STATE/runs/$run/status.json")" \
+        "$(jq -r '"\(.logBytes) \(.logSha256)"' <<<"$final")"
 like "and an event says so" "$(api GET "/api/heartbeat-runs/$run/events" | jq -r '.[] | select(.eventType == "log_truncated") | .message')" \
         "^log_truncated: [0-9]+ byte\\(s\\) of output were lost"
 
