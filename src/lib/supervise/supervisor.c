@@ -357,9 +357,9 @@ static int read_status(Tracked *t, int64_t *ret_exit, char **ret_signal, ShimSta
 /* The log's size and digest: the shim's, for the file as it is now; else from reading it
  * (a shim that died, or one that did not hash it). */
 static int log_digest(Tracked *t, const ShimStatus *st, uint64_t *ret_size, char ret_sha256[static 65]) {
-        struct stat s;
+        struct stat file;
 
-        if (st->log_digest && stat(t->log->path, &s) >= 0 && (uint64_t) s.st_size == st->log_file_bytes) {
+        if (st->log_digest && stat(t->log->path, &file) >= 0 && (uint64_t) file.st_size == st->log_file_bytes) {
                 *ret_size = st->log_file_bytes;
                 memcpy(ret_sha256, st->log_sha256, 65);
                 return 0;
