@@ -20,6 +20,15 @@
 #include "basic/hashmap.h"
 #include "basic/json-text.h"
 
+static void test_hex_encode(void **state) {
+        char hex[9];
+
+        hex_encode("\x00\x0f\xa5\xff", 4, hex);
+        assert_string_equal(hex, "000fa5ff");
+        hex_encode("", 0, hex);
+        assert_string_equal(hex, "");
+}
+
 static void test_uuid(void **state) {
         char a[UUID_STRING_MAX], b[UUID_STRING_MAX];
 
@@ -345,16 +354,10 @@ static void test_json_text(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uuid),
-        cmocka_unit_test(test_iso_time),
-        cmocka_unit_test(test_atoi),
-        cmocka_unit_test(test_files),
-        cmocka_unit_test(test_strstrip),
-        cmocka_unit_test(test_clone3_spawn),
-        cmocka_unit_test(test_fds_over_socket),
-        cmocka_unit_test(test_hashmap_int),
-        cmocka_unit_test(test_hashmap_string),
-        cmocka_unit_test(test_json_text),
+        cmocka_unit_test(test_uuid),           cmocka_unit_test(test_hex_encode),      cmocka_unit_test(test_iso_time),
+        cmocka_unit_test(test_atoi),           cmocka_unit_test(test_files),           cmocka_unit_test(test_strstrip),
+        cmocka_unit_test(test_clone3_spawn),   cmocka_unit_test(test_fds_over_socket), cmocka_unit_test(test_hashmap_int),
+        cmocka_unit_test(test_hashmap_string), cmocka_unit_test(test_json_text),
 };
 
 RUN_TESTS(tests)

@@ -44,6 +44,17 @@ int uuid_new(char ret[static UUID_STRING_MAX]) {
         return 0;
 }
 
+void hex_encode(const void *data, size_t size, char *ret) {
+        static const char digits[] = "0123456789abcdef";
+        const unsigned char *p = data;
+
+        for (size_t i = 0; i < size; i++) {
+                ret[2 * i] = digits[p[i] >> 4];
+                ret[2 * i + 1] = digits[p[i] & 15];
+        }
+        ret[2 * size] = 0;
+}
+
 bool uuid_is_valid(const char *s) {
         if (!s || strlen(s) != 36)
                 return false;

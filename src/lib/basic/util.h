@@ -17,6 +17,9 @@
 int uuid_new(char ret[static UUID_STRING_MAX]);
 bool uuid_is_valid(const char *s);
 
+/* size bytes as lower-case hex, NUL-terminated: ret holds 2 * size + 1. */
+void hex_encode(const void *data, size_t size, char *ret);
+
 int safe_atoi64(const char *s, int64_t *ret);
 int safe_atou64(const char *s, uint64_t *ret);
 

@@ -34,6 +34,7 @@
 #include "basic/macro.h"
 #include "basic/spawn.h"
 #include "basic/utf8.h"
+#include "basic/util.h"
 #include "shim/shim-sandbox.h"
 #include "shim/shim-workspace.h"
 #include "basic/time-util.h"
@@ -242,8 +243,7 @@ static bool log_digest(Shim *s, char ret[static 2 * SHA256_DIGEST_LENGTH + 1]) {
         if (!s->log_digest_ok || fstat(s->log_fd, &st) < 0 || (uint64_t) st.st_size != s->log_file_bytes ||
             SHA256_Final(md, &copy) != 1)
                 return false;
-        for (size_t i = 0; i < sizeof(md); i++)
-                snprintf(ret + 2 * i, 3, "%02x", md[i]);
+        hex_encode(md, sizeof(md), ret);
         return true;
 }
 

@@ -776,9 +776,7 @@ static char *cursor_encode(bool integer, int64_t rowid, const char *key) {
         hex = malloc(strlen(plain) * 2 + 1);
         if (!hex)
                 return NULL;
-        for (size_t i = 0; plain[i]; i++)
-                snprintf(hex + 2 * i, 3, "%02x", (unsigned char) plain[i]);
-        hex[strlen(plain) * 2] = 0;
+        hex_encode(plain, strlen(plain), hex);
         return hex;
 }
 

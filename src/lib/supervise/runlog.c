@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "basic/macro.h"
+#include "basic/util.h"
 #include "basic/utf8.h"
 #include "basic/log.h"
 #include "shim/shim.h"
@@ -591,9 +592,7 @@ int runlog_ingest(RunLog *l) {
 }
 
 static void hex_digest(const unsigned char *md, unsigned md_len, char ret[static 65]) {
-        ret[0] = 0;
-        for (unsigned i = 0; i < md_len && i < 32; i++)
-                snprintf(ret + 2 * i, 3, "%02x", md[i]);
+        hex_encode(md, MIN(md_len, 32u), ret);
 }
 
 int runlog_digest(const char *path, uint64_t *ret_size, char ret_sha256[static 65]) {
