@@ -303,6 +303,11 @@ log_has() {
         grep -Eq "$1" "$T/corrald.log"
 }
 
+# size_and_sha256 FILE: "SIZE SHA256" of a file, as a run's logBytes and logSha256 give it.
+size_and_sha256() {
+        echo "$(stat -c %s "$1") $(sha256sum "$1" | cut -d' ' -f1)"
+}
+
 # gone PID: whether the process is gone.
 gone() {
         ! kill -0 "$1" 2>/dev/null

@@ -78,7 +78,7 @@ is "nothing was lost this time" "$(jq -r '.resultJson.logTruncatedBytes // 0' <<
 # The shim hashed what it wrote in pieces around the full disk: the digest is the file's.
 log=$STATE/runs/$run/log.ndjson
 is "its log's size and digest are the file's" "$(jq -r '"\(.logBytes) \(.logSha256)"' <<<"$final")" \
-        "$(stat -c %s "$log") $(sha256sum "$log" | cut -d' ' -f1)"
+        "$(size_and_sha256 "$log")"
 is "... as the shim gave them" "$(jq -r '"\(.logFileBytes) \(.logSha256)"' "$STATE/runs/$run/status.json")" \
         "$(jq -r '"\(.logBytes) \(.logSha256)"' <<<"$final")"
 
@@ -96,7 +96,7 @@ lost=$(jq -r '.resultJson.logTruncatedBytes // 0' <<<"$final")
 is "logTruncatedBytes counts what was lost" "$lost" 900000
 log=$STATE/runs/$run/log.ndjson
 is "its log's size and digest are those of what was written" "$(jq -r '"\(.logBytes) \(.logSha256)"' <<<"$final")" \
-        "$(stat -c %s "$log") $(sha256sum "$log" | cut -d' ' -f1)"
+        "$(size_and_sha256 "$log")"
 is "... as the shim gave them" "$(jq -r '"\(.logFileBytes) \(.logSha256)"' "$STATE/runs/$run/status.json")" \
         "$(jq -r '"\(.logBytes) \(.logSha256)"' <<<"$final")"
 like "and an event says so" "$(api GET "/api/heartbeat-runs/$run/events" | jq -r '.[] | select(.eventType == "log_truncated") | .message')" \

@@ -169,7 +169,7 @@ is "the re-adopted run ends with its real exit code" "$(jq -r '.status + "/" + (
 is "every line is in the log" "$("$CORRALCTL" logs "$run" | grep -c '^line ')" 40
 log=$STATE/runs/$run/log.ndjson
 is "its digest covers the whole log, both sides of the restart" "$(jq -r '.logBytes|tostring' <<<"$final") $(jq -r .logSha256 <<<"$final")" \
-        "$(stat -c %s "$log") $(sha256sum "$log" | cut -d' ' -f1)"
+        "$(size_and_sha256 "$log")"
 ev=$(api GET /api/heartbeat-runs/$run/events | jq -r '[.[].message] | join("|")')
 like "it was marked detached, then cleared by its output" "$ev" "still alive.*cleared detached warning"
 
@@ -191,7 +191,7 @@ check "the run ends while corrald is down" wait_for 15 test -e "$STATE/runs/$run
 check "... and the other" wait_for 15 test -e "$STATE/runs/$run2/status.json"
 log=$STATE/runs/$run/log.ndjson
 is "the shim gave its log's size and digest" "$(jq -r '"\(.logFileBytes) \(.logSha256)"' "$STATE/runs/$run/status.json")" \
-        "$(stat -c %s "$log") $(sha256sum "$log" | cut -d' ' -f1)"
+        "$(size_and_sha256 "$log")"
 fake=$(printf 'f%.0s' $(seq 64))
 jq -c --arg d "$fake" '.logSha256 = $d' "$STATE/runs/$run/status.json" >"$T/status.json" && mv "$T/status.json" "$STATE/runs/$run/status.json"
 jq -c '.logFileBytes += 1' "$STATE/runs/$run2/status.json" >"$T/status.json" && mv "$T/status.json" "$STATE/runs/$run2/status.json"
@@ -204,7 +204,7 @@ is "its digest is the shim's, the log not read for it" "$(jq -r '"\(.logBytes) \
 final=$(wait_run "$run2")
 log=$STATE/runs/$run2/log.ndjson
 is "a digest for another size is not taken: corrald hashed the log" "$(jq -r '"\(.logBytes) \(.logSha256)"' <<<"$final")" \
-        "$(stat -c %s "$log") $(sha256sum "$log" | cut -d' ' -f1)"
+        "$(size_and_sha256 "$log")"
 
 # --- the shim killed while corrald was down: process lost, one retry ---
 a=$(agent lost '{"command":"/bin/sh","args":["-c","sleep 1; echo hi"]}')
