@@ -4,7 +4,9 @@
 # assistant messages FAKE_INTERVAL seconds apart, each with FAKE_INPUT input and FAKE_OUTPUT
 # output tokens of FAKE_MODEL and each printed twice, its usage growing as claude's does; then
 # its result with the totals (and total_cost_usd when FAKE_COST_USD is set). The file
-# FAKE_MARK, when set, gets a line per message printed.
+# FAKE_MARK, when set, gets a line per message printed. With FAKE_IGNORE_TERM set, it (and
+# its sleeps) ignore SIGTERM, as a CLI busy in a tool might for a while.
+[ -n "${FAKE_IGNORE_TERM:-}" ] && trap '' TERM
 cat >/dev/null
 model=${FAKE_MODEL:-fake-model}
 session=${FAKE_SESSION:-sess-fake}

@@ -140,10 +140,10 @@ is "a run past maxCostCentsPerRun fails" "$(jq -r '"\(.status) \(.errorCode)"' <
 is "... at the message that reached it" "$(jq -r '"\(.resultJson.budget.limit) \(.resultJson.budget.spentCents)"' <<<"$f")" \
         "maxCostCentsPerRun 15"
 
-# --- an agent's budget: a run stopped by what is left of it, the agent paused, its other
-# run and queued run cancelled, its wakes refused ---
+# --- an agent's budget: a run stopped by what is left of it, its other run stopped at its
+# next message, the agent paused, its queued run cancelled, its wakes refused ---
 # The first run writes a message every 2 s, the second (configured after the first started)
-# every 0.1 s: the second reaches the 12 cents left first.
+# every 0.1 s: the second reaches the 12 cents left first, with what the first has spent.
 b=$(agent budgeted '{"FAKE_MESSAGES":"40","FAKE_INTERVAL":"2"}')
 api PATCH "/api/agents/$b" '{"budgetMonthlyCents":12,"runtimeConfig":{"heartbeat":{"maxConcurrentRuns":2}}}' >/dev/null
 slow=$(wake "$b" slow)
@@ -167,8 +167,11 @@ second=$(wait_run "$slow" 60)
 is "the run that reached the agent's budget failed" "$(jq -r '"\(.errorCode) \(.resultJson.budget.limit)"' <<<"$first")" \
         "budget_exceeded the agent's monthly budget"
 is "the agent is paused by its budget" "$(api GET "/api/agents/$b" | jq -r '"\(.status) \(.pauseReason)"')" "paused budget"
-is "its other run was cancelled by the pause" \
-        "$(jq -r '"\(.status) \(.resultJson.stopReason) \(.error)"' <<<"$second")" "cancelled budget_paused Cancelled due to budget pause"
+# Whichever message reached it (the slow run's may come first) counted the other run's spend.
+is "... counting what its other run had spent" \
+        "$(jq -s -r 'any(.[]; .resultJson.budget.otherRunsCents > 0)' <<<"$first$second")" true
+is "its other run was stopped at its next message" "$(jq -r '"\(.errorCode) \(.resultJson.budget.limit)"' <<<"$second")" \
+        "budget_exceeded the agent's monthly budget"
 fq=$(wait_run "$queued")
 is "... and its queued run" "$(jq -r '"\(.status) \(.resultJson.stopReason)"' <<<"$fq")" "cancelled budget_paused"
 is "... and its deferred wake" \
@@ -210,6 +213,42 @@ is "a wake of another agent of it gets 409" "$(status) $(jq -r '"\(.scopeType) \
 is "metrics: what is left of the company's budget" \
         "$(curl -sS --unix-socket "$SOCK" http://localhost/metrics | grep "corral_budget_remaining_cents{scope=\"company\",company=\"$co2\"")" \
         "corral_budget_remaining_cents{scope=\"company\",company=\"$co2\",agent=\"\"} 0"
+
+# --- runs that stream at once spend one budget together ---
+# Two agents of a company with 40 cents, each run at 5 cents every 0.5 s: alone, each would
+# take 4 s to spend it. Together they reach it in half that, and the run whose message does
+# is stopped there, though it spent less than 40 alone.
+co3=$(api POST /api/companies '{"name":"Pooled","issuePrefix":"PO","budgetMonthlyCents":40}' | jq -r .id)
+p1=$(agent p1 '{"FAKE_MESSAGES":"40","FAKE_INTERVAL":"0.5"}' '{}' "$co3")
+p2=$(agent p2 '{"FAKE_MESSAGES":"40","FAKE_INTERVAL":"0.5"}' '{}' "$co3")
+rp1=$(wake "$p1")
+rp2=$(wake "$p2")
+fp1=$(wait_run "$rp1" 60)
+fp2=$(wait_run "$rp2" 60)
+pooled=$(jq -s -c '[.[] | select(.resultJson.budget.otherRunsCents > 0)][0]' <<<"$fp1$fp2")
+is "a run is stopped when the company's runs together reach its budget" \
+        "$(jq -r '"\(.errorCode) \(.resultJson.budget.limit) \(.resultJson.budget.spentCents < 40)"' <<<"$pooled")" \
+        "budget_exceeded the company's monthly budget true"
+like "... and its error says what the other run spent" "$(jq -r .error <<<"$pooled")" \
+        "reaching the company's monthly budget of 40 cents with the [0-9]+ cents of its other runs still running"
+is "the other run is stopped at its next message" "$(jq -r '"\(.errorCode) \(.resultJson.budget.limit)"' <<<"$fp1$fp2" | sort -u)" \
+        "budget_exceeded the company's monthly budget"
+spent_pooled=$(api GET "/api/companies/$co3" | jq -r .spentMonthlyCents)
+check "the company spent its budget and at most one message of each run more ($spent_pooled cents)" \
+        test "$spent_pooled" -ge 40 -a "$spent_pooled" -le 50
+is "... and is paused" "$(api GET "/api/agents/$p1" | jq -r .status) $(api GET "/api/agents/$p2" | jq -r .status)" "paused paused"
+
+# --- what a live run has spent counts for a wake: a run stopped at its budget that has
+# not ended yet (the stand-in ignores SIGTERM for the grace period) ---
+st=$(agent stubborn '{"FAKE_MESSAGES":"20","FAKE_INTERVAL":"0.2","FAKE_IGNORE_TERM":"1"}')
+api PATCH "/api/agents/$st" '{"budgetMonthlyCents":10}' >/dev/null
+rst=$(wake "$st")
+wait_for 20 field_is "/api/heartbeat-runs/$rst/events" '[.[].eventType] | index("budget.exceeded") != null' true
+out=$(api POST "/api/agents/$st/wakeup" '{"reason":"more"}')
+is "a wake while a live run has spent the budget gets 409" "$(status) $(jq -r '"\(.reason) \(.spentMonthlyCents)"' <<<"$out")" \
+        "409 budget.blocked 10"
+check "... though that run has not ended" run_is "$rst" running
+is "the run ends stopped by the budget" "$(wait_run "$rst" 60 | jq -r .errorCode)" budget_exceeded
 
 # --- a new month lifts the pauses of the last one ---
 echo 2027-01 >"$T/month"

@@ -105,15 +105,66 @@ void budget_price(const Config *c, const AdapterBudget *ab, CliOutput *o) {
         o->billing_type = ab->subscription ? "subscription_included" : "api";
 }
 
+/* What the live runs of an agent, or of a company, have spent so far all together: a budget
+ * is spent by the runs that stream at once, not by each alone. Only this host's runs: each
+ * host sums its own. */
+typedef struct LiveTotal {
+        char *id; /* an agent's or a company's: both are UUIDs, which never meet */
+        int64_t cents;
+        unsigned runs;
+} LiveTotal;
+
+static int64_t live_total(Control *ctl, const char *id) {
+        const LiveTotal *t = ctl->live_totals ? hashmap_get(ctl->live_totals, id) : NULL;
+
+        return t ? t->cents : 0;
+}
+
+static int total_join(Control *ctl, const char *id) {
+        LiveTotal *t = hashmap_get(ctl->live_totals, id);
+        int r;
+
+        if (!t) {
+                t = calloc(1, sizeof(LiveTotal));
+                if (!t)
+                        return -ENOMEM;
+                t->id = strdup(id);
+                r = t->id ? hashmap_put(ctl->live_totals, t->id, t) : -ENOMEM;
+                if (r < 0) {
+                        free(t->id);
+                        free(t);
+                        return r;
+                }
+        }
+        t->runs++;
+        return 0;
+}
+
+static void total_leave(Control *ctl, const char *id, int64_t cents) {
+        LiveTotal *t = hashmap_get(ctl->live_totals, id);
+
+        if (!t)
+                return;
+        t->cents -= cents;
+        if (--t->runs > 0)
+                return;
+        (void) hashmap_remove(ctl->live_totals, t->id);
+        free(t->id);
+        free(t);
+}
+
 int budget_blocked(Control *ctl, const Agent *agent, BudgetBlock *ret) {
         char month[COST_MONTH_MAX];
         int64_t spent, budget;
         int r;
 
+        /* What the live runs have spent so far is spent too: a run started now would only be
+         * stopped at its first response. */
         budget_month(ctl->config, month);
         r = store_company_spent(ctl->store, agent->company_id, month, &spent, &budget);
         if (r < 0 && r != -ENOENT)
                 return r;
+        spent += live_total(ctl, agent->company_id);
         if (r >= 0 && budget > 0 && spent >= budget) {
                 *ret = (BudgetBlock){ .agent = false, .budget_cents = budget, .spent_cents = spent };
                 return 1;
@@ -121,6 +172,7 @@ int budget_blocked(Control *ctl, const Agent *agent, BudgetBlock *ret) {
         r = store_agent_spent(ctl->store, agent->id, month, &spent, &budget);
         if (r < 0 && r != -ENOENT)
                 return r;
+        spent += live_total(ctl, agent->id);
         if (r >= 0 && budget > 0 && spent >= budget) {
                 *ret = (BudgetBlock){ .agent = true, .budget_cents = budget, .spent_cents = spent };
                 return 1;
@@ -416,14 +468,29 @@ typedef struct LiveSpend {
         int64_t prior_input, prior_cached, prior_output; /* a CLI's running totals before this run */
         int64_t checked_tokens;
         bool checked_cost;
+        int64_t cents; /* what it counts in the live totals of its agent and company */
         bool limited; /* a cap or a budget limited it when it started: it is checked */
         bool stopped;
         char *stop_message, *stop_json;
         struct LiveSpend *next, **prev; /* Control.live_spend_list */
 } LiveSpend;
 
-/* Off the table and the list; ls stays allocated. */
+/* The one place a run's share of the live totals changes. */
+static void live_count(Control *ctl, LiveSpend *ls, int64_t cents) {
+        LiveTotal *a = hashmap_get(ctl->live_totals, ls->agent_id), *c = hashmap_get(ctl->live_totals, ls->company_id);
+
+        if (a)
+                a->cents += cents - ls->cents;
+        if (c)
+                c->cents += cents - ls->cents;
+        ls->cents = cents;
+}
+
+/* Off the table, the list and the totals; ls stays allocated. */
 static void live_unlink(Control *ctl, LiveSpend *ls) {
+        total_leave(ctl, ls->agent_id, ls->cents);
+        total_leave(ctl, ls->company_id, ls->cents);
+        ls->cents = 0;
         (void) hashmap_remove(ctl->live_spend, ls->run_id);
         *ls->prev = ls->next;
         if (ls->next)
@@ -437,6 +504,13 @@ static int live_link(Control *ctl, LiveSpend *ls) {
 
         if (r < 0)
                 return r;
+        r = total_join(ctl, ls->agent_id);
+        if (r >= 0 && (r = total_join(ctl, ls->company_id)) < 0)
+                total_leave(ctl, ls->agent_id, 0);
+        if (r < 0) {
+                (void) hashmap_remove(ctl->live_spend, ls->run_id);
+                return r;
+        }
         ls->next = ctl->live_spend_list;
         if (ls->next)
                 ls->next->prev = &ls->next;
@@ -478,6 +552,8 @@ int budget_watch(Control *ctl, const Agent *agent, const Run *run) {
         /* Followed even when nothing limits it, for what it has spent so far (budget_live_usage()). */
         if (!ctl->live_spend && (r = hashmap_new(HASHMAP_STRING, &ctl->live_spend)) < 0)
                 return r;
+        if (!ctl->live_totals && (r = hashmap_new(HASHMAP_STRING, &ctl->live_totals)) < 0)
+                return r;
         ls = calloc(1, sizeof(LiveSpend));
         if (!ls)
                 return -ENOMEM;
@@ -515,19 +591,25 @@ int budget_watch(Control *ctl, const Agent *agent, const Run *run) {
         return 1;
 }
 
-/* The run reached limit (named as its adapterConfig or budget is): stop it, and say why. */
-static void live_stop(Control *ctl, LiveSpend *ls, const char *limit, int64_t limit_value, const char *unit, const Spend *sp) {
+/* The run reached limit (named as its adapterConfig or budget is): stop it, and say why.
+ * others: what the other live runs under that budget had spent by then, or -1 for a cap. */
+static void live_stop(Control *ctl, LiveSpend *ls, const char *limit, int64_t limit_value, const char *unit, const Spend *sp,
+                      int64_t others) {
+        char with[128] = "";
         cJSON *j;
         int r;
 
+        if (others > 0)
+                snprintf(with, sizeof(with), " with the %" PRIi64 " cents of its other runs still running", others);
         ls->stopped = true;
         ls->stop_message =
-                strprintf("Stopped: the run spent %" PRIi64 " cents and %" PRIi64 " tokens, reaching %s of %" PRIi64 " %s",
-                          sp->cents, sp->tokens, limit, limit_value, unit);
+                strprintf("Stopped: the run spent %" PRIi64 " cents and %" PRIi64 " tokens, reaching %s of %" PRIi64 " %s%s",
+                          sp->cents, sp->tokens, limit, limit_value, unit, with);
         j = cJSON_CreateObject();
         if (j && cJSON_AddStringToObject(j, "limit", limit) && cJSON_AddNumberToObject(j, "limitValue", (double) limit_value) &&
             cJSON_AddNumberToObject(j, "spentCents", (double) sp->cents) &&
-            cJSON_AddNumberToObject(j, "spentTokens", (double) sp->tokens))
+            cJSON_AddNumberToObject(j, "spentTokens", (double) sp->tokens) &&
+            (others < 0 || cJSON_AddNumberToObject(j, "otherRunsCents", (double) others)))
                 ls->stop_json = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
         log_notice("Run %s: %s.", ls->run_id, strna(ls->stop_message));
@@ -556,12 +638,12 @@ static void live_spend(Control *ctl, const LiveSpend *ls, Spend *ret) {
 static void live_check(Control *ctl, LiveSpend *ls) {
         const CliOutput *o = &ls->out;
         char month[COST_MONTH_MAX];
-        int64_t spent, budget;
+        int64_t spent, budget, live;
         Spend sp;
 
         /* The end of the output of a run already over (given to the watchers before its end
          * is told) stops nothing: its end counts it. */
-        if (!ls->limited || supervisor_run_ending(ctl->supervisor, ls->run_id))
+        if (supervisor_run_ending(ctl->supervisor, ls->run_id))
                 return;
         live_spend(ctl, ls, &sp);
         /* Only what changed is checked again: a line without usage costs nothing. */
@@ -569,20 +651,26 @@ static void live_check(Control *ctl, LiveSpend *ls) {
                 return;
         ls->checked_tokens = sp.tokens;
         ls->checked_cost = o->has_cost;
+        /* Counted though nothing limits it: a budget limits what its runs spend together. */
+        live_count(ctl, ls, sp.cents);
+        if (!ls->limited)
+                return;
 
         if (ls->caps.max_tokens_per_run > 0 && (uint64_t) sp.tokens >= ls->caps.max_tokens_per_run)
-                return live_stop(ctl, ls, "maxTokensPerRun", (int64_t) ls->caps.max_tokens_per_run, "tokens", &sp);
+                return live_stop(ctl, ls, "maxTokensPerRun", (int64_t) ls->caps.max_tokens_per_run, "tokens", &sp, -1);
         if (ls->caps.max_cost_cents_per_run > 0 && (uint64_t) sp.cents >= ls->caps.max_cost_cents_per_run)
-                return live_stop(ctl, ls, "maxCostCentsPerRun", (int64_t) ls->caps.max_cost_cents_per_run, "cents", &sp);
+                return live_stop(ctl, ls, "maxCostCentsPerRun", (int64_t) ls->caps.max_cost_cents_per_run, "cents", &sp, -1);
         if (sp.cents == 0)
                 return;
-        /* What is left of the budgets is read anew: other runs' ends spend from them too. */
+        /* What is left of the budgets is read anew: other runs' ends spend from them too, and
+         * what the other live runs under them have spent so far counts as spent. */
         budget_month(ctl->config, month);
-        if (store_agent_spent(ctl->store, ls->agent_id, month, &spent, &budget) >= 0 && budget > 0 && spent + sp.cents >= budget)
-                return live_stop(ctl, ls, "the agent's monthly budget", budget, "cents", &sp);
-        if (store_company_spent(ctl->store, ls->company_id, month, &spent, &budget) >= 0 && budget > 0 &&
-            spent + sp.cents >= budget)
-                return live_stop(ctl, ls, "the company's monthly budget", budget, "cents", &sp);
+        live = live_total(ctl, ls->agent_id);
+        if (store_agent_spent(ctl->store, ls->agent_id, month, &spent, &budget) >= 0 && budget > 0 && spent + live >= budget)
+                return live_stop(ctl, ls, "the agent's monthly budget", budget, "cents", &sp, live - sp.cents);
+        live = live_total(ctl, ls->company_id);
+        if (store_company_spent(ctl->store, ls->company_id, month, &spent, &budget) >= 0 && budget > 0 && spent + live >= budget)
+                return live_stop(ctl, ls, "the company's monthly budget", budget, "cents", &sp, live - sp.cents);
 }
 
 void budget_on_output(Supervisor *s, const char *run_id, int stream, const char *data, size_t size, void *userdata) {
@@ -640,4 +728,6 @@ void budget_done(Control *ctl) {
                 live_free(ls);
         }
         ctl->live_spend = hashmap_free(ctl->live_spend);
+        /* Empty now: the last run of a total frees it. */
+        ctl->live_totals = hashmap_free(ctl->live_totals);
 }

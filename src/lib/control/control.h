@@ -42,6 +42,7 @@ typedef struct Control {
         struct EventHub *events; /* the subscribers of GET /api/events: api-events.c's alone */
         struct Hashmap *live_spend; /* run id -> LiveSpend */
         struct LiveSpend *live_spend_list; /* the same, to free them */
+        struct Hashmap *live_totals; /* agent or company id -> LiveTotal: what their live runs spent */
 
         /* Run ends not recorded yet, tried again from a timer: finalize.c's alone. */
         struct PendingEnd *pending_ends;
