@@ -155,7 +155,7 @@ static void total_leave(Control *ctl, const char *id, int64_t cents) {
 
 int budget_blocked(Control *ctl, const Agent *agent, BudgetBlock *ret) {
         char month[COST_MONTH_MAX];
-        int64_t spent, budget;
+        int64_t spent, budget, live;
         int r;
 
         /* What the live runs have spent so far is spent too: a run started now would only be
@@ -164,17 +164,17 @@ int budget_blocked(Control *ctl, const Agent *agent, BudgetBlock *ret) {
         r = store_company_spent(ctl->store, agent->company_id, month, &spent, &budget);
         if (r < 0 && r != -ENOENT)
                 return r;
-        spent += live_total(ctl, agent->company_id);
-        if (r >= 0 && budget > 0 && spent >= budget) {
-                *ret = (BudgetBlock){ .agent = false, .budget_cents = budget, .spent_cents = spent };
+        live = live_total(ctl, agent->company_id);
+        if (r >= 0 && budget > 0 && spent + live >= budget) {
+                *ret = (BudgetBlock){ .agent = false, .budget_cents = budget, .spent_cents = spent + live };
                 return 1;
         }
         r = store_agent_spent(ctl->store, agent->id, month, &spent, &budget);
         if (r < 0 && r != -ENOENT)
                 return r;
-        spent += live_total(ctl, agent->id);
-        if (r >= 0 && budget > 0 && spent >= budget) {
-                *ret = (BudgetBlock){ .agent = true, .budget_cents = budget, .spent_cents = spent };
+        live = live_total(ctl, agent->id);
+        if (r >= 0 && budget > 0 && spent + live >= budget) {
+                *ret = (BudgetBlock){ .agent = true, .budget_cents = budget, .spent_cents = spent + live };
                 return 1;
         }
         return 0;
