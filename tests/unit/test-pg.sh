@@ -9,7 +9,7 @@ set -u
 
 srcdir=${CORRAL_SRCDIR:-.}
 builddir=${CORRAL_BUILDDIR:-.}
-programs="test-store test-recovery test-adapters test-wakeup test-claim test-log-forward test-finalize test-issue-lock test-scheduler test-wake-payload"
+programs="test-store test-recovery test-adapters test-wakeup test-claim test-log-forward test-finalize test-budget test-issue-lock test-scheduler test-wake-payload"
 
 if ! "$srcdir/tests/pg-server.sh" bindir >/dev/null; then
         echo "1..0 # SKIP PostgreSQL's server (Debian package postgresql) is not installed"

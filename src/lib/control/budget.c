@@ -720,14 +720,18 @@ void budget_run_ended(Control *ctl, const char *run_id, char **ret_message, char
         live_free(ls);
 }
 
-void budget_done(Control *ctl) {
-        /* The table has no iterator: the list of its values frees them. */
+void budget_forget_live(Control *ctl) {
+        /* The table has no iterator: the list of its values frees them. The last run of a
+         * total frees it. */
         while (ctl->live_spend_list) {
                 LiveSpend *ls = ctl->live_spend_list;
                 live_unlink(ctl, ls);
                 live_free(ls);
         }
+}
+
+void budget_done(Control *ctl) {
+        budget_forget_live(ctl);
         ctl->live_spend = hashmap_free(ctl->live_spend);
-        /* Empty now: the last run of a total frees it. */
         ctl->live_totals = hashmap_free(ctl->live_totals);
 }

@@ -72,4 +72,9 @@ void budget_on_output(Supervisor *s, const char *run_id, int stream, const char 
  * object text, or NULL), and the run is not followed any more. */
 void budget_run_ended(Control *ctl, const char *run_id, char **ret_message, char **ret_json);
 
+/* This host fenced itself: its runs are killed unrecorded, their ends others' to record, so
+ * what they spent counts here no more. Those still this host's when it has its row again
+ * are watched anew by their recovery. */
+void budget_forget_live(Control *ctl);
+
 void budget_done(Control *ctl);

@@ -12,6 +12,7 @@
 #include "basic/macro.h"
 #include "basic/time-util.h"
 #include "basic/util.h"
+#include "control/budget.h"
 #include "control/claim-pump.h"
 #include "control/finalize.h"
 #include "control/run-recovery.h"
@@ -173,6 +174,7 @@ static void host_fence(Control *ctl, HostSelf *h, const char *why) {
                 return;
         h->fenced = true;
         n = ctl->supervisor ? supervisor_fence(ctl->supervisor) : 0;
+        budget_forget_live(ctl);
         log_error("Host %s: %s; %u run%s killed unrecorded, so that no run executes twice. It writes nothing until it "
                   "has its row again.",
                   h->id, why, n, n == 1 ? "" : "s");
