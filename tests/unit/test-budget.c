@@ -20,18 +20,14 @@
 static void new_spender(char id[static UUID_STRING_MAX]) {
         _cleanup_(agent_donep) Agent a = {};
         const char *srcdir = getenv("CORRAL_SRCDIR");
+        _cleanup_free_ char *config = strprintf("{\"command\":\"%s/tests/integration/fake-spender.sh\","
+                                                "\"env\":{\"FAKE_MESSAGES\":\"2\",\"FAKE_INTERVAL\":\"30\"}}",
+                                                srcdir ?: ".");
 
-        assert_int_equal(entity_init(&agent_entity, &a), 0);
-        assert_int_equal(record_stamp(&a.id, &a.created_at, &a.updated_at, NULL), 0);
-        snprintf(id, UUID_STRING_MAX, "%s", a.id);
-        a.company_id = strdup(company);
-        a.name = strdup("spender");
+        fixture_new_agent(id, "spender", config, NULL);
+        assert_int_equal(store_get(m->control.store, &agent_entity, id, &a), 0);
         a.adapter_type = ADAPTER_CLAUDE_LOCAL;
-        free(a.adapter_config);
-        a.adapter_config = strprintf("{\"command\":\"%s/tests/integration/fake-spender.sh\","
-                                     "\"env\":{\"FAKE_MESSAGES\":\"2\",\"FAKE_INTERVAL\":\"30\"}}",
-                                     srcdir ?: ".");
-        fixture_insert(&agent_entity, &a);
+        assert_int_equal(store_update(m->control.store, &agent_entity, &a), 0);
 }
 
 static void set_company_budget(int64_t cents) {
