@@ -120,7 +120,8 @@ static int64_t live_total(Control *ctl, const char *id) {
         return t ? t->cents : 0;
 }
 
-static int total_join(Control *ctl, const char *id) {
+/* One more run in the total of id, made if it is the first: *ret. */
+static int total_join(Control *ctl, const char *id, LiveTotal **ret) {
         LiveTotal *t = hashmap_get(ctl->live_totals, id);
         int r;
 
@@ -137,14 +138,12 @@ static int total_join(Control *ctl, const char *id) {
                 }
         }
         t->runs++;
+        *ret = t;
         return 0;
 }
 
-static void total_leave(Control *ctl, const char *id, int64_t cents) {
-        LiveTotal *t = hashmap_get(ctl->live_totals, id);
-
-        if (!t)
-                return;
+/* A run that counted cents in t leaves it; the last one frees it. */
+static void total_leave(Control *ctl, LiveTotal *t, int64_t cents) {
         t->cents -= cents;
         if (--t->runs > 0)
                 return;
@@ -468,7 +467,8 @@ typedef struct LiveSpend {
         int64_t prior_input, prior_cached, prior_output; /* a CLI's running totals before this run */
         int64_t checked_tokens;
         bool checked_cost;
-        int64_t cents; /* what it counts in the live totals of its agent and company */
+        LiveTotal *agent_total, *company_total; /* while it is linked */
+        int64_t cents; /* what it counts in both */
         bool limited; /* a cap or a budget limited it when it started: it is checked */
         bool stopped;
         char *stop_message, *stop_json;
@@ -476,20 +476,17 @@ typedef struct LiveSpend {
 } LiveSpend;
 
 /* The one place a run's share of the live totals changes. */
-static void live_count(Control *ctl, LiveSpend *ls, int64_t cents) {
-        LiveTotal *a = hashmap_get(ctl->live_totals, ls->agent_id), *c = hashmap_get(ctl->live_totals, ls->company_id);
-
-        if (a)
-                a->cents += cents - ls->cents;
-        if (c)
-                c->cents += cents - ls->cents;
+static void live_count(LiveSpend *ls, int64_t cents) {
+        ls->agent_total->cents += cents - ls->cents;
+        ls->company_total->cents += cents - ls->cents;
         ls->cents = cents;
 }
 
 /* Off the table, the list and the totals; ls stays allocated. */
 static void live_unlink(Control *ctl, LiveSpend *ls) {
-        total_leave(ctl, ls->agent_id, ls->cents);
-        total_leave(ctl, ls->company_id, ls->cents);
+        total_leave(ctl, ls->agent_total, ls->cents);
+        total_leave(ctl, ls->company_total, ls->cents);
+        ls->agent_total = ls->company_total = NULL;
         ls->cents = 0;
         (void) hashmap_remove(ctl->live_spend, ls->run_id);
         *ls->prev = ls->next;
@@ -504,9 +501,9 @@ static int live_link(Control *ctl, LiveSpend *ls) {
 
         if (r < 0)
                 return r;
-        r = total_join(ctl, ls->agent_id);
-        if (r >= 0 && (r = total_join(ctl, ls->company_id)) < 0)
-                total_leave(ctl, ls->agent_id, 0);
+        r = total_join(ctl, ls->agent_id, &ls->agent_total);
+        if (r >= 0 && (r = total_join(ctl, ls->company_id, &ls->company_total)) < 0)
+                total_leave(ctl, ls->agent_total, 0);
         if (r < 0) {
                 (void) hashmap_remove(ctl->live_spend, ls->run_id);
                 return r;
@@ -652,7 +649,7 @@ static void live_check(Control *ctl, LiveSpend *ls) {
         ls->checked_tokens = sp.tokens;
         ls->checked_cost = o->has_cost;
         /* Counted though nothing limits it: a budget limits what its runs spend together. */
-        live_count(ctl, ls, sp.cents);
+        live_count(ls, sp.cents);
         if (!ls->limited)
                 return;
 
@@ -665,10 +662,10 @@ static void live_check(Control *ctl, LiveSpend *ls) {
         /* What is left of the budgets is read anew: other runs' ends spend from them too, and
          * what the other live runs under them have spent so far counts as spent. */
         budget_month(ctl->config, month);
-        live = live_total(ctl, ls->agent_id);
+        live = ls->agent_total->cents;
         if (store_agent_spent(ctl->store, ls->agent_id, month, &spent, &budget) >= 0 && budget > 0 && spent + live >= budget)
                 return live_stop(ctl, ls, "the agent's monthly budget", budget, "cents", &sp, live - sp.cents);
-        live = live_total(ctl, ls->company_id);
+        live = ls->company_total->cents;
         if (store_company_spent(ctl->store, ls->company_id, month, &spent, &budget) >= 0 && budget > 0 && spent + live >= budget)
                 return live_stop(ctl, ls, "the company's monthly budget", budget, "cents", &sp, live - sp.cents);
 }
