@@ -272,8 +272,9 @@ static void test_ingest_incremental(void **state) {
         runlog_free(again);
 }
 
-/* While a run lives its log is followed by size and digest only; its excerpts come from
- * the log's tail when asked for, and at the end from the tails the shim kept. */
+/* A log hashed in slices without being decoded (runlog_follow(), for a log whose shim gave
+ * no digest); its excerpts come from the log's tail when asked for, and at the end from the
+ * tails the shim kept. */
 static void test_follow_and_tails(void **state) {
         _cleanup_free_ char *path = strprintf("%s/follow.ndjson", dir), *reason = line("stderr", "the reason\n", 11),
                             *late = line("stderr", "late\n", 5), *chunk = malloc(1000), *out = NULL;
